@@ -1,0 +1,4 @@
+from .selective_scan import BACKEND_ENV, available_backends, selective_scan_fn
+from .selective_scan_torch import selective_scan_torch
+
+__all__ = ['selective_scan_fn', 'selective_scan_torch', 'available_backends', 'BACKEND_ENV']

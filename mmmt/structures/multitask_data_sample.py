@@ -1,0 +1,58 @@
+"""The data sample that carries per-task ground truth and predictions."""
+from typing import Optional
+
+import torch
+from mmengine.structures import PixelData
+from mmseg.structures import SegDataSample
+
+__all__ = ['MultiTaskDataSample', 'KNOWN_TASKS']
+
+#: The dense tasks mmmt knows by name. Models and metrics take their task list from configs; this
+#: tuple only fixes the canonical order (the order the reference code concatenates tasks in).
+KNOWN_TASKS = ('semseg', 'depth', 'human_parts', 'sal', 'normals', 'edge')
+
+
+class MultiTaskDataSample(SegDataSample):
+    """A :class:`~mmseg.structures.SegDataSample` with one field per task.
+
+    Ground truth of task ``t`` lives in ``gt_<t>`` and the prediction in ``pred_<t>``, each a
+    :class:`~mmengine.structures.PixelData` whose ``data`` is a (C, H, W) tensor:
+
+    ============  ============================  ===========================================
+    task          ``gt_<task>.data``            ``pred_<task>.data``
+    ============  ============================  ===========================================
+    semseg        (1, H, W) int64, 255 ignore   (1, H, W) int64 class index
+    human_parts   (1, H, W) int64, 255 ignore   (1, H, W) int64 class index
+    depth         (1, H, W) float32 metres,     (1, H, W) float32 metres (clamped >= 0)
+                  255 ignore
+    normals       (3, H, W) float32 in [-1, 1], (3, H, W) float32 unit vectors
+                  all channels 255 = ignore
+    edge          (1, H, W) float32 in [0, 1],  (1, H, W) float32 boundary probability
+                  255 ignore
+    sal           (1, H, W) float32 {0, 1},     (1, H, W) float32 saliency probability
+                  255 ignore
+    ============  ============================  ===========================================
+
+    Raw logits of a task may be kept in ``<task>_logits``.
+    Any task name works; the table lists the six mmmt ships losses and metrics for.
+    """
+
+    def set_gt(self, task: str, data: torch.Tensor) -> None:
+        """Store ``data`` (C, H, W) as the ground truth of ``task``."""
+        self.set_field(PixelData(data=data), f'gt_{task}', dtype=PixelData)
+
+    def set_pred(self, task: str, data: torch.Tensor) -> None:
+        """Store ``data`` (C, H, W) as the prediction of ``task``."""
+        self.set_field(PixelData(data=data), f'pred_{task}', dtype=PixelData)
+
+    def get_gt(self, task: str) -> Optional[PixelData]:
+        """The ground truth of ``task``, or None if the sample has none."""
+        return self.get(f'gt_{task}', None)
+
+    def get_pred(self, task: str) -> Optional[PixelData]:
+        """The prediction of ``task``, or None if the sample has none."""
+        return self.get(f'pred_{task}', None)
+
+    def has_gt(self, task: str) -> bool:
+        """Whether the sample carries ground truth for ``task``."""
+        return f'gt_{task}' in self
