@@ -1,1 +1,14 @@
-__all__ = []
+"""Multi-task datasets (NYUDv2, PASCAL-Context), their transforms and the synthetic generator."""
+from .base_multitask import BaseMultiTaskDataset
+from .class_names import (HUMAN_PART_CLASSES, NYUD_CLASSES, PASCAL_NORMALS_VALID_CONTEXT_IDS,
+                          PASCAL_PART_GROUPS, VOC_CLASSES)
+from .nyud import NYUDv2MultiTaskDataset
+from .pascal_context import PascalContextMultiTaskDataset
+from .transforms import *  # noqa: F401,F403
+from .transforms import __all__ as _transforms_all
+
+__all__ = [
+    'BaseMultiTaskDataset', 'NYUDv2MultiTaskDataset', 'PascalContextMultiTaskDataset',
+    'NYUD_CLASSES', 'VOC_CLASSES', 'HUMAN_PART_CLASSES', 'PASCAL_PART_GROUPS',
+    'PASCAL_NORMALS_VALID_CONTEXT_IDS'
+] + list(_transforms_all)

@@ -1,1 +1,11 @@
-__all__ = []
+"""Transforms of the multi-task pipelines: loading, geometric/photometric, ignore rules, packing."""
+from .formatting import PackMultiTaskInputs
+from .loading import LoadMultiTaskAnnotations, LoadMultiTaskImage
+from .transforms import (AddIgnoreRegions, CenterPad, MultiTaskPhotoMetricDistortion,
+                         MultiTaskRandomCrop, MultiTaskRandomFlip, RandomScaling)
+
+__all__ = [
+    'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'RandomScaling', 'MultiTaskRandomCrop',
+    'MultiTaskRandomFlip', 'MultiTaskPhotoMetricDistortion', 'CenterPad', 'AddIgnoreRegions',
+    'PackMultiTaskInputs'
+]

@@ -1,0 +1,62 @@
+# NYUDv2 multi-task data (semseg 40, depth, normals, edge): the reference pipelines (spec C.4/C.5).
+# Layout under data_root: see mmmt.datasets.NYUDv2MultiTaskDataset. Without the real data:
+#   python tools/dataset_converters/synthetic_mt.py nyud data/NYUDv2 --train 20 --val 10
+dataset_type = 'NYUDv2MultiTaskDataset'
+data_root = 'data/NYUDv2'
+tasks = ['semseg', 'depth', 'normals', 'edge']
+crop_size = (448, 576)  # TRAIN.SCALE = TEST.SCALE (images are 425x560)
+# x/255 - mean, / std with the ImageNet RGB statistics, written on the 0..255 scale.
+img_norm_cfg = dict(
+    mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=False)
+
+train_pipeline = [
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='RandomScaling', scale_range=(0.5, 2.0)),
+    dict(type='MultiTaskRandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='MultiTaskRandomFlip', prob=0.5),
+    dict(type='MultiTaskPhotoMetricDistortion'),
+    dict(type='mmcv.Normalize', **img_norm_cfg),
+    dict(type='CenterPad', size=crop_size),
+    dict(type='AddIgnoreRegions'),
+    dict(type='PackMultiTaskInputs'),
+]
+# No resize: the image is centre-padded (fill 0 = mean colour) and the padding recorded in
+# img_padding_size; labels stay at the original size and predictions are cropped back.
+test_pipeline = [
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='mmcv.Normalize', **img_norm_cfg),
+    dict(type='CenterPad', size=crop_size, pad_gt=False),
+    dict(type='AddIgnoreRegions'),
+    dict(type='PackMultiTaskInputs'),
+]
+
+# The reference trains with 1 image per GPU on 8 GPUs (global batch 8).
+train_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='train',
+        tasks=tasks,
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split='val',
+        tasks=tasks,
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+
+val_evaluator = dict(type='MultiTaskMetric', tasks=tasks)
+test_evaluator = val_evaluator

@@ -1,0 +1,98 @@
+"""Common base of the multi-task datasets: split lists, task selection, file checks."""
+import os.path as osp
+from typing import Dict, List, Optional, Sequence
+
+from mmengine.dataset import BaseDataset
+
+__all__ = ['BaseMultiTaskDataset']
+
+
+class BaseMultiTaskDataset(BaseDataset):
+    """A dataset whose samples are listed by id in a split file and carry several dense tasks.
+
+    Subclasses set :attr:`SUPPORTED_TASKS`, :attr:`DEFAULT_TASKS`, :attr:`SPLIT_FILE` and
+    implement :meth:`sample_info`. Each data info holds paths only (``img_path`` and
+    ``ann_info[task] = dict(path=..., encoding=...)``); the transforms
+    :class:`~mmmt.datasets.transforms.LoadMultiTaskImage` and
+    :class:`~mmmt.datasets.transforms.LoadMultiTaskAnnotations` read them.
+
+    Args:
+        data_root (str): Root of the dataset layout.
+        split (str): ``'train'`` or ``'val'`` (the val split is the test set of the papers).
+        tasks (Sequence[str], optional): Tasks to load (default :attr:`DEFAULT_TASKS`).
+            Also stored as ``metainfo['tasks']``.
+        ann_file (str): Split list, relative to ``data_root``; defaults to
+            ``SPLIT_FILE.format(split=split)``.
+        check_files (bool): Check at construction that every file needed by the selected tasks
+            exists, and raise an error naming the first missing ones and the split list.
+            Defaults to True.
+        **kwargs: Passed to :class:`mmengine.dataset.BaseDataset` (``pipeline``,
+            ``test_mode``, ``indices``, ``lazy_init``, ``metainfo``, ...).
+    """
+
+    SUPPORTED_TASKS: Sequence[str] = ()
+    DEFAULT_TASKS: Sequence[str] = ()
+    SPLIT_FILE: str = ''
+
+    def __init__(self,
+                 data_root: str = '',
+                 split: str = 'train',
+                 tasks: Optional[Sequence[str]] = None,
+                 ann_file: str = '',
+                 check_files: bool = True,
+                 metainfo: Optional[dict] = None,
+                 **kwargs) -> None:
+        tasks = tuple(self.DEFAULT_TASKS if tasks is None else tasks)
+        if isinstance(tasks, str) or not tasks:
+            raise ValueError(f'tasks must be a non-empty list of task names, got {tasks!r}')
+        unknown = [t for t in tasks if t not in self.SUPPORTED_TASKS]
+        if unknown:
+            raise ValueError(f'{type(self).__name__} has no task(s) {unknown}; supported: '
+                             f'{list(self.SUPPORTED_TASKS)}')
+        self.tasks = tasks
+        self.split = split
+        self.check_files = check_files
+        metainfo = dict(metainfo or {})
+        metainfo.setdefault('tasks', list(tasks))
+        super().__init__(
+            ann_file=ann_file or self.SPLIT_FILE.format(split=split),
+            data_root=data_root,
+            metainfo=metainfo,
+            **kwargs)
+
+    def read_split(self) -> List[str]:
+        """The sample ids of the split list (one per line, blank lines skipped)."""
+        path = self.ann_file
+        if not osp.isfile(path):
+            raise FileNotFoundError(
+                f"Split list '{path}' of split '{self.split}' does not exist "
+                f"(data_root='{self.data_root}').")
+        with open(path, encoding='utf-8') as f:
+            ids = [line.strip() for line in f if line.strip()]
+        if not ids:
+            raise ValueError(f"Split list '{path}' of split '{self.split}' is empty.")
+        return ids
+
+    def sample_info(self, img_id: str) -> Dict:
+        """The data info of one sample: ``img_path``, ``ann_info`` and ``required_files``."""
+        raise NotImplementedError
+
+    def load_data_list(self) -> List[dict]:
+        ids = self.read_split()
+        data_list = []
+        missing = []
+        for img_id in ids:
+            info = self.sample_info(img_id)
+            required = info.pop('required_files', [])
+            if self.check_files:
+                missing.extend(p for p in required if not osp.isfile(p))
+            info.update(img_id=img_id, tasks=list(self.tasks), split_file=self.ann_file,
+                        seg_fields=[])
+            data_list.append(info)
+        if missing:
+            shown = '\n  '.join(missing[:10])
+            more = f'\n  ... and {len(missing) - 10} more' if len(missing) > 10 else ''
+            raise FileNotFoundError(
+                f"{len(missing)} file(s) needed for tasks {list(self.tasks)} by the ids in split "
+                f"list '{self.ann_file}' are missing:\n  {shown}{more}")
+        return data_list

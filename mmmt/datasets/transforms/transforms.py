@@ -1,0 +1,359 @@
+"""Geometric, photometric and ignore-label transforms of the multi-task pipelines (spec C.4/C.5).
+
+All transforms act on ``results['img']`` and on every key in ``results['seg_fields']``
+(``gt_<task>`` arrays, HW or HWC numpy). Randomness comes from ``np.random`` as in mmcv/mmseg, so
+mmengine's per-worker seeding makes runs reproducible.
+"""
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmcv.transforms import RandomFlip as MMCV_RandomFlip
+from mmcv.transforms.utils import cache_randomness
+from mmseg.datasets.transforms.transforms import RandomCrop as MMSEG_RandomCrop
+
+from mmmt.registry import TRANSFORMS
+
+__all__ = [
+    'RandomScaling', 'MultiTaskRandomCrop', 'MultiTaskRandomFlip',
+    'MultiTaskPhotoMetricDistortion', 'CenterPad', 'AddIgnoreRegions', 'DEFAULT_PAD_VALUES'
+]
+
+#: Fill value of each key when padding (spec C.4 step 6). Unlisted tasks are filled with 255.
+DEFAULT_PAD_VALUES: Dict[str, float] = dict(
+    img=0, semseg=255, edge=255, human_parts=255, sal=255, depth=0, normals=0)
+
+
+def _task_of(key: str) -> str:
+    return key[3:] if key.startswith('gt_') else key
+
+
+@TRANSFORMS.register_module()
+class RandomScaling(BaseTransform):
+    """Rescale image and labels by one continuous random factor (spec C.4 step 1).
+
+    ``s ~ U(lo, hi)``; new size ``(int(H s), int(W s))``; the image is resized bilinearly and
+    every label (normals and depth included) with nearest neighbour (``cv2.resize``); depth
+    values are divided by ``s``. ``s == 1`` is a no-op.
+
+    Differs from mmcv's ``RandomResize``: the factor is applied to the current size with floor
+    rounding, labels of every task are resized nearest, and depth is rescaled by ``1/s``.
+
+    Updated keys: ``img``, ``img_shape``, ``scale_factor`` (w, h ratios, composed with any
+    previous one), every ``seg_fields`` key.
+
+    Args:
+        scale_range (tuple[float, float]): Range of the uniform scale factor.
+            Defaults to (0.5, 2.0).
+        depth_key (str): The key whose values are divided by the factor.
+    """
+
+    def __init__(self, scale_range: Sequence[float] = (0.5, 2.0),
+                 depth_key: str = 'gt_depth') -> None:
+        assert len(scale_range) == 2 and 0 < scale_range[0] <= scale_range[1]
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.depth_key = depth_key
+
+    @cache_randomness
+    def _sample(self) -> float:
+        return float(np.random.uniform(*self.scale_range))
+
+    def transform(self, results: dict, scale: Optional[float] = None) -> dict:
+        """Apply the transform; ``scale`` forces the factor (for tests)."""
+        s = self._sample() if scale is None else float(scale)
+        if s == 1.0:
+            return results
+        h, w = results['img'].shape[:2]
+        nh, nw = int(h * s), int(w * s)
+        results['img'] = cv2.resize(results['img'], (nw, nh), interpolation=cv2.INTER_LINEAR)
+        for key in results.get('seg_fields', []):
+            arr = cv2.resize(results[key], (nw, nh), interpolation=cv2.INTER_NEAREST)
+            if key == self.depth_key:
+                arr = arr / np.float32(s)
+            results[key] = arr.astype(results[key].dtype)
+        results['img_shape'] = (nh, nw)
+        sw, sh = results.get('scale_factor', (1.0, 1.0))
+        results['scale_factor'] = (sw * nw / w, sh * nh / h)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(scale_range={self.scale_range})'
+
+
+@TRANSFORMS.register_module()
+class MultiTaskRandomCrop(MMSEG_RandomCrop):
+    """mmseg's ``RandomCrop`` applied to all tasks, with the category rule on ``gt_semseg``.
+
+    Same rule as the reference (spec C.4 step 2): offsets uniform in ``[0, max(dim - crop, 0)]``
+    (a dimension smaller than the crop is kept whole); a semseg crop is accepted when it has more
+    than one non-ignore class and its most frequent class covers less than ``cat_max_ratio`` of
+    the non-ignore pixels; after 10 rejected checks a fresh unchecked location is used. The same
+    box crops the image and every ``seg_fields`` key.
+
+    Differs from mmseg's only in where the category check reads the labels (``seg_key`` instead
+    of ``gt_seg_map``), and skips the check when that key is absent (no semseg task).
+
+    Args:
+        crop_size (int | tuple[int, int]): (h, w) of the crop.
+        cat_max_ratio (float): Maximum share of one class. Defaults to 0.75.
+        ignore_index (int): Ignored label. Defaults to 255.
+        seg_key (str): Label map used for the check. Defaults to ``'gt_semseg'``.
+    """
+
+    def __init__(self, crop_size: Union[int, Sequence[int]], cat_max_ratio: float = 0.75,
+                 ignore_index: int = 255, seg_key: str = 'gt_semseg') -> None:
+        if not isinstance(crop_size, int):
+            crop_size = tuple(int(c) for c in crop_size)
+        super().__init__(crop_size, cat_max_ratio, ignore_index)
+        self.seg_key = seg_key
+
+    def _random_bbox(self, img: np.ndarray) -> Tuple[int, int, int, int]:
+        margin_h = max(img.shape[0] - self.crop_size[0], 0)
+        margin_w = max(img.shape[1] - self.crop_size[1], 0)
+        off_h = np.random.randint(0, margin_h + 1)
+        off_w = np.random.randint(0, margin_w + 1)
+        return off_h, off_h + self.crop_size[0], off_w, off_w + self.crop_size[1]
+
+    def _accepted(self, seg: np.ndarray, bbox: tuple) -> bool:
+        labels, cnt = np.unique(self.crop(seg, bbox), return_counts=True)
+        cnt = cnt[labels != self.ignore_index]
+        return len(cnt) > 1 and np.max(cnt) / np.sum(cnt) < self.cat_max_ratio
+
+    @cache_randomness
+    def crop_bbox(self, results: dict) -> tuple:
+        img = results['img']
+        bbox = self._random_bbox(img)
+        seg = results.get(self.seg_key)
+        if self.cat_max_ratio < 1. and seg is not None:
+            for _ in range(10):
+                if self._accepted(seg, bbox):
+                    break
+                bbox = self._random_bbox(img)
+        return bbox
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(crop_size={self.crop_size}, '
+                f'cat_max_ratio={self.cat_max_ratio}, seg_key={self.seg_key!r})')
+
+
+@TRANSFORMS.register_module()
+class MultiTaskRandomFlip(MMCV_RandomFlip):
+    """mmcv's ``RandomFlip`` that also mirrors every ``seg_fields`` key and negates normals x.
+
+    Spec C.4 step 3: with probability ``prob`` everything is flipped left-right and channel 0
+    (x) of ``gt_normals`` is negated. Differs from mmcv's only in flipping all multi-task
+    label maps (mmcv knows ``gt_seg_map`` only) and in the sign change of the normals.
+
+    Args:
+        prob (float): Flip probability. Defaults to 0.5.
+        direction (str): ``'horizontal'`` (the only direction that negates normals x;
+            ``'vertical'`` negates y). Defaults to ``'horizontal'``.
+        normals_key (str): Key of the normals map. Defaults to ``'gt_normals'``.
+    """
+
+    def __init__(self, prob: float = 0.5, direction: str = 'horizontal',
+                 normals_key: str = 'gt_normals') -> None:
+        assert direction in ('horizontal', 'vertical')
+        super().__init__(prob=prob, direction=direction)
+        self.normals_key = normals_key
+
+    def _flip(self, results: dict) -> None:
+        super()._flip(results)
+        direction = results['flip_direction']
+        axis = 1 if direction == 'horizontal' else 0
+        for key in results.get('seg_fields', []):
+            if key == 'gt_seg_map':  # already flipped by mmcv
+                continue
+            arr = np.flip(results[key], axis=axis).copy()
+            if key == self.normals_key:
+                arr[..., 0 if axis == 1 else 1] *= -1
+            results[key] = arr
+        results['img'] = np.ascontiguousarray(results['img'])
+
+
+@TRANSFORMS.register_module()
+class MultiTaskPhotoMetricDistortion(BaseTransform):
+    """Photometric distortion of an **RGB** image, as in the reference (spec C.4 step 4).
+
+    The image is first cast to uint8 by truncation. Then, each step with probability 0.5:
+    brightness (add ``U(-32, 32)``), contrast (multiply by ``U(0.5, 1.5)``, no mean centring;
+    done first or last, chosen with probability 0.5), saturation (OpenCV RGB->HSV, S times
+    ``U(0.5, 1.5)``), hue (H + randint in [-18, 17], mod 180). Each step clips to [0, 255] and
+    truncates to uint8. No channel swap. The output is float32.
+
+    Differs from mmseg's ``PhotoMetricDistortion`` in that the image is RGB (HSV conversions use
+    ``COLOR_RGB2HSV``; mmseg assumes BGR) and it is truncated to uint8 up front (mmseg would run
+    the HSV steps on a float image), and the result is float32.
+
+    Args:
+        brightness_delta (int): Defaults to 32.
+        contrast_range (tuple[float, float]): Defaults to (0.5, 1.5).
+        saturation_range (tuple[float, float]): Defaults to (0.5, 1.5).
+        hue_delta (int): Defaults to 18.
+    """
+
+    def __init__(self, brightness_delta: int = 32,
+                 contrast_range: Sequence[float] = (0.5, 1.5),
+                 saturation_range: Sequence[float] = (0.5, 1.5), hue_delta: int = 18) -> None:
+        self.brightness_delta = brightness_delta
+        self.contrast_lower, self.contrast_upper = contrast_range
+        self.saturation_lower, self.saturation_upper = saturation_range
+        self.hue_delta = hue_delta
+
+    @staticmethod
+    def _convert(img: np.ndarray, alpha: float = 1., beta: float = 0.) -> np.ndarray:
+        img = img.astype(np.float32) * alpha + beta
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    def _brightness(self, img: np.ndarray) -> np.ndarray:
+        if np.random.randint(2):
+            return self._convert(
+                img, beta=np.random.uniform(-self.brightness_delta, self.brightness_delta))
+        return img
+
+    def _contrast(self, img: np.ndarray) -> np.ndarray:
+        if np.random.randint(2):
+            return self._convert(
+                img, alpha=np.random.uniform(self.contrast_lower, self.contrast_upper))
+        return img
+
+    def _saturation(self, img: np.ndarray) -> np.ndarray:
+        if np.random.randint(2):
+            hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+            hsv[:, :, 1] = self._convert(
+                hsv[:, :, 1],
+                alpha=np.random.uniform(self.saturation_lower, self.saturation_upper))
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        return img
+
+    def _hue(self, img: np.ndarray) -> np.ndarray:
+        if np.random.randint(2):
+            hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+            hsv[:, :, 0] = (hsv[:, :, 0].astype(int) +
+                            np.random.randint(-self.hue_delta, self.hue_delta)) % 180
+            img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        return img
+
+    def transform(self, results: dict) -> dict:
+        img = np.ascontiguousarray(results['img']).astype(np.uint8)
+        img = self._brightness(img)
+        mode = np.random.randint(2)
+        if mode == 1:
+            img = self._contrast(img)
+        img = self._saturation(img)
+        img = self._hue(img)
+        if mode == 0:
+            img = self._contrast(img)
+        results['img'] = img.astype(np.float32)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(brightness_delta={self.brightness_delta}, '
+                f'contrast_range=({self.contrast_lower}, {self.contrast_upper}), '
+                f'saturation_range=({self.saturation_lower}, {self.saturation_upper}), '
+                f'hue_delta={self.hue_delta})')
+
+
+def center_pad_amounts(shape: Sequence[int], size: Sequence[int]) -> Tuple[int, int, int, int]:
+    """``(left, right, top, bottom)`` centred padding of an (h, w) array to at least ``size``.
+
+    Top/left get ``delta // 2``, bottom/right the rest; no padding where already large enough.
+    """
+    dh = max(int(size[0]) - int(shape[0]), 0)
+    dw = max(int(size[1]) - int(shape[1]), 0)
+    return dw // 2, dw - dw // 2, dh // 2, dh - dh // 2
+
+
+def _pad(arr: np.ndarray, amounts: Tuple[int, int, int, int], value: float) -> np.ndarray:
+    left, right, top, bottom = amounts
+    if not any(amounts):
+        return arr
+    widths = [(top, bottom), (left, right)] + [(0, 0)] * (arr.ndim - 2)
+    return np.pad(arr, widths, mode='constant', constant_values=value)
+
+
+@TRANSFORMS.register_module()
+class CenterPad(BaseTransform):
+    """Pad to ``size`` (h, w), **centred**, with per-task fill values (spec C.4 step 6 / C.5).
+
+    Top/left padding is ``delta // 2`` and bottom/right the rest, only where the array is
+    smaller than ``size``. Fill values default to :data:`DEFAULT_PAD_VALUES` (image 0, which is
+    the mean colour after normalisation; depth 0 and normals 0 become ignore in
+    :class:`AddIgnoreRegions`; the other labels 255).
+
+    Differs from mmcv's ``Pad``, which pads bottom/right only. The padding is recorded as
+    ``img_padding_size = [left, right, top, bottom]``, the key mmseg's
+    ``BaseSegmentor.postprocess_result`` crops back.
+
+    Args:
+        size (tuple[int, int]): Target (h, w).
+        pad_val (dict, optional): Overrides of the fill values by task name (``img`` for the
+            image).
+        pad_gt (bool): Also pad the ``seg_fields`` labels (training). With False only the image
+            is padded and labels keep the original size (testing: predictions are cropped back
+            to the original size before the metrics, equivalent to ignore-labelled padding).
+            Defaults to True.
+
+    Added keys: ``pad_shape``, ``img_padding_size``.
+    """
+
+    def __init__(self, size: Sequence[int], pad_val: Optional[Dict[str, float]] = None,
+                 pad_gt: bool = True) -> None:
+        self.size = (int(size[0]), int(size[1]))
+        self.pad_val = dict(DEFAULT_PAD_VALUES)
+        if pad_val:
+            self.pad_val.update(pad_val)
+        self.pad_gt = pad_gt
+
+    def transform(self, results: dict) -> dict:
+        amounts = center_pad_amounts(results['img'].shape[:2], self.size)
+        results['img'] = _pad(results['img'], amounts, self.pad_val['img'])
+        if self.pad_gt:
+            for key in results.get('seg_fields', []):
+                results[key] = _pad(results[key], amounts,
+                                    self.pad_val.get(_task_of(key), 255))
+        results['pad_shape'] = results['img'].shape[:2]
+        results['img_padding_size'] = list(amounts)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(size={self.size}, pad_val={self.pad_val}, '
+                f'pad_gt={self.pad_gt})')
+
+
+@TRANSFORMS.register_module()
+class AddIgnoreRegions(BaseTransform):
+    """Turn invalid ground truth into the ignore value (spec C.4 step 7).
+
+    - normals: pixels whose vector has zero L2 norm get 255 in all 3 channels;
+    - depth: pixels equal to 0 become 255;
+    - human_parts: if no pixel is a part (all 0 or 255), the whole map becomes 255.
+
+    Other tasks are unchanged. There is no mmcv/mmseg equivalent.
+
+    Args:
+        ignore_index (int): Defaults to 255.
+    """
+
+    def __init__(self, ignore_index: int = 255) -> None:
+        self.ignore_index = ignore_index
+
+    def transform(self, results: dict) -> dict:
+        ign = self.ignore_index
+        if 'gt_normals' in results:
+            n = results['gt_normals'].copy()
+            n[np.linalg.norm(n, axis=-1) == 0] = ign
+            results['gt_normals'] = n
+        if 'gt_depth' in results:
+            d = results['gt_depth'].copy()
+            d[d == 0] = ign
+            results['gt_depth'] = d
+        if 'gt_human_parts' in results:
+            hp = results['gt_human_parts']
+            if np.all((hp == 0) | (hp == ign)):
+                results['gt_human_parts'] = np.full_like(hp, ign)
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(ignore_index={self.ignore_index})'
