@@ -1,0 +1,7 @@
+# MTMamba with a Swin-T encoder on NYUDv2: small enough for CPU development.
+_base_ = ['./_base_/models/mtmamba_swin-t.py']
+
+custom_imports = dict(imports=['mmmt'], allow_failed_imports=False)
+default_scope = 'mmmt'
+
+model = dict(decode_head=dict(tasks=dict(semseg=40, depth=1, normals=3, edge=1)))

@@ -1,0 +1,115 @@
+"""Combination of the per-task losses into one objective."""
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from mmmt.registry import MODELS
+
+__all__ = ['MultiTaskLoss']
+
+SCHEMES = ('log', 'sum', 'uncertainty', 'dwa')
+
+
+@MODELS.register_module()
+class MultiTaskLoss(nn.Module):
+    """Weight and combine per-image task losses.
+
+    Schemes (L_{t,b}: loss of task t on image b, w_t: fixed weight):
+
+    * ``'log'`` (MTMamba, both datasets): ``mean_b sum_t w_t * log(L_{t,b} + eps)``. The log is
+      taken **per image**: the reference trains with one image per GPU and averages gradients
+      over 8 GPUs, so 8 GPUs x 1 image and 1 process x 8 images optimise the same objective.
+      The gradient of a task is grad(L) / L; an image without valid pixels for a task gives
+      log(eps) with zero gradient.
+    * ``'sum'`` (MTMamba++ NYUD): ``sum_t w_t * mean_b L_{t,b}``.
+    * ``'uncertainty'`` (Kendall et al., CVPR 2018): ``sum_t exp(-s_t) * w_t * mean_b L_{t,b} +
+      s_t`` with a learned log-variance s_t per task (initialised to 0).
+    * ``'dwa'`` (Dynamic Weight Average, Liu et al., CVPR 2019): ``sum_t lambda_t * w_t * mean_b
+      L_{t,b}`` with ``lambda = T * softmax(r / temperature)``, r_t the ratio of task t's mean
+      loss over the last two windows of ``dwa_window`` iterations (lambda = 1 until two windows
+      exist). The window statistics are buffers, so they are saved and resumed.
+
+    Returns a dict with ``loss_<task>`` (the task's contribution; they sum to the objective, which
+    is what mmengine's ``parse_losses`` adds up) and ``raw_<task>`` (the batch mean of the plain
+    task loss, for logging).
+
+    Args:
+        tasks (Sequence[str]): Task names.
+        scheme (str): One of 'log', 'sum', 'uncertainty', 'dwa'. Defaults to 'log'.
+        weights (dict, optional): Task -> weight w_t; missing tasks get 1.
+        eps (float): Added inside the log. Defaults to 1e-8.
+        dwa_window (int): Iterations per DWA averaging window. Defaults to 100.
+        dwa_temperature (float): DWA temperature. Defaults to 2.
+    """
+
+    def __init__(self,
+                 tasks: Sequence[str],
+                 scheme: str = 'log',
+                 weights: Optional[Dict[str, float]] = None,
+                 eps: float = 1e-8,
+                 dwa_window: int = 100,
+                 dwa_temperature: float = 2.0) -> None:
+        super().__init__()
+        if scheme not in SCHEMES:
+            raise ValueError(f'MultiTaskLoss: scheme must be one of {SCHEMES}, got {scheme!r}')
+        self.tasks = list(tasks)
+        unknown = set(weights or {}) - set(self.tasks)
+        if unknown:
+            raise ValueError(f'MultiTaskLoss: weights given for unknown tasks {sorted(unknown)}; '
+                             f'tasks are {self.tasks}')
+        self.scheme = scheme
+        self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.tasks}
+        self.eps = eps
+        self.dwa_window = dwa_window
+        self.dwa_temperature = dwa_temperature
+        if scheme == 'uncertainty':
+            self.log_vars = nn.Parameter(torch.zeros(len(self.tasks)))
+        if scheme == 'dwa':
+            num = len(self.tasks)
+            self.register_buffer('dwa_sum', torch.zeros(num, dtype=torch.float64))
+            self.register_buffer('dwa_count', torch.zeros((), dtype=torch.long))
+            # mean loss of the last two complete windows: row 0 older, row 1 newer
+            self.register_buffer('dwa_history', torch.zeros(2, num, dtype=torch.float64))
+            self.register_buffer('dwa_windows', torch.zeros((), dtype=torch.long))
+
+    def _dwa_lambdas(self, means: torch.Tensor) -> torch.Tensor:
+        num = len(self.tasks)
+        if self.dwa_windows >= 2:
+            ratio = self.dwa_history[1] / self.dwa_history[0].clamp(min=1e-12)
+            lambdas = num * torch.softmax(ratio / self.dwa_temperature, dim=0)
+        else:
+            lambdas = torch.ones(num, dtype=torch.float64, device=means.device)
+        if self.training:
+            self.dwa_sum += means.detach().double()
+            self.dwa_count += 1
+            if self.dwa_count >= self.dwa_window:
+                self.dwa_history[0] = self.dwa_history[1]
+                self.dwa_history[1] = self.dwa_sum / self.dwa_count
+                self.dwa_sum.zero_()
+                self.dwa_count.zero_()
+                self.dwa_windows += 1
+        return lambdas.to(means.dtype)
+
+    def forward(self, task_losses: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+        """Args: task_losses: task -> (B,) per-image losses. Returns: see the class doc."""
+        missing = [t for t in self.tasks if t not in task_losses]
+        if missing:
+            raise KeyError(f'MultiTaskLoss: no loss for tasks {missing}')
+        means = torch.stack([task_losses[t].mean() for t in self.tasks])
+        outputs = {}
+        if self.scheme == 'dwa':
+            lambdas = self._dwa_lambdas(means)
+        for i, t in enumerate(self.tasks):
+            w = self.weights[t]
+            if self.scheme == 'log':
+                term = w * torch.log(task_losses[t] + self.eps).mean()
+            elif self.scheme == 'sum':
+                term = w * means[i]
+            elif self.scheme == 'uncertainty':
+                term = torch.exp(-self.log_vars[i]) * w * means[i] + self.log_vars[i]
+            else:
+                term = lambdas[i] * w * means[i]
+            outputs[f'loss_{t}'] = term
+            outputs[f'raw_{t}'] = means[i].detach()
+        return outputs

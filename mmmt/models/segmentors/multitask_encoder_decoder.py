@@ -1,0 +1,160 @@
+"""Backbone + multi-task decode head, with per-task pre- and post-processing."""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.structures import PixelData
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+from torch import Tensor
+
+from mmmt.registry import MODELS
+from mmmt.structures import MultiTaskDataSample
+
+__all__ = ['MultiTaskEncoderDecoder', 'TASK_ACTIVATIONS']
+
+#: How logits become a prediction, by task name (reference-spec E, post-processing).
+TASK_ACTIVATIONS = dict(
+    semseg='argmax',
+    human_parts='argmax',
+    depth='relu',
+    normals='l2_normalize',
+    edge='sigmoid',
+    sal='softmax_foreground',
+)
+
+
+def activate(logits: Tensor, kind: str) -> Tensor:
+    """Turn (C, H, W) logits into the task's prediction map (C', H, W)."""
+    if kind == 'argmax':
+        return logits.argmax(dim=0, keepdim=True)
+    if kind == 'relu':  # depth in metres: the reference clamps at 0
+        return logits.clamp(min=0)
+    if kind == 'l2_normalize':
+        return F.normalize(logits, p=2, dim=0, eps=1e-12)
+    if kind == 'sigmoid':
+        return logits.sigmoid()
+    if kind == 'softmax_foreground':  # probability of class 1 of a 2-way softmax
+        if logits.shape[0] == 1:
+            return logits.sigmoid()
+        return logits.softmax(dim=0)[1:2]
+    if kind == 'identity':
+        return logits
+    raise ValueError(f'unknown activation {kind!r}')
+
+
+@MODELS.register_module()
+class MultiTaskEncoderDecoder(BaseSegmentor):
+    """A shared backbone and a multi-task decode head.
+
+    ``mode='tensor'`` returns ``dict[task, logits]`` at the input size; ``mode='predict'`` fills
+    ``pred_<task>`` (and ``<task>_logits``) of the data samples, cropped back to the original
+    image (``img_padding_size``) and resized to ``ori_shape``; ``mode='loss'`` returns the head's
+    loss dict.
+
+    Args:
+        backbone (dict): Backbone config, e.g. ``dict(type='mmpretrain.SwinTransformer', ...)``.
+        decode_head (dict): Multi-task head config (``MultiTaskMambaDecodeHead``).
+        neck (dict, optional): Neck config.
+        task_activations (dict, optional): Task -> activation turning logits into predictions
+            ('argmax', 'relu', 'l2_normalize', 'sigmoid', 'softmax_foreground', 'identity');
+            known tasks default to :data:`TASK_ACTIVATIONS`.
+        train_cfg, test_cfg (dict, optional): Passed to the head.
+        data_preprocessor (dict, optional): Defaults to ``MultiTaskDataPreProcessor``.
+        pretrained (str, optional): Backbone checkpoint, sets the backbone's ``init_cfg``.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 neck: OptConfigType = None,
+                 task_activations: Optional[Dict[str, str]] = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 data_preprocessor: OptConfigType = None,
+                 pretrained: Optional[str] = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='MultiTaskDataPreProcessor')
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if pretrained is not None:
+            backbone = dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=pretrained))
+        self.backbone = MODELS.build(backbone)
+        if neck is not None:
+            self.neck = MODELS.build(neck)
+        self.decode_head = MODELS.build(decode_head)
+        self.align_corners = self.decode_head.align_corners
+        self.tasks: List[str] = list(self.decode_head.tasks)
+        activations = dict(task_activations or {})
+        for t in self.tasks:
+            if t not in activations:
+                if t not in TASK_ACTIVATIONS:
+                    raise ValueError(f'task {t!r} has no default activation: add it to '
+                                     'task_activations')
+                activations[t] = TASK_ACTIVATIONS[t]
+        self.task_activations = activations
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg
+
+    def extract_feat(self, inputs: Tensor) -> List[Tensor]:
+        x = self.backbone(inputs)
+        if self.with_neck:
+            x = self.neck(x)
+        return list(x)
+
+    def encode_decode(self, inputs: Tensor, batch_img_metas: List[dict]) -> Dict[str, Tensor]:
+        """Logits of every task at the (padded) input size."""
+        return self.decode_head.predict(self.extract_feat(inputs), batch_img_metas, self.test_cfg)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        return self.decode_head.loss(self.extract_feat(inputs), data_samples, self.train_cfg)
+
+    def _forward(self, inputs: Tensor, data_samples: SampleList = None) -> Dict[str, Tensor]:
+        logits = self.decode_head.forward(self.extract_feat(inputs))
+        if isinstance(logits, Tensor):
+            logits = {self.tasks[0]: logits}
+        return {
+            t: F.interpolate(x, size=inputs.shape[2:], mode='bilinear',
+                             align_corners=self.align_corners)
+            if x.shape[2:] != inputs.shape[2:] else x
+            for t, x in logits.items()
+        }
+
+    def predict(self, inputs: Tensor, data_samples: SampleList = None) -> SampleList:
+        if data_samples is None:
+            metas = [dict(ori_shape=inputs.shape[2:], img_shape=inputs.shape[2:],
+                          pad_shape=inputs.shape[2:], img_padding_size=[0, 0, 0, 0])
+                     ] * inputs.shape[0]
+            data_samples = [MultiTaskDataSample(metainfo=m) for m in metas]
+        metas = [s.metainfo for s in data_samples]
+        logits = self.encode_decode(inputs, metas)
+        if isinstance(logits, Tensor):
+            logits = {self.tasks[0]: logits}
+        return self.postprocess_result(logits, data_samples)
+
+    def postprocess_result(self, seg_logits: Dict[str, Tensor],
+                           data_samples: SampleList) -> SampleList:
+        """Crop padding, undo a flip, resize to ``ori_shape`` and activate, per task."""
+        for i, sample in enumerate(data_samples):
+            meta = sample.metainfo
+            left, right, top, bottom = meta.get('img_padding_size',
+                                                meta.get('padding_size', [0, 0, 0, 0]))
+            for t, logits in seg_logits.items():
+                _, _, height, width = logits.shape
+                x = logits[i:i + 1, :, top:height - bottom, left:width - right]
+                if meta.get('flip', False):
+                    direction = meta.get('flip_direction', 'horizontal')
+                    x = x.flip(dims=(3, ) if direction == 'horizontal' else (2, ))
+                    if t == 'normals':  # a mirrored image mirrors the normals' x (or y) axis
+                        x = x.clone()
+                        x[:, 0 if direction == 'horizontal' else 1] *= -1
+                ori_shape = tuple(meta.get('ori_shape', x.shape[2:]))[:2]
+                if tuple(x.shape[2:]) != ori_shape:
+                    x = F.interpolate(x, size=ori_shape, mode='bilinear',
+                                      align_corners=self.align_corners)
+                x = x[0]
+                sample.set_field(PixelData(data=x), f'{t}_logits')
+                sample.set_field(
+                    PixelData(data=activate(x, self.task_activations[t])), f'pred_{t}')
+        return data_samples

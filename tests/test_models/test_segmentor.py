@@ -1,0 +1,83 @@
+import torch
+from mmengine.structures import PixelData
+
+from mmmt.registry import MODELS
+from mmmt.structures import MultiTaskDataSample
+
+TINY_BACKBONE = dict(
+    type='mmpretrain.SwinTransformer',
+    arch=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
+    window_size=4,
+    out_indices=(0, 1, 2, 3),
+    pad_small_map=True)
+
+
+def tiny_model(**kwargs):
+    cfg = dict(
+        type='MultiTaskEncoderDecoder',
+        data_preprocessor=dict(type='MultiTaskDataPreProcessor', size_divisor=32),
+        backbone=TINY_BACKBONE,
+        decode_head=dict(
+            type='MultiTaskMambaDecodeHead',
+            in_channels=(16, 32, 64, 128),
+            tasks=dict(semseg=5, depth=1, normals=3, edge=1, sal=2)),
+        **kwargs)
+    return MODELS.build(cfg)
+
+
+def make_sample(h, w, padding=(0, 0, 0, 0), ori=None):
+    sample = MultiTaskDataSample(metainfo=dict(
+        ori_shape=ori or (h - padding[2] - padding[3], w - padding[0] - padding[1]),
+        img_shape=(h, w), img_padding_size=list(padding)))
+    sample.gt_semseg = PixelData(data=torch.randint(0, 5, (1, h, w)))
+    sample.gt_depth = PixelData(data=torch.rand(1, h, w) * 5)
+    sample.gt_normals = PixelData(data=torch.nn.functional.normalize(torch.randn(3, h, w), dim=0))
+    sample.gt_edge = PixelData(data=(torch.rand(1, h, w) > 0.9).float())
+    sample.gt_sal = PixelData(data=(torch.rand(1, h, w) > 0.5).float())
+    return sample
+
+
+def test_loss_mode_returns_per_task_losses():
+    torch.manual_seed(0)
+    model = tiny_model()
+    data = dict(inputs=[torch.randn(3, 64, 96)] * 2, data_samples=[make_sample(64, 96)] * 2)
+    batch = model.data_preprocessor(data, training=True)
+    losses = model(**batch, mode='loss')
+    for t in ('semseg', 'depth', 'normals', 'edge', 'sal'):
+        assert torch.isfinite(losses[f'loss_{t}']) and f'raw_{t}' in losses
+
+
+def test_predict_crops_padding_and_activates_each_task():
+    torch.manual_seed(0)
+    model = tiny_model().eval()
+    # a 50x70 image centre-padded to 64x96: left 13, right 13, top 7, bottom 7
+    sample = make_sample(64, 96, padding=(13, 13, 7, 7))
+    batch = model.data_preprocessor(
+        dict(inputs=[torch.randn(3, 64, 96)], data_samples=[sample]), training=False)
+    with torch.no_grad():
+        logits = model(batch['inputs'], mode='tensor')
+        out = model(**batch, mode='predict')[0]
+    assert out.pred_semseg.shape == (50, 70)
+    assert out.pred_semseg.data.dtype == torch.int64
+    assert out.pred_semseg.data.max() < 5
+    assert torch.equal(out.semseg_logits.data, logits['semseg'][0, :, 7:57, 13:83])
+    assert (out.pred_depth.data >= 0).all()
+    norms = out.pred_normals.data.norm(dim=0)
+    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
+    assert ((out.pred_edge.data >= 0) & (out.pred_edge.data <= 1)).all()
+    expected_sal = logits['sal'][0, :, 7:57, 13:83].softmax(0)[1:2]
+    assert torch.allclose(out.pred_sal.data, expected_sal, atol=1e-6)
+
+
+def test_preprocessor_pads_odd_sizes_and_records_padding():
+    model = tiny_model().eval()
+    sample = make_sample(50, 70)
+    batch = model.data_preprocessor(
+        dict(inputs=[torch.randn(3, 50, 70)], data_samples=[sample]), training=True)
+    assert batch['inputs'].shape == (1, 3, 64, 96)
+    assert batch['data_samples'][0].img_padding_size == [0, 26, 0, 14]
+    gt = batch['data_samples'][0].gt_depth.data
+    assert gt.shape == (1, 64, 96) and (gt[:, 50:] == 255).all()
+    with torch.no_grad():
+        out = model(**batch, mode='predict')[0]
+    assert out.pred_depth.shape == (50, 70)
