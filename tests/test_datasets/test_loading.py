@@ -1,0 +1,260 @@
+"""Annotation decoding on hand-made files, and the bad-input errors of the issue's acceptance."""
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from mmmt.datasets import NYUDv2MultiTaskDataset, PascalContextMultiTaskDataset
+from mmmt.datasets.transforms import AddIgnoreRegions, LoadMultiTaskAnnotations
+
+H, W = 8, 10
+
+
+def _struct(dtype, rows):
+    arr = np.zeros((1, len(rows)), dtype=dtype)
+    for i, r in enumerate(rows):
+        arr[0, i] = r
+    return arr
+
+
+def write_parts_mat(path, objects):
+    """A PASCAL-Part file: ``anno`` = (imname, objects(class, class_ind, mask, parts))."""
+    objs = []
+    for name, cls, mask, parts in objects:
+        if parts:
+            p = _struct([('part_name', 'O'), ('mask', 'O')], parts)
+        else:
+            p = np.zeros((0, 0))
+        objs.append((name, np.array([[cls]], np.float64), mask.astype(np.uint8), p))
+    o = _struct([('class', 'O'), ('class_ind', 'O'), ('mask', 'O'), ('parts', 'O')], objs)
+    anno = _struct([('imname', 'O'), ('objects', 'O')], [('x.jpg', o)])
+    scipy.io.savemat(path, {'anno': anno})
+
+
+def _box(y0, y1, x0, x1):
+    m = np.zeros((H, W), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def load(task, ann, tmp_path=None):
+    res = dict(img=np.zeros((H, W, 3), np.float32), tasks=[task], ann_info={task: ann},
+               seg_fields=[], img_id='x', split_file='list.txt')
+    res = LoadMultiTaskAnnotations()(res)
+    return AddIgnoreRegions()(res)[f'gt_{task}']
+
+
+# ------------------------------------------------------------------------- human parts
+def test_human_parts_groups_and_rules(tmp_path):
+    p = str(tmp_path / 'parts.mat')
+    a = _box(0, 8, 0, 4)
+    write_parts_mat(p, [
+        ('person', 15, a, [('head', _box(0, 2, 0, 4)), ('neck', _box(2, 3, 0, 4)),
+                           ('lhand', _box(3, 4, 0, 4)), ('ruleg', _box(4, 6, 0, 4)),
+                           ('rfoot', _box(6, 7, 0, 2)), ('tail', _box(7, 8, 0, 4)),
+                           ('hair', _box(0, 1, 0, 1))]),  # later parts overwrite earlier
+        ('person', 15, _box(0, 8, 5, 7), []),  # person without parts: background
+        ('dog', 12, _box(0, 8, 8, 10), [('head', _box(0, 2, 8, 10))]),  # not a person
+    ])
+    hp = load('human_parts', dict(path=p, encoding='pascal_parts_mat'))
+    assert hp.dtype == np.uint8 and hp.shape == (H, W)
+    exp = np.zeros((H, W), np.uint8)
+    exp[0:2, 0:4] = 1
+    exp[2, 0:4] = 2
+    exp[3, 0:4] = 4
+    exp[4:6, 0:4] = 5
+    exp[6, 0:2] = 6
+    exp[7, 0:4] = 0  # unknown part name -> 0
+    exp[0, 0] = 1
+    np.testing.assert_array_equal(hp, exp)
+
+
+@pytest.mark.parametrize('case', ['no_person', 'person_no_parts', 'empty_person', 'no_file'])
+def test_human_parts_without_parts_is_fully_ignored(tmp_path, case):
+    p = str(tmp_path / 'parts.mat')
+    if case == 'no_person':
+        write_parts_mat(p, [('car', 7, _box(0, 4, 0, 4), [])])
+    elif case == 'person_no_parts':
+        write_parts_mat(p, [('person', 15, _box(0, 4, 0, 4), [])])
+    elif case == 'empty_person':  # zero-area person mask: the object does not count
+        write_parts_mat(p, [('person', 15, np.zeros((H, W), bool),
+                             [('head', _box(0, 2, 0, 2))]), ('cat', 8, _box(0, 3, 0, 3), [])])
+    hp = load('human_parts', dict(path=p, encoding='pascal_parts_mat'))
+    assert hp.shape == (H, W) and (hp == 255).all()
+
+
+# ------------------------------------------------------------------- context-derived maps
+def _write_labelmap(path, lm):
+    scipy.io.savemat(path, {'LabelMap': lm.astype(np.uint16)})
+
+
+def test_edges_from_labelmap_are_thin(tmp_path):
+    lm = np.full((H, W), 3)
+    lm[:, 5:] = 9
+    p = str(tmp_path / 'ctx.mat')
+    _write_labelmap(p, lm)
+    e = load('edge', dict(path=p, encoding='context_edge_mat'))
+    assert e.dtype == np.float32 and set(np.unique(e)) == {0.0, 1.0}
+    # |Laplacian| > 0 marks both sides of the boundary (columns 4 and 5); thinning leaves one
+    # pixel per row (skimage's thin may also drop the line's end pixel at the border)
+    assert e[:, [4, 5]].sum() == e.sum() and (e.sum(axis=1) <= 1).all()
+    assert (e[1:-1].sum(axis=1) == 1).all()
+    _write_labelmap(p, np.full((H, W), 3))
+    assert (load('edge', dict(path=p, encoding='context_edge_mat')) == 0).all()
+
+
+def test_normals_masked_to_valid_context_classes(tmp_path):
+    lm = np.full((H, W), 3)  # 3 is one of the 170 classes
+    lm[:, 5:] = 1  # 1 is not
+    ctx = str(tmp_path / 'ctx.mat')
+    _write_labelmap(ctx, lm)
+    png = str(tmp_path / 'n.png')
+    Image.fromarray(np.full((H, W, 3), (255, 128, 0), np.uint8)).save(png)
+    n = load('normals', dict(path=png, encoding='context_masked_normals_png', context_path=ctx))
+    np.testing.assert_allclose(n[:, :5], np.broadcast_to((1, 2 * 128 / 255 - 1, -1),
+                                                         (H, 5, 3)), atol=1e-6)
+    assert (n[:, 5:] == 255).all()
+
+
+def test_saliency_threshold(tmp_path):
+    png = str(tmp_path / 's.png')
+    Image.fromarray(np.array([[0, 127, 128, 255]] * 2, np.uint8)).save(png)
+    res = dict(img=np.zeros((2, 4, 3), np.float32), tasks=['sal'],
+               ann_info=dict(sal=dict(path=png, encoding='sal_png')), seg_fields=[])
+    sal = LoadMultiTaskAnnotations()(res)['gt_sal']
+    np.testing.assert_array_equal(sal[0], [0, 0, 1, 1])  # v / 255 > 0.5
+
+
+# -------------------------------------------------------------------------- bad inputs
+def _first_id(root, split_file):
+    with open(osp.join(root, split_file)) as f:
+        return f.readline().strip()
+
+
+@pytest.mark.parametrize('what', ['images/{}.png', 'depth/{}.npy', 'edge/{}.png'])
+def test_missing_nyud_file_names_file_and_split(copy_root, what):
+    root = copy_root('nyud')
+    i = _first_id(root, 'gt_sets/train.txt')
+    os.remove(osp.join(root, what.format(i)))
+    with pytest.raises(FileNotFoundError) as err:
+        NYUDv2MultiTaskDataset(data_root=root, split='train')
+    msg = str(err.value)
+    assert osp.join(root, what.format(i)) in msg and 'gt_sets/train.txt' in msg
+
+
+@pytest.mark.parametrize('what', ['JPEGImages/{}.jpg', 'pascal-context/trainval/{}.mat',
+                                  'sal_distill/{}.png', 'semseg/pascal-context/{}.png'])
+def test_missing_pascal_file_names_file_and_split(copy_root, what):
+    root = copy_root('pascal')
+    i = _first_id(root, 'ImageSets/Context/val.txt')
+    os.remove(osp.join(root, what.format(i)))
+    with pytest.raises(FileNotFoundError) as err:
+        PascalContextMultiTaskDataset(data_root=root, split='val')
+    msg = str(err.value)
+    assert osp.join(root, what.format(i)) in msg and 'ImageSets/Context/val.txt' in msg
+
+
+def test_missing_file_at_load_time_names_file(copy_root, dataset_cfg):
+    """Files removed after construction (or check_files=False) fail when read."""
+    root = copy_root('nyud')
+    ds = NYUDv2MultiTaskDataset(data_root=root, split='val', check_files=False,
+                                pipeline=dataset_cfg('nyud', 'val', root)['pipeline'])
+    path = osp.join(root, 'normals', ds.get_data_info(0)['img_id'] + '.png')
+    os.remove(path)
+    with pytest.raises(FileNotFoundError, match=path):
+        ds[0]
+
+
+@pytest.mark.parametrize('name', ['nyud', 'pascal'])
+def test_corrupt_image_names_file(copy_root, dataset_cfg, name):
+    root = copy_root(name)
+    cfg = dataset_cfg(name, 'val', root)
+    cfg.pop('type')
+    cls = NYUDv2MultiTaskDataset if name == 'nyud' else PascalContextMultiTaskDataset
+    ds = cls(**cfg)
+    path = ds.get_data_info(0)['img_path']
+    if name == 'nyud':
+        with open(path, 'wb') as f:
+            f.write(b'this is not a png file')
+    else:  # truncated JPEG
+        data = open(path, 'rb').read()
+        with open(path, 'wb') as f:
+            f.write(data[:len(data) // 2])
+    with pytest.raises(OSError, match=path):
+        ds[0]
+
+
+def test_corrupt_label_png_names_file(copy_root, dataset_cfg):
+    root = copy_root('nyud')
+    ds = NYUDv2MultiTaskDataset(data_root=root, split='val',
+                                pipeline=dataset_cfg('nyud', 'val', root)['pipeline'])
+    path = osp.join(root, 'segmentation', ds.get_data_info(0)['img_id'] + '.png')
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG broken')
+    with pytest.raises(OSError, match=path):
+        ds[0]
+
+
+def test_size_mismatch_resized_with_warning(copy_root, dataset_cfg):
+    root = copy_root('nyud')
+    ds = NYUDv2MultiTaskDataset(data_root=root, split='val',
+                                pipeline=dataset_cfg('nyud', 'val', root)['pipeline'])
+    i = ds.get_data_info(0)['img_id']
+    path = osp.join(root, 'segmentation', f'{i}.png')
+    small = np.asarray(Image.open(path))[::2, ::2].copy()  # half size
+    Image.fromarray(small).save(path)
+    with pytest.warns(UserWarning, match=path):
+        s = ds[0]['data_samples']
+    seg = s.gt_semseg.data[0].numpy()
+    assert seg.shape == s.ori_shape
+    exp = np.asarray(Image.fromarray(small).resize((seg.shape[1], seg.shape[0]),
+                                                   Image.NEAREST)).astype(np.int64)
+    np.testing.assert_array_equal(seg, np.where(exp == 0, 255, exp - 1))
+
+
+@pytest.mark.parametrize('name,bad', [('nyud', 41), ('pascal', 21), ('pascal', 254)])
+def test_semseg_out_of_range_names_file(copy_root, dataset_cfg, name, bad):
+    root = copy_root(name)
+    cfg = dataset_cfg(name, 'val', root)
+    cfg.pop('type')
+    cls = NYUDv2MultiTaskDataset if name == 'nyud' else PascalContextMultiTaskDataset
+    ds = cls(**cfg)
+    i = ds.get_data_info(0)['img_id']
+    folder = 'segmentation' if name == 'nyud' else 'semseg/pascal-context'
+    path = osp.join(root, folder, f'{i}.png')
+    seg = np.asarray(Image.open(path)).copy()
+    seg[0, 0] = bad
+    Image.fromarray(seg).save(path)
+    with pytest.raises(ValueError, match=path):
+        ds[0]
+
+
+def test_pascal_semseg_255_is_allowed(copy_root, dataset_cfg):
+    root = copy_root('pascal')
+    ds = PascalContextMultiTaskDataset(
+        data_root=root, split='val', tasks=['semseg'],
+        pipeline=dataset_cfg('pascal', 'val', root)['pipeline'])
+    path = osp.join(root, 'semseg/pascal-context', ds.get_data_info(0)['img_id'] + '.png')
+    seg = np.asarray(Image.open(path)).copy()
+    seg[0, :] = 255
+    Image.fromarray(seg).save(path)
+    assert (ds[0]['data_samples'].gt_semseg.data[0, 0] == 255).all()
+
+
+@pytest.mark.parametrize('name,split_file', [('nyud', 'gt_sets/val.txt'),
+                                             ('pascal', 'ImageSets/Context/val.txt')])
+def test_empty_or_missing_split_list(copy_root, name, split_file):
+    root = copy_root(name)
+    cls = NYUDv2MultiTaskDataset if name == 'nyud' else PascalContextMultiTaskDataset
+    with open(osp.join(root, split_file), 'w') as f:
+        f.write('\n  \n')
+    with pytest.raises(ValueError, match='empty'):
+        cls(data_root=root, split='val')
+    os.remove(osp.join(root, split_file))
+    with pytest.raises(FileNotFoundError, match=split_file):
+        cls(data_root=root, split='val')
+    with pytest.raises(FileNotFoundError, match='test.txt'):
+        cls(data_root=root, split='test')

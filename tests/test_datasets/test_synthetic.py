@@ -1,0 +1,159 @@
+"""The synthetic generator: determinism, real-layout file formats, consistency between tasks."""
+import glob
+import hashlib
+import importlib.util
+import os
+import os.path as osp
+import time
+
+import numpy as np
+import pytest
+import scipy.io
+from PIL import Image
+
+from mmmt.datasets import PASCAL_PART_GROUPS, VOC_CLASSES
+from mmmt.datasets.class_names import VOC_CONTEXT_IDS
+from mmmt.datasets.synthetic import generate
+from mmmt.datasets.transforms.loading import read_pascal_part_mask
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def tree_hash(root: str) -> str:
+    h = hashlib.sha256()
+    for path in sorted(glob.glob(osp.join(root, '**', '*'), recursive=True)):
+        if osp.isfile(path):
+            h.update(osp.relpath(path, root).encode())
+            with open(path, 'rb') as f:
+                h.update(hashlib.sha256(f.read()).digest())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize('name', ['nyud', 'pascal'])
+def test_deterministic_for_a_seed(tmp_path, name):
+    a, b, c = (str(tmp_path / x) for x in 'abc')
+    generate(name, a, 2, 1, seed=3, size=(24, 32))
+    generate(name, b, 2, 1, seed=3, size=(24, 32))
+    generate(name, c, 2, 1, seed=4, size=(24, 32))
+    assert tree_hash(a) == tree_hash(b)
+    assert tree_hash(a) != tree_hash(c)
+
+
+def test_nyud_layout_and_encodings(synthetic_roots):
+    root = synthetic_roots['nyud']
+    train = open(osp.join(root, 'gt_sets', 'train.txt')).read().split()
+    val = open(osp.join(root, 'gt_sets', 'val.txt')).read().split()
+    assert len(train) == 4 and len(val) == 3 and not set(train) & set(val)
+    floor_ny = []
+    for i in train + val:
+        assert len(i) == 4 and i.isdigit()
+        img = Image.open(osp.join(root, 'images', f'{i}.png'))
+        assert img.format == 'PNG' and img.mode == 'RGB' and img.size == (64, 48)
+        seg = Image.open(osp.join(root, 'segmentation', f'{i}.png'))
+        assert seg.mode == 'L'
+        seg = np.asarray(seg)
+        assert seg.max() <= 40
+        depth = np.load(osp.join(root, 'depth', f'{i}.npy'))
+        assert depth.dtype == np.float32 and depth.shape == (48, 64)
+        assert depth.min() >= 0 and depth.max() < 20 and (depth > 0).mean() > 0.5
+        nimg = Image.open(osp.join(root, 'normals', f'{i}.png'))
+        assert nimg.mode == 'RGB'
+        n = 2 * np.asarray(nimg, np.float32) / 255 - 1
+        np.testing.assert_allclose(np.linalg.norm(n, axis=-1), 1, atol=0.02)
+        edge = np.asarray(Image.open(osp.join(root, 'edge', f'{i}.png')))
+        assert set(np.unique(edge)) <= {0, 255} and edge.max() == 255
+        # consistency: floor normals point up (camera y), walls do not
+        if (seg == 2).sum() > 20:
+            floor_ny.append(n[seg == 2][:, 1].mean())
+        # every semantic change is an edge pixel (or its neighbour)
+        change = np.zeros(seg.shape, bool)
+        change[:, :-1] |= seg[:, :-1] != seg[:, 1:]
+        assert (edge[change] == 255).all()
+    assert floor_ny and min(floor_ny) > 0.7
+
+
+def test_pascal_layout_and_mat_structures(synthetic_roots):
+    root = synthetic_roots['pascal']
+    ids = open(osp.join(root, 'ImageSets', 'Context', 'train.txt')).read().split() + \
+        open(osp.join(root, 'ImageSets', 'Context', 'val.txt')).read().split()
+    assert len(ids) == 7
+    for i in ids:
+        y, k = i.split('_')
+        assert len(y) == 4 and len(k) == 6
+        img = Image.open(osp.join(root, 'JPEGImages', f'{i}.jpg'))
+        assert img.format == 'JPEG' and img.mode == 'RGB'
+        shape = img.size[::-1]
+        assert shape in ((48, 64), (64, 48))
+        lm = scipy.io.loadmat(osp.join(root, 'pascal-context', 'trainval', f'{i}.mat'))
+        lm = lm['LabelMap']
+        assert lm.shape == shape and lm.min() >= 1 and lm.max() <= 459
+        seg = np.asarray(Image.open(osp.join(root, 'semseg', 'pascal-context', f'{i}.png')))
+        assert seg.shape == shape and set(np.unique(seg)) <= set(range(21)) | {255}
+        # semseg is the VOC view of the Context LabelMap
+        ctx_of_voc = np.array(VOC_CONTEXT_IDS)
+        ok = seg != 255
+        obj = ok & (seg > 0)
+        np.testing.assert_array_equal(lm[obj], ctx_of_voc[seg[obj]])
+        assert not np.isin(lm[ok & (seg == 0)], ctx_of_voc[1:]).any()
+        sal = np.asarray(Image.open(osp.join(root, 'sal_distill', f'{i}.png')))
+        assert sal.dtype == np.uint8 and sal.shape == shape
+        nrm = Image.open(osp.join(root, 'normals_distill', f'{i}.png'))
+        assert nrm.mode == 'RGB' and nrm.size == img.size
+        # the parts file reads back exactly as the loader expects
+        anno = scipy.io.loadmat(osp.join(root, 'human_parts', f'{i}.mat'))['anno']
+        objects = anno[0][0][1][0]
+        assert len(objects) >= 1
+        for o in objects:
+            cls = int(o[1][0][0])
+            assert 1 <= cls <= 20 and str(o[0][0]) == VOC_CLASSES[cls]
+            mask = o[2]
+            assert mask.shape == shape
+            if mask.sum():
+                assert (seg[mask.astype(bool)] == cls).mean() > 0.5  # 255 borders aside
+            if len(o[3]):
+                assert cls == 15
+                union = np.zeros(shape, bool)
+                for part in o[3][0]:
+                    name = str(part[0][0])
+                    assert name in PASCAL_PART_GROUPS
+                    pm = part[1].astype(bool)
+                    assert pm.shape == shape and not (pm & ~mask.astype(bool)).any()
+                    union |= pm
+                assert (union == mask.astype(bool)).all()
+        hp = read_pascal_part_mask(osp.join(root, 'human_parts', f'{i}.mat'))
+        if hp is not None:
+            assert hp.shape == shape and hp.max() <= 6
+
+
+def test_persons_with_parts_occur(tmp_path):
+    root = str(tmp_path / 'p')
+    generate('pascal', root, 6, 0, seed=0, size=(48, 64), person_prob=1.0)
+    maps = [read_pascal_part_mask(p) for p in glob.glob(osp.join(root, 'human_parts', '*.mat'))]
+    labelled = [m for m in maps if m is not None and m.max() > 0]
+    assert len(labelled) >= 3
+    assert set(np.unique(np.concatenate([m.ravel() for m in labelled]))) >= {0, 1, 2, 5, 6}
+
+
+def test_speed(tmp_path):
+    """20 images of 120x160 in a few seconds (vectorised ray casting)."""
+    t = time.time()
+    generate('pascal', str(tmp_path / 'p'), 16, 4, seed=0, size=(120, 160))
+    assert time.time() - t < 10
+
+
+def test_cli(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location(
+        'synthetic_mt', osp.join(REPO, 'tools', 'dataset_converters', 'synthetic_mt.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = str(tmp_path / 'nyud')
+    assert mod.main(['nyud', out, '--train', '2', '--val', '1', '--seed', '5', '--size', '24',
+                     '32']) == 0
+    captured = capsys.readouterr()
+    assert 'Wrote nyud' in captured.out and '[3/3]' in captured.err
+    assert len(os.listdir(osp.join(out, 'images'))) == 3
+    ref = str(tmp_path / 'ref')
+    generate('nyud', ref, 2, 1, seed=5, size=(24, 32))
+    assert tree_hash(out) == tree_hash(ref)
+    with pytest.raises(SystemExit):
+        mod.main(['kitti', out])
