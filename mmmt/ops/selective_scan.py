@@ -1,16 +1,37 @@
-"""The public selective-scan entry point and its backend selection."""
+"""The public selective-scan entry point and its backend selection.
+
+Backends:
+
+- ``cpp``: the compiled CPU kernel (:mod:`mmmt.ops.selective_scan_cpu`), built just-in-time on
+  first use and cached (:mod:`mmmt.ops.cpp_loader`). Chosen automatically for CPU tensors with
+  time-varying ``B``/``C``. If it cannot be built (no compiler), the ``torch`` backend is used
+  instead, with a one-line warning, once per process.
+- ``torch``: the chunked pure-PyTorch scan (:mod:`mmmt.ops.selective_scan_torch`); any device.
+- ``cuda``: mamba-ssm's fused CUDA kernel, for CUDA tensors where mamba-ssm imports.
+
+``MMMT_SCAN_BACKEND=torch|cpp|cuda`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never builds
+or uses the C++ kernel.
+
+Precision under :func:`torch.autocast`: the scan always runs in float32 (float64 for float64
+``u``): every input is cast to that dtype with autocast disabled, and the output is returned in
+``u``'s dtype.
+"""
 import functools
 import os
+import warnings
 from typing import Callable, Optional, Tuple, Union
 
 import torch
 
+from . import cpp_loader
 from .selective_scan_torch import selective_scan_torch
 
 __all__ = ['selective_scan_fn', 'available_backends', 'BACKEND_ENV']
 
-#: Environment variable that forces a backend (``torch``, ``cuda``); empty = automatic.
+#: Environment variable that forces a backend (``torch``, ``cpp``, ``cuda``); empty = automatic.
 BACKEND_ENV = 'MMMT_SCAN_BACKEND'
+_BACKENDS = ('torch', 'cpp', 'cuda')
+_warned_fallback = False
 
 
 @functools.lru_cache(maxsize=None)
@@ -25,23 +46,45 @@ def _mamba_cuda_fn() -> Optional[Callable]:
 
 
 def available_backends() -> Tuple[str, ...]:
-    """Names of the scan backends usable in this process."""
+    """Names of the scan backends usable in this process (builds the C++ kernel if needed)."""
     names = ['torch']
+    if cpp_loader.scan_ops_or_none() is not None:
+        names.append('cpp')
     if _mamba_cuda_fn() is not None and torch.cuda.is_available():
         names.append('cuda')
     return tuple(names)
 
 
-def _pick_backend(u: torch.Tensor) -> str:
+def _cpp_supports(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> bool:
+    return u.device.type == 'cpu' and B.dim() >= 3 and C.dim() >= 3
+
+
+def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
+    global _warned_fallback
     forced = os.environ.get(BACKEND_ENV, '').strip().lower()
     if forced:
-        if forced not in ('torch', 'cuda'):
-            raise ValueError(f'{BACKEND_ENV}={forced!r}: expected "torch" or "cuda"')
+        if forced not in _BACKENDS:
+            raise ValueError(f'{BACKEND_ENV}={forced!r}: expected one of {_BACKENDS}')
         if forced == 'cuda' and (_mamba_cuda_fn() is None or not u.is_cuda):
             raise RuntimeError(f'{BACKEND_ENV}=cuda needs mamba-ssm and CUDA tensors')
+        if forced == 'cpp':
+            if not _cpp_supports(u, B, C):
+                raise RuntimeError(f'{BACKEND_ENV}=cpp needs CPU tensors and time-varying B/C')
+            if cpp_loader.scan_ops_or_none() is None:
+                raise RuntimeError(f'{BACKEND_ENV}=cpp but the C++ scan is unavailable: '
+                                   f'{cpp_loader.build_error() or "disabled"}')
         return forced
-    if u.is_cuda and _mamba_cuda_fn() is not None:
-        return 'cuda'
+    if u.is_cuda:
+        return 'cuda' if _mamba_cuda_fn() is not None else 'torch'
+    if _cpp_supports(u, B, C) and not cpp_loader.disabled():
+        if cpp_loader.scan_ops_or_none() is not None:
+            return 'cpp'
+        if not _warned_fallback:
+            _warned_fallback = True
+            warnings.warn(
+                'mmmt: C++ selective scan unavailable, using the slower PyTorch scan '
+                f'({cpp_loader.build_error()}); set {cpp_loader.DISABLE_ENV}=1 to silence',
+                RuntimeWarning, stacklevel=3)
     return 'torch'
 
 
@@ -64,17 +107,32 @@ def selective_scan_fn(
     do); ``D``, ``delta_bias``: (D,). See :func:`~mmmt.ops.selective_scan_torch.selective_scan_torch`
     for the recurrence.
 
-    The backend is chosen per call: mamba-ssm's fused kernel for CUDA tensors when mamba-ssm
-    imports, else the differentiable PyTorch implementation. Set the environment variable
-    ``MMMT_SCAN_BACKEND`` to force one.
+    The backend is chosen per call (see the module docstring): the compiled kernel for CPU
+    tensors, mamba-ssm's fused kernel for CUDA tensors when mamba-ssm imports, else the
+    differentiable PyTorch implementation. ``MMMT_SCAN_BACKEND`` forces one.
 
     Returns:
         Tensor or (Tensor, Tensor): (batch, D, L) output in ``u``'s dtype, plus the last state
-        (batch, D, N) if ``return_last_state``.
+        (batch, D, N) in the compute dtype (float32, or float64 for float64 ``u``) if
+        ``return_last_state``.
     """
-    backend = _pick_backend(u)
-    if backend == 'cuda':
-        return _mamba_cuda_fn()(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                return_last_state)
-    return selective_scan_torch(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                                return_last_state)
+    backend = _pick_backend(u, B, C)
+    dtype_in = u.dtype
+    compute = torch.float64 if dtype_in == torch.float64 else torch.float32
+
+    def cast(t):
+        return None if t is None else t.to(compute)
+
+    with torch.autocast(device_type=u.device.type, enabled=False):
+        args = [cast(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
+        if backend == 'cpp':
+            from .selective_scan_cpu import selective_scan_cpu
+            res = selective_scan_cpu(*args, delta_softplus, return_last_state)
+        elif backend == 'cuda':
+            res = _mamba_cuda_fn()(*args, delta_softplus, return_last_state)
+        else:
+            res = selective_scan_torch(*args, delta_softplus, return_last_state)
+    if return_last_state:
+        out, last = res
+        return out.to(dtype_in), last
+    return res.to(dtype_in)

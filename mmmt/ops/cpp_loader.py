@@ -1,0 +1,205 @@
+"""Just-in-time build and cache of the C++ CPU selective scan (``csrc/selective_scan_cpu.cpp``).
+
+The extension is compiled with :func:`torch.utils.cpp_extension.load` on first use and registers
+the operators ``torch.ops.mmmt_scan.fwd`` / ``torch.ops.mmmt_scan.bwd``.
+
+Caching. The library lives in ``$MMMT_EXT_DIR/<name>/`` if ``MMMT_EXT_DIR`` is set, else in
+PyTorch's per-user extension directory (``$TORCH_EXTENSIONS_DIR`` or
+``~/.cache/torch_extensions/py<ver>_<cuda>/``). ``<name>`` is ``mmmt_scan_<isa>_<hash>``: the
+hash covers the source text, the compiler flags, the compiler (``$CXX``) and the PyTorch
+version, so an edited kernel or a new PyTorch gets a fresh build and never a stale library. A
+process that finds the library already built loads it directly, without invoking ninja.
+
+Instruction set. ``-march=native`` would tie a cached library to the CPU that built it and crash
+(SIGILL) on an older CPU sharing the same home directory or container image. Instead the ISA
+level is PyTorch's own runtime CPU capability (:func:`torch.backends.cpu.get_cpu_capability`,
+which honours ``ATEN_CPU_CAPABILITY``): ``AVX512`` -> ``-mavx512f/bw/vl/dq -mavx2 -mfma``,
+``AVX2`` -> ``-mavx2 -mfma``, anything else -> the compiler's baseline. The level is part of the
+name, so machines of different levels keep separate builds in one cache directory. No
+``-ffast-math``: the kernel's exp/softplus are written to vectorise without it.
+
+Concurrency. Builders serialise on an ``fcntl`` lock next to the build directory (released by the
+kernel if a process dies), and re-check for a finished library once they hold it, so parallel
+test workers or DDP ranks build once and the rest wait and load.
+"""
+import hashlib
+import os
+import os.path as osp
+import platform
+import sys
+import threading
+from typing import Any, List, Optional, Tuple
+
+import torch
+
+__all__ = ['load_scan_ops', 'scan_ops_or_none', 'build_error', 'EXT_DIR_ENV', 'DISABLE_ENV']
+
+#: Environment variable: root directory for the compiled extension (default: PyTorch's).
+EXT_DIR_ENV = 'MMMT_EXT_DIR'
+#: Environment variable: set to 1 to never build or use the C++ scan.
+DISABLE_ENV = 'MMMT_DISABLE_CPP_SCAN'
+
+SOURCE = osp.join(osp.dirname(osp.abspath(__file__)), 'csrc', 'selective_scan_cpu.cpp')
+
+_lock = threading.Lock()
+_ops: Optional[Any] = None
+_error: Optional[str] = None
+
+
+def disabled() -> bool:
+    return os.environ.get(DISABLE_ENV, '').strip().lower() not in ('', '0', 'false', 'no')
+
+
+def isa_flags() -> Tuple[str, List[str]]:
+    """(tag, compiler flags) for the SIMD level PyTorch itself uses on this CPU."""
+    try:
+        cap = torch.backends.cpu.get_cpu_capability()
+    except Exception:  # very old torch
+        cap = 'DEFAULT'
+    if platform.machine().lower() in ('x86_64', 'amd64'):
+        if cap == 'AVX512':
+            return 'avx512', ['-mavx512f', '-mavx512bw', '-mavx512vl', '-mavx512dq', '-mavx2',
+                              '-mfma', '-mf16c']
+        if cap == 'AVX2':
+            return 'avx2', ['-mavx2', '-mfma', '-mf16c']
+    return 'base', []
+
+
+def _cflags() -> Tuple[str, List[str]]:
+    tag, flags = isa_flags()
+    return tag, ['-O3', '-fopenmp', *flags]
+
+
+def _root_dir() -> str:
+    root = os.environ.get(EXT_DIR_ENV) or os.environ.get('TORCH_EXTENSIONS_DIR')
+    if root:
+        return osp.abspath(osp.expanduser(root))
+    try:
+        base = osp.realpath(torch._appdirs.user_cache_dir(appname='torch_extensions'))
+    except Exception:
+        base = osp.expanduser(osp.join('~', '.cache', 'torch_extensions'))
+    if getattr(torch.version, 'hip', None):
+        acc = 'rocm' + torch.version.hip.replace('.', '')
+    elif torch.version.cuda:
+        acc = 'cu' + torch.version.cuda.replace('.', '')
+    else:
+        acc = 'cpu'
+    return osp.join(base, f'py{sys.version_info.major}{sys.version_info.minor}_{acc}')
+
+
+def extension_name() -> str:
+    tag, cflags = _cflags()
+    h = hashlib.sha256()
+    with open(SOURCE, 'rb') as f:
+        h.update(f.read())
+    for part in (cflags, torch.__version__, os.environ.get('CXX', 'c++'), sys.version):
+        h.update(repr(part).encode())
+    return f'mmmt_scan_{tag}_{h.hexdigest()[:12]}'
+
+
+def library_path() -> str:
+    name = extension_name()
+    return osp.join(_root_dir(), name, name + '.so')
+
+
+def _registered() -> bool:
+    try:
+        return hasattr(torch.ops.mmmt_scan, 'fwd')
+    except Exception:
+        return False
+
+
+def _build(name: str, build_dir: str, verbose: bool) -> None:
+    import logging
+    _, cflags = _cflags()
+    # importing cpp_extension logs "No CUDA runtime is found" on CPU machines: not our concern
+    log = logging.getLogger('torch.utils.cpp_extension')
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import cpp_extension
+    finally:
+        log.setLevel(level)
+    print(f'mmmt: compiling the C++ selective scan into {build_dir} (once, ~15 s)',
+          file=sys.stderr, flush=True)
+    os.makedirs(build_dir, exist_ok=True)
+    cpp_extension.load(
+        name=name,
+        sources=[SOURCE],
+        extra_cflags=cflags,
+        extra_ldflags=['-fopenmp'],
+        build_directory=build_dir,
+        with_cuda=False,
+        is_python_module=False,
+        verbose=verbose)
+
+
+def load_scan_ops(verbose: bool = False) -> Any:
+    """Build (if needed) and load the extension; return ``torch.ops.mmmt_scan``. Raises on
+    failure (no compiler, no ninja, compile error)."""
+    global _ops
+    with _lock:
+        if _ops is not None:
+            return _ops
+        if _registered():  # loaded by someone else in this process
+            _ops = torch.ops.mmmt_scan
+            return _ops
+        name = extension_name()
+        build_dir = osp.join(_root_dir(), name)
+        so_path = osp.join(build_dir, name + '.so')
+        if not osp.exists(so_path):
+            os.makedirs(osp.dirname(build_dir), exist_ok=True)
+            with _FileLock(build_dir + '.lock'):
+                if not osp.exists(so_path):
+                    _build(name, build_dir, verbose)
+        if not _registered():
+            torch.ops.load_library(so_path)
+        _ops = torch.ops.mmmt_scan
+        return _ops
+
+
+def scan_ops_or_none() -> Optional[Any]:
+    """The operators, or None when disabled or when building failed (the reason is kept in
+    :func:`build_error`; a failed build is not retried in this process)."""
+    global _error
+    if disabled():
+        return None
+    if _ops is not None:
+        return _ops
+    if _error is not None:
+        return None
+    try:
+        return load_scan_ops()
+    except Exception as e:  # noqa: BLE001 -- any failure means "no C++ scan here"
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        _error = f'{type(e).__name__}: {lines[-1] if lines else ""}'[:300]
+        return None
+
+
+def build_error() -> Optional[str]:
+    return _error
+
+
+class _FileLock:
+    """Exclusive advisory lock on a file (``fcntl.flock``); a no-op where fcntl is missing."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.fd = None
+
+    def __enter__(self):
+        try:
+            import fcntl
+        except ImportError:  # Windows: rely on torch's own build lock
+            return self
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            import fcntl
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+        return False
