@@ -72,7 +72,8 @@ def test_human_parts_groups_and_rules(tmp_path):
     np.testing.assert_array_equal(hp, exp)
 
 
-@pytest.mark.parametrize('case', ['no_person', 'person_no_parts', 'empty_person', 'no_file'])
+@pytest.mark.parametrize(
+    'case', ['no_person', 'person_no_parts', 'empty_person', 'no_file', 'no_objects'])
 def test_human_parts_without_parts_is_fully_ignored(tmp_path, case):
     p = str(tmp_path / 'parts.mat')
     if case == 'no_person':
@@ -82,6 +83,8 @@ def test_human_parts_without_parts_is_fully_ignored(tmp_path, case):
     elif case == 'empty_person':  # zero-area person mask: the object does not count
         write_parts_mat(p, [('person', 15, np.zeros((H, W), bool),
                              [('head', _box(0, 2, 0, 2))]), ('cat', 8, _box(0, 3, 0, 3), [])])
+    elif case == 'no_objects':
+        write_parts_mat(p, [])
     hp = load('human_parts', dict(path=p, encoding='pascal_parts_mat'))
     assert hp.shape == (H, W) and (hp == 255).all()
 

@@ -125,7 +125,10 @@ def read_pascal_part_mask(path: str, results: Optional[dict] = None
         return None
     mat = _loadmat(path, results)
     try:
-        objects = mat['anno'][0][0][1][0]
+        field = mat['anno'][0][0][1]
+        if field.size == 0:  # no objects at all
+            return None
+        objects = field[0]
     except (KeyError, IndexError, ValueError, TypeError) as e:
         raise ValueError(f"Unexpected PASCAL-Part structure (need struct 'anno' with an "
                          f'object list) in {path}{_where(results)}: {e}') from e
