@@ -1,0 +1,27 @@
+# Runtime defaults shared by every mmmt config.
+default_scope = 'mmmt'
+custom_imports = dict(imports=['mmmt'], allow_failed_imports=False)
+
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    dist_cfg=dict(backend='nccl'),
+)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=5000, max_keep_ckpts=3),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    visualization=dict(type='MultiTaskVisualizationHook', draw=False),
+)
+
+vis_backends = [dict(type='LocalVisBackend')]
+visualizer = dict(type='MultiTaskVisualizer', vis_backends=vis_backends, name='visualizer')
+log_processor = dict(by_epoch=False, window_size=50)
+log_level = 'INFO'
+load_from = None
+resume = False
+# The reference seeds every rank with 0; mmengine offsets per rank when diff_rank_seed=True.
+randomness = dict(seed=0, deterministic=False, diff_rank_seed=False)

@@ -1,0 +1,9 @@
+# The MTMamba++ schedule (reference-spec A.10): as schedule_50k.py but 40k iterations; each
+# MTMamba++ config sets its own lr and weight decay.
+_base_ = ['./schedule_50k.py']
+
+max_iters = 40000
+param_scheduler = [
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)

@@ -1,0 +1,64 @@
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from mmmt.datasets.synthetic import generate_nyud
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
+
+
+@pytest.fixture(scope='session')
+def synthetic_nyud(tmp_path_factory):
+    """A tiny synthetic NYUD layout: 6 train and 2 val images of the demo's 128x160."""
+    root = tmp_path_factory.mktemp('synthetic_nyud')
+    generate_nyud(str(root), n_train=6, n_val=2, seed=3, size=(128, 160))
+    return str(root)
+
+
+def write_tiny_config(path, data_root, max_iters=4, val_interval=4, extra=''):
+    """A config inheriting the demo config, shrunk for tests (tiny model, no workers)."""
+    text = f"""
+_base_ = [{DEMO_CONFIG!r}]
+data_root = {data_root!r}
+model = dict(
+    backbone=dict(arch=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
+                  window_size=4),
+    decode_head=dict(in_channels=(16, 32, 64, 128)))
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+val_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+train_cfg = dict(max_iters={max_iters}, val_interval={val_interval})
+param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end={max_iters},
+                        by_epoch=False)]
+default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval={val_interval}))
+{extra}
+"""
+    with open(path, 'w') as f:
+        f.write(text)
+    return str(path)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def run_tool(args, timeout=600, env=None):
+    full_env = dict(os.environ, PYTHONPATH=REPO, **(env or {}))
+    result = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                            env=full_env)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    return result
+
+
+def python_tool(script, *args, **kwargs):
+    return run_tool([sys.executable, osp.join(REPO, 'tools', script), *map(str, args)],
+                    **kwargs)

@@ -1,0 +1,89 @@
+"""End-to-end tests of tools/train.py, tools/test.py and tools/dist_train.sh on the CPU."""
+import glob
+import os
+import os.path as osp
+
+import pytest
+import torch
+
+from mmmt.utils import UntrustedCheckpointError, load_checkpoint_file
+
+from .conftest import REPO, free_port, python_tool, run_tool, write_tiny_config
+
+NO_VAL = """
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+"""
+
+
+def state_of(ckpt_path):
+    ckpt = load_checkpoint_file(ckpt_path, map_location='cpu')
+    return ckpt['state_dict'], ckpt['optimizer']
+
+
+def test_resume_is_exact(tmp_path, synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=4, val_interval=2,
+                            extra=NO_VAL)
+    straight, split = tmp_path / 'straight', tmp_path / 'split'
+    common = ['--deterministic', '--seed', '0']
+    python_tool('train.py', cfg, '--work-dir', straight, *common)
+    # the same run stopped after 2 iterations, then resumed from its latest checkpoint
+    python_tool('train.py', cfg, '--work-dir', split, *common, '--cfg-options',
+                'train_cfg.max_iters=2')
+    out = python_tool('train.py', cfg, '--work-dir', split, *common, '--resume')
+    assert 'resumed epoch: 0, iter: 2' in out.stdout + out.stderr
+    params_a, optim_a = state_of(straight / 'iter_4.pth')
+    params_b, optim_b = state_of(split / 'iter_4.pth')
+    assert params_a.keys() == params_b.keys()
+    for key in params_a:
+        assert torch.equal(params_a[key], params_b[key]), key
+    for sa, sb in zip(optim_a['state'].values(), optim_b['state'].values()):
+        assert torch.equal(sa['exp_avg'], sb['exp_avg'])
+
+
+def test_untrusted_checkpoint_is_refused_with_a_clear_error(tmp_path):
+    class Payload:
+        pass
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'meta': Payload()}, path)
+    with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):
+        load_checkpoint_file(str(path))
+    assert isinstance(load_checkpoint_file(str(path), trust=True)['meta'], Payload)
+    with pytest.raises(FileNotFoundError, match='missing.pth'):
+        load_checkpoint_file(str(tmp_path / 'missing.pth'))
+
+
+def test_dist_train_two_processes_on_cpu_with_validation(tmp_path, synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=2)
+    import sys
+    result = run_tool(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
+         str(tmp_path / 'work')],
+        env=dict(PYTHON=sys.executable, PORT=str(free_port())))
+    log = result.stdout + result.stderr
+    assert 'gloo' in log
+    assert 'Iter(val)' in log and 'semseg/mIoU' in log
+    assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+
+
+def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra=NO_VAL)
+    python_tool('train.py', cfg, '--work-dir', tmp_path / 'work')
+    ckpt = tmp_path / 'work' / 'iter_1.pth'
+    show_dir = tmp_path / 'vis'
+    out_pkl = tmp_path / 'preds.pkl'
+    result = python_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'work',
+                         '--show-dir', show_dir, '--out', out_pkl)
+    assert 'semseg/mIoU' in result.stdout + result.stderr
+    images = glob.glob(osp.join(show_dir, '**', '*.png'), recursive=True) + \
+        glob.glob(osp.join(tmp_path, 'work', '**', 'vis', '**', '*.png'), recursive=True)
+    with open(osp.join(synthetic_nyud, 'gt_sets', 'val.txt')) as f:
+        num_val = len(f.read().split())
+    assert len(set(images)) >= num_val
+    assert osp.getsize(out_pkl) > 0
+    # --out never overwrites
+    with pytest.raises(AssertionError, match='exists'):
+        python_tool('test.py', cfg, ckpt, '--out', out_pkl)
