@@ -1,0 +1,59 @@
+"""The multi-task performance Δm of the papers (spec E.7)."""
+from typing import Dict, Mapping, Optional, Tuple
+
+__all__ = ['DELTA_M_METRICS', 'NYUD_SINGLE_TASK_BASELINES', 'delta_m']
+
+#: Which metric represents each task in Δm, and whether higher is better.
+DELTA_M_METRICS: Dict[str, Tuple[str, bool]] = {
+    'semseg': ('mIoU', True),
+    'human_parts': ('mIoU', True),
+    'sal': ('maxF', True),
+    'edge': ('odsF', True),
+    'depth': ('rmse', False),
+    'normals': ('mean', False),
+}
+
+#: Paper Table 2, "Single-task 2xSwin" on NYUD-v2: mIoU %, RMSE m, mErr degrees, odsF %.
+NYUD_SINGLE_TASK_BASELINES: Dict[str, float] = {
+    'semseg': 54.32,
+    'depth': 0.5166,
+    'normals': 19.21,
+    'edge': 77.30,
+}
+
+
+def delta_m(results: Mapping[str, float],
+            baselines: Mapping[str, float],
+            metrics: Optional[Mapping[str, Tuple[str, bool]]] = None) -> float:
+    """Δm = (1/T) sum_t (-1)^{l_t} (M_mtl,t - M_stl,t) / M_stl,t x 100 (%).
+
+    ``l_t = 1`` for lower-is-better metrics (depth RMSE, normals mErr), 0 otherwise. Results
+    and baselines must be in the same units (percent for mIoU/maxF/odsF).
+
+    Args:
+        results: Metric values keyed ``'<task>/<metric>'`` or by task name.
+        baselines: Single-task values keyed by task name; every task listed is used.
+        metrics: Task -> (metric name, higher is better); defaults to :data:`DELTA_M_METRICS`.
+
+    Returns:
+        float: Δm in percent.
+
+    Raises:
+        KeyError: If a baseline task has no result or no metric definition.
+        ValueError: If there are no baselines or a baseline is zero.
+    """
+    metrics = dict(DELTA_M_METRICS if metrics is None else metrics)
+    if not baselines:
+        raise ValueError('delta_m needs at least one baseline')
+    total = 0.0
+    for task, base in baselines.items():
+        if task not in metrics:
+            raise KeyError(f'no Δm metric defined for task {task!r}')
+        name, higher_better = metrics[task]
+        key = f'{task}/{name}'
+        value = results[key] if key in results else results[task]
+        if base == 0:
+            raise ValueError(f'baseline of {task!r} is zero')
+        rel = (float(value) - float(base)) / float(base)
+        total += rel if higher_better else -rel
+    return 100.0 * total / len(baselines)
