@@ -139,9 +139,13 @@ class MultiTaskMambaDecodeHead(BaseDecodeHead):
             if t not in task_losses:
                 if t not in DEFAULT_TASK_LOSSES:
                     raise ValueError(f'task {t!r} has no default loss: add it to task_losses')
-                task_losses[t] = DEFAULT_TASK_LOSSES[t]
+                # scope-qualified: the head may be built under another default scope
+                # (default_scope='mmseg' in a plain mmseg config)
+                task_losses[t] = dict(DEFAULT_TASK_LOSSES[t], _scope_='mmmt')
         self.task_losses = nn.ModuleDict({t: MODELS.build(task_losses[t]) for t in self.tasks})
-        self.loss_combiner = MODELS.build(dict(loss_combiner, tasks=self.tasks))
+        loss_combiner = dict(loss_combiner, tasks=self.tasks)
+        loss_combiner.setdefault('_scope_', 'mmmt')  # loss combiners exist only in mmmt
+        self.loss_combiner = MODELS.build(loss_combiner)
 
     def forward(self, inputs: Sequence[torch.Tensor]) -> Dict[str, torch.Tensor]:
         """Decode the four backbone levels.
