@@ -65,7 +65,7 @@ def normals_stats(pred: np.ndarray,
     Returns:
         dict: ``count``, ``sum`` and ``sum_sq`` of the angles, ``within`` (int64 counts of
         angles < each of :data:`NORMALS_THRESHOLDS`), and the sparse histogram ``hist_bins``
-        (uint16 bin indices) / ``hist_counts`` (int64) with :data:`NORMALS_HIST_BIN`-degree bins.
+        (uint16 bin indices) / ``hist_counts`` (uint32) with :data:`NORMALS_HIST_BIN`-degree bins.
     """
     ang = normal_angles(pred, gt, ignore_index=ignore_index)
     bins = np.minimum((ang / NORMALS_HIST_BIN).astype(np.int64), _NUM_BINS - 1)
@@ -78,7 +78,7 @@ def normals_stats(pred: np.ndarray,
         within=np.array([np.count_nonzero(ang < t) for t in NORMALS_THRESHOLDS],
                         dtype=np.int64),
         hist_bins=nz.astype(np.uint16),
-        hist_counts=hist[nz].astype(np.int64))
+        hist_counts=hist[nz].astype(np.uint32))
 
 
 def _hist_median(hist: np.ndarray, count: int) -> float:

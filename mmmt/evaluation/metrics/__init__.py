@@ -1,1 +1,12 @@
-__all__ = []
+"""mmengine metrics of mmmt."""
+from .multi_task_metric import MultiTaskMetric
+from .task_evaluators import (DEFAULT_TASK_KINDS, TASK_EVALUATORS, BoundaryEvaluator,
+                              DepthEvaluator, NormalsEvaluator, SaliencyEvaluator,
+                              SegmentationEvaluator, TaskEvaluator, build_task_evaluator,
+                              meta_for_task)
+
+__all__ = [
+    'MultiTaskMetric', 'TaskEvaluator', 'SegmentationEvaluator', 'DepthEvaluator',
+    'NormalsEvaluator', 'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS',
+    'DEFAULT_TASK_KINDS', 'build_task_evaluator', 'meta_for_task'
+]
