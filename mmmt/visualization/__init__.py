@@ -1,1 +1,4 @@
-__all__ = []
+"""Visualization: the multi-task visualizer used by ``--show-dir`` and the inferencer."""
+from .multi_task_visualizer import TASK_DRAW_TYPES, MultiTaskVisualizer, default_palette
+
+__all__ = ['MultiTaskVisualizer', 'default_palette', 'TASK_DRAW_TYPES']

@@ -1,0 +1,109 @@
+"""MultiTaskVisualizer: grid layout, panel styles, backends and mmseg's visualization hook."""
+import os
+import os.path as osp
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.visualization import Visualizer
+
+from mmmt.registry import VISUALIZERS
+from mmmt.structures.multitask_data_sample import MultiTaskDataSample
+from mmmt.visualization import MultiTaskVisualizer, default_palette
+
+H, W, T = 30, 40, 20
+
+
+def _sample(with_gt=True):
+    rng = np.random.default_rng(0)
+    s = MultiTaskDataSample(metainfo=dict(img_path='x.png'))
+    seg = torch.from_numpy(rng.integers(0, 3, (1, H, W)))
+    depth = torch.from_numpy(rng.uniform(1, 4, (1, H, W))).float()
+    normals = torch.zeros(3, H, W)
+    normals[2] = 1
+    edge = torch.zeros(1, H, W)
+    edge[0, 10] = 1
+    s.set_pred('semseg', seg)
+    s.set_pred('depth', depth)
+    s.set_pred('normals', normals)
+    s.set_pred('edge', edge)
+    if with_gt:
+        gt_seg = seg.clone()
+        gt_seg[0, :5, :5] = 255
+        s.set_gt('semseg', gt_seg)
+        s.set_gt('depth', depth.clone())
+        s.set_gt('edge', edge.clone())
+    return s
+
+
+def _vis(**kw):
+    name = f'vis_{len(Visualizer._instance_dict)}_{np.random.randint(1e9)}'
+    return MultiTaskVisualizer.get_instance(name, **kw)
+
+
+def test_grid_size_and_panels(tmp_path):
+    vis = _vis()
+    vis.dataset_meta = dict(classes=['a', 'b', 'c'], palette=[[255, 0, 0], [0, 255, 0],
+                                                              [0, 0, 255]])
+    image = np.full((H, W, 3), 77, np.uint8)
+    out = str(tmp_path / 'grid.png')
+    drawn = vis.add_datasample('s', image, _sample(), out_file=out)
+    # rows: GT and prediction; columns: image + semseg, depth, normals, edge
+    assert drawn.shape == (2 * (H + T), 5 * W, 3)
+    written = cv2.imread(out)[..., ::-1]
+    np.testing.assert_array_equal(written, drawn)
+    gt_row, pred_row = drawn[T:T + H], drawn[H + 2 * T:]
+    np.testing.assert_array_equal(gt_row[:, :W], image)  # input image first
+    np.testing.assert_array_equal(pred_row[:, :W], image)
+    seg_pred = pred_row[:, W:2 * W]
+    assert {tuple(c) for c in seg_pred.reshape(-1, 3)} <= {(255, 0, 0), (0, 255, 0), (0, 0, 255)}
+    seg_gt = gt_row[:, W:2 * W]
+    ignored = seg_gt[:5, :5].reshape(-1, 3)
+    assert {tuple(c) for c in ignored} == {(70, 70, 70), (170, 170, 170)}  # checkerboard
+    normals = pred_row[:, 3 * W:4 * W]
+    assert (normals[H // 2, W // 2] == [128, 128, 255]).all()  # (n + 1) / 2 of +z
+    edge = pred_row[:, 4 * W:5 * W]
+    assert (edge[10, 5] == 255).all() and (edge[20, 5] == 0).all()
+    depth = pred_row[:, 2 * W:3 * W]
+    assert len({tuple(c) for c in depth[:H // 2].reshape(-1, 3)}) > 10  # colour-mapped
+
+
+def test_prediction_only_and_default_palette():
+    vis = _vis(tasks=['semseg', 'edge'], title_height=0)
+    drawn = vis.add_datasample('s', None, _sample(with_gt=False), out_file=None)
+    assert drawn.shape == (H, 3 * W, 3)
+    pal = default_palette()
+    assert pal.shape == (256, 3) and (default_palette() == pal).all()
+
+
+def test_draw_flags():
+    vis = _vis()
+    img = np.zeros((H, W, 3), np.uint8)
+    assert vis.add_datasample('a', img, _sample(), draw_gt=False).shape[0] == H + T
+    assert vis.add_datasample('b', img, _sample(), draw_pred=False).shape[0] == H + T
+
+
+def test_backend_and_mmseg_visualization_hook(tmp_path):
+    """``tools/test.py --show-dir`` path: mmseg's SegVisualizationHook drives our visualizer."""
+    from mmseg.engine.hooks import SegVisualizationHook
+    img_path = str(tmp_path / '0001.png')
+    cv2.imwrite(img_path, np.full((H, W, 3), 50, np.uint8))
+    vis = VISUALIZERS.build(
+        dict(type='MultiTaskVisualizer', name=f'hook_vis_{np.random.randint(1e9)}',
+             vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path / 'show')))
+    assert Visualizer.get_current_instance() is vis
+    hook = SegVisualizationHook(draw=True, interval=1)
+    sample = _sample()
+    sample.set_metainfo(dict(img_path=img_path))
+    hook._after_iter(SimpleNamespace(iter=3), 0, {}, [sample], mode='test')
+    files = [f for _, _, fs in os.walk(tmp_path / 'show') for f in fs if f.endswith('.png')]
+    assert files == ['test_0001.png_3.png']
+    path = [osp.join(r, f) for r, _, fs in os.walk(tmp_path / 'show') for f in fs][0]
+    assert cv2.imread(path).shape == (2 * (H + T), 5 * W, 3)
+
+
+def test_bad_colormap():
+    with pytest.raises(ValueError):
+        _vis(depth_cmap='nope')
