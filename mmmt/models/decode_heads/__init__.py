@@ -1,8 +1,13 @@
 from .mtmamba_head import MultiTaskMambaDecodeHead
+from .mtmamba_plus_head import MTMambaPlusDecodeHead
 from .mtmamba_stage import MTMambaDecoderStage
-from .reference_keys import mmmt_to_reference_key, reference_to_mmmt_key
+from .mtmamba_variants import MTMambaVariantHead
+from .reference_keys import (REFERENCE_VARIANTS, detect_reference_variant,
+                             mmmt_to_reference_key, mmmt_to_reference_state_dict,
+                             reference_to_mmmt_key, reference_to_mmmt_state_dict)
 
 __all__ = [
-    'MultiTaskMambaDecodeHead', 'MTMambaDecoderStage', 'reference_to_mmmt_key',
-    'mmmt_to_reference_key'
+    'MultiTaskMambaDecodeHead', 'MTMambaDecoderStage', 'MTMambaPlusDecodeHead',
+    'MTMambaVariantHead', 'REFERENCE_VARIANTS', 'reference_to_mmmt_key', 'mmmt_to_reference_key',
+    'detect_reference_variant', 'reference_to_mmmt_state_dict', 'mmmt_to_reference_state_dict'
 ]
