@@ -1,0 +1,51 @@
+"""Smoke tests of the benchmark tools on tiny problems."""
+import importlib.util
+import os.path as osp
+
+import torch
+from _scan_testlib import make_inputs, rel_err, scan_oracle
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool(name):
+    path = osp.join(REPO, 'tools', 'analysis_tools', name + '.py')
+    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sequential_reference_matches_oracle():
+    bs = load_tool('benchmark_scan')
+    x = make_inputs(batch=2, dim=8, length=23, n=4, groups=4)
+    x64 = {k: v.double() for k, v in x.items()}
+    ref, _ = scan_oracle(**x64, delta_softplus=True)
+    assert rel_err(bs.scan_sequential(**x64, delta_softplus=True), ref) < 1e-12
+    assert rel_err(bs.scan_sequential(**x, delta_softplus=True), ref) < 1e-5
+    # ungrouped B/C, no optional inputs
+    x = make_inputs(batch=1, dim=4, length=9, n=3, dtype=torch.float64)
+    ref, _ = scan_oracle(x['u'], x['delta'].abs(), x['A'], x['B'], x['C'])
+    out = bs.scan_sequential(x['u'], x['delta'].abs(), x['A'], x['B'], x['C'])
+    assert rel_err(out, ref) < 1e-12
+
+
+def test_benchmark_scan_quick_small_shape(capsys):
+    bs = load_tool('benchmark_scan')
+    res = bs.main(['--quick', '--shapes', 'small', '--err-length', '64'])
+    impls = {r['impl']: r for r in res['rows']}
+    assert {'sequential', 'torch', 'cpp'} <= set(impls)
+    for r in impls.values():
+        assert r['fwd_s'] > 0 and r['train_s'] > 0
+        assert r['fwd_err'] < 1e-5 and r['grad_err'] < 1e-4
+    assert '| small | 384 | 14x18 | cpp |' in capsys.readouterr().out
+
+
+def test_benchmark_model_tiny_config(capsys):
+    bm = load_tool('benchmark')
+    res = bm.main([osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py'),
+                   '--shape', '64', '96', '--iters', '1', '--warmup', '0', '--device', 'cpu'])
+    assert res['infer_s'] > 0 and res['train_s'] > 0
+    assert res['infer_scan_calls'] > 0 and 0 < res['infer_scan_share'] < 1
+    assert 0 < res['train_scan_share'] < 1
+    assert 'training step' in capsys.readouterr().out
