@@ -107,3 +107,24 @@ def test_backend_and_mmseg_visualization_hook(tmp_path):
 def test_bad_colormap():
     with pytest.raises(ValueError):
         _vis(depth_cmap='nope')
+
+
+def test_multi_task_visualization_hook_from_config(tmp_path):
+    from mmengine.registry import DefaultScope
+
+    from mmmt.registry import HOOKS
+    img_path = str(tmp_path / 'img.png')
+    cv2.imwrite(img_path, np.full((H, W, 3), 50, np.uint8))
+    vis = VISUALIZERS.build(
+        dict(type='MultiTaskVisualizer', name=f'hook_vis_{np.random.randint(1e9)}',
+             vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path / 'show')))
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        hook = HOOKS.build(dict(type='MultiTaskVisualizationHook', draw=True, interval=1))
+    with_path = _sample()
+    with_path.set_metainfo(dict(img_path=img_path, img_id='0007'))
+    no_image = _sample()  # synthetic sample: no readable image
+    no_image.set_metainfo(dict(img_path=None, img_id='0008'))
+    hook._after_iter(SimpleNamespace(iter=0), 0, {}, [with_path, no_image], mode='val')
+    files = sorted(f for _, _, fs in os.walk(tmp_path / 'show') for f in fs if f.endswith('.png'))
+    assert files == ['val_0007_0.png', 'val_0008_0.png']
+    assert vis is Visualizer.get_current_instance()

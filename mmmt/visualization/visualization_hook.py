@@ -1,0 +1,60 @@
+"""The hook that draws validation/test predictions (``tools/test.py --show-dir``)."""
+import os.path as osp
+from typing import Any, Optional, Sequence
+
+import mmcv
+import mmengine.fileio as fileio
+import numpy as np
+from mmseg.engine.hooks import SegVisualizationHook
+
+from mmmt.registry import HOOKS
+
+__all__ = ['MultiTaskVisualizationHook']
+
+
+@HOOKS.register_module()
+class MultiTaskVisualizationHook(SegVisualizationHook):
+    """Draw every ``interval``-th validation/test sample with the current visualizer.
+
+    mmseg's ``SegVisualizationHook`` with two differences: the window / file name uses the
+    sample's ``img_id`` when present (``<mode>_<img_id>``), and a sample whose image cannot be
+    read (no ``img_path``, e.g. synthetic data) is still drawn, on a black background.
+
+    Args:
+        draw (bool): Whether to draw at all. ``tools/test.py --show-dir`` turns it on.
+            Defaults to False.
+        interval (int): Draw every ``interval``-th iteration. Defaults to 50.
+        show (bool): Show the drawings in a window instead of storing them. Defaults to False.
+        wait_time (float): Seconds to wait when showing. Defaults to 0.
+        backend_args (dict, optional): File backend arguments for reading images.
+    """
+
+    def _read_image(self, sample: Any) -> Optional[np.ndarray]:
+        img_path = sample.get('img_path', None)
+        if not img_path:
+            return None
+        img_bytes = fileio.get(img_path, backend_args=self.backend_args)
+        return mmcv.imfrombytes(img_bytes, channel_order='rgb')
+
+    def _after_iter(self,
+                    runner,
+                    batch_idx: int,
+                    data_batch: dict,
+                    outputs: Sequence[Any],
+                    mode: str = 'val') -> None:
+        if self.draw is False or mode == 'train':
+            return
+        if not self.every_n_inner_iters(batch_idx, self.interval):
+            return
+        for output in outputs:
+            img_id = output.get('img_id', None)
+            img_path = output.get('img_path', None)
+            if img_id is None:
+                img_id = osp.basename(img_path) if img_path else f'{batch_idx}'
+            self._visualizer.add_datasample(
+                f'{mode}_{img_id}',
+                self._read_image(output),
+                data_sample=output,
+                show=self.show,
+                wait_time=self.wait_time,
+                step=runner.iter)
