@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# One-off GPU check of the selective scan and the Swin-L NYUD model, for a CUDA machine.
+#
+#   OUT=/some/dir bash tools/analysis_tools/gpu_check.sh      # about 3-8 minutes
+#
+# 1. environment: GPU, torch/CUDA versions, which scan backends import;
+# 2. if mamba-ssm is missing, one short attempt to pip-install it (offline machines fail fast;
+#    without it the CUDA path checked is mmmt's PyTorch scan on CUDA tensors);
+# 3. parity: every CUDA backend against the CPU scan (C++ kernel, or PyTorch if it cannot be
+#    built) on the small and the Swin-L NYUD stage shapes, output and all input gradients;
+# 4. tools/analysis_tools/benchmark_scan.py --device cuda --quick;
+# 5. tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda.
+# Every step has its own time limit; a failed step is reported and the next one still runs.
+# A dry run elsewhere: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 (CPU "device", small shape only).
+# Everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
+# parity.json, benchmark_scan.{md,json}, benchmark_swin-l_nyud.{md,json}.
+set -u
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-work_dirs/gpu_check}
+mkdir -p "$OUT"
+exec > >(tee -a "$OUT/gpu_check.log") 2>&1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONUNBUFFERED=1
+export GPU_CHECK_DEVICE=${GPU_CHECK_DEVICE:-cuda}
+DEV=$GPU_CHECK_DEVICE
+START=$(date +%s)
+
+step() {  # step NAME SECONDS CMD...: run with a time limit, report, never abort the script
+  local name=$1 limit=$2
+  shift 2
+  echo "=== [$(($(date +%s) - START))s] $name (limit ${limit}s)"
+  timeout --kill-after=15 "$limit" "$@"
+  local rc=$?
+  echo "=== $name: exit $rc$([ $rc -eq 124 ] && echo ' (timed out)')"
+  return $rc
+}
+
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for c in .venv/bin/python python3 python; do
+    if command -v "$c" >/dev/null 2>&1 && "$c" -c 'import torch' >/dev/null 2>&1; then
+      PY=$c
+      break
+    fi
+  done
+fi
+if [ -z "$PY" ]; then
+  echo "no Python with torch found (set PYTHON=...)"; exit 1
+fi
+
+step "environment" 60 "$PY" - <<'EOF' | tee "$OUT/env.txt"
+import importlib, subprocess, torch
+print('python torch', torch.__version__, 'cuda', torch.version.cuda,
+      'available', torch.cuda.is_available())
+if torch.cuda.is_available():
+    print('gpu', torch.cuda.get_device_name(0))
+for m in ('mmengine', 'mmseg', 'mmpretrain', 'mmcv', 'mamba_ssm', 'ninja'):
+    try:
+        mod = importlib.import_module(m)
+        print(m, getattr(mod, '__version__', '?'))
+    except Exception as e:  # noqa: BLE001
+        print(m, 'MISSING', type(e).__name__, str(e).splitlines()[0] if str(e) else '')
+try:
+    print(subprocess.run(['nvidia-smi', '--query-gpu=name,memory.total,driver_version',
+                          '--format=csv,noheader'], capture_output=True, text=True,
+                         timeout=30).stdout)
+except Exception as e:  # noqa: BLE001
+    print('nvidia-smi:', e)
+EOF
+
+if [ "$DEV" = cuda ] && ! "$PY" -c 'import mmengine, mmseg, mmpretrain' >/dev/null 2>&1; then
+  step "pip install the runtime requirements" 90 "$PY" -m pip install -q --timeout 15 \
+    --retries 1 -r requirements/runtime.txt mmcv-lite==2.1.0 ninja
+fi
+if [ "$DEV" = cuda ] && ! "$PY" -c 'import mamba_ssm.ops.selective_scan_interface' \
+    >/dev/null 2>&1; then
+  # a prebuilt wheel or nothing: compiling mamba-ssm takes far longer than this check may
+  step "pip install mamba-ssm" 90 "$PY" -m pip install -q --timeout 15 --retries 1 \
+    --no-build-isolation mamba-ssm
+fi
+
+step "scan parity, CUDA vs CPU" 120 "$PY" - "$OUT/parity.json" <<'EOF'
+import json, os, sys, time, warnings
+import torch
+sys.path.insert(0, 'tools/analysis_tools')
+from benchmark_scan import GRAD_NAMES, make_inputs, rel_err
+from mmmt.ops import available_backends, selective_scan_fn
+
+dev = torch.device(os.environ['GPU_CHECK_DEVICE'])
+
+def run(backend, x, grad_out):
+    os.environ['MMMT_SCAN_BACKEND'] = backend
+    leaves = {k: v.detach().clone().requires_grad_(k in GRAD_NAMES) for k, v in x.items()}
+    out = selective_scan_fn(**leaves, delta_softplus=True)
+    out.backward(grad_out)
+    if out.is_cuda:
+        torch.cuda.synchronize()
+    return out.detach().cpu(), {k: leaves[k].grad.cpu() for k in GRAD_NAMES}
+
+with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter('always')
+    backends = available_backends()
+print('backends:', backends, [str(m.message) for m in w])
+cpu_backend = 'cpp' if 'cpp' in backends else 'torch'
+cuda_backends = [b for b in ('cuda', 'torch') if b == 'torch' or b in backends]
+shapes = [('small', 384, 252), ('swin-l stage 1', 6144, 1008), ('swin-l stage 2', 3072, 4032),
+          ('swin-l stage 3', 1536, 16128)]
+if os.environ.get('GPU_CHECK_QUICK'):
+    shapes = shapes[:1]
+rows = []
+for name, ch, length in shapes:
+    x = make_inputs(ch, length, 'cpu')
+    g = torch.randn(1, ch, length, generator=torch.Generator().manual_seed(1))
+    t0 = time.perf_counter()
+    ref, ref_g = run(cpu_backend, x, g)
+    t_cpu = time.perf_counter() - t0
+    for b in cuda_backends:
+        xc = {k: v.to(dev) for k, v in x.items()}
+        run(b, xc, g.to(dev))  # warm-up
+        t0 = time.perf_counter()
+        out, grads = run(b, xc, g.to(dev))
+        t_gpu = time.perf_counter() - t0
+        row = dict(shape=name, channels=ch, length=length, cpu=cpu_backend, cuda=b,
+                   out_rel_err=rel_err(out, ref),
+                   grad_rel_err={k: rel_err(grads[k], ref_g[k]) for k in GRAD_NAMES},
+                   cpu_fwd_bwd_s=t_cpu, gpu_fwd_bwd_s=t_gpu)
+        rows.append(row)
+        print(f"{name:15s} {cpu_backend:>5s} vs cuda:{b:5s}  out {row['out_rel_err']:.1e}  "
+              f"grads {max(row['grad_rel_err'].values()):.1e}  "
+              f"fwd+bwd cpu {t_cpu:.3f} s / gpu {t_gpu * 1e3:.1f} ms", flush=True)
+ok = all(r['out_rel_err'] < 1e-4 and max(r['grad_rel_err'].values()) < 1e-3 for r in rows)
+gpu = torch.cuda.get_device_name(0) if dev.type == 'cuda' else str(dev)
+json.dump(dict(backends=list(backends), gpu=gpu, rows=rows, ok=ok),
+          open(sys.argv[1], 'w'), indent=1)
+print('PARITY', 'OK' if ok else 'MISMATCH')
+EOF
+
+QUICK_SHAPES=()
+[ -n "${GPU_CHECK_QUICK:-}" ] && QUICK_SHAPES=(--shapes small)
+step "benchmark_scan.py on $DEV" 150 "$PY" tools/analysis_tools/benchmark_scan.py --device "$DEV" \
+  --quick "${QUICK_SHAPES[@]}" --json "$OUT/benchmark_scan.json" > "$OUT/benchmark_scan.md"
+cat "$OUT/benchmark_scan.md"
+
+MODEL_ARGS=(configs/mtmamba_swin-l_nyud.py --iters 10 --warmup 3)
+[ -n "${GPU_CHECK_QUICK:-}" ] && MODEL_ARGS=(configs/demo/mtmamba-tiny_synthetic-nyud.py
+                                             --shape 64 96 --iters 1 --warmup 0)
+step "benchmark.py Swin-L NYUD on $DEV" 180 "$PY" tools/analysis_tools/benchmark.py \
+  "${MODEL_ARGS[@]}" --device "$DEV" \
+  --json "$OUT/benchmark_swin-l_nyud.json" > "$OUT/benchmark_swin-l_nyud.md"
+cat "$OUT/benchmark_swin-l_nyud.md"
+
+echo "=== done in $(($(date +%s) - START))s; results in $OUT"
