@@ -1,0 +1,59 @@
+"""Shared by the converters in this folder: safe loading and atomic writing of checkpoints."""
+import os
+import os.path as osp
+import tempfile
+from typing import Any, Optional
+
+import torch
+
+
+def load_source(path: str, trust: bool = False) -> Any:
+    """Load a checkpoint with ``weights_only=True`` (plus mmengine's known types) unless
+    ``trust`` is set; see :func:`mmmt.utils.load_checkpoint_file`."""
+    from mmmt.utils import load_checkpoint_file
+    return load_checkpoint_file(path, map_location='cpu', trust=True if trust else None)
+
+
+def check_destination(path: str, force: bool) -> None:
+    """Refuse to overwrite ``path`` unless ``force``."""
+    if osp.exists(path) and not force:
+        raise SystemExit(f'{path} exists; pass --force to overwrite it')
+
+
+def save_atomic(obj: Any, path: str, force: bool = False) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place.
+
+    A crash or a full disk never leaves a truncated ``path`` behind.
+    """
+    check_destination(path, force)
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp',
+                               dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        if osp.exists(path) and not force:  # appeared meanwhile
+            raise SystemExit(f'{path} exists; pass --force to overwrite it')
+        os.replace(tmp, path)
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def extract_state_dict(ckpt: Any, keys=('model', 'state_dict')) -> Optional[dict]:
+    """The state_dict inside a checkpoint dict (the first of ``keys`` present), or the dict
+    itself if it already maps names to tensors."""
+    if not isinstance(ckpt, dict):
+        raise SystemExit(f'expected a checkpoint dict, got {type(ckpt).__name__}')
+    for key in keys:
+        if key in ckpt and isinstance(ckpt[key], dict):
+            return ckpt[key]
+    if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        return ckpt
+    raise SystemExit(f'no state_dict found under {list(keys)} (top-level keys: '
+                     f'{list(ckpt)[:10]})')
