@@ -233,3 +233,19 @@ def test_parallel_processes_build_once(tmp_path):
     assert compiles == 1, [err for _, err in results]
     builds = [d for d in os.listdir(tmp_path / 'ext') if not d.endswith('.lock')]
     assert len(builds) == 1
+
+
+@pytest.mark.parametrize('batch,dim,length', [(0, 8, 5), (1, 8, 0), (2, 8, 1), (1, 0, 4)])
+def test_empty_and_single_step_shapes(batch, dim, length):
+    groups = 4 if dim else 1
+    x = dict(u=torch.randn(batch, dim, length), delta=torch.rand(batch, dim, length),
+             A=-torch.rand(dim, 16), B=torch.randn(batch, groups, 16, length),
+             C=torch.randn(batch, groups, 16, length))
+    args = {k: v.clone().requires_grad_(True) for k, v in x.items()}
+    out, last = selective_scan_cpu(**args, return_last_state=True)
+    (out.sum() + last.sum()).backward()
+    ref, ref_last = selective_scan_torch(**x, return_last_state=True)
+    assert out.shape == ref.shape and last.shape == ref_last.shape
+    assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(last, ref_last, atol=1e-5)
+    for k, v in args.items():
+        assert v.grad.shape == v.shape, k
