@@ -78,6 +78,11 @@ def test_cli_prints_table(gf, capsys):
     for row in ('backbone', 'decode_head.stages.2', 'decode_head.heads', 'total'):
         assert row in out
     assert 'FLOPs:' in out and 'selective scan' in out
+    assert 'FLOPs as the paper counts them' in out
+
+
+def test_reference_resize_is_4_flops_per_output_value(gf, tiny_model):
+    assert gf.reference_resize_flops(tiny_model, (64, 96)) == 4 * 64 * 96 * (40 + 1 + 3 + 1)
 
 
 def test_swin_l_mtmamba_prints_the_papers_parameter_count(gf, capsys):

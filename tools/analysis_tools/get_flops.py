@@ -152,13 +152,25 @@ def count_flops(model: nn.Module, shape: Sequence[int]) -> Tuple['OrderedDict[st
     return OrderedDict((k, int(v)) for k, v in out.items()), int(scan)
 
 
+def reference_resize_flops(model: nn.Module, shape: Sequence[int]) -> int:
+    """FLOPs of the MTMamba reference's last op, absent in mmmt: a bilinear resize of every
+    task's logits to the (fixed) image size, an identity at the configured sizes, which the
+    counter charges 4 FLOPs per output value. Zero for MTMamba++ (whose one bilinear 4x
+    upsampling is in both) and for heads other than MTMamba's."""
+    from mmmt.models.decode_heads import MTMambaPlusDecodeHead, MultiTaskMambaDecodeHead
+    head = getattr(model, 'decode_head', None)
+    if not isinstance(head, MultiTaskMambaDecodeHead) or isinstance(head, MTMambaPlusDecodeHead):
+        return 0
+    return 4 * shape[0] * shape[1] * sum(head.task_channels.values())
+
+
 def paper_millions(n: int) -> str:
     """Millions truncated (not rounded) to two decimals, as the paper prints parameters."""
     return f'{math.floor(n / 1e4) / 100:.2f}'
 
 
 def format_report(params: Dict[str, int], flops: Optional[Dict[str, int]] = None,
-                  scan: int = 0) -> str:
+                  scan: int = 0, resize: int = 0) -> str:
     rows = [f'{"module":<24}{"params":>16}{"params (M)":>12}' +
             (f'{"FLOPs (G)":>14}' if flops else '')]
     for group, n in params.items():
@@ -175,6 +187,11 @@ def format_report(params: Dict[str, int], flops: Optional[Dict[str, int]] = None
         lines.append(f'FLOPs: {flops["total"] / 1e9:.2f} G ({flops["total"]:,}; mmengine '
                      'FlopAnalyzer, 1 multiply-add = 1 FLOP; selective scan '
                      f'{scan / 1e9:.2f} G counted as 9*B*D*L*N + B*D*L)')
+        if resize:
+            total = flops['total'] + resize
+            lines.append(f'FLOPs as the paper counts them: {math.floor(total / 1e7) / 100:.2f} G '
+                         f'({total:,}; adds the reference\'s identity resize of the logits, '
+                         f'{resize / 1e9:.3f} G; truncated to two decimals)')
     return '\n'.join(lines)
 
 
@@ -207,10 +224,11 @@ def main(argv=None) -> None:
     model = build_model(cfg, args.cfg_options)
     params = count_params(model)
     flops, scan = (None, 0) if args.params_only else count_flops(model, shape)
+    resize = 0 if args.params_only else reference_resize_flops(model, shape)
     print(f'Config: {args.config}')
     if flops:
         print(f'Input shape: (1, 3, {shape[0]}, {shape[1]})')
-    print(format_report(params, flops, scan))
+    print(format_report(params, flops, scan, resize))
 
 
 if __name__ == '__main__':
