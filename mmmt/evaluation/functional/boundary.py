@@ -16,9 +16,9 @@ The protocol the MTMamba, InvPT and ATRC papers report (``odsF``) is the SEISM t
 
 The correspondence here is an exact maximum-cardinality bipartite matching (a unit-capacity
 maximum flow solved with Dinic's algorithm, :func:`scipy.sparse.csgraph.maximum_flow`) on the
-graph whose edges join pixels within the tolerance. BSDS's ``correspondPixels`` solves a min-cost assignment with expensive
-outlier nodes, which yields a maximum-cardinality matching up to its sparse-graph approximations;
-the counts therefore agree up to those approximations.
+graph whose edges join pixels within the tolerance. BSDS's ``correspondPixels`` solves a min-cost
+assignment with expensive outlier nodes, which yields a maximum-cardinality matching up to its
+sparse-graph approximations; the counts therefore agree up to those approximations.
 
 Everything in this module is pure NumPy/SciPy: no MATLAB, no compiled extension.
 """
