@@ -1,0 +1,5 @@
+# Paper Table 2 (♠): 2x STM per task and stage, no CTM. Paper: 252.51 / 276.48 / 300.45 M
+# parameters for 1 / 2 / 3 STM (see docs/complexity.md).
+_base_ = ['../mtmamba_swin-l_nyud.py']
+
+model = dict(decode_head=dict(num_stm_blocks=2, use_ctm=False))
