@@ -167,7 +167,7 @@ class MultiTaskMetric(BaseMetric):
                     raise ValueError(
                         f'{task}: prediction {pred_np.shape} and ground truth {gt_np.shape} '
                         'differ in size; predictions must be at the ground-truth size')
-                if gt_np is None and not hasattr(evaluator, 'save_dir'):
+                if gt_np is None and not evaluator.wants_pred_without_gt:
                     result[task] = None
                     continue
                 result[task] = evaluator.process(pred_np, gt_np, meta)

@@ -59,6 +59,11 @@ class TaskEvaluator:
     #: Name used in configs (``tasks=dict(my_task=dict(type='segmentation'))``).
     kind: str = ''
 
+    @property
+    def wants_pred_without_gt(self) -> bool:
+        """Whether :meth:`process` should also see samples without ground truth."""
+        return False
+
     def __init__(self, task: str, ignore_index: Optional[float] = 255) -> None:
         self.task = task
         self.ignore_index = ignore_index
@@ -316,6 +321,11 @@ class BoundaryEvaluator(TaskEvaluator):
         self._pool = None
         self.num_skipped_existing = 0
         self.num_saved = 0
+
+    @property
+    def wants_pred_without_gt(self) -> bool:
+        """Predictions without ground truth are still exported as PNGs."""
+        return self.save_dir is not None
 
     def _executor(self):
         if self._pool is None:
