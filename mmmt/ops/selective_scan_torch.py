@@ -93,6 +93,12 @@ def selective_scan_torch(
         raise ValueError(f'channels ({dim}) must be divisible by the B/C groups ({groups})')
     dg = dim // groups
 
+    if length == 0:  # nothing to scan: empty output, zero state
+        y = (u * 0).to(dtype_in)
+        if not return_last_state:
+            return y
+        return y, u.new_zeros(batch, dim, dim_state)
+
     chunk = chunk_size or max(1, math.isqrt(length - 1) + 1 if length > 1 else 1)
     nc = -(-length // chunk)
     padded = nc * chunk
