@@ -1,1 +1,7 @@
-__all__ = []
+from .image_io import IMG_EXTENSIONS, list_images, read_image_rgb, to_rgb_uint8
+from .multitask_inferencer import MultiTaskInferencer, resize_and_activate
+
+__all__ = [
+    'MultiTaskInferencer', 'resize_and_activate', 'IMG_EXTENSIONS', 'list_images',
+    'read_image_rgb', 'to_rgb_uint8'
+]

@@ -29,7 +29,8 @@ def make_ade20k(root, n_train=4, n_val=2, size=(72, 88), seed=0):
             label = np.zeros((h, w), np.uint8)
             for cls in rng.choice(np.arange(1, 151), size=4, replace=False):
                 y0, x0 = rng.integers(0, h - 16), rng.integers(0, w - 16)
-                label[y0:y0 + rng.integers(16, h - y0 + 1), x0:x0 + rng.integers(16, w - x0 + 1)] = cls
+                dy, dx = rng.integers(16, h - y0 + 1), rng.integers(16, w - x0 + 1)
+                label[y0:y0 + dy, x0:x0 + dx] = cls
             img = palette[label] + rng.normal(0, 8, size=(h, w, 3))
             img = np.clip(img, 0, 255).astype(np.uint8)
             name = f'ADE_{split[:5]}_{i:08d}'

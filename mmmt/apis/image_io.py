@@ -1,0 +1,114 @@
+"""Reading arbitrary images (files or arrays) as 8-bit RGB for inference."""
+import os
+import os.path as osp
+from typing import List, Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = ['IMG_EXTENSIONS', 'list_images', 'read_image_rgb', 'to_rgb_uint8']
+
+#: File name endings treated as images when a folder is given (case-insensitive).
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
+                  '.pbm', '.gif')
+
+
+def list_images(folder: str) -> List[str]:
+    """The image files directly inside ``folder`` (by extension), sorted by name."""
+    names = sorted(n for n in os.listdir(folder)
+                   if n.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(folder, n)))
+    if not names:
+        raise ValueError(f'No image files ({", ".join(IMG_EXTENSIONS)}) in folder {folder}')
+    return [osp.join(folder, n) for n in names]
+
+
+def to_rgb_uint8(img: np.ndarray, name: str = 'array') -> np.ndarray:
+    """Convert an image array to (H, W, 3) uint8 RGB.
+
+    Accepted: (H, W), (H, W, 1) grayscale; (H, W, 3) RGB; (H, W, 4) RGBA (alpha dropped);
+    (H, W, 2) grayscale + alpha. dtypes: uint8; uint16 (16-bit, scaled by 1/256 like Pillow
+    does for 16-bit colour PNGs); other integers (clipped to 16 bits, then as uint16); bool;
+    floats (in [0, 1] if the maximum is <= 1, else in [0, 255], clipped).
+
+    Args:
+        img (np.ndarray): The image.
+        name (str): How to name it in error messages.
+    """
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    if img.ndim == 3 and img.shape[2] == 2:  # gray + alpha
+        img = img[..., 0]
+    if img.ndim == 3 and img.shape[2] == 4:  # RGBA
+        img = img[..., :3]
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ValueError(f'{name}: expected an image of shape (H, W), (H, W, 1), (H, W, 3) or '
+                         f'(H, W, 4), got {img.shape}')
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f'{name}: empty image of shape {img.shape}')
+    if img.dtype == np.uint8:
+        pass
+    elif img.dtype == np.bool_:
+        img = img.astype(np.uint8) * 255
+    elif np.issubdtype(img.dtype, np.integer):
+        img = (np.clip(img, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
+    elif np.issubdtype(img.dtype, np.floating):
+        img = img.astype(np.float32)
+        if not np.isfinite(img).all():
+            raise ValueError(f'{name}: the image contains NaN or infinite values')
+        if img.size and img.max() <= 1.0:
+            img = img * 255.0
+        img = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    else:
+        raise ValueError(f'{name}: unsupported image dtype {img.dtype}')
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img)
+
+
+def read_image_rgb(path: str) -> np.ndarray:
+    """Read an image file of any common format as (H, W, 3) uint8 RGB.
+
+    The EXIF orientation is applied (photos appear as they are displayed); the first frame of
+    multi-frame files is used; alpha is dropped; 16-bit images keep their top 8 bits; palette,
+    CMYK, YCbCr, 1-bit and float images are converted to RGB.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        OSError: ``path`` is not a readable image (the message names the file).
+    """
+    if not osp.exists(path):
+        raise FileNotFoundError(f'Input image not found: {path}')
+    if osp.isdir(path):
+        raise IsADirectoryError(f'Expected an image file, got the folder {path}')
+    try:
+        with Image.open(path) as im:
+            im.load()
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # a corrupt EXIF block should not make the image unreadable
+                pass
+            mode = im.mode
+            if mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F'):
+                return to_rgb_uint8(_high_depth_array(im), path)
+            if mode != 'RGB':
+                im = im.convert('RGB')  # drops alpha; palette, CMYK, L, LA, 1... to RGB
+            arr = np.asarray(im)
+    except UnidentifiedImageError as e:
+        raise OSError(f'Cannot read {path}: not an image file in a format Pillow knows') from e
+    except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt data
+        raise OSError(f'Cannot read image file {path}: {e}') from e
+    return to_rgb_uint8(arr, path)
+
+
+def _high_depth_array(im: Image.Image) -> np.ndarray:
+    arr = np.asarray(im)
+    if im.mode == 'F':
+        return arr.astype(np.float32)
+    if im.mode == 'I' and arr.size and arr.max() > 65535:
+        # genuine 32-bit data: scale the used range into 16 bits
+        arr = arr.astype(np.float64) * (65535.0 / float(arr.max()))
+    return np.clip(arr, 0, 65535).astype(np.uint16)
+
+
+ImageInput = Union[str, np.ndarray]

@@ -1,0 +1,473 @@
+"""Run a trained multi-task model on images of any size and format."""
+import math
+import os
+import os.path as osp
+import warnings
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmcv.transforms import Compose
+from mmengine import DefaultScope
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import pseudo_collate
+from mmengine.infer import BaseInferencer
+from torch import Tensor
+
+from mmmt.registry import INFERENCERS, TRANSFORMS
+from mmmt.structures import MultiTaskDataSample
+from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
+
+__all__ = ['MultiTaskInferencer']
+
+#: Pipeline steps replaced by the inferencer's own image reading (or not needed without labels).
+_DROPPED_TRANSFORMS = ('LoadMultiTaskImage', 'LoadImageFromFile', 'LoadMultiTaskAnnotations',
+                       'LoadAnnotations', 'AddIgnoreRegions')
+#: Bytes of float32 logits resized at once when predictions are upsampled to a large image.
+_CHUNK_BYTES = 64 * 2**20
+
+
+def _type_name(transform: dict) -> str:
+    t = transform.get('type', '')
+    return t.split('.')[-1] if isinstance(t, str) else getattr(t, '__name__', '')
+
+
+def _bilinear_rows(n_in: int, n_out: int, align_corners: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """Source indices and weights of 1-D bilinear resizing as ``F.interpolate`` computes them."""
+    dst = torch.arange(n_out, dtype=torch.float64)
+    if align_corners:
+        src = dst * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.zeros_like(dst)
+    else:
+        src = ((dst + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=n_in - 1)
+    i1 = (i0 + 1).clamp(max=n_in - 1)
+    return i0, i1, (src - i0).float()
+
+
+def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
+                        align_corners: bool = False) -> np.ndarray:
+    """Bilinearly resize (C, h, w) logits to ``size`` and apply the task's activation.
+
+    The same result as ``activate(F.interpolate(logits[None], size, mode='bilinear')[0])`` (what
+    :class:`~mmmt.models.MultiTaskEncoderDecoder` does in ``predict``), computed a band of
+    output rows at a time so that the full-resolution logits of many classes never exist at
+    once (40 classes at 4000x3000 would be 1.9 GB).
+
+    Returns:
+        np.ndarray: (H, W) for one output channel, else (H, W, C'); int64 class indices for
+        'argmax', float32 otherwise.
+    """
+    from mmmt.models.segmentors.multitask_encoder_decoder import activate
+    height, width = int(size[0]), int(size[1])
+    channels, h, w = logits.shape
+    if (h, w) == (height, width):
+        return _to_hwc(activate(logits, activation))
+    # width first (an identity along the height), then bands of rows
+    cols = F.interpolate(logits[None].float(), size=(h, width), mode='bilinear',
+                         align_corners=align_corners)[0]
+    i0, i1, lam = (t.to(logits.device) for t in _bilinear_rows(h, height, align_corners))
+    band = max(1, _CHUNK_BYTES // max(1, 4 * channels * width))
+    out = None
+    for r0 in range(0, height, band):
+        r1 = min(height, r0 + band)
+        rows = torch.lerp(cols.index_select(1, i0[r0:r1]), cols.index_select(1, i1[r0:r1]),
+                          lam[r0:r1].view(1, -1, 1))
+        pred = _to_hwc(activate(rows, activation))
+        if out is None:
+            out = np.empty((height, ) + pred.shape[1:], dtype=pred.dtype)
+        out[r0:r1] = pred
+    return out
+
+
+def _to_hwc(x: Tensor) -> np.ndarray:
+    x = x.detach().cpu()
+    arr = x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+    if arr.dtype != np.int64:
+        arr = arr.astype(np.float32, copy=False)
+    return np.ascontiguousarray(arr)
+
+
+class _InferencePipeline:
+    """Read an input as 8-bit RGB, fit it into the model's frame, then the config's test steps."""
+
+    def __init__(self, transforms: List[dict], max_size: Optional[Tuple[int, int]]) -> None:
+        self.transforms = Compose([TRANSFORMS.build(t) for t in transforms])
+        self.max_size = max_size
+
+    def __call__(self, item: Tuple[str, ImageInput]) -> Tuple[dict, np.ndarray]:
+        name, source = item
+        if isinstance(source, str):
+            img = read_image_rgb(source)
+        else:
+            img = to_rgb_uint8(source, name)
+        h, w = img.shape[:2]
+        results = dict(img=img.astype(np.float32), img_id=name, ori_shape=(h, w),
+                       img_shape=(h, w), tasks=[], seg_fields=[])
+        if isinstance(source, str):
+            results['img_path'] = source
+        if self.max_size is not None:
+            scale = min(self.max_size[0] / h, self.max_size[1] / w)
+            if scale < 1:
+                nh = max(1, min(self.max_size[0], int(round(h * scale))))
+                nw = max(1, min(self.max_size[1], int(round(w * scale))))
+                results['img'] = cv2.resize(results['img'], (nw, nh),
+                                            interpolation=cv2.INTER_AREA)
+                results['img_shape'] = (nh, nw)
+                results['scale_factor'] = (nw / w, nh / h)
+        return self.transforms(results), img
+
+
+@INFERENCERS.register_module()
+class MultiTaskInferencer(BaseInferencer):
+    """Dense multi-task predictions for images of any size and format.
+
+    Inputs may be an image path, a folder (its image files, sorted by name), a numpy array
+    (RGB, see :func:`~mmmt.apis.image_io.to_rgb_uint8`), or a list of these. Every image is
+    read as 8-bit RGB (grayscale, RGBA, palette, 16-bit and JPEG/PNG/TIFF/BMP/WebP files are
+    converted; EXIF orientation applied) and goes through the config's test pipeline with
+    annotation loading removed. Images larger than ``max_size`` are first shrunk (keeping the
+    aspect ratio) to fit it; the data preprocessor pads every batch to a multiple of 32.
+    Predictions are cropped back and resized to each image's own size.
+
+    Returned per image, by task (the model's ``task_activations``):
+
+    ============ =====================================================
+    semseg, ...  (H, W) int64 class index ('argmax' tasks)
+    depth        (H, W) float32, metres
+    normals      (H, W, 3) float32 unit vectors
+    edge         (H, W) float32 boundary probability
+    sal          (H, W) float32 saliency probability
+    ============ =====================================================
+
+    Depth is what the model predicts for the image as fitted into its frame: it is metric only
+    for cameras with a field of view like the training camera's.
+
+    Args:
+        model (str | Config | dict, optional): Config file or config of an mmmt multi-task
+            model (``MultiTaskEncoderDecoder``). None = take the config saved in ``weights``.
+        weights (str, optional): Checkpoint (local path or URL); loaded through mmengine with
+            mmmt's safe loader. Without it the model is randomly initialised (with a warning).
+        device (str, optional): 'cpu', 'cuda', 'cuda:1'... None = CUDA if available.
+        scope (str): Default registry scope while building. Defaults to 'mmmt'.
+        max_size (tuple | str | None): Largest (h, w) fed to the model; larger images are
+            shrunk to fit. 'auto' (default) = the size the test pipeline centre-pads to (the
+            training frame, e.g. 448x576 for NYUD); None = always full resolution.
+        show_progress (bool): Show a progress bar over batches. Defaults to True.
+
+    Example:
+        >>> from mmmt.apis import MultiTaskInferencer
+        >>> inferencer = MultiTaskInferencer('configs/mtmamba_swin-l_nyud.py', 'mtmamba.pth')
+        >>> result = inferencer('photos/', out_dir='outputs')
+        >>> result['predictions'][0]['depth'].shape    # (H, W), metres
+    """
+
+    preprocess_kwargs: set = set()
+    forward_kwargs: set = set()
+    visualize_kwargs: set = {'show', 'wait_time', 'return_vis', 'out_dir', 'draw_pred'}
+    postprocess_kwargs: set = {'return_datasamples', 'save_pred'}
+
+    def __init__(self,
+                 model: Union[str, Config, ConfigDict, dict, None] = None,
+                 weights: Optional[str] = None,
+                 device: Optional[str] = None,
+                 scope: str = 'mmmt',
+                 max_size: Union[Tuple[int, int], str, None] = 'auto',
+                 show_progress: bool = True) -> None:
+        from mmmt.utils import register_all_modules
+        register_all_modules(init_default_scope=False)
+        if isinstance(model, str) and not osp.isfile(model):
+            raise FileNotFoundError(f'Config file not found: {model}')
+        if isinstance(weights, str) and '://' not in weights and not osp.isfile(weights):
+            raise FileNotFoundError(f'Checkpoint file not found: {weights}')
+        self._weights = weights
+        self._max_size = max_size
+        self.dataset_meta: Optional[dict] = None
+        with DefaultScope.overwrite_default_scope(scope):
+            super().__init__(model=model, weights=weights, device=device, scope=scope,
+                             show_progress=show_progress)
+        preprocessor = self.model.data_preprocessor
+        if hasattr(preprocessor, 'size_divisor') and not preprocessor.size_divisor:
+            # the Swin encoder and the decoder's 2x stages need sides divisible by 32
+            preprocessor.size_divisor = 32
+        if self.visualizer is not None and self.dataset_meta:
+            self.visualizer.dataset_meta = self.dataset_meta
+        self.tasks: List[str] = list(self.model.tasks)
+
+    # ------------------------------------------------------------------------------ building
+    def _init_model(self, cfg: Config, weights: Optional[str], device: str = 'cpu'
+                    ) -> torch.nn.Module:
+        model_type = (cfg.get('model') or {}).get('type', '')
+        if isinstance(model_type, str) and model_type.split('.')[-1] == 'EncoderDecoder':
+            raise TypeError('MultiTaskInferencer runs mmmt multi-task models '
+                            '(MultiTaskEncoderDecoder); for single-task mmseg configs use '
+                            'mmseg.apis.MMSegInferencer')
+        model = super()._init_model(cfg, weights, device)
+        for attr in ('encode_decode', 'task_activations', 'tasks'):
+            if not hasattr(model, attr):
+                raise TypeError(
+                    f'MultiTaskInferencer needs an mmmt multi-task segmentor '
+                    f'(MultiTaskEncoderDecoder), got {type(model).__name__}')
+        return model
+
+    def _load_weights_to_model(self, model: torch.nn.Module, checkpoint: Optional[dict],
+                               cfg: Optional[Config]) -> None:
+        if checkpoint is None:
+            warnings.warn('MultiTaskInferencer: no checkpoint given, the predictions come from '
+                          'a randomly initialised model')
+            return
+        state = checkpoint.get('state_dict', checkpoint)
+        state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ValueError(
+                f'Checkpoint {self._weights} does not match the model of the config: '
+                f'{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), '
+                f'{len(result.unexpected_keys)} unexpected keys (e.g. '
+                f'{result.unexpected_keys[:3]})')
+        meta = checkpoint.get('meta') or {}
+        self.dataset_meta = meta.get('dataset_meta')
+        model.dataset_meta = self.dataset_meta
+
+    def _init_pipeline(self, cfg: Config) -> _InferencePipeline:
+        max_size = self._max_size
+        pipeline = None
+        loader = cfg.get('test_dataloader') or {}
+        dataset = loader.get('dataset') or {}
+        while pipeline is None and dataset:
+            pipeline = dataset.get('pipeline')
+            dataset = dataset.get('dataset') or (dataset.get('datasets') or [{}])[0]
+        if pipeline is None:
+            pipeline = cfg.get('test_pipeline')
+        if pipeline is None:
+            raise ValueError('The config has no test pipeline (test_dataloader.dataset.pipeline '
+                             'or test_pipeline)')
+        steps = [dict(t) for t in pipeline if _type_name(t) not in _DROPPED_TRANSFORMS]
+        if max_size == 'auto':
+            pads = [t['size'] for t in steps if _type_name(t) == 'CenterPad']
+            max_size = tuple(pads[0]) if pads else None
+        elif max_size is not None:
+            if isinstance(max_size, int):
+                max_size = (max_size, max_size)
+            if len(max_size) != 2 or min(max_size) < 1:
+                raise ValueError(f'max_size must be (h, w), "auto" or None, got {max_size}')
+            max_size = (int(max_size[0]), int(max_size[1]))
+        return _InferencePipeline(steps, max_size)
+
+    def _init_collate(self, cfg: Config):
+        return pseudo_collate  # unused: batches are assembled in preprocess
+
+    def _init_visualizer(self, cfg: Config):
+        if 'visualizer' not in cfg:
+            return None
+        vis_cfg = dict(cfg.visualizer)
+        vis_cfg.pop('vis_backends', None)  # pictures are written with out_file, not backends
+        vis_cfg.pop('save_dir', None)
+        cfg.visualizer = ConfigDict(vis_cfg)
+        try:
+            return super()._init_visualizer(cfg)
+        except KeyError as e:  # visualizer type not registered
+            warnings.warn(f'MultiTaskInferencer: cannot build the visualizer ({e}); '
+                          'visualizations are unavailable')
+            return None
+
+    # ----------------------------------------------------------------------------- running
+    def __call__(self,
+                 inputs: Union[ImageInput, Sequence[ImageInput]],
+                 batch_size: int = 1,
+                 out_dir: Optional[str] = None,
+                 show: bool = False,
+                 wait_time: float = 0,
+                 return_vis: bool = False,
+                 draw_pred: bool = True,
+                 save_pred: bool = True,
+                 return_datasamples: bool = False) -> dict:
+        """Predict every task for the inputs.
+
+        Args:
+            inputs: An image path, a folder, an RGB numpy array, or a list of paths/arrays.
+            batch_size (int): Images per forward pass. Defaults to 1.
+            out_dir (str, optional): Write ``vis/<name>.png`` (the visualizer's picture) and,
+                with ``save_pred``, ``pred/<name>_<task>.png`` (class maps) or ``.npy`` (the
+                other tasks, float32) for each image. ``<name>`` is the file's name without
+                extension (``%08d`` of the input index for arrays).
+            show (bool): Display each visualization. Defaults to False.
+            wait_time (float): Display time per image (s) with ``show``.
+            return_vis (bool): Also return the visualizations (RGB arrays).
+            draw_pred (bool): Draw the predictions in the visualizations. Defaults to True.
+            save_pred (bool): Save the raw predictions under ``out_dir``. Defaults to True.
+            return_datasamples (bool): Return :class:`MultiTaskDataSample` objects
+                (``pred_<task>`` tensors of shape (C, H, W)) instead of numpy dicts.
+
+        Returns:
+            dict: ``predictions`` (one ``dict[task, np.ndarray]`` per image, in input order),
+            ``img_paths`` (the file of each prediction, None for arrays) and ``visualization``
+            (RGB arrays with ``return_vis``, else None).
+
+        Raises:
+            FileNotFoundError, OSError, ValueError: an input is missing or not a readable
+                image; the message names it.
+        """
+        predictions, paths, visualizations = [], [], []
+        for path, pred, vis in self.iter_predict(
+                inputs, batch_size=batch_size, out_dir=out_dir, show=show, wait_time=wait_time,
+                return_vis=return_vis, draw_pred=draw_pred, save_pred=save_pred,
+                return_datasamples=return_datasamples):
+            paths.append(path)
+            predictions.append(pred)
+            visualizations.append(vis)
+        return dict(predictions=predictions, img_paths=paths,
+                    visualization=visualizations if return_vis else None)
+
+    def iter_predict(self,
+                     inputs: Union[ImageInput, Sequence[ImageInput]],
+                     batch_size: int = 1,
+                     out_dir: Optional[str] = None,
+                     show: bool = False,
+                     wait_time: float = 0,
+                     return_vis: bool = False,
+                     draw_pred: bool = True,
+                     save_pred: bool = True,
+                     return_datasamples: bool = False
+                     ) -> Iterator[Tuple[Optional[str], Union[Dict[str, np.ndarray],
+                                                                MultiTaskDataSample],
+                                         Optional[np.ndarray]]]:
+        """Like :meth:`__call__`, but yield ``(img_path, prediction, visualization)`` per image
+        as soon as its batch is done (for long folders: nothing accumulates)."""
+        if batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+        items = self._inputs_to_list(inputs)
+        if (out_dir or show or return_vis) and self.visualizer is None:
+            raise RuntimeError('Visualizations need `visualizer` (MultiTaskVisualizer) in the '
+                               'config')
+        batches = self.preprocess(items, batch_size=batch_size)
+        if self.show_progress:
+            from rich.progress import track
+            batches = track(batches, description='Inference',
+                            total=math.ceil(len(items) / batch_size))
+        for data, images in batches:
+            preds = self.forward(data)
+            vis = self.visualize(images, preds, show=show, wait_time=wait_time,
+                                 return_vis=return_vis, out_dir=out_dir, draw_pred=draw_pred)
+            result = self.postprocess(preds, vis, return_datasamples=return_datasamples,
+                                      save_pred=save_pred, out_dir=out_dir)
+            for i, ((sample, _), pred) in enumerate(zip(preds, result['predictions'])):
+                yield sample.metainfo.get('img_path'), pred, vis[i] if return_vis else None
+
+    def _inputs_to_list(self, inputs) -> List[Tuple[str, ImageInput]]:
+        """(name, path or array) pairs; folders expand to their image files."""
+        if isinstance(inputs, (str, os.PathLike, np.ndarray)):
+            inputs = [inputs]
+        if isinstance(inputs, torch.Tensor):
+            raise TypeError('pass images as paths or numpy arrays (H, W[, C]), not tensors')
+        items = []
+        for i, item in enumerate(inputs):
+            if isinstance(item, os.PathLike):
+                item = os.fspath(item)
+            if isinstance(item, str):
+                if osp.isdir(item):
+                    items += [(None, p) for p in list_images(item)]
+                elif not osp.exists(item):
+                    raise FileNotFoundError(f'Input image not found: {item}')
+                else:
+                    items.append((None, item))
+            elif isinstance(item, np.ndarray):
+                items.append((f'{i:08d}', item))
+            else:
+                raise TypeError(f'input {i}: expected a path or a numpy array, got '
+                                f'{type(item).__name__}')
+        if not items:
+            raise ValueError('no inputs given')
+        named, seen = [], {}
+        for name, source in items:
+            name = name or osp.splitext(osp.basename(source))[0]
+            if name in seen:  # same file name in different folders
+                seen[name] += 1
+                name = f'{name}_{seen[name]}'
+            else:
+                seen[name] = 0
+            named.append((name, source))
+        return named
+
+    def preprocess(self, inputs: List[Tuple[str, ImageInput]], batch_size: int = 1,
+                   **kwargs) -> Iterator[Tuple[dict, List[np.ndarray]]]:
+        """Yield (model batch, original RGB images) per ``batch_size`` inputs."""
+        for chunk in self._get_chunk_data(map(self.pipeline, inputs), batch_size):
+            data = dict(inputs=[d['inputs'] for d, _ in chunk],
+                        data_samples=[d['data_samples'] for d, _ in chunk])
+            yield data, [img for _, img in chunk]
+
+    @torch.no_grad()
+    def forward(self, data: dict, **kwargs
+                ) -> List[Tuple[MultiTaskDataSample, Dict[str, np.ndarray]]]:
+        """Run the model and turn logits into per-task predictions at each image's size.
+
+        Returns:
+            list[tuple]: Per image, its data sample with ``pred_<task>`` (C, H, W) tensors and
+            the same predictions as numpy arrays (sharing memory) by task.
+        """
+        model = self.model
+        data = model.data_preprocessor(data, False)
+        samples = data['data_samples']
+        metas = [s.metainfo for s in samples]
+        logits = model.encode_decode(data['inputs'], metas)
+        if isinstance(logits, Tensor):
+            logits = {self.tasks[0]: logits}
+        outputs = []
+        for i, (sample, meta) in enumerate(zip(samples, metas)):
+            left, right, top, bottom = meta.get('img_padding_size', [0, 0, 0, 0])
+            ori_shape = tuple(meta['ori_shape'][:2])
+            preds = {}
+            for task, x in logits.items():
+                _, _, height, width = x.shape
+                x = x[i, :, top:height - bottom, left:width - right]
+                preds[task] = resize_and_activate(
+                    x, ori_shape, model.task_activations[task], model.align_corners)
+                arr = torch.from_numpy(preds[task])
+                sample.set_pred(task, arr[None] if arr.ndim == 2 else arr.permute(2, 0, 1))
+            outputs.append((sample, preds))
+        return outputs
+
+    def visualize(self, inputs: List[np.ndarray],
+                  preds: List[Tuple[MultiTaskDataSample, Dict[str, np.ndarray]]],
+                  show: bool = False, wait_time: float = 0, return_vis: bool = False,
+                  out_dir: Optional[str] = None, draw_pred: bool = True,
+                  **kwargs) -> Optional[List[np.ndarray]]:
+        """Draw each image with its predictions (``out_dir/vis/<name>.png``)."""
+        if not (show or return_vis or out_dir):
+            return None
+        results = []
+        for img, (sample, _) in zip(inputs, preds):
+            name = sample.metainfo['img_id']
+            out_file = osp.join(out_dir, 'vis', f'{name}.png') if out_dir else None
+            if out_file:
+                os.makedirs(osp.dirname(out_file), exist_ok=True)
+            self.visualizer.add_datasample(
+                name, img, data_sample=sample, draw_gt=False, draw_pred=draw_pred, show=show,
+                wait_time=wait_time, out_file=out_file, step=0)
+            if return_vis:
+                results.append(self.visualizer.get_image())
+        return results
+
+    def postprocess(self, preds: List[Tuple[MultiTaskDataSample, Dict[str, np.ndarray]]],
+                    visualization=None,
+                    return_datasamples: bool = False, save_pred: bool = True,
+                    out_dir: Optional[str] = None, **kwargs) -> dict:
+        """Collect the numpy predictions (or the data samples); save them under ``out_dir``."""
+        if out_dir and save_pred:
+            pred_dir = osp.join(out_dir, 'pred')
+            os.makedirs(pred_dir, exist_ok=True)
+            for sample, arrays in preds:
+                self._save(arrays, osp.join(pred_dir, sample.metainfo['img_id']))
+        if return_datasamples:
+            return dict(predictions=[s for s, _ in preds], visualization=visualization)
+        return dict(predictions=[a for _, a in preds], visualization=visualization)
+
+    def _save(self, preds: Dict[str, np.ndarray], prefix: str) -> None:
+        for task, arr in preds.items():
+            if arr.dtype == np.int64:
+                dtype = np.uint8 if arr.max(initial=0) < 256 else np.uint16
+                cv2.imwrite(f'{prefix}_{task}.png', arr.astype(dtype))
+            else:
+                np.save(f'{prefix}_{task}.npy', arr)

@@ -1,0 +1,236 @@
+"""MultiTaskInferencer on images of every format and size, folders, errors, and its agreement
+with tools/test.py."""
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from mmmt.apis import MultiTaskInferencer, resize_and_activate
+from mmmt.models.segmentors.multitask_encoder_decoder import activate
+
+from ..test_tools.conftest import REPO, python_tool, write_tiny_config
+
+TASKS = ('semseg', 'depth', 'normals', 'edge')
+
+
+def photo(h, w, seed=0):
+    """A smooth colour image with a few shapes (survives JPEG), uint8 RGB."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    img = np.stack([255 * yy / h, 255 * xx / w, 128 + 100 * np.sin(xx / 9 + yy / 13)], axis=2)
+    for _ in range(3):
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        img[max(0, y - h // 6):y + h // 6, max(0, x - w // 6):x + w // 6] = rng.integers(0, 255, 3)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def check_prediction(pred, shape, num_classes=40):
+    assert set(pred) == set(TASKS)
+    assert pred['semseg'].shape == shape and pred['semseg'].dtype == np.int64
+    assert 0 <= pred['semseg'].min() and pred['semseg'].max() < num_classes
+    assert pred['depth'].shape == shape and pred['depth'].dtype == np.float32
+    assert (pred['depth'] >= 0).all()
+    assert pred['normals'].shape == shape + (3, ) and pred['normals'].dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(pred['normals'], axis=2), 1, atol=1e-4)
+    assert pred['edge'].shape == shape and pred['edge'].dtype == np.float32
+    assert (0 <= pred['edge']).all() and (pred['edge'] <= 1).all()
+
+
+def write_formats(folder, rgb):
+    """The same picture as RGB PNG, grayscale PNG, RGBA PNG, 16-bit PNGs and JPEG."""
+    import cv2
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    files = dict(
+        rgb_png='rgb.png', gray_png='gray.png', rgba_png='rgba.png', gray16_png='gray16.png',
+        rgb16_png='rgb16.png', jpeg='photo.jpg')
+    Image.fromarray(rgb).save(folder / files['rgb_png'])
+    Image.fromarray(gray).save(folder / files['gray_png'])
+    alpha = np.linspace(0, 255, rgb.shape[1], dtype=np.uint8)[None, :, None]
+    rgba = np.concatenate([rgb, np.broadcast_to(alpha, rgb.shape[:2] + (1, ))], axis=2)
+    Image.fromarray(rgba, 'RGBA').save(folder / files['rgba_png'])
+    Image.fromarray(gray.astype(np.uint16) * 257).save(folder / files['gray16_png'])
+    cv2.imwrite(str(folder / files['rgb16_png']), rgb[..., ::-1].astype(np.uint16) * 257)
+    Image.fromarray(rgb).save(folder / files['jpeg'], quality=90)
+    return {k: str(folder / v) for k, v in files.items()}, gray
+
+
+def test_every_format_gives_predictions_of_the_image_size(tmp_path, inferencer):
+    rgb = photo(77, 101)
+    files, gray = write_formats(tmp_path, rgb)
+    preds = {}
+    for kind, path in files.items():
+        result = inferencer(path)
+        assert result['img_paths'] == [path]
+        assert len(result['predictions']) == 1
+        preds[kind] = result['predictions'][0]
+        check_prediction(preds[kind], (77, 101))
+    # formats decoding to the same 8-bit RGB predict the same
+    for kind in ('rgba_png', 'rgb16_png'):
+        for task in TASKS:
+            np.testing.assert_array_equal(preds[kind][task], preds['rgb_png'][task])
+    for task in TASKS:
+        np.testing.assert_array_equal(preds['gray16_png'][task], preds['gray_png'][task])
+    # arrays are RGB: the array of the RGB file gives the same result as the file
+    from_array = inferencer([rgb, gray])['predictions']
+    for task in TASKS:
+        np.testing.assert_array_equal(from_array[0][task], preds['rgb_png'][task])
+        np.testing.assert_array_equal(from_array[1][task], preds['gray_png'][task])
+
+
+def test_folder_batches_and_outputs(tmp_path, inferencer):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    sizes = {'b': (90, 120), 'a': (130, 170), 'c': (40, 33)}  # one larger than 128x160
+    for name, (h, w) in sizes.items():
+        Image.fromarray(photo(h, w, seed=len(name))).save(folder / f'{name}.png')
+    (folder / 'notes.txt').write_text('not an image, skipped in a folder')
+    out_dir = tmp_path / 'out'
+    one_by_one = inferencer(str(folder), batch_size=1)
+    batched = inferencer(str(folder), batch_size=3, out_dir=str(out_dir), return_vis=True)
+    assert [osp.basename(p) for p in batched['img_paths']] == ['a.png', 'b.png', 'c.png']
+    for pred, name in zip(batched['predictions'], 'abc'):
+        check_prediction(pred, sizes[name])
+    # images of different sizes in one batch are padded bottom/right and cropped back; the
+    # extra padding changes the context a little but not the result much
+    for single, multi in zip(one_by_one['predictions'], batched['predictions']):
+        assert (single['semseg'] == multi['semseg']).mean() > 0.5
+        np.testing.assert_allclose(single['depth'], multi['depth'], atol=0.5)
+    for name, (h, w) in sizes.items():
+        vis_file = out_dir / 'vis' / f'{name}.png'
+        assert vis_file.is_file()
+        semseg = cv2.imread(str(out_dir / 'pred' / f'{name}_semseg.png'), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(semseg, batched['predictions']['abc'.index(name)]['semseg'])
+        for task in ('depth', 'normals', 'edge'):
+            arr = np.load(out_dir / 'pred' / f'{name}_{task}.npy')
+            np.testing.assert_array_equal(arr, batched['predictions']['abc'.index(name)][task])
+    assert len(batched['visualization']) == 3
+    vis = batched['visualization'][0]
+    assert vis.ndim == 3 and vis.shape[2] == 3 and vis.dtype == np.uint8
+
+
+def test_4000x3000_image(tmp_path, inferencer):
+    path = tmp_path / 'big.jpg'
+    big = cv2.resize(photo(300, 400), (4000, 3000), interpolation=cv2.INTER_LINEAR)
+    Image.fromarray(big).save(path, quality=80)
+    del big
+    pred = inferencer(str(path))['predictions'][0]
+    check_prediction(pred, (3000, 4000))
+    # the image was shrunk 25x to fit the 128x160 test frame (120x160) and the logits upsampled
+    # bilinearly: at the centres of the 25x25 blocks they are the shrunk image's own
+    small = cv2.resize(read_rgb(path).astype(np.float32), (160, 120),
+                       interpolation=cv2.INTER_AREA)
+    small_pred = inferencer(small)['predictions'][0]  # float array, rounded to 8 bits
+    check_prediction(small_pred, (120, 160))
+    np.testing.assert_allclose(pred['depth'][12::25, 12::25], small_pred['depth'], atol=0.05)
+    assert (pred['semseg'][12::25, 12::25] == small_pred['semseg']).mean() > 0.95
+
+
+def read_rgb(path):
+    from mmmt.apis import read_image_rgb
+    return read_image_rgb(str(path))
+
+
+def test_errors_name_the_file(tmp_path, inferencer):
+    not_image = tmp_path / 'results.png'
+    not_image.write_text('a text file with an image extension')
+    with pytest.raises(OSError, match='results.png'):
+        inferencer(str(not_image))
+    with pytest.raises(FileNotFoundError, match='nowhere.jpg'):
+        inferencer([str(tmp_path / 'nowhere.jpg')])
+    good = tmp_path / 'good.png'
+    Image.fromarray(photo(20, 20)).save(good)
+    with pytest.raises(OSError, match='results.png'):  # in a list after a good one
+        inferencer([str(good), str(not_image)])
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(ValueError, match='empty'):
+        inferencer(str(empty))
+    with pytest.raises(ValueError, match=r'\(2, 3, 5\)'):
+        inferencer(np.zeros((2, 3, 5), np.uint8))
+
+
+def test_checkpoint_errors(tmp_path, tiny_config):
+    with pytest.raises(FileNotFoundError, match='absent.pth'):
+        MultiTaskInferencer(tiny_config, str(tmp_path / 'absent.pth'), device='cpu')
+    other = tmp_path / 'other.pth'
+    torch.save(dict(state_dict={'backbone.foo': torch.zeros(1)}), other)
+    with pytest.raises(ValueError, match='other.pth.*does not match'):
+        MultiTaskInferencer(tiny_config, str(other), device='cpu')
+    mmseg_config = osp.join(REPO, 'configs', 'mmseg_examples',
+                            'mtmamba_swin-t_ade20k-512x512.py')
+    with pytest.raises(TypeError, match='MMSegInferencer'):
+        MultiTaskInferencer(mmseg_config, device='cpu')
+
+
+@pytest.mark.parametrize('align_corners', [False, True])
+@pytest.mark.parametrize('activation,channels', [('argmax', 7), ('relu', 1),
+                                                 ('l2_normalize', 3), ('sigmoid', 1)])
+def test_banded_resize_equals_interpolate(monkeypatch, activation, channels, align_corners):
+    import mmmt.apis.multitask_inferencer as module
+    monkeypatch.setattr(module, '_CHUNK_BYTES', 4 * channels * 53 * 5)  # 5-row bands
+    logits = torch.randn(channels, 13, 17, generator=torch.Generator().manual_seed(1))
+    for size in ((41, 53), (13, 17), (7, 9), (13, 50)):
+        expected = activate(F.interpolate(logits[None], size=size, mode='bilinear',
+                                          align_corners=align_corners)[0], activation)
+        expected = expected[0] if expected.shape[0] == 1 else expected.permute(1, 2, 0)
+        out = resize_and_activate(logits, size, activation, align_corners)
+        assert out.shape == tuple(expected.shape)
+        if activation == 'argmax':
+            assert (out == expected.numpy()).mean() > 0.999
+        else:
+            np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=2e-5)
+
+
+def test_agrees_with_tools_test_py(tmp_path, synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra='val_cfg = None\nval_dataloader = None\nval_evaluator = None\n')
+    python_tool('train.py', cfg, '--work-dir', tmp_path / 'work')
+    ckpt = tmp_path / 'work' / 'iter_1.pth'
+    out_pkl = tmp_path / 'preds.pkl'
+    python_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'work', '--out', out_pkl)
+    with open(out_pkl, 'rb') as f:
+        dumped = pickle.load(f)
+    assert len(dumped) == 2  # the 2 val images, batch of 2 in test.py
+
+    inferencer = MultiTaskInferencer(cfg, str(ckpt), device='cpu', show_progress=False)
+    result = inferencer([d['img_path'] for d in dumped])
+    for sample, pred in zip(dumped, result['predictions']):
+        semseg = sample['pred_semseg']['data'].numpy()[0]
+        assert (pred['semseg'] == semseg).mean() > 0.999
+        np.testing.assert_allclose(pred['depth'], sample['pred_depth']['data'].numpy()[0],
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(pred['normals'],
+                                   sample['pred_normals']['data'].numpy().transpose(1, 2, 0),
+                                   rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(pred['edge'], sample['pred_edge']['data'].numpy()[0],
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    for i, (h, w) in enumerate(((50, 60), (70, 40))):
+        Image.fromarray(photo(h, w, seed=i)).save(folder / f'im{i}.jpg')
+    out_dir = tmp_path / 'out'
+    cmd = [sys.executable, osp.join(REPO, 'demo', 'image_demo.py'), str(folder), tiny_config,
+           tiny_checkpoint, '--out-dir', str(out_dir), '--device', 'cpu']
+    env = dict(os.environ, PYTHONPATH=REPO)
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert '[1/2]' in result.stdout and '[2/2]' in result.stdout
+    assert sorted(os.listdir(out_dir / 'vis')) == ['im0.png', 'im1.png']
+    assert (out_dir / 'pred' / 'im1_semseg.png').is_file()
+    # a file that is not an image: a one-line error naming it, exit status 1
+    (folder / 'im2.jpg').write_text('oops')
+    result = subprocess.run(cmd[:2] + [str(folder / 'im2.jpg')] + cmd[3:], cwd=REPO,
+                            capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1
+    assert 'im2.jpg' in result.stderr and 'Traceback' not in result.stderr
