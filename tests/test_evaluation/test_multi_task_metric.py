@@ -211,3 +211,23 @@ def test_delta_m_options():
     assert MultiTaskMetric(tasks=['semseg', 'sal']).delta_m_baselines is None
     with pytest.raises(KeyError):
         MultiTaskMetric(tasks=['semseg'], delta_m_baselines=dict(foo=1.0))
+
+
+def test_evaluation_never_imports_models_or_datasets():
+    import ast
+    import glob
+    import os.path as osp
+
+    import mmmt.evaluation
+    root = osp.dirname(mmmt.evaluation.__file__)
+    for path in glob.glob(osp.join(root, '**', '*.py'), recursive=True):
+        tree = ast.parse(open(path, encoding='utf-8').read())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [('.' * node.level) + node.module]
+            for name in names:
+                assert not name.startswith(('mmmt.models', 'mmmt.datasets', '..models',
+                                            '..datasets', '...models', '...datasets')), path
