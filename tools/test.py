@@ -2,7 +2,7 @@
 
 Examples:
     python tools/test.py configs/mtmamba_swin-l_nyud.py CKPT
-    python tools/test.py CONFIG CKPT --show-dir vis     # one picture per image in WORK_DIR/vis
+    python tools/test.py CONFIG CKPT --show-dir vis     # one picture per image in vis/
     python tools/test.py CONFIG CKPT --out results.pkl  # raw predictions for offline analysis
     tools/dist_test.sh CONFIG CKPT 8
 """
@@ -28,8 +28,8 @@ def parse_args():
     parser.add_argument('--out', help='dump the predictions to this pickle file')
     parser.add_argument(
         '--show-dir',
-        help='save one visualization per image to this directory (relative paths are inside '
-        'the run\'s timestamped log folder of the work dir)')
+        help='save one visualization per image under this directory '
+        '(<show-dir>/vis_data/vis_image/)')
     parser.add_argument('--show', action='store_true', help='show results in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='display time per image (s)')
     parser.add_argument(
@@ -54,11 +54,13 @@ def enable_visualization(cfg: Config, args) -> Config:
         raise SystemExit('--show/--show-dir need `default_hooks.visualization` in the config '
                          '(see configs/_base_/default_runtime.py)')
     hook['draw'] = True
+    hook['interval'] = 1  # every test image
     if args.show:
         hook['show'] = True
         hook['wait_time'] = args.wait_time
     if args.show_dir:
-        hook['test_out_dir'] = args.show_dir
+        # the visualizer's LocalVisBackend writes <show_dir>/vis_data/vis_image/*.png
+        cfg.visualizer['save_dir'] = args.show_dir
     return cfg
 
 

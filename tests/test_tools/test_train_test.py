@@ -42,10 +42,11 @@ def test_resume_is_exact(tmp_path, synthetic_nyud):
         assert torch.equal(sa['exp_avg'], sb['exp_avg'])
 
 
-def test_untrusted_checkpoint_is_refused_with_a_clear_error(tmp_path):
-    class Payload:
-        pass
+class Payload:
+    """An arbitrary class: unpickling it needs full trust."""
 
+
+def test_untrusted_checkpoint_is_refused_with_a_clear_error(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': Payload()}, path)
     with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):
