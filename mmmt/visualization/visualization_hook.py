@@ -57,4 +57,5 @@ class MultiTaskVisualizationHook(SegVisualizationHook):
                 data_sample=output,
                 show=self.show,
                 wait_time=self.wait_time,
-                step=runner.iter)
+                # runner.iter would build the train loop (and its dataset) in a test-only run
+                step=runner.iter if mode == 'val' else batch_idx)
