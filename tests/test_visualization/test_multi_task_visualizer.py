@@ -127,4 +127,14 @@ def test_multi_task_visualization_hook_from_config(tmp_path):
     hook._after_iter(SimpleNamespace(iter=0), 0, {}, [with_path, no_image], mode='val')
     files = sorted(f for _, _, fs in os.walk(tmp_path / 'show') for f in fs if f.endswith('.png'))
     assert files == ['val_0007_0.png', 'val_0008_0.png']
+
+    class TestRunner:  # a test-only run must not touch runner.iter (it builds the train loop)
+
+        @property
+        def iter(self):
+            raise AssertionError('runner.iter read during testing')
+
+    hook._after_iter(TestRunner(), 5, {}, [with_path], mode='test')
+    files = sorted(f for _, _, fs in os.walk(tmp_path / 'show') for f in fs if f.endswith('.png'))
+    assert 'test_0007_5.png' in files
     assert vis is Visualizer.get_current_instance()
