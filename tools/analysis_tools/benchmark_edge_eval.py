@@ -31,10 +31,13 @@ def synthesize(seed: int, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray
     """One (prediction, ground truth) pair of float32 (H, W) maps."""
     rng = np.random.default_rng(seed)
     h, w = size
-    sites = rng.uniform((0, 0), (h, w), size=(int(rng.integers(25, 55)), 2))
+    num_sites = int(rng.integers(25, 55))
+    site_ids = np.zeros((h, w), dtype=np.int64)
+    site_ids.flat[rng.choice(h * w, num_sites, replace=False)] = np.arange(1, num_sites + 1)
+    # Voronoi regions: the id of the nearest site, via the distance transform's indices.
+    _, (iy, ix) = ndimage.distance_transform_edt(site_ids == 0, return_indices=True)
+    labels = site_ids[iy, ix]
     yy, xx = np.mgrid[0:h, 0:w]
-    dist = ((yy[..., None] - sites[:, 0])**2 + (xx[..., None] - sites[:, 1])**2)
-    labels = np.argmin(dist, axis=-1)
     for _ in range(int(rng.integers(2, 6))):  # creases inside regions
         a, b, c = rng.normal(size=3)
         labels = labels * 2 + ((a * yy + b * xx + c * (h + w) / 4) > 0)
