@@ -45,7 +45,8 @@ RUNNER_CONSTRUCTORS = Registry(
     parent=MMENGINE_RUNNER_CONSTRUCTORS,
     locations=['mmmt.engine'])
 LOOPS = Registry('loop', parent=MMENGINE_LOOPS, locations=['mmmt.engine'])
-HOOKS = Registry('hook', parent=MMENGINE_HOOKS, locations=['mmmt.engine'])
+HOOKS = Registry(
+    'hook', parent=MMENGINE_HOOKS, locations=['mmmt.engine', 'mmmt.visualization'])
 LOG_PROCESSORS = Registry(
     'log processor', parent=MMENGINE_LOG_PROCESSORS, locations=['mmmt.engine'])
 OPTIMIZERS = Registry(
