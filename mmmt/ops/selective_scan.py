@@ -7,6 +7,8 @@ Backends:
   time-varying ``B``/``C``. If it cannot be built (no compiler), the ``torch`` backend is used
   instead, with a one-line warning, once per process.
 - ``torch``: the chunked pure-PyTorch scan (:mod:`mmmt.ops.selective_scan_torch`); any device.
+  When gradients are needed it runs under activation checkpointing (recomputed in the backward
+  pass), so only its inputs are kept between the forward and the backward pass.
 - ``cuda``: mamba-ssm's fused CUDA kernel, for CUDA tensors where mamba-ssm imports.
 
 ``MMMT_SCAN_BACKEND=torch|cpp|cuda`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never builds
@@ -88,6 +90,36 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
     return 'torch'
 
 
+class _TorchScanRecompute(torch.autograd.Function):
+    """The PyTorch scan, keeping only its inputs for the backward pass, which re-runs it under
+    autograd (activation checkpointing for one op). Returns (out, last_state)."""
+
+    @staticmethod
+    def forward(ctx, delta_softplus, *args):
+        ctx.delta_softplus = delta_softplus
+        ctx.save_for_backward(*args)
+        ctx.set_materialize_grads(False)
+        with torch.no_grad():
+            return selective_scan_torch(*args, delta_softplus, True)
+
+    @staticmethod
+    def backward(ctx, dout, dlast):
+        args = ctx.saved_tensors
+        needs = ctx.needs_input_grad[1:]
+        leaves = [None if t is None else t.detach().requires_grad_(n)
+                  for t, n in zip(args, needs)]
+        with torch.enable_grad():
+            out, last = selective_scan_torch(*leaves, ctx.delta_softplus, True)
+        wrt = [t for t, n in zip(leaves, needs) if t is not None and n]
+        outs, grads_out = [out], [torch.zeros_like(out) if dout is None else dout]
+        if dlast is not None:
+            outs.append(last)
+            grads_out.append(dlast)
+        grads = iter(torch.autograd.grad(outs, wrt, grads_out, allow_unused=True))
+        return (None, ) + tuple(
+            next(grads) if t is not None and n else None for t, n in zip(leaves, needs))
+
+
 def selective_scan_fn(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -130,6 +162,12 @@ def selective_scan_fn(
             res = selective_scan_cpu(*args, delta_softplus, return_last_state)
         elif backend == 'cuda':
             res = _mamba_cuda_fn()(*args, delta_softplus, return_last_state)
+        elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+            # Recompute in the backward pass instead of keeping the chunked scan's autograd
+            # graph (about 8 x batch*D*L*N*4 bytes per call) alive until then: a model with
+            # dozens of scans per step would not fit in memory otherwise.
+            res = _TorchScanRecompute.apply(delta_softplus, *args)
+            res = res if return_last_state else res[0]
         else:
             res = selective_scan_torch(*args, delta_softplus, return_last_state)
     if return_last_state:
