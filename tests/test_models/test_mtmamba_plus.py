@@ -217,3 +217,39 @@ def test_recipes_follow_reference(config, lr, scheme, weights, tasks):
     assert cfg.train_cfg.max_iters == 40000
     assert cfg.param_scheduler[0].end == 40000
     assert cfg.model.backbone.arch == 'large' and cfg.model.backbone.window_size == 12
+
+
+def test_segmentor_with_plus_head_trains_and_predicts():
+    from mmengine.structures import PixelData
+
+    from mmmt.structures import MultiTaskDataSample
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='MultiTaskEncoderDecoder',
+        data_preprocessor=dict(type='MultiTaskDataPreProcessor', size_divisor=32),
+        backbone=dict(type='mmpretrain.SwinTransformer',
+                      arch=dict(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
+                      window_size=4, out_indices=(0, 1, 2, 3), pad_small_map=True),
+        decode_head=dict(
+            type='MTMambaPlusDecodeHead', in_channels=(16, 32, 64, 128), head_channels=8,
+            tasks=dict(semseg=5, depth=1),
+            loss_combiner=dict(type='MultiTaskLoss', scheme='sum',
+                               weights=dict(semseg=1.0, depth=10.0)))))
+
+    def sample():
+        s = MultiTaskDataSample(metainfo=dict(ori_shape=(64, 96), img_shape=(64, 96),
+                                              img_padding_size=[0, 0, 0, 0]))
+        s.gt_semseg = PixelData(data=torch.randint(0, 5, (1, 64, 96)))
+        s.gt_depth = PixelData(data=torch.rand(1, 64, 96) * 5)
+        return s
+
+    data = dict(inputs=[torch.randn(3, 64, 96)] * 2, data_samples=[sample(), sample()])
+    batch = model.data_preprocessor(data, training=True)
+    losses = model(**batch, mode='loss')
+    assert torch.isfinite(losses['loss_semseg']) and torch.isfinite(losses['loss_depth'])
+    model.eval()
+    with torch.no_grad():
+        batch = model.data_preprocessor(data, training=False)
+        preds = model(**batch, mode='predict')
+    assert preds[0].pred_semseg.data.shape == (1, 64, 96)
+    assert preds[0].pred_depth.data.shape == (1, 64, 96)
