@@ -90,9 +90,16 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
     return 'torch'
 
 
+#: Bytes of autograd graph the PyTorch scan may build at once when it recomputes for the
+#: backward pass (it needs about 8 x batch * channels * L * N * 4 bytes; larger problems are
+#: recomputed a slice of channels at a time).
+RECOMPUTE_BYTES = 1 << 29
+
+
 class _TorchScanRecompute(torch.autograd.Function):
     """The PyTorch scan, keeping only its inputs for the backward pass, which re-runs it under
-    autograd (activation checkpointing for one op). Returns (out, last_state)."""
+    autograd (activation checkpointing for one op), a slice of channels at a time when the graph
+    would exceed :data:`RECOMPUTE_BYTES`. Returns (out, last_state)."""
 
     @staticmethod
     def forward(ctx, delta_softplus, *args):
@@ -104,20 +111,71 @@ class _TorchScanRecompute(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        args = ctx.saved_tensors
+        u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
         needs = ctx.needs_input_grad[1:]
-        leaves = [None if t is None else t.detach().requires_grad_(n)
-                  for t, n in zip(args, needs)]
-        with torch.enable_grad():
-            out, last = selective_scan_torch(*leaves, ctx.delta_softplus, True)
-        wrt = [t for t, n in zip(leaves, needs) if t is not None and n]
-        outs, grads_out = [out], [torch.zeros_like(out) if dout is None else dout]
-        if dlast is not None:
-            outs.append(last)
-            grads_out.append(dlast)
-        grads = iter(torch.autograd.grad(outs, wrt, grads_out, allow_unused=True))
-        return (None, ) + tuple(
-            next(grads) if t is not None and n else None for t, n in zip(leaves, needs))
+        batch, dim, length = u.shape
+        if dout is None:
+            dout = torch.zeros_like(u)
+        grads = [None if t is None or not n else torch.zeros_like(t)
+                 for t, n in zip((u, delta, A, B, C, D, z, delta_bias), needs)]
+        # channel slices that never straddle a B/C group (a slice uses one group's B/C)
+        groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
+        per_group = dim // groups
+        per_slice = max(1, min(per_group, RECOMPUTE_BYTES // max(
+            1, 8 * batch * length * A.shape[1] * u.element_size())))
+        for g in range(groups):
+            for d0 in range(g * per_group, (g + 1) * per_group, per_slice):
+                d1 = min(d0 + per_slice, (g + 1) * per_group)
+                _recompute_slice(ctx.delta_softplus, (u, delta, A, B, C, D, z, delta_bias),
+                                 needs, grads, dout, dlast, d0, d1, g, dim)
+        return (None, ) + tuple(grads)
+
+
+def _recompute_slice(delta_softplus, args, needs, grads, dout, dlast, d0, d1, g, dim):
+    """Re-run the scan for channels [d0, d1) (all in B/C group g) under autograd and add their
+    gradients into `grads`."""
+    u, delta, A, B, C, D, z, delta_bias = args
+
+    def bc(m):
+        if m.dim() == 2:  # constant over time: per channel
+            return m[d0:d1]
+        if m.dim() == 4 and m.shape[1] > 1:
+            return m[:, g:g + 1]
+        return m
+
+    sliced = [None if t is None else (bc(t) if i in (3, 4) else
+                                      t[:, d0:d1] if t.dim() == 3 else t[d0:d1])
+              for i, t in enumerate(args)]
+    leaves = [None if t is None else t.detach().requires_grad_(n)
+              for t, n in zip(sliced, needs)]
+    with torch.enable_grad():
+        out, last = selective_scan_torch(*leaves, delta_softplus, True)
+    wrt = [t for t, n in zip(leaves, needs) if t is not None and n]
+    if not wrt:
+        return
+    outs, grads_out = [out], [dout[:, d0:d1]]
+    if dlast is not None:
+        outs.append(last)
+        grads_out.append(dlast[:, d0:d1])
+    parts = iter(torch.autograd.grad(outs, wrt, grads_out, allow_unused=True))
+    for i, (t, n) in enumerate(zip(leaves, needs)):
+        if t is None or not n:
+            continue
+        part = next(parts)
+        if part is None:
+            continue
+        if i in (3, 4):  # B, C: into this group's slot (or the shared one)
+            m = args[i]
+            if m.dim() == 2:
+                grads[i][d0:d1] += part
+            elif m.dim() == 4 and m.shape[1] > 1:
+                grads[i][:, g:g + 1] += part
+            else:
+                grads[i] += part
+        elif t.dim() == 3:
+            grads[i][:, d0:d1] += part
+        else:
+            grads[i][d0:d1] += part
 
 
 def selective_scan_fn(
