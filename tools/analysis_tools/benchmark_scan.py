@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from typing import Callable, Dict, List, Optional
@@ -211,12 +212,76 @@ def fmt_time(sec: Optional[float], extrapolated: bool = False) -> str:
     return ('~' + s) if extrapolated else s
 
 
+def measure(impl: str, shape: str, opts: dict) -> dict:
+    """Time one implementation at one shape: forward, then forward+backward."""
+    device = torch.device(opts['device'])
+    name, channels, (h, w) = next(s for s in SHAPES if s[0] == shape)
+    length = h * w
+    quick = opts['quick']
+    repeat = opts['repeat'] or (1 if quick else 3)
+    min_total = 0.2 if quick else 1.0  # seconds of timed runs for the fast implementations
+    slow = 2.0 if quick else 10.0  # a first run slower than this is the measurement
+    x = make_inputs(channels, length, device)
+    g = torch.Generator().manual_seed(1)
+    grad_out = torch.randn(1, channels, length, generator=g).to(device)
+    res = dict(fwd_s=None, train_s=None, extrapolated=False, skipped_train=False)
+    if impl == 'sequential':
+        ref_len = min(length, opts['ref_length']) if quick else length
+        res['extrapolated'] = ref_len < length
+        scale = length / ref_len
+        x = {k: (v[..., :ref_len] if v.dim() >= 3 else v) for k, v in x.items()}
+        grad_out = grad_out[..., :ref_len]
+        log(f'  sequential forward on {ref_len} positions ...')
+        # a warm-up run too, unless it is slow enough to be the measurement itself
+        res['fwd_s'] = time_runs(forward_step(scan_sequential, x), device, 1, 1, 0,
+                                 slow) * scale
+        if not opts['no_backward']:
+            log(f'    {fmt_time(res["fwd_s"], res["extrapolated"])}; forward+backward ...')
+            res['train_s'] = time_runs(train_step(scan_sequential, x, grad_out), device, 1, 1,
+                                       0, slow) * scale
+        log(f'    {fmt_time(res["train_s"], res["extrapolated"])}')
+        return res
+    fn = backend_fn(impl)
+    log(f'  {impl}: forward ...')
+    res['fwd_s'] = time_runs(forward_step(fn, x), device, repeat, 1, min_total, slow)
+    if quick and res['fwd_s'] > 1.0:
+        log(f'    {fmt_time(res["fwd_s"])}; forward+backward skipped (--quick, slow backend)')
+        res['skipped_train'] = True
+    elif not opts['no_backward']:
+        log(f'    {fmt_time(res["fwd_s"])}; forward+backward ...')
+        res['train_s'] = time_runs(train_step(fn, x, grad_out), device, repeat, 1, min_total,
+                                   slow)
+        log(f'    {fmt_time(res["train_s"])}')
+    else:
+        log(f'    {fmt_time(res["fwd_s"])}')
+    return res
+
+
+def measure_isolated(impl: str, shape: str, opts: dict) -> dict:
+    """:func:`measure` in a fresh Python process, so that no implementation inherits another's
+    memory state (after the sequential reference's multi-GB tensors, the allocator returns
+    fresh, page-faulting memory for a while and everything measured next looks slower)."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', impl, shape, '--device',
+           opts['device'], '--ref-length', str(opts['ref_length'])]
+    for flag, key in (('--threads', 'threads'), ('--repeat', 'repeat')):
+        if opts[key]:
+            cmd += [flag, str(opts[key])]
+    cmd += ['--quick'] if opts['quick'] else []
+    cmd += ['--no-backward'] if opts['no_backward'] else []
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # progress goes to stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f'worker {impl} at {shape} failed (exit {proc.returncode})')
+    return json.loads(lines[-1][len('RESULT '):])
+
+
 def main(argv: Optional[List[str]] = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true',
                         help='one timed run per measurement, the sequential reference timed on '
-                        'at most --ref-length positions and scaled to L (its cost is linear in '
-                        'L; marked ~), errors on 256 positions')
+                        'at most --ref-length positions and scaled to L (marked ~), the '
+                        'forward+backward of backends slower than 1 s forward skipped, errors '
+                        'on 256 positions')
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--repeat', type=int, default=None, help='timed runs per measurement')
@@ -230,16 +295,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser.add_argument('--no-backward', action='store_true', help='forward only')
     parser.add_argument('--no-reference', action='store_true',
                         help='skip the sequential reference (no speed-ups)')
+    parser.add_argument('--in-process', action='store_true',
+                        help='time everything in this process instead of one fresh process per '
+                        'implementation and shape')
     parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--worker', nargs=2, metavar=('IMPL', 'SHAPE'), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    repeat = args.repeat or (1 if args.quick else 3)
+    opts = dict(device=args.device, quick=args.quick, repeat=args.repeat, threads=args.threads,
+                ref_length=args.ref_length, no_backward=args.no_backward)
+    if args.worker:
+        print('RESULT ' + json.dumps(measure(*args.worker, opts)), flush=True)
+        return {}
     err_len = args.err_length or (256 if args.quick else 1024)
-    min_total = 0.2 if args.quick else 1.0  # seconds of timed runs for the fast backends
-    slow = 2.0 if args.quick else 10.0  # a first run slower than this is the measurement
     skipped = []
 
     from mmmt.ops import available_backends
@@ -249,8 +320,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 and not (b == 'cuda' and device.type != 'cuda')]
     if args.backends:
         backends = [b for b in backends if b in args.backends]
-    impls = {b: backend_fn(b) for b in backends}
     shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes]
+    run = measure if args.in_process else measure_isolated
 
     machine = dict(
         device=(torch.cuda.get_device_name(device) if device.type == 'cuda' else
@@ -263,75 +334,48 @@ def main(argv: Optional[List[str]] = None) -> dict:
     rows = []
     for name, channels, (h, w) in shapes:
         length = h * w
-        x = make_inputs(channels, length, device)
-        g = torch.Generator().manual_seed(1)
-        grad_out = torch.randn(1, channels, length, generator=g).to(device)
         log(f'\n== {name}: {channels} channels, L = {h}x{w} = {length}, N = {N_STATE}')
-
-        ref = dict(fwd=None, train=None, extrapolated=False)
-        if not args.no_reference:
-            ref_len = min(length, args.ref_length) if args.quick else length
-            ref['extrapolated'] = ref_len < length
-            xr = {k: (v[..., :ref_len] if v.dim() >= 3 else v) for k, v in x.items()}
-            scale = length / ref_len
-            log(f'  sequential forward on {ref_len} positions ...')
-            ref['fwd'] = time_runs(forward_step(scan_sequential, xr), device, 1, 0) * scale
-            log(f'    {fmt_time(ref["fwd"], ref["extrapolated"])}')
-            if not args.no_backward:
-                log('  sequential forward+backward ...')
-                ref['train'] = time_runs(
-                    train_step(scan_sequential, xr, grad_out[..., :ref_len]), device, 1,
-                    0) * scale
-                log(f'    {fmt_time(ref["train"], ref["extrapolated"])}')
-            del xr
+        impls = ([] if args.no_reference else ['sequential']) + backends
+        timings = {impl: run(impl, name, opts) for impl in impls}
 
         # errors against the float64 oracle on the first err_len positions (the scan is causal)
         el = min(length, err_len)
+        x = make_inputs(channels, length, device)
+        grad_out = torch.randn(1, channels, length,
+                               generator=torch.Generator().manual_seed(1)).to(device)
         xe = {k: (v[..., :el] if v.dim() >= 3 else v) for k, v in x.items()}
+        ge = grad_out[..., :el]
         x64 = {k: v.double().cpu() for k, v in xe.items()}
-        log(f'  float64 oracle on {el} positions ...')
-        oracle_out, oracle_grads = outputs_and_grads(scan_sequential, x64,
-                                                     grad_out[..., :el].double().cpu())
-
-        def errors(fn):
-            out, grads = outputs_and_grads(fn, xe, grad_out[..., :el])
-            return rel_err(out, oracle_out), max(
-                rel_err(grads[k], oracle_grads[k]) for k in GRAD_NAMES)
-
-        rows.append(dict(shape=name, channels=channels, length=length, hw=f'{h}x{w}',
-                         impl='sequential', fwd_s=ref['fwd'], train_s=ref['train'],
-                         extrapolated=ref['extrapolated'], fwd_err=None, grad_err=None))
-        fe, ge = errors(scan_sequential)
-        rows[-1].update(fwd_err=fe, grad_err=ge)
-
-        for b, fn in impls.items():
-            log(f'  {b}: forward ...')
-            fwd = time_runs(forward_step(fn, x), device, repeat, 1, min_total, slow)
-            train = None
-            if args.quick and fwd > 1.0:
-                log(f'    {fmt_time(fwd)}; forward+backward skipped (--quick, slow backend)')
-                skipped.append(f'{b} at {name}')
-            elif not args.no_backward:
-                log(f'    {fmt_time(fwd)}; forward+backward ...')
-                train = time_runs(train_step(fn, x, grad_out), device, repeat, 1, min_total, slow)
-            fe, ge = errors(fn)
-            log(f'    {fmt_time(train)}; errors {fe:.1e} / {ge:.1e}')
-            rows.append(dict(shape=name, channels=channels, length=length, hw=f'{h}x{w}',
-                             impl=b, fwd_s=fwd, train_s=train, extrapolated=False, fwd_err=fe,
-                             grad_err=ge))
-        # the reference's numbers of this shape, for the ratios
-        for r in rows:
-            if r['shape'] == name:
-                r['fwd_speedup'] = (ref['fwd'] / r['fwd_s'] if ref['fwd'] and r['fwd_s']
-                                    else None)
-                r['train_speedup'] = (ref['train'] / r['train_s']
-                                      if ref['train'] and r['train_s'] else None)
+        log(f'  errors against the float64 oracle on {el} positions ...')
+        oracle_out, oracle_grads = outputs_and_grads(scan_sequential, x64, ge.double().cpu())
+        ref = timings.get('sequential', {})
+        for impl in ['sequential'] + backends:
+            if impl not in timings:
+                continue
+            out, grads = outputs_and_grads(
+                scan_sequential if impl == 'sequential' else backend_fn(impl), xe, ge)
+            t = timings[impl]
+            if t.get('skipped_train'):
+                skipped.append(f'{impl} at {name}')
+            rows.append(dict(
+                shape=name, channels=channels, length=length, hw=f'{h}x{w}', impl=impl,
+                fwd_s=t['fwd_s'], train_s=t['train_s'], extrapolated=t['extrapolated'],
+                fwd_err=rel_err(out, oracle_out),
+                grad_err=max(rel_err(grads[k], oracle_grads[k]) for k in GRAD_NAMES),
+                fwd_speedup=(ref['fwd_s'] / t['fwd_s']
+                             if ref.get('fwd_s') and t['fwd_s'] else None),
+                train_speedup=(ref['train_s'] / t['train_s']
+                               if ref.get('train_s') and t['train_s'] else None)))
+            log(f'    {impl}: {rows[-1]["fwd_err"]:.1e} / {rows[-1]["grad_err"]:.1e}')
         del x, xe, x64
 
     table = format_table(rows, machine, err_len)
     if skipped:
         table += ('\n\n--quick: forward+backward not timed for backends whose forward took over '
                   '1 s: ' + ', '.join(skipped) + '.')
+    if not args.in_process:
+        table += ('\n\nEach implementation and shape was timed in a fresh process; errors are '
+                  'relative to the largest magnitude of the float64 result.')
     print(table)
     result = dict(machine=machine, rows=rows, argv=sys.argv[1:] if argv is None else argv,
                   err_length=err_len, quick=args.quick)
