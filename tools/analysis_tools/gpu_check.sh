@@ -68,12 +68,14 @@ except Exception as e:  # noqa: BLE001
     print('nvidia-smi:', e)
 EOF
 
-if [ "$DEV" = cuda ] && ! "$PY" -c 'import mmengine, mmseg, mmpretrain' >/dev/null 2>&1; then
+# GPU_CHECK_NO_PIP=1: an offline machine whose packages were installed beforehand
+if [ -z "${GPU_CHECK_NO_PIP:-}" ] && [ "$DEV" = cuda ] && \
+    ! "$PY" -c 'import mmengine, mmseg, mmpretrain' >/dev/null 2>&1; then
   step "pip install the runtime requirements" 90 "$PY" -m pip install -q --timeout 15 \
     --retries 1 -r requirements/runtime.txt mmcv-lite==2.1.0 ninja
 fi
-if [ "$DEV" = cuda ] && ! "$PY" -c 'import mamba_ssm.ops.selective_scan_interface' \
-    >/dev/null 2>&1; then
+if [ -z "${GPU_CHECK_NO_PIP:-}" ] && [ "$DEV" = cuda ] && \
+    ! "$PY" -c 'import mamba_ssm.ops.selective_scan_interface' >/dev/null 2>&1; then
   # a prebuilt wheel or nothing: compiling mamba-ssm takes far longer than this check may
   step "pip install mamba-ssm" 90 "$PY" -m pip install -q --timeout 15 --retries 1 \
     --no-build-isolation mamba-ssm
