@@ -249,3 +249,13 @@ def test_empty_and_single_step_shapes(batch, dim, length):
     assert torch.allclose(out, ref, atol=1e-5) and torch.allclose(last, ref_last, atol=1e-5)
     for k, v in args.items():
         assert v.grad.shape == v.shape, k
+
+
+def test_nan_propagates_like_the_recurrence():
+    x = make_inputs(batch=1, dim=8, length=40, n=16, groups=4)
+    x['delta'][0, 3, 10] = float('nan')
+    x['u'][0, 5, 20] = float('nan')
+    out = selective_scan_cpu(**x, delta_softplus=True)
+    ref, _ = scan_oracle(**x, delta_softplus=True)
+    assert torch.equal(out.isnan(), ref.isnan())
+    assert (out[~out.isnan()].double() - ref[~ref.isnan()]).abs().max() <= 1e-5

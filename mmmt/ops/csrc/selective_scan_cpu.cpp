@@ -421,17 +421,18 @@ inline vf vload(const float* p) {
 inline void vstore(float* p, vf v) { std::memcpy(p, &v, sizeof(vf)); }
 inline vf vsplat(float x) { return vf{} + x; }
 
-// lane-wise max / min: one instruction where the ISA has it (a ?: blend costs two)
+// lane-wise max / min: one instruction where the ISA has it (a ?: blend costs two). A NaN in
+// `a` is returned as is (x86 returns the second operand of maxps/minps when either is NaN).
 inline vf vmax(vf a, vf b) {
 #if defined(__AVX512F__)
-  return reinterpret_cast<vf>(_mm512_max_ps(reinterpret_cast<__m512>(a),
-                                            reinterpret_cast<__m512>(b)));
+  return reinterpret_cast<vf>(_mm512_max_ps(reinterpret_cast<__m512>(b),
+                                            reinterpret_cast<__m512>(a)));
 #elif defined(__AVX__)
-  return reinterpret_cast<vf>(_mm256_max_ps(reinterpret_cast<__m256>(a),
-                                            reinterpret_cast<__m256>(b)));
+  return reinterpret_cast<vf>(_mm256_max_ps(reinterpret_cast<__m256>(b),
+                                            reinterpret_cast<__m256>(a)));
 #elif defined(__SSE__)
-  return reinterpret_cast<vf>(_mm_max_ps(reinterpret_cast<__m128>(a),
-                                         reinterpret_cast<__m128>(b)));
+  return reinterpret_cast<vf>(_mm_max_ps(reinterpret_cast<__m128>(b),
+                                         reinterpret_cast<__m128>(a)));
 #elif defined(__ARM_NEON)
   return reinterpret_cast<vf>(vmaxq_f32(reinterpret_cast<float32x4_t>(a),
                                         reinterpret_cast<float32x4_t>(b)));
@@ -441,14 +442,14 @@ inline vf vmax(vf a, vf b) {
 }
 inline vf vmin(vf a, vf b) {
 #if defined(__AVX512F__)
-  return reinterpret_cast<vf>(_mm512_min_ps(reinterpret_cast<__m512>(a),
-                                            reinterpret_cast<__m512>(b)));
+  return reinterpret_cast<vf>(_mm512_min_ps(reinterpret_cast<__m512>(b),
+                                            reinterpret_cast<__m512>(a)));
 #elif defined(__AVX__)
-  return reinterpret_cast<vf>(_mm256_min_ps(reinterpret_cast<__m256>(a),
-                                            reinterpret_cast<__m256>(b)));
+  return reinterpret_cast<vf>(_mm256_min_ps(reinterpret_cast<__m256>(b),
+                                            reinterpret_cast<__m256>(a)));
 #elif defined(__SSE__)
-  return reinterpret_cast<vf>(_mm_min_ps(reinterpret_cast<__m128>(a),
-                                         reinterpret_cast<__m128>(b)));
+  return reinterpret_cast<vf>(_mm_min_ps(reinterpret_cast<__m128>(b),
+                                         reinterpret_cast<__m128>(a)));
 #elif defined(__ARM_NEON)
   return reinterpret_cast<vf>(vminq_f32(reinterpret_cast<float32x4_t>(a),
                                         reinterpret_cast<float32x4_t>(b)));
@@ -458,31 +459,102 @@ inline vf vmin(vf a, vf b) {
 }
 
 // 2^y, for the decays exp(dt * A) = 2^(dt * A * log2(e)) with A pre-scaled by log2(e) once per
-// chunk: k = round(y), 2^(y - k) = exp((y - k) ln2) by the degree-7 Taylor polynomial (|arg| <=
-// ln2/2, truncation < 1e-8 relative), 2^k in the exponent bits. y is clamped to [-126, 126]
-// (2^-126 ~ 1e-38 stands in for anything smaller). The rounding of y itself costs at most
-// |y| * 1.2e-7 relative, i.e. an absolute error below 1e-7 on a decay e^-x (x e^-x <= 1/e):
-// the same as rounding dt * A before an exact exp.
+// chunk: k = round(y), 2^(y - k) by the degree-7 Taylor polynomial of exp((y - k) ln2) with ln2
+// folded into the coefficients (|y - k| <= 1/2: truncation < 1e-8 relative), times 2^k. With
+// AVX-512 the rounding and the scaling by 2^k are single instructions (vrndscaleps, vscalefps)
+// that handle any y, including under/overflow to 0/inf; elsewhere y is clamped to [-126, 126]
+// (2^-126 ~ 1e-38 stands in for anything smaller) and 2^k is built in the exponent bits. The
+// rounding of y itself costs at most |y| * 1.2e-7 relative, i.e. an absolute error below 1e-7 on
+// a decay e^-x (x e^-x <= 1/e): the same as rounding dt * A before an exact exp.
 inline vf vexp2(vf y) {
+  constexpr float c1 = 0.693147180559945309f;  // ln2^i / i!
+  constexpr float c2 = 0.240226506959100712f;
+  constexpr float c3 = 0.0555041086648215800f;
+  constexpr float c4 = 0.00961812910762847716f;
+  constexpr float c5 = 0.00133335581464284434f;
+  constexpr float c6 = 0.000154035303933816100f;
+  constexpr float c7 = 0.0000152527338040598403f;
+#if defined(__AVX512F__)
+  const __m512 yy = reinterpret_cast<__m512>(y);
+  const __m512 k = _mm512_roundscale_ps(yy, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const vf r = reinterpret_cast<vf>(_mm512_sub_ps(yy, k));
+#else
   y = vmax(y, vsplat(-126.0f));
   y = vmin(y, vsplat(126.0f));
   const vf k = (y + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23 trick)
-  const vf r = (y - k) * 0.693147180559945309f;
-  vf p = vsplat(1.0f / 5040.0f);
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
+  const vf r = y - k;
+#endif
+  vf p = vsplat(c7);
+  p = p * r + c6;
+  p = p * r + c5;
+  p = p * r + c4;
+  p = p * r + c3;
+  p = p * r + c2;
+  p = p * r + c1;
   p = p * r + 1.0f;
-  p = p * r + 1.0f;
+#if defined(__AVX512F__)
+  return reinterpret_cast<vf>(_mm512_scalef_ps(reinterpret_cast<__m512>(p), k));
+#else
   const vi bits = (__builtin_convertvector(k, vi) + 127) << 23;
   vf scale;
   std::memcpy(&scale, &bits, sizeof(scale));
   return p * scale;
+#endif
 }
 
 constexpr float kLog2e = 1.44269504088896341f;
+
+// log(1 + e) for e in [0, 1], the vector twin of log1p_unit_f
+inline vf vlog1p_unit(vf e) {
+  const vf s = e / (2.0f + e);
+  const vf s2 = s * s;
+  vf p = vsplat(1.0f / 17.0f);
+  p = p * s2 + 1.0f / 15.0f;
+  p = p * s2 + 1.0f / 13.0f;
+  p = p * s2 + 1.0f / 11.0f;
+  p = p * s2 + 1.0f / 9.0f;
+  p = p * s2 + 1.0f / 7.0f;
+  p = p * s2 + 1.0f / 5.0f;
+  p = p * s2 + 1.0f / 3.0f;
+  p = p * s2 + 1.0f;
+  return 2.0f * s * p;
+}
+
+// chunk_dt for float, kW steps at a time: softplus(x) = max(x, 0) + log1p(exp(-|x|)) and
+// sigmoid(x) = 1 / (1 + exp(-|x|)) (times exp(-|x|) for x < 0), sharing exp(-|x|)
+inline void chunk_dt_vec(const Problem<float>& p, const RowChunk<float>& r, float* dt,
+                         float* dtu, float* dsp) {
+  const float* u = r.u + r.t0;
+  const float* delta = r.delta + r.t0;
+  int64_t t = 0;
+  if (p.softplus) {
+    for (; t + kW <= r.nt; t += kW) {
+      const vf x = vload(delta + t) + r.bias;
+      const vf e = vexp2(vmax(x, -x) * -kLog2e);  // exp(-|x|)
+      const vf v = vmax(x, vf{}) + vlog1p_unit(e);
+      vstore(dt + t, v);
+      vstore(dtu + t, v * vload(u + t));
+      if (dsp) {
+        const vf inv = 1.0f / (1.0f + e);
+        vstore(dsp + t, x >= 0.0f ? inv : e * inv);
+      }
+    }
+  } else {
+    for (; t + kW <= r.nt; t += kW) {
+      const vf v = vload(delta + t) + r.bias;
+      vstore(dt + t, v);
+      vstore(dtu + t, v * vload(u + t));
+      if (dsp) vstore(dsp + t, vsplat(1.0f));
+    }
+  }
+  for (; t < r.nt; ++t) {  // the tail of a partial last chunk
+    const float x = delta[t] + r.bias;
+    const float v = p.softplus ? softplus_(x) : x;
+    dt[t] = v;
+    dtu[t] = v * u[t];
+    if (dsp) dsp[t] = p.softplus ? sigmoid_(x) : 1.0f;
+  }
+}
 
 // Row sums of kW rows at once: v[i] holds kW partial sums of row i; on return v[0][i] is the
 // total of row i. A transpose-and-add tree (kW - 1 two-source shuffles and adds) instead of
@@ -552,7 +624,7 @@ void forward_chunk_vec(const Problem<float>& p, const RowChunk<float>& r, float*
   alignas(64) float dtu[kMaxChunk];
   alignas(64) float y[kMaxChunk];
   vf P[kMaxChunk];  // per step: the kW partial sums of <C_t, h_t>
-  chunk_dt(p, r, dt, dtu, static_cast<float*>(nullptr));
+  chunk_dt_vec(p, r, dt, dtu, nullptr);
   const float* Bp = r.B;
   const float* Cp = r.C;
   for (int64_t t = 0; t < r.nt; ++t, Bp += N, Cp += N) {
@@ -585,7 +657,7 @@ void backward_chunk_vec(const Problem<float>& p, const RowChunk<float>& r, const
   alignas(64) float as[kMaxChunk * N];        // decays a_t
   alignas(64) float hs[(kMaxChunk + 1) * N];  // h_{t0-1} .. h_{t0+nt-1}
   vf P[kMaxChunk], Q[kMaxChunk];               // per-step partial sums, reduced per chunk
-  chunk_dt(p, r, dt, dtu, dsp);
+  chunk_dt_vec(p, r, dt, dtu, dsp);
 
   vf a[kNV], a2[kNV], h[kNV];  // a2 = A * log2(e)
   for (int j = 0; j < kNV; ++j) {
