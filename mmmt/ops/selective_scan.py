@@ -90,16 +90,27 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
     return 'torch'
 
 
-#: Bytes of autograd graph the PyTorch scan may build at once when it recomputes for the
-#: backward pass (it needs about 8 x batch * channels * L * N * 4 bytes; larger problems are
-#: recomputed a slice of channels at a time).
+#: Bytes of autograd graph the PyTorch scan may build at once on the CPU when it recomputes for
+#: the backward pass (it needs about 8 x batch * channels * L * N * 4 bytes; larger problems are
+#: recomputed a slice of channels at a time). On a GPU the budget is a quarter of the free
+#: memory, at least this much: there every slice costs hundreds of kernel launches.
 RECOMPUTE_BYTES = 1 << 29
+
+
+def _recompute_budget(t: torch.Tensor) -> int:
+    if t.is_cuda:
+        try:
+            free, _ = torch.cuda.mem_get_info(t.device)
+            return max(RECOMPUTE_BYTES, free // 4)
+        except Exception:  # noqa: BLE001 -- no CUDA query possible: the CPU budget
+            pass
+    return RECOMPUTE_BYTES
 
 
 class _TorchScanRecompute(torch.autograd.Function):
     """The PyTorch scan, keeping only its inputs for the backward pass, which re-runs it under
     autograd (activation checkpointing for one op), a slice of channels at a time when the graph
-    would exceed :data:`RECOMPUTE_BYTES`. Returns (out, last_state)."""
+    would exceed the budget (:data:`RECOMPUTE_BYTES` on the CPU). Returns (out, last_state)."""
 
     @staticmethod
     def forward(ctx, delta_softplus, *args):
@@ -121,7 +132,7 @@ class _TorchScanRecompute(torch.autograd.Function):
         # channel slices that never straddle a B/C group (a slice uses one group's B/C)
         groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
         per_group = dim // groups
-        per_slice = max(1, min(per_group, RECOMPUTE_BYTES // max(
+        per_slice = max(1, min(per_group, _recompute_budget(u) // max(
             1, 8 * batch * length * A.shape[1] * u.element_size())))
         for g in range(groups):
             for d0 in range(g * per_group, (g + 1) * per_group, per_slice):
