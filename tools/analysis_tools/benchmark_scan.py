@@ -255,8 +255,9 @@ def fmt_time(sec: Optional[float], extrapolated: bool = False) -> str:
     return ('~' + s) if extrapolated else s
 
 
-def measure(impl: str, shape: str, opts: dict) -> dict:
-    """Time one implementation at one shape: forward, then forward+backward."""
+def measure(impl: str, shape: str, opts: dict, what: str = 'both') -> dict:
+    """Time one implementation at one shape: the forward pass (`what` 'fwd'), the forward plus
+    backward pass ('train'), or both."""
     device = torch.device(opts['device'])
     name, channels, (h, w) = next(s for s in SHAPES if s[0] == shape)
     length = h * w
@@ -268,6 +269,8 @@ def measure(impl: str, shape: str, opts: dict) -> dict:
     g = torch.Generator().manual_seed(1)
     grad_out = torch.randn(1, channels, length, generator=g).to(device)
     res = dict(fwd_s=None, train_s=None, extrapolated=False, skipped_train=False)
+    do_fwd = what in ('fwd', 'both')
+    do_train = what in ('train', 'both') and not opts['no_backward']
     if impl in REFERENCES:
         fn = REFERENCES[impl]
         ref_len = min(length, opts['ref_length']) if quick else length
@@ -275,37 +278,41 @@ def measure(impl: str, shape: str, opts: dict) -> dict:
         scale = length / ref_len
         x = {k: (v[..., :ref_len] if v.dim() >= 3 else v) for k, v in x.items()}
         grad_out = grad_out[..., :ref_len]
-        log(f'  {impl} forward on {ref_len} positions ...')
         # a warm-up run too, unless it is slow enough to be the measurement itself
-        res['fwd_s'] = time_runs(forward_step(fn, x), device, 1, 1, 0, slow) * scale
-        if not opts['no_backward']:
-            log(f'    {fmt_time(res["fwd_s"], res["extrapolated"])}; forward+backward ...')
+        if do_fwd:
+            log(f'  {impl} forward on {ref_len} positions ...')
+            res['fwd_s'] = time_runs(forward_step(fn, x), device, 1, 1, 0, slow) * scale
+            log(f'    {fmt_time(res["fwd_s"], res["extrapolated"])}')
+        if do_train:
+            log(f'  {impl} forward+backward on {ref_len} positions ...')
             res['train_s'] = time_runs(train_step(fn, x, grad_out), device, 1, 1, 0,
                                        slow) * scale
-        log(f'    {fmt_time(res["train_s"], res["extrapolated"])}')
+            log(f'    {fmt_time(res["train_s"], res["extrapolated"])}')
         return res
     fn = backend_fn(impl)
-    log(f'  {impl}: forward ...')
-    res['fwd_s'] = time_runs(forward_step(fn, x), device, repeat, 1, min_total, slow)
-    if quick and res['fwd_s'] > 1.0:
-        log(f'    {fmt_time(res["fwd_s"])}; forward+backward skipped (--quick, slow backend)')
-        res['skipped_train'] = True
-    elif not opts['no_backward']:
-        log(f'    {fmt_time(res["fwd_s"])}; forward+backward ...')
+    if do_fwd:
+        log(f'  {impl}: forward ...')
+        res['fwd_s'] = time_runs(forward_step(fn, x), device, repeat, 1, min_total, slow)
+        log(f'    {fmt_time(res["fwd_s"])}')
+        if quick and res['fwd_s'] > 1.0:
+            log('    forward+backward skipped (--quick, slow backend)')
+            res['skipped_train'] = True
+            do_train = False
+    if do_train:
+        log(f'  {impl}: forward+backward ...')
         res['train_s'] = time_runs(train_step(fn, x, grad_out), device, repeat, 1, min_total,
                                    slow)
         log(f'    {fmt_time(res["train_s"])}')
-    else:
-        log(f'    {fmt_time(res["fwd_s"])}')
     return res
 
 
-def measure_isolated(impl: str, shape: str, opts: dict) -> dict:
+def measure_isolated(impl: str, shape: str, opts: dict, what: str = 'both') -> dict:
     """:func:`measure` in a fresh Python process, so that no implementation inherits another's
     memory state (after the sequential reference's multi-GB tensors, the allocator returns
-    fresh, page-faulting memory for a while and everything measured next looks slower)."""
-    cmd = [sys.executable, os.path.abspath(__file__), '--worker', impl, shape, '--device',
-           opts['device'], '--ref-length', str(opts['ref_length'])]
+    fresh, page-faulting memory for a while and everything measured next looks slower).
+    A worker that dies (out of memory) gives no numbers instead of stopping the benchmark."""
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', impl, shape, what,
+           '--device', opts['device'], '--ref-length', str(opts['ref_length'])]
     for flag, key in (('--threads', 'threads'), ('--repeat', 'repeat')):
         if opts[key]:
             cmd += [flag, str(opts[key])]
@@ -314,8 +321,25 @@ def measure_isolated(impl: str, shape: str, opts: dict) -> dict:
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # progress goes to stderr
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('RESULT ')]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f'worker {impl} at {shape} failed (exit {proc.returncode})')
+        log(f'    worker {impl} ({what}) at {shape} failed, exit {proc.returncode}'
+            + (' (killed: out of memory?)' if proc.returncode in (-9, 137) else ''))
+        return dict(fwd_s=None, train_s=None, extrapolated=False, skipped_train=False,
+                    failed=what)
     return json.loads(lines[-1][len('RESULT '):])
+
+
+def run_impl(run, impl: str, shape: str, opts: dict) -> dict:
+    """Both measurements of an implementation; the references (large, slow) in two separate
+    workers so that one that runs out of memory does not lose the other."""
+    if impl not in REFERENCES or run is measure:
+        return run(impl, shape, opts)
+    res = run(impl, shape, opts, 'fwd')
+    if not opts['no_backward']:
+        train = run(impl, shape, opts, 'train')
+        res['train_s'] = train['train_s']
+        if train.get('failed'):
+            res['failed'] = 'train'
+    return res
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -342,7 +366,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         help='time everything in this process instead of one fresh process per '
                         'implementation and shape')
     parser.add_argument('--json', default=None, help='also write the results here')
-    parser.add_argument('--worker', nargs=2, metavar=('IMPL', 'SHAPE'), help=argparse.SUPPRESS)
+    parser.add_argument('--worker', nargs=3, metavar=('IMPL', 'SHAPE', 'WHAT'),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -351,10 +376,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     opts = dict(device=args.device, quick=args.quick, repeat=args.repeat, threads=args.threads,
                 ref_length=args.ref_length, no_backward=args.no_backward)
     if args.worker:
-        print('RESULT ' + json.dumps(measure(*args.worker, opts)), flush=True)
+        impl, shape, what = args.worker
+        print('RESULT ' + json.dumps(measure(impl, shape, opts, what)), flush=True)
         return {}
     err_len = args.err_length or (256 if args.quick else 1024)
-    skipped = []
+    skipped, failed = [], []
 
     from mmmt.ops import available_backends
     log('checking backends (the first use of the C++ scan compiles it) ...')
@@ -379,7 +405,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
         length = h * w
         log(f'\n== {name}: {channels} channels, L = {h}x{w} = {length}, N = {N_STATE}')
         impls = ([] if args.no_reference else list(REFERENCES)) + backends
-        timings = {impl: run(impl, name, opts) for impl in impls}
+        timings = {impl: run_impl(run, impl, name, opts) for impl in impls}
 
         # errors against the float64 oracle on the first err_len positions (the scan is causal)
         el = min(length, err_len)
@@ -391,12 +417,19 @@ def main(argv: Optional[List[str]] = None) -> dict:
         x64 = {k: v.double().cpu() for k, v in xe.items()}
         log(f'  errors against the float64 oracle on {el} positions ...')
         oracle_out, oracle_grads = outputs_and_grads(scan_sequential, x64, ge.double().cpu())
-        ref = timings.get('sequential', {})
+        # the baseline of the speed-ups: the faster of the sequential loops that completed
+        ref = {}
+        for key in ('fwd_s', 'train_s'):
+            vals = [timings[r][key] for r in REFERENCES if r in timings and timings[r][key]]
+            ref[key] = min(vals) if vals else None
         for impl in impls:
             out, grads = outputs_and_grads(REFERENCES.get(impl) or backend_fn(impl), xe, ge)
             t = timings[impl]
             if t.get('skipped_train'):
                 skipped.append(f'{impl} at {name}')
+            if t.get('failed'):
+                part = 'forward+backward' if t['failed'] == 'train' else 'forward'
+                failed.append(f'{impl} ({part}) at {name}')
             rows.append(dict(
                 shape=name, channels=channels, length=length, hw=f'{h}x{w}', impl=impl,
                 fwd_s=t['fwd_s'], train_s=t['train_s'], extrapolated=t['extrapolated'],
@@ -415,8 +448,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
                   '1 s: ' + ', '.join(skipped) + '.')
     if not args.in_process:
         table += ('\n\nEach implementation and shape was timed in a fresh process.')
-    table += ('\nSpeed-ups are relative to `sequential`; errors are max |x - x64| / max |x64| '
-              'against the float64 recurrence, for the output and over all input gradients.')
+    if failed:
+        table += ('\nNot measured (the worker process died, out of memory): '
+                  + ', '.join(failed) + '.')
+    table += ('\nSpeed-ups are relative to the faster of the two sequential loops at that shape; '
+              'errors are max |x - x64| / max |x64| against the float64 recurrence, for the '
+              'output and over all input gradients.')
     print(table)
     result = dict(machine=machine, rows=rows, argv=sys.argv[1:] if argv is None else argv,
                   err_length=err_len, quick=args.quick)

@@ -12,6 +12,7 @@
 # 5. tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda.
 # Every step has its own time limit; a failed step is reported and the next one still runs.
 # A dry run elsewhere: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 (CPU "device", small shape only).
+# GPU_CHECK_NO_PIP=1 skips the pip attempts (offline machine with the packages pre-installed).
 # Everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
 # parity.json, benchmark_scan.{md,json}, benchmark_swin-l_nyud.{md,json}.
 set -u
@@ -143,10 +144,10 @@ step "benchmark_scan.py on $DEV" 150 "$PY" tools/analysis_tools/benchmark_scan.p
   --quick "${QUICK_SHAPES[@]}" --json "$OUT/benchmark_scan.json" > "$OUT/benchmark_scan.md"
 cat "$OUT/benchmark_scan.md"
 
-MODEL_ARGS=(configs/mtmamba_swin-l_nyud.py --iters 10 --warmup 3)
+MODEL_ARGS=(configs/mtmamba_swin-l_nyud.py --iters 5 --warmup 2)
 [ -n "${GPU_CHECK_QUICK:-}" ] && MODEL_ARGS=(configs/demo/mtmamba-tiny_synthetic-nyud.py
                                              --shape 64 96 --iters 1 --warmup 0)
-step "benchmark.py Swin-L NYUD on $DEV" 180 "$PY" tools/analysis_tools/benchmark.py \
+step "benchmark.py Swin-L NYUD on $DEV" 200 "$PY" tools/analysis_tools/benchmark.py \
   "${MODEL_ARGS[@]}" --device "$DEV" \
   --json "$OUT/benchmark_swin-l_nyud.json" > "$OUT/benchmark_swin-l_nyud.md"
 cat "$OUT/benchmark_swin-l_nyud.md"
