@@ -26,6 +26,7 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 
 from . import cpp_loader
+from .selective_scan_cpu import selective_scan_cpu
 from .selective_scan_torch import selective_scan_torch
 
 __all__ = ['selective_scan_fn', 'available_backends', 'BACKEND_ENV']
@@ -227,7 +228,6 @@ def selective_scan_fn(
     with torch.autocast(device_type=u.device.type, enabled=False):
         args = [cast(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
         if backend == 'cpp':
-            from .selective_scan_cpu import selective_scan_cpu
             res = selective_scan_cpu(*args, delta_softplus, return_last_state)
         elif backend == 'cuda':
             res = _mamba_cuda_fn()(*args, delta_softplus, return_last_state)

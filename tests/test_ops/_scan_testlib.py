@@ -29,7 +29,8 @@ def scan_oracle(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softpl
             h = torch.zeros(A.shape[1], dtype=torch.float64)
             for t in range(length):
                 dt = delta[b, d, t]
-                h = torch.exp(dt * A[d]) * h + dt * B[b, d // per_group_b, :, t].double() * u[b, d, t]
+                b_t = B[b, d // per_group_b, :, t].double()
+                h = torch.exp(dt * A[d]) * h + dt * b_t * u[b, d, t]
                 y = (h * C[b, d // per_group_c, :, t].double()).sum()
                 if D is not None:
                     y = y + D[d].double() * u[b, d, t]

@@ -871,6 +871,14 @@ struct Split {
   }
 };
 
+// Threads for a call: one for small problems, where starting a parallel region costs more than
+// it saves (and much more when another program keeps the cores busy), PyTorch's count otherwise.
+template <typename T>
+int threads_for(const Problem<T>& p) {
+  constexpr int64_t kGrain = 1 << 15;  // elements (batch * dim * L); PyTorch's default grain
+  return p.batch * p.dim * p.len < kGrain ? 1 : num_threads();
+}
+
 // slices per (batch, group) so that there are about `per_thread` tasks per thread
 int64_t slices_for(int64_t batch, int64_t groups, int per_thread) {
   const int64_t want = static_cast<int64_t>(per_thread) * num_threads();
@@ -894,7 +902,7 @@ void forward_all(const Problem<T>& p, T* out, T* last, T* ckpt) {
   const int64_t N = p.nstate, L = p.len;
   const int64_t groups = std::max(p.groups_b, p.groups_c);
   const Split sp(p.batch, p.dim, groups, slices_for(p.batch, groups, 4));
-  const int nt = num_threads();
+  const int nt = threads_for(p);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t task = 0; task < sp.tasks; ++task) {
     int64_t b, d0, d1;
@@ -930,7 +938,7 @@ void backward_all(const Problem<T>& p, const Split& sp, const T* ckpt, const T* 
                   double* dA, double* dD, double* dbias) {
   const BackwardChunk<T> fn = pick_backward<T>(p.nstate);
   const int64_t N = p.nstate, L = p.len;
-  const int nt = num_threads();
+  const int nt = threads_for(p);
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
   for (int64_t task = 0; task < sp.tasks; ++task) {
     int64_t b, d0, d1;
