@@ -29,12 +29,14 @@ def test_optional_arguments_default_to_plain_scan(backend):
     assert (out.double() - ref).abs().max() <= 1e-5
 
 
+@pytest.mark.parametrize('vectorized', [False, True])
 @pytest.mark.parametrize('chunk_size', [1, 3, 7, 50])
-def test_chunking_does_not_change_result(chunk_size):
+def test_chunking_does_not_change_result(chunk_size, vectorized):
     x = make_inputs(length=41, groups=2)
     ref, ref_last = scan_oracle(**x, delta_softplus=True)
     out, last = selective_scan_torch(
-        **x, delta_softplus=True, return_last_state=True, chunk_size=chunk_size)
+        **x, delta_softplus=True, return_last_state=True, chunk_size=chunk_size,
+        vectorized=vectorized)
     assert (out.double() - ref).abs().max() <= 1e-5
     assert (last.double() - ref_last).abs().max() <= 1e-5
 
@@ -106,3 +108,24 @@ def test_torch_backend_recomputes_by_channel_slices(layout, monkeypatch):
     (o2.sin().sum() + l2.cos().sum()).backward()
     for k in NAMES:
         assert torch.allclose(a1[k].grad, a2[k].grad, atol=1e-12), k
+
+
+@pytest.mark.parametrize('layout', ['grouped', 'ungrouped', 'constant_bc'])
+def test_torch_vectorized_variant_gradcheck(layout):
+    """The variant used on CUDA tensors (all steps' decays and inputs formed at once)."""
+    x = make_inputs(batch=2, dim=4, length=10, n=3, groups=None if layout == 'ungrouped' else 2,
+                    dtype=torch.float64)
+    if layout == 'constant_bc':
+        x['B'] = torch.randn(4, 3, dtype=torch.float64)
+        x['C'] = torch.randn(4, 3, dtype=torch.float64)
+    args = [x[k].clone().requires_grad_(True) for k in NAMES]
+
+    def fn(*a):
+        return selective_scan_torch(*a, delta_softplus=True, return_last_state=True,
+                                    chunk_size=3, vectorized=True)
+
+    ref = selective_scan_torch(*args, delta_softplus=True, return_last_state=True,
+                               chunk_size=3, vectorized=False)
+    out = fn(*args)
+    assert torch.allclose(out[0], ref[0], atol=1e-12) and torch.allclose(out[1], ref[1])
+    assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-6)
