@@ -7,22 +7,17 @@ Examples:
     python tools/train.py CONFIG --cfg-options train_dataloader.batch_size=8
 """
 import argparse
-import logging
-import os
-import os.path as osp
 
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.utils import TRUST_ENV, register_all_modules, setup_cpu_distributed
+from mmmt.utils import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
+                        shutdown_distributed)
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a multi-task dense prediction model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='where logs and checkpoints are written')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -43,35 +38,15 @@ def parse_args():
     parser.add_argument('--seed', type=int, help='random seed')
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (slower)')
-    parser.add_argument(
-        '--trust-checkpoint', action='store_true',
-        help='allow full unpickling of load_from/resume/pretrained files (only for files you '
-        'trust; by default only tensors and known mmengine/numpy types are loaded)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings in the config, e.g. model.decode_head.with_cp=True')
-    parser.add_argument(
-        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_runner_args(
+        parser,
+        trust_help='allow full unpickling of load_from/resume/pretrained files (only for files '
+        'you trust; by default only tensors and known mmengine/numpy types are loaded)')
+    return parse_runner_args(parser, argv)
 
 
 def apply_options(cfg: Config, args) -> Config:
-    """Fold the command-line options into the config."""
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    """Fold the training options into the config."""
     if args.amp:
         import torch
         if not torch.cuda.is_available():
@@ -99,17 +74,12 @@ def apply_options(cfg: Config, args) -> Config:
     return cfg
 
 
-def main():
-    args = parse_args()
-    if args.trust_checkpoint:
-        os.environ[TRUST_ENV] = '1'
-    register_all_modules(init_default_scope=False)
-    cfg = apply_options(Config.fromfile(args.config), args)
-    if setup_cpu_distributed(cfg, args.launcher):
-        print_log('No CUDA device: distributed training on the CPU with the gloo backend.',
-                  logger='current', level=logging.INFO)
-    runner = Runner.from_cfg(cfg)
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = apply_options(load_runner_config(args), args)
+    runner = build_runner(cfg, 'training')
     runner.train()
+    shutdown_distributed()
 
 
 if __name__ == '__main__':

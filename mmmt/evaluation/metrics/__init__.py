@@ -1,4 +1,5 @@
 """mmengine metrics of mmmt."""
+from .dump_results import SafeDumpResults
 from .multi_task_metric import MultiTaskMetric
 from .task_evaluators import (DEFAULT_TASK_KINDS, TASK_EVALUATORS, BoundaryEvaluator,
                               DepthEvaluator, NormalsEvaluator, SaliencyEvaluator,
@@ -6,7 +7,7 @@ from .task_evaluators import (DEFAULT_TASK_KINDS, TASK_EVALUATORS, BoundaryEvalu
                               meta_for_task)
 
 __all__ = [
-    'MultiTaskMetric', 'TaskEvaluator', 'SegmentationEvaluator', 'DepthEvaluator',
+    'MultiTaskMetric', 'SafeDumpResults', 'TaskEvaluator', 'SegmentationEvaluator', 'DepthEvaluator',
     'NormalsEvaluator', 'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS',
     'DEFAULT_TASK_KINDS', 'build_task_evaluator', 'meta_for_task'
 ]

@@ -1,0 +1,114 @@
+"""Command-line plumbing shared by ``tools/train.py`` and ``tools/test.py``.
+
+Both scripts take the same launcher, work-dir, config-override and checkpoint-trust options and
+turn them into a config and a :class:`~mmengine.runner.Runner` the same way; keeping that in one
+place means a fix (e.g. to the CPU distributed setup) reaches both.
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+
+from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
+import torch.distributed as dist
+from mmengine.runner import Runner
+
+from .checkpoint import TRUST_ENV
+from .dist_utils import setup_cpu_distributed
+from .setup_env import register_all_modules
+
+__all__ = [
+    'add_runner_args', 'parse_runner_args', 'load_runner_config', 'build_runner',
+    'shutdown_distributed'
+]
+
+
+def add_runner_args(parser: argparse.ArgumentParser, trust_help: str) -> None:
+    """Add the options every Runner-based tool shares.
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+        trust_help (str): Help text of ``--trust-checkpoint`` (what gets unpickled differs
+            between training and testing).
+    """
+    parser.add_argument('--work-dir', help='where logs, metrics and checkpoints are written '
+                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--trust-checkpoint', action='store_true', help=trust_help)
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings in the config, e.g. model.decode_head.with_cp=True')
+    parser.add_argument(
+        '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+        help='job launcher')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def parse_runner_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse the arguments and export ``LOCAL_RANK`` for launchers that only pass a flag."""
+    args = parser.parse_args(argv)
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    return args
+
+
+def load_runner_config(args: argparse.Namespace) -> Config:
+    """Read ``args.config`` and fold in the shared options.
+
+    Registers mmmt's modules, honours ``--trust-checkpoint`` (through the environment, so that
+    every checkpoint load of the run sees it), applies ``--cfg-options`` and resolves the work
+    directory the way mmseg's tools do.
+
+    Args:
+        args (argparse.Namespace): Parsed arguments with ``config`` and the options of
+            :func:`add_runner_args`.
+
+    Returns:
+        Config: The config, ready for tool-specific changes.
+    """
+    if args.trust_checkpoint:
+        os.environ[TRUST_ENV] = '1'
+    register_all_modules(init_default_scope=False)
+    if not osp.isfile(args.config):
+        raise SystemExit(f'config file not found: {args.config}')
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir', None) is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    return cfg
+
+
+def build_runner(cfg: Config, what: str) -> Runner:
+    """Build the Runner, setting up gloo first when a launcher is used without CUDA.
+
+    Args:
+        cfg (Config): The final config (``cfg.launcher`` set).
+        what (str): 'training' or 'testing', for the log line.
+
+    Returns:
+        Runner: The runner built from ``cfg``.
+    """
+    if setup_cpu_distributed(cfg, cfg.launcher):
+        print_log(f'No CUDA device: distributed {what} on the CPU with the gloo backend.',
+                  logger='current', level=logging.INFO)
+    return Runner.from_cfg(cfg)
+
+
+def shutdown_distributed() -> None:
+    """Wait for every rank, then destroy the process group.
+
+    Without this a rank that finishes first exits and closes its gloo connections while
+    another is still writing its last checkpoint; the slower rank then aborts at exit
+    ('terminate called without an active exception') and the launcher reports a failed run
+    although training completed.
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

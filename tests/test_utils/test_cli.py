@@ -1,0 +1,49 @@
+import argparse
+import os
+import os.path as osp
+
+import pytest
+
+from mmmt.utils import TRUST_ENV, add_runner_args, load_runner_config, parse_runner_args
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
+
+
+def make_parser():
+    parser = argparse.ArgumentParser()
+    parser.add_argument('config')
+    add_runner_args(parser, trust_help='trust')
+    return parser
+
+
+def test_defaults_follow_mmseg_tools(monkeypatch):
+    monkeypatch.delenv('LOCAL_RANK', raising=False)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    args = parse_runner_args(make_parser(), [DEMO_CONFIG, '--local-rank', '3'])
+    assert os.environ['LOCAL_RANK'] == '3'  # torch.distributed.launch passes only the flag
+    cfg = load_runner_config(args)
+    assert cfg.work_dir == osp.join('./work_dirs', 'mtmamba-tiny_synthetic-nyud')
+    assert cfg.launcher == 'none'
+    assert TRUST_ENV not in os.environ
+
+
+def test_options_are_folded_in(monkeypatch, tmp_path):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    args = parse_runner_args(make_parser(), [
+        DEMO_CONFIG, '--work-dir', str(tmp_path), '--trust-checkpoint', '--launcher', 'pytorch',
+        '--cfg-options', 'train_cfg.max_iters=7', 'model.decode_head.num_stm_blocks=2'
+    ])
+    cfg = load_runner_config(args)
+    assert cfg.work_dir == str(tmp_path)
+    assert cfg.launcher == 'pytorch'
+    assert cfg.train_cfg.max_iters == 7
+    assert cfg.model.decode_head.num_stm_blocks == 2
+    assert os.environ[TRUST_ENV] == '1'
+
+
+def test_missing_config_names_the_file(tmp_path):
+    missing = str(tmp_path / 'nope.py')
+    args = parse_runner_args(make_parser(), [missing])
+    with pytest.raises(SystemExit, match='nope.py'):
+        load_runner_config(args)

@@ -1,0 +1,65 @@
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.fileio import get_file_backend
+from mmengine.runner.checkpoint import save_checkpoint
+
+from mmmt.utils import ATOMIC_BACKEND, AtomicLocalBackend, atomic_write
+
+
+def test_atomic_write_bytes_and_text(tmp_path):
+    path = tmp_path / 'sub' / 'a.bin'
+    atomic_write(b'\x00\x01', path)
+    assert path.read_bytes() == b'\x00\x01'
+    atomic_write('\u00e9t\u00e9', path)  # replaces by default
+    assert path.read_text(encoding='utf-8') == '\u00e9t\u00e9'
+    assert sorted(os.listdir(path.parent)) == ['a.bin']  # no temporary file left
+    # the usual permissions, not mkstemp's 0600
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == (0o666 & ~umask)
+
+
+def test_atomic_write_refuses_to_overwrite_when_asked(tmp_path):
+    path = tmp_path / 'keep.txt'
+    path.write_text('user data')
+    with pytest.raises(FileExistsError, match='keep.txt'):
+        atomic_write('new', path, overwrite=False)
+    assert path.read_text() == 'user data'
+    assert os.listdir(tmp_path) == ['keep.txt']
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / 'iter_10.pth'
+    path.write_bytes(b'complete old checkpoint')
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # e.g. a pre-emption between writing and renaming
+
+    monkeypatch.setattr(os, 'replace', crash)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(b'half', path)
+    assert path.read_bytes() == b'complete old checkpoint'
+    assert os.listdir(tmp_path) == ['iter_10.pth']
+
+
+def test_checkpoint_saved_through_the_atomic_backend(tmp_path):
+    backend = get_file_backend(str(tmp_path), backend_args=dict(backend=ATOMIC_BACKEND))
+    assert isinstance(backend, AtomicLocalBackend)
+    path = str(tmp_path / 'iter_1.pth')
+    save_checkpoint({'state_dict': {'w': torch.arange(3.)}}, path,
+                    backend_args=dict(backend=ATOMIC_BACKEND))
+    loaded = torch.load(path, weights_only=True)
+    assert torch.equal(loaded['state_dict']['w'], torch.arange(3.))
+    backend.put_text('iter_1.pth', str(tmp_path / 'last_checkpoint'))
+    assert (tmp_path / 'last_checkpoint').read_text() == 'iter_1.pth'
+    assert sorted(os.listdir(tmp_path)) == ['iter_1.pth', 'last_checkpoint']
+
+
+def test_every_mmmt_config_saves_checkpoints_atomically():
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(repo, 'configs', 'mtmamba_swin-l_nyud.py'))
+    assert cfg.default_hooks.checkpoint.backend_args == dict(backend=ATOMIC_BACKEND)
