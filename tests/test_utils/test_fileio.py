@@ -63,3 +63,17 @@ def test_every_mmmt_config_saves_checkpoints_atomically():
     repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
     cfg = Config.fromfile(osp.join(repo, 'configs', 'mtmamba_swin-l_nyud.py'))
     assert cfg.default_hooks.checkpoint.backend_args == dict(backend=ATOMIC_BACKEND)
+
+
+def test_no_overwrite_on_file_systems_without_hard_links(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise PermissionError('hard links not supported')
+
+    monkeypatch.setattr(os, 'link', no_links)
+    path = tmp_path / 'pred.png'
+    atomic_write(b'first', path, overwrite=False, fsync=False)
+    assert path.read_bytes() == b'first'
+    with pytest.raises(FileExistsError, match='pred.png'):
+        atomic_write(b'second', path, overwrite=False)
+    assert path.read_bytes() == b'first'
+    assert os.listdir(tmp_path) == ['pred.png']

@@ -1,12 +1,11 @@
 """Writing boundary predictions as the 8-bit PNGs SEISM reads (spec E.6)."""
-import os
 import os.path as osp
-import tempfile
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
+from mmmt.utils.fileio import atomic_write
 from .boundary import quantize_to_uint8
 
 __all__ = ['center_crop', 'save_edge_png']
@@ -33,7 +32,8 @@ def save_edge_png(prob: np.ndarray,
     """Write ``trunc(255 * prob)`` as an 8-bit grayscale PNG, atomically.
 
     The file is written under a temporary name in the target folder and then linked (or, with
-    ``overwrite``, renamed) into place, so a reader never sees a partial PNG.
+    ``overwrite``, renamed) into place (:func:`mmmt.utils.atomic_write`), so a reader never
+    sees a partial PNG.
 
     Args:
         prob (np.ndarray): (H, W) or (1, H, W) boundary probabilities in [0, 1].
@@ -51,28 +51,12 @@ def save_edge_png(prob: np.ndarray,
         prob = center_crop(prob, ori_shape[:2])
     if not overwrite and osp.exists(path):
         return False
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
     ok, buf = cv2.imencode('.png', quantize_to_uint8(prob))
     if not ok:
         raise IOError(f'PNG encoding failed for {path}')
-    fd, tmp = tempfile.mkstemp(prefix='.tmp_', suffix='.png', dir=folder)
     try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(buf.tobytes())
-        if overwrite:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)  # atomic, fails if the file appeared meanwhile
-        except FileExistsError:
-            return False
-        except OSError:
-            # File systems without hard links: best effort.
-            if osp.exists(path):
-                return False
-            os.replace(tmp, path)
-        return True
-    finally:
-        if osp.exists(tmp):
-            os.unlink(tmp)
+        # no fsync: thousands of small files, each cheap to regenerate
+        atomic_write(buf.tobytes(), path, overwrite=overwrite, fsync=False)
+    except FileExistsError:
+        return False
+    return True
