@@ -1,0 +1,103 @@
+"""Checking a dataset on disk: decode every sample as training would and collect all problems.
+
+Used by ``tools/dataset_converters/check_dataset.py``; kept here (importable by name) so that
+the per-sample check can run in worker processes.
+"""
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Type
+
+import numpy as np
+from mmengine.utils import track_parallel_progress, track_progress
+
+from .base_multitask import BaseMultiTaskDataset
+from .nyud import NYUDv2MultiTaskDataset
+from .pascal_context import PascalContextMultiTaskDataset
+from .transforms import LoadMultiTaskAnnotations, LoadMultiTaskImage
+
+__all__ = ['LAYOUTS', 'STANDARD_SPLIT_SIZES', 'check_sample', 'check_split']
+
+#: The dataset class of each layout name.
+LAYOUTS: Dict[str, Type[BaseMultiTaskDataset]] = dict(
+    nyud=NYUDv2MultiTaskDataset, pascal=PascalContextMultiTaskDataset)
+#: Split sizes of the multi-task tarballs used by ATRC, InvPT and MTMamba.
+STANDARD_SPLIT_SIZES = dict(
+    nyud=dict(train=795, val=654), pascal=dict(train=4998, val=5105))
+
+_load_image = LoadMultiTaskImage()
+_load_annotations = LoadMultiTaskAnnotations()
+
+
+def check_sample(info: dict) -> Tuple[List[str], List[str]]:
+    """Decode one sample with the training loaders and check what they cannot.
+
+    The loaders already raise errors naming the file for missing or unreadable files and for
+    label values outside the class range, and warn when an annotation's size differs from its
+    image (they resize it). On top of that, depth maps must be finite and non-negative (0 marks
+    an invalid pixel; NaN would poison the loss).
+
+    Args:
+        info (dict): A data info of a multi-task dataset (``img_path``, ``ann_info``,
+            ``tasks``, ...).
+
+    Returns:
+        tuple[list[str], list[str]]: Errors and warnings, each naming its file.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try:
+            results = _load_annotations(_load_image(dict(info)))
+        except Exception as e:  # report and go on: the point is to list every problem
+            return [f'{type(e).__name__}: {e}'], []
+    errors = []
+    depth = results.get('gt_depth')
+    if depth is not None:
+        path = info['ann_info']['depth']['path']
+        if not np.isfinite(depth).all():
+            errors.append(f'depth has NaN/inf values: {path}')
+        elif (depth < 0).any():
+            errors.append(f'depth has negative values (min {float(depth.min()):.3g}): {path}')
+    return errors, [str(w.message) for w in caught]
+
+
+def check_split(layout: str,
+                data_root: str,
+                split: str,
+                tasks: Optional[Sequence[str]] = None,
+                workers: int = 1,
+                progress: bool = True) -> Dict:
+    """Check every sample of one split.
+
+    Args:
+        layout (str): 'nyud' or 'pascal'.
+        data_root (str): Dataset root.
+        split (str): Split name ('train' or 'val').
+        tasks (Sequence[str], optional): Tasks to check (default: all of the layout).
+        workers (int): Worker processes. Defaults to 1.
+        progress (bool): Show a progress bar. Defaults to True.
+
+    Returns:
+        dict: ``size`` (number of samples), ``tasks``, ``errors`` and ``warnings`` (lists of
+        messages).
+
+    Raises:
+        FileNotFoundError: If the split list does not exist.
+        ValueError: If the split list is empty or a task is unknown.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f'unknown layout {layout!r}; expected one of {sorted(LAYOUTS)}')
+    # check_files=False: every missing file is reported by check_sample instead of the
+    # dataset stopping at construction with the first ones
+    ds = LAYOUTS[layout](data_root=data_root, split=split, tasks=tasks, check_files=False,
+                         serialize_data=False)
+    infos = [ds.get_data_info(i) for i in range(len(ds))]
+    if not progress:
+        outcomes = [check_sample(info) for info in infos]
+    elif workers > 1:
+        outcomes = track_parallel_progress(check_sample, infos, nproc=workers)
+    else:
+        outcomes = track_progress(check_sample, infos)
+    return dict(
+        size=len(infos),
+        tasks=list(ds.tasks),
+        errors=[e for errors, _ in outcomes for e in errors],
+        warnings=[w for _, warns in outcomes for w in warns])

@@ -1,0 +1,74 @@
+import importlib.util
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+
+from mmmt.datasets.synthetic import generate_nyud, generate_pascal
+
+TOOL = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
+                'dataset_converters', 'check_dataset.py')
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location('check_dataset', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def ids_of(root, split):
+    with open(osp.join(root, 'gt_sets', f'{split}.txt')) as f:
+        return f.read().split()
+
+
+def test_clean_datasets_pass(tool, tmp_path, capsys):
+    generate_nyud(str(tmp_path / 'nyud'), n_train=3, n_val=2, seed=0, size=(48, 64))
+    generate_pascal(str(tmp_path / 'pascal'), n_train=2, n_val=2, seed=0, size=(48, 64))
+    assert tool.main(['nyud', str(tmp_path / 'nyud')]) == 0
+    assert tool.main(['pascal', str(tmp_path / 'pascal'), '--workers', '2']) == 0
+    out = capsys.readouterr().out
+    assert 'train: 3 samples' in out and 'the standard split has 795 samples' in out
+    # a subset is fine unless --strict asks for the standard split sizes
+    assert tool.main(['nyud', str(tmp_path / 'nyud'), '--strict']) == 1
+
+
+def test_every_problem_is_reported_with_its_file(tool, tmp_path, capsys):
+    root = str(tmp_path / 'nyud')
+    generate_nyud(root, n_train=5, n_val=1, seed=1, size=(48, 64))
+    a, b, c, d, e = ids_of(root, 'train')
+    os.remove(osp.join(root, 'depth', f'{a}.npy'))
+    with open(osp.join(root, 'images', f'{b}.png'), 'wb') as f:
+        f.write(b'not an image')
+    depth = np.load(osp.join(root, 'depth', f'{c}.npy'))
+    depth[0, 0] = np.inf
+    np.save(osp.join(root, 'depth', f'{c}.npy'), depth)
+    label = cv2.imread(osp.join(root, 'segmentation', f'{d}.png'), cv2.IMREAD_UNCHANGED)
+    label[0, 0] = 77  # NYUD has 40 classes (+0 unlabelled)
+    cv2.imwrite(osp.join(root, 'segmentation', f'{d}.png'), label)
+    edge = cv2.imread(osp.join(root, 'edge', f'{e}.png'), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(osp.join(root, 'edge', f'{e}.png'), edge[:-2])  # 46 x 64 next to a 48 x 64 image
+
+    assert tool.main(['nyud', root, '--splits', 'train']) == 1
+    out = capsys.readouterr().out
+    assert f'depth/{a}.npy' in out and 'File not found' in out
+    assert f'images/{b}.png' in out and 'Cannot read image' in out
+    assert f'NaN/inf values: {osp.join(root, "depth", c + ".npy")}' in out
+    assert f'segmentation/{d}.png' in out and '[77]' in out
+    assert 'train: 4 errors' in out and 'train: 1 warnings' in out
+    assert f'edge/{e}.png' in out and 'resizing' in out
+    assert tool.main(['nyud', root, '--splits', 'val']) == 0  # the val split is clean
+
+
+def test_missing_split_list_and_unknown_task(tool, tmp_path, capsys):
+    root = str(tmp_path / 'nyud')
+    generate_nyud(root, n_train=1, n_val=1, seed=2, size=(48, 64))
+    os.remove(osp.join(root, 'gt_sets', 'val.txt'))
+    assert tool.main(['nyud', root]) == 1
+    out = capsys.readouterr().out
+    assert 'gt_sets/val.txt' in out and 'does not exist' in out
+    assert tool.main(['nyud', root, '--splits', 'train', '--tasks', 'sal']) == 1
+    assert 'no task(s)' in capsys.readouterr().out
