@@ -66,7 +66,9 @@ class BaseMultiTaskDataset(BaseDataset):
         if not osp.isfile(path):
             raise FileNotFoundError(
                 f"Split list '{path}' of split '{self.split}' does not exist "
-                f"(data_root='{self.data_root}').")
+                f"(data_root='{self.data_root}'). Prepare the dataset as README.md ('Data') "
+                'describes, set data_root to where it is, or write a synthetic one with '
+                'tools/dataset_converters/synthetic_mt.py.')
         with open(path, encoding='utf-8') as f:
             ids = [line.strip() for line in f if line.strip()]
         if not ids:

@@ -721,9 +721,21 @@ def _progress_cb(progress, i, n, img_id):
         progress(i + 1, n, img_id)
 
 
+def _check_out_dir(out_dir: str, overwrite: bool) -> None:
+    """Refuse to write into a non-empty folder unless asked: a synthetic dataset written over
+    a real download (``data/NYUDv2``) would silently replace its files."""
+    if not overwrite and osp.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(
+            f'{out_dir} exists and is not empty; refusing to write a synthetic dataset into it '
+            '(choose another folder, delete it, or pass overwrite=True / --force)')
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'{out_dir} exists and is not a folder')
+
+
 def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,
                   size: Tuple[int, int] = (425, 560),
-                  progress: Optional[Callable[[int, int, str], None]] = None) -> Dict[str, list]:
+                  progress: Optional[Callable[[int, int, str], None]] = None,
+                  overwrite: bool = False) -> Dict[str, list]:
     """Write a synthetic NYUDv2 multi-task dataset (layout of reference-spec C.2).
 
     Args:
@@ -733,10 +745,13 @@ def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,
         seed: Random seed; the output is a function of it.
         size: (H, W) of every image (the real data is 425x560).
         progress: Called as ``progress(done, total, id)`` after each image.
+        overwrite: Write into ``out_dir`` even if it is not empty. Defaults to False
+            (``FileExistsError``).
 
     Returns:
         dict: ``{'train': ids, 'val': ids}``.
     """
+    _check_out_dir(out_dir, overwrite)
     n = n_train + n_val
     id_rng = _image_rng(seed, 0, 10**6)
     nums = id_rng.choice(np.arange(1, max(1449, n) + 1), size=n, replace=False)
@@ -760,8 +775,8 @@ def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,
 def generate_pascal(out_dir: str, n_train: int, n_val: int, seed: int = 0,
                     size: Tuple[int, int] = (375, 500), portrait_prob: float = 0.3,
                     person_prob: float = 0.6,
-                    progress: Optional[Callable[[int, int, str], None]] = None
-                    ) -> Dict[str, list]:
+                    progress: Optional[Callable[[int, int, str], None]] = None,
+                    overwrite: bool = False) -> Dict[str, list]:
     """Write a synthetic PASCAL-Context multi-task dataset (layout of reference-spec C.3).
 
     Args:
@@ -775,10 +790,13 @@ def generate_pascal(out_dir: str, n_train: int, n_val: int, seed: int = 0,
         portrait_prob: See ``size``.
         person_prob: Probability that an image contains persons (80 % of which have parts).
         progress: Called as ``progress(done, total, id)`` after each image.
+        overwrite: Write into ``out_dir`` even if it is not empty. Defaults to False
+            (``FileExistsError``).
 
     Returns:
         dict: ``{'train': ids, 'val': ids}``.
     """
+    _check_out_dir(out_dir, overwrite)
     n = n_train + n_val
     id_rng = _image_rng(seed, 1, 10**6)
     nums = id_rng.choice(np.arange(1, max(9000, n) + 1), size=n, replace=False)

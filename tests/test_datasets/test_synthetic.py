@@ -157,3 +157,13 @@ def test_cli(tmp_path, capsys):
     assert tree_hash(out) == tree_hash(ref)
     with pytest.raises(SystemExit):
         mod.main(['kitti', out])
+    # never over an existing dataset unless asked
+    (tmp_path / 'nyud' / 'images' / 'mine.png').write_bytes(b'user data')
+    assert mod.main(['nyud', out, '--train', '1', '--val', '1', '--quiet']) == 1
+    assert 'not empty' in capsys.readouterr().err
+    assert (tmp_path / 'nyud' / 'images' / 'mine.png').read_bytes() == b'user data'
+    assert tree_hash(out) != tree_hash(ref)
+    assert mod.main(['nyud', out, '--train', '2', '--val', '1', '--seed', '5', '--size', '24',
+                     '32', '--force', '--quiet']) == 0
+    with pytest.raises(FileExistsError, match='not empty'):
+        generate('pascal', out, 1, 1)

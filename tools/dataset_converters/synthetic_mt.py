@@ -29,6 +29,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='image size (default: 425 560 for nyud, 375 500 for pascal; pascal images are '
         'randomly portrait (W, H) with probability 0.3)')
     parser.add_argument('--quiet', action='store_true', help='no progress output')
+    parser.add_argument('--force', action='store_true',
+                        help='write into OUT_DIR even if it is not empty (files of the same '
+                        'names are replaced)')
     args = parser.parse_args(argv)
     if args.train < 0 or args.val < 0 or args.train + args.val == 0:
         parser.error('--train and --val must be >= 0 and not both 0')
@@ -46,8 +49,12 @@ def main(argv=None) -> int:
             print(f'\r[{done}/{total}] {img_id}  {time.time() - start:.1f}s', end='',
                   file=sys.stderr, flush=True)
 
-    splits = generate(args.dataset, args.out_dir, args.train, args.val, seed=args.seed,
-                      size=args.size, progress=progress)
+    try:
+        splits = generate(args.dataset, args.out_dir, args.train, args.val, seed=args.seed,
+                          size=args.size, progress=progress, overwrite=args.force)
+    except (FileExistsError, NotADirectoryError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     if not args.quiet:
         print(file=sys.stderr)
     print(f'Wrote {args.dataset} to {args.out_dir}: {len(splits["train"])} train, '
