@@ -12,7 +12,7 @@ import os.path as osp
 from mmengine.config import Config
 
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.evaluation import SafeDumpResults
+from mmmt.evaluation import DumpMultiTaskPredictions
 from mmmt.utils import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
                         shutdown_distributed)
 
@@ -21,7 +21,11 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (and evaluate) a multi-task model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--out', help='dump the predictions to this pickle file')
+    parser.add_argument(
+        '--out',
+        help='write the predictions to this new pickle file: per image a dict with img_id, '
+        'img_path, ori_shape and pred (task -> numpy array at the image size; see '
+        'mmmt.evaluation.DumpMultiTaskPredictions)')
     parser.add_argument(
         '--show-dir',
         help='save one visualization per image under this directory '
@@ -67,7 +71,7 @@ def main(argv=None):
         cfg = enable_visualization(cfg, args)
     runner = build_runner(cfg, 'testing')
     if args.out is not None:
-        runner.test_evaluator.metrics.append(SafeDumpResults(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out))
     runner.test()
     shutdown_distributed()
 

@@ -2,7 +2,9 @@
 import glob
 import os
 import os.path as osp
+import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -84,7 +86,19 @@ def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
     with open(osp.join(synthetic_nyud, 'gt_sets', 'val.txt')) as f:
         num_val = len(f.read().split())
     assert len(set(images)) >= num_val
-    assert osp.getsize(out_pkl) > 0
+    with open(out_pkl, 'rb') as f:
+        dumped = pickle.load(f)
+    assert len(dumped) == num_val
+    for record in dumped:
+        h, w = record['ori_shape']
+        assert record['img_path'].endswith(record['img_id'] + '.png')
+        pred = record['pred']
+        assert pred['semseg'].shape == (h, w) and pred['semseg'].dtype == np.uint8
+        assert pred['depth'].shape == (h, w) and pred['depth'].dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(pred['normals'], axis=-1), 1, atol=1e-5)
+        assert 0 <= pred['edge'].min() and pred['edge'].max() <= 1
+    # only the predictions: no logits, no ground truth, no shared batch storage
+    assert osp.getsize(out_pkl) < num_val * h * w * (1 + 4 + 12 + 4) + 100_000
     # --out never overwrites
     with pytest.raises(AssertionError, match='exists'):
         python_tool('test.py', cfg, ckpt, '--out', out_pkl)

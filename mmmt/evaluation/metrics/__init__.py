@@ -1,5 +1,5 @@
 """mmengine metrics of mmmt."""
-from .dump_results import SafeDumpResults
+from .dump_predictions import DumpMultiTaskPredictions
 from .multi_task_metric import MultiTaskMetric
 from .task_evaluators import (DEFAULT_TASK_KINDS, TASK_EVALUATORS, BoundaryEvaluator,
                               DepthEvaluator, NormalsEvaluator, SaliencyEvaluator,
@@ -7,7 +7,8 @@ from .task_evaluators import (DEFAULT_TASK_KINDS, TASK_EVALUATORS, BoundaryEvalu
                               meta_for_task)
 
 __all__ = [
-    'MultiTaskMetric', 'SafeDumpResults', 'TaskEvaluator', 'SegmentationEvaluator', 'DepthEvaluator',
+    'MultiTaskMetric', 'DumpMultiTaskPredictions', 'TaskEvaluator', 'SegmentationEvaluator',
+    'DepthEvaluator',
     'NormalsEvaluator', 'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS',
     'DEFAULT_TASK_KINDS', 'build_task_evaluator', 'meta_for_task'
 ]

@@ -1,0 +1,77 @@
+"""Dump the per-task predictions of a test run to a pickle file (``tools/test.py --out``)."""
+import pickle
+from typing import Any, Dict, Sequence
+
+import numpy as np
+import torch
+from mmengine.evaluator import DumpResults
+from mmengine.logging import print_log
+
+from mmmt.registry import METRICS
+from mmmt.utils.fileio import atomic_write
+
+#: Metainfo kept with each image's predictions.
+META_KEYS = ('img_id', 'img_path', 'ori_shape', 'flip', 'flip_direction')
+
+
+def _field_data(value: Any) -> Any:
+    """The tensor of a ``PixelData`` field, whether still an element or already a dict."""
+    if isinstance(value, dict):
+        return value.get('data')
+    return getattr(value, 'data', value)
+
+
+def _to_array(x: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor -> (H, W) or (H, W, C) array with its own compact memory.
+
+    The copy matters: predictions are views into the batch's logits, and pickling a tensor
+    view stores its whole storage (the logits of every task and image of the batch).
+    """
+    x = x.detach().cpu()
+    arr = x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+    if np.issubdtype(arr.dtype, np.integer) and arr.size and 0 <= arr.min() and arr.max() < 256:
+        return arr.astype(np.uint8)  # class maps: a quarter of int32, an eighth of int64
+    return np.array(arr, dtype=np.float32 if arr.dtype == np.float64 else arr.dtype, copy=True)
+
+
+@METRICS.register_module()
+class DumpMultiTaskPredictions(DumpResults):
+    """Write each test image's predictions to a pickle file, safely.
+
+    Each image gives one dict: the metainfo of :data:`META_KEYS` and ``pred``, a dict
+    task -> numpy array at the original image size, as the inferencer returns them: class maps
+    (H, W) uint8, depth (H, W) float32 metres, normals (H, W, 3) unit vectors, boundary and
+    saliency probabilities (H, W) float32. Logits and ground truth are left out (at NYUD size the
+    semseg logits alone are 41 MB per image).
+
+    Unlike mmengine's ``DumpResults``, the file is written to a temporary name and linked into
+    place only if the name is still free: earlier results are never overwritten and an
+    interrupted run leaves no truncated file.
+
+    Args:
+        out_file_path (str): Destination, ending in ``.pkl`` or ``.pickle``.
+        collect_device (str): 'cpu' or 'gpu'. Defaults to 'cpu'.
+        collect_dir (str, optional): Directory for collecting results across ranks on the CPU.
+    """
+
+    def process(self, data_batch: Any, data_samples: Sequence[Dict]) -> None:
+        for sample in data_samples:
+            if not isinstance(sample, dict):
+                sample = sample.to_dict()
+            record = {k: sample[k] for k in META_KEYS if k in sample}
+            record['pred'] = {
+                key[len('pred_'):]: _to_array(_field_data(value))
+                for key, value in sample.items() if key.startswith('pred_')
+            }
+            self.results.append(record)
+
+    def compute_metrics(self, results: list) -> dict:
+        try:
+            atomic_write(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL),
+                         self.out_file_path, overwrite=False)
+        except FileExistsError as exc:
+            raise FileExistsError(
+                f'{self.out_file_path} exists; remove it or choose another --out') from exc
+        print_log(f'Predictions of {len(results)} images written to {self.out_file_path}.',
+                  logger='current')
+        return {}

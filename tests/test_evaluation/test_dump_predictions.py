@@ -1,0 +1,53 @@
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from mmengine.structures import PixelData
+
+from mmmt.evaluation import DumpMultiTaskPredictions
+from mmmt.registry import METRICS
+from mmmt.structures import MultiTaskDataSample
+
+
+def make_sample(batch_logits, i):
+    sample = MultiTaskDataSample(metainfo=dict(img_id=f'{i:04d}', img_path=f'x/{i:04d}.png',
+                                               ori_shape=(4, 5), extra='dropped'))
+    sample.set_field(PixelData(data=batch_logits[i, :3]), 'semseg_logits')
+    sample.set_field(PixelData(data=batch_logits[i, :3].argmax(0, keepdim=True)), 'pred_semseg')
+    sample.set_field(PixelData(data=batch_logits[i, 3:4]), 'pred_depth')  # a view, as in test
+    sample.set_field(PixelData(data=batch_logits[i, 4:7]), 'pred_normals')
+    return sample
+
+
+def test_records_hold_compact_arrays_in_the_inferencer_layout(tmp_path):
+    out = str(tmp_path / 'preds.pkl')
+    metric = METRICS.build(dict(type='DumpMultiTaskPredictions', out_file_path=out))
+    assert isinstance(metric, DumpMultiTaskPredictions)
+    big = torch.randn(2, 500, 4, 5)  # the rest of the batch storage must not be pickled
+    # the Evaluator hands over dicts (to_dict()); elements are accepted as well
+    metric.process({}, [make_sample(big, 0).to_dict(), make_sample(big, 1)])
+    assert metric.evaluate(size=2) == {}
+    with open(out, 'rb') as f:
+        records = pickle.load(f)
+    assert [r['img_id'] for r in records] == ['0000', '0001']
+    assert set(records[0]) == {'img_id', 'img_path', 'ori_shape', 'pred'}
+    pred = records[1]['pred']
+    assert sorted(pred) == ['depth', 'normals', 'semseg']
+    assert pred['semseg'].dtype == np.uint8 and pred['semseg'].shape == (4, 5)
+    np.testing.assert_array_equal(pred['semseg'], big[1, :3].argmax(0).numpy())
+    np.testing.assert_array_equal(pred['depth'], big[1, 3].numpy())
+    np.testing.assert_array_equal(pred['normals'], big[1, 4:7].permute(1, 2, 0).numpy())
+    assert os.path.getsize(out) < 2000  # 2 x (20 + 80 + 240) bytes of data, not 2 x 40 kB
+    assert os.listdir(tmp_path) == ['preds.pkl']
+
+
+def test_dump_never_overwrites(tmp_path):
+    out = tmp_path / 'preds.pkl'
+    out.write_bytes(b'earlier results')
+    metric = DumpMultiTaskPredictions(out_file_path=str(out))
+    metric.process({}, [make_sample(torch.zeros(1, 7, 4, 5), 0)])
+    with pytest.raises(FileExistsError, match='preds.pkl'):
+        metric.evaluate(size=1)
+    assert out.read_bytes() == b'earlier results'
