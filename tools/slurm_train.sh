@@ -6,6 +6,11 @@ if [ $# -lt 3 ]; then
     echo "usage: $0 PARTITION JOB_NAME CONFIG [train.py options]" >&2
     exit 2
 fi
+if ! command -v srun >/dev/null 2>&1; then
+    echo "$0: srun not found: this script submits to a Slurm cluster; elsewhere use" \
+         "tools/dist_$(basename "$0" .sh | sed 's/slurm_//').sh or python tools/*.py" >&2
+    exit 2
+fi
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3

@@ -102,3 +102,17 @@ def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
     # --out never overwrites
     with pytest.raises(AssertionError, match='exists'):
         python_tool('test.py', cfg, ckpt, '--out', out_pkl)
+
+
+@pytest.mark.parametrize('script,tool', [('slurm_train.sh', 'dist_train.sh'),
+                                         ('slurm_test.sh', 'dist_test.sh')])
+def test_slurm_scripts_explain_a_missing_srun(script, tool):
+    import shutil
+    import subprocess
+    path = '/usr/bin:/bin'
+    if shutil.which('srun', path=path):
+        pytest.skip('srun is installed')
+    args = ['bash', osp.join(REPO, 'tools', script), 'PARTITION', 'JOB', 'CONFIG', 'CKPT']
+    result = subprocess.run(args, capture_output=True, text=True, env=dict(PATH=path))
+    assert result.returncode == 2
+    assert 'srun not found' in result.stderr and tool in result.stderr
