@@ -88,11 +88,12 @@ def load_checkpoint_file(filename: str,
             f'tool, or set {TRUST_ENV}=1.') from e
 
 
-def _load_local(filename: str, map_location=None):
+# mmengine logs 'Loads checkpoint by <name[10:]> backend', i.e. the name after 'load_from_'
+def load_from_local_safe(filename: str, map_location=None):
     return load_checkpoint_file(osp.expanduser(filename), map_location)
 
 
-def _load_http(filename: str, map_location=None, model_dir=None, progress=None):
+def load_from_http_safe(filename: str, map_location=None, model_dir=None, progress=None):
     # Download into torch hub's cache like mmengine does, then load through the safe loader.
     from torch.hub import download_url_to_file, get_dir
     model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
@@ -106,6 +107,6 @@ def _load_http(filename: str, map_location=None, model_dir=None, progress=None):
 def register_safe_checkpoint_loaders() -> None:
     """Route mmengine's local and http(s) checkpoint loading through the safe loader."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local, force=True)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safe, force=True)
     CheckpointLoader.register_scheme(
-        prefixes=('http://', 'https://'), loader=_load_http, force=True)
+        prefixes=('http://', 'https://'), loader=load_from_http_safe, force=True)
