@@ -10,7 +10,7 @@ import os
 import os.path as osp
 import tempfile
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Callable, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
@@ -21,7 +21,7 @@ __all__ = ['atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND']
 ATOMIC_BACKEND = 'mmmt_atomic_local'
 
 
-def atomic_write(data: Union[bytes, str],
+def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
                  path: Union[str, Path],
                  encoding: str = 'utf-8',
                  overwrite: bool = True,
@@ -29,7 +29,9 @@ def atomic_write(data: Union[bytes, str],
     """Write ``data`` to ``path`` through a temporary file and a rename.
 
     Args:
-        data (bytes | str): The content; ``str`` is encoded with ``encoding``.
+        data (bytes | str | callable): The content; ``str`` is encoded with ``encoding``; a
+            callable is given the open binary file to write into (e.g.
+            ``lambda f: torch.save(obj, f)``, which streams instead of building the bytes).
         path (str | Path): Destination; its directory is created if missing.
         encoding (str): Encoding of ``str`` data. Defaults to 'utf-8'.
         overwrite (bool): Whether an existing ``path`` may be replaced. If False and ``path``
@@ -49,7 +51,10 @@ def atomic_write(data: Union[bytes, str],
     fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())

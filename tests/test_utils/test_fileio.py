@@ -77,3 +77,10 @@ def test_no_overwrite_on_file_systems_without_hard_links(tmp_path, monkeypatch):
         atomic_write(b'second', path, overwrite=False)
     assert path.read_bytes() == b'first'
     assert os.listdir(tmp_path) == ['pred.png']
+
+
+def test_a_writer_callable_streams_into_the_temporary_file(tmp_path):
+    path = tmp_path / 'w.pth'
+    atomic_write(lambda f: torch.save({'x': torch.ones(2)}, f), path)
+    assert torch.equal(torch.load(path, weights_only=True)['x'], torch.ones(2))
+    assert os.listdir(tmp_path) == ['w.pth']

@@ -1,7 +1,5 @@
 """Shared by the converters in this folder: safe loading and atomic writing of checkpoints."""
-import os
 import os.path as osp
-import tempfile
 from typing import Any, Optional
 
 import torch
@@ -25,24 +23,12 @@ def save_atomic(obj: Any, path: str, force: bool = False) -> None:
 
     A crash or a full disk never leaves a truncated ``path`` behind.
     """
+    from mmmt.utils import atomic_write
     check_destination(path, force)
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp',
-                               dir=directory)
     try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        if osp.exists(path) and not force:  # appeared meanwhile
-            raise SystemExit(f'{path} exists; pass --force to overwrite it')
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+        atomic_write(lambda f: torch.save(obj, f), path, overwrite=force)
+    except FileExistsError:  # appeared meanwhile
+        raise SystemExit(f'{path} exists; pass --force to overwrite it') from None
 
 
 def extract_state_dict(ckpt: Any, keys=('model', 'state_dict')) -> Optional[dict]:

@@ -1,0 +1,59 @@
+import hashlib
+import importlib.util
+import os
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer
+
+from .conftest import REPO
+
+TOOLS = osp.join(REPO, 'tools', 'model_converters')
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location('publish_model',
+                                                  osp.join(TOOLS, 'publish_model.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def training_checkpoint(path):
+    weights = {'decode_head.w': torch.randn(8, 4), 'backbone.b': torch.arange(3.)}
+    torch.save(dict(
+        state_dict=weights,
+        meta=dict(iter=50000, dataset_meta=dict(classes=['wall', 'floor'])),
+        optimizer=dict(state={0: dict(exp_avg=torch.randn(8, 4))}, param_groups=[]),
+        message_hub=dict(log_scalars={'train/loss': HistoryBuffer([1.0, 0.5], [1, 1])}),
+        param_schedulers=[dict(last_step=50000)]), path)
+    return weights
+
+
+def test_release_holds_weights_and_meta_under_its_hash(tool, tmp_path, capsys):
+    src = str(tmp_path / 'iter_50000.pth')
+    weights = training_checkpoint(src)
+    final = tool.main([src, str(tmp_path / 'model.pth')])
+    with open(final, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    assert final == str(tmp_path / f'model-{digest[:8]}.pth')
+    release = torch.load(final, weights_only=True)
+    assert sorted(release) == ['meta', 'state_dict']
+    assert release['meta']['iter'] == 50000
+    for k, v in weights.items():
+        assert torch.equal(release['state_dict'][k], v)
+    assert 'dropped: message_hub, optimizer, param_schedulers' in capsys.readouterr().out
+    assert sorted(os.listdir(tmp_path)) == sorted(['iter_50000.pth', osp.basename(final)])
+    # the same release again: refused, the existing file untouched
+    with pytest.raises(SystemExit, match='exists'):
+        tool.main([src, str(tmp_path / 'model.pth')])
+    assert tool.main([src, str(tmp_path / 'model.pth'), '--force']) == final
+
+
+def test_rejects_files_without_a_state_dict(tool, tmp_path):
+    src = str(tmp_path / 'raw.pth')
+    torch.save({'w': torch.ones(1)}, src)
+    with pytest.raises(SystemExit, match='raw.pth'):
+        tool.main([src, str(tmp_path / 'out.pth')])
