@@ -8,7 +8,9 @@ model = dict(
     type='MultiTaskEncoderDecoder',
     data_preprocessor=dict(type='MultiTaskDataPreProcessor', size_divisor=32),
     backbone=dict(
-        type='mmpretrain.SwinTransformer',
+        # mmpretrain's SwinTransformer; its output norms start from identity after the
+        # ImageNet weights are loaded, as in the reference (mmmt/models/backbones/swin_encoder.py)
+        type='SwinEncoder',
         arch='large',
         img_size=384,
         window_size=12,

@@ -8,6 +8,6 @@ model = dict(
         arch='tiny',
         img_size=224,
         window_size=7,
-        drop_path_rate=0.2,
+        drop_path_rate=0.1,  # as the Swin-L/S/B configs (mmseg's Swin default, reference)
         init_cfg=dict(type='Pretrained', checkpoint=swin_t_checkpoint, prefix='backbone.')),
     decode_head=dict(in_channels=(96, 192, 384, 768)))

@@ -1,4 +1,4 @@
-"""SS2D: the 2-D selective-scan operator (the paper's multi-scale-free "MFE" core).
+"""SS2D: the paper's Mamba-based feature extractor (MFE), built on a 2-D selective scan.
 
 Two variants exist in MTMamba (reference-spec A.2 and A.4):
 

@@ -61,7 +61,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             known tasks default to :data:`TASK_ACTIVATIONS`.
         train_cfg, test_cfg (dict, optional): Passed to the head.
         data_preprocessor (dict, optional): Defaults to ``MultiTaskDataPreProcessor``.
-        pretrained (str, optional): Backbone checkpoint, sets the backbone's ``init_cfg``.
+        pretrained (str, optional): Backbone checkpoint with ``backbone.*`` keys (an
+            mmpretrain classifier); sets the backbone's ``init_cfg``.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -79,7 +80,9 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             data_preprocessor = dict(type='MultiTaskDataPreProcessor')
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if pretrained is not None:
-            backbone = dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=pretrained))
+            # OpenMMLab checkpoints (mmpretrain classifiers, swin2mmpretrain.py) name it backbone.*
+            backbone = dict(backbone, init_cfg=dict(type='Pretrained', checkpoint=pretrained,
+                                                    prefix='backbone.'))
         self.backbone = MODELS.build(backbone)
         if neck is not None:
             self.neck = MODELS.build(neck)

@@ -1,0 +1,4 @@
+"""Encoders."""
+from .swin_encoder import SwinEncoder
+
+__all__ = ['SwinEncoder']
