@@ -9,8 +9,10 @@ optim_wrapper = dict(
     clip_grad=None)
 
 max_iters = 50000
+# end = max_iters + 1: mmengine's PolyLR decays over end - begin - 1 steps, and the reference's
+# lr_i = base * (1 - i / max_iters) ** 0.9 for the updates i = 0 .. max_iters - 1
 param_scheduler = [
-    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)
+    dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters + 1, by_epoch=False)
 ]
 
 # The reference evaluates on the test split after every pass over the training set and keeps
