@@ -32,6 +32,9 @@ def parse_args():
         help="largest HxW fed to the model, larger images are shrunk to fit: 'auto' (the "
         "config's test frame), 'none' (full resolution) or e.g. 448x576")
     parser.add_argument('--no-pred', action='store_true', help='only write the pictures')
+    parser.add_argument('--force', action='store_true',
+                        help='replace outputs of the same names in --out-dir (by default the '
+                        'run stops before predicting and names them)')
     parser.add_argument('--show', action='store_true', help='display each picture')
     parser.add_argument('--wait-time', type=float, default=0, help='display time (s)')
     parser.add_argument(
@@ -65,7 +68,7 @@ def main():
     start = tic = time.time()
     results = inferencer.iter_predict(
         args.input, batch_size=args.batch_size, out_dir=args.out_dir, show=args.show,
-        wait_time=args.wait_time, save_pred=not args.no_pred)
+        wait_time=args.wait_time, save_pred=not args.no_pred, overwrite=args.force)
     for done, (path, pred, _) in enumerate(results, 1):
         height, width = next(iter(pred.values())).shape[:2]
         print(f'[{done}/{total}] {path} ({width}x{height}) {time.time() - tic:.2f}s',
@@ -74,6 +77,7 @@ def main():
     print(f'Done in {time.time() - start:.1f}s. Pictures: {os.path.join(args.out_dir, "vis")}'
           + ('' if args.no_pred else f'; predictions: {os.path.join(args.out_dir, "pred")}'),
           flush=True)
+
 
 if __name__ == '__main__':
     try:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample
+from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
 __all__ = ['MultiTaskInferencer']
@@ -282,7 +283,8 @@ class MultiTaskInferencer(BaseInferencer):
                  return_vis: bool = False,
                  draw_pred: bool = True,
                  save_pred: bool = True,
-                 return_datasamples: bool = False) -> dict:
+                 return_datasamples: bool = False,
+                 overwrite: bool = False) -> dict:
         """Predict every task for the inputs.
 
         Args:
@@ -299,6 +301,9 @@ class MultiTaskInferencer(BaseInferencer):
             save_pred (bool): Save the raw predictions under ``out_dir``. Defaults to True.
             return_datasamples (bool): Return :class:`MultiTaskDataSample` objects
                 (``pred_<task>`` tensors of shape (C, H, W)) instead of numpy dicts.
+            overwrite (bool): Replace files of the same names in ``out_dir``. By default a run
+                whose outputs would replace existing files stops before predicting anything
+                and names them. Files are always written atomically. Defaults to False.
 
         Returns:
             dict: ``predictions`` (one ``dict[task, np.ndarray]`` per image, in input order),
@@ -308,12 +313,13 @@ class MultiTaskInferencer(BaseInferencer):
         Raises:
             FileNotFoundError, OSError, ValueError: an input is missing or not a readable
                 image; the message names it.
+            FileExistsError: outputs would replace existing files and ``overwrite`` is False.
         """
         predictions, paths, visualizations = [], [], []
         for path, pred, vis in self.iter_predict(
                 inputs, batch_size=batch_size, out_dir=out_dir, show=show, wait_time=wait_time,
                 return_vis=return_vis, draw_pred=draw_pred, save_pred=save_pred,
-                return_datasamples=return_datasamples):
+                return_datasamples=return_datasamples, overwrite=overwrite):
             paths.append(path)
             predictions.append(pred)
             visualizations.append(vis)
@@ -329,7 +335,8 @@ class MultiTaskInferencer(BaseInferencer):
                      return_vis: bool = False,
                      draw_pred: bool = True,
                      save_pred: bool = True,
-                     return_datasamples: bool = False
+                     return_datasamples: bool = False,
+                     overwrite: bool = False
                      ) -> Iterator[Tuple[Optional[str], Union[Dict[str, np.ndarray],
                                                                 MultiTaskDataSample],
                                          Optional[np.ndarray]]]:
@@ -341,6 +348,14 @@ class MultiTaskInferencer(BaseInferencer):
         if (out_dir or show or return_vis) and self.visualizer is None:
             raise RuntimeError('Visualizations need `visualizer` (MultiTaskVisualizer) in the '
                                'config')
+        if out_dir and not overwrite:
+            taken = [f for name, _ in items for f in self.output_files(name, out_dir, save_pred)
+                     if osp.exists(f)]
+            if taken:
+                more = f' and {len(taken) - 5} more' if len(taken) > 5 else ''
+                raise FileExistsError(
+                    f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}{more}; choose '
+                    'another out_dir or pass overwrite=True (image_demo.py: --force)')
         batches = self.preprocess(items, batch_size=batch_size)
         if self.show_progress:
             from rich.progress import track
@@ -464,10 +479,26 @@ class MultiTaskInferencer(BaseInferencer):
             return dict(predictions=[s for s, _ in preds], visualization=visualization)
         return dict(predictions=[a for _, a in preds], visualization=visualization)
 
+    def output_files(self, name: str, out_dir: str, save_pred: bool = True) -> List[str]:
+        """The files a prediction of image ``name`` writes under ``out_dir``."""
+        files = [osp.join(out_dir, 'vis', f'{name}.png')]
+        if save_pred:
+            for task in self.tasks:
+                class_map = self.model.task_activations[task] == 'argmax'
+                files.append(osp.join(out_dir, 'pred',
+                                      f"{name}_{task}.{'png' if class_map else 'npy'}"))
+        return files
+
     def _save(self, preds: Dict[str, np.ndarray], prefix: str) -> None:
+        # atomic (temporary file + rename) so that an interrupted run leaves no partial file;
+        # no fsync: many small files, each cheap to regenerate
         for task, arr in preds.items():
             if arr.dtype == np.int64:
                 dtype = np.uint8 if arr.max(initial=0) < 256 else np.uint16
-                cv2.imwrite(f'{prefix}_{task}.png', arr.astype(dtype))
+                ok, buf = cv2.imencode('.png', arr.astype(dtype))
+                if not ok:
+                    raise IOError(f'PNG encoding failed for {prefix}_{task}.png')
+                atomic_write(buf.tobytes(), f'{prefix}_{task}.png', fsync=False)
             else:
-                np.save(f'{prefix}_{task}.npy', arr)
+                atomic_write(lambda f, a=arr: np.save(f, a), f'{prefix}_{task}.npy',
+                             fsync=False)

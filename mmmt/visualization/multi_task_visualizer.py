@@ -1,4 +1,5 @@
 """A visualizer that draws every task of a multi-task prediction in one grid image."""
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
@@ -8,6 +9,7 @@ from mmengine.structures import BaseDataElement
 from mmengine.visualization import Visualizer
 
 from mmmt.registry import VISUALIZERS
+from mmmt.utils.fileio import atomic_write
 
 __all__ = ['MultiTaskVisualizer', 'default_palette', 'TASK_DRAW_TYPES']
 
@@ -358,11 +360,11 @@ class MultiTaskVisualizer(Visualizer):
         if show:
             self.show(drawn, win_name=name, wait_time=wait_time)
         if out_file is not None:
-            import os
-            folder = os.path.dirname(os.path.abspath(out_file))
-            os.makedirs(folder, exist_ok=True)
-            if not cv2.imwrite(out_file, drawn[..., ::-1]):
-                raise IOError(f'could not write {out_file}')
+            ok, buf = cv2.imencode(os.path.splitext(out_file)[1] or '.png', drawn[..., ::-1])
+            if not ok:
+                raise IOError(f'could not encode a picture for {out_file}')
+            # temporary file + rename: an interrupted run leaves no half-written picture
+            atomic_write(buf.tobytes(), out_file, fsync=False)
         else:
             self.add_image(name, drawn, step)
         return drawn

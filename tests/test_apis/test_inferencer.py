@@ -114,6 +114,22 @@ def test_folder_batches_and_outputs(tmp_path, inferencer):
     assert len(batched['visualization']) == 3
     vis = batched['visualization'][0]
     assert vis.ndim == 3 and vis.shape[2] == 3 and vis.dtype == np.uint8
+    # exactly the announced files, nothing half-written left beside them
+    written = sorted(osp.relpath(osp.join(d, f), out_dir)
+                     for d, _, files in os.walk(out_dir) for f in files)
+    announced = sorted(osp.relpath(f, out_dir) for name in 'abc'
+                       for f in inferencer.output_files(name, str(out_dir)))
+    assert written == announced
+
+    # a second run into the same folder stops before predicting and names the files ...
+    before = {f: osp.getmtime(out_dir / f) for f in written}
+    with pytest.raises(FileExistsError, match='a_semseg.png'):
+        inferencer(str(folder), out_dir=str(out_dir))
+    assert {f: osp.getmtime(out_dir / f) for f in written} == before
+    # ... unless asked to replace them
+    again = inferencer(str(folder / 'c.png'), out_dir=str(out_dir), overwrite=True)
+    np.testing.assert_array_equal(np.load(out_dir / 'pred' / 'c_depth.npy'),
+                                  again['predictions'][0]['depth'])
 
 
 def test_4000x3000_image(tmp_path, inferencer):
@@ -225,6 +241,13 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
     assert '[1/2]' in result.stdout and '[2/2]' in result.stdout
     assert sorted(os.listdir(out_dir / 'vis')) == ['im0.png', 'im1.png']
     assert (out_dir / 'pred' / 'im1_semseg.png').is_file()
+    # the same command again: refused with one line naming the outputs, unless --force
+    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 1 and '--force' in result.stderr
+    assert 'im0.png' in result.stderr and 'Traceback' not in result.stderr
+    result = subprocess.run(cmd + ['--force'], cwd=REPO, capture_output=True, text=True,
+                            timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
     # a file that is not an image: a one-line error naming it, exit status 1
     (folder / 'im2.jpg').write_text('oops')
     result = subprocess.run(cmd[:2] + [str(folder / 'im2.jpg')] + cmd[3:], cwd=REPO,
