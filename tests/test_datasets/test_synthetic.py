@@ -1,7 +1,6 @@
 """The synthetic generator: determinism, real-layout file formats, consistency between tasks."""
 import glob
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 import time
@@ -15,8 +14,8 @@ from mmmt.datasets import PASCAL_PART_GROUPS, VOC_CLASSES
 from mmmt.datasets.class_names import VOC_CONTEXT_IDS
 from mmmt.datasets.synthetic import generate
 from mmmt.datasets.transforms.loading import read_pascal_part_mask
+from tests.tool_loader import load_tool
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def tree_hash(root: str) -> str:
@@ -142,10 +141,7 @@ def test_speed(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location(
-        'synthetic_mt', osp.join(REPO, 'tools', 'dataset_converters', 'synthetic_mt.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_tool('tools', 'dataset_converters', 'synthetic_mt')
     out = str(tmp_path / 'nyud')
     assert mod.main(['nyud', out, '--train', '2', '--val', '1', '--seed', '5', '--size', '24',
                      '32']) == 0

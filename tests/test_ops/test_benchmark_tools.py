@@ -1,23 +1,19 @@
 """Smoke tests of the benchmark tools on tiny problems."""
-import importlib.util
 import os.path as osp
 
 import torch
 from _scan_testlib import make_inputs, rel_err, scan_oracle
+from tests.tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def load_tool(name):
-    path = osp.join(REPO, 'tools', 'analysis_tools', name + '.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def load_analysis_tool(name):
+    return load_tool('tools', 'analysis_tools', name)
 
 
 def test_sequential_reference_matches_oracle():
-    bs = load_tool('benchmark_scan')
+    bs = load_analysis_tool('benchmark_scan')
     x = make_inputs(batch=2, dim=8, length=23, n=4, groups=4)
     x64 = {k: v.double() for k, v in x.items()}
     ref, _ = scan_oracle(**x64, delta_softplus=True)
@@ -33,7 +29,7 @@ def test_sequential_reference_matches_oracle():
 
 
 def test_benchmark_scan_quick_small_shape(capsys):
-    bs = load_tool('benchmark_scan')
+    bs = load_analysis_tool('benchmark_scan')
     res = bs.main(['--quick', '--shapes', 'small', '--err-length', '64'])
     impls = {r['impl']: r for r in res['rows']}
     assert {'sequential', 'sequential-grouped', 'torch', 'cpp'} <= set(impls)
@@ -46,7 +42,7 @@ def test_benchmark_scan_quick_small_shape(capsys):
 
 
 def test_benchmark_model_tiny_config(capsys):
-    bm = load_tool('benchmark')
+    bm = load_analysis_tool('benchmark')
     res = bm.main([osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py'),
                    '--shape', '64', '96', '--iters', '1', '--warmup', '0', '--device', 'cpu'])
     assert res['infer_s'] > 0 and res['train_s'] > 0

@@ -1,21 +1,17 @@
-import importlib.util
 import os
 import os.path as osp
 
 import cv2
 import numpy as np
 import pytest
+from tests.tool_loader import load_tool
 
-from .conftest import DEMO_CONFIG, REPO
+from .conftest import DEMO_CONFIG
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'browse_dataset', osp.join(REPO, 'tools', 'analysis_tools', 'browse_dataset.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'analysis_tools', 'browse_dataset')
 
 
 def test_pictures_show_the_denormalized_image_and_every_task(tool, tmp_path, synthetic_nyud):

@@ -1,4 +1,3 @@
-import importlib.util
 import os
 import os.path as osp
 
@@ -7,17 +6,12 @@ import numpy as np
 import pytest
 
 from mmmt.datasets.synthetic import generate_nyud, generate_pascal
-
-TOOL = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'tools',
-                'dataset_converters', 'check_dataset.py')
+from tests.tool_loader import load_tool
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('check_dataset', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'dataset_converters', 'check_dataset')
 
 
 def ids_of(root, split):

@@ -21,12 +21,12 @@ from mmmt.models.layers.swin_keys import (merge_order_to_unfold,
                                           unfold_to_merge_order)
 from mmmt.registry import MODELS
 from mmmt.utils import UntrustedCheckpointError
+from tests.tool_loader import load_tool
 
 TESTS = osp.dirname(osp.dirname(__file__))
 ROOT = osp.dirname(TESTS)
 KEYS_DIR = osp.join(TESTS, 'data', 'reference_keys')
 CONFIGS = osp.join(ROOT, 'configs')
-TOOLS = osp.join(ROOT, 'tools', 'model_converters')
 
 PAIRS = [
     ('mtmamba', 'nyud', 'mtmamba_swin-l_nyud.py'),
@@ -39,11 +39,8 @@ PAIRS = [
 POOL_SIZE = 12_000_000
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(TOOLS, name + '.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_converter(name):
+    return load_tool('tools', 'model_converters', name)
 
 
 def read_keys(name):
@@ -87,7 +84,7 @@ def segmentor():
 
 @pytest.fixture(scope='module')
 def tool():
-    return load_tool('mtmamba2mmmt')
+    return load_converter('mtmamba2mmmt')
 
 
 @pytest.mark.parametrize('variant,dataset,config', PAIRS)
@@ -260,7 +257,7 @@ def test_swin2mmpretrain_loads_strictly_into_mmpretrain_classifier(tmp_path):
     microsoft = microsoft_swin_state_dict()
     src, dst = str(tmp_path / 'swin_tiny_patch4_window7_224.pth'), str(tmp_path / 'out.pth')
     torch.save({'model': microsoft}, src)
-    load_tool('swin2mmpretrain').main([src, dst])
+    load_converter('swin2mmpretrain').main([src, dst])
     converted = torch.load(dst, weights_only=True)
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         classifier = ImageClassifier(

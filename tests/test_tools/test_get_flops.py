@@ -1,12 +1,12 @@
 """tools/analysis_tools/get_flops.py: parameter and FLOP counting, the scan counted explicitly."""
 import gc
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
 from mmmt.models.layers import SS2D
+from tests.tool_loader import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(__file__)))
 TINY = osp.join(ROOT, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
@@ -14,11 +14,7 @@ TINY = osp.join(ROOT, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
 
 @pytest.fixture(scope='module')
 def gf():
-    spec = importlib.util.spec_from_file_location(
-        'get_flops', osp.join(ROOT, 'tools', 'analysis_tools', 'get_flops.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'analysis_tools', 'get_flops')
 
 
 @pytest.fixture(scope='module')

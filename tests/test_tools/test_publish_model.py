@@ -1,5 +1,4 @@
 import hashlib
-import importlib.util
 import os
 import os.path as osp
 
@@ -7,18 +6,12 @@ import pytest
 import torch
 from mmengine.logging import HistoryBuffer
 
-from .conftest import REPO
-
-TOOLS = osp.join(REPO, 'tools', 'model_converters')
+from tests.tool_loader import load_tool
 
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location('publish_model',
-                                                  osp.join(TOOLS, 'publish_model.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools', 'model_converters', 'publish_model')
 
 
 def training_checkpoint(path):
