@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from tests.tool_loader import load_tool
+
+
+@pytest.fixture(scope='module')
+def tool():
+    return load_tool('tools', 'analysis_tools', 'compare_with_paper')
+
+
+def write_run(work_dir, stamp, metrics):
+    folder = work_dir / stamp
+    folder.mkdir(parents=True)
+    (folder / f'{stamp}.json').write_text(json.dumps(metrics) + '\n')
+
+
+def test_newest_test_run_against_the_paper(tool, tmp_path, capsys):
+    work_dir = tmp_path / 'work_dirs' / 'mtmamba_swin-l_nyud'
+    write_run(work_dir, '20260101_000000', {'semseg/mIoU': 1.0})  # an older run
+    ours = {'semseg/mIoU': 56.82, 'depth/rmse': 0.5066, 'normals/mean': 18.63,
+            'edge/odsF': 78.7, 'multi_task/delta_m': 3.0, 'depth/abs_rel': 0.1}
+    write_run(work_dir, '20260102_000000', ours)
+    # training logs next to it are not test results
+    (work_dir / '20260102_000000' / 'vis_data').mkdir()
+    (work_dir / '20260102_000000' / 'vis_data' / 'scalars.json').write_text('{"loss": 1}\n')
+
+    relative = tool.main([str(work_dir)])
+    # only semseg differs: +1 mIoU point over 55.82, averaged over the 4 tasks
+    assert relative == pytest.approx(100 * (1 / 55.82) / 4)
+    out = capsys.readouterr().out
+    assert '20260102_000000.json' in out
+    assert 'semseg/mIoU' in out and '55.82' in out and '56.82' in out and 'better' in out
+    assert 'depth/abs_rel' not in out  # the paper does not report it
+
+
+def test_last_validation_of_a_training_log_and_explicit_model(tool, tmp_path, capsys):
+    log = tmp_path / 'scalars.json'
+    lines = [{'loss': 2.0, 'iter': 10},
+             {'semseg/mIoU': 70.0, 'human_parts/mIoU': 60.0, 'sal/maxF': 80.0,
+              'normals/mean': 15.0, 'edge/odsF': 70.0, 'step': 10},
+             {'loss': 1.0, 'iter': 20},
+             {'semseg/mIoU': 81.11, 'human_parts/mIoU': 72.62, 'sal/maxF': 84.14,
+              'normals/mean': 14.14, 'edge/odsF': 78.8, 'step': 20}]
+    log.write_text('\n'.join(json.dumps(x) for x in lines) + '\n')
+    assert tool.main([str(log), '--model', 'mtmamba_swin-l_pascal']) == pytest.approx(0)
+    assert 'human_parts/mIoU' in capsys.readouterr().out
+
+
+def test_unknown_model_and_missing_results(tool, tmp_path):
+    write_run(tmp_path / 'my_run', '20260101_000000', {'semseg/mIoU': 1.0})
+    with pytest.raises(SystemExit, match='pass --model'):
+        tool.main([str(tmp_path / 'my_run')])
+    with pytest.raises(SystemExit, match='no test metrics'):
+        tool.main([str(tmp_path), '--model', 'mtmamba_swin-l_nyud'])

@@ -1,0 +1,142 @@
+"""Put a test run's metrics next to the paper's numbers for the same model.
+
+Examples::
+
+    python tools/test.py configs/mtmamba_swin-l_nyud.py CKPT --work-dir work_dirs/mtmamba_swin-l_nyud
+    python tools/analysis_tools/compare_with_paper.py work_dirs/mtmamba_swin-l_nyud
+    python tools/analysis_tools/compare_with_paper.py results.json --model mtmamba_swin-l_nyud
+
+RESULTS is a metrics file written by ``tools/test.py`` (``<work_dir>/<timestamp>/<timestamp>.json``),
+a training log (``vis_data/scalars.json``: its last validation is used) or a work dir (its newest
+test metrics). The paper's numbers come from the ``metafile.yml`` files listed in
+``model-index.yml``; the model is ``--model`` or else the work dir's name (as ``tools/train.py``
+names it after the config). Besides the table, it prints Δm of the run relative to the paper
+(the papers' multi-task measure, spec E.7, with the paper's numbers as the baseline): positive
+means better than published.
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import sys
+from typing import Dict, Optional, Tuple
+
+import yaml
+
+from mmmt.evaluation.functional.delta_m import DELTA_M_METRICS, delta_m
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Compare a test run's metrics with the paper's numbers")
+    parser.add_argument('results', help='metrics .json, scalars.json or a work dir')
+    parser.add_argument('--model', help='model name of a metafile.yml (default: the work dir '
+                        'name)')
+    parser.add_argument('--model-index', default=osp.join(REPO, 'model-index.yml'),
+                        help='model-index.yml listing the metafiles')
+    return parser.parse_args(argv)
+
+
+def paper_results(model_index: str) -> Dict[str, Dict[str, float]]:
+    """Model name -> the paper's metrics, from every metafile of ``model_index``."""
+    with open(model_index, encoding='utf-8') as f:
+        index = yaml.safe_load(f)
+    models = {}
+    for meta in index.get('Import', []):
+        with open(osp.join(osp.dirname(model_index), meta), encoding='utf-8') as f:
+            metafile = yaml.safe_load(f)
+        for model in metafile.get('Models', []):
+            metrics = {}
+            for result in model.get('Results') or []:
+                metrics.update(result.get('Metrics') or {})
+            models[model['Name']] = metrics
+    return models
+
+
+def _is_metrics(record: dict) -> bool:
+    return any('/' in key for key in record)
+
+
+def load_run(path: str) -> Tuple[Dict[str, float], str]:
+    """The metrics of a run and the file they come from."""
+    if osp.isdir(path):
+        # tools/test.py: <work_dir>/<timestamp>/<timestamp>.json; newest timestamp first
+        candidates = sorted(glob.glob(osp.join(path, '*', '*.json')), reverse=True)
+        candidates = [c for c in candidates
+                      if osp.basename(c)[:-5] == osp.basename(osp.dirname(c))]
+        for file in candidates:
+            metrics, _ = load_run(file)
+            if metrics:
+                return metrics, file
+        raise SystemExit(f'no test metrics (<timestamp>/<timestamp>.json) under {path}')
+    if not osp.isfile(path):
+        raise SystemExit(f'not found: {path}')
+    last: Optional[dict] = None
+    with open(path, encoding='utf-8') as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SystemExit(f'{path}:{n}: not a JSON line ({e})')
+            if _is_metrics(record):
+                last = record
+    if last is None:
+        return {}, path
+    return {k: float(v) for k, v in last.items() if '/' in k}, path
+
+
+def guess_model(results_path: str, names) -> Optional[str]:
+    """The first folder name on the path that is a model name (work_dirs/<config stem>/...)."""
+    folder = osp.abspath(results_path)
+    while folder != osp.dirname(folder):
+        if osp.basename(folder) in names:
+            return osp.basename(folder)
+        folder = osp.dirname(folder)
+    return None
+
+
+def main(argv=None) -> float:
+    args = parse_args(argv)
+    papers = paper_results(args.model_index)
+    model = args.model or guess_model(args.results, papers)
+    if model is None or model not in papers:
+        raise SystemExit(f'unknown model {model!r}: pass --model, one of {sorted(papers)}')
+    paper = papers[model]
+    if not paper:
+        raise SystemExit(f'the paper reports no numbers for {model}')
+    ours, source = load_run(args.results)
+    if not ours:
+        raise SystemExit(f'no metrics in {source}')
+    print(f'{model}: {source}')
+    print(f'{"metric":<22}{"paper":>10}{"mmmt":>10}{"diff":>10}')
+    for key, published in paper.items():
+        value = ours.get(key)
+        if value is None:
+            print(f'{key:<22}{published:>10.4g}{"-":>10}{"":>10}')
+            continue
+        task, name = key.split('/', 1)
+        better = ''
+        higher = None
+        if task in DELTA_M_METRICS and DELTA_M_METRICS[task][0] == name:
+            higher = DELTA_M_METRICS[task][1]
+        elif key == 'multi_task/delta_m':
+            higher = True
+        if higher is not None and value != published and (value > published) == higher:
+            better = ' better'
+        print(f'{key:<22}{published:>10.4g}{value:>10.4g}{value - published:>+10.4g}{better}')
+    baselines = {task: paper[f'{task}/{name}'] for task, (name, _) in DELTA_M_METRICS.items()
+                 if f'{task}/{name}' in paper and f'{task}/{name}' in ours}
+    if not baselines:
+        raise SystemExit('no metric of the paper was found in the run')
+    relative = delta_m(ours, baselines)
+    print(f'delta_m vs the paper over {", ".join(baselines)}: {relative:+.2f}% '
+          '(positive: better than published)')
+    return relative
+
+
+if __name__ == '__main__':
+    main()
