@@ -97,7 +97,7 @@ def test_saliency_matches_float64_reference():
         tp = pp = ap = 0.0
         for p, g in pairs:
             v = g != 255
-            pos = p[v] > t
+            pos = p[v] >= t
             tp += np.sum(pos & (g[v] == 1))
             pp += np.sum(pos)
             ap += np.sum(g[v] == 1)
@@ -109,7 +109,7 @@ def test_saliency_matches_float64_reference():
 
 def test_saliency_legacy_double_sigmoid():
     eff = legacy_effective_thresholds()
-    # spec E.5: tau <= 0.5 -> everything with p > 0 positive, 0.55..0.70 -> these thresholds
+    # spec E.5: tau <= 0.5 -> every pixel positive, 0.55..0.70 -> these thresholds
     assert np.all(eff[SAL_THRESHOLDS <= 0.5] <= 1e-12)
     np.testing.assert_allclose(eff[10:14], [0.2007, 0.4055, 0.6190, 0.8473], atol=1e-4)
     assert np.all(eff[SAL_THRESHOLDS >= 0.75] > 1)
@@ -119,9 +119,22 @@ def test_saliency_legacy_double_sigmoid():
     legacy = saliency_counts(p, g, legacy_double_sigmoid=True)
     sig = 1 / (1 + np.exp(-p))
     for i, t in enumerate(SAL_THRESHOLDS):
-        assert legacy['pp'][i] == np.sum(sig > t)
-        assert legacy['tp'][i] == np.sum((sig > t) & (g == 1))
+        assert legacy['pp'][i] == np.sum(sig >= t)
+        assert legacy['tp'][i] == np.sum((sig >= t) & (g == 1))
     assert np.all(legacy['pp'][SAL_THRESHOLDS >= 0.75] == 0)
     # the legacy number differs from the probability-threshold one
     plain = saliency_metrics([saliency_counts(p, g)])['maxF']
     assert saliency_metrics([legacy])['maxF'] != pytest.approx(plain)
+
+
+def test_saliency_thresholds_include_ties_like_the_reference_meter():
+    # the reference meters count prob >= t; quantised probabilities k / 255 hit thresholds
+    # exactly (51 / 255 = 0.2), and in the legacy mode sigmoid(0) = 0.5 hits t = 0.5
+    p = np.array([0.0, 0.0, 51 / 255, 1.0])
+    g = np.array([0.0, 1.0, 1.0, 1.0])
+    plain = saliency_counts(p, g)
+    i02, i05 = list(SAL_THRESHOLDS).index(0.2), list(SAL_THRESHOLDS).index(0.5)
+    assert plain['pp'][i02] == 2 and plain['tp'][i02] == 2
+    legacy = saliency_counts(p, g, legacy_double_sigmoid=True)
+    assert legacy['pp'][i05] == 4 and legacy['tp'][i05] == 3  # every pixel at t = 0.5
+    assert legacy['pp'][i05 + 1] == 1  # sigmoid(p) >= 0.55 <=> p >= 0.2007: only p = 1

@@ -14,8 +14,8 @@ SAL_THRESHOLDS = np.round(np.arange(1, 20) * 0.05, 2)
 def legacy_effective_thresholds(thresholds: Sequence[float] = SAL_THRESHOLDS) -> np.ndarray:
     """Probability thresholds the legacy double sigmoid effectively applies: ``logit(t)``.
 
-    ``sigmoid(p) > t`` is ``p > logit(t)``; for ``t <= 0.5`` the logit is <= 0 (every pixel with
-    a positive probability passes), for ``t >= 0.75`` it exceeds 1 (no pixel passes).
+    ``sigmoid(p) >= t`` is ``p >= logit(t)``; for ``t <= 0.5`` the logit is <= 0 (every pixel
+    passes), for ``t >= 0.75`` it exceeds 1 (no pixel passes).
     """
     t = np.asarray(thresholds, dtype=np.float64)
     with np.errstate(divide='ignore'):
@@ -30,10 +30,11 @@ def saliency_counts(pred: np.ndarray,
                     iou_threshold: float = 0.5) -> Dict[str, np.ndarray]:
     """Per-image counts for maxF and IoU.
 
-    A pixel is predicted salient at threshold ``t`` when ``prob > t``. In the legacy mode the
-    test is ``sigmoid(prob) > t``, the double sigmoid of the reference meters (spec E.5), i.e.
-    ``prob > logit(t)``: every pixel with ``prob > 0`` is positive for ``t <= 0.5`` and none for
-    ``t >= 0.75``. Ground truth is salient when ``gt > 0.5``.
+    A pixel is predicted salient at threshold ``t`` when ``prob >= t`` (the reference meters
+    compare with ``>=``). In the legacy mode the test is ``sigmoid(prob) >= t``, the double
+    sigmoid of the reference meters (spec E.5), i.e. ``prob >= logit(t)``: every pixel is
+    positive for ``t <= 0.5`` and none for ``t >= 0.75``. Ground truth is salient when
+    ``gt > 0.5``.
 
     Args:
         pred (np.ndarray): Saliency probabilities in [0, 1].
@@ -60,12 +61,12 @@ def saliency_counts(pred: np.ndarray,
     g = gt[valid] > 0.5
     t = np.asarray(thresholds, dtype=np.float64)
     score = 1.0 / (1.0 + np.exp(-p)) if legacy_double_sigmoid else p
-    # Sort once, then count "score > t" for all thresholds with searchsorted.
+    # Sort once, then count "score >= t" for all thresholds with searchsorted.
     order = np.argsort(score, kind='stable')
     s_sorted = score[order]
     g_sorted = g[order]
     pos_above = np.concatenate([[0], np.cumsum(g_sorted[::-1])])[::-1]  # positives at idx >= i
-    first = np.searchsorted(s_sorted, t, side='right')
+    first = np.searchsorted(s_sorted, t, side='left')
     pp = (s_sorted.size - first).astype(np.int64)
     tp = pos_above[first].astype(np.int64)
     pos = p > iou_threshold
