@@ -35,6 +35,10 @@ def parse_args(argv=None):
         '--with-cp', action='store_true',
         help='activation checkpointing in the backbone and the decoder blocks (saves memory)')
     parser.add_argument('--clip-grad', type=float, help='clip gradients to this max L2 norm')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help='scale the lr linearly from the config\'s auto_scale_lr.base_batch_size to the '
+        'actual global batch (GPUs x train_dataloader.batch_size)')
     parser.add_argument('--seed', type=int, help='random seed')
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (slower)')
@@ -59,6 +63,11 @@ def apply_options(cfg: Config, args) -> Config:
     if args.with_cp:
         cfg.model.backbone.with_cp = True
         cfg.model.decode_head.with_cp = True
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise SystemExit('--auto-scale-lr needs auto_scale_lr = dict(base_batch_size=...) '
+                             'in the config (see configs/_base_/schedules/schedule_50k.py)')
+        cfg.auto_scale_lr.enable = True
     if args.clip_grad is not None:
         cfg.optim_wrapper.clip_grad = dict(max_norm=args.clip_grad, norm_type=2)
     if args.seed is not None:

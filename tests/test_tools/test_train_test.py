@@ -116,3 +116,18 @@ def test_slurm_scripts_explain_a_missing_srun(script, tool):
     result = subprocess.run(args, capture_output=True, text=True, env=dict(PATH=path))
     assert result.returncode == 2
     assert 'srun not found' in result.stderr and tool in result.stderr
+
+
+def test_auto_scale_lr(tmp_path, synthetic_nyud):
+    plain = write_tiny_config(tmp_path / 'plain.py', synthetic_nyud, max_iters=1,
+                              val_interval=1, extra=NO_VAL)
+    with pytest.raises(AssertionError, match='auto_scale_lr'):
+        python_tool('train.py', plain, '--work-dir', tmp_path / 'a', '--auto-scale-lr')
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra=NO_VAL + 'auto_scale_lr = dict(enable=False, '
+                            'base_batch_size=8)\n')
+    out = python_tool('train.py', cfg, '--work-dir', tmp_path / 'b', '--auto-scale-lr')
+    log = out.stdout + out.stderr
+    # 1 process x 2 images of the tiny config against the recipe's 8: lr 1e-3 -> 2.5e-4
+    assert 'Scaling the original LR by 0.25' in log
+    assert 'lr: 2.5000e-04' in log

@@ -20,3 +20,7 @@ param_scheduler = [
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=5000)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
+
+# The recipe's global batch: 8 GPUs x 1 image. `tools/train.py --auto-scale-lr` scales the lr
+# linearly to another global batch (off by default: the reference never rescales).
+auto_scale_lr = dict(enable=False, base_batch_size=8)
