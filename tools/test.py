@@ -10,11 +10,13 @@ import argparse
 import os.path as osp
 
 from mmengine.config import Config
+from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.evaluation import DumpMultiTaskPredictions
-from mmmt.utils import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
-                        shutdown_distributed)
+from mmmt.utils import (CheckpointMismatchError, add_runner_args, build_runner,
+                        UntrustedCheckpointError, check_model_weights, load_runner_config,
+                        parse_runner_args, shutdown_distributed)
 
 
 def parse_args(argv=None):
@@ -70,6 +72,14 @@ def main(argv=None):
     if args.show or args.show_dir:
         cfg = enable_visualization(cfg, args)
     runner = build_runner(cfg, 'testing')
+    # mmengine loads load_from non-strictly and only logs what is missing: refuse a checkpoint
+    # that does not fit (e.g. the reference implementation's) instead of testing random weights
+    try:
+        check_model_weights(runner.model,
+                            CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'),
+                            args.checkpoint)
+    except (CheckpointMismatchError, UntrustedCheckpointError) as e:
+        raise SystemExit(str(e))
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out))
     runner.test()

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample
+from mmmt.utils.checkpoint import load_model_weights
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
@@ -218,16 +219,7 @@ class MultiTaskInferencer(BaseInferencer):
             warnings.warn('MultiTaskInferencer: no checkpoint given, the predictions come from '
                           'a randomly initialised model')
             return
-        state = checkpoint.get('state_dict', checkpoint)
-        state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
-        result = model.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(
-                f'Checkpoint {self._weights} does not match the model of the config: '
-                f'{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), '
-                f'{len(result.unexpected_keys)} unexpected keys (e.g. '
-                f'{result.unexpected_keys[:3]})')
-        meta = checkpoint.get('meta') or {}
+        meta = load_model_weights(model, checkpoint, str(self._weights))
         self.dataset_meta = meta.get('dataset_meta')
         model.dataset_meta = self.dataset_meta
 

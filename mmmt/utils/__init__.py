@@ -1,5 +1,6 @@
-from .checkpoint import (TRUST_ENV, UntrustedCheckpointError, checkpoint_allowlist,
-                         load_checkpoint_file, register_safe_checkpoint_loaders)
+from .checkpoint import (TRUST_ENV, CheckpointMismatchError, UntrustedCheckpointError,
+                         check_model_weights, checkpoint_allowlist, load_checkpoint_file,
+                         load_model_weights, register_safe_checkpoint_loaders)
 from .cli import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
                   shutdown_distributed)
 from .dist_utils import setup_cpu_distributed
@@ -9,7 +10,8 @@ from .setup_env import register_all_modules
 
 __all__ = [
     'install_mmcv_ext_placeholder', 'mmcv_has_compiled_ops', 'register_all_modules',
-    'TRUST_ENV', 'UntrustedCheckpointError', 'checkpoint_allowlist', 'load_checkpoint_file',
+    'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'checkpoint_allowlist',
+    'load_checkpoint_file', 'check_model_weights', 'load_model_weights',
     'register_safe_checkpoint_loaders', 'setup_cpu_distributed', 'add_runner_args',
     'parse_runner_args', 'load_runner_config', 'build_runner', 'shutdown_distributed',
     'atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND'

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    'TRUST_ENV', 'UntrustedCheckpointError', 'checkpoint_allowlist', 'load_checkpoint_file',
+    'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'checkpoint_allowlist',
+    'load_checkpoint_file', 'check_model_weights', 'load_model_weights',
     'register_safe_checkpoint_loaders'
 ]
 
@@ -34,6 +35,10 @@ TRUST_ENV = 'MMMT_TRUST_CHECKPOINTS'
 
 class UntrustedCheckpointError(RuntimeError):
     """A checkpoint needs full unpickling, which was not allowed."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's weights do not fit the model they are loaded into."""
 
 
 def _trusted() -> bool:
@@ -86,6 +91,84 @@ def load_checkpoint_file(filename: str,
             f'numpy types ({str(e).splitlines()[0][:200]}). Loading it fully can execute code '
             'stored in the file. If you trust its source, pass --trust-checkpoint to the mmmt '
             f'tool, or set {TRUST_ENV}=1.') from e
+
+
+#: Names that only the reference implementation's decoder uses (see reference_keys.py).
+_REFERENCE_NAME_PARTS = ('expand_layers.', 'concat_layers.', 'final_expand_layers.')
+
+
+def _examples(names: List[str], n: int = 3) -> str:
+    return ', '.join(names[:n]) + (f' ... ({len(names)} in all)' if len(names) > n else '')
+
+
+def check_model_weights(model: torch.nn.Module, checkpoint: Any, source: str) -> dict:
+    """Check that a checkpoint's weights fit ``model`` exactly, or say what does not fit.
+
+    mmengine's ``load_from`` loads non-strictly and only logs missing keys, so testing a
+    checkpoint of another layout (e.g. the reference implementation's, or a PASCAL model with a
+    NYUD config) would silently evaluate a randomly initialised model. Here any missing,
+    unexpected or differently shaped tensor is an error naming examples of each, with the
+    converter to use when the names are the reference implementation's.
+
+    Args:
+        model (nn.Module): The model (a DDP wrapper is unwrapped).
+        checkpoint: The loaded checkpoint: a dict with ``state_dict`` (mmengine), or a state
+            dict. A ``module.`` prefix (DDP) is removed.
+        source (str): The checkpoint's file name, for messages.
+
+    Returns:
+        dict: The state dict, with names as the model's.
+
+    Raises:
+        CheckpointMismatchError: The weights do not fit the model.
+    """
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    if not isinstance(checkpoint, dict):
+        raise CheckpointMismatchError(
+            f'{source}: expected a checkpoint dict, got {type(checkpoint).__name__}')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {k[7:] if k.startswith('module.') else k: v for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
+                if k in state and hasattr(state[k], 'shape') and state[k].shape != own[k].shape]
+    if not (missing or unexpected or reshaped):
+        return state
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} weights of the model are not in it '
+                        f'({_examples(missing)})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} of its weights are not in the model '
+                        f'({_examples(unexpected)})')
+    if reshaped:
+        problems.append(f'{len(reshaped)} have other shapes, checkpoint vs model '
+                        f'({_examples(reshaped)})')
+    nested = checkpoint.get('model')
+    names = list(state) + (list(nested) if isinstance(nested, dict) else [])
+    hint = ''
+    if isinstance(nested, dict) or any(p in k for k in names for p in _REFERENCE_NAME_PARTS):
+        hint = (' It looks like a checkpoint of the reference implementation: convert it with '
+                'python tools/model_converters/mtmamba2mmmt.py SRC DST --config CONFIG.')
+    elif reshaped and not (missing or unexpected):
+        hint = ' Is it a model of another dataset (other tasks or class counts)?'
+    raise CheckpointMismatchError(
+        f'{source} does not fit the model of this config: ' + '; '.join(problems) + '.' + hint)
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: Any, source: str) -> dict:
+    """:func:`check_model_weights`, then load the weights strictly.
+
+    Returns:
+        dict: The checkpoint's ``meta`` (empty if none).
+    """
+    from mmengine.model import is_model_wrapper
+    state = check_model_weights(model, checkpoint, source)
+    (model.module if is_model_wrapper(model) else model).load_state_dict(state, strict=True)
+    return checkpoint.get('meta') or {}
 
 
 # mmengine logs 'Loads checkpoint by <name[10:]> backend', i.e. the name after 'load_from_'

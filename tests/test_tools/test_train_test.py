@@ -131,3 +131,17 @@ def test_auto_scale_lr(tmp_path, synthetic_nyud):
     # 1 process x 2 images of the tiny config against the recipe's 8: lr 1e-3 -> 2.5e-4
     assert 'Scaling the original LR by 0.25' in log
     assert 'lr: 2.5000e-04' in log
+
+
+def test_test_py_refuses_a_checkpoint_that_does_not_fit(tmp_path, synthetic_nyud):
+    from mmengine.config import Config
+
+    from mmmt.registry import MODELS
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud)
+    model = MODELS.build(Config.fromfile(cfg).model)
+    # the reference implementation saves {'model': DDP state_dict}; mmengine would load
+    # nothing from it, log the missing keys and test a random model
+    reference = tmp_path / 'checkpoint.pth.tar'
+    torch.save({'model': {f'module.{k}': v for k, v in model.state_dict().items()}}, reference)
+    with pytest.raises(AssertionError, match='mtmamba2mmmt.py'):
+        python_tool('test.py', cfg, reference, '--work-dir', tmp_path / 'work')
