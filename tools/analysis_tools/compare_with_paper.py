@@ -2,13 +2,14 @@
 
 Examples::
 
-    python tools/test.py configs/mtmamba_swin-l_nyud.py CKPT --work-dir work_dirs/mtmamba_swin-l_nyud
+    python tools/test.py configs/mtmamba_swin-l_nyud.py CKPT \
+        --work-dir work_dirs/mtmamba_swin-l_nyud
     python tools/analysis_tools/compare_with_paper.py work_dirs/mtmamba_swin-l_nyud
     python tools/analysis_tools/compare_with_paper.py results.json --model mtmamba_swin-l_nyud
 
-RESULTS is a metrics file written by ``tools/test.py`` (``<work_dir>/<timestamp>/<timestamp>.json``),
-a training log (``vis_data/scalars.json``: its last validation is used) or a work dir (its newest
-test metrics). The paper's numbers come from the ``metafile.yml`` files listed in
+RESULTS is a metrics file written by ``tools/test.py``
+(``<work_dir>/<timestamp>/<timestamp>.json``), a training log (``vis_data/scalars.json``: its
+last validation is used) or a work dir (its newest test metrics). The paper's numbers come from the ``metafile.yml`` files listed in
 ``model-index.yml``; the model is ``--model`` or else the work dir's name (as ``tools/train.py``
 names it after the config). Besides the table, it prints Δm of the run relative to the paper
 (the papers' multi-task measure, spec E.7, with the paper's numbers as the baseline): positive
