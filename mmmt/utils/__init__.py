@@ -3,7 +3,7 @@ from .checkpoint import (TRUST_ENV, CheckpointMismatchError, UntrustedCheckpoint
                          load_model_weights, register_safe_checkpoint_loaders)
 from .cli import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
                   shutdown_distributed)
-from .dist_utils import setup_cpu_distributed
+from .dist_utils import replace_sync_bn, setup_cpu_distributed
 from .fileio import ATOMIC_BACKEND, AtomicLocalBackend, atomic_write
 from .mmcv_compat import install_mmcv_ext_placeholder, mmcv_has_compiled_ops
 from .setup_env import register_all_modules
@@ -12,7 +12,8 @@ __all__ = [
     'install_mmcv_ext_placeholder', 'mmcv_has_compiled_ops', 'register_all_modules',
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'checkpoint_allowlist',
     'load_checkpoint_file', 'check_model_weights', 'load_model_weights',
-    'register_safe_checkpoint_loaders', 'setup_cpu_distributed', 'add_runner_args',
+    'register_safe_checkpoint_loaders', 'setup_cpu_distributed', 'replace_sync_bn',
+    'add_runner_args',
     'parse_runner_args', 'load_runner_config', 'build_runner', 'shutdown_distributed',
     'atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND'
 ]

@@ -1,11 +1,40 @@
 """Distributed training on machines without CUDA."""
+import logging
 import os
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from mmengine.logging import print_log
 
-__all__ = ['setup_cpu_distributed']
+__all__ = ['setup_cpu_distributed', 'replace_sync_bn']
+
+
+def replace_sync_bn(node: Any) -> int:
+    """Turn every ``norm_cfg``-style ``dict(type='SyncBN', ...)`` in a config into ``'BN'``.
+
+    SyncBN has no CPU implementation (its forward raises outside CUDA), and mmengine's
+    ``sync_bn`` setting only ever converts BN *to* SyncBN, so a config that asks for SyncBN (the
+    MTMamba++ recipes) must be rewritten before the model is built.
+
+    Args:
+        node: A config (dict) or any part of it; modified in place.
+
+    Returns:
+        int: How many entries were replaced.
+    """
+    count = 0
+    if isinstance(node, dict):
+        if node.get('type') in ('SyncBN', 'mmcv.SyncBN', 'MMSyncBN'):
+            node['type'] = 'BN'
+            count += 1
+        for value in node.values():
+            count += replace_sync_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            count += replace_sync_bn(value)
+    return count
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
@@ -31,7 +60,9 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
-    cfg.setdefault('env_cfg', {})['sync_bn'] = None
+    if replace_sync_bn(cfg.model):
+        print_log('No CUDA device: SyncBN layers of the model become BN (statistics per '
+                  'process).', logger='current', level=logging.WARNING)
     if launcher == 'slurm' and 'RANK' not in os.environ:
         os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
         os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])

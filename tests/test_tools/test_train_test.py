@@ -58,8 +58,21 @@ def test_untrusted_checkpoint_is_refused_with_a_clear_error(tmp_path):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
 
 
-def test_dist_train_two_processes_on_cpu_with_validation(tmp_path, synthetic_nyud):
-    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=2)
+# replaces the tiny config's model override: the demo's backbone (embed 32) with an MTMamba++
+# head whose BN is SyncBN, as in the 8-GPU recipes
+SYNC_BN_HEAD = """
+model = dict(decode_head=dict(_delete_=True, type='MTMambaPlusDecodeHead',
+                              in_channels=(32, 64, 128, 256),
+                              tasks=dict(semseg=40, depth=1, normals=3, edge=1),
+                              head_channels=8, norm_cfg=dict(type='SyncBN'),
+                              loss_combiner=dict(type='MultiTaskLoss', scheme='log')))
+"""
+
+
+@pytest.mark.parametrize('head', ['mtmamba', 'mtmamba_plus_sync_bn'])
+def test_dist_train_two_processes_on_cpu_with_validation(tmp_path, synthetic_nyud, head):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=2,
+                            extra=SYNC_BN_HEAD if head == 'mtmamba_plus_sync_bn' else '')
     import sys
     result = run_tool(
         ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
@@ -69,6 +82,8 @@ def test_dist_train_two_processes_on_cpu_with_validation(tmp_path, synthetic_nyu
     assert 'gloo' in log
     assert 'Iter(val)' in log and 'semseg/mIoU' in log
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
+    if head == 'mtmamba_plus_sync_bn':  # SyncBN has no CPU implementation
+        assert 'SyncBN layers of the model become BN' in log
 
 
 def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
