@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-off GPU check of the selective scan and the Swin-L NYUD model, for a CUDA machine.
 #
-#   OUT=/some/dir bash tools/analysis_tools/gpu_check.sh      # about 3-8 minutes
+#   OUT=/some/dir bash tools/analysis_tools/gpu_check.sh      # about 3-12 minutes
 #
 # 1. environment: GPU, torch/CUDA versions, which scan backends import;
 # 2. if mamba-ssm is missing, one short attempt to pip-install it (offline machines fail fast;
@@ -16,6 +16,10 @@
 # Everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
 # parity.json, benchmark_scan.{md,json}, benchmark_swin-l_nyud.{md,json}.
 set -u
+if [ $# -gt 0 ]; then  # configured through the environment only (see above)
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+fi
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work_dirs/gpu_check}
 mkdir -p "$OUT"
