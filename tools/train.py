@@ -7,6 +7,7 @@ Examples:
     python tools/train.py CONFIG --cfg-options train_dataloader.batch_size=8
 """
 import argparse
+import os
 
 from mmengine.config import Config
 
@@ -78,6 +79,9 @@ def apply_options(cfg: Config, args) -> Config:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
+        if '://' not in args.resume and not os.path.isfile(args.resume):
+            raise SystemExit(f'--resume: checkpoint not found: {args.resume} (without a value, '
+                             '--resume continues from the latest checkpoint of the work dir)')
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg

@@ -160,3 +160,11 @@ def test_test_py_refuses_a_checkpoint_that_does_not_fit(tmp_path, synthetic_nyud
     torch.save({'model': {f'module.{k}': v for k, v in model.state_dict().items()}}, reference)
     with pytest.raises(AssertionError, match='mtmamba2mmmt.py'):
         python_tool('test.py', cfg, reference, '--work-dir', tmp_path / 'work')
+
+
+def test_resume_from_a_missing_file_fails_before_building(tmp_path, synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, extra=NO_VAL)
+    with pytest.raises(AssertionError, match='--resume: checkpoint not found: .*nope.pth'):
+        python_tool('train.py', cfg, '--work-dir', tmp_path / 'w', '--resume',
+                    tmp_path / 'nope.pth')
+    assert not (tmp_path / 'w').exists()
