@@ -16,7 +16,6 @@ has. The picture is written atomically and never over an existing file unless ``
 """
 import argparse
 import io
-import json
 import os.path as osp
 import sys
 from typing import Dict, List
@@ -24,6 +23,10 @@ from typing import Dict, List
 import numpy as np
 
 from mmmt.utils.fileio import atomic_write
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from _common import read_json_lines  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -47,17 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def load_log(path: str) -> List[dict]:
-    """The records of a JSON-lines log."""
-    if not osp.isfile(path):
-        raise SystemExit(f'log not found: {path}')
-    records = []
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f'{path}:{n}: not a JSON line ({e})')
+    """The records of a JSON-lines log; an empty log is an error."""
+    records = read_json_lines(path)
     if not records:
         raise SystemExit(f'{path} has no records')
     return records

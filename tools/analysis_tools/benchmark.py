@@ -26,7 +26,7 @@ import argparse
 import contextlib
 import json
 import os
-import platform
+import os.path as osp
 import statistics
 import sys
 import time
@@ -34,25 +34,9 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from _common import cpu_name, log, sync  # noqa: E402
 
 
 def build_model(config: str, device: torch.device):

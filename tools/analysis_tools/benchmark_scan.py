@@ -27,6 +27,7 @@ Examples::
 import argparse
 import json
 import os
+import os.path as osp
 import platform
 import statistics
 import subprocess
@@ -36,6 +37,10 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from _common import cpu_name, log, sync  # noqa: E402
 
 # the shapes: (name, channels = 4 directions x d_inner, (H, W) of the scanned map)
 SHAPES = [
@@ -50,10 +55,6 @@ GRAD_NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
 # set after the functions are defined: name -> reference implementation; the first one is the
 # baseline of the speed-up columns
 REFERENCES: Dict[str, Callable] = {}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -157,17 +158,6 @@ def make_inputs(channels: int, length: int, device, seed: int = 0) -> Dict[str, 
     return {k: v.to(device) for k, v in x.items()}
 
 
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def backend_fn(name: str) -> Callable:
     from mmmt.ops import selective_scan_fn
 
@@ -183,11 +173,6 @@ def backend_fn(name: str) -> Callable:
                 os.environ['MMMT_SCAN_BACKEND'] = old
 
     return fn
-
-
-def sync(device) -> None:
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize()
 
 
 def time_runs(step: Callable[[], None], device, repeat: int, warmup: int,

@@ -9,15 +9,14 @@ Examples::
 
 RESULTS is a metrics file written by ``tools/test.py``
 (``<work_dir>/<timestamp>/<timestamp>.json``), a training log (``vis_data/scalars.json``: its
-last validation is used) or a work dir (its newest test metrics). The paper's numbers come from the ``metafile.yml`` files listed in
-``model-index.yml``; the model is ``--model`` or else the work dir's name (as ``tools/train.py``
-names it after the config). Besides the table, it prints Δm of the run relative to the paper
-(the papers' multi-task measure, spec E.7, with the paper's numbers as the baseline): positive
-means better than published.
+last validation is used) or a work dir (its newest test metrics). The paper's numbers come from
+the ``metafile.yml`` files listed in ``model-index.yml``; the model is ``--model`` or else the
+work dir's name (as ``tools/train.py`` names it after the config). Besides the table, it prints
+Δm of the run relative to the paper (the papers' multi-task measure, spec E.7, with the paper's
+numbers as the baseline): positive means better than published.
 """
 import argparse
 import glob
-import json
 import os.path as osp
 import sys
 from typing import Dict, Optional, Tuple
@@ -25,6 +24,10 @@ from typing import Dict, Optional, Tuple
 import yaml
 
 from mmmt.evaluation.functional.delta_m import DELTA_M_METRICS, delta_m
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from _common import read_json_lines  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -72,22 +75,10 @@ def load_run(path: str) -> Tuple[Dict[str, float], str]:
             if metrics:
                 return metrics, file
         raise SystemExit(f'no test metrics (<timestamp>/<timestamp>.json) under {path}')
-    if not osp.isfile(path):
-        raise SystemExit(f'not found: {path}')
-    last: Optional[dict] = None
-    with open(path, encoding='utf-8') as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SystemExit(f'{path}:{n}: not a JSON line ({e})')
-            if _is_metrics(record):
-                last = record
-    if last is None:
+    metrics = [r for r in read_json_lines(path) if _is_metrics(r)]
+    if not metrics:
         return {}, path
-    return {k: float(v) for k, v in last.items() if '/' in k}, path
+    return {k: float(v) for k, v in metrics[-1].items() if '/' in k}, path
 
 
 def guess_model(results_path: str, names) -> Optional[str]:

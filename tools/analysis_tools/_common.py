@@ -1,0 +1,50 @@
+"""Shared by the scripts in this folder: progress output, device sync, machine name, logs."""
+import json
+import os.path as osp
+import platform
+import sys
+from typing import List
+
+import torch
+
+
+def log(msg: str) -> None:
+    """Progress output on stderr (stdout carries the results)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sync(device) -> None:
+    """Wait for queued CUDA work, so that wall-clock timings include it."""
+    device = torch.device(device)
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def cpu_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def read_json_lines(path: str) -> List[dict]:
+    """The records of an mmengine JSON-lines log (``scalars.json``, ``<timestamp>.json``).
+
+    Raises:
+        SystemExit: The file is missing or a line is not JSON (the message names it).
+    """
+    if not osp.isfile(path):
+        raise SystemExit(f'not found: {path}')
+    records = []
+    with open(path, encoding='utf-8') as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f'{path}:{n}: not a JSON line ({e})')
+    return records
