@@ -15,7 +15,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.evaluation import DumpMultiTaskPredictions
 from mmmt.utils import (CheckpointMismatchError, add_runner_args, build_runner,
-                        UntrustedCheckpointError, check_model_weights, load_runner_config,
+                        UntrustedCheckpointError, load_model_weights, load_runner_config,
                         parse_runner_args, shutdown_distributed)
 
 
@@ -68,18 +68,21 @@ def main(argv=None):
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_runner_config(args)
-    cfg.load_from = args.checkpoint
+    # not cfg.load_from: mmengine would load it non-strictly and only log what is missing, so a
+    # checkpoint that does not fit (e.g. the reference implementation's) would test random
+    # weights; it is loaded once, strictly, below (no config here uses after_load_checkpoint
+    # hooks such as EMAHook)
+    cfg.load_from = None
     if args.show or args.show_dir:
         cfg = enable_visualization(cfg, args)
     runner = build_runner(cfg, 'testing')
-    # mmengine loads load_from non-strictly and only logs what is missing: refuse a checkpoint
-    # that does not fit (e.g. the reference implementation's) instead of testing random weights
     try:
-        check_model_weights(runner.model,
-                            CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'),
-                            args.checkpoint)
+        load_model_weights(runner.model,
+                           CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'),
+                           args.checkpoint)
     except (CheckpointMismatchError, UntrustedCheckpointError) as e:
         raise SystemExit(str(e))
+    runner.logger.info(f'Load checkpoint from {args.checkpoint}')
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out))
     runner.test()
