@@ -60,8 +60,7 @@ def main(argv=None) -> str:
     # written under a temporary name first: the hash is only known once the file exists
     stem = args.dst[:-len('.pth')]
     tmp = f'{stem}.unhashed.pth'
-    check_destination(tmp, args.force)
-    save_atomic(release, tmp, force=args.force)
+    save_atomic(release, tmp, force=args.force)  # refuses an existing tmp unless --force
     try:
         final = f'{stem}-{sha256_of(tmp)[:8]}.pth'
         check_destination(final, args.force)
