@@ -9,9 +9,9 @@ import logging
 import os
 import os.path as osp
 
+import torch.distributed as dist
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
-import torch.distributed as dist
 from mmengine.runner import Runner
 
 from .checkpoint import TRUST_ENV

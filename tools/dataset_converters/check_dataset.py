@@ -11,8 +11,9 @@ Each sample goes through the training loaders (``LoadMultiTaskImage`` and
 ``LoadMultiTaskAnnotations``), so anything that would stop or silently distort training is found
 up front: missing or unreadable files, label values outside the class range, depth maps with
 NaN/inf or negative values, and annotations whose size differs from their image (the loaders
-resize those with a warning). Every problem is listed with its file; the exit status is 1 if
-there is one (with ``--strict`` also for size mismatches and non-standard split sizes).
+resize those with a warning). Every problem is listed with its file; the exit status is 1 for
+an error (with ``--strict`` also for size mismatches and non-standard split sizes, which are
+otherwise warnings).
 """
 import argparse
 import sys
