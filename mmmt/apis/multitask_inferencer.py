@@ -17,7 +17,7 @@ from mmengine.infer import BaseInferencer
 from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
-from mmmt.structures import MultiTaskDataSample
+from mmmt.structures import MultiTaskDataSample, pred_to_array
 from mmmt.utils.checkpoint import load_model_weights
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
@@ -65,7 +65,7 @@ def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
     height, width = int(size[0]), int(size[1])
     channels, h, w = logits.shape
     if (h, w) == (height, width):
-        return _to_hwc(activate(logits, activation))
+        return pred_to_array(activate(logits, activation))
     # width first (an identity along the height), then bands of rows
     cols = F.interpolate(logits[None].float(), size=(h, width), mode='bilinear',
                          align_corners=align_corners)[0]
@@ -76,19 +76,11 @@ def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
         r1 = min(height, r0 + band)
         rows = torch.lerp(cols.index_select(1, i0[r0:r1]), cols.index_select(1, i1[r0:r1]),
                           lam[r0:r1].view(1, -1, 1))
-        pred = _to_hwc(activate(rows, activation))
+        pred = pred_to_array(activate(rows, activation))
         if out is None:
             out = np.empty((height, ) + pred.shape[1:], dtype=pred.dtype)
         out[r0:r1] = pred
     return out
-
-
-def _to_hwc(x: Tensor) -> np.ndarray:
-    x = x.detach().cpu()
-    arr = x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
-    if arr.dtype != np.int64:
-        arr = arr.astype(np.float32, copy=False)
-    return np.ascontiguousarray(arr)
 
 
 class _InferencePipeline:

@@ -1,6 +1,7 @@
 """The data sample that carries per-task ground truth and predictions."""
 from typing import Optional
 
+import numpy as np
 import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
@@ -56,3 +57,17 @@ class MultiTaskDataSample(SegDataSample):
     def has_gt(self, task: str) -> bool:
         """Whether the sample carries ground truth for ``task``."""
         return f'gt_{task}' in self
+
+
+def pred_to_array(x: torch.Tensor) -> np.ndarray:
+    """A (C, H, W) prediction tensor as the numpy array users get from mmmt.
+
+    Returns:
+        np.ndarray: (H, W) for one channel, else (H, W, C), C-contiguous; int64 class indices
+        stay int64, everything else becomes float32. It may share memory with ``x``.
+    """
+    x = x.detach().cpu()
+    arr = x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+    if arr.dtype != np.int64:
+        arr = arr.astype(np.float32, copy=False)
+    return np.ascontiguousarray(arr)

@@ -8,6 +8,7 @@ from mmengine.evaluator import DumpResults
 from mmengine.logging import print_log
 
 from mmmt.registry import METRICS
+from mmmt.structures import pred_to_array
 from mmmt.utils.fileio import atomic_write
 
 #: Metainfo kept with each image's predictions.
@@ -22,16 +23,15 @@ def _field_data(value: Any) -> Any:
 
 
 def _to_array(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) tensor -> (H, W) or (H, W, C) array with its own compact memory.
+    """:func:`~mmmt.structures.pred_to_array` with class maps as uint8 and its own memory.
 
     The copy matters: predictions are views into the batch's logits, and pickling a tensor
     view stores its whole storage (the logits of every task and image of the batch).
     """
-    x = x.detach().cpu()
-    arr = x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
-    if np.issubdtype(arr.dtype, np.integer) and arr.size and 0 <= arr.min() and arr.max() < 256:
-        return arr.astype(np.uint8)  # class maps: a quarter of int32, an eighth of int64
-    return np.array(arr, dtype=np.float32 if arr.dtype == np.float64 else arr.dtype, copy=True)
+    arr = pred_to_array(x)
+    if arr.dtype == np.int64 and arr.size and 0 <= arr.min() and arr.max() < 256:
+        return arr.astype(np.uint8)  # class maps: an eighth of int64
+    return arr.copy()
 
 
 @METRICS.register_module()
