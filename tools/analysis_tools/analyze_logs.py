@@ -26,7 +26,7 @@ from mmmt.utils.fileio import atomic_write
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import read_json_lines  # noqa: E402
+from analysis_common import read_json_lines  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import cpu_name, log, sync  # noqa: E402
+from analysis_common import cpu_name, log, sync  # noqa: E402
 
 
 def build_model(config: str, device: torch.device):

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import cpu_name, log, sync  # noqa: E402
+from analysis_common import cpu_name, log, sync  # noqa: E402
 
 # the shapes: (name, channels = 4 directions x d_inner, (H, W) of the scanned map)
 SHAPES = [

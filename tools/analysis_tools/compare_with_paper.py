@@ -27,7 +27,7 @@ from mmmt.evaluation.functional.delta_m import DELTA_M_METRICS, delta_m
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from _common import read_json_lines  # noqa: E402
+from analysis_common import read_json_lines  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

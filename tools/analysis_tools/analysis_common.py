@@ -1,4 +1,7 @@
-"""Shared by the scripts in this folder: progress output, device sync, machine name, logs."""
+"""Shared by the scripts in this folder: progress output, device sync, machine name, logs.
+
+(Not ``_common``: ``tools/model_converters/_common.py`` takes that module name.)
+"""
 import json
 import os.path as osp
 import platform
