@@ -93,9 +93,10 @@ def test_large_photo_is_shrunk_into_the_frame_and_resized_back(inferencer):
     steps = [t for t in Config.fromfile(inferencer.cfg.filename).test_pipeline
              if t['type'] not in ('LoadMultiTaskImage', 'LoadMultiTaskAnnotations',
                                   'AddIgnoreRegions')]
-    data = Compose([TRANSFORMS.build(t) for t in steps])(
-        dict(img=shrunk, ori_shape=(3000, 4000), img_shape=(120, 160), seg_fields=[],
-             tasks=[]))
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        pipeline = Compose([TRANSFORMS.build(t) for t in steps])
+    data = pipeline(dict(img=shrunk, ori_shape=(3000, 4000), img_shape=(120, 160),
+                         seg_fields=[], tasks=[]))
     assert data['data_samples'].metainfo['img_padding_size'] == [0, 0, 4, 4]
     batch = model.data_preprocessor(pseudo_collate([data]), False)
     with torch.no_grad():
@@ -118,7 +119,9 @@ def test_test_time_flip_is_undone(inferencer, odd_dataset, direction):
     semseg/depth/edge mirrored, normals mirrored with x (or y) negated."""
     model = inferencer.model
     dataset = odd_dataset
-    flip = TRANSFORMS.build(dict(type='MultiTaskRandomFlip', prob=1.0, direction=direction))
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        flip = TRANSFORMS.build(dict(type='MultiTaskRandomFlip', prob=1.0,
+                                     direction=direction))
     pipeline = list(dataset.pipeline.transforms)
     pad_at = next(i for i, t in enumerate(pipeline) if type(t).__name__ == 'CenterPad')
     flipped_pipeline = Compose(pipeline[:pad_at] + [flip] + pipeline[pad_at:])

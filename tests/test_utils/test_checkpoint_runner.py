@@ -48,7 +48,8 @@ def make_runner(work_dir, max_iters, **kwargs):
         train_cfg=dict(by_epoch=False, max_iters=max_iters),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=1),
                            logger=dict(type='LoggerHook', interval=1)),
-        default_scope='mmengine',
+        # the Runner makes its scope the current one for later tests: keep it mmmt's
+        default_scope='mmmt',
         log_level=logging.WARNING,
         experiment_name=f'toy_{max_iters}',
         **kwargs)
