@@ -140,3 +140,29 @@ def test_test_time_flip_is_undone(inferencer, odd_dataset, direction):
             want = want.copy()
             want[..., 0 if direction == 'horizontal' else 1] *= -1
         assert_same(as_numpy(sample, task), want, task)
+
+
+def test_batch_of_different_sizes_is_cropped_back_exactly(tiny_config, tiny_checkpoint):
+    """Full resolution (max_size=None): the smaller image is centre-padded into the frame, the
+    larger keeps its size, and the batch is padded at the bottom/right to multiples of 32."""
+    from mmmt.apis import MultiTaskInferencer
+    inferencer = MultiTaskInferencer(tiny_config, tiny_checkpoint, device='cpu',
+                                     show_progress=False, max_size=None)
+    rng = np.random.default_rng(1)
+    small = rng.integers(0, 256, ODD + (3, ), dtype=np.uint8)
+    large = rng.integers(0, 256, (140, 170, 3), dtype=np.uint8)
+    preds = inferencer([small, large], batch_size=2)['predictions']
+    norm = Config.fromfile(tiny_config).img_norm_cfg
+    batch = np.zeros((2, 160, 192, 3), np.float32)  # 140x170 rounded up to multiples of 32
+    top, left = padding_of(ODD)
+    batch[0, top:top + ODD[0], left:left + ODD[1]] = (small - norm.mean) / norm.std
+    batch[1, :140, :170] = (large - norm.mean) / norm.std
+    model = inferencer.model
+    inputs = torch.from_numpy(batch).permute(0, 3, 1, 2)
+    for i, (t0, l0, size) in enumerate([(top, left, ODD), (0, 0, (140, 170))]):
+        expected = hand_crop(model, inputs[i:i + 1], t0, l0, size)
+        for task in TASKS:
+            if task == 'semseg':
+                assert (preds[i][task] == expected[task]).mean() > 0.999
+            else:
+                np.testing.assert_allclose(preds[i][task], expected[task], atol=1e-4)
