@@ -3,7 +3,6 @@ import glob
 import hashlib
 import os
 import os.path as osp
-import time
 
 import numpy as np
 import pytest
@@ -131,13 +130,6 @@ def test_persons_with_parts_occur(tmp_path):
     labelled = [m for m in maps if m is not None and m.max() > 0]
     assert len(labelled) >= 3
     assert set(np.unique(np.concatenate([m.ravel() for m in labelled]))) >= {0, 1, 2, 5, 6}
-
-
-def test_speed(tmp_path):
-    """20 images of 120x160 in a few seconds (vectorised ray casting)."""
-    t = time.time()
-    generate('pascal', str(tmp_path / 'p'), 16, 4, seed=0, size=(120, 160))
-    assert time.time() - t < 10
 
 
 def test_cli(tmp_path, capsys):

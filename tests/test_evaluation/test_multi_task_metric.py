@@ -1,4 +1,4 @@
-"""MultiTaskMetric: keys and units, DDP-style reduction, edge export, Δm, config errors."""
+"""MultiTaskMetric: keys, DDP-style reduction, edge export, Δm, config errors."""
 import os
 
 import cv2
@@ -76,10 +76,7 @@ def test_keys_units_and_registry():
         'normals/within_30', 'edge/odsF', 'edge/oisF', 'edge/AP', 'multi_task/delta_m'
     }
     assert set(res) == expected
-    assert 1 < res['semseg/mIoU'] <= 100  # percent
-    assert 1 < res['edge/odsF'] <= 100
-    assert 0 < res['depth/rmse'] < 1  # metres
-    assert 5 < res['normals/mean'] < 60  # degrees
+    # the values (and their units) against hand computations: test_metric_values.py
 
 
 def test_perfect_predictions():
