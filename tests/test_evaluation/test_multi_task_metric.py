@@ -195,6 +195,31 @@ def test_edge_worker_processes_give_the_same_numbers():
         pooled.evaluators['edge'].close()
 
 
+def test_pending_edge_work_is_awaited_with_a_progress_bar(monkeypatch, capsys):
+    from concurrent.futures import Future
+
+    from mmengine.utils import ProgressBar
+
+    import mmmt.evaluation.metrics.multi_task_metric as mtm
+    samples = [s.to_dict() for s in _samples(2, tasks=('edge', ))]
+    serial = MultiTaskMetric(tasks=['edge'])
+    serial.process({}, samples)
+    expected = serial.evaluate(2)
+    metric = MultiTaskMetric(tasks=['edge'])
+    metric.process({}, samples)
+    future = Future()
+    payload, metric.results[1]['edge'] = metric.results[1]['edge'], future
+
+    def bar_then_finish(total, **kwargs):  # the worker "finishes" once the bar is shown
+        bar = ProgressBar(total, **kwargs)
+        future.set_result(payload)
+        return bar
+
+    monkeypatch.setattr(mtm, 'ProgressBar', bar_then_finish)
+    assert metric.evaluate(2) == expected
+    assert '1/1' in capsys.readouterr().out
+
+
 def test_delta_m_reproduces_the_paper():
     # spec E.7: MTMamba 55.82 / 0.5066 / 18.63 / 78.70 -> +2.38; the multi-task baseline -1.87
     res = {'semseg/mIoU': 55.82, 'depth/rmse': 0.5066, 'normals/mean': 18.63, 'edge/odsF': 78.70}
