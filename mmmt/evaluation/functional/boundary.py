@@ -91,10 +91,11 @@ def edge_nms(prob: np.ndarray, sigma: float = 1.0) -> np.ndarray:
     """Non-maximum suppression of an edge probability map across the edge (Canny style).
 
     Optional pre-processing (``nms='canny'``; not SEISM's suppression, which is
-    :func:`~mmmt.evaluation.functional.seism_nms.seism_nms`). The direction across the edge at each pixel is the gradient direction of the Gaussian-smoothed
-    map (on either flank of a ridge it points towards the crest); a pixel is kept when its value
-    is not smaller than the bilinearly interpolated values one pixel away on both sides along
-    that direction. Pixels where the smoothed gradient vanishes (crests, flat areas) are kept.
+    :func:`~mmmt.evaluation.functional.seism_nms.seism_nms`). The direction across the edge at
+    each pixel is the gradient direction of the Gaussian-smoothed map (on either flank of a
+    ridge it points towards the crest); a pixel is kept when its value is not smaller than the
+    bilinearly interpolated values one pixel away on both sides along that direction. Pixels
+    where the smoothed gradient vanishes (crests, flat areas) are kept.
 
     Args:
         prob (np.ndarray): (H, W) edge probabilities.

@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence, Type
 import numpy as np
 
 from ..functional import (DEFAULT_EDGE_PROTOCOL, boundary_metrics, boundary_pr_counts,
-                          check_boundary_options, depth_metrics, depth_sums, edge_protocol, normals_metrics,
-                          normals_stats, resolve_edge_thresholds,
+                          check_boundary_options, depth_metrics, depth_sums, edge_protocol,
+                          normals_metrics, normals_stats, resolve_edge_thresholds,
                           saliency_counts, saliency_metrics, save_edge_png,
                           segmentation_counts, segmentation_metrics)
 from ..functional.saliency import SAL_THRESHOLDS
