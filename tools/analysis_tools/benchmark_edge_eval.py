@@ -5,12 +5,17 @@ random straight creases. Prediction: what a trained boundary head tends to outpu
 truth smoothly warped by a few pixels and blurred into ridges several pixels wide, of varying
 strength, with some boundaries missed, spurious texture responses and a noisy background -- as
 probabilities in [0, 1] (odsF around 70-80, like real NYUD-v2 models). Every image is evaluated
-exactly as ``MultiTaskMetric`` does (99 thresholds, 8-bit quantisation, thinning, one-to-one
-matching within ``max_dist`` of the diagonal).
+exactly as ``MultiTaskMetric`` does, by default with SEISM's current protocol (8-bit
+quantisation, structured-edge NMS, 101 thresholds, thinning, thinned seg2bmap ground truth,
+one-to-one matching within ``max_dist`` of the diagonal).
 
-Example::
+``--compare`` evaluates the same predictions under each protocol and with one setting of the
+SEISM protocol changed at a time, and prints the effect of each on odsF, oisF and AP.
+
+Examples::
 
     python tools/analysis_tools/benchmark_edge_eval.py --num 100 --size 448 576 --nproc 2
+    python tools/analysis_tools/benchmark_edge_eval.py --num 30 --compare --nproc 2
 """
 import argparse
 import multiprocessing
@@ -18,13 +23,15 @@ import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
 
-from mmmt.evaluation.functional import (boundary_metrics, boundary_pr_counts,
-                                        resolve_edge_thresholds, seg2bmap, thin_binary)
+from mmmt.evaluation.functional import (DEFAULT_EDGE_PROTOCOL, DEFAULT_EDGE_THRESHOLDS,
+                                        EDGE_PROTOCOLS, boundary_metrics, boundary_pr_counts,
+                                        edge_protocol, resolve_edge_thresholds, seg2bmap,
+                                        thin_binary)
 
 
 def synthesize(seed: int, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -60,12 +67,40 @@ def synthesize(seed: int, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray
     return pred.astype(np.float32), gt.astype(np.float32)
 
 
-def _evaluate(args) -> Tuple[np.ndarray, float, float]:
-    seed, size, kwargs = args
+def variants(protocol: str, max_dist: float, thresholds: Optional[int], nms: Optional[str],
+             gt_mode: Optional[str], compare: bool) -> List[Tuple[str, dict]]:
+    """(name, boundary_pr_counts keyword arguments) of every evaluation to run per image."""
+
+    def settings(name: str, **changes) -> dict:
+        kw = edge_protocol(name)
+        kw.update({k: v for k, v in changes.items() if v is not None})
+        kw['thresholds'] = resolve_edge_thresholds(kw['thresholds'])
+        kw['max_dist'] = max_dist
+        return kw
+
+    main = settings(protocol, thresholds=thresholds, gt_mode=gt_mode,
+                    nms=None if nms is None else (False if nms == 'none' else nms))
+    runs = [(protocol, main)]
+    if compare:
+        runs += [
+            ('seism, no NMS', settings('seism', nms=False)),
+            ('seism, Canny-style NMS', settings('seism', nms='canny')),
+            ('seism, 99 thresholds', settings('seism', thresholds=DEFAULT_EDGE_THRESHOLDS)),
+            ("seism, gt_mode 'thin'", settings('seism', gt_mode='thin')),
+            ('seism-2016-01', settings('seism-2016-01')),
+        ]
+    return runs
+
+
+def _evaluate(args) -> List[Tuple[np.ndarray, float, float]]:
+    seed, size, runs = args
     pred, gt = synthesize(seed, size)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    counts = boundary_pr_counts(pred, gt, **kwargs)
-    return counts, time.perf_counter() - start, time.process_time() - cpu_start
+    out = []
+    for _, kwargs in runs:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        counts = boundary_pr_counts(pred, gt, **kwargs)
+        out.append((counts, time.perf_counter() - start, time.process_time() - cpu_start))
+    return out
 
 
 def main() -> None:
@@ -74,16 +109,24 @@ def main() -> None:
     parser.add_argument('--size', type=int, nargs=2, default=(448, 576), metavar=('H', 'W'))
     parser.add_argument('--max-dist', type=float, default=0.011,
                         help='tolerance, fraction of the diagonal (NYUD 0.011, PASCAL 0.0075)')
-    parser.add_argument('--thresholds', type=int, default=99, help='number of thresholds')
+    parser.add_argument('--protocol', default=DEFAULT_EDGE_PROTOCOL,
+                        choices=sorted(EDGE_PROTOCOLS), help='boundary protocol')
+    parser.add_argument('--thresholds', type=int, default=None,
+                        help="number of uniform thresholds (default: the protocol's)")
+    parser.add_argument('--nms', choices=('seism', 'canny', 'none'), default=None,
+                        help="non-maximum suppression (default: the protocol's)")
+    parser.add_argument('--gt-mode', default=None,
+                        help="ground-truth boundaries, e.g. thin (default: the protocol's)")
+    parser.add_argument('--compare', action='store_true',
+                        help='also evaluate the same images under the other settings')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes')
-    parser.add_argument('--nms', action='store_true', help='apply non-maximum suppression')
     args = parser.parse_args()
 
-    thresholds = resolve_edge_thresholds(None if args.thresholds == 99 else args.thresholds)
-    kwargs = dict(thresholds=thresholds, max_dist=args.max_dist, nms=args.nms)
+    runs = variants(args.protocol, args.max_dist, args.thresholds, args.nms, args.gt_mode,
+                    args.compare)
     size = tuple(args.size)
     print(f'synthesising {args.num} images of {size[0]}x{size[1]} (not timed) ...', flush=True)
-    jobs = [(seed, size, kwargs) for seed in range(args.num)]
+    jobs = [(seed, size, runs) for seed in range(args.num)]
     # Synthesis runs inside the workers but outside the per-image timing; the wall clock includes
     # it (and whatever else runs on the machine), so both are reported.
     start = time.perf_counter()
@@ -94,10 +137,6 @@ def main() -> None:
     else:
         results = [_evaluate(job) for job in jobs]
     wall = time.perf_counter() - start
-    counts = [r[0] for r in results]
-    eval_wall = sum(r[1] for r in results)
-    eval_cpu = sum(r[2] for r in results)
-    res = boundary_metrics(counts, thresholds)
     workers = max(args.nproc, 1)
     try:
         load = ', load average %.2f %.2f %.2f' % os.getloadavg()
@@ -105,15 +144,23 @@ def main() -> None:
         load = ''
     print(f'cpu cores: {os.cpu_count()}{load}; worker processes: {workers}; '
           f'python {sys.version.split()[0]}')
-    print(f'per image: {1000 * eval_cpu / args.num:.0f} ms CPU, '
-          f'{1000 * eval_wall / args.num:.0f} ms elapsed ({len(thresholds)} thresholds, '
-          f'max_dist {args.max_dist}{", nms" if args.nms else ""})')
-    print(f'evaluation of {args.num} images: {eval_cpu:.1f} s CPU -> {eval_cpu / workers:.1f} s '
-          f'on {workers} free core(s), i.e. {args.num * workers / eval_cpu:.2f} images/s')
+    for r, (name, kwargs) in enumerate(runs):
+        counts = [res[r][0] for res in results]
+        eval_wall = sum(res[r][1] for res in results)
+        eval_cpu = sum(res[r][2] for res in results)
+        metrics = boundary_metrics(counts, kwargs['thresholds'])
+        print(f"[{name}] per image: {1000 * eval_cpu / args.num:.0f} ms CPU, "
+              f"{1000 * eval_wall / args.num:.0f} ms elapsed ({len(kwargs['thresholds'])} "
+              f"thresholds, nms {kwargs['nms']}, gt {kwargs['gt_mode']}, "
+              f"max_dist {args.max_dist})")
+        print(f'[{name}] evaluation of {args.num} images: {eval_cpu:.1f} s CPU -> '
+              f'{eval_cpu / workers:.1f} s on {workers} free core(s), i.e. '
+              f'{args.num * workers / eval_cpu:.2f} images/s')
+        print(f"[{name}] odsF {100 * metrics['odsF']:.2f}  oisF {100 * metrics['oisF']:.2f}  "
+              f"AP {100 * metrics['AP']:.2f} (ODS threshold {metrics['ods_threshold']:.3f})")
     print(f'measured wall clock: {wall:.1f} s ({args.num / wall:.2f} images/s) including '
-          'synthesis, process start-up and any other load on the machine')
-    print(f"odsF {100 * res['odsF']:.2f}  oisF {100 * res['oisF']:.2f}  AP {100 * res['AP']:.2f} "
-          f"(ODS threshold {res['ods_threshold']:.2f})")
+          'synthesis, process start-up, every setting evaluated and any other load on the '
+          'machine')
 
 
 if __name__ == '__main__':

@@ -1,11 +1,13 @@
 """One mmengine metric for every dense task of a multi-task model."""
-from concurrent.futures import Future
+import sys
+from concurrent.futures import Future, as_completed
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
+from mmengine.utils import ProgressBar
 
 from mmmt.registry import METRICS
 from ..functional.delta_m import DELTA_M_METRICS, NYUD_SINGLE_TASK_BASELINES, delta_m
@@ -174,7 +176,20 @@ class MultiTaskMetric(BaseMetric):
             self.results.append(result)
 
     def evaluate(self, size: int) -> dict:
-        """Wait for pending per-image work, then gather and compute (see BaseMetric)."""
+        """Wait for pending per-image work, then gather and compute (see BaseMetric).
+
+        Per-image work still running in worker processes (``edge=dict(nproc=N)``) is awaited
+        with a progress bar on stdout.
+        """
+        pending = [p for r in self.results for p in r.values()
+                   if isinstance(p, Future) and not p.done()]
+        if pending:
+            print_log(f'MultiTaskMetric: waiting for {len(pending)} images in worker processes',
+                      logger='current')
+            bar = ProgressBar(len(pending), file=sys.stdout)
+            for _ in as_completed(pending):
+                bar.update()
+            bar.file.write('\n')
         for result in self.results:
             for task, payload in result.items():
                 if isinstance(payload, Future):

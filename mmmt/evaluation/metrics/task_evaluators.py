@@ -9,7 +9,8 @@ from typing import Any, Dict, List, Optional, Sequence, Type
 
 import numpy as np
 
-from ..functional import (boundary_metrics, boundary_pr_counts, depth_metrics, depth_sums,
+from ..functional import (DEFAULT_EDGE_PROTOCOL, boundary_metrics, boundary_pr_counts,
+                          check_boundary_options, depth_metrics, depth_sums, edge_protocol,
                           normals_metrics, normals_stats, resolve_edge_thresholds,
                           saliency_counts, saliency_metrics, save_edge_png,
                           segmentation_counts, segmentation_metrics)
@@ -259,19 +260,28 @@ def _boundary_payload(prob: np.ndarray, gt: np.ndarray, kwargs: dict) -> Optiona
 class BoundaryEvaluator(TaskEvaluator):
     """Boundary detection: odsF, oisF and AP in the SEISM way (spec E.6), percent.
 
+    ``protocol`` picks the settings (docs/metrics.md); ``thresholds``, ``nms`` and ``gt_mode``
+    left at None take the protocol's value, any other value overrides it:
+
+    * ``'seism'``: the 101 thresholds of SEISM's ``HED.txt``, ``nms='seism'``,
+      ``gt_mode='seg2bmap_thin'``;
+    * ``'seism-2016-01'``: 99 thresholds 0.01 ... 0.99, no suppression, ``gt_mode='thin'``.
+
     Args:
         task (str): Task name.
         max_dist (float): Matching tolerance as a fraction of the image diagonal: 0.011 for
             NYUD-v2 (default), 0.0075 for PASCAL-Context.
+        protocol (str): ``'seism'`` (default: SEISM's current reader, structured-edge
+            non-maximum suppression) or ``'seism-2016-01'`` (mmmt's earlier protocol, no
+            suppression).
         thresholds: Threshold set, see
-            :func:`~mmmt.evaluation.functional.resolve_edge_thresholds`. Defaults to the 99
-            thresholds 0.01 ... 0.99.
+            :func:`~mmmt.evaluation.functional.resolve_edge_thresholds`.
         quantize (bool): Evaluate the 8-bit PNG values SEISM reads. Defaults to True.
-        nms (bool): Non-maximum suppression before thresholding (SEISM has none). Defaults to
-            False.
-        thin_pred (bool): Thin every binarised prediction (SEISM: True).
-        gt_mode (str): ``'thin'`` (default), ``'raw'`` or ``'seg2bmap'``, see
+        nms (bool | str, optional): ``'seism'``, ``'canny'`` (True) or False, see
             :func:`~mmmt.evaluation.functional.boundary_pr_counts`.
+        thin_pred (bool): Thin every binarised prediction (SEISM: True).
+        gt_mode (str, optional): ``'seg2bmap_thin'``, ``'thin'``, ``'raw'`` or ``'seg2bmap'``,
+            see :func:`~mmmt.evaluation.functional.boundary_pr_counts`.
         gt_threshold (float): Ground-truth pixels > this are boundaries. Defaults to 0.
         evaluate (bool): Compute the metrics; False only writes PNGs (fast). Defaults to True.
         save_dir (str, optional): Write each prediction as ``<save_dir>/<image id>.png``
@@ -288,11 +298,12 @@ class BoundaryEvaluator(TaskEvaluator):
     def __init__(self,
                  task: str,
                  max_dist: float = 0.011,
+                 protocol: str = DEFAULT_EDGE_PROTOCOL,
                  thresholds: Any = None,
                  quantize: bool = True,
-                 nms: bool = False,
+                 nms: Any = None,
                  thin_pred: bool = True,
-                 gt_mode: str = 'thin',
+                 gt_mode: Optional[str] = None,
                  gt_threshold: float = 0.0,
                  evaluate: bool = True,
                  save_dir: Optional[str] = None,
@@ -301,18 +312,26 @@ class BoundaryEvaluator(TaskEvaluator):
                  mp_start_method: str = 'spawn',
                  ignore_index: Optional[float] = 255) -> None:
         super().__init__(task, ignore_index)
-        if gt_mode not in ('thin', 'raw', 'seg2bmap'):
-            raise ValueError(f'gt_mode must be thin, raw or seg2bmap, got {gt_mode!r}')
-        self.thresholds = resolve_edge_thresholds(thresholds)
+        settings = edge_protocol(protocol)
+        self.protocol = protocol
+        if thresholds is not None:
+            settings['thresholds'] = thresholds
+        if nms is not None:
+            settings['nms'] = nms
+        if gt_mode is not None:
+            settings['gt_mode'] = gt_mode
+        self.thresholds = resolve_edge_thresholds(settings['thresholds'])
         self.eval_kwargs = dict(
             thresholds=self.thresholds,
             max_dist=float(max_dist),
             quantize=bool(quantize),
-            nms=bool(nms),
+            nms=settings['nms'],
             thin_pred=bool(thin_pred),
-            gt_mode=gt_mode,
+            gt_mode=settings['gt_mode'],
             gt_threshold=float(gt_threshold),
             ignore_index=ignore_index)
+        # Fail at construction, not in a worker, on a bad nms or gt_mode.
+        check_boundary_options(settings['nms'], settings['gt_mode'])
         self.evaluate = evaluate
         self.save_dir = save_dir
         self.overwrite = overwrite
@@ -388,7 +407,9 @@ class BoundaryEvaluator(TaskEvaluator):
             parts.append(f"{self.task}: ODS threshold {res['ods_threshold']:.3f}, precision "
                          f"{100 * res['ods_precision']:.2f}, recall "
                          f"{100 * res['ods_recall']:.2f} over {res['num_images']} images "
-                         f"(maxDist {self.eval_kwargs['max_dist']})")
+                         f"(protocol {self.protocol!r}, {self.thresholds.size} thresholds, "
+                         f"nms {self.eval_kwargs['nms']}, gt {self.eval_kwargs['gt_mode']}, "
+                         f"maxDist {self.eval_kwargs['max_dist']})")
         if self.save_dir is not None:
             parts.append(f'{self.task}: wrote {self.num_saved} PNGs to {self.save_dir}')
             if self.num_skipped_existing:
