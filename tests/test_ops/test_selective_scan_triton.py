@@ -2,9 +2,9 @@
 tensors (``MMMT_SCAN_BACKEND=triton TRITON_INTERPRET=1``, set per test), plus its dispatch.
 
 The interpreter's generic ``tl.associative_scan`` calls the combine function once per tensor
-element (minutes for these tests); the ``interpreted`` fixture swaps in a version that calls
-it once per position along the scanned axis on whole slices. The combine is elementwise, so
-the kernels compute exactly the same thing.
+element (minutes for these tests); the ``interpreted`` fixture swaps in a scan in log2(length)
+steps that calls it on whole arrays, as a GPU combines elements in a tree. The kernels compute
+the same thing, up to the rounding of a different association order.
 """
 import importlib
 import sys
@@ -22,22 +22,24 @@ triton_scan = importlib.import_module('mmmt.ops.selective_scan_triton')
 NAMES = ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias']
 
 
-def _scan_by_slices(self, input):
-    axis = self.axis
-    datas = [arg.handle.data for arg in input]
-    outs = [np.empty_like(d) for d in datas]
-    acc = None
-    for i in range(datas[0].shape[axis]):
-        cur = tuple(self.to_tensor(np.take(d, i, axis=axis), arg.dtype)
-                    for d, arg in zip(datas, input))
-        if acc is None:
-            acc = cur
-        else:
-            res = self.combine_fn.fn(*acc, *cur)
-            acc = res if isinstance(res, tuple) else (res, )
-        for out, a in zip(outs, acc):
-            np.moveaxis(out, axis, 0)[i] = a.handle.data
-    return [self.to_tensor(out, arg.dtype) for out, arg in zip(outs, input)]
+def _scan_in_log_steps(self, input):
+    """Inclusive scan along ``self.axis`` in log2(length) steps (Hillis-Steele, as a GPU
+    scans): step k combines every element with the one 2^k before it, on whole arrays."""
+    arrays = [np.moveaxis(arg.handle.data, self.axis, 0).copy() for arg in input]
+    step = 1
+    while step < arrays[0].shape[0]:
+        # whole (power-of-2) shapes: the first `step` rows combine with a stand-in and are
+        # then kept as they were
+        earlier = [self.to_tensor(np.concatenate([a[:step], a[:-step]]), arg.dtype)
+                   for a, arg in zip(arrays, input)]
+        later = [self.to_tensor(a, arg.dtype) for a, arg in zip(arrays, input)]
+        res = self.combine_fn.fn(*earlier, *later)
+        res = res if isinstance(res, tuple) else (res, )
+        arrays = [np.concatenate([a[:step], r.handle.data[step:]])
+                  for a, r in zip(arrays, res)]
+        step *= 2
+    return [self.to_tensor(np.moveaxis(a, 0, self.axis), arg.dtype)
+            for a, arg in zip(arrays, input)]
 
 
 def _language_namespaces():
@@ -53,7 +55,7 @@ def interpreted(monkeypatch):
     process: everything it may touch is put back afterwards."""
     from triton.runtime import interpreter
     saved = [(ns, dict(vars(ns))) for ns in _language_namespaces()]
-    monkeypatch.setattr(interpreter.ScanOps, 'generic_scan', _scan_by_slices)
+    monkeypatch.setattr(interpreter.ScanOps, 'generic_scan', _scan_in_log_steps)
     monkeypatch.setenv('TRITON_INTERPRET', '1')
     monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
     monkeypatch.setattr(triton_scan, 'failure', None)
@@ -227,3 +229,23 @@ def test_cuda_picks_a_fused_backend_by_itself(monkeypatch):
     out, last = selective_scan_fn(**x, delta_softplus=True, return_last_state=True)
     ref, ref_last = scan_oracle(**{k: v.cpu() for k, v in x.items()}, delta_softplus=True)
     assert rel_err(out.cpu(), ref) <= 1e-5 and rel_err(last.cpu(), ref_last) <= 1e-5
+
+
+def test_sequence_longer_than_64k(interpreted, monkeypatch):
+    """L past 2^16 (65 chunks of 1024 steps, fewer interpreter steps than 64-step chunks; the
+    last chunk partial) against the C++ kernel, itself checked against the oracle
+    (tests/test_ops/test_selective_scan_cpu.py); the oracle's Python loop would take longer
+    than the scan here."""
+    monkeypatch.setattr(triton_scan, 'BLOCK_L', 1024)
+    x = make_inputs(batch=1, dim=2, length=(1 << 16) + 3, n=2)
+    leaves = [{k: v.clone().requires_grad_(True) for k, v in x.items()} for _ in range(2)]
+    results = []
+    for backend, a in zip(('triton', 'cpp'), leaves):
+        monkeypatch.setenv('MMMT_SCAN_BACKEND', backend)
+        out, last = selective_scan_fn(**a, delta_softplus=True, return_last_state=True)
+        (out.sum() + last.sum()).backward()
+        results.append((out, last))
+    assert rel_err(results[0][0], results[1][0]) <= 1e-5
+    assert rel_err(results[0][1], results[1][1]) <= 1e-5
+    for k in NAMES:
+        assert rel_err(leaves[0][k].grad, leaves[1][k].grad) <= 1e-4, k
