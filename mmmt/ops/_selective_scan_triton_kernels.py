@@ -80,31 +80,41 @@ def _dt_tile(delta_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.c
 
 
 @triton.jit
-def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr,
-                    last_ptr, ckpt_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
-                    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
-                    SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr, ACC: tl.constexpr,
-                    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
-    pid_d = tl.program_id(0)
+def _program(A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D: tl.constexpr,
+             HAS_BIAS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
+             BLOCK_N: tl.constexpr):
+    """This program's channels and states, their masks and parameters (D and bias 0 when
+    absent), and the row offsets of its u/delta/z, B and C rows and of its states."""
     g = tl.program_id(1)
     b = tl.program_id(2).to(tl.int64)
-    dl = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
+    dl = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
     d_mask = dl < DG
     d = g * DG + dl
     n = tl.arange(0, BLOCK_N)
     n_mask = n < N
     dn_mask = d_mask[:, None] & n_mask[None, :]
     A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=dn_mask, other=0.0).to(ACC)
+    bias = _zeros((BLOCK_D, ), ACC)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(ACC)
-    else:
-        bias = _zeros((BLOCK_D, ), ACC)
+    Dv = _zeros((BLOCK_D, ), ACC)
     if HAS_D:
         Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(ACC)
     row = (b * DIM + d) * L  # (BLOCK_D,) start of each channel's row
     b_row = ((b * GB + g % GB) * N + n) * L  # (BLOCK_N,) start of each state's B row
     c_row = ((b * GC + g % GC) * N + n) * L
     state_offs = (b * DIM + d)[:, None] * N + n[None, :]
+    return b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs
+
+
+@triton.jit
+def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr,
+                    last_ptr, ckpt_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
+                    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr, ACC: tl.constexpr,
+                    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
+    b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs = _program(
+        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
     last_col = (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, None, :]
     h = _zeros((BLOCK_D, BLOCK_N), ACC)
     for c in range(NCHUNK):
@@ -150,26 +160,8 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
     entering from the next chunk applied with the scanned decay products. The chunk's states
     are recomputed from its checkpoint; ``a_t h_{t-1}`` (for dA and d dt) is ``h_t - dt u B``.
     """
-    pid_d = tl.program_id(0)
-    g = tl.program_id(1)
-    b = tl.program_id(2).to(tl.int64)
-    dl = pid_d * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = dl < DG
-    d = g * DG + dl
-    n = tl.arange(0, BLOCK_N)
-    n_mask = n < N
-    dn_mask = d_mask[:, None] & n_mask[None, :]
-    A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=dn_mask, other=0.0).to(ACC)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(ACC)
-    else:
-        bias = _zeros((BLOCK_D, ), ACC)
-    if HAS_D:
-        Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(ACC)
-    row = (b * DIM + d) * L
-    b_row = ((b * GB + g % GB) * N + n) * L
-    c_row = ((b * GC + g % GC) * N + n) * L
-    state_offs = (b * DIM + d)[:, None] * N + n[None, :]
+    b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs = _program(
+        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
     first_col = (tl.arange(0, BLOCK_L) == 0)[None, None, :]
     if HAS_DLAST:
         g_next = tl.load(dlast_ptr + state_offs, mask=dn_mask, other=0.0).to(ACC)

@@ -65,7 +65,7 @@ def available_backends() -> Tuple[str, ...]:
         names.append('cpp')
     if _mamba_cuda_fn() is not None and torch.cuda.is_available():
         names.append('cuda')
-    if _triton_usable() and (torch.cuda.is_available() or triton_scan.interpreter_enabled()):
+    if (torch.cuda.is_available() or triton_scan.interpreter_enabled()) and _triton_usable():
         names.append('triton')
     return tuple(names)
 
