@@ -66,17 +66,43 @@ def _sigmoid(x):
 
 
 @triton.jit
-def _dt_tile(delta_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-             ACC: tl.constexpr):
-    """dt = softplus(delta + bias) (or without softplus) on a (BLOCK_D, BLOCK_L) tile, 0 where
-    masked; also the pre-softplus value (for the softplus derivative)."""
-    x = tl.load(delta_ptr + offs, mask=mask, other=0.0).to(ACC)
+def _dt(delta, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACC: tl.constexpr):
+    """dt = softplus(delta + bias) (or without softplus) on a (BLOCK_D, BLOCK_L) tile of delta,
+    0 where masked; also the pre-softplus value (for the softplus derivative)."""
+    x = delta.to(ACC)
     if HAS_BIAS:
         x = x + bias[:, None]
     dt = x
     if SOFTPLUS:
         dt = _softplus(x)
     return tl.where(mask, dt, 0.0), x
+
+
+@triton.jit
+def _dt_tile(delta_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+             ACC: tl.constexpr):
+    """:func:`_dt` of the delta tile at ``offs``."""
+    return _dt(tl.load(delta_ptr + offs, mask=mask, other=0.0), bias, mask, HAS_BIAS, SOFTPLUS,
+               ACC)
+
+
+@triton.jit
+def _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask, n_mask, c, L,
+              HAS_Z: tl.constexpr, BLOCK_L: tl.constexpr):
+    """Chunk c's u, delta, B, C and z tiles in their own dtypes (z: u when there is none)."""
+    t = c * BLOCK_L + tl.arange(0, BLOCK_L)
+    t_mask = t < L
+    m2 = d_mask[:, None] & t_mask[None, :]
+    mnt = n_mask[:, None] & t_mask[None, :]
+    offs = row[:, None] + t[None, :]
+    uu = tl.load(u_ptr + offs, mask=m2, other=0.0)
+    delta = tl.load(delta_ptr + offs, mask=m2, other=0.0)
+    Bv = tl.load(B_ptr + b_row[:, None] + t[None, :], mask=mnt, other=0.0)
+    Cv = tl.load(C_ptr + c_row[:, None] + t[None, :], mask=mnt, other=0.0)
+    zz = uu
+    if HAS_Z:
+        zz = tl.load(z_ptr + offs, mask=m2, other=0.0)
+    return uu, delta, Bv, Cv, zz
 
 
 @triton.jit
@@ -117,19 +143,25 @@ def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
         A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
     last_col = (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, None, :]
     h = _zeros((BLOCK_D, BLOCK_N), ACC)
+    # chunk 0's inputs; in the loop the next chunk's are loaded before this one's are used, so
+    # that their memory latency overlaps this chunk's scan (Triton does not pipeline these
+    # loads itself; past the last chunk every lane is masked and nothing is read)
+    nxt = _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask, n_mask,
+                    0, L, HAS_Z, BLOCK_L)
     for c in range(NCHUNK):
+        u_c, delta_c, B_c, C_c, z_c = nxt
+        nxt = _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask,
+                        n_mask, c + 1, L, HAS_Z, BLOCK_L)
         t = c * BLOCK_L + tl.arange(0, BLOCK_L)
-        t_mask = t < L
-        m2 = d_mask[:, None] & t_mask[None, :]
-        mnt = n_mask[:, None] & t_mask[None, :]
+        m2 = d_mask[:, None] & (t < L)[None, :]
         offs = row[:, None] + t[None, :]
         if SAVE_CKPT:
             tl.store(ckpt_ptr + ((b * DIM + d)[:, None] * NCHUNK + c) * N + n[None, :], h,
                      mask=dn_mask)
-        uu = tl.load(u_ptr + offs, mask=m2, other=0.0).to(ACC)
-        dt, _ = _dt_tile(delta_ptr, bias, offs, m2, HAS_BIAS, SOFTPLUS, ACC)
-        Bv = tl.load(B_ptr + b_row[:, None] + t[None, :], mask=mnt, other=0.0).to(ACC)
-        Cv = tl.load(C_ptr + c_row[:, None] + t[None, :], mask=mnt, other=0.0).to(ACC)
+        uu = u_c.to(ACC)
+        dt, _ = _dt(delta_c, bias, m2, HAS_BIAS, SOFTPLUS, ACC)
+        Bv = B_c.to(ACC)
+        Cv = C_c.to(ACC)
         decay = tl.exp(dt[:, None, :] * A[:, :, None])
         inp = (dt * uu)[:, None, :] * Bv[None, :, :]
         cum_a, cum_x = tl.associative_scan((decay, inp), 2, _combine)
@@ -138,10 +170,13 @@ def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
         if HAS_D:
             y = y + Dv[:, None] * uu
         if HAS_Z:
-            zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
+            zz = z_c.to(ACC)
             y = y * zz * _sigmoid(zz)
         tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m2)
-        h = _sum(tl.where(last_col, hs, 0.0), axis=2)
+        # the state carried on: the chunk's total map applied to h (the scan's last column,
+        # taken from the scan rather than from hs, so that the loop-carried chain is one FMA)
+        h = (_sum(tl.where(last_col, cum_a, 0.0), axis=2) * h +
+             _sum(tl.where(last_col, cum_x, 0.0), axis=2))
     tl.store(last_ptr + state_offs, h, mask=dn_mask)
 
 
@@ -207,7 +242,8 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
         cum_an, cum_g = tl.associative_scan((decay_next, Cv[None, :, :] * dy[:, None, :]), 2,
                                             _combine, reverse=True)
         gs = cum_an * g_next[:, :, None] + cum_g
-        g_next = _sum(tl.where(first_col, gs, 0.0), axis=2)
+        g_next = (_sum(tl.where(first_col, cum_an, 0.0), axis=2) * g_next +
+                  _sum(tl.where(first_col, cum_g, 0.0), axis=2))
         # parameter and input gradients of the chunk
         tl.atomic_add(dB_ptr + b_row[:, None] + t[None, :],
                       _sum(gs * dtu[:, None, :], axis=0), mask=mnt)

@@ -15,6 +15,7 @@ interpreter, on CPU tensors too (slow; that is how the tests check them without 
 interpreted kernels are a separate module object, so the compiled ones in the same process are
 unaffected.
 """
+import contextlib
 import functools
 import importlib.util
 import os
@@ -35,11 +36,11 @@ MAX_STATE = 64
 #: Time steps per chunk: the scan tile's length and the checkpoint interval (a power of 2).
 BLOCK_L = 64
 #: Elements of one (channels x states x steps) scan tile in the forward and the backward pass,
-#: and warps per program. Chosen from ptxas's register report for sm_90 (N = 16: forward 128
-#: registers, backward 204, no spills; the backward pass holds about twice as many tiles, and a
-#: larger tile there spills), not from GPU timings: none were possible yet
-#: (docs/benchmarks_gpu.md).
-TILE_FWD = 4096
+#: and warps per program. Chosen from ptxas's register report for sm_90 (N = 16, 64-step chunks,
+#: 2 channels per program, no z as SS2D calls it: forward 128 registers with the next chunk's
+#: inputs prefetched, backward 182; no spills; 4 channels per program need 164 and 255), not
+#: from GPU timings: none were possible yet (docs/benchmarks_gpu.md).
+TILE_FWD = 2048
 TILE_BWD = 2048
 NUM_WARPS = 8
 #: Why a Triton kernel failed in this process (it is then not used again), or None.
@@ -95,6 +96,11 @@ def _blocks(dim_group: int, dim_state: int, tile: int) -> Tuple[int, int]:
     return block_d, block_n
 
 
+def _on_device(t: torch.Tensor):
+    """Triton launches on the current CUDA device: make it the tensors' one."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
 def _as_groups(m: torch.Tensor) -> torch.Tensor:
     return (m if m.dim() == 4 else m.unsqueeze(1)).contiguous()
 
@@ -120,13 +126,14 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         ckpt = (torch.empty(batch, dim, nchunk, dim_state, dtype=acc, device=u.device)
                 if need_grad else last)
         grid = (-(-(dim // groups) // block_d), groups, batch)
-        kern.scan_fwd_kernel[grid](
-            u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
-            delta_bias if delta_bias is not None else u, out, last, ckpt, length, dim,
-            dim // groups, dim_state, nchunk, Bg.shape[1], Cg.shape[1],
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=bool(delta_softplus), SAVE_CKPT=need_grad, ACC=_tl_dtype(acc),
-            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=BLOCK_L, num_warps=NUM_WARPS)
+        with _on_device(u):
+            kern.scan_fwd_kernel[grid](
+                u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
+                delta_bias if delta_bias is not None else u, out, last, ckpt, length, dim,
+                dim // groups, dim_state, nchunk, Bg.shape[1], Cg.shape[1],
+                HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                SOFTPLUS=bool(delta_softplus), SAVE_CKPT=need_grad, ACC=_tl_dtype(acc),
+                BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=BLOCK_L, num_warps=NUM_WARPS)
         if need_grad:
             ctx.save_for_backward(u, delta, A, Bg, Cg, D, z, delta_bias, ckpt)
             ctx.delta_softplus = bool(delta_softplus)
@@ -190,15 +197,16 @@ def _backward_kernel(ctx, dout, dlast):
     dD = torch.empty(batch, dim, dtype=acc, device=u.device)
     dbias = torch.empty(batch, dim, dtype=acc, device=u.device)
     grid = (-(-(dim // groups) // block_d), groups, batch)
-    kern.scan_bwd_kernel[grid](
-        u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
-        delta_bias if delta_bias is not None else u, ckpt, dout,
-        dlast.contiguous() if dlast is not None else ckpt, du, ddelta, dA, dB, dC, dD,
-        dbias, dz if dz is not None else du, length, dim, dim // groups, dim_state, nchunk,
-        Bg.shape[1], Cg.shape[1],
-        HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-        SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None, ACC=_tl_dtype(acc),
-        BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=BLOCK_L, num_warps=NUM_WARPS)
+    with _on_device(u):
+        kern.scan_bwd_kernel[grid](
+            u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
+            delta_bias if delta_bias is not None else u, ckpt, dout,
+            dlast.contiguous() if dlast is not None else ckpt, du, ddelta, dA, dB, dC, dD,
+            dbias, dz if dz is not None else du, length, dim, dim // groups, dim_state, nchunk,
+            Bg.shape[1], Cg.shape[1],
+            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+            SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None, ACC=_tl_dtype(acc),
+            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=BLOCK_L, num_warps=NUM_WARPS)
     return [du, ddelta, dA.sum(0).to(A.dtype), dB.to(Bg.dtype), dC.to(Cg.dtype),
             None if D is None else dD.sum(0).to(D.dtype), dz,
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype)]

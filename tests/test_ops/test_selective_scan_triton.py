@@ -204,10 +204,14 @@ def test_kernels_compile_for_a_gpu():
     from triton.compiler import ASTSource
     kern = triton_scan._kernels(False)
     scalars = {'L', 'DIM', 'DG', 'N', 'NCHUNK', 'GB', 'GC'}
-    flags = dict(HAS_D=True, HAS_Z=True, HAS_BIAS=True, SOFTPLUS=True,
-                 ACC=triton.language.float32, BLOCK_N=16, BLOCK_L=triton_scan.BLOCK_L)
-    for fn, extra in ((kern.scan_fwd_kernel, dict(SAVE_CKPT=True, BLOCK_D=4)),
-                      (kern.scan_bwd_kernel, dict(HAS_DLAST=True, BLOCK_D=2))):
+    flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
+                 BLOCK_N=16, BLOCK_L=triton_scan.BLOCK_L)
+    # the block sizes of a Swin-L stage (384 channels per group, N = 16); with and without z
+    fwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_FWD)[0]
+    bwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_BWD)[0]
+    for fn, extra in ((kern.scan_fwd_kernel, dict(SAVE_CKPT=True, HAS_Z=True, BLOCK_D=fwd_d)),
+                      (kern.scan_fwd_kernel, dict(SAVE_CKPT=False, HAS_Z=False, BLOCK_D=fwd_d)),
+                      (kern.scan_bwd_kernel, dict(HAS_DLAST=True, HAS_Z=True, BLOCK_D=bwd_d))):
         consts = dict(flags, **extra)
         # bfloat16 activations, float32 parameters and accumulators
         sig = {a: 'constexpr' if a in consts else 'i32' if a in scalars else
