@@ -25,17 +25,15 @@ the tile's last column is the state at min(L, chunk end) - 1.
 """
 import triton
 import triton.language as tl
-from triton.runtime.interpreter import InterpretedFunction
 from triton.runtime.jit import JITFunction
 
 
 def _this_mode(fn):
-    """One of triton.language's own ``@jit`` helpers in the mode this file is loaded in: they
-    were decorated when Triton was imported, perhaps in the other mode, and an interpreted
-    kernel cannot call a compiled helper (nor the reverse)."""
+    """One of triton.language's own ``@jit`` helpers, interpreted if this file is loaded for
+    the interpreter: they were compiled-mode functions if Triton was imported without
+    ``TRITON_INTERPRET=1``, and an interpreted kernel cannot call those. (The reverse cannot
+    be repaired: a process that imported Triton for the interpreter cannot compile kernels.)"""
     if triton.knobs.runtime.interpret and isinstance(fn, JITFunction):
-        return triton.jit(fn.fn)
-    if not triton.knobs.runtime.interpret and isinstance(fn, InterpretedFunction):
         return triton.jit(fn.fn)
     return fn
 
