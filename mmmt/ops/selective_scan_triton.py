@@ -89,10 +89,11 @@ def _tl_dtype(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-def _blocks(dim_group: int, dim_state: int, tile: int) -> Tuple[int, int]:
+def _blocks(dim_group: int, dim_state: int, tile: int, block_l: int) -> Tuple[int, int]:
+    """(channels, padded states) per program for a scan tile of about `tile` elements."""
     import triton
     block_n = max(2, triton.next_power_of_2(dim_state))
-    block_d = max(1, min(tile // (block_n * BLOCK_L), triton.next_power_of_2(dim_group), 16))
+    block_d = max(1, min(tile // (block_n * block_l), triton.next_power_of_2(dim_group), 16))
     return block_d, block_n
 
 
@@ -119,7 +120,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         Bg, Cg = _as_groups(B), _as_groups(C)
         groups = max(Bg.shape[1], Cg.shape[1])
         acc = torch.float64 if u.dtype == torch.float64 else torch.float32
-        block_d, block_n = _blocks(dim // groups, dim_state, TILE_FWD)
+        block_d, block_n = _blocks(dim // groups, dim_state, TILE_FWD, BLOCK_L)
         nchunk = -(-length // BLOCK_L)
         out = torch.empty_like(u)
         last = torch.empty(batch, dim, dim_state, dtype=acc, device=u.device)
@@ -137,6 +138,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         if need_grad:
             ctx.save_for_backward(u, delta, A, Bg, Cg, D, z, delta_bias, ckpt)
             ctx.delta_softplus = bool(delta_softplus)
+            ctx.block_l = BLOCK_L  # the checkpoint interval
             ctx.b_ndim, ctx.c_ndim = B.dim(), C.dim()
         ctx.set_materialize_grads(False)
         return out, last
@@ -186,7 +188,7 @@ def _backward_kernel(ctx, dout, dlast):
     dim_state = A.shape[1]
     groups = max(Bg.shape[1], Cg.shape[1])
     acc = ckpt.dtype
-    block_d, block_n = _blocks(dim // groups, dim_state, TILE_BWD)
+    block_d, block_n = _blocks(dim // groups, dim_state, TILE_BWD, ctx.block_l)
     nchunk = ckpt.shape[2]
     dout = torch.zeros_like(u) if dout is None else dout.contiguous()
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
@@ -206,7 +208,7 @@ def _backward_kernel(ctx, dout, dlast):
             Bg.shape[1], Cg.shape[1],
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None, ACC=_tl_dtype(acc),
-            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=BLOCK_L, num_warps=NUM_WARPS)
+            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=ctx.block_l, num_warps=NUM_WARPS)
     return [du, ddelta, dA.sum(0).to(A.dtype), dB.to(Bg.dtype), dC.to(Cg.dtype),
             None if D is None else dD.sum(0).to(D.dtype), dz,
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype)]

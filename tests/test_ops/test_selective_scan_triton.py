@@ -210,8 +210,8 @@ def test_kernels_compile_for_a_gpu():
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
                  BLOCK_N=16, BLOCK_L=triton_scan.BLOCK_L)
     # the block sizes of a Swin-L stage (384 channels per group, N = 16); with and without z
-    fwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_FWD)[0]
-    bwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_BWD)[0]
+    fwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_FWD, triton_scan.BLOCK_L)[0]
+    bwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_BWD, triton_scan.BLOCK_L)[0]
     for fn, extra in ((kern.scan_fwd_kernel, dict(SAVE_CKPT=True, HAS_Z=True, BLOCK_D=fwd_d)),
                       (kern.scan_fwd_kernel, dict(SAVE_CKPT=False, HAS_Z=False, BLOCK_D=fwd_d)),
                       (kern.scan_bwd_kernel, dict(HAS_DLAST=True, HAS_Z=True, BLOCK_D=bwd_d))):
