@@ -9,14 +9,22 @@ Backends:
 - ``torch``: the chunked pure-PyTorch scan (:mod:`mmmt.ops.selective_scan_torch`); any device.
   When gradients are needed it runs under activation checkpointing (recomputed in the backward
   pass), so only its inputs are kept between the forward and the backward pass.
+- ``triton``: the Triton kernels (:mod:`mmmt.ops.selective_scan_triton`), compiled at run time;
+  chosen automatically for CUDA tensors with time-varying ``B``/``C`` (N <= 64) where Triton
+  imports, ahead of ``cuda``: no GPU has timed the two against each other yet
+  (docs/benchmarks_gpu.md), and Triton needs no compiled extension. If a kernel fails to
+  compile, the ``cuda`` or ``torch`` backend is used instead, with a one-line warning, once per
+  process. With ``TRITON_INTERPRET=1`` a forced ``triton`` backend also runs on CPU tensors,
+  in Triton's interpreter (for tests).
 - ``cuda``: mamba-ssm's fused CUDA kernel, for CUDA tensors where mamba-ssm imports.
 
-``MMMT_SCAN_BACKEND=torch|cpp|cuda`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never builds
-or uses the C++ kernel.
+``MMMT_SCAN_BACKEND=torch|cpp|cuda|triton`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never
+builds or uses the C++ kernel.
 
 Precision under :func:`torch.autocast`: the scan always runs in float32 (float64 for float64
-``u``): every input is cast to that dtype with autocast disabled, and the output is returned in
-``u``'s dtype.
+``u``): every input is cast to that dtype with autocast disabled (the ``triton`` backend reads
+float16/bfloat16 inputs as they are and converts them in registers instead), and the output is
+returned in ``u``'s dtype.
 """
 import functools
 import os
@@ -26,14 +34,16 @@ from typing import Callable, Optional, Tuple, Union
 import torch
 
 from . import cpp_loader
+from . import selective_scan_triton as triton_scan
 from .selective_scan_cpu import selective_scan_cpu
 from .selective_scan_torch import selective_scan_torch
 
 __all__ = ['selective_scan_fn', 'available_backends', 'BACKEND_ENV']
 
-#: Environment variable that forces a backend (``torch``, ``cpp``, ``cuda``); empty = automatic.
+#: Environment variable that forces a backend (``torch``, ``cpp``, ``cuda``, ``triton``); empty
+#: = automatic.
 BACKEND_ENV = 'MMMT_SCAN_BACKEND'
-_BACKENDS = ('torch', 'cpp', 'cuda')
+_BACKENDS = ('torch', 'cpp', 'cuda', 'triton')
 _warned_fallback = False
 
 
@@ -55,7 +65,13 @@ def available_backends() -> Tuple[str, ...]:
         names.append('cpp')
     if _mamba_cuda_fn() is not None and torch.cuda.is_available():
         names.append('cuda')
+    if (torch.cuda.is_available() or triton_scan.interpreter_enabled()) and _triton_usable():
+        names.append('triton')
     return tuple(names)
+
+
+def _triton_usable() -> bool:
+    return triton_scan.failure is None and triton_scan.triton_available()
 
 
 def _cpp_supports(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> bool:
@@ -70,6 +86,12 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
             raise ValueError(f'{BACKEND_ENV}={forced!r}: expected one of {_BACKENDS}')
         if forced == 'cuda' and (_mamba_cuda_fn() is None or not u.is_cuda):
             raise RuntimeError(f'{BACKEND_ENV}=cuda needs mamba-ssm and CUDA tensors')
+        if forced == 'triton':
+            reason = (triton_scan.failure
+                      or ('' if triton_scan.triton_available() else 'Triton does not import')
+                      or triton_scan.check_supported(u, B, C))
+            if reason:
+                raise RuntimeError(f'{BACKEND_ENV}=triton: {reason}')
         if forced == 'cpp':
             if not _cpp_supports(u, B, C):
                 raise RuntimeError(f'{BACKEND_ENV}=cpp needs CPU tensors and time-varying B/C')
@@ -78,7 +100,9 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
                                    f'{cpp_loader.build_error() or "disabled"}')
         return forced
     if u.is_cuda:
-        return 'cuda' if _mamba_cuda_fn() is not None else 'torch'
+        if _triton_usable() and triton_scan.check_supported(u, B, C) is None:
+            return 'triton'
+        return _cuda_fallback()
     if _cpp_supports(u, B, C) and not cpp_loader.disabled():
         if cpp_loader.scan_ops_or_none() is not None:
             return 'cpp'
@@ -89,6 +113,33 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
                 f'({cpp_loader.build_error()}); set {cpp_loader.DISABLE_ENV}=1 to silence',
                 RuntimeWarning, stacklevel=3)
     return 'torch'
+
+
+def _cuda_fallback() -> str:
+    """The backend for CUDA tensors when Triton is not used."""
+    return 'cuda' if _mamba_cuda_fn() is not None else 'torch'
+
+
+def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                        return_last_state):
+    """The Triton scan; if its kernels fail to compile or launch (no C compiler for Triton's
+    launcher, an unsupported GPU, a Triton bug), None after one warning, and Triton is not tried
+    again in this process. A forced backend raises instead."""
+    try:
+        return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,
+                                                 delta_softplus, return_last_state)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- compile errors come in many types
+        if forced:
+            raise
+        triton_scan.failure = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
+        warnings.warn(
+            f'mmmt: the Triton selective scan failed ({triton_scan.failure}); using the '
+            f'{_cuda_fallback()} scan instead for the rest of this process; set '
+            f'{BACKEND_ENV}=torch or {BACKEND_ENV}=cuda to silence', RuntimeWarning,
+            stacklevel=3)
+        return None
 
 
 #: Bytes of autograd graph the PyTorch scan may build at once on the CPU when it recomputes for
@@ -210,8 +261,9 @@ def selective_scan_fn(
     for the recurrence.
 
     The backend is chosen per call (see the module docstring): the compiled kernel for CPU
-    tensors, mamba-ssm's fused kernel for CUDA tensors when mamba-ssm imports, else the
-    differentiable PyTorch implementation. ``MMMT_SCAN_BACKEND`` forces one.
+    tensors, the Triton kernels for CUDA tensors where Triton imports (else mamba-ssm's fused
+    kernel where mamba-ssm imports), else the differentiable PyTorch implementation.
+    ``MMMT_SCAN_BACKEND`` forces one.
 
     Returns:
         Tensor or (Tensor, Tensor): (batch, D, L) output in ``u``'s dtype, plus the last state
@@ -219,6 +271,14 @@ def selective_scan_fn(
         ``return_last_state``.
     """
     backend = _pick_backend(u, B, C)
+    if backend == 'triton':  # before the casts below: it reads half inputs natively
+        with torch.autocast(device_type=u.device.type, enabled=False):
+            res = _triton_or_fallback(bool(os.environ.get(BACKEND_ENV, '').strip()), u, delta,
+                                      A, B, C, D, z, delta_bias, delta_softplus,
+                                      return_last_state)
+        if res is not None:
+            return res
+        backend = _cuda_fallback()
     dtype_in = u.dtype
     compute = torch.float64 if dtype_in == torch.float64 else torch.float32
 

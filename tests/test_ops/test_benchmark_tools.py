@@ -49,3 +49,16 @@ def test_benchmark_model_tiny_config(capsys):
     assert res['infer_scan_calls'] > 0 and 0 < res['infer_scan_share'] < 1
     assert 0 < res['train_scan_share'] < 1
     assert 'training step' in capsys.readouterr().out
+
+
+def test_scan_roofline_arithmetic():
+    bs = load_analysis_tool('benchmark_scan')
+    nbytes = bs.scan_bytes(1536, 16128)  # Swin-L stage 3: u, delta, out and B, C in float32
+    assert nbytes['fwd'] == 4 * (3 * 1536 * 16128 + 2 * 4 * 16 * 16128)
+    assert nbytes['train'] == 4 * (8 * 1536 * 16128 + 6 * 4 * 16 * 16128)
+    r = bs.roofline(dict(fwd_s=2e-3, train_s=None), nbytes, 2e12)
+    assert r['fwd_roofline_s'] == nbytes['fwd'] / 2e12
+    assert r['fwd_vs_roofline'] == 2e-3 / r['fwd_roofline_s']
+    assert r['train_vs_roofline'] is None
+    assert bs.peak_bandwidth('cpu') is None and bs.peak_bandwidth('cpu', 3350) == 3.35e12
+    assert bs.roofline(dict(fwd_s=1.0, train_s=1.0), nbytes, None)['fwd_vs_roofline'] is None

@@ -16,11 +16,16 @@ needed for timing -- and fed random images of ``--shape``.
   scan call of a step (same shapes and options, SS2D-like random values) outside the model, as
   forward+backward minus forward.
 
+- Memory: on a GPU, the peak allocated during the timed training steps.
+
 Examples::
 
     python tools/analysis_tools/benchmark.py configs/mtmamba_swin-t_nyud.py
     python tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda \\
         --json work_dirs/benchmark.json
+    # one scan backend, bfloat16 autocast
+    python tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda \\
+        --scan-backend triton --amp bf16
 """
 import argparse
 import contextlib
@@ -90,7 +95,8 @@ class ScanTimer:
             self.calls.append(dict(
                     u=tuple(u.shape), B=tuple(B.shape), C=tuple(C.shape), A=tuple(A.shape),
                     D=D is not None, z=z is not None, delta_bias=delta_bias is not None,
-                    delta_softplus=delta_softplus, dtype=str(u.dtype).replace('torch.', '')))
+                    delta_softplus=delta_softplus, dtype=str(u.dtype).replace('torch.', ''),
+                    bc_dtype=str(B.dtype).replace('torch.', '')))
             return out
 
         for name, mod in list(sys.modules.items()):
@@ -115,6 +121,7 @@ def replay_scans(calls: List[dict], device: torch.device, backward: bool) -> flo
     g = torch.Generator().manual_seed(0)
     for c in calls:
         dtype = getattr(torch, c['dtype'])
+        bc_dtype = getattr(torch, c.get('bc_dtype', 'float32'))
         dim = c['u'][1]
 
         def r(*shape, scale=1.0):
@@ -122,7 +129,7 @@ def replay_scans(calls: List[dict], device: torch.device, backward: bool) -> flo
 
         x = dict(u=r(*c['u']), delta=r(*c['u'], scale=0.1),
                  A=-torch.arange(1, c['A'][1] + 1, dtype=torch.float32).repeat(dim, 1).to(device),
-                 B=r(*c['B']).float(), C=r(*c['C']).float())
+                 B=r(*c['B']).to(bc_dtype), C=r(*c['C']).to(bc_dtype))
         if c['D']:
             x['D'] = torch.ones(dim, device=device)
         if c['z']:
@@ -173,13 +180,18 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                         'CPU, 5 on GPU)')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
     parser.add_argument('--no-train', action='store_true', help='inference only')
-    parser.add_argument('--amp', action='store_true',
-                        help='autocast to bfloat16 (CPU) / float16 (CUDA)')
+    parser.add_argument('--amp', nargs='?', const='default', choices=('default', 'fp16', 'bf16'),
+                        default=None, help='autocast: to bfloat16 (CPU) / float16 (CUDA) '
+                        'without a value, or to the dtype given')
+    parser.add_argument('--scan-backend', default=None,
+                        help='force a selective-scan backend (sets MMMT_SCAN_BACKEND)')
     parser.add_argument('--json', default=None, help='also write the results here')
     args = parser.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.scan_backend:
+        os.environ['MMMT_SCAN_BACKEND'] = args.scan_backend
     device = torch.device(args.device)
     gpu = device.type == 'cuda'
     iters = args.iters or (20 if gpu else 3)
@@ -195,14 +207,16 @@ def main(argv: Optional[List[str]] = None) -> Dict:
     probe = torch.zeros(1, 4, 2, device=device)
     backend = _pick_backend(probe, torch.zeros(1, 1, 4, 2, device=device),
                             torch.zeros(1, 1, 4, 2, device=device))
-    amp_dtype = torch.float16 if gpu else torch.bfloat16
+    amp_dtype = {'fp16': torch.float16, 'bf16': torch.bfloat16}.get(
+        args.amp, torch.float16 if gpu else torch.bfloat16)
     autocast = (torch.autocast(device.type, dtype=amp_dtype) if args.amp else
                 contextlib.nullcontext())
     info = dict(
         config=args.config, shape=[h, w], batch_size=args.batch_size, params=n_params,
         device=torch.cuda.get_device_name(device) if gpu else f'{cpu_name()}, '
         f'{os.cpu_count()} CPUs', threads=torch.get_num_threads(), torch=torch.__version__,
-        scan_backend=backend, backends=list(available_backends()), amp=args.amp)
+        scan_backend=backend, backends=list(available_backends()),
+        amp=str(amp_dtype).replace('torch.', '') if args.amp else None)
     log(f'{n_params / 1e6:.1f} M parameters; device {info["device"]}, {info["threads"]} '
         f'threads; scan backend {backend}; input {args.batch_size}x3x{h}x{w}')
 
@@ -249,8 +263,12 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         log(f'training step: {twarm} warm-up + {titers} timed iterations ...')
         with ScanTimer(device, sync_calls=gpu) as timer:
             timer.active = not gpu
+            if gpu:
+                torch.cuda.reset_peak_memory_stats(device)
             t = time_loop(train, device, titers, twarm, on_timed=timer.reset)
             result['train_s'] = statistics.median(t)
+            if gpu:
+                result['train_peak_mem'] = torch.cuda.max_memory_allocated(device)
             log(f'  {result["train_s"] * 1e3:.0f} ms per step')
             if gpu:
                 log('training step with the scan timed ...')
@@ -279,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 def format_result(r: Dict) -> str:
     lines = [
         f'config: {r["config"]}  input: {r["batch_size"]}x3x{r["shape"][0]}x{r["shape"][1]}  '
-        f'params: {r["params"] / 1e6:.1f} M' + ('  amp' if r['amp'] else ''),
+        f'params: {r["params"] / 1e6:.1f} M' + (f'  amp {r["amp"]}' if r['amp'] else ''),
         f'device: {r["device"]}, {r["threads"]} threads, torch {r["torch"]}, '
         f'scan backend: {r["scan_backend"]}',
         '',
@@ -295,6 +313,9 @@ def format_result(r: Dict) -> str:
             f'| {r["batch_size"] / r["train_s"]:.2f} img/s '
             f'| {100 * r["train_scan_share"]:.1f}% (fwd {r["train_scan_fwd_s"] * 1e3:.0f} ms, '
             f'bwd ~{r["train_scan_bwd_s"] * 1e3:.0f} ms) |')
+    if r.get('train_peak_mem'):
+        lines.append(f'\nPeak GPU memory allocated in the training steps: '
+                     f'{r["train_peak_mem"] / 2**30:.2f} GiB.')
     return '\n'.join(lines)
 
 

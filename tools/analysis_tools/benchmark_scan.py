@@ -12,11 +12,16 @@ plus backward pass of
 - ``sequential-grouped``: the same loop reading B/C through a per-group view (about 2x faster
   on the CPU), to show how much of the gap a better PyTorch loop closes;
 - every backend of :func:`mmmt.ops.selective_scan_fn` available on the device (``torch``,
-  ``cpp`` on the CPU, ``cuda`` where mamba-ssm is installed),
+  ``cpp`` on the CPU, ``triton`` and, where mamba-ssm is installed, ``cuda`` on a GPU),
 
 and reports speed-ups against ``sequential`` measured in the same run, and the largest errors of
 each implementation's output and input gradients against a float64 oracle (the same recurrence
-in float64) on the first ``--err-length`` positions.
+in float64) on the first ``--err-length`` positions. On a GPU also each backend's peak memory
+beyond its inputs in the forward+backward pass, and its times against the memory roofline of
+the scan: the bytes it must read and write at least (forward: u, delta, B, C in, the output out;
+forward+backward: those again, plus the output gradient in and du, d delta, dB, dC out) divided
+by the GPU's peak memory bandwidth (from the memory clock and bus width, or
+``--peak-bandwidth``).
 
 Examples::
 
@@ -195,6 +200,41 @@ def time_runs(step: Callable[[], None], device, repeat: int, warmup: int,
     return statistics.median(times)
 
 
+def scan_bytes(channels: int, length: int, itemsize: int = 4) -> Dict[str, int]:
+    """Bytes the scan must move at least at one benchmark shape (no z; A, D, delta_bias and
+    the last state are negligible): forward 3 (channels x L) tensors and B, C; forward+backward
+    8 (channels x L) tensors and 6 (groups x N x L)."""
+    big, small = channels * length, GROUPS * N_STATE * length
+    return dict(fwd=itemsize * (3 * big + 2 * small), train=itemsize * (8 * big + 6 * small))
+
+
+def peak_bandwidth(device, override_gb_s: Optional[float] = None) -> Optional[float]:
+    """Peak memory bandwidth in bytes/s: ``override_gb_s`` if given, else (CUDA) 2 x memory
+    clock x bus width (double data rate), else None."""
+    if override_gb_s:
+        return override_gb_s * 1e9
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return None
+    props = torch.cuda.get_device_properties(device)
+    clock_khz = getattr(props, 'memory_clock_rate', 0)
+    bus_bits = getattr(props, 'memory_bus_width', 0)
+    return 2.0 * clock_khz * 1e3 * bus_bits / 8 if clock_khz and bus_bits else None
+
+
+def peak_memory(step: Callable[[], None], device) -> Optional[int]:
+    """Peak CUDA memory allocated by one run of `step` beyond what was allocated before it."""
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return None
+    sync(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    step()
+    sync(device)
+    return torch.cuda.max_memory_allocated(device) - base
+
+
 def forward_step(fn, x) -> Callable[[], None]:
 
     def step():
@@ -253,7 +293,8 @@ def measure(impl: str, shape: str, opts: dict, what: str = 'both') -> dict:
     x = make_inputs(channels, length, device)
     g = torch.Generator().manual_seed(1)
     grad_out = torch.randn(1, channels, length, generator=g).to(device)
-    res = dict(fwd_s=None, train_s=None, extrapolated=False, skipped_train=False)
+    res = dict(fwd_s=None, train_s=None, extrapolated=False, skipped_train=False,
+               peak_mem=None)
     do_fwd = what in ('fwd', 'both')
     do_train = what in ('train', 'both') and not opts['no_backward']
     if impl in REFERENCES:
@@ -285,9 +326,10 @@ def measure(impl: str, shape: str, opts: dict, what: str = 'both') -> dict:
             do_train = False
     if do_train:
         log(f'  {impl}: forward+backward ...')
-        res['train_s'] = time_runs(train_step(fn, x, grad_out), device, repeat, 1, min_total,
-                                   slow)
+        step = train_step(fn, x, grad_out)
+        res['train_s'] = time_runs(step, device, repeat, 1, min_total, slow)
         log(f'    {fmt_time(res["train_s"])}')
+        res['peak_mem'] = peak_memory(step, device)
     return res
 
 
@@ -309,7 +351,7 @@ def measure_isolated(impl: str, shape: str, opts: dict, what: str = 'both') -> d
         log(f'    worker {impl} ({what}) at {shape} failed, exit {proc.returncode}'
             + (' (killed: out of memory?)' if proc.returncode in (-9, 137) else ''))
         return dict(fwd_s=None, train_s=None, extrapolated=False, skipped_train=False,
-                    failed=what)
+                    peak_mem=None, failed=what)
     return json.loads(lines[-1][len('RESULT '):])
 
 
@@ -350,6 +392,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser.add_argument('--in-process', action='store_true',
                         help='time everything in this process instead of one fresh process per '
                         'implementation and shape')
+    parser.add_argument('--peak-bandwidth', type=float, default=None, metavar='GB/S',
+                        help='peak memory bandwidth for the roofline columns (default: from '
+                        'the CUDA device properties)')
     parser.add_argument('--json', default=None, help='also write the results here')
     parser.add_argument('--worker', nargs=3, metavar=('IMPL', 'SHAPE', 'WHAT'),
                         help=argparse.SUPPRESS)
@@ -369,9 +414,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     from mmmt.ops import available_backends
     log('checking backends (the first use of the C++ scan compiles it) ...')
+    # the Triton interpreter (TRITON_INTERPRET=1) is far too slow for these shapes on the CPU
     backends = [b for b in available_backends()
                 if not (b == 'cpp' and device.type != 'cpu')
-                and not (b == 'cuda' and device.type != 'cuda')]
+                and not (b in ('cuda', 'triton') and device.type != 'cuda')]
     if args.backends:
         backends = [b for b in backends if b in args.backends]
     shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes]
@@ -381,7 +427,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         device=(torch.cuda.get_device_name(device) if device.type == 'cuda' else
                 f'{cpu_name()}, {os.cpu_count()} CPUs'),
         threads=torch.get_num_threads(), torch=torch.__version__,
-        cpu_capability=torch.backends.cpu.get_cpu_capability(), python=platform.python_version())
+        cpu_capability=torch.backends.cpu.get_cpu_capability(), python=platform.python_version(),
+        peak_bandwidth=peak_bandwidth(device, args.peak_bandwidth))
     log(f'device: {machine["device"]}; torch {machine["torch"]} '
         f'({machine["cpu_capability"]}), {machine["threads"]} threads; backends: {backends}')
 
@@ -420,6 +467,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 fwd_s=t['fwd_s'], train_s=t['train_s'], extrapolated=t['extrapolated'],
                 fwd_err=rel_err(out, oracle_out),
                 grad_err=max(rel_err(grads[k], oracle_grads[k]) for k in GRAD_NAMES),
+                peak_mem=t.get('peak_mem'),
+                **roofline(t, scan_bytes(channels, length), machine['peak_bandwidth']),
                 fwd_speedup=(ref['fwd_s'] / t['fwd_s']
                              if ref.get('fwd_s') and t['fwd_s'] else None),
                 train_speedup=(ref['train_s'] / t['train_s']
@@ -449,6 +498,18 @@ def main(argv: Optional[List[str]] = None) -> dict:
     return result
 
 
+def roofline(t: dict, nbytes: Dict[str, int], bandwidth: Optional[float]) -> dict:
+    """Roofline times of the shape and a timing's multiples of them (None without a bandwidth
+    or a timing)."""
+    res = {}
+    for key in ('fwd', 'train'):
+        floor = nbytes[key] / bandwidth if bandwidth else None
+        res[f'{key}_roofline_s'] = floor
+        res[f'{key}_vs_roofline'] = (t[f'{key}_s'] / floor
+                                     if floor and t[f'{key}_s'] else None)
+    return res
+
+
 def format_table(rows, machine, err_len) -> str:
     def ratio(v):
         return '-' if v is None else f'{v:.0f}x' if v >= 10 else f'{v:.1f}x'
@@ -456,20 +517,37 @@ def format_table(rows, machine, err_len) -> str:
     def err(v):
         return '-' if v is None else f'{v:.1e}'
 
+    def mem(v):
+        return '-' if v is None else f'{v / 2**20:.0f} MiB'
+
+    def times(v):
+        return '-' if v is None else f'{v:.1f}x'
+
     lines = [
         f'device: {machine["device"]}, {machine["threads"]} threads, torch {machine["torch"]}'
         f' ({machine["cpu_capability"]})',
         '',
         '| shape | channels | L | implementation | forward | vs sequential | forward+backward '
-        f'| vs sequential | max rel. err. out (L<={err_len}) | max rel. err. grads |',
-        '|---|---|---|---|---|---|---|---|---|---|',
+        f'| vs sequential | max rel. err. out (L<={err_len}) | max rel. err. grads '
+        '| peak memory fwd+bwd | forward / roofline | fwd+bwd / roofline |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
     for r in rows:
         lines.append(
             f'| {r["shape"]} | {r["channels"]} | {r["hw"]} | {r["impl"]} '
             f'| {fmt_time(r["fwd_s"], r["extrapolated"])} | {ratio(r.get("fwd_speedup"))} '
             f'| {fmt_time(r["train_s"], r["extrapolated"])} | {ratio(r.get("train_speedup"))} '
-            f'| {err(r["fwd_err"])} | {err(r["grad_err"])} |')
+            f'| {err(r["fwd_err"])} | {err(r["grad_err"])} | {mem(r.get("peak_mem"))} '
+            f'| {times(r.get("fwd_vs_roofline"))} | {times(r.get("train_vs_roofline"))} |')
+    if machine.get('peak_bandwidth'):
+        lines.append('')
+        lines.append(
+            f'Roofline: the bytes the scan must read and write at least, at '
+            f'{machine["peak_bandwidth"] / 1e9:.0f} GB/s peak bandwidth; per shape: ' + ', '.join(
+                f'{r["shape"]} {fmt_time(r["fwd_roofline_s"])} forward, '
+                f'{fmt_time(r["train_roofline_s"])} fwd+bwd'
+                for r in {r['shape']: r for r in rows}.values()) + '. Peak memory: allocated '
+            'beyond the inputs during one forward+backward pass.')
     if any(r['extrapolated'] for r in rows):
         lines.append('')
         lines.append('~: the sequential reference was timed on a prefix of the sequence and '

@@ -1,0 +1,266 @@
+"""Triton kernels of the selective scan (see :mod:`mmmt.ops.selective_scan_triton`).
+
+This file holds only ``@triton.jit`` functions. It is loaded by
+:func:`mmmt.ops.selective_scan_triton._kernels`, once compiled for the GPU and, if asked, once
+more as a separate module for Triton's CPU interpreter (the decorator picks the mode when the
+file is executed), so both can exist in one process.
+
+Layout contract (all contiguous, prepared by the wrapper):
+
+- ``u``, ``delta``, ``z``, ``out`` and the gradients ``du``, ``ddelta``, ``dz``: (batch, DIM, L);
+- ``A``: (DIM, N); ``D``, ``delta_bias``: (DIM,);
+- ``B``: (batch, GB, N, L), ``C``: (batch, GC, N, L), with GB, GC either 1 or G;
+- ``ckpt``: (batch, DIM, NCHUNK, N) state at the start of every chunk of ``BLOCK_L`` steps;
+- ``last``, ``dlast``, ``dA``: (batch, DIM, N); ``dD``, ``dbias``: (batch, DIM) per-batch sums
+  (the wrapper sums over the batch); ``dB``, ``dC``: like ``B``, ``C``, zero-initialised,
+  accumulated with atomic adds over the channel blocks of a group (as mamba-ssm's CUDA kernel
+  accumulates them).
+
+Program (pid_d, g, b) owns channels ``g * DG + pid_d * BLOCK_D + [0, BLOCK_D)`` of group g of
+batch element b, all N states, and walks the sequence chunk by chunk. Inside a chunk, the
+(BLOCK_D, BLOCK_N, BLOCK_L) tile of decays ``exp(dt * A)`` and inputs ``dt * B * u`` is scanned
+with ``tl.associative_scan`` over (decay, input) pairs; the state entering the chunk is then
+applied with the scanned decay products. Positions past L get dt = 0 (decay 1, no input), so
+the tile's last column is the state at min(L, chunk end) - 1.
+"""
+import triton
+import triton.language as tl
+from triton.runtime.jit import JITFunction
+
+
+def _this_mode(fn):
+    """One of triton.language's own ``@jit`` helpers, interpreted if this file is loaded for
+    the interpreter: they were compiled-mode functions if Triton was imported without
+    ``TRITON_INTERPRET=1``, and an interpreted kernel cannot call those. (The reverse cannot
+    be repaired: a process that imported Triton for the interpreter cannot compile kernels.)"""
+    if triton.knobs.runtime.interpret and isinstance(fn, JITFunction):
+        return triton.jit(fn.fn)
+    return fn
+
+
+_sum = _this_mode(tl.sum)
+_zeros = _this_mode(tl.zeros)
+
+
+@triton.jit
+def _combine(a1, x1, a2, x2):
+    # (a1, x1) then (a2, x2), each the map h -> a h + x
+    return a1 * a2, x1 * a2 + x2
+
+
+@triton.jit
+def _softplus(x):
+    # max(x, 0) + log1p(exp(-|x|)); log1p(w) = log(1 + w) * w / ((1 + w) - 1) keeps full
+    # precision for tiny w (no log1p in tl.math)
+    w = tl.exp(-tl.abs(x))
+    v = 1.0 + w
+    lp = tl.where(v == 1.0, w, tl.log(v) * (w / tl.where(v == 1.0, 1.0, v - 1.0)))
+    return tl.maximum(x, 0.0) + lp
+
+
+@triton.jit
+def _sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
+
+@triton.jit
+def _dt(delta, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACC: tl.constexpr):
+    """dt = softplus(delta + bias) (or without softplus) on a (BLOCK_D, BLOCK_L) tile of delta,
+    0 where masked; also the pre-softplus value (for the softplus derivative)."""
+    x = delta.to(ACC)
+    if HAS_BIAS:
+        x = x + bias[:, None]
+    dt = x
+    if SOFTPLUS:
+        dt = _softplus(x)
+    return tl.where(mask, dt, 0.0), x
+
+
+@triton.jit
+def _dt_tile(delta_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+             ACC: tl.constexpr):
+    """:func:`_dt` of the delta tile at ``offs``."""
+    return _dt(tl.load(delta_ptr + offs, mask=mask, other=0.0), bias, mask, HAS_BIAS, SOFTPLUS,
+               ACC)
+
+
+@triton.jit
+def _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask, n_mask, c, L,
+              HAS_Z: tl.constexpr, BLOCK_L: tl.constexpr):
+    """Chunk c's u, delta, B, C and z tiles in their own dtypes (z: u when there is none)."""
+    t = c * BLOCK_L + tl.arange(0, BLOCK_L)
+    t_mask = t < L
+    m2 = d_mask[:, None] & t_mask[None, :]
+    mnt = n_mask[:, None] & t_mask[None, :]
+    offs = row[:, None] + t[None, :]
+    uu = tl.load(u_ptr + offs, mask=m2, other=0.0)
+    delta = tl.load(delta_ptr + offs, mask=m2, other=0.0)
+    Bv = tl.load(B_ptr + b_row[:, None] + t[None, :], mask=mnt, other=0.0)
+    Cv = tl.load(C_ptr + c_row[:, None] + t[None, :], mask=mnt, other=0.0)
+    zz = uu
+    if HAS_Z:
+        zz = tl.load(z_ptr + offs, mask=m2, other=0.0)
+    return uu, delta, Bv, Cv, zz
+
+
+@triton.jit
+def _program(A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D: tl.constexpr,
+             HAS_BIAS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
+             BLOCK_N: tl.constexpr):
+    """This program's channels and states, their masks and parameters (D and bias 0 when
+    absent), and the row offsets of its u/delta/z, B and C rows and of its states."""
+    g = tl.program_id(1)
+    b = tl.program_id(2).to(tl.int64)
+    dl = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = dl < DG
+    d = g * DG + dl
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < N
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+    A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=dn_mask, other=0.0).to(ACC)
+    bias = _zeros((BLOCK_D, ), ACC)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(ACC)
+    Dv = _zeros((BLOCK_D, ), ACC)
+    if HAS_D:
+        Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(ACC)
+    row = (b * DIM + d) * L  # (BLOCK_D,) start of each channel's row
+    b_row = ((b * GB + g % GB) * N + n) * L  # (BLOCK_N,) start of each state's B row
+    c_row = ((b * GC + g % GC) * N + n) * L
+    state_offs = (b * DIM + d)[:, None] * N + n[None, :]
+    return b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs
+
+
+@triton.jit
+def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr,
+                    last_ptr, ckpt_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
+                    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    SOFTPLUS: tl.constexpr, SAVE_CKPT: tl.constexpr, ACC: tl.constexpr,
+                    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
+    b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs = _program(
+        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
+    last_col = (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, None, :]
+    h = _zeros((BLOCK_D, BLOCK_N), ACC)
+    # chunk 0's inputs; in the loop the next chunk's are loaded before this one's are used, so
+    # that their memory latency overlaps this chunk's scan (Triton does not pipeline these
+    # loads itself; past the last chunk every lane is masked and nothing is read)
+    nxt = _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask, n_mask,
+                    0, L, HAS_Z, BLOCK_L)
+    for c in range(NCHUNK):
+        u_c, delta_c, B_c, C_c, z_c = nxt
+        nxt = _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask,
+                        n_mask, c + 1, L, HAS_Z, BLOCK_L)
+        t = c * BLOCK_L + tl.arange(0, BLOCK_L)
+        m2 = d_mask[:, None] & (t < L)[None, :]
+        offs = row[:, None] + t[None, :]
+        if SAVE_CKPT:
+            tl.store(ckpt_ptr + ((b * DIM + d)[:, None] * NCHUNK + c) * N + n[None, :], h,
+                     mask=dn_mask)
+        uu = u_c.to(ACC)
+        dt, _ = _dt(delta_c, bias, m2, HAS_BIAS, SOFTPLUS, ACC)
+        Bv = B_c.to(ACC)
+        Cv = C_c.to(ACC)
+        decay = tl.exp(dt[:, None, :] * A[:, :, None])
+        inp = (dt * uu)[:, None, :] * Bv[None, :, :]
+        cum_a, cum_x = tl.associative_scan((decay, inp), 2, _combine)
+        hs = cum_a * h[:, :, None] + cum_x
+        y = _sum(hs * Cv[None, :, :], axis=1)
+        if HAS_D:
+            y = y + Dv[:, None] * uu
+        if HAS_Z:
+            zz = z_c.to(ACC)
+            y = y * zz * _sigmoid(zz)
+        tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m2)
+        # the state carried on: the chunk's total map applied to h (the scan's last column,
+        # taken from the scan rather than from hs, so that the loop-carried chain is one FMA)
+        h = (_sum(tl.where(last_col, cum_a, 0.0), axis=2) * h +
+             _sum(tl.where(last_col, cum_x, 0.0), axis=2))
+    tl.store(last_ptr + state_offs, h, mask=dn_mask)
+
+
+@triton.jit
+def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, ckpt_ptr,
+                    dout_ptr, dlast_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr,
+                    dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
+                    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACC: tl.constexpr,
+                    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
+    """Reverse-time adjoint scan, chunk by chunk from the end. With g_t = dLoss/dh_t:
+
+        g_t = exp(dt_{t+1} A) g_{t+1} + C_t dy_t,   g_{L-1} = C_{L-1} dy_{L-1} + dlast
+
+    a reverse ``tl.associative_scan`` over (decay of the next step, C dy) pairs, the adjoint
+    entering from the next chunk applied with the scanned decay products. The chunk's states
+    are recomputed from its checkpoint; ``a_t h_{t-1}`` (for dA and d dt) is ``h_t - dt u B``.
+    """
+    b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs = _program(
+        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
+    first_col = (tl.arange(0, BLOCK_L) == 0)[None, None, :]
+    if HAS_DLAST:
+        g_next = tl.load(dlast_ptr + state_offs, mask=dn_mask, other=0.0).to(ACC)
+    else:
+        g_next = _zeros((BLOCK_D, BLOCK_N), ACC)
+    dA_acc = _zeros((BLOCK_D, BLOCK_N), ACC)
+    dD_acc = _zeros((BLOCK_D, ), ACC)
+    dbias_acc = _zeros((BLOCK_D, ), ACC)
+    for cc in range(NCHUNK):
+        c = NCHUNK - 1 - cc
+        t = c * BLOCK_L + tl.arange(0, BLOCK_L)
+        t_mask = t < L
+        m2 = d_mask[:, None] & t_mask[None, :]
+        mnt = n_mask[:, None] & t_mask[None, :]
+        offs = row[:, None] + t[None, :]
+        # recompute the chunk's states from its checkpoint
+        h0 = tl.load(ckpt_ptr + ((b * DIM + d)[:, None] * NCHUNK + c) * N + n[None, :],
+                     mask=dn_mask, other=0.0)
+        uu = tl.load(u_ptr + offs, mask=m2, other=0.0).to(ACC)
+        dt, x = _dt_tile(delta_ptr, bias, offs, m2, HAS_BIAS, SOFTPLUS, ACC)
+        Bv = tl.load(B_ptr + b_row[:, None] + t[None, :], mask=mnt, other=0.0).to(ACC)
+        Cv = tl.load(C_ptr + c_row[:, None] + t[None, :], mask=mnt, other=0.0).to(ACC)
+        dtu = dt * uu
+        decay = tl.exp(dt[:, None, :] * A[:, :, None])
+        inp = dtu[:, None, :] * Bv[None, :, :]
+        cum_a, cum_x = tl.associative_scan((decay, inp), 2, _combine)
+        hs = cum_a * h0[:, :, None] + cum_x
+        # output gradient -> dy (and dz)
+        dy = tl.load(dout_ptr + offs, mask=m2, other=0.0).to(ACC)
+        if HAS_Z:
+            zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
+            y = _sum(hs * Cv[None, :, :], axis=1)
+            if HAS_D:
+                y = y + Dv[:, None] * uu
+            sig = _sigmoid(zz)
+            dz = dy * y * sig * (1.0 + zz * (1.0 - sig))
+            tl.store(dz_ptr + offs, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+            dy = dy * zz * sig
+        # decay of the next step (1 past the end: the adjoint there is dlast itself)
+        dt_next, _ = _dt_tile(delta_ptr + 1, bias, offs, m2 & (t + 1 < L)[None, :], HAS_BIAS,
+                              SOFTPLUS, ACC)
+        decay_next = tl.exp(dt_next[:, None, :] * A[:, :, None])
+        cum_an, cum_g = tl.associative_scan((decay_next, Cv[None, :, :] * dy[:, None, :]), 2,
+                                            _combine, reverse=True)
+        gs = cum_an * g_next[:, :, None] + cum_g
+        g_next = (_sum(tl.where(first_col, cum_an, 0.0), axis=2) * g_next +
+                  _sum(tl.where(first_col, cum_g, 0.0), axis=2))
+        # parameter and input gradients of the chunk
+        tl.atomic_add(dB_ptr + b_row[:, None] + t[None, :],
+                      _sum(gs * dtu[:, None, :], axis=0), mask=mnt)
+        tl.atomic_add(dC_ptr + c_row[:, None] + t[None, :],
+                      _sum(hs * dy[:, None, :], axis=0), mask=mnt)
+        g_b = _sum(gs * Bv[None, :, :], axis=1)
+        du = dt * g_b
+        if HAS_D:
+            du = du + Dv[:, None] * dy
+            dD_acc += _sum(dy * uu, axis=1)
+        g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
+        dA_acc += _sum(g_ah * dt[:, None, :], axis=2)
+        ddt = uu * g_b + _sum(g_ah * A[:, :, None], axis=1)
+        if SOFTPLUS:
+            ddt = ddt * _sigmoid(x)
+        ddt = tl.where(m2, ddt, 0.0)
+        dbias_acc += _sum(ddt, axis=1)
+        tl.store(du_ptr + offs, du.to(du_ptr.dtype.element_ty), mask=m2)
+        tl.store(ddelta_ptr + offs, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
+    tl.store(dA_ptr + state_offs, dA_acc, mask=dn_mask)
+    tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)

@@ -1,0 +1,258 @@
+"""The Triton selective scan against the float64 per-step oracle, in Triton's interpreter on CPU
+tensors (``MMMT_SCAN_BACKEND=triton TRITON_INTERPRET=1``, set per test), plus its dispatch.
+
+The interpreter's generic ``tl.associative_scan`` calls the combine function once per tensor
+element (minutes for these tests); the ``interpreted`` fixture swaps in a scan in log2(length)
+steps that calls it on whole arrays, as a GPU combines elements in a tree. The kernels compute
+the same thing, up to the rounding of a different association order.
+"""
+import importlib
+import sys
+
+import numpy as np
+import pytest
+import torch
+from _scan_testlib import make_inputs, rel_err, scan_oracle
+
+from mmmt.ops import available_backends, selective_scan_fn
+
+triton = pytest.importorskip('triton')
+dispatch = importlib.import_module('mmmt.ops.selective_scan')
+triton_scan = importlib.import_module('mmmt.ops.selective_scan_triton')
+NAMES = ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias']
+
+
+def _scan_in_log_steps(self, input):
+    """Inclusive scan along ``self.axis`` in log2(length) steps (Hillis-Steele, as a GPU
+    scans): step k combines every element with the one 2^k before it, on whole arrays."""
+    arrays = [np.moveaxis(arg.handle.data, self.axis, 0).copy() for arg in input]
+    step = 1
+    while step < arrays[0].shape[0]:
+        # whole (power-of-2) shapes: the first `step` rows combine with a stand-in and are
+        # then kept as they were
+        earlier = [self.to_tensor(np.concatenate([a[:step], a[:-step]]), arg.dtype)
+                   for a, arg in zip(arrays, input)]
+        later = [self.to_tensor(a, arg.dtype) for a, arg in zip(arrays, input)]
+        res = self.combine_fn.fn(*earlier, *later)
+        res = res if isinstance(res, tuple) else (res, )
+        arrays = [np.concatenate([a[:step], r.handle.data[step:]])
+                  for a, r in zip(arrays, res)]
+        step *= 2
+    return [self.to_tensor(np.moveaxis(a, 0, self.axis), arg.dtype)
+            for a, arg in zip(arrays, input)]
+
+
+def _language_namespaces():
+    import triton.language as tl
+    mods = [m for name, m in sorted(sys.modules.items()) if name.startswith('triton.language')]
+    return mods + [tl.core.tensor, tl.core.dtype]
+
+
+@pytest.fixture
+def interpreted(monkeypatch):
+    """Triton's interpreter for this test only. Its helper-function calls patch
+    ``triton.language`` without undoing it, which would break compiled kernels later in the
+    process: everything it may touch is put back afterwards."""
+    from triton.runtime import interpreter
+    saved = [(ns, dict(vars(ns))) for ns in _language_namespaces()]
+    monkeypatch.setattr(interpreter.ScanOps, 'generic_scan', _scan_in_log_steps)
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
+    monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
+    monkeypatch.setattr(triton_scan, 'failure', None)
+    yield
+    for ns, attrs in saved:
+        for key in set(vars(ns)) - set(attrs):
+            delattr(ns, key)
+        for key, value in attrs.items():
+            if vars(ns).get(key, object()) is not value and key not in ('__dict__',
+                                                                       '__weakref__'):
+                setattr(ns, key, value)
+
+
+def run_and_compare(x, opts, seed=1, out_tol=1e-5, grad_tol=1e-4, low_precision=()):
+    """Forward and backward of ``selective_scan_fn`` (a random weighting of the output and of
+    the last state) against the float64 oracle on the same (possibly rounded) inputs."""
+    g = torch.Generator().manual_seed(seed)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in x.items() if v is not None}
+    out, last = selective_scan_fn(**leaves, **opts, return_last_state=True)
+    # representable in the output dtype, so the gradient reaching the scan is exact
+    w_out = torch.randn(out.shape, generator=g).to(out.dtype).double()
+    w_last = torch.randn(last.shape, generator=g, dtype=torch.float64)
+    ((out.double() * w_out).sum() + (last.double() * w_last).sum()).backward()
+    ref_leaves = {k: v.detach().double().requires_grad_(True) for k, v in leaves.items()}
+    ref, ref_last = scan_oracle(**ref_leaves, **opts)
+    ((ref * w_out).sum() + (ref_last * w_last).sum()).backward()
+    assert out.dtype == x['u'].dtype and out.shape == x['u'].shape
+    assert last.dtype == torch.float32 and last.shape == ref_last.shape
+    assert rel_err(out, ref) <= out_tol
+    assert rel_err(last, ref_last) <= 1e-5
+    for k, leaf in leaves.items():
+        assert leaf.grad is not None and leaf.grad.dtype == leaf.dtype, k
+        tol = 1e-2 if k in low_precision else grad_tol  # stored in bfloat16
+        assert rel_err(leaf.grad, ref_leaves[k].grad) <= tol, k
+
+
+# (batch, dim, length, n, groups): L = 1, a few steps, just over one 64-step chunk, several
+# chunks; N = 16 and small N (3 is not a power of 2); grouped and ungrouped B/C
+SHAPES = [(2, 8, 1, 16, 4), (2, 8, 5, 4, None), (1, 8, 65, 16, 4), (1, 4, 200, 3, 2)]
+
+
+@pytest.mark.parametrize('shape', SHAPES, ids=lambda s: f'L{s[2]}-N{s[3]}-G{s[4]}')
+def test_all_options_match_oracle(interpreted, shape):
+    batch, dim, length, n, groups = shape
+    x = make_inputs(batch=batch, dim=dim, length=length, n=n, groups=groups)
+    run_and_compare(x, dict(delta_softplus=True))
+
+
+def test_without_optional_inputs(interpreted):
+    x = make_inputs(batch=1, dim=8, length=70, n=16)
+    x = dict(u=x['u'], delta=x['delta'].abs(), A=x['A'], B=x['B'], C=x['C'])
+    run_and_compare(x, dict(delta_softplus=False))
+
+
+@pytest.mark.parametrize('drop', ['z', 'D', 'delta_bias'])
+def test_each_optional_input_alone_missing(interpreted, drop):
+    x = make_inputs(batch=1, dim=4, length=9, n=4, groups=2)
+    x[drop] = None
+    run_and_compare(x, dict(delta_softplus=True))
+
+
+def test_many_chunks_odd_channels_mixed_groups(interpreted, monkeypatch):
+    """16-step chunks (L = 50: 4 chunks, the last partial), 3 channels per group (a channel
+    block with masked lanes), B grouped and C shared by all groups."""
+    monkeypatch.setattr(triton_scan, 'BLOCK_L', 16)
+    x = make_inputs(batch=2, dim=12, length=50, n=4, groups=4)
+    x['C'] = x['C'][:, 0]
+    run_and_compare(x, dict(delta_softplus=True))
+
+
+def test_largest_state(interpreted):
+    x = make_inputs(batch=1, dim=2, length=6, n=triton_scan.MAX_STATE)
+    run_and_compare(x, dict(delta_softplus=True))
+
+
+def test_bfloat16_inputs_read_natively(interpreted):
+    """AMP-like inputs: activations in bfloat16, parameters in float32. The state and the sums
+    stay float32, so the last state and the parameter gradients keep float32 accuracy (against
+    the oracle on the same bfloat16 values); the output and the activation gradients are
+    rounded to bfloat16 once, on store."""
+    x = make_inputs(batch=1, dim=8, length=70, n=16, groups=4)
+    for k in ('u', 'delta', 'B', 'C', 'z'):
+        x[k] = x[k].bfloat16()
+    run_and_compare(x, dict(delta_softplus=True), out_tol=1e-2,
+                    low_precision=('u', 'delta', 'B', 'C', 'z'))
+
+
+def test_float64_gradcheck(interpreted, monkeypatch):
+    monkeypatch.setattr(triton_scan, 'BLOCK_L', 4)  # 3 chunks
+    x = make_inputs(batch=1, dim=4, length=9, n=3, groups=2, dtype=torch.float64)
+    args = [x[k].clone().requires_grad_(True) for k in NAMES]
+
+    def fn(*a):
+        return selective_scan_fn(*a, delta_softplus=True, return_last_state=True)
+
+    assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-6, fast_mode=True)
+
+
+def test_dispatch_under_interpreter(interpreted, monkeypatch):
+    assert 'triton' in available_backends()
+    x = make_inputs(length=3)
+    big = make_inputs(length=3, n=triton_scan.MAX_STATE + 1)
+    with pytest.raises(RuntimeError, match='MMMT_SCAN_BACKEND=triton: N = 65'):
+        selective_scan_fn(**big)
+    with pytest.raises(RuntimeError, match='vary over time'):
+        selective_scan_fn(x['u'], x['delta'], x['A'], x['A'], x['C'])
+    # CPU tensors never choose Triton on their own, interpreter or not
+    monkeypatch.delenv('MMMT_SCAN_BACKEND')
+    assert dispatch._pick_backend(x['u'], x['B'], x['C']) in ('cpp', 'torch')
+    monkeypatch.delenv('TRITON_INTERPRET')
+    monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
+    with pytest.raises(RuntimeError, match='needs CUDA tensors'):
+        selective_scan_fn(x['u'], x['delta'], x['A'], x['B'], x['C'])
+
+
+def test_compile_failure_falls_back_with_one_warning(interpreted, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError('Failed to find C compiler')
+
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton', broken)
+    x = make_inputs(length=4)
+    with pytest.warns(RuntimeWarning, match='Triton selective scan failed'):
+        assert dispatch._triton_or_fallback(False, *x.values(), True, False) is None
+    assert 'C compiler' in triton_scan.failure
+    assert 'triton' not in available_backends()  # not tried again
+    triton_scan.failure = None
+    with pytest.raises(RuntimeError, match='C compiler'):  # a forced backend raises
+        dispatch._triton_or_fallback(True, *x.values(), True, False)
+
+
+def test_backward_failure_recomputes_with_pytorch(interpreted, monkeypatch):
+    def broken(*args):
+        raise RuntimeError('ptxas failed')
+
+    monkeypatch.setattr(triton_scan, '_backward_kernel', broken)
+    x = make_inputs(batch=1, dim=4, length=9, n=3, groups=2)
+    with pytest.warns(RuntimeWarning, match='backward failed'):
+        run_and_compare(x, dict(delta_softplus=True))
+    assert 'ptxas failed' in triton_scan.failure
+
+
+def test_kernels_compile_for_a_gpu():
+    """The kernels through Triton's real compiler (to a sm_90 binary; no GPU needed), which
+    the interpreter does not exercise: types, loop-carried values, constexpr branches."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    from triton.runtime.jit import JITFunction
+    if not isinstance(triton.language.sum, JITFunction):
+        pytest.skip('Triton was imported with TRITON_INTERPRET=1: no compiling in this process')
+    kern = triton_scan._kernels(False)
+    scalars = {'L', 'DIM', 'DG', 'N', 'NCHUNK', 'GB', 'GC'}
+    flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
+                 BLOCK_N=16, BLOCK_L=triton_scan.BLOCK_L)
+    # the block sizes of a Swin-L stage (384 channels per group, N = 16); with and without z
+    fwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_FWD, triton_scan.BLOCK_L)[0]
+    bwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_BWD, triton_scan.BLOCK_L)[0]
+    for fn, extra in ((kern.scan_fwd_kernel, dict(SAVE_CKPT=True, HAS_Z=True, BLOCK_D=fwd_d)),
+                      (kern.scan_fwd_kernel, dict(SAVE_CKPT=False, HAS_Z=False, BLOCK_D=fwd_d)),
+                      (kern.scan_bwd_kernel, dict(HAS_DLAST=True, HAS_Z=True, BLOCK_D=bwd_d))):
+        consts = dict(flags, **extra)
+        # bfloat16 activations, float32 parameters and accumulators
+        sig = {a: 'constexpr' if a in consts else 'i32' if a in scalars else
+               '*bf16' if a in ('u_ptr', 'delta_ptr', 'out_ptr', 'du_ptr', 'dout_ptr') else
+               '*fp32' for a in fn.arg_names}
+        src = ASTSource(fn=fn, signature=sig,
+                        constexprs={(fn.arg_names.index(k), ): v for k, v in consts.items()})
+        compiled = triton.compile(src, target=GPUTarget('cuda', 90, 32),
+                                  options=dict(num_warps=triton_scan.NUM_WARPS))
+        assert '.entry ' + fn.__name__ in compiled.asm['ptx']
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+def test_cuda_picks_a_fused_backend_by_itself(monkeypatch):
+    monkeypatch.delenv('MMMT_SCAN_BACKEND', raising=False)
+    monkeypatch.delenv('TRITON_INTERPRET', raising=False)
+    x = {k: v.cuda() for k, v in make_inputs(length=300, n=16, groups=4).items()}
+    assert dispatch._pick_backend(x['u'], x['B'], x['C']) in ('triton', 'cuda')
+    out, last = selective_scan_fn(**x, delta_softplus=True, return_last_state=True)
+    ref, ref_last = scan_oracle(**{k: v.cpu() for k, v in x.items()}, delta_softplus=True)
+    assert rel_err(out.cpu(), ref) <= 1e-5 and rel_err(last.cpu(), ref_last) <= 1e-5
+
+
+def test_sequence_longer_than_64k(interpreted, monkeypatch):
+    """L past 2^16 (65 chunks of 1024 steps, fewer interpreter steps than 64-step chunks; the
+    last chunk partial) against the C++ kernel, itself checked against the oracle
+    (tests/test_ops/test_selective_scan_cpu.py); the oracle's Python loop would take longer
+    than the scan here."""
+    monkeypatch.setattr(triton_scan, 'BLOCK_L', 1024)
+    x = make_inputs(batch=1, dim=2, length=(1 << 16) + 3, n=2)
+    leaves = [{k: v.clone().requires_grad_(True) for k, v in x.items()} for _ in range(2)]
+    results = []
+    for backend, a in zip(('triton', 'cpp'), leaves):
+        monkeypatch.setenv('MMMT_SCAN_BACKEND', backend)
+        out, last = selective_scan_fn(**a, delta_softplus=True, return_last_state=True)
+        (out.sum() + last.sum()).backward()
+        results.append((out, last))
+    assert rel_err(results[0][0], results[1][0]) <= 1e-5
+    assert rel_err(results[0][1], results[1][1]) <= 1e-5
+    for k in NAMES:
+        assert rel_err(leaves[0][k].grad, leaves[1][k].grad) <= 1e-4, k
