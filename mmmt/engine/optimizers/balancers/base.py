@@ -1,7 +1,6 @@
 """The interface every gradient balancer implements."""
 from typing import Any, Dict, List, Optional
 
-import torch
 from torch import Tensor
 
 __all__ = ['BaseBalancer', 'check_gram']
