@@ -36,7 +36,7 @@ __all__ = [
     'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
     'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS',
-    'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS', 'INFERENCERS'
+    'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS', 'INFERENCERS', 'BALANCERS'
 ]
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmmt.engine'])
@@ -61,6 +61,9 @@ PARAM_SCHEDULERS = Registry(
     'parameter scheduler',
     parent=MMENGINE_PARAM_SCHEDULERS,
     locations=['mmmt.engine'])
+#: Multi-task gradient balancers (PCGrad, MGDA-UB, ...) of ``MultiTaskOptimWrapper``; mmengine
+#: has no such kind, so this one has no parent.
+BALANCERS = Registry('balancer', scope='mmmt', locations=['mmmt.engine'])
 
 DATASETS = Registry(
     'dataset', parent=MMENGINE_DATASETS, locations=['mmmt.datasets'])

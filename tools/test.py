@@ -4,6 +4,7 @@ Examples:
     python tools/test.py configs/mtmamba_swin-l_nyud.py CKPT
     python tools/test.py CONFIG CKPT --show-dir vis     # one picture per image in vis/
     python tools/test.py CONFIG CKPT --out results.pkl  # raw predictions for offline analysis
+    python tools/test.py CONFIG CKPT --tta              # flip + multi-scale test-time augmentation
     tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
@@ -17,6 +18,7 @@ from mmmt.evaluation import DumpMultiTaskPredictions
 from mmmt.utils import (CheckpointMismatchError, add_runner_args, build_runner,
                         UntrustedCheckpointError, load_model_weights, load_runner_config,
                         parse_runner_args, shutdown_distributed)
+from mmmt.utils.tta import enable_tta
 
 
 def parse_args(argv=None):
@@ -34,6 +36,10 @@ def parse_args(argv=None):
         '(<show-dir>/vis_data/vis_image/)')
     parser.add_argument('--show', action='store_true', help='show results in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='display time per image (s)')
+    parser.add_argument(
+        '--tta', action='store_true',
+        help='test-time augmentation: the config\'s tta_pipeline (scales x flips) merged per '
+        'task by its tta_model (see mmmt.utils.enable_tta)')
     add_runner_args(
         parser,
         trust_help='allow full unpickling of the checkpoint (only for files you trust)')
@@ -75,6 +81,11 @@ def main(argv=None):
     cfg.load_from = None
     if args.show or args.show_dir:
         cfg = enable_visualization(cfg, args)
+    if args.tta:
+        try:
+            cfg = enable_tta(cfg)
+        except ValueError as e:
+            raise SystemExit(str(e))
     runner = build_runner(cfg, 'testing')
     try:
         load_model_weights(runner.model,

@@ -7,6 +7,7 @@ from .dist_utils import replace_sync_bn, setup_cpu_distributed
 from .fileio import ATOMIC_BACKEND, AtomicLocalBackend, atomic_write
 from .mmcv_compat import install_mmcv_ext_placeholder, mmcv_has_compiled_ops
 from .setup_env import register_all_modules
+from .tta import enable_tta
 
 __all__ = [
     'install_mmcv_ext_placeholder', 'mmcv_has_compiled_ops', 'register_all_modules',
@@ -15,5 +16,5 @@ __all__ = [
     'register_safe_checkpoint_loaders', 'setup_cpu_distributed', 'replace_sync_bn',
     'add_runner_args',
     'parse_runner_args', 'load_runner_config', 'build_runner', 'shutdown_distributed',
-    'atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND'
+    'atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND', 'enable_tta'
 ]

@@ -32,6 +32,26 @@ test_pipeline = [
     dict(type='PackMultiTaskInputs'),
 ]
 
+# tools/test.py --tta: every image at 3 scales x {plain, mirrored}; each view's prediction is
+# mapped back to the original frame (labels are never transformed: ImageOnly) and the views are
+# merged per task by MultiTaskTTAModel (probabilities averaged, normals re-normalised).
+tta_scales = (0.75, 1.0, 1.25)
+tta_model = dict(type='MultiTaskTTAModel')
+tta_pipeline = [
+    dict(type='LoadMultiTaskImage'),
+    dict(type='LoadMultiTaskAnnotations'),
+    dict(type='TestTimeAug', transforms=[
+        [dict(type='ImageOnly', transforms=[dict(type='RandomScaling', scale_range=(s, s))])
+         for s in tta_scales],
+        [dict(type='ImageOnly', transforms=[dict(type='MultiTaskRandomFlip', prob=p)])
+         for p in (0.0, 1.0)],
+        [dict(type='mmcv.Normalize', **img_norm_cfg)],
+        [dict(type='CenterPad', size=crop_size, pad_gt=False)],
+        [dict(type='AddIgnoreRegions')],
+        [dict(type='PackMultiTaskInputs')],
+    ])
+]
+
 # The reference trains with 1 image per GPU on 8 GPUs (global batch 8).
 train_dataloader = dict(
     batch_size=1,

@@ -3,9 +3,10 @@ from .formatting import PackMultiTaskInputs
 from .loading import LoadMultiTaskAnnotations, LoadMultiTaskImage
 from .transforms import (AddIgnoreRegions, CenterPad, MultiTaskPhotoMetricDistortion,
                          MultiTaskRandomCrop, MultiTaskRandomFlip, RandomScaling)
+from .test_time_aug import ImageOnly
 
 __all__ = [
     'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'RandomScaling', 'MultiTaskRandomCrop',
     'MultiTaskRandomFlip', 'MultiTaskPhotoMetricDistortion', 'CenterPad', 'AddIgnoreRegions',
-    'PackMultiTaskInputs'
+    'PackMultiTaskInputs', 'ImageOnly'
 ]

@@ -1,0 +1,9 @@
+"""Optimisation components: the multi-task optim wrapper and its gradient balancers."""
+from .balancers import (MGDAUB, AlignedMTL, BaseBalancer, CAGrad, GradNorm, IMTLG, NashMTL,
+                        PCGrad)
+from .multi_task_optim_wrapper import MultiTaskOptimWrapper, task_objectives
+
+__all__ = [
+    'MultiTaskOptimWrapper', 'task_objectives', 'BaseBalancer', 'PCGrad', 'CAGrad', 'GradNorm',
+    'IMTLG', 'MGDAUB', 'NashMTL', 'AlignedMTL'
+]

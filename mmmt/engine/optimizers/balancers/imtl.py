@@ -1,0 +1,39 @@
+"""IMTL-G: impartial gradients (Liu et al., ICLR 2021)."""
+import torch
+from torch import Tensor
+
+from mmmt.registry import BALANCERS
+from .base import BaseBalancer
+
+__all__ = ['IMTLG']
+
+
+@BALANCERS.register_module()
+class IMTLG(BaseBalancer):
+    """The combination whose projections onto every task's gradient direction are equal.
+
+    Liu et al., "Towards Impartial Multi-task Learning", ICLR 2021, the closed form of IMTL-G:
+    with ``u_t = g_t / ||g_t||``, ``D = [g_1 - g_2, ..., g_1 - g_T]`` and
+    ``U = [u_1 - u_2, ..., u_1 - u_T]`` (rows),
+
+        alpha_{2:T} = g_1 U^T (D U^T)^{-1},   alpha_1 = 1 - sum_{t>=2} alpha_t,
+
+    and ``d = sum_t alpha_t g_t`` satisfies ``d . u_1 = ... = d . u_T``. Every product is an
+    entry of the Gram matrix divided by a norm. IMTL-G has no hyper-parameters. (The paper also
+    learns loss scales, IMTL-L; that part is a loss weighting, not a gradient balancer.)
+    """
+
+    def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
+        gram, _ = self._prepare(gram, losses)
+        num = gram.shape[0]
+        if num == 1:
+            return torch.ones(1, dtype=gram.dtype, device=gram.device)
+        norms = gram.diagonal().clamp(min=1e-24).sqrt()
+        g_dot_u = gram / norms[None, :]  # [a, b] = g_a . u_b
+        rest = slice(1, num)
+        g1_ut = g_dot_u[0, 0] - g_dot_u[0, rest]  # g_1 . (u_1 - u_j)
+        d_ut = (g_dot_u[0, 0] - g_dot_u[0, rest])[None, :] \
+            - (g_dot_u[rest, 0][:, None] - g_dot_u[rest, rest])  # (g_1 - g_i) . (u_1 - u_j)
+        # alpha_{2:T} (D U^T) = g_1 U^T, solved by least squares for a singular system
+        alpha_rest = torch.linalg.lstsq(d_ut.T, g1_ut[:, None]).solution[:, 0]
+        return torch.cat([1 - alpha_rest.sum()[None], alpha_rest])

@@ -1,0 +1,283 @@
+"""An optim wrapper that balances the task gradients of the shared encoder."""
+from collections import OrderedDict
+from contextlib import contextmanager, nullcontext
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+from mmengine.dist import all_reduce
+from mmengine.logging import MessageHub
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
+from torch import Tensor
+from torch.optim import Optimizer
+
+from mmmt.registry import BALANCERS, OPTIM_WRAPPERS
+from .balancers import BaseBalancer
+
+__all__ = ['MultiTaskOptimWrapper', 'task_objectives']
+
+
+def task_objectives(losses: Dict[str, Union[Tensor, List[Tensor]]]) -> 'OrderedDict[str, Tensor]':
+    """The terms mmengine's ``parse_losses`` would add up, one per task, as scalars.
+
+    Every entry whose key contains ``'loss'`` is an objective (``loss_<task>`` from
+    ``MultiTaskLoss``; logging-only entries such as ``raw_<task>`` are skipped), reduced the
+    way ``BaseModel.parse_losses`` reduces it (mean, and a list summed).
+    """
+    objectives = OrderedDict()
+    for name, value in losses.items():
+        if 'loss' not in name:
+            continue
+        if isinstance(value, Tensor):
+            objectives[name] = value.mean()
+        elif isinstance(value, (list, tuple)):
+            objectives[name] = sum(v.mean() for v in value)
+        else:
+            raise TypeError(f'loss {name!r} is a {type(value).__name__}, expected a tensor or '
+                            'a list of tensors')
+    if not objectives:
+        raise ValueError(f'MultiTaskOptimWrapper: the model returned no loss terms (keys '
+                         f'{sorted(losses)}); a balancer needs one `loss_<task>` per task')
+    return objectives
+
+
+def _flatten(grads: Sequence[Optional[Tensor]], like: Sequence[Tensor]) -> Tensor:
+    """Concatenate gradients into one vector; a missing gradient (unused tensor) is zero."""
+    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                      for g, p in zip(grads, like)])
+
+
+def _reduced(tensor: Tensor, op: str) -> Tensor:
+    """``tensor`` all-reduced across ranks (itself without a process group)."""
+    all_reduce(tensor, op=op)  # in place
+    return tensor
+
+
+def _unflatten(flat: Tensor, like: Sequence[Tensor]) -> List[Tensor]:
+    return [chunk.view_as(p) for chunk, p in zip(flat.split([p.numel() for p in like]), like)]
+
+
+@OPTIM_WRAPPERS.register_module()
+class MultiTaskOptimWrapper(OptimWrapper):
+    """Update the shared parameters along a balanced combination of the task gradients.
+
+    Use it from any mmmt config::
+
+        optim_wrapper = dict(type='MultiTaskOptimWrapper',
+                             optimizer=dict(type='AdamW', lr=1e-4),
+                             balancer=dict(type='PCGrad'))
+
+    How it gets the per-task losses without a change to the model: mmengine's ``train_step``
+    (``BaseModel``'s, and ``MMDistributedDataParallel``'s under DDP) runs the ``mode='loss'``
+    forward inside :meth:`optim_context`, which records that forward's loss dict with a forward
+    hook; :meth:`update_params` then ignores the summed loss it is given and uses the recorded
+    terms (:func:`task_objectives`), one per task.
+
+    Each step:
+
+    1. ``g_t``: the gradient of task t's loss w.r.t. the shared parameters (the modules named
+       in ``shared_modules``: the backbone, and a neck if any), by ``torch.autograd.grad``; the
+       task-specific parameters (everything else) get the sum of the task gradients, i.e.
+       exactly their usual gradient.
+    2. Under DDP the model runs in ``no_sync()`` and every rank's ``g_t``, task-specific
+       gradients and loss values are **averaged across ranks before balancing**, so every rank
+       balances the same (global-batch) gradients and stays in sync. The averaged ``g_t`` is
+       what a single process would compute on the whole global batch (each rank's loss is a
+       mean over its images and ranks have equal batches).
+    3. The balancer turns the Gram matrix ``g_i . g_j`` (and the losses) into coefficients w;
+       the shared parameters' gradient is ``sum_t w_t g_t``. ``w`` is logged per task as
+       ``weight_<task>``.
+
+    Balancers that use the shared representation (MGDA-UB) get, instead of step 1's ``g_t``,
+    the gradients w.r.t. the output of the last shared module; the Gram matrix is then summed
+    over ranks (the ranks' features are disjoint coordinates of the global batch's
+    representation, so the sum is the global Gram matrix up to a constant factor, which leaves
+    the min-norm weights unchanged), and ``sum_t w_t dL_t/dZ`` is back-propagated through the
+    encoder once.
+
+    Gradients are added to ``.grad``, so ``accumulative_counts`` and ``clip_grad`` work as in
+    :class:`~mmengine.optim.OptimWrapper`; the balancer's state (GradNorm's weights, PCGrad's
+    generator, ...) is part of :meth:`state_dict` and so of checkpoints and ``--resume``.
+    Mixed precision is not supported.
+
+    Args:
+        optimizer (Optimizer): The optimizer.
+        balancer (dict | BaseBalancer): A ``BALANCERS`` config, e.g. ``dict(type='PCGrad')``.
+        shared_modules (Sequence[str]): Attributes of the model holding the shared parameters;
+            absent ones are skipped. Defaults to ``('backbone', 'neck')``.
+        **kwargs: ``accumulative_counts``, ``clip_grad`` of ``OptimWrapper``.
+    """
+
+    def __init__(self,
+                 optimizer: Optimizer,
+                 balancer: Union[dict, BaseBalancer],
+                 shared_modules: Sequence[str] = ('backbone', 'neck'),
+                 **kwargs) -> None:
+        super().__init__(optimizer, **kwargs)
+        if isinstance(balancer, dict):
+            balancer = BALANCERS.build(balancer)
+        if not isinstance(balancer, BaseBalancer):
+            raise TypeError(f'MultiTaskOptimWrapper: balancer must be a BALANCERS config or a '
+                            f'BaseBalancer, got {type(balancer).__name__}')
+        self.balancer = balancer
+        self.shared_modules = tuple(shared_modules)
+        self._model: Optional[nn.Module] = None
+        self._losses: Optional[dict] = None
+        self._features: Optional[List[Tensor]] = None
+
+    # -- model structure ------------------------------------------------------------------------
+    def _shared_parts(self, model: nn.Module) -> List[nn.Module]:
+        parts = [getattr(model, n) for n in self.shared_modules
+                 if isinstance(getattr(model, n, None), nn.Module)]
+        if not parts:
+            raise ValueError(f'MultiTaskOptimWrapper: {type(model).__name__} has none of the '
+                             f'shared_modules {self.shared_modules}')
+        return parts
+
+    def _split_params(self, model: nn.Module) -> Tuple[List[Tensor], List[Tensor]]:
+        """(shared, task-specific) trainable parameters."""
+        shared, seen = [], set()
+        for part in self._shared_parts(model):
+            for p in part.parameters():
+                if p.requires_grad and id(p) not in seen:
+                    shared.append(p)
+                    seen.add(id(p))
+        specific = [p for p in model.parameters() if p.requires_grad and id(p) not in seen]
+        return shared, specific
+
+    # -- capture of the forward's outputs -------------------------------------------------------
+    def _record_losses(self, module, args, output) -> None:
+        if isinstance(output, dict):
+            self._losses = output
+
+    def _record_features(self, module, args, output) -> None:
+        outputs = list(output) if isinstance(output, (list, tuple)) else [output]
+        self._features = [x for x in outputs if isinstance(x, Tensor) and x.requires_grad]
+
+    @contextmanager
+    def optim_context(self, model: nn.Module):
+        """Record the forward's loss dict (and the shared representation, for MGDA-UB).
+
+        DDP's gradient reduction is disabled (``no_sync``): the wrapper averages the per-task
+        gradients itself (see the class doc).
+        """
+        module = model.module if is_model_wrapper(model) else model
+        self._model, self._losses, self._features = module, None, None
+        handles = [module.register_forward_hook(self._record_losses)]
+        if self.balancer.uses_representation:
+            handles.append(
+                self._shared_parts(module)[-1].register_forward_hook(self._record_features))
+        try:
+            with model.no_sync() if hasattr(model, 'no_sync') else nullcontext():
+                yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    # -- the update -----------------------------------------------------------------------------
+    def update_params(self,
+                      loss: Tensor,
+                      step_kwargs: Optional[Dict] = None,
+                      zero_kwargs: Optional[Dict] = None) -> None:
+        """Balance and accumulate the gradients of the recorded losses, then maybe step.
+
+        Args:
+            loss (Tensor): The summed loss from ``parse_losses``; not used (its per-task terms
+                were recorded in :meth:`optim_context`).
+            step_kwargs (dict, optional): Passed to ``optimizer.step``.
+            zero_kwargs (dict, optional): Passed to ``optimizer.zero_grad``.
+        """
+        if self._losses is None:
+            raise RuntimeError(
+                'MultiTaskOptimWrapper.update_params: no loss dict was recorded. It must be '
+                'called after the model\'s forward(mode="loss") ran inside '
+                'optim_wrapper.optim_context(model), as mmengine\'s train_step does')
+        losses, self._losses = self._losses, None
+        features, self._features = self._features, None
+        self.backward_balanced(self._model, losses, features)
+        if self.should_update():
+            self.step(**(step_kwargs or {}))
+            self.zero_grad(**(zero_kwargs or {}))
+
+    def backward_balanced(self, model: nn.Module, losses: dict,
+                          features: Optional[List[Tensor]] = None) -> Tensor:
+        """Add the balanced gradients of ``losses`` to the parameters' ``.grad``.
+
+        Args:
+            model (nn.Module): The (unwrapped) model that produced ``losses``.
+            losses (dict): The model's loss dict.
+            features (list[Tensor], optional): The shared representation, for balancers with
+                ``uses_representation``.
+
+        Returns:
+            Tensor: The (T,) task weights w.
+        """
+        objectives = task_objectives(losses)
+        names = [n[len('loss_'):] if n.startswith('loss_') else n for n in objectives]
+        shared, specific = self._split_params(model)
+        use_repr = self.balancer.uses_representation
+        if use_repr and not features:
+            raise RuntimeError(f'{type(self.balancer).__name__} balances the representation\'s '
+                               'gradients but no output of the shared module needing a '
+                               'gradient was recorded')
+        first = features if use_repr else shared
+        task_grads, specific_grads = [], [None] * len(specific)
+        for i, objective in enumerate(objectives.values()):
+            if not objective.requires_grad:  # e.g. a task without valid pixels in the batch
+                grads = [None] * (len(first) + len(specific))
+            else:
+                grads = torch.autograd.grad(objective, first + specific, allow_unused=True,
+                                            retain_graph=use_repr or i < len(objectives) - 1)
+            task_grads.append(_flatten(grads[:len(first)], first))
+            for k, g in enumerate(grads[len(first):]):
+                if g is not None:
+                    specific_grads[k] = g if specific_grads[k] is None else specific_grads[k] + g
+        task_grads = torch.stack(task_grads)
+        loss_values = _reduced(
+            torch.stack([o.detach().double() for o in objectives.values()]), op='mean')
+        self.balancer.task_names = names
+        if use_repr:
+            gram = _reduced((task_grads @ task_grads.T).double(), op='sum')
+            weights = self.balancer.weights(gram, loss_values)
+            repr_grad = _unflatten(weights.to(task_grads.dtype) @ task_grads, features)
+            shared_grad = _flatten(
+                torch.autograd.grad(features, shared, grad_outputs=repr_grad,
+                                    allow_unused=True), shared)
+            shared_grad = _reduced(shared_grad, op='mean')
+        else:
+            task_grads = _reduced(task_grads, op='mean')
+            weights = self.balancer.weights((task_grads @ task_grads.T).double(), loss_values)
+            shared_grad = weights.to(task_grads.dtype) @ task_grads
+        specific_flat = _reduced(_flatten(specific_grads, specific), op='mean')
+        # 1 / accumulative_counts (1 without accumulation), as OptimWrapper.scale_loss applies
+        factor = float(self.scale_loss(torch.ones(())))
+        for params, flat in ((shared, shared_grad), (specific, specific_flat)):
+            for p, g in zip(params, _unflatten(flat, params)):
+                if p.grad is None:
+                    p.grad = g.detach() * factor
+                else:
+                    p.grad.add_(g.detach(), alpha=factor)
+        self._inner_count += 1
+        hub = MessageHub.get_current_instance()
+        for name, w in zip(names, weights.tolist()):
+            hub.update_scalar(f'train/weight_{name}', w)
+        return weights
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The optimizer's state dict plus ``'balancer'``: the balancer's state."""
+        state = super().state_dict()
+        state['balancer'] = self.balancer.state_dict()
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state_dict = dict(state_dict)
+        balancer_state = state_dict.pop('balancer', None)
+        super().load_state_dict(state_dict)
+        if balancer_state is not None:
+            self.balancer.load_state_dict(balancer_state)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(balancer={self.balancer!r}, ' \
+               f'shared_modules={self.shared_modules})'

@@ -1,0 +1,180 @@
+"""Each balancer on small problems whose answer can be derived by hand."""
+import numpy as np
+import pytest
+import torch
+
+from mmmt.engine import (MGDAUB, AlignedMTL, CAGrad, GradNorm, IMTLG, NashMTL, PCGrad)
+from mmmt.registry import BALANCERS
+
+# two conflicting 2-D gradients (g1 . g2 = -1 < 0)
+G = torch.tensor([[1.0, 0.0], [-1.0, 1.0]], dtype=torch.float64)
+ONES = torch.ones(2, dtype=torch.float64)
+
+
+def direction(balancer, grads=G, losses=ONES):
+    return balancer.weights(grads @ grads.T, losses) @ grads
+
+
+def test_pcgrad_projects_each_gradient_on_the_others_normal_plane():
+    # g1 - (g1.g2 / |g2|^2) g2 = (1, 0) + 1/2 (-1, 1);  g2 - (g2.g1 / |g1|^2) g1 = (0, 1)
+    assert torch.allclose(direction(PCGrad()), torch.tensor([0.5 + 0.0, 0.5 + 1.0],
+                                                            dtype=torch.float64))
+    # no conflict: plain sum
+    aligned = torch.tensor([[1.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    assert torch.allclose(direction(PCGrad(), aligned), aligned.sum(0))
+
+
+def test_mgda_gives_the_min_norm_point_of_the_segment():
+    # gamma = (g2 - g1).g2 / |g1 - g2|^2 = 3/5: d = 3/5 g1 + 2/5 g2 = (0.2, 0.4), d _|_ g1 - g2
+    d = direction(MGDAUB())
+    assert torch.allclose(d, torch.tensor([0.2, 0.4], dtype=torch.float64))
+    # three tasks by Frank-Wolfe: the min-norm point of a triangle around the origin is 0
+    tri = torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.0, -1.0]], dtype=torch.float64)
+    w = MGDAUB().weights(tri @ tri.T, torch.ones(3, dtype=torch.float64))
+    assert abs(float(w.sum()) - 1) < 1e-9 and float((w @ tri).norm()) < 1e-2
+    # a vertex is optimal when its gradient is the shortest and all others point along it
+    col = torch.tensor([[0.5, 0.0], [2.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    w = MGDAUB().weights(col @ col.T, torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(w, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-4)
+
+
+def test_mgda_normalization_rescales_the_returned_weights():
+    w = MGDAUB(normalization='l2').weights(G @ G.T, ONES)
+    unit = G / G.norm(dim=1, keepdim=True)
+    w_unit = MGDAUB().weights(unit @ unit.T, ONES)
+    assert torch.allclose(w, w_unit / G.norm(dim=1))
+    with pytest.raises(ValueError, match='normalization'):
+        MGDAUB(normalization='bad')
+
+
+def test_cagrad_closed_form_for_symmetric_gradients():
+    # g1 = (a, b), g2 = (-a, b): w* = (1/2, 1/2), g_w = g0 = (0, b), d = (1 + c) g0
+    a, b, c = 2.0, 0.5, 0.4
+    sym = torch.tensor([[a, b], [-a, b]], dtype=torch.float64)
+    assert torch.allclose(direction(CAGrad(c=c), sym),
+                          torch.tensor([0.0, (1 + c) * b], dtype=torch.float64), atol=1e-6)
+    # rescale divides by 1 + c^2 (the authors' option)
+    assert torch.allclose(direction(CAGrad(c=c, rescale=True), sym),
+                          torch.tensor([0.0, (1 + c) * b / (1 + c**2)], dtype=torch.float64),
+                          atol=1e-6)
+
+
+def test_cagrad_matches_a_dense_search_of_its_dual():
+    c = 0.4
+    g1, g2 = G[0].numpy(), G[1].numpy()
+    g0 = (g1 + g2) / 2
+    radius = c * np.linalg.norm(g0)
+    ws = np.linspace(0, 1, 200001)
+    gw = ws[:, None] * g1 + (1 - ws[:, None]) * g2
+    best = gw[np.argmin(gw @ g0 + radius * np.linalg.norm(gw, axis=1))]
+    expected = g0 + radius / np.linalg.norm(best) * best
+    assert np.allclose(direction(CAGrad(c=c)).numpy(), expected, atol=1e-4)
+    # c = 0 is gradient descent on the average
+    assert torch.allclose(direction(CAGrad(c=0.0)), G.mean(0))
+
+
+def test_imtlg_has_equal_projections_on_every_task_direction():
+    for grads in (G, torch.tensor([[3.0, 1.0, 0.0], [-1.0, 2.0, 1.0], [0.5, -1.0, 2.0]],
+                                  dtype=torch.float64)):
+        w = IMTLG().weights(grads @ grads.T, torch.ones(len(grads), dtype=torch.float64))
+        d = w @ grads
+        proj = grads @ d / grads.norm(dim=1)
+        assert torch.allclose(proj, proj[0].expand_as(proj)), proj
+        assert abs(float(w.sum()) - 1) < 1e-9
+    # the 2-D pair by hand: d.u1 = d.u2 gives w1 = sqrt(2) w2, and w1 + w2 = 1
+    w = IMTLG().weights(G @ G.T, ONES)
+    assert torch.allclose(w, torch.tensor([2 - 2**0.5, 2**0.5 - 1], dtype=torch.float64))
+
+
+def test_aligned_mtl_equalises_the_singular_values():
+    # orthogonal gradients of norms 1 and 2: aligned to norm sigma_min = 1 each
+    orth = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    assert torch.allclose(direction(AlignedMTL(), orth), torch.tensor([1.0, 1.0],
+                                                                      dtype=torch.float64))
+    # conflicting pair: G = U S V^T -> G_hat = s_min U V^T, d = G_hat^T 1
+    u, s, vt = np.linalg.svd(G.numpy())
+    aligned = s.min() * u @ vt
+    assert np.allclose(aligned @ aligned.T, s.min()**2 * np.eye(2))  # condition number 1
+    assert np.allclose(direction(AlignedMTL()).numpy(), aligned.sum(0))
+    # pre-defined task weights scale the aligned gradients
+    b = AlignedMTL(task_weights=dict(b=3.0))
+    b.task_names = ['a', 'b']
+    assert np.allclose(direction(b).numpy(), aligned[0] + 3 * aligned[1])
+    b.task_names = ['a', 'c']
+    with pytest.raises(KeyError, match='unknown tasks'):
+        direction(b)
+
+
+def test_nash_mtl_satisfies_the_bargaining_optimality_condition():
+    # orthogonal gradients: alpha_t = 1 / |g_t|
+    orth = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    assert torch.allclose(NashMTL().weights(orth @ orth.T, ONES),
+                          torch.tensor([1.0, 0.5], dtype=torch.float64), atol=1e-5)
+    for grads in (G, 1e-3 * G, torch.randn(3, 5, dtype=torch.float64,
+                                           generator=torch.Generator().manual_seed(0))):
+        gram = grads @ grads.T
+        alpha = NashMTL().weights(gram, torch.ones(len(grads), dtype=torch.float64))
+        assert (alpha > 0).all()
+        assert torch.allclose(gram @ alpha, 1 / alpha, rtol=1e-4), (gram @ alpha, 1 / alpha)
+    alpha = NashMTL(max_norm=0.5).weights(G @ G.T, ONES)
+    assert abs(float((alpha @ G).norm()) - 0.5) < 1e-6  # ||d||^2 = T = 2, clipped to 0.5
+
+
+def test_gradnorm_weight_update_follows_eq_2():
+    orth = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    lr, alpha = 0.025, 1.5
+    balancer = GradNorm(alpha=alpha, lr=lr)
+    # step 1: w = (1, 1) is used; G_W = (1, 2), targets = 1.5 (r = 1): grad = (-1, +2)
+    assert torch.allclose(balancer.weights(orth @ orth.T, ONES), ONES)
+    w1 = torch.tensor([1 + lr, 1 - 2 * lr], dtype=torch.float64)
+    w1 = 2 * w1 / w1.sum()
+    # step 2: losses (0.5, 1) against L(0) = (1, 1): r = (2/3, 4/3)
+    assert torch.allclose(balancer.weights(orth @ orth.T, torch.tensor([0.5, 1.0],
+                                                                       dtype=torch.float64)), w1)
+    norms = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    target = (w1 * norms).mean() * torch.tensor([2 / 3, 4 / 3], dtype=torch.float64)**alpha
+    w2 = w1 - lr * torch.sign(w1 * norms - target) * norms
+    assert torch.allclose(balancer.state_dict()['task_weights'], 2 * w2 / w2.sum())
+
+
+def test_gradnorm_rejects_non_positive_losses():
+    with pytest.raises(ValueError, match='scheme="sum"'):
+        GradNorm().weights(G @ G.T, torch.tensor([-1.0, 1.0], dtype=torch.float64))
+
+
+def make(name):
+    return BALANCERS.build(dict(type=name))
+
+
+@pytest.mark.parametrize('name', ['PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL',
+                                  'AlignedMTL'])
+def test_state_dict_round_trip_continues_identically(name):
+    gen = torch.Generator().manual_seed(1)
+    steps = [torch.randn(4, 6, dtype=torch.float64, generator=gen) for _ in range(6)]
+    losses = [torch.rand(4, dtype=torch.float64, generator=gen) + 0.5 for _ in range(6)]
+    straight, first = make(name), make(name)
+    expected = [straight.weights(g @ g.T, l) for g, l in zip(steps, losses)]
+    for g, l in zip(steps[:3], losses[:3]):
+        first.weights(g @ g.T, l)
+    state = first.state_dict()
+    resumed = make(name)
+    resumed.load_state_dict(state)
+    for g, l, e in zip(steps[3:], losses[3:], expected[3:]):
+        assert torch.equal(resumed.weights(g @ g.T, l), e)
+
+
+def test_pcgrad_order_is_random_and_saved():
+    # three tasks: the result depends on the order of the projections
+    grads = torch.tensor([[1.0, 0.0], [-1.0, 1.0], [0.2, -1.0]], dtype=torch.float64)
+    balancer = PCGrad(seed=0)
+    seen = {tuple(balancer.weights(grads @ grads.T, torch.ones(3, dtype=torch.float64))
+                  .round(decimals=6).tolist()) for _ in range(30)}
+    assert len(seen) > 1
+    assert isinstance(balancer.state_dict()['generator'], torch.Tensor)
+
+
+def test_bad_gram_is_rejected():
+    with pytest.raises(ValueError, match=r'\(T, T\)'):
+        PCGrad().weights(torch.ones(2, 3), ONES)
+    with pytest.raises(ValueError, match='losses'):
+        PCGrad().weights(torch.ones(2, 2), torch.ones(3))

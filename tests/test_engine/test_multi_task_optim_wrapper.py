@@ -1,0 +1,186 @@
+"""MultiTaskOptimWrapper: which gradients reach which parameters, resume, and CPU DDP."""
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from mmengine.logging import MessageHub
+
+from mmmt.engine import MGDAUB, GradNorm, MultiTaskOptimWrapper, PCGrad
+from mmmt.engine.optimizers.balancers import min_norm_weights
+from mmmt.registry import OPTIM_WRAPPERS
+from ._tiny_model import TinyTwoTask, batch
+
+
+def wrapper_for(model, balancer, lr=0.1, **kwargs):
+    return OPTIM_WRAPPERS.build(
+        dict(type='MultiTaskOptimWrapper', balancer=balancer, **kwargs),
+        default_args=dict(optimizer=torch.optim.SGD(model.parameters(), lr=lr)))
+
+
+def reference_grads(model, data):
+    """Per-task gradients of the backbone, and the summed gradient of the heads."""
+    losses = model(**data)
+    shared = list(model.backbone.parameters())
+    per_task = [torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+        losses[k], shared, retain_graph=True)]) for k in ('loss_a', 'loss_b')]
+    heads = list(model.head_a.parameters()) + list(model.head_b.parameters())
+    head_grads = torch.autograd.grad(losses['loss_a'] + losses['loss_b'], heads)
+    return torch.stack(per_task), head_grads
+
+
+def shared_grad(model):
+    return torch.cat([p.grad.reshape(-1) for p in model.backbone.parameters()])
+
+
+def test_shared_gradient_is_balanced_and_heads_get_their_usual_gradient():
+    model, data = TinyTwoTask(), batch(0)
+    task_grads, head_grads = reference_grads(model, data)
+    assert float(task_grads[0] @ task_grads[1]) < 0  # the tasks conflict on the backbone
+    wrapper = wrapper_for(model, dict(type='PCGrad'))
+    weights = wrapper.backward_balanced(model, model(**data))
+    expected = PCGrad().weights((task_grads @ task_grads.T).double(), torch.ones(2)) \
+        .float() @ task_grads
+    assert torch.allclose(shared_grad(model), expected, atol=1e-6)
+    assert not torch.allclose(shared_grad(model), task_grads.sum(0), atol=1e-4)
+    heads = list(model.head_a.parameters()) + list(model.head_b.parameters())
+    for p, g in zip(heads, head_grads):
+        assert torch.allclose(p.grad, g, atol=1e-6)
+    hub = MessageHub.get_current_instance()
+    assert hub.get_scalar('train/weight_a').current() == pytest.approx(float(weights[0]))
+    assert hub.get_scalar('train/weight_b').current() == pytest.approx(float(weights[1]))
+
+
+def test_train_step_updates_the_parameters_with_the_balanced_gradient():
+    model, data = TinyTwoTask(), batch(1)
+    task_grads, _ = reference_grads(model, data)
+    before = torch.cat([p.detach().reshape(-1).clone() for p in model.backbone.parameters()])
+    wrapper = wrapper_for(model, dict(type='MGDAUB', upper_bound=False), lr=0.5)
+    model.train_step(data, wrapper)  # mmengine's BaseModel.train_step, unchanged
+    after = torch.cat([p.detach().reshape(-1) for p in model.backbone.parameters()])
+    w = min_norm_weights((task_grads @ task_grads.T).double()).float()
+    assert torch.allclose(after, before - 0.5 * (w @ task_grads), atol=1e-6)
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())  # zeroed
+
+
+def test_mgda_ub_uses_the_representation_gradient():
+    model, data = TinyTwoTask(), batch(2)
+    losses = model(**data)
+    z = model.backbone(data['inputs'])
+    # the same losses as a function of the representation z
+    la = ((model.head_a(z) - data['data_samples'][:, :1])**2).mean()
+    lb = ((model.head_b(z) - data['data_samples'][:, 1:])**2).mean()
+    rep = torch.stack([torch.autograd.grad(l, z, retain_graph=True)[0].reshape(-1)
+                       for l in (la, lb)])
+    w = min_norm_weights((rep @ rep.T).double()).float()
+    shared = list(model.backbone.parameters())
+    expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(w[0] * la + w[1] * lb,
+                                                                     shared)])
+    wrapper = wrapper_for(model, MGDAUB())
+    with wrapper.optim_context(model):
+        losses = model(**data)
+    wrapper.backward_balanced(model, losses, wrapper._features)
+    assert torch.allclose(shared_grad(model), expected, atol=1e-6)
+
+
+def test_update_params_without_a_recorded_forward_is_a_clear_error():
+    model = TinyTwoTask()
+    wrapper = wrapper_for(model, dict(type='PCGrad'))
+    with pytest.raises(RuntimeError, match='optim_context'):
+        wrapper.update_params(torch.zeros(()))
+    with pytest.raises(ValueError, match='shared_modules'):
+        wrapper_for(model, dict(type='PCGrad'), shared_modules=('encoder', )) \
+            .backward_balanced(model, model(**batch(0)))
+
+
+def test_gradient_accumulation_averages_the_balanced_gradients():
+    model, data0, data1 = TinyTwoTask(), batch(3), batch(4)
+    wrapper = wrapper_for(model, dict(type='IMTLG'), accumulative_counts=2)
+    wrapper.initialize_count_status(model, 0, 2)
+    w0 = wrapper.backward_balanced(model, model(**data0))
+    g0, _ = reference_grads(model, data0)
+    first = shared_grad(model).clone()
+    wrapper.backward_balanced(model, model(**data1))
+    assert torch.allclose(first, 0.5 * (w0.float() @ g0), atol=1e-6)
+    assert wrapper.should_update()
+
+
+def test_resume_of_the_wrapper_state_is_exact():
+    def run(steps, start=None):
+        model = TinyTwoTask()
+        wrapper = wrapper_for(model, dict(type='GradNorm'))
+        if start is not None:
+            model.load_state_dict(start[0])
+            wrapper.load_state_dict(start[1])
+        for i in steps:
+            model.train_step(batch(10 + i), wrapper)
+        return model, wrapper
+
+    straight, _ = run(range(4))
+    model, wrapper = run(range(2))
+    state = (model.state_dict(), wrapper.state_dict())
+    assert isinstance(state[1]['balancer']['task_weights'], torch.Tensor)
+    resumed, resumed_wrapper = run(range(2, 4), start=state)
+    for a, b in zip(straight.parameters(), resumed.parameters()):
+        assert torch.equal(a, b)
+    assert not torch.equal(resumed_wrapper.balancer.state_dict()['task_weights'],
+                           torch.ones(2, dtype=torch.float64))
+
+
+# --- CPU DDP: 2 gloo processes -------------------------------------------------------------------
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+BALANCERS_IN_DDP = (dict(type='PCGrad'), dict(type='MGDAUB'))  # parameters; representation
+
+
+def _ddp_worker(rank, port, out_dir):
+    import torch.distributed as dist
+    from mmengine.model import MMDistributedDataParallel
+
+    from mmmt.utils import register_all_modules
+    register_all_modules()
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
+    dist.init_process_group('gloo', rank=rank, world_size=2)
+    for i, balancer in enumerate(BALANCERS_IN_DDP):
+        model = TinyTwoTask()
+        ddp = MMDistributedDataParallel(module=model)
+        wrapper = wrapper_for(model, balancer)
+        for step in range(2):
+            full = batch(20 + step, size=8)  # each rank trains on its half of the global batch
+            ddp.train_step({k: v[4 * rank:4 * rank + 4] for k, v in full.items()}, wrapper)
+        torch.save([p.detach() for p in model.parameters()],
+                   os.path.join(out_dir, f'{i}_{rank}.pth'))
+    dist.destroy_process_group()
+
+
+def test_ddp_averages_task_gradients_before_balancing(tmp_path):
+    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    for i, balancer in enumerate(BALANCERS_IN_DDP):
+        ranks = [torch.load(tmp_path / f'{i}_{r}.pth') for r in range(2)]
+        # one process on the whole global batch: what averaging before balancing reproduces
+        model = TinyTwoTask()
+        wrapper = wrapper_for(model, balancer)
+        for step in range(2):
+            model.train_step(batch(20 + step, size=8), wrapper)
+        for a, b, ref in zip(ranks[0], ranks[1], model.parameters()):
+            assert torch.equal(a, b)  # the ranks stay in sync
+            assert torch.allclose(a, ref.detach(), atol=1e-6), balancer
+
+
+def test_per_rank_balancing_would_differ():
+    """Guards the test above: balancing each half and averaging gives another update."""
+    halves = []
+    for r in range(2):
+        model, data = TinyTwoTask(), batch(20, size=8)
+        g, _ = reference_grads(model, {k: v[4 * r:4 * r + 4] for k, v in data.items()})
+        halves.append(g)
+    per_rank = sum(PCGrad().weights((g @ g.T).double(), torch.ones(2)).float() @ g
+                   for g in halves) / 2
+    mean = sum(halves) / 2
+    global_ = PCGrad().weights((mean @ mean.T).double(), torch.ones(2)).float() @ mean
+    assert not torch.allclose(per_rank, global_, atol=1e-4)
