@@ -30,13 +30,14 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from PIL import Image
 
-from mmmt.registry import TRANSFORMS
+from mmmt.registry import ANNOTATION_DECODERS, TRANSFORMS
+from mmmt.structures import IGNORE_INDEX, get_task
 from ..class_names import (PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS,
                            PERSON_CLASS_ID)
 
-__all__ = ['LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'read_pascal_part_mask']
-
-IGNORE_INDEX = 255
+__all__ = [
+    'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'read_pascal_part_mask', 'DecodeContext'
+]
 
 
 def _where(results: dict) -> str:
@@ -181,7 +182,8 @@ class LoadMultiTaskAnnotations(BaseTransform):
     """Load and decode the ground truth of every task in ``results['tasks']``.
 
     ``results['ann_info']`` maps each task to a dict with ``path`` and ``encoding`` (set by the
-    dataset class). Encodings (reference-spec C.2/C.3):
+    dataset class); the encoding names a decoder of ``mmmt.registry.ANNOTATION_DECODERS``
+    (a new dataset registers its own). mmmt's encodings (reference-spec C.2/C.3):
 
     - ``nyud_semseg_png``: PNG values 0..num_classes; ``v - 1``, 0 (unlabelled) becomes 255.
     - ``semseg_png``: PNG values 0..num_classes-1 and 255, used as is.
@@ -231,10 +233,10 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     @staticmethod
     def _resize(task: str, arr: np.ndarray, size: Tuple[int, int], path: str) -> np.ndarray:
+        how = getattr(get_task(task), 'label_interpolation', 'nearest')
         warnings.warn(f'{task} annotation {path} has size {arr.shape[:2]} but its image has '
-                      f'size {tuple(size)}; resizing it to the image size '
-                      f"({'bicubic' if task == 'normals' else 'nearest'}).")
-        interp = cv2.INTER_CUBIC if task == 'normals' else cv2.INTER_NEAREST
+                      f'size {tuple(size)}; resizing it to the image size ({how}).')
+        interp = cv2.INTER_CUBIC if how == 'bicubic' else cv2.INTER_NEAREST
         out = cv2.resize(arr, (int(size[1]), int(size[0])), interpolation=interp)
         return out.astype(arr.dtype)
 
@@ -251,66 +253,122 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     def _decode(self, task: str, info: dict, results: dict, cache: dict, size):
         enc = info['encoding']
-        path = info['path']
-        if enc == 'nyud_semseg_png':
-            raw = _read_label_png(path, results)
-            n = int(info['num_classes'])
-            bad = (raw < 0) | (raw > n)
-            if bad.any():
-                raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
-                                 f'outside 0..{n} in {path}{_where(results)}')
-            out = (raw - 1).astype(np.int64)
-            out[raw == 0] = IGNORE_INDEX
-            return out.astype(np.uint8), path
-        if enc == 'semseg_png':
-            raw = _read_label_png(path, results)
-            n = int(info['num_classes'])
-            bad = ((raw < 0) | (raw >= n)) & (raw != IGNORE_INDEX)
-            if bad.any():
-                raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
-                                 f'outside 0..{n - 1} and {IGNORE_INDEX} in '
-                                 f'{path}{_where(results)}')
-            return raw.astype(np.uint8), path
-        if enc == 'depth_npy':
-            if not osp.isfile(path):
-                raise FileNotFoundError(f'File not found: {path}{_where(results)}')
-            try:
-                depth = np.load(path)
-            except Exception as e:
-                raise OSError(f'Cannot read depth file {path}{_where(results)}: {e}') from e
-            depth = np.asarray(depth, dtype=np.float32)
-            if depth.ndim == 3 and depth.shape[-1] == 1:
-                depth = depth[..., 0]
-            if depth.ndim != 2:
-                raise ValueError(f'Depth map must be (H, W), got {depth.shape}: {path}')
-            return depth, path
-        if enc in ('normals_png', 'context_masked_normals_png'):
-            rgb = _read_rgb_png(path, results).astype(np.float32)
-            normals = 2.0 * rgb / 255.0 - 1.0
-            if enc == 'context_masked_normals_png':
-                if size is not None and normals.shape[:2] != tuple(size):
-                    normals = self._resize(task, normals, size, path)
-                lm = self._context(info['context_path'], results, cache, size)
-                valid = np.isin(lm, PASCAL_NORMALS_VALID_CONTEXT_IDS)
-                normals[~valid] = 0.0
-            return normals.astype(np.float32), path
-        if enc == 'edge_png':
-            return (_read_gray_png(path, results).astype(np.float32) / 255.0), path
-        if enc == 'context_edge_mat':
-            from skimage.morphology import thin
-            lm = self._context(path, results, cache, size)
-            lap = cv2.Laplacian(lm.astype(np.float64), cv2.CV_64F)
-            return thin(np.abs(lap) > 0).astype(np.float32), path
-        if enc == 'pascal_parts_mat':
-            parts = read_pascal_part_mask(path, results)
-            if parts is None:
-                shape = tuple(size) if size is not None else (512, 512)
-                parts = np.zeros(shape, dtype=np.uint8)
-            return parts, path
-        if enc == 'sal_png':
-            gray = _read_gray_png(path, results).astype(np.float32)
-            return (gray / 255.0 > 0.5).astype(np.float32), path
-        raise ValueError(f"Unknown annotation encoding '{enc}' for task '{task}'")
+        try:
+            decoder = ANNOTATION_DECODERS.get(enc)
+        except KeyError:  # a malformed scoped name
+            decoder = None
+        if decoder is None:
+            raise ValueError(f"Unknown annotation encoding '{enc}' for task '{task}'; known: "
+                             f'{sorted(ANNOTATION_DECODERS.module_dict)}')
+        ctx = DecodeContext(self, task, results, cache, size)
+        return decoder(info['path'], info, ctx), info['path']
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(tasks={self.tasks})'
+
+
+class DecodeContext:
+    """What an annotation decoder may need besides the file: the sample, the image size and
+    the PASCAL-Context label map shared by several tasks of one sample (read once)."""
+
+    def __init__(self, loader: 'LoadMultiTaskAnnotations', task: str, results: dict,
+                 cache: dict, size: Optional[Tuple[int, int]]) -> None:
+        self.loader, self.task, self.results, self.size = loader, task, results, size
+        self._cache = cache
+
+    def context_labelmap(self, path: str) -> np.ndarray:
+        """The Context ``LabelMap`` of ``path`` at the image size (cached per sample)."""
+        return self.loader._context(path, self.results, self._cache, self.size)
+
+    def fit_to_image(self, arr: np.ndarray, path: str) -> np.ndarray:
+        """``arr`` resized to the image size if it differs (with a warning)."""
+        if self.size is not None and arr.shape[:2] != tuple(self.size):
+            arr = self.loader._resize(self.task, arr, self.size, path)
+        return arr
+
+
+# Decoders of the encodings of mmmt's datasets (reference-spec C.2/C.3). A new dataset
+# registers its own: ``@ANNOTATION_DECODERS.register_module('my_encoding')`` on a function
+# ``(path, info, ctx) -> np.ndarray`` (see docs/how_to_add_a_dataset.md).
+@ANNOTATION_DECODERS.register_module('nyud_semseg_png')
+def decode_nyud_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    raw = _read_label_png(path, ctx.results)
+    n = int(info['num_classes'])
+    bad = (raw < 0) | (raw > n)
+    if bad.any():
+        raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
+                         f'outside 0..{n} in {path}{_where(ctx.results)}')
+    out = (raw - 1).astype(np.int64)
+    out[raw == 0] = IGNORE_INDEX
+    return out.astype(np.uint8)
+
+
+@ANNOTATION_DECODERS.register_module('semseg_png')
+def decode_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    raw = _read_label_png(path, ctx.results)
+    n = int(info['num_classes'])
+    bad = ((raw < 0) | (raw >= n)) & (raw != IGNORE_INDEX)
+    if bad.any():
+        raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
+                         f'outside 0..{n - 1} and {IGNORE_INDEX} in '
+                         f'{path}{_where(ctx.results)}')
+    return raw.astype(np.uint8)
+
+
+@ANNOTATION_DECODERS.register_module('depth_npy')
+def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'File not found: {path}{_where(ctx.results)}')
+    try:
+        depth = np.load(path)
+    except Exception as e:
+        raise OSError(f'Cannot read depth file {path}{_where(ctx.results)}: {e}') from e
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim == 3 and depth.shape[-1] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2:
+        raise ValueError(f'Depth map must be (H, W), got {depth.shape}: {path}')
+    return depth
+
+
+@ANNOTATION_DECODERS.register_module('normals_png')
+def decode_normals_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    rgb = _read_rgb_png(path, ctx.results).astype(np.float32)
+    return (2.0 * rgb / 255.0 - 1.0).astype(np.float32)
+
+
+@ANNOTATION_DECODERS.register_module('context_masked_normals_png')
+def decode_context_masked_normals_png(path: str, info: dict,
+                                      ctx: DecodeContext) -> np.ndarray:
+    normals = ctx.fit_to_image(decode_normals_png(path, info, ctx), path)
+    valid = np.isin(ctx.context_labelmap(info['context_path']),
+                    PASCAL_NORMALS_VALID_CONTEXT_IDS)
+    normals[~valid] = 0.0
+    return normals
+
+
+@ANNOTATION_DECODERS.register_module('edge_png')
+def decode_edge_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    return _read_gray_png(path, ctx.results).astype(np.float32) / 255.0
+
+
+@ANNOTATION_DECODERS.register_module('context_edge_mat')
+def decode_context_edge_mat(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    from skimage.morphology import thin
+    lap = cv2.Laplacian(ctx.context_labelmap(path).astype(np.float64), cv2.CV_64F)
+    return thin(np.abs(lap) > 0).astype(np.float32)
+
+
+@ANNOTATION_DECODERS.register_module('pascal_parts_mat')
+def decode_pascal_parts_mat(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    parts = read_pascal_part_mask(path, ctx.results)
+    if parts is None:
+        shape = tuple(ctx.size) if ctx.size is not None else (512, 512)
+        parts = np.zeros(shape, dtype=np.uint8)
+    return parts
+
+
+@ANNOTATION_DECODERS.register_module('sal_png')
+def decode_sal_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    gray = _read_gray_png(path, ctx.results).astype(np.float32)
+    return (gray / 255.0 > 0.5).astype(np.float32)

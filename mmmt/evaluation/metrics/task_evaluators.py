@@ -9,6 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Type
 
 import numpy as np
 
+from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task
 from ..functional import (boundary_metrics, boundary_pr_counts, depth_metrics, depth_sums,
                           normals_metrics, normals_stats, resolve_edge_thresholds,
                           saliency_counts, saliency_metrics, save_edge_png,
@@ -17,35 +18,8 @@ from ..functional.saliency import SAL_THRESHOLDS
 
 __all__ = [
     'meta_for_task', 'TaskEvaluator', 'SegmentationEvaluator', 'DepthEvaluator', 'NormalsEvaluator',
-    'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS', 'DEFAULT_TASK_KINDS',
-    'build_task_evaluator'
+    'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS', 'build_task_evaluator'
 ]
-
-
-#: dataset_meta keys mmmt's datasets use for a task's classes / palette besides
-#: ``<task>_classes`` / ``<task>_palette``.
-_META_ALIASES = {'semseg': '', 'human_parts': 'part_'}
-
-
-def meta_for_task(dataset_meta: Optional[dict], task: str, what: str) -> Optional[list]:
-    """Look up ``what`` (``'classes'`` or ``'palette'``) of ``task`` in a dataset meta dict.
-
-    Tried in order: ``<task>_<what>``; ``<what>`` as a dict keyed by task; the aliases of
-    mmmt's datasets (``classes``/``palette`` for semseg, ``part_classes``/``part_palette`` for
-    human_parts).
-
-    Returns:
-        list | None: The value, or None if absent.
-    """
-    meta = dataset_meta or {}
-    value = meta.get(f'{task}_{what}')
-    if value is None and isinstance(meta.get(what), dict):
-        value = meta[what].get(task)
-    if value is None and task in _META_ALIASES:
-        candidate = meta.get(f'{_META_ALIASES[task]}{what}')
-        if isinstance(candidate, (list, tuple)):
-            value = candidate
-    return list(value) if value is not None else None
 
 
 class TaskEvaluator:
@@ -64,7 +38,7 @@ class TaskEvaluator:
         """Whether :meth:`process` should also see samples without ground truth."""
         return False
 
-    def __init__(self, task: str, ignore_index: Optional[float] = 255) -> None:
+    def __init__(self, task: str, ignore_index: Optional[float] = IGNORE_INDEX) -> None:
         self.task = task
         self.ignore_index = ignore_index
         self.dataset_meta: Optional[dict] = None
@@ -105,7 +79,7 @@ class SegmentationEvaluator(TaskEvaluator):
                  num_classes: Optional[int] = None,
                  class_names: Optional[Sequence[str]] = None,
                  report_per_class: bool = False,
-                 ignore_index: Optional[int] = 255) -> None:
+                 ignore_index: Optional[int] = IGNORE_INDEX) -> None:
         super().__init__(task, ignore_index)
         self._num_classes = num_classes
         self._class_names = list(class_names) if class_names is not None else None
@@ -224,7 +198,7 @@ class SaliencyEvaluator(TaskEvaluator):
                  legacy_double_sigmoid: bool = False,
                  beta2: float = 0.3,
                  iou_threshold: float = 0.5,
-                 ignore_index: Optional[float] = 255) -> None:
+                 ignore_index: Optional[float] = IGNORE_INDEX) -> None:
         super().__init__(task, ignore_index)
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
         self.legacy_double_sigmoid = legacy_double_sigmoid
@@ -404,33 +378,23 @@ TASK_EVALUATORS: Dict[str, Type[TaskEvaluator]] = {
                 BoundaryEvaluator)
 }
 
-#: Evaluator type of each known task name.
-DEFAULT_TASK_KINDS: Dict[str, str] = {
-    'semseg': 'segmentation',
-    'human_parts': 'segmentation',
-    'depth': 'depth',
-    'normals': 'normals',
-    'sal': 'saliency',
-    'edge': 'boundary',
-}
-
-
 def build_task_evaluator(task: str, options: Optional[dict] = None,
-                         ignore_index: Optional[float] = 255) -> TaskEvaluator:
+                         ignore_index: Optional[float] = IGNORE_INDEX) -> TaskEvaluator:
     """Build the adapter of ``task`` from its config options.
 
     Args:
         task (str): Task name.
         options (dict, optional): Keyword arguments of the evaluator; ``type`` selects the
             evaluator (``'segmentation'``, ``'depth'``, ``'normals'``, ``'saliency'``,
-            ``'boundary'``) for task names not in :data:`DEFAULT_TASK_KINDS`.
+            ``'boundary'``); default: the ``evaluator`` of the task's definition
+            (``mmmt.structures.TASKS``).
         ignore_index (float, optional): Default ignore value.
 
     Returns:
         TaskEvaluator: The adapter.
     """
     options = dict(options or {})
-    kind = options.pop('type', None) or DEFAULT_TASK_KINDS.get(task)
+    kind = options.pop('type', None) or getattr(get_task(task), 'evaluator', None)
     if kind is None:
         raise KeyError(f'unknown task {task!r}: give its evaluator with type=one of '
                        f'{sorted(TASK_EVALUATORS)}')

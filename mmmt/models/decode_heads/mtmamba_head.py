@@ -8,22 +8,13 @@ from mmengine.model import BaseModule
 from mmseg.utils import ConfigType, SampleList
 
 from mmmt.registry import MODELS
+from mmmt.structures import get_task, ordered_tasks
 from ..layers import build_block
-from ..losses import DEFAULT_TASK_LOSSES
 from .mtmamba_stage import MTMambaDecoderStage, stage_drop_paths
 
-__all__ = ['MTMambaHead', 'MultiTaskMambaDecodeHead', 'ordered_tasks']
-
-#: Canonical task order of the reference (fixes the CTM's concatenation order).
-TASK_ORDER = ('semseg', 'depth', 'human_parts', 'sal', 'normals', 'edge')
+__all__ = ['MTMambaHead', 'MultiTaskMambaDecodeHead']
 
 BlockCfg = Union[dict, Sequence[dict]]
-
-
-def ordered_tasks(tasks: Dict[str, int]) -> List[str]:
-    """Known tasks in the reference order, then any other task in config order."""
-    known = [t for t in TASK_ORDER if t in tasks]
-    return known + [t for t in tasks if t not in TASK_ORDER]
 
 
 def _per_stage(cfg: Union[BlockCfg, Sequence[BlockCfg]], name: str) -> List[BlockCfg]:
@@ -56,8 +47,9 @@ class MTMambaHead(BaseModule):
         in_channels (Sequence[int]): Widths of the four backbone levels (strides 4..32), each
             twice the previous. Defaults to Swin-L's (192, 384, 768, 1536).
         tasks (dict): Task name -> output channels, e.g.
-            ``dict(semseg=40, depth=1, normals=3, edge=1)``. Known tasks are ordered as the
-            reference orders them (semseg, depth, human_parts, sal, normals, edge).
+            ``dict(semseg=40, depth=1, normals=3, edge=1)``. Registered tasks are ordered by
+            their canonical order (``mmmt.structures.TASKS``: the reference's semseg, depth,
+            human_parts, sal, normals, edge first), other names follow in config order.
         d_state (int): SSM state size. Defaults to 16.
         ssm_ratio (int): SS2D expansion factor. Defaults to 2.
         dt_rank (int | str): Delta projection rank, 'auto' = ceil(C / 16). Defaults to 'auto'.
@@ -79,8 +71,8 @@ class MTMambaHead(BaseModule):
         drop_path_rate (float): Largest stochastic-depth rate; rates decay linearly to 0 over
             all blocks, coarsest first (reference: 0.2 over 9 slots). Defaults to 0.2.
         with_cp (bool): Activation checkpointing of the decoder blocks. Defaults to False.
-        task_losses (dict, optional): Task -> loss config; unspecified known tasks use the
-            reference's loss (``mmmt.models.losses.DEFAULT_TASK_LOSSES``).
+        task_losses (dict, optional): Task -> loss config; other tasks use the ``loss`` of
+            their definition in ``mmmt.structures.TASKS`` (the reference's for its tasks).
         loss_combiner (dict): Config of the multi-task combination.
             Defaults to ``dict(type='MultiTaskLoss', scheme='log')``.
         align_corners (bool): Of every bilinear resize. Defaults to False.
@@ -163,11 +155,13 @@ class MTMambaHead(BaseModule):
                              f'tasks are {self.tasks}')
         for t in self.tasks:
             if t not in task_losses:
-                if t not in DEFAULT_TASK_LOSSES:
-                    raise ValueError(f'task {t!r} has no default loss: add it to task_losses')
+                spec = get_task(t)
+                if spec is None or spec.loss is None:
+                    raise ValueError(f'task {t!r} has no default loss: add it to task_losses '
+                                     '(or register the task with a loss)')
                 # scope-qualified: the head may be built under another default scope
                 # (default_scope='mmseg' in a plain mmseg config)
-                task_losses[t] = dict(DEFAULT_TASK_LOSSES[t], _scope_='mmmt')
+                task_losses[t] = dict(spec.loss, _scope_='mmmt')
         self.task_losses = nn.ModuleDict({t: MODELS.build(task_losses[t]) for t in self.tasks})
         loss_combiner = dict(loss_combiner, tasks=self.tasks)
         loss_combiner.setdefault('_scope_', 'mmmt')  # loss combiners exist only in mmmt

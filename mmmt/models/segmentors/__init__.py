@@ -1,4 +1,3 @@
-from .multitask_encoder_decoder import (TASK_ACTIVATIONS, MultiTaskEncoderDecoder,
-                                        activate)
+from .multitask_encoder_decoder import MultiTaskEncoderDecoder, activate
 
-__all__ = ['MultiTaskEncoderDecoder', 'TASK_ACTIVATIONS', 'activate']
+__all__ = ['MultiTaskEncoderDecoder', 'activate']
