@@ -21,11 +21,12 @@ gt_sal         float32 (H, W)             {0, 1}
 Every gt key is appended to ``results['seg_fields']`` (the mmseg convention), so mmseg/mmcv
 geometric transforms that honour ``seg_fields`` move them together with the image.
 """
-import os.path as osp
+import io
 import warnings
 from typing import Dict, Optional, Sequence, Tuple
 
 import cv2
+import mmengine.fileio as fileio
 import numpy as np
 from mmcv.transforms import BaseTransform
 from PIL import Image
@@ -50,62 +51,77 @@ def _where(results: dict) -> str:
     return f" ({', '.join(parts)})" if parts else ''
 
 
-def _open_pil(path: str, results: dict) -> Image.Image:
-    """Open and fully decode an image file with PIL, naming the file on any failure."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'File not found: {path}{_where(results)}')
+def _read_bytes(path: str, results: dict, backend_args: Optional[dict] = None) -> bytes:
+    """The bytes of ``path`` through mmengine's file backends (local disk, HTTP, S3, petrel:
+    ``backend_args``), naming the file (and its sample) when it does not exist."""
     try:
-        img = Image.open(path)
+        return fileio.get(path, backend_args=backend_args)
+    except (FileNotFoundError, IsADirectoryError):
+        raise FileNotFoundError(f'File not found: {path}{_where(results)}') from None
+
+
+def _open_pil(path: str, results: dict, backend_args: Optional[dict] = None) -> Image.Image:
+    """Open and fully decode an image file with PIL, naming the file on any failure.
+
+    PIL rather than ``mmcv.imfrombytes``: mmcv's pillow path composites RGBA images on a grey
+    background and its cv2 path reads BGR, while the reference converts with PIL.
+    """
+    data = _read_bytes(path, results, backend_args)
+    try:
+        img = Image.open(io.BytesIO(data))
         img.load()
     except Exception as e:  # PIL raises several types for truncated / corrupt data
         raise OSError(f'Cannot read image file {path}{_where(results)}: {e}') from e
     return img
 
 
-def _read_label_png(path: str, results: dict) -> np.ndarray:
+def _read_label_png(path: str, results: dict,
+                    backend_args: Optional[dict] = None) -> np.ndarray:
     """A single-channel label PNG as an (H, W) integer array (palette PNGs give their indices)."""
-    img = _open_pil(path, results)
+    img = _open_pil(path, results, backend_args)
     if img.mode not in ('L', 'P', 'I', 'I;16', 'I;16B', 'I;16L', '1'):
         raise ValueError(f'Expected a single-channel (grayscale or palette) label PNG, got '
                          f'mode {img.mode!r}: {path}{_where(results)}')
     return np.asarray(img).astype(np.int64)
 
 
-def _read_gray_png(path: str, results: dict) -> np.ndarray:
-    img = _open_pil(path, results)
+def _read_gray_png(path: str, results: dict,
+                   backend_args: Optional[dict] = None) -> np.ndarray:
+    img = _open_pil(path, results, backend_args)
     if img.mode != 'L':
         img = img.convert('L')
     return np.asarray(img)
 
 
-def _read_rgb_png(path: str, results: dict) -> np.ndarray:
-    img = _open_pil(path, results)
+def _read_rgb_png(path: str, results: dict,
+                  backend_args: Optional[dict] = None) -> np.ndarray:
+    img = _open_pil(path, results, backend_args)
     if img.mode != 'RGB':
         img = img.convert('RGB')
     return np.asarray(img)
 
 
-def _loadmat(path: str, results: dict) -> dict:
+def _loadmat(path: str, results: dict, backend_args: Optional[dict] = None) -> dict:
     import scipy.io
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'File not found: {path}{_where(results)}')
+    data = _read_bytes(path, results, backend_args)
     try:
-        return scipy.io.loadmat(path)
+        return scipy.io.loadmat(io.BytesIO(data))
     except Exception as e:
         raise OSError(f'Cannot read .mat file {path}{_where(results)}: {e}') from e
 
 
-def read_context_labelmap(path: str, results: Optional[dict] = None) -> np.ndarray:
+def read_context_labelmap(path: str, results: Optional[dict] = None,
+                          backend_args: Optional[dict] = None) -> np.ndarray:
     """The PASCAL-Context ``LabelMap`` (459-class ids) of a ``trainval/<id>.mat`` file."""
     results = results or {}
-    mat = _loadmat(path, results)
+    mat = _loadmat(path, results, backend_args)
     if 'LabelMap' not in mat:
         raise KeyError(f"No 'LabelMap' variable in {path}{_where(results)}")
     return np.asarray(mat['LabelMap']).astype(np.int64)
 
 
-def read_pascal_part_mask(path: str, results: Optional[dict] = None
-                          ) -> Optional[np.ndarray]:
+def read_pascal_part_mask(path: str, results: Optional[dict] = None,
+                          backend_args: Optional[dict] = None) -> Optional[np.ndarray]:
     """The 6-group human-part map of a PASCAL-Part ``human_parts/<id>.mat`` file.
 
     The file holds a struct ``anno``; its objects are ``anno[0][0][1][0]``; object ``o`` has its
@@ -122,9 +138,9 @@ def read_pascal_part_mask(path: str, results: Optional[dict] = None
         (the caller then ignores the whole map) or the file does not exist.
     """
     results = results or {}
-    if not osp.isfile(path):
+    if not fileio.exists(path, backend_args=backend_args):
         return None
-    mat = _loadmat(path, results)
+    mat = _loadmat(path, results, backend_args)
     try:
         field = mat['anno'][0][0][1]
         if field.size == 0:  # no objects at all
@@ -162,12 +178,19 @@ class LoadMultiTaskImage(BaseTransform):
     and returns float32 so that random scaling interpolates un-rounded values as the reference
     does. A missing or corrupt file raises an error naming the file (and its split list).
 
+    Args:
+        backend_args (dict, optional): Arguments of mmengine's file backend (e.g.
+            ``dict(backend='petrel')``); files are read through ``mmengine.fileio``.
+
     Added keys: ``img``, ``img_shape``, ``ori_shape`` (both (H, W)).
     """
 
+    def __init__(self, backend_args: Optional[dict] = None) -> None:
+        self.backend_args = backend_args
+
     def transform(self, results: dict) -> dict:
         path = results['img_path']
-        img = _open_pil(path, results)
+        img = _open_pil(path, results, self.backend_args)
         if img.mode != 'RGB':
             img = img.convert('RGB')
         arr = np.asarray(img, dtype=np.float32)
@@ -204,10 +227,14 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     Args:
         tasks (Sequence[str], optional): Load only these tasks (default: ``results['tasks']``).
+        backend_args (dict, optional): Arguments of mmengine's file backend; every file is
+            read through ``mmengine.fileio``.
     """
 
-    def __init__(self, tasks: Optional[Sequence[str]] = None) -> None:
+    def __init__(self, tasks: Optional[Sequence[str]] = None,
+                 backend_args: Optional[dict] = None) -> None:
         self.tasks = None if tasks is None else tuple(tasks)
+        self.backend_args = backend_args
 
     def transform(self, results: dict) -> dict:
         tasks = self.tasks if self.tasks is not None else tuple(results.get('tasks', ()))
@@ -242,7 +269,7 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     def _context(self, path: str, results: dict, cache: dict, size) -> np.ndarray:
         if path not in cache:
-            lm = read_context_labelmap(path, results)
+            lm = read_context_labelmap(path, results, self.backend_args)
             if size is not None and lm.shape != tuple(size):
                 warnings.warn(f'Context LabelMap {path} has size {lm.shape} but its image has '
                               f'size {tuple(size)}; resizing it (nearest).')
@@ -268,13 +295,19 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
 
 class DecodeContext:
-    """What an annotation decoder may need besides the file: the sample, the image size and
-    the PASCAL-Context label map shared by several tasks of one sample (read once)."""
+    """What an annotation decoder may need besides the file: the sample, the image size, the
+    file backend (:meth:`read_bytes`) and the PASCAL-Context label map shared by several tasks
+    of one sample (read once)."""
 
     def __init__(self, loader: 'LoadMultiTaskAnnotations', task: str, results: dict,
                  cache: dict, size: Optional[Tuple[int, int]]) -> None:
         self.loader, self.task, self.results, self.size = loader, task, results, size
+        self.backend_args = loader.backend_args
         self._cache = cache
+
+    def read_bytes(self, path: str) -> bytes:
+        """The bytes of ``path`` through mmengine's file backends."""
+        return _read_bytes(path, self.results, self.backend_args)
 
     def context_labelmap(self, path: str) -> np.ndarray:
         """The Context ``LabelMap`` of ``path`` at the image size (cached per sample)."""
@@ -292,7 +325,7 @@ class DecodeContext:
 # ``(path, info, ctx) -> np.ndarray`` (see docs/how_to_add_a_dataset.md).
 @ANNOTATION_DECODERS.register_module('nyud_semseg_png')
 def decode_nyud_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    raw = _read_label_png(path, ctx.results)
+    raw = _read_label_png(path, ctx.results, ctx.backend_args)
     n = int(info['num_classes'])
     bad = (raw < 0) | (raw > n)
     if bad.any():
@@ -305,7 +338,7 @@ def decode_nyud_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndar
 
 @ANNOTATION_DECODERS.register_module('semseg_png')
 def decode_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    raw = _read_label_png(path, ctx.results)
+    raw = _read_label_png(path, ctx.results, ctx.backend_args)
     n = int(info['num_classes'])
     bad = ((raw < 0) | (raw >= n)) & (raw != IGNORE_INDEX)
     if bad.any():
@@ -317,10 +350,9 @@ def decode_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
 
 @ANNOTATION_DECODERS.register_module('depth_npy')
 def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'File not found: {path}{_where(ctx.results)}')
+    data = ctx.read_bytes(path)
     try:
-        depth = np.load(path)
+        depth = np.load(io.BytesIO(data))
     except Exception as e:
         raise OSError(f'Cannot read depth file {path}{_where(ctx.results)}: {e}') from e
     depth = np.asarray(depth, dtype=np.float32)
@@ -333,7 +365,7 @@ def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
 
 @ANNOTATION_DECODERS.register_module('normals_png')
 def decode_normals_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    rgb = _read_rgb_png(path, ctx.results).astype(np.float32)
+    rgb = _read_rgb_png(path, ctx.results, ctx.backend_args).astype(np.float32)
     return (2.0 * rgb / 255.0 - 1.0).astype(np.float32)
 
 
@@ -349,7 +381,7 @@ def decode_context_masked_normals_png(path: str, info: dict,
 
 @ANNOTATION_DECODERS.register_module('edge_png')
 def decode_edge_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    return _read_gray_png(path, ctx.results).astype(np.float32) / 255.0
+    return _read_gray_png(path, ctx.results, ctx.backend_args).astype(np.float32) / 255.0
 
 
 @ANNOTATION_DECODERS.register_module('context_edge_mat')
@@ -361,7 +393,7 @@ def decode_context_edge_mat(path: str, info: dict, ctx: DecodeContext) -> np.nda
 
 @ANNOTATION_DECODERS.register_module('pascal_parts_mat')
 def decode_pascal_parts_mat(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    parts = read_pascal_part_mask(path, ctx.results)
+    parts = read_pascal_part_mask(path, ctx.results, ctx.backend_args)
     if parts is None:
         shape = tuple(ctx.size) if ctx.size is not None else (512, 512)
         parts = np.zeros(shape, dtype=np.uint8)
@@ -370,5 +402,5 @@ def decode_pascal_parts_mat(path: str, info: dict, ctx: DecodeContext) -> np.nda
 
 @ANNOTATION_DECODERS.register_module('sal_png')
 def decode_sal_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    gray = _read_gray_png(path, ctx.results).astype(np.float32)
+    gray = _read_gray_png(path, ctx.results, ctx.backend_args).astype(np.float32)
     return (gray / 255.0 > 0.5).astype(np.float32)
