@@ -275,6 +275,8 @@ def _pad(arr: np.ndarray, amounts: Tuple[int, int, int, int], value: float) -> n
     if not any(amounts):
         return arr
     widths = [(top, bottom), (left, right)] + [(0, 0)] * (arr.ndim - 2)
+    # np.pad, not mmcv.impad: cv2.copyMakeBorder fills a scalar value into the first channel
+    # only (normals would get (255, 0, 0)) and turns int64 into int32
     return np.pad(arr, widths, mode='constant', constant_values=value)
 
 

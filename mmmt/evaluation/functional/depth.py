@@ -60,6 +60,9 @@ def depth_sums(pred: np.ndarray,
 def depth_metrics(sums: Sequence[Dict[str, float]]) -> Dict[str, float]:
     """Global (dataset-level) depth metrics from per-image sums.
 
+    Not mmseg's ``DepthMetric``: that one gathers every valid pixel of the dataset across
+    processes and clips to a depth range, where the papers' RMSE needs only these few sums.
+
     Args:
         sums: Outputs of :func:`depth_sums`.
 

@@ -8,6 +8,7 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Type
 
 import numpy as np
+from prettytable import PrettyTable
 
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task
 from ..functional import (boundary_metrics, boundary_pr_counts, depth_metrics, depth_sums,
@@ -123,12 +124,12 @@ class SegmentationEvaluator(TaskEvaluator):
         res = getattr(self, '_last', None)
         if res is None or res['num_classes'] == 0:
             return None
-        names = self._names(res['num_classes'])
-        width = max(len(n) for n in names + ['class'])
-        lines = [f'{self.task} per-class IoU (%):', f'{"class":<{width}}  IoU     pixels']
-        for name, iou, lab in zip(names, res['IoU'], res['label']):
-            lines.append(f'{name:<{width}}  {100 * iou:6.2f}  {int(lab)}')
-        return '\n'.join(lines)
+        table = PrettyTable()  # the per-class table of mmseg's IoUMetric
+        table.add_column('class', self._names(res['num_classes']))
+        table.add_column('IoU', [f'{100 * iou:.2f}' for iou in res['IoU']])
+        table.add_column('pixels', [int(lab) for lab in res['label']])
+        table.align['class'] = 'l'
+        return f'{self.task} per-class IoU (%):\n{table.get_string()}'
 
 
 class DepthEvaluator(TaskEvaluator):
