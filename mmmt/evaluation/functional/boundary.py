@@ -29,6 +29,8 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix, csr_array
 from scipy.sparse.csgraph import maximum_flow
 
+from mmmt.structures import IGNORE_INDEX
+
 __all__ = [
     'DEFAULT_EDGE_THRESHOLDS', 'SEISM_HED_VOC_THRESHOLDS', 'thin_binary',
     'seg2bmap', 'edge_nms', 'disk_offsets', 'BoundaryMatcher',
@@ -410,7 +412,7 @@ def boundary_pr_counts(pred: np.ndarray,
                        thin_pred: bool = True,
                        gt_mode: str = 'thin',
                        gt_threshold: float = 0.0,
-                       ignore_index: Optional[float] = 255) -> Optional[np.ndarray]:
+                       ignore_index: Optional[float] = IGNORE_INDEX) -> Optional[np.ndarray]:
     """Boundary precision/recall counts of one image at every threshold.
 
     Args:

@@ -8,6 +8,7 @@ from mmseg.structures import build_pixel_sampler
 from mmseg.utils import ConfigType
 
 from mmmt.registry import MODELS
+from mmmt.structures import IGNORE_INDEX
 from .mtmamba_head import MTMambaHead
 
 __all__ = ['MTMambaSegHead']
@@ -41,7 +42,7 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
                  loss_decode: ConfigType = dict(
                      type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
                      avg_non_ignore=True),
-                 ignore_index: int = 255,
+                 ignore_index: int = IGNORE_INDEX,
                  sampler: Optional[ConfigType] = None,
                  threshold: Optional[float] = None,
                  **kwargs) -> None:
