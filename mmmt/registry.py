@@ -71,7 +71,7 @@ TRANSFORMS = Registry(
 #: Functions ``(path, info, ctx) -> np.ndarray`` decoding one annotation file, by the
 #: ``encoding`` name a dataset gives it (``LoadMultiTaskAnnotations``). mmmt-only, no parent.
 ANNOTATION_DECODERS = Registry(
-    'annotation decoder', scope='mmmt', locations=['mmmt.datasets.transforms.loading'])
+    'annotation decoder', scope='mmmt', locations=['mmmt.datasets.transforms.decoders'])
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmmt.models'])
 MODEL_WRAPPERS = Registry(
