@@ -45,8 +45,10 @@ def _read_bytes(path: str, results: dict, backend_args: Optional[dict] = None) -
         raise FileNotFoundError(f'File not found: {path}{sample_location(results)}') from None
 
 
-def read_image(path: str, results: dict, backend_args: Optional[dict] = None) -> Image.Image:
-    """Open and fully decode an image file with PIL, naming the file on any failure.
+def read_image(path: str, results: dict, backend_args: Optional[dict] = None,
+               mode: Optional[str] = None) -> Image.Image:
+    """Open and fully decode an image file with PIL (converted to ``mode`` if given, e.g.
+    ``'RGB'``), naming the file on any failure.
 
     PIL rather than ``mmcv.imfrombytes``: mmcv's pillow path applies the EXIF orientation and
     composites grey+alpha images on a coloured background, which the reference (PIL's plain
@@ -58,7 +60,7 @@ def read_image(path: str, results: dict, backend_args: Optional[dict] = None) ->
         img.load()
     except Exception as e:  # PIL raises several types for truncated / corrupt data
         raise OSError(f'Cannot read image file {path}{sample_location(results)}: {e}') from e
-    return img
+    return img.convert(mode) if mode is not None and img.mode != mode else img
 
 
 def _read_label_png(path: str, results: dict,
@@ -69,22 +71,6 @@ def _read_label_png(path: str, results: dict,
         raise ValueError(f'Expected a single-channel (grayscale or palette) label PNG, got '
                          f'mode {img.mode!r}: {path}{sample_location(results)}')
     return np.asarray(img).astype(np.int64)
-
-
-def _read_gray_png(path: str, results: dict,
-                   backend_args: Optional[dict] = None) -> np.ndarray:
-    img = read_image(path, results, backend_args)
-    if img.mode != 'L':
-        img = img.convert('L')
-    return np.asarray(img)
-
-
-def _read_rgb_png(path: str, results: dict,
-                  backend_args: Optional[dict] = None) -> np.ndarray:
-    img = read_image(path, results, backend_args)
-    if img.mode != 'RGB':
-        img = img.convert('RGB')
-    return np.asarray(img)
 
 
 def _loadmat(path: str, results: dict, backend_args: Optional[dict] = None) -> dict:
@@ -266,7 +252,7 @@ def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
 
 @ANNOTATION_DECODERS.register_module('normals_png')
 def decode_normals_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    rgb = _read_rgb_png(path, ctx.results, ctx.backend_args).astype(np.float32)
+    rgb = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'RGB')).astype(np.float32)
     return (2.0 * rgb / 255.0 - 1.0).astype(np.float32)
 
 
@@ -282,7 +268,8 @@ def decode_context_masked_normals_png(path: str, info: dict,
 
 @ANNOTATION_DECODERS.register_module('edge_png')
 def decode_edge_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    return _read_gray_png(path, ctx.results, ctx.backend_args).astype(np.float32) / 255.0
+    gray = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'L'))
+    return gray.astype(np.float32) / 255.0
 
 
 @ANNOTATION_DECODERS.register_module('context_edge_mat')
@@ -303,5 +290,5 @@ def decode_pascal_parts_mat(path: str, info: dict, ctx: DecodeContext) -> np.nda
 
 @ANNOTATION_DECODERS.register_module('sal_png')
 def decode_sal_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    gray = _read_gray_png(path, ctx.results, ctx.backend_args).astype(np.float32)
+    gray = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'L')).astype(np.float32)
     return (gray / 255.0 > 0.5).astype(np.float32)

@@ -54,9 +54,7 @@ class LoadMultiTaskImage(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         path = results['img_path']
-        img = read_image(path, results, self.backend_args)
-        if img.mode != 'RGB':
-            img = img.convert('RGB')
+        img = read_image(path, results, self.backend_args, mode='RGB')
         arr = np.asarray(img, dtype=np.float32)
         results['img'] = arr
         results['img_shape'] = arr.shape[:2]
