@@ -126,6 +126,11 @@ def test_old_names_build_the_new_classes():
     seg = MODELS.build(dict(type='MultiTaskMambaDecodeHead', tasks=dict(semseg=5),
                             tensor_output=True, **small))
     assert type(seg) is MTMambaSegHead
+    # mmseg options the earlier multi-task head swallowed are dropped with a warning
+    with pytest.warns(UserWarning, match='ignore_index'):
+        head = MODELS.build(dict(type='MultiTaskMambaDecodeHead', tasks=dict(depth=1),
+                                 ignore_index=255, **small))
+    assert type(head) is MTMambaHead
 
 
 def test_seg_head_follows_mmseg_decode_head_contract():

@@ -1,4 +1,5 @@
 """The MTMamba decoder as a single-task mmseg decode head (mmseg's ``EncoderDecoder``)."""
+import warnings
 from typing import Optional
 
 import torch
@@ -83,6 +84,12 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
     _stack_batch_gt = BaseDecodeHead._stack_batch_gt
 
 
+#: mmseg ``BaseDecodeHead`` options the earlier multi-task head accepted and never used.
+_UNUSED_MULTITASK_OPTIONS = ('ignore_index', 'loss_decode', 'sampler', 'threshold',
+                             'dropout_ratio', 'norm_cfg', 'act_cfg', 'conv_cfg', 'channels',
+                             'in_index', 'input_transform', 'num_classes', 'out_channels')
+
+
 @MODELS.register_module(name='MultiTaskMambaDecodeHead')
 def build_multitask_mamba_decode_head(tensor_output: bool = False, **kwargs):
     """The config name ``MultiTaskMambaDecodeHead`` of earlier releases: an
@@ -90,4 +97,11 @@ def build_multitask_mamba_decode_head(tensor_output: bool = False, **kwargs):
     :class:`MTMambaSegHead`. New configs name either class directly."""
     if tensor_output:
         return MTMambaSegHead(**kwargs)
+    unused = [k for k in _UNUSED_MULTITASK_OPTIONS if k in kwargs]
+    if unused:
+        warnings.warn(f'MultiTaskMambaDecodeHead: ignoring {unused}, options of mmseg\'s '
+                      'single-task head that the multi-task head never used (remove them, '
+                      'or use MTMambaSegHead for one task under mmseg)')
+        for key in unused:
+            kwargs.pop(key)
     return MTMambaHead(**kwargs)
