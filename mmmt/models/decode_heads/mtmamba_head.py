@@ -79,6 +79,9 @@ class MTMambaHead(BaseModule):
         init_cfg (dict, optional): Initialisation config.
     """
 
+    #: Whether the head builds ``task_losses`` and ``loss_combiner`` (its own loss).
+    with_task_losses = True
+
     def __init__(self,
                  in_channels: Sequence[int] = (192, 384, 768, 1536),
                  tasks: Optional[Dict[str, int]] = None,
@@ -144,7 +147,8 @@ class MTMambaHead(BaseModule):
             t: build_block(final_head, in_channels=in_channels[0])
             for t in self.tasks
         }))
-        self._build_losses(task_losses, loss_combiner)
+        if self.with_task_losses:
+            self._build_losses(task_losses, loss_combiner)
 
     def _build_losses(self, task_losses: Optional[Dict[str, ConfigType]],
                       loss_combiner: ConfigType) -> None:

@@ -37,6 +37,9 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
             ``use_ctm``, ``drop_path_rate``, ``align_corners``, ...; no loss options).
     """
 
+    # mmseg's loss_decode replaces the per-task losses and their combination
+    with_task_losses = False
+
     def __init__(self,
                  num_classes: Optional[int] = None,
                  tasks: Optional[dict] = None,
@@ -56,7 +59,6 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
         for key in ('task_losses', 'loss_combiner'):
             if key in kwargs:
                 raise TypeError(f'MTMambaSegHead takes loss_decode, not {key!r}')
-        self._loss_cfgs = (loss_decode, sampler)
         super().__init__(tasks=tasks, **kwargs)
         channels = self.task_channels[self.tasks[0]]
         # what BaseDecodeHead.__init__ sets and its loss/predict methods read
@@ -65,10 +67,6 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
         self.threshold = threshold
         self.ignore_index = ignore_index
         self.in_index, self.input_transform = [0, 1, 2, 3], 'multiple_select'
-
-    def _build_losses(self, task_losses, loss_combiner) -> None:
-        loss_decode, sampler = self._loss_cfgs
-        del self._loss_cfgs
         if isinstance(loss_decode, dict):
             self.loss_decode = build_loss(loss_decode)
         else:
