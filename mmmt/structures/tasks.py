@@ -52,7 +52,8 @@ class TaskSpec:
         gt_channels (int): Channels C of the (C, H, W) ground truth (1 for maps, 3 for normals).
         label_dtype (str): ``'int64'`` for class indices, ``'float32'`` otherwise.
         out_channels (int, optional): The head's fixed output channels for this task (depth 1,
-            normals 3); None when the config chooses it (the number of classes).
+            normals 3; the head checks its ``tasks``); None when the config chooses it (the
+            number of classes; 1 or 2 for saliency).
         pad_value (float): Label fill of ``CenterPad``. Defaults to :data:`IGNORE_INDEX`.
         ignore_rule (str, optional): One of :data:`IGNORE_RULES`, applied by
             ``AddIgnoreRegions``; None: labels are kept as they are.

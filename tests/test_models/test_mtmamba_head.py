@@ -86,6 +86,8 @@ def test_head_rejects_bad_configuration():
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 48, 128), tasks=dict(semseg=3))
     with pytest.raises(ValueError, match='no default loss'):
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(albedo=3))
+    with pytest.raises(ValueError, match=r"tasks\['normals'\] = 1.*3 channel"):
+        MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(normals=1))
 
 
 def test_input_size_not_multiple_of_32_is_a_clear_error():

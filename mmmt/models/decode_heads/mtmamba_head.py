@@ -117,6 +117,11 @@ class MTMambaHead(BaseModule):
         self.align_corners = align_corners
         self.tasks = ordered_tasks(tasks)
         self.task_channels = {t: int(tasks[t]) for t in self.tasks}
+        for t, n in self.task_channels.items():
+            fixed = getattr(get_task(t), 'out_channels', None)
+            if fixed is not None and n != fixed:
+                raise ValueError(f'{name}: tasks[{t!r}] = {n}, but a {t} prediction has '
+                                 f'{fixed} channel(s) (its task definition)')
         self.logits_scale = logits_scale
 
         ssm_kwargs = dict(d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank)
