@@ -36,7 +36,7 @@ __all__ = [
     'OPTIMIZERS', 'OPTIM_WRAPPERS', 'OPTIM_WRAPPER_CONSTRUCTORS',
     'PARAM_SCHEDULERS', 'DATASETS', 'DATA_SAMPLERS', 'TRANSFORMS', 'MODELS',
     'MODEL_WRAPPERS', 'WEIGHT_INITIALIZERS', 'TASK_UTILS', 'METRICS',
-    'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS', 'INFERENCERS', 'BALANCERS'
+    'EVALUATORS', 'VISUALIZERS', 'VISBACKENDS', 'INFERENCERS', 'BALANCERS', 'ANNOTATION_DECODERS'
 ]
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmmt.engine'])
@@ -71,6 +71,10 @@ DATA_SAMPLERS = Registry(
     'data sampler', parent=MMENGINE_DATA_SAMPLERS, locations=['mmmt.datasets'])
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['mmmt.datasets'])
+#: Functions ``(path, info, ctx) -> np.ndarray`` decoding one annotation file, by the
+#: ``encoding`` name a dataset gives it (``LoadMultiTaskAnnotations``). mmmt-only, no parent.
+ANNOTATION_DECODERS = Registry(
+    'annotation decoder', scope='mmmt', locations=['mmmt.datasets.transforms.decoders'])
 
 MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['mmmt.models'])
 MODEL_WRAPPERS = Registry(

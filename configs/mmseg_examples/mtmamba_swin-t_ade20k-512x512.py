@@ -42,12 +42,11 @@ model = dict(
         pad_small_map=True,
         init_cfg=dict(type='Pretrained', checkpoint=swin_t_checkpoint, prefix='backbone.')),
     decode_head=dict(
-        type='mmmt.MultiTaskMambaDecodeHead',
-        in_channels=(96, 192, 384, 768),
-        tasks=dict(semseg=150),
-        # one task, tensor in and out: mmseg's EncoderDecoder contract (logits tensor from
+        # the MTMamba decoder under mmseg's EncoderDecoder contract (logits tensor from
         # forward/predict, loss_decode on gt_sem_seg)
-        tensor_output=True,
+        type='mmmt.MTMambaSegHead',
+        in_channels=(96, 192, 384, 768),
+        num_classes=150,
         num_stm_blocks=2,
         use_ctm=False,  # no other task to exchange information with
         drop_path_rate=0.2,

@@ -17,7 +17,7 @@ from mmengine.infer import BaseInferencer
 from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
-from mmmt.structures import MultiTaskDataSample, pred_to_array
+from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import load_model_weights
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
@@ -197,6 +197,7 @@ class MultiTaskInferencer(BaseInferencer):
             raise TypeError('MultiTaskInferencer runs mmmt multi-task models '
                             '(MultiTaskEncoderDecoder); for single-task mmseg configs use '
                             'mmseg.apis.MMSegInferencer')
+        register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
         model = super()._init_model(cfg, weights, device)
         for attr in ('encode_decode', 'task_activations', 'tasks'):
             if not hasattr(model, attr):

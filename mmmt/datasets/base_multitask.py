@@ -1,7 +1,7 @@
 """Common base of the multi-task datasets: split lists, task selection, file checks."""
-import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
+import mmengine.fileio as fileio
 from mmengine.dataset import BaseDataset
 
 __all__ = ['BaseMultiTaskDataset']
@@ -26,6 +26,8 @@ class BaseMultiTaskDataset(BaseDataset):
         check_files (bool): Check at construction that every file needed by the selected tasks
             exists, and raise an error naming the first missing ones and the split list.
             Defaults to True.
+        backend_args (dict, optional): Arguments of mmengine's file backend for the split list
+            and the file check (the pipeline's loaders take their own, as in mmseg).
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset` (``pipeline``,
             ``test_mode``, ``indices``, ``lazy_init``, ``metainfo``, ...).
     """
@@ -41,6 +43,7 @@ class BaseMultiTaskDataset(BaseDataset):
                  ann_file: str = '',
                  check_files: bool = True,
                  metainfo: Optional[dict] = None,
+                 backend_args: Optional[dict] = None,
                  **kwargs) -> None:
         tasks = tuple(self.DEFAULT_TASKS if tasks is None else tasks)
         if isinstance(tasks, str) or not tasks:
@@ -52,6 +55,7 @@ class BaseMultiTaskDataset(BaseDataset):
         self.tasks = tasks
         self.split = split
         self.check_files = check_files
+        self.backend_args = backend_args
         metainfo = dict(metainfo or {})
         metainfo.setdefault('tasks', list(tasks))
         super().__init__(
@@ -63,14 +67,14 @@ class BaseMultiTaskDataset(BaseDataset):
     def read_split(self) -> List[str]:
         """The sample ids of the split list (one per line, blank lines skipped)."""
         path = self.ann_file
-        if not osp.isfile(path):
+        if not fileio.isfile(path, backend_args=self.backend_args):
             raise FileNotFoundError(
                 f"Split list '{path}' of split '{self.split}' does not exist "
                 f"(data_root='{self.data_root}'). Prepare the dataset as README.md ('Data') "
                 'describes, set data_root to where it is, or write a synthetic one with '
                 'tools/dataset_converters/synthetic_mt.py.')
-        with open(path, encoding='utf-8') as f:
-            ids = [line.strip() for line in f if line.strip()]
+        ids = [line.strip() for line in fileio.list_from_file(path, backend_args=self.backend_args)
+               if line.strip()]
         if not ids:
             raise ValueError(f"Split list '{path}' of split '{self.split}' is empty.")
         return ids
@@ -87,7 +91,8 @@ class BaseMultiTaskDataset(BaseDataset):
             info = self.sample_info(img_id)
             required = info.pop('required_files', [])
             if self.check_files:
-                missing.extend(p for p in required if not osp.isfile(p))
+                missing.extend(
+                    p for p in required if not fileio.isfile(p, backend_args=self.backend_args))
             info.update(img_id=img_id, tasks=list(self.tasks), split_file=self.ann_file,
                         seg_fields=[])
             data_list.append(info)

@@ -13,7 +13,12 @@ __all__ = [
 
 
 def voc_colormap(num: int) -> List[Tuple[int, int, int]]:
-    """The standard PASCAL VOC colour map (bit-interleaved), first ``num`` entries."""
+    """The standard PASCAL VOC colour map (bit-interleaved), first ``num`` entries.
+
+    Kept here rather than taking mmseg's ``get_palette('voc')`` (the same first 21 colours,
+    tested): NYUD needs 41 entries, and ``mmseg.utils`` cannot be imported before mmcv's
+    compiled-ops placeholder is installed.
+    """
     colours = []
     for i in range(num):
         r = g = b = 0

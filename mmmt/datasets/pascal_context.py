@@ -2,6 +2,8 @@
 import os.path as osp
 from typing import Dict
 
+import mmengine.fileio as fileio
+
 from mmmt.registry import DATASETS
 from .base_multitask import BaseMultiTaskDataset
 from .class_names import HUMAN_PART_CLASSES, HUMAN_PART_PALETTE, VOC_CLASSES, VOC_PALETTE
@@ -53,7 +55,7 @@ class PascalContextMultiTaskDataset(BaseMultiTaskDataset):
         for task in self.tasks:
             if task == 'semseg':
                 path = osp.join(root, 'semseg', 'VOC12', f'{img_id}.png')
-                if not osp.isfile(path):
+                if not fileio.isfile(path, backend_args=self.backend_args):
                     path = osp.join(root, 'semseg', 'pascal-context', f'{img_id}.png')
                 ann = dict(path=path, encoding='semseg_png', num_classes=len(VOC_CLASSES))
             elif task == 'human_parts':

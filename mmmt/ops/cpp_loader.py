@@ -18,8 +18,8 @@ which honours ``ATEN_CPU_CAPABILITY``): ``AVX512`` -> ``-mavx512f/bw/vl/dq -mavx
 name, so machines of different levels keep separate builds in one cache directory. No
 ``-ffast-math``: the kernel's exp/softplus are written to vectorise without it.
 
-Concurrency. Builders serialise on an ``fcntl`` lock next to the build directory (released by the
-kernel if a process dies), and re-check for a finished library once they hold it, so parallel
+Concurrency. Builders serialise on a ``filelock.FileLock`` next to the build directory (an OS
+lock, released if a process dies; ``filelock`` comes with PyTorch), and re-check for a finished library once they hold it, so parallel
 test workers or DDP ranks build once and the rest wait and load.
 """
 import hashlib
@@ -31,6 +31,7 @@ import threading
 from typing import Any, List, Optional, Tuple
 
 import torch
+from filelock import FileLock
 
 __all__ = ['load_scan_ops', 'scan_ops_or_none', 'build_error', 'EXT_DIR_ENV', 'DISABLE_ENV']
 
@@ -149,7 +150,7 @@ def load_scan_ops(verbose: bool = False) -> Any:
         so_path = osp.join(build_dir, name + '.so')
         if not osp.exists(so_path):
             os.makedirs(osp.dirname(build_dir), exist_ok=True)
-            with _FileLock(build_dir + '.lock'):
+            with FileLock(build_dir + '.lock'):
                 if not osp.exists(so_path):
                     _build(name, build_dir, verbose)
         if not _registered():
@@ -178,28 +179,3 @@ def scan_ops_or_none() -> Optional[Any]:
 
 def build_error() -> Optional[str]:
     return _error
-
-
-class _FileLock:
-    """Exclusive advisory lock on a file (``fcntl.flock``); a no-op where fcntl is missing."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.fd = None
-
-    def __enter__(self):
-        try:
-            import fcntl
-        except ImportError:  # Windows: rely on torch's own build lock
-            return self
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            import fcntl
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-        return False

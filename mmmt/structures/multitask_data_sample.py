@@ -6,11 +6,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-__all__ = ['MultiTaskDataSample', 'KNOWN_TASKS']
-
-#: The dense tasks mmmt knows by name. Models and metrics take their task list from configs; this
-#: tuple only fixes the canonical order (the order the reference code concatenates tasks in).
-KNOWN_TASKS = ('semseg', 'depth', 'human_parts', 'sal', 'normals', 'edge')
+__all__ = ['MultiTaskDataSample', 'pred_to_array']
 
 
 class MultiTaskDataSample(SegDataSample):
@@ -35,7 +31,8 @@ class MultiTaskDataSample(SegDataSample):
     ============  ============================  ===========================================
 
     Raw logits of a task may be kept in ``<task>_logits``.
-    Any task name works; the table lists the six mmmt ships losses and metrics for.
+    Any task name works; the table lists the six mmmt defines (``mmmt.structures.TASKS``,
+    where a new task declares its own conventions).
     """
 
     def set_gt(self, task: str, data: torch.Tensor) -> None:

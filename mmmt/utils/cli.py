@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from mmmt.structures import register_tasks
 from .checkpoint import TRUST_ENV
 from .dist_utils import setup_cpu_distributed
 from .setup_env import register_all_modules
@@ -78,6 +79,7 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -16,7 +16,8 @@ def replace_sync_bn(node: Any) -> int:
 
     SyncBN has no CPU implementation (its forward raises outside CUDA), and mmengine's
     ``sync_bn`` setting only ever converts BN *to* SyncBN, so a config that asks for SyncBN (the
-    MTMamba++ recipes) must be rewritten before the model is built.
+    MTMamba++ recipes) must be rewritten before the model is built. (mmengine's
+    ``revert_sync_batchnorm`` converts a built model; the Runner builds it from this config.)
 
     Args:
         node: A config (dict) or any part of it; modified in place.

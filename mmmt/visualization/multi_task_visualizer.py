@@ -9,20 +9,11 @@ from mmengine.structures import BaseDataElement
 from mmengine.visualization import Visualizer
 
 from mmmt.registry import VISUALIZERS
+from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task, ordered_tasks
 from mmmt.utils.fileio import atomic_write
 
-__all__ = ['MultiTaskVisualizer', 'default_palette', 'TASK_DRAW_TYPES']
+__all__ = ['MultiTaskVisualizer', 'default_palette']
 
-#: Drawing style of the known task names.
-TASK_DRAW_TYPES: Dict[str, str] = {
-    'semseg': 'segmentation',
-    'human_parts': 'segmentation',
-    'depth': 'depth',
-    'normals': 'normals',
-    'edge': 'probability',
-    'sal': 'probability',
-}
-_TASK_ORDER = ('semseg', 'depth', 'human_parts', 'sal', 'normals', 'edge')
 _COLORMAPS = {
     'plasma': cv2.COLORMAP_PLASMA,
     'magma': cv2.COLORMAP_MAGMA,
@@ -32,7 +23,6 @@ _COLORMAPS = {
     'turbo': cv2.COLORMAP_TURBO,
     'gray': None,
 }
-_META_ALIASES = {'semseg': '', 'human_parts': 'part_'}
 
 
 def default_palette(num_classes: int = 256, seed: int = 2024) -> np.ndarray:
@@ -42,17 +32,8 @@ def default_palette(num_classes: int = 256, seed: int = 2024) -> np.ndarray:
 
 
 def _palette_from_meta(meta: Optional[dict], task: str) -> Optional[np.ndarray]:
-    meta = meta or {}
-    value = meta.get(f'{task}_palette')
-    if value is None and isinstance(meta.get('palette'), dict):
-        value = meta['palette'].get(task)
-    if value is None and task in _META_ALIASES:
-        candidate = meta.get(f'{_META_ALIASES[task]}palette')
-        if isinstance(candidate, (list, tuple, np.ndarray)):
-            value = candidate
-    if value is None:
-        return None
-    return np.asarray(value, dtype=np.uint8).reshape(-1, 3)
+    value = meta_for_task(meta, task, 'palette')
+    return None if value is None else np.asarray(value, dtype=np.uint8).reshape(-1, 3)
 
 
 def _to_numpy(value: Any) -> Optional[np.ndarray]:
@@ -108,7 +89,8 @@ class MultiTaskVisualizer(Visualizer):
         vis_backends (list[dict], optional): Visual backends (e.g. ``LocalVisBackend``).
         save_dir (str, optional): Folder of the backends' files.
         tasks (Sequence[str], optional): Tasks to draw, in order. Default: every task found.
-        task_types (dict, optional): Drawing style of extra task names: ``'segmentation'``,
+        task_types (dict, optional): Drawing style by task name, overriding the ``draw`` of
+            the task's definition (``mmmt.structures.TASKS``): ``'segmentation'``,
             ``'depth'``, ``'normals'`` or ``'probability'``.
         depth_range (tuple[float, float], optional): Fixed depth colour range in metres.
             Default: the 1st-99th percentile of the valid ground truth (else the prediction).
@@ -130,7 +112,7 @@ class MultiTaskVisualizer(Visualizer):
                  depth_cmap: str = 'plasma',
                  prob_cmap: str = 'gray',
                  title_height: int = 20,
-                 ignore_index: int = 255,
+                 ignore_index: int = IGNORE_INDEX,
                  **kwargs) -> None:
         super().__init__(name=name, image=image, vis_backends=vis_backends, save_dir=save_dir,
                          **kwargs)
@@ -138,8 +120,7 @@ class MultiTaskVisualizer(Visualizer):
             if cmap not in _COLORMAPS:
                 raise ValueError(f'unknown colour map {cmap!r}; choose from {sorted(_COLORMAPS)}')
         self.tasks = list(tasks) if tasks is not None else None
-        self.task_types = dict(TASK_DRAW_TYPES)
-        self.task_types.update(task_types or {})
+        self.task_types = dict(task_types or {})
         self.depth_range = tuple(depth_range) if depth_range is not None else None
         self.depth_cmap = depth_cmap
         self.prob_cmap = prob_cmap
@@ -161,12 +142,14 @@ class MultiTaskVisualizer(Visualizer):
                     task = key[len(prefix):]
                     if task not in found and task not in ('sem_seg', 'instances'):
                         found.append(task)
-        known = [t for t in _TASK_ORDER if t in found]
-        return known + [t for t in found if t not in known]
+        return ordered_tasks(found)
 
     def _draw_type(self, task: str, data: np.ndarray) -> str:
         if task in self.task_types:
             return self.task_types[task]
+        spec = get_task(task)
+        if spec is not None:
+            return spec.draw
         if data.ndim == 3 and data.shape[0] == 3:
             return 'normals'
         if np.issubdtype(data.dtype, np.integer):

@@ -173,6 +173,17 @@ def test_metainfo():
                                     'lleg')
 
 
+def test_voc_palette_is_mmsegs():
+    from mmmt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)  # mmseg.utils needs the mmcv placeholder
+    from mmseg.utils import get_palette
+    assert PascalContextMultiTaskDataset.METAINFO['palette'] == \
+        tuple(tuple(c) for c in get_palette('voc'))
+    # NYUD continues the same colour map past VOC's 21 entries
+    assert NYUDv2MultiTaskDataset.METAINFO['palette'][:20] == \
+        PascalContextMultiTaskDataset.METAINFO['palette'][1:]
+
+
 def test_task_selection(copy_root, dataset_cfg):
     root = copy_root('nyud')
     shutil.rmtree(osp.join(root, 'segmentation'))  # not needed when semseg is not selected

@@ -261,3 +261,57 @@ def test_empty_or_missing_split_list(copy_root, name, split_file):
         cls(data_root=root, split='val')
     with pytest.raises(FileNotFoundError, match='test.txt'):
         cls(data_root=root, split='test')
+
+
+class _MemoryBackend:
+    """A file backend holding files in a dict, registered under 'mmmt_test_memory' by the
+    test below (stands in for S3 / HTTP / petrel)."""
+
+    files = {}
+
+    def __init__(self, **kwargs):
+        pass
+
+    def get(self, filepath):
+        if filepath not in self.files:
+            raise FileNotFoundError(filepath)
+        return self.files[filepath]
+
+    def get_text(self, filepath, encoding='utf-8'):
+        return self.get(filepath).decode(encoding)
+
+    def exists(self, filepath):
+        return filepath in self.files
+
+    isfile = exists
+
+    def join_path(self, filepath, *filepaths):
+        return '/'.join([filepath.rstrip('/')] + list(filepaths))
+
+
+def test_files_are_read_through_mmengine_fileio_backends(synthetic_roots):
+    """Every read of the dataset and both loaders goes through ``backend_args``: the dataset
+    below exists only in memory, yet loads as the same dataset on disk does."""
+    from mmengine.fileio.backends import BaseStorageBackend, register_backend
+
+    from mmmt.datasets.transforms import LoadMultiTaskImage
+    backend = type('MemoryBackend', (_MemoryBackend, BaseStorageBackend), {})
+    register_backend('mmmt_test_memory', backend, force=True)
+    root = synthetic_roots['pascal']
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            path = osp.join(dirpath, name)
+            with open(path, 'rb') as f:
+                _MemoryBackend.files['mem:/' + osp.relpath(path, root)] = f.read()
+    args = dict(backend='mmmt_test_memory')
+    pipeline = [dict(type='LoadMultiTaskImage', backend_args=args),
+                dict(type='LoadMultiTaskAnnotations', backend_args=args)]
+    on_disk = PascalContextMultiTaskDataset(data_root=root, split='val', pipeline=[
+        LoadMultiTaskImage(), LoadMultiTaskAnnotations()])
+    in_memory = PascalContextMultiTaskDataset(data_root='mem:', split='val',
+                                              backend_args=args, pipeline=pipeline)
+    assert len(in_memory) == len(on_disk) == 3
+    a, b = on_disk[0], in_memory[0]
+    for key in ['img'] + [f'gt_{t}' for t in in_memory.tasks]:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    _MemoryBackend.files.clear()

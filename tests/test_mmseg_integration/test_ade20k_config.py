@@ -98,8 +98,8 @@ def test_example_config_is_a_plain_mmseg_config():
     assert cfg.custom_imports.imports == ['mmmt']
     assert cfg.model.type == 'EncoderDecoder'
     assert cfg.model.data_preprocessor.type == 'SegDataPreProcessor'
-    assert cfg.model.decode_head.type == 'mmmt.MultiTaskMambaDecodeHead'
-    assert dict(cfg.model.decode_head.tasks) == dict(semseg=150)
+    assert cfg.model.decode_head.type == 'mmmt.MTMambaSegHead'
+    assert cfg.model.decode_head.num_classes == 150
     assert cfg.train_dataloader.dataset.type == 'ADE20KDataset'
     assert cfg.train_dataloader.dataset.data_root == 'data/ade/ADEChallengeData2016'
     assert cfg.val_evaluator.type == 'IoUMetric'

@@ -3,6 +3,7 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.config import Config
 
 from mmmt.models.decode_heads import (MultiTaskMambaDecodeHead, mmmt_to_reference_key,
@@ -85,6 +86,8 @@ def test_head_rejects_bad_configuration():
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 48, 128), tasks=dict(semseg=3))
     with pytest.raises(ValueError, match='no default loss'):
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(albedo=3))
+    with pytest.raises(ValueError, match=r"tasks\['normals'\] = 1.*3 channel"):
+        MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(normals=1))
 
 
 def test_input_size_not_multiple_of_32_is_a_clear_error():
@@ -112,3 +115,75 @@ def test_small_model_forward_backward_every_parameter_gets_gradient():
     assert no_grad == []
     zero = [n for n, p in model.named_parameters() if p.grad is not None and not p.grad.any()]
     assert zero == []
+
+
+def test_old_names_build_the_new_classes():
+    from mmmt.models.decode_heads import MTMambaHead, MTMambaPlusHead, MTMambaSegHead
+    small = dict(in_channels=(8, 16, 32, 64), num_stm_blocks=1)
+    assert type(MODELS.build(dict(type='MultiTaskMambaDecodeHead', tasks=dict(depth=1),
+                                  **small))) is MTMambaHead
+    assert type(MODELS.build(dict(type='MTMambaPlusDecodeHead', tasks=dict(depth=1),
+                                  head_channels=4, **small))) is MTMambaPlusHead
+    # the single-task switch of earlier configs builds the mmseg adapter
+    seg = MODELS.build(dict(type='MultiTaskMambaDecodeHead', tasks=dict(semseg=5),
+                            tensor_output=True, **small))
+    assert type(seg) is MTMambaSegHead
+    # mmseg options the earlier multi-task head swallowed are dropped with a warning
+    with pytest.warns(UserWarning, match='ignore_index'):
+        head = MODELS.build(dict(type='MultiTaskMambaDecodeHead', tasks=dict(depth=1),
+                                 ignore_index=255, **small))
+    assert type(head) is MTMambaHead
+
+
+def test_seg_head_follows_mmseg_decode_head_contract():
+    from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+
+    from mmmt.models.decode_heads import MTMambaSegHead
+    torch.manual_seed(0)
+    head = MTMambaSegHead(num_classes=5, in_channels=(8, 16, 32, 64), num_stm_blocks=1,
+                          use_ctm=False)
+    assert isinstance(head, BaseDecodeHead)
+    assert not hasattr(head, 'conv_seg')  # no classifier built only to be unused
+    assert head.num_classes == head.out_channels == 5
+    # no multi-task loss modules (their log-variance would be an unused parameter)
+    assert not hasattr(head, 'loss_combiner') and not hasattr(head, 'task_losses')
+    feats = [torch.randn(2, 8 * 2**i, 8 // 2**i, 8 // 2**i) for i in range(4)]
+    logits = head(feats)
+    assert logits.shape == (2, 5, 32, 32)
+    samples = []
+    for _ in range(2):
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, 32, 32)))
+        samples.append(s)
+    losses = head.loss(feats, samples, None)
+    assert set(losses) == {'loss_ce', 'acc_seg'}
+    expected = F.cross_entropy(logits, torch.stack([s.gt_sem_seg.data[0] for s in samples]),
+                               ignore_index=255)
+    assert torch.allclose(losses['loss_ce'], expected, atol=1e-5)
+    out = head.predict(feats, [dict(img_shape=(40, 48), pad_shape=(40, 48))], None)
+    assert out.shape == (2, 5, 40, 48)
+    with pytest.raises(ValueError, match='single-task'):
+        MTMambaSegHead(tasks=dict(semseg=3, depth=1), in_channels=(8, 16, 32, 64))
+
+
+def test_head_is_built_from_block_configs():
+    """A decoder with other blocks is a config of the same class, no subclass needed."""
+    from mmmt.models.layers import LinearNHWC, PointwiseConvNHWC, SCTMBlock, STMBlock
+    head = MultiTaskMambaDecodeHead(
+        in_channels=(8, 16, 32, 64), tasks=dict(semseg=3, depth=1), num_stm_blocks=2,
+        stm_block=[[dict(type='STMBlock', d_state=4), dict(type='STMBlock', d_state=8)]] * 3,
+        ctm_block=dict(type='SCTMBlock', d_state=4), skip_fuse=dict(type='PointwiseConvNHWC'),
+        drop_path_rate=0.1)
+    stage = head.stages[0]
+    assert isinstance(stage.ctm, SCTMBlock)
+    assert isinstance(stage.skip_fuse['depth'], PointwiseConvNHWC)
+    assert [b.op.d_state for b in stage.stm_blocks['semseg']] == [4, 8]
+    assert isinstance(stage.stm_blocks['semseg'][0], STMBlock)
+    assert isinstance(MultiTaskMambaDecodeHead(
+        in_channels=(8, 16, 32, 64), tasks=dict(depth=1)).stages[1].skip_fuse['depth'],
+        LinearNHWC)
+    with pytest.raises(ValueError, match='per stage'):
+        MultiTaskMambaDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
+                                 stm_block=[dict(type='STMBlock')] * 2)

@@ -47,3 +47,17 @@ def test_missing_config_names_the_file(tmp_path):
     args = parse_runner_args(make_parser(), [missing])
     with pytest.raises(SystemExit, match='nope.py'):
         load_runner_config(args)
+
+
+def test_tasks_defined_in_the_config_are_registered(tmp_path):
+    from mmmt.structures import TASKS
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text(
+        f"_base_ = [{DEMO_CONFIG!r}]\n"
+        "custom_tasks = [dict(name='albedo', gt_channels=3, out_channels=3,\n"
+        "                     loss=dict(type='NormalsL1Loss'), draw='normals')]\n")
+    try:
+        load_runner_config(parse_runner_args(make_parser(), [str(cfg_file)]))
+        assert TASKS['albedo'].gt_channels == 3 and TASKS['albedo'].draw == 'normals'
+    finally:
+        TASKS.unregister('albedo')

@@ -25,6 +25,7 @@ from mmengine.utils import ProgressBar
 
 import mmmt  # noqa: F401  (mmcv-lite shim, registries)
 from mmmt.registry import DATASETS, VISUALIZERS
+from mmmt.structures import register_tasks
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     init_default_scope(cfg.get('default_scope', 'mmmt'))
     loader_cfg = cfg.get(f'{args.split}_dataloader')
     if not loader_cfg:

@@ -1,4 +1,5 @@
 """Transforms of the multi-task pipelines: loading, geometric/photometric, ignore rules, packing."""
+from .decoders import DecodeContext
 from .formatting import PackMultiTaskInputs
 from .loading import LoadMultiTaskAnnotations, LoadMultiTaskImage
 from .transforms import (AddIgnoreRegions, CenterPad, MultiTaskPhotoMetricDistortion,
@@ -8,5 +9,5 @@ from .test_time_aug import ImageOnly
 __all__ = [
     'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'RandomScaling', 'MultiTaskRandomCrop',
     'MultiTaskRandomFlip', 'MultiTaskPhotoMetricDistortion', 'CenterPad', 'AddIgnoreRegions',
-    'PackMultiTaskInputs', 'ImageOnly'
+    'PackMultiTaskInputs', 'ImageOnly', 'DecodeContext'
 ]

@@ -6,12 +6,9 @@ import torch
 from mmcv.transforms import BaseTransform
 
 from mmmt.registry import TRANSFORMS
-from mmmt.structures import MultiTaskDataSample
+from mmmt.structures import MultiTaskDataSample, get_task
 
-__all__ = ['PackMultiTaskInputs', 'INT_TASKS']
-
-#: Tasks whose labels are class indices (packed as int64); all others are packed as float32.
-INT_TASKS = ('semseg', 'human_parts')
+__all__ = ['PackMultiTaskInputs']
 
 
 @TRANSFORMS.register_module()
@@ -21,7 +18,9 @@ class PackMultiTaskInputs(BaseTransform):
     ``inputs`` is the (C, H, W) float32 image tensor (already normalised in the pipeline).
     ``data_samples`` is a :class:`~mmmt.structures.MultiTaskDataSample` with ``gt_<task>``
     (C, H, W) for each task in ``results['tasks']`` that has a ``gt_<task>`` array: int64 for
-    semseg/human_parts, float32 otherwise (conventions in the data sample's docstring).
+    tasks whose definition (``mmmt.structures.TASKS``) has ``label_dtype='int64'``
+    (semseg/human_parts), float32 otherwise (conventions in the data sample's docstring). A
+    registered task's map must have its ``gt_channels`` channels.
 
     Metainfo (missing keys get these defaults):
 
@@ -61,7 +60,12 @@ class PackMultiTaskInputs(BaseTransform):
                 continue
             arr = np.asarray(arr)
             arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-            dtype = np.int64 if task in INT_TASKS else np.float32
+            spec = get_task(task)
+            if spec is not None and arr.shape[0] != spec.gt_channels:
+                raise ValueError(f"gt_{task} of {results.get('img_path', 'a sample')} has "
+                                 f'{arr.shape[0]} channels; task {task!r} expects '
+                                 f'{spec.gt_channels}')
+            dtype = np.int64 if spec is not None and spec.is_int else np.float32
             sample.set_gt(task, torch.from_numpy(np.ascontiguousarray(arr).astype(dtype)))
 
         defaults = dict(

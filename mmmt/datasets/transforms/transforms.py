@@ -14,19 +14,21 @@ from mmcv.transforms.utils import cache_randomness
 from mmseg.datasets.transforms.transforms import RandomCrop as MMSEG_RandomCrop
 
 from mmmt.registry import TRANSFORMS
+from mmmt.structures import IGNORE_INDEX, get_task
 
 __all__ = [
     'RandomScaling', 'MultiTaskRandomCrop', 'MultiTaskRandomFlip',
-    'MultiTaskPhotoMetricDistortion', 'CenterPad', 'AddIgnoreRegions', 'DEFAULT_PAD_VALUES'
+    'MultiTaskPhotoMetricDistortion', 'CenterPad', 'AddIgnoreRegions'
 ]
-
-#: Fill value of each key when padding (spec C.4 step 6). Unlisted tasks are filled with 255.
-DEFAULT_PAD_VALUES: Dict[str, float] = dict(
-    img=0, semseg=255, edge=255, human_parts=255, sal=255, depth=0, normals=0)
 
 
 def _task_of(key: str) -> str:
     return key[3:] if key.startswith('gt_') else key
+
+
+def _task_spec(key: str):
+    """The registered definition of the task of a ``gt_<task>`` key, or None."""
+    return get_task(_task_of(key)) if key.startswith('gt_') else None
 
 
 @TRANSFORMS.register_module()
@@ -102,7 +104,7 @@ class MultiTaskRandomCrop(MMSEG_RandomCrop):
     """
 
     def __init__(self, crop_size: Union[int, Sequence[int]], cat_max_ratio: float = 0.75,
-                 ignore_index: int = 255, seg_key: str = 'gt_semseg') -> None:
+                 ignore_index: int = IGNORE_INDEX, seg_key: str = 'gt_semseg') -> None:
         if not isinstance(crop_size, int):
             crop_size = tuple(int(c) for c in crop_size)
         super().__init__(crop_size, cat_max_ratio, ignore_index)
@@ -143,17 +145,19 @@ class MultiTaskRandomFlip(MMCV_RandomFlip):
 
     Spec C.4 step 3: with probability ``prob`` everything is flipped left-right and channel 0
     (x) of ``gt_normals`` is negated. Differs from mmcv's only in flipping all multi-task
-    label maps (mmcv knows ``gt_seg_map`` only) and in the sign change of the normals.
+    label maps (mmcv knows ``gt_seg_map`` only) and in the sign change of the normals (of every
+    task whose definition has ``mirror_channels``).
 
     Args:
         prob (float): Flip probability. Defaults to 0.5.
         direction (str): ``'horizontal'`` (the only direction that negates normals x;
             ``'vertical'`` negates y). Defaults to ``'horizontal'``.
-        normals_key (str): Key of the normals map. Defaults to ``'gt_normals'``.
+        normals_key (str, optional): The one key whose x/y is negated. Defaults to None: the
+            ``gt_<task>`` keys of tasks with ``mirror_channels`` (``gt_normals``).
     """
 
     def __init__(self, prob: float = 0.5, direction: str = 'horizontal',
-                 normals_key: str = 'gt_normals') -> None:
+                 normals_key: Optional[str] = None) -> None:
         assert direction in ('horizontal', 'vertical')
         super().__init__(prob=prob, direction=direction)
         self.normals_key = normals_key
@@ -166,7 +170,8 @@ class MultiTaskRandomFlip(MMCV_RandomFlip):
             if key == 'gt_seg_map':  # already flipped by mmcv
                 continue
             arr = np.flip(results[key], axis=axis).copy()
-            if key == self.normals_key:
+            if (key == self.normals_key if self.normals_key is not None else
+                    getattr(_task_spec(key), 'mirror_channels', False)):
                 arr[..., 0 if axis == 1 else 1] *= -1
             results[key] = arr
         results['img'] = np.ascontiguousarray(results['img'])
@@ -270,6 +275,8 @@ def _pad(arr: np.ndarray, amounts: Tuple[int, int, int, int], value: float) -> n
     if not any(amounts):
         return arr
     widths = [(top, bottom), (left, right)] + [(0, 0)] * (arr.ndim - 2)
+    # np.pad, not mmcv.impad: cv2.copyMakeBorder fills a scalar value into the first channel
+    # only (normals would get (255, 0, 0)) and turns int64 into int32
     return np.pad(arr, widths, mode='constant', constant_values=value)
 
 
@@ -278,9 +285,10 @@ class CenterPad(BaseTransform):
     """Pad to ``size`` (h, w), **centred**, with per-task fill values (spec C.4 step 6 / C.5).
 
     Top/left padding is ``delta // 2`` and bottom/right the rest, only where the array is
-    smaller than ``size``. Fill values default to :data:`DEFAULT_PAD_VALUES` (image 0, which is
-    the mean colour after normalisation; depth 0 and normals 0 become ignore in
-    :class:`AddIgnoreRegions`; the other labels 255).
+    smaller than ``size``. Fill values default to 0 for the image (the mean colour after
+    normalisation) and to each task's ``pad_value`` (``mmmt.structures.TASKS``: depth 0 and
+    normals 0, which become ignore in :class:`AddIgnoreRegions`; the other labels and
+    unregistered tasks 255).
 
     Differs from mmcv's ``Pad``, which pads bottom/right only. The padding is recorded as
     ``img_padding_size = [left, right, top, bottom]``, the key mmseg's
@@ -301,7 +309,7 @@ class CenterPad(BaseTransform):
     def __init__(self, size: Sequence[int], pad_val: Optional[Dict[str, float]] = None,
                  pad_gt: bool = True) -> None:
         self.size = (int(size[0]), int(size[1]))
-        self.pad_val = dict(DEFAULT_PAD_VALUES)
+        self.pad_val = dict(img=0)
         if pad_val:
             self.pad_val.update(pad_val)
         self.pad_gt = pad_gt
@@ -311,11 +319,17 @@ class CenterPad(BaseTransform):
         results['img'] = _pad(results['img'], amounts, self.pad_val['img'])
         if self.pad_gt:
             for key in results.get('seg_fields', []):
-                results[key] = _pad(results[key], amounts,
-                                    self.pad_val.get(_task_of(key), 255))
+                results[key] = _pad(results[key], amounts, self._label_pad_value(key))
         results['pad_shape'] = results['img'].shape[:2]
         results['img_padding_size'] = list(amounts)
         return results
+
+    def _label_pad_value(self, key: str) -> float:
+        task = _task_of(key)
+        if task in self.pad_val:
+            return self.pad_val[task]
+        spec = _task_spec(key)
+        return spec.pad_value if spec is not None else IGNORE_INDEX
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(size={self.size}, pad_val={self.pad_val}, '
@@ -326,33 +340,39 @@ class CenterPad(BaseTransform):
 class AddIgnoreRegions(BaseTransform):
     """Turn invalid ground truth into the ignore value (spec C.4 step 7).
 
-    - normals: pixels whose vector has zero L2 norm get 255 in all 3 channels;
-    - depth: pixels equal to 0 become 255;
-    - human_parts: if no pixel is a part (all 0 or 255), the whole map becomes 255.
+    Each ``gt_<task>`` key gets the ``ignore_rule`` of its task's definition
+    (``mmmt.structures.TASKS``):
+
+    - ``zero_vector`` (normals): pixels whose vector has zero L2 norm get 255 in all channels;
+    - ``zero_value`` (depth): pixels equal to 0 become 255;
+    - ``empty_map`` (human_parts): if no pixel is a part (all 0 or 255), the whole map
+      becomes 255.
 
     Other tasks are unchanged. There is no mmcv/mmseg equivalent.
 
     Args:
-        ignore_index (int): Defaults to 255.
+        ignore_index (int): Defaults to 255 (``mmmt.structures.IGNORE_INDEX``).
     """
 
-    def __init__(self, ignore_index: int = 255) -> None:
+    def __init__(self, ignore_index: int = IGNORE_INDEX) -> None:
         self.ignore_index = ignore_index
 
     def transform(self, results: dict) -> dict:
         ign = self.ignore_index
-        if 'gt_normals' in results:
-            n = results['gt_normals'].copy()
-            n[np.linalg.norm(n, axis=-1) == 0] = ign
-            results['gt_normals'] = n
-        if 'gt_depth' in results:
-            d = results['gt_depth'].copy()
-            d[d == 0] = ign
-            results['gt_depth'] = d
-        if 'gt_human_parts' in results:
-            hp = results['gt_human_parts']
-            if np.all((hp == 0) | (hp == ign)):
-                results['gt_human_parts'] = np.full_like(hp, ign)
+        for key in [k for k in results if isinstance(k, str) and k.startswith('gt_')]:
+            rule = getattr(_task_spec(key), 'ignore_rule', None)
+            if rule == 'zero_vector':
+                arr = results[key].copy()
+                arr[np.linalg.norm(arr, axis=-1) == 0] = ign
+                results[key] = arr
+            elif rule == 'zero_value':
+                arr = results[key].copy()
+                arr[arr == 0] = ign
+                results[key] = arr
+            elif rule == 'empty_map':
+                arr = results[key]
+                if np.all((arr == 0) | (arr == ign)):
+                    results[key] = np.full_like(arr, ign)
         return results
 
     def __repr__(self) -> str:

@@ -31,6 +31,8 @@ from .boundary_matching import BoundaryMatcher, correspond_pixels, disk_offsets
 from .seism_nms import seism_nms
 from .thinning import seg2bmap, thin_binary
 
+from mmmt.structures import IGNORE_INDEX
+
 __all__ = [
     'DEFAULT_EDGE_THRESHOLDS', 'SEISM_HED_THRESHOLDS', 'SEISM_HED_VOC_THRESHOLDS',
     'EDGE_PROTOCOLS', 'DEFAULT_EDGE_PROTOCOL', 'edge_protocol', 'check_boundary_options',
@@ -202,7 +204,7 @@ def boundary_pr_counts(pred: np.ndarray,
                        thin_pred: bool = True,
                        gt_mode: str = 'thin',
                        gt_threshold: float = 0.0,
-                       ignore_index: Optional[float] = 255) -> Optional[np.ndarray]:
+                       ignore_index: Optional[float] = IGNORE_INDEX) -> Optional[np.ndarray]:
     """Boundary precision/recall counts of one image at every threshold.
 
     The keyword defaults are the ``'seism-2016-01'`` protocol; ``**edge_protocol('seism')``

@@ -1,17 +1,31 @@
 """The multi-task performance Δm of the papers (spec E.7)."""
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Iterator, Mapping, Optional, Tuple
+
+from mmmt.structures import TASKS
 
 __all__ = ['DELTA_M_METRICS', 'NYUD_SINGLE_TASK_BASELINES', 'delta_m']
 
-#: Which metric represents each task in Δm, and whether higher is better.
-DELTA_M_METRICS: Dict[str, Tuple[str, bool]] = {
-    'semseg': ('mIoU', True),
-    'human_parts': ('mIoU', True),
-    'sal': ('maxF', True),
-    'edge': ('odsF', True),
-    'depth': ('rmse', False),
-    'normals': ('mean', False),
-}
+
+class _DeltaMMetrics(Mapping):
+    """Task -> (metric, higher is better) of every registered task that defines ``delta_m``:
+    a live view of ``mmmt.structures.TASKS``, so tasks registered later are included."""
+
+    def _items(self) -> Dict[str, Tuple[str, bool]]:
+        return {name: spec.delta_m for name, spec in TASKS.items() if spec.delta_m is not None}
+
+    def __getitem__(self, task: str) -> Tuple[str, bool]:
+        return self._items()[task]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+
+#: Which metric represents each task in Δm, and whether higher is better (semseg/human_parts
+#: mIoU, sal maxF, edge odsF higher; depth rmse, normals mean error lower).
+DELTA_M_METRICS: Mapping[str, Tuple[str, bool]] = _DeltaMMetrics()
 
 #: Paper Table 2, "Single-task 2xSwin" on NYUD-v2: mIoU %, RMSE m, mErr degrees, odsF %.
 NYUD_SINGLE_TASK_BASELINES: Dict[str, float] = {

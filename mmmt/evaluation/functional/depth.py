@@ -3,6 +3,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from mmmt.structures import IGNORE_INDEX
+
 __all__ = ['DEPTH_SUM_KEYS', 'depth_sums', 'depth_metrics']
 
 #: Keys of the per-image sums.
@@ -12,7 +14,7 @@ DEPTH_SUM_KEYS = ('count', 'sq_err', 'abs_rel', 'sq_rel', 'log_sq_err', 'delta1'
 
 def depth_sums(pred: np.ndarray,
                gt: np.ndarray,
-               ignore_index: Optional[float] = 255,
+               ignore_index: Optional[float] = IGNORE_INDEX,
                min_pred: float = 0.0) -> Dict[str, float]:
     """Per-image sums for the global depth errors.
 
@@ -59,6 +61,9 @@ def depth_sums(pred: np.ndarray,
 
 def depth_metrics(sums: Sequence[Dict[str, float]]) -> Dict[str, float]:
     """Global (dataset-level) depth metrics from per-image sums.
+
+    Not mmseg's ``DepthMetric``: that one gathers every valid pixel of the dataset across
+    processes and clips to a depth range, where the papers' RMSE needs only these few sums.
 
     Args:
         sums: Outputs of :func:`depth_sums`.

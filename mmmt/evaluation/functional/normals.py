@@ -3,6 +3,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from mmmt.structures import IGNORE_INDEX
+
 __all__ = [
     'NORMALS_HIST_BIN', 'NORMALS_THRESHOLDS', 'normal_angles', 'normals_stats',
     'normals_metrics'
@@ -18,7 +20,7 @@ _NUM_BINS = int(round(180.0 / NORMALS_HIST_BIN))
 
 def normal_angles(pred: np.ndarray,
                   gt: np.ndarray,
-                  ignore_index: Optional[float] = 255,
+                  ignore_index: Optional[float] = IGNORE_INDEX,
                   eps: float = 1e-12) -> np.ndarray:
     """Angular errors (degrees, float64) over the valid pixels of one image.
 
@@ -59,7 +61,7 @@ def normal_angles(pred: np.ndarray,
 
 def normals_stats(pred: np.ndarray,
                   gt: np.ndarray,
-                  ignore_index: Optional[float] = 255) -> Dict[str, object]:
+                  ignore_index: Optional[float] = IGNORE_INDEX) -> Dict[str, object]:
     """Per-image sufficient statistics of the angular error.
 
     Returns:

@@ -3,6 +3,8 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from mmmt.structures import IGNORE_INDEX
+
 __all__ = [
     'SAL_THRESHOLDS', 'legacy_effective_thresholds', 'saliency_counts', 'saliency_metrics'
 ]
@@ -26,7 +28,7 @@ def saliency_counts(pred: np.ndarray,
                     gt: np.ndarray,
                     thresholds: Sequence[float] = SAL_THRESHOLDS,
                     legacy_double_sigmoid: bool = False,
-                    ignore_index: Optional[float] = 255,
+                    ignore_index: Optional[float] = IGNORE_INDEX,
                     iou_threshold: float = 0.5) -> Dict[str, np.ndarray]:
     """Per-image counts for maxF and IoU.
 

@@ -3,13 +3,15 @@ from typing import Dict, Optional, Sequence
 
 import numpy as np
 
+from mmmt.structures import IGNORE_INDEX
+
 __all__ = ['segmentation_counts', 'segmentation_metrics']
 
 
 def segmentation_counts(pred: np.ndarray,
                         gt: np.ndarray,
                         num_classes: Optional[int] = None,
-                        ignore_index: Optional[int] = 255) -> Dict[str, np.ndarray]:
+                        ignore_index: Optional[int] = IGNORE_INDEX) -> Dict[str, np.ndarray]:
     """Per-class pixel counts of one image.
 
     Args:

@@ -1,7 +1,7 @@
 """mmengine metrics of mmmt."""
 from .dump_predictions import DumpMultiTaskPredictions
 from .multi_task_metric import MultiTaskMetric
-from .task_evaluators import (DEFAULT_TASK_KINDS, TASK_EVALUATORS, BoundaryEvaluator,
+from .task_evaluators import (TASK_EVALUATORS, BoundaryEvaluator,
                               DepthEvaluator, NormalsEvaluator, SaliencyEvaluator,
                               SegmentationEvaluator, TaskEvaluator, build_task_evaluator,
                               meta_for_task)
@@ -10,5 +10,5 @@ __all__ = [
     'MultiTaskMetric', 'DumpMultiTaskPredictions', 'TaskEvaluator', 'SegmentationEvaluator',
     'DepthEvaluator',
     'NormalsEvaluator', 'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS',
-    'DEFAULT_TASK_KINDS', 'build_task_evaluator', 'meta_for_task'
+    'build_task_evaluator', 'meta_for_task'
 ]

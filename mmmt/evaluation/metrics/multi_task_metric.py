@@ -10,6 +10,7 @@ from mmengine.structures import BaseDataElement
 from mmengine.utils import ProgressBar
 
 from mmmt.registry import METRICS
+from mmmt.structures import IGNORE_INDEX
 from ..functional.delta_m import DELTA_M_METRICS, NYUD_SINGLE_TASK_BASELINES, delta_m
 from .task_evaluators import TaskEvaluator, build_task_evaluator
 
@@ -87,7 +88,7 @@ class MultiTaskMetric(BaseMetric):
 
     def __init__(self,
                  tasks: Union[Sequence[str], Mapping[str, Optional[dict]]],
-                 ignore_index: Optional[float] = 255,
+                 ignore_index: Optional[float] = IGNORE_INDEX,
                  delta_m_baselines: Union[str, Mapping[str, float], None] = 'auto',
                  delta_m_metrics: Optional[Mapping[str, Tuple[str, bool]]] = None,
                  strict: bool = True,

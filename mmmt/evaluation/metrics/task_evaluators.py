@@ -8,7 +8,9 @@ import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence, Type
 
 import numpy as np
+from prettytable import PrettyTable
 
+from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task
 from ..functional import (DEFAULT_EDGE_PROTOCOL, boundary_metrics, boundary_pr_counts,
                           check_boundary_options, depth_metrics, depth_sums, edge_protocol,
                           normals_metrics, normals_stats, resolve_edge_thresholds,
@@ -18,35 +20,8 @@ from ..functional.saliency import SAL_THRESHOLDS
 
 __all__ = [
     'meta_for_task', 'TaskEvaluator', 'SegmentationEvaluator', 'DepthEvaluator', 'NormalsEvaluator',
-    'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS', 'DEFAULT_TASK_KINDS',
-    'build_task_evaluator'
+    'SaliencyEvaluator', 'BoundaryEvaluator', 'TASK_EVALUATORS', 'build_task_evaluator'
 ]
-
-
-#: dataset_meta keys mmmt's datasets use for a task's classes / palette besides
-#: ``<task>_classes`` / ``<task>_palette``.
-_META_ALIASES = {'semseg': '', 'human_parts': 'part_'}
-
-
-def meta_for_task(dataset_meta: Optional[dict], task: str, what: str) -> Optional[list]:
-    """Look up ``what`` (``'classes'`` or ``'palette'``) of ``task`` in a dataset meta dict.
-
-    Tried in order: ``<task>_<what>``; ``<what>`` as a dict keyed by task; the aliases of
-    mmmt's datasets (``classes``/``palette`` for semseg, ``part_classes``/``part_palette`` for
-    human_parts).
-
-    Returns:
-        list | None: The value, or None if absent.
-    """
-    meta = dataset_meta or {}
-    value = meta.get(f'{task}_{what}')
-    if value is None and isinstance(meta.get(what), dict):
-        value = meta[what].get(task)
-    if value is None and task in _META_ALIASES:
-        candidate = meta.get(f'{_META_ALIASES[task]}{what}')
-        if isinstance(candidate, (list, tuple)):
-            value = candidate
-    return list(value) if value is not None else None
 
 
 class TaskEvaluator:
@@ -65,7 +40,7 @@ class TaskEvaluator:
         """Whether :meth:`process` should also see samples without ground truth."""
         return False
 
-    def __init__(self, task: str, ignore_index: Optional[float] = 255) -> None:
+    def __init__(self, task: str, ignore_index: Optional[float] = IGNORE_INDEX) -> None:
         self.task = task
         self.ignore_index = ignore_index
         self.dataset_meta: Optional[dict] = None
@@ -106,7 +81,7 @@ class SegmentationEvaluator(TaskEvaluator):
                  num_classes: Optional[int] = None,
                  class_names: Optional[Sequence[str]] = None,
                  report_per_class: bool = False,
-                 ignore_index: Optional[int] = 255) -> None:
+                 ignore_index: Optional[int] = IGNORE_INDEX) -> None:
         super().__init__(task, ignore_index)
         self._num_classes = num_classes
         self._class_names = list(class_names) if class_names is not None else None
@@ -150,12 +125,12 @@ class SegmentationEvaluator(TaskEvaluator):
         res = getattr(self, '_last', None)
         if res is None or res['num_classes'] == 0:
             return None
-        names = self._names(res['num_classes'])
-        width = max(len(n) for n in names + ['class'])
-        lines = [f'{self.task} per-class IoU (%):', f'{"class":<{width}}  IoU     pixels']
-        for name, iou, lab in zip(names, res['IoU'], res['label']):
-            lines.append(f'{name:<{width}}  {100 * iou:6.2f}  {int(lab)}')
-        return '\n'.join(lines)
+        table = PrettyTable()  # the per-class table of mmseg's IoUMetric
+        table.add_column('class', self._names(res['num_classes']))
+        table.add_column('IoU', [f'{100 * iou:.2f}' for iou in res['IoU']])
+        table.add_column('pixels', [int(lab) for lab in res['label']])
+        table.align['class'] = 'l'
+        return f'{self.task} per-class IoU (%):\n{table.get_string()}'
 
 
 class DepthEvaluator(TaskEvaluator):
@@ -225,7 +200,7 @@ class SaliencyEvaluator(TaskEvaluator):
                  legacy_double_sigmoid: bool = False,
                  beta2: float = 0.3,
                  iou_threshold: float = 0.5,
-                 ignore_index: Optional[float] = 255) -> None:
+                 ignore_index: Optional[float] = IGNORE_INDEX) -> None:
         super().__init__(task, ignore_index)
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
         self.legacy_double_sigmoid = legacy_double_sigmoid
@@ -425,33 +400,23 @@ TASK_EVALUATORS: Dict[str, Type[TaskEvaluator]] = {
                 BoundaryEvaluator)
 }
 
-#: Evaluator type of each known task name.
-DEFAULT_TASK_KINDS: Dict[str, str] = {
-    'semseg': 'segmentation',
-    'human_parts': 'segmentation',
-    'depth': 'depth',
-    'normals': 'normals',
-    'sal': 'saliency',
-    'edge': 'boundary',
-}
-
-
 def build_task_evaluator(task: str, options: Optional[dict] = None,
-                         ignore_index: Optional[float] = 255) -> TaskEvaluator:
+                         ignore_index: Optional[float] = IGNORE_INDEX) -> TaskEvaluator:
     """Build the adapter of ``task`` from its config options.
 
     Args:
         task (str): Task name.
         options (dict, optional): Keyword arguments of the evaluator; ``type`` selects the
             evaluator (``'segmentation'``, ``'depth'``, ``'normals'``, ``'saliency'``,
-            ``'boundary'``) for task names not in :data:`DEFAULT_TASK_KINDS`.
+            ``'boundary'``); default: the ``evaluator`` of the task's definition
+            (``mmmt.structures.TASKS``).
         ignore_index (float, optional): Default ignore value.
 
     Returns:
         TaskEvaluator: The adapter.
     """
     options = dict(options or {})
-    kind = options.pop('type', None) or DEFAULT_TASK_KINDS.get(task)
+    kind = options.pop('type', None) or getattr(get_task(task), 'evaluator', None)
     if kind is None:
         raise KeyError(f'unknown task {task!r}: give its evaluator with type=one of '
                        f'{sorted(TASK_EVALUATORS)}')

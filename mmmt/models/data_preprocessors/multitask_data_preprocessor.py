@@ -8,10 +8,9 @@ from mmengine.model import BaseDataPreprocessor
 from mmengine.structures import PixelData
 
 from mmmt.registry import MODELS
+from mmmt.structures import IGNORE_INDEX
 
 __all__ = ['MultiTaskDataPreProcessor']
-
-IGNORE_INDEX = 255
 
 
 @MODELS.register_module()

@@ -1,63 +1,86 @@
-"""The MTMamba multi-task decoder as an mmseg decode head."""
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+"""The MTMamba multi-task decoder: stages built from block configs, one head per task."""
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmengine.model import BaseModule
 from mmseg.utils import ConfigType, SampleList
 
 from mmmt.registry import MODELS
-from ..layers import FinalPatchExpandX4
-from ..losses import DEFAULT_TASK_LOSSES
-from .mtmamba_stage import MTMambaDecoderStage
+from mmmt.structures import get_task, ordered_tasks
+from ..layers import build_block
+from .mtmamba_stage import MTMambaDecoderStage, stage_drop_paths
 
-__all__ = ['MultiTaskMambaDecodeHead']
+__all__ = ['MTMambaHead', 'MultiTaskMambaDecodeHead']
 
-#: Canonical task order of the reference (fixes the CTM's concatenation order).
-TASK_ORDER = ('semseg', 'depth', 'human_parts', 'sal', 'normals', 'edge')
+BlockCfg = Union[dict, Sequence[dict]]
 
 
-def ordered_tasks(tasks: Dict[str, int]) -> List[str]:
-    """Known tasks in the reference order, then any other task in config order."""
-    known = [t for t in TASK_ORDER if t in tasks]
-    return known + [t for t in tasks if t not in TASK_ORDER]
+def _per_stage(cfg: Union[BlockCfg, Sequence[BlockCfg]], name: str) -> List[BlockCfg]:
+    """A block config for every stage: one dict (all stages) or a sequence of three."""
+    if isinstance(cfg, dict):
+        return [cfg] * 3
+    cfg = list(cfg)
+    if len(cfg) != 3:
+        raise ValueError(f'{name} must be a config dict or one entry per stage (3), got '
+                         f'{len(cfg)} entries')
+    return cfg
 
 
 @MODELS.register_module()
-class MultiTaskMambaDecodeHead(BaseDecodeHead):
+class MTMambaHead(BaseModule):
     """MTMamba decoder (ECCV 2024): three Mamba stages with cross-task blocks, per-task heads.
 
     From the coarsest backbone feature, each of three stages upsamples every task's feature 2x,
-    fuses the encoder skip of that resolution, applies ``num_stm_blocks`` self-task Mamba blocks
-    per task and one cross-task Mamba block over all tasks. A 4x patch expansion and a 1x1
-    convolution per task give logits at 4x the finest feature map (the input size for Swin).
+    fuses the encoder skip of that resolution, applies ``num_stm_blocks`` per-task blocks and
+    one cross-task block over all tasks. A final layer per task (4x patch expansion for
+    MTMamba) and a 1x1 convolution give logits at 4x the finest feature map (the input size for
+    Swin).
+
+    Every block is built from a config through ``mmmt.registry.MODELS``; MTMamba++
+    (:class:`MTMambaPlusHead`) and the paper's ablations (:class:`MTMambaVariantHead`) are
+    other configs of this class. The stochastic-depth rates (:func:`stage_drop_paths`) and
+    ``embed_dims`` / ``tasks`` are filled into the block configs here.
 
     Args:
         in_channels (Sequence[int]): Widths of the four backbone levels (strides 4..32), each
             twice the previous. Defaults to Swin-L's (192, 384, 768, 1536).
         tasks (dict): Task name -> output channels, e.g.
-            ``dict(semseg=40, depth=1, normals=3, edge=1)``. Known tasks are ordered as the
-            reference orders them (semseg, depth, human_parts, sal, normals, edge).
+            ``dict(semseg=40, depth=1, normals=3, edge=1)``. Registered tasks are ordered by
+            their canonical order (``mmmt.structures.TASKS``: the reference's semseg, depth,
+            human_parts, sal, normals, edge first), other names follow in config order.
         d_state (int): SSM state size. Defaults to 16.
         ssm_ratio (int): SS2D expansion factor. Defaults to 2.
         dt_rank (int | str): Delta projection rank, 'auto' = ceil(C / 16). Defaults to 'auto'.
-        num_stm_blocks (int): STM blocks per task and stage. Defaults to 2.
+        num_stm_blocks (int): Per-task blocks per stage. Defaults to 2.
         use_ctm (bool): Use the cross-task block in each stage. Defaults to True.
         ctm_gate (float, optional): Fix the CTM gate to a constant (Table 5 ablation).
+        stm_block (dict | list, optional): Config of the per-task blocks: one dict, or one
+            entry per stage (coarsest first), each a dict or a list of dicts used in turn
+            (block i takes entry ``i % len``). Defaults to ``STMBlock`` with the SSM options.
+        ctm_block (dict | list, optional): Config of the cross-task block (or one per stage).
+            Defaults to ``CTMBlock`` with the SSM options and ``ctm_gate``.
+        skip_fuse (dict): Config of the skip fusion. Defaults to ``dict(type='LinearNHWC')``.
+        final_head (dict): Config of the per-task layer before the 1x1 projection (NCHW in
+            and out; its ``out_channels`` is the projection's input). ``name`` is the attribute
+            (and checkpoint prefix) it lives under. Defaults to MTMamba's
+            ``FinalPatchExpandX4`` as ``final_expand``.
+        logits_scale (int): Bilinear upsampling of the logits after the projection (4 for
+            MTMamba++'s stride-4 heads). Defaults to 1.
         drop_path_rate (float): Largest stochastic-depth rate; rates decay linearly to 0 over
             all blocks, coarsest first (reference: 0.2 over 9 slots). Defaults to 0.2.
         with_cp (bool): Activation checkpointing of the decoder blocks. Defaults to False.
-        task_losses (dict, optional): Task -> loss config; unspecified known tasks use the
-            reference's loss (``mmmt.models.losses.DEFAULT_TASK_LOSSES``).
+        task_losses (dict, optional): Task -> loss config; other tasks use the ``loss`` of
+            their definition in ``mmmt.structures.TASKS`` (the reference's for its tasks).
         loss_combiner (dict): Config of the multi-task combination.
             Defaults to ``dict(type='MultiTaskLoss', scheme='log')``.
-        tensor_output (bool): With exactly one task, return that task's logits as a tensor from
-            ``forward`` and ``predict`` and use mmseg's single-task loss (``loss_decode`` on
-            ``gt_sem_seg``): the contract of mmseg's ``EncoderDecoder``. Defaults to False.
-        **kwargs: Passed to mmseg's ``BaseDecodeHead`` (``loss_decode``, ``ignore_index``,
-            ``align_corners``, ``threshold``, ``init_cfg``...).
+        align_corners (bool): Of every bilinear resize. Defaults to False.
+        init_cfg (dict, optional): Initialisation config.
     """
+
+    #: Whether the head builds ``task_losses`` and ``loss_combiner`` (its own loss).
+    with_task_losses = True
 
     def __init__(self,
                  in_channels: Sequence[int] = (192, 384, 768, 1536),
@@ -68,68 +91,72 @@ class MultiTaskMambaDecodeHead(BaseDecodeHead):
                  num_stm_blocks: int = 2,
                  use_ctm: bool = True,
                  ctm_gate: Optional[float] = None,
+                 stm_block: Optional[Union[BlockCfg, Sequence[BlockCfg]]] = None,
+                 ctm_block: Optional[Union[dict, Sequence[dict]]] = None,
+                 skip_fuse: ConfigType = dict(type='LinearNHWC'),
+                 final_head: ConfigType = dict(
+                     name='final_expand', type='FinalPatchExpandX4', nchw_output=True),
+                 logits_scale: int = 1,
                  drop_path_rate: float = 0.2,
                  with_cp: bool = False,
                  task_losses: Optional[Dict[str, ConfigType]] = None,
                  loss_combiner: ConfigType = dict(type='MultiTaskLoss', scheme='log'),
-                 tensor_output: bool = False,
-                 **kwargs) -> None:
+                 align_corners: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        name = type(self).__name__
         if not tasks:
-            raise ValueError('MultiTaskMambaDecodeHead: `tasks` must map task names to output '
-                             'channels, e.g. dict(semseg=40, depth=1, normals=3, edge=1)')
+            raise ValueError(f'{name}: `tasks` must map task names to output channels, e.g. '
+                             'dict(semseg=40, depth=1, normals=3, edge=1)')
         in_channels = list(in_channels)
         if len(in_channels) != 4 or any(in_channels[i + 1] != 2 * in_channels[i]
                                         for i in range(3)):
-            raise ValueError('MultiTaskMambaDecodeHead: in_channels must list 4 backbone widths, '
-                             f'each twice the previous, got {in_channels}')
-        if tensor_output and len(tasks) != 1:
-            raise ValueError('tensor_output=True needs exactly one task, got '
-                             f'{list(tasks)}')
-        task_order = ordered_tasks(tasks)
-        first = tasks[task_order[0]]
-        kwargs.setdefault('init_cfg', None)
-        kwargs.setdefault('dropout_ratio', 0.0)
-        # scope-qualified, so it builds whatever the current default scope is
-        kwargs.setdefault('loss_decode',
-                          dict(type='mmseg.CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0,
-                               avg_non_ignore=True))
-        # BaseDecodeHead expects a segmentation head: give it the first task's classes (used by
-        # mmseg's EncoderDecoder only in single-task mode) and drop its unused conv_seg below.
-        super().__init__(
-            in_channels=in_channels,
-            channels=in_channels[0],
-            num_classes=first if first > 1 else 2,
-            out_channels=first,
-            in_index=[0, 1, 2, 3],
-            input_transform='multiple_select',
-            **kwargs)
-        del self.conv_seg
-        self.tasks = task_order
-        self.task_channels = {t: int(tasks[t]) for t in task_order}
-        self.tensor_output = tensor_output
+            raise ValueError(f'{name}: in_channels must list 4 backbone widths, each twice the '
+                             f'previous, got {in_channels}')
+        BaseModule.__init__(self, init_cfg=init_cfg)  # not super(): see MTMambaSegHead's MRO
+        self.in_channels = in_channels
+        self.align_corners = align_corners
+        self.tasks = ordered_tasks(tasks)
+        self.task_channels = {t: int(tasks[t]) for t in self.tasks}
+        for t, n in self.task_channels.items():
+            fixed = getattr(get_task(t), 'out_channels', None)
+            if fixed is not None and n != fixed:
+                raise ValueError(f'{name}: tasks[{t!r}] = {n}, but a {t} prediction has '
+                                 f'{fixed} channel(s) (its task definition)')
+        self.logits_scale = logits_scale
 
-        num_slots = 3 * (num_stm_blocks + int(use_ctm))
-        rates = torch.linspace(drop_path_rate, 0, num_slots).tolist() if num_slots > 1 \
-            else [drop_path_rate]
-        per_stage = num_stm_blocks + int(use_ctm)
         ssm_kwargs = dict(d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank)
-        self.stages = nn.ModuleList([
-            MTMambaDecoderStage(
-                in_channels[3 - s],
-                self.tasks,
-                num_stm_blocks=num_stm_blocks,
-                use_ctm=use_ctm,
-                drop_paths=rates[s * per_stage:(s + 1) * per_stage],
-                ctm_gate=ctm_gate,
-                with_cp=with_cp,
-                **ssm_kwargs) for s in range(3)
-        ])
-        finest = in_channels[0]
-        self.final_project = nn.ModuleDict(
-            {t: nn.Conv2d(finest, self.task_channels[t], kernel_size=1)
-             for t in self.tasks})
-        self.final_expand = nn.ModuleDict({t: FinalPatchExpandX4(finest) for t in self.tasks})
+        stm = _per_stage(stm_block or dict(type='STMBlock', **ssm_kwargs), 'stm_block')
+        ctm = _per_stage(ctm_block or dict(type='CTMBlock', fixed_gate=ctm_gate, **ssm_kwargs),
+                         'ctm_block')
+        rates = stage_drop_paths(drop_path_rate, num_stm_blocks + int(use_ctm))
+        stages = []
+        for s in range(3):
+            templates = [stm[s]] if isinstance(stm[s], dict) else list(stm[s])
+            blocks = [dict(templates[i % len(templates)], drop_path=rates[s][i])
+                      for i in range(num_stm_blocks)]
+            cross = dict(ctm[s], drop_path=rates[s][-1]) if use_ctm else None
+            stages.append(MTMambaDecoderStage(
+                in_channels[3 - s], self.tasks, blocks=blocks, cross_task=cross,
+                skip_fuse=skip_fuse, with_cp=with_cp))
+        self.stages = nn.ModuleList(stages)
 
+        final_head = dict(final_head)
+        self.final_name = final_head.pop('name')
+        # the projection first: MTMamba's construction (and so its seeded initialisation) order
+        head_channels = final_head.get('out_channels', in_channels[0])
+        self.final_project = nn.ModuleDict({
+            t: nn.Conv2d(head_channels, self.task_channels[t], kernel_size=1)
+            for t in self.tasks
+        })
+        self.add_module(self.final_name, nn.ModuleDict({
+            t: build_block(final_head, in_channels=in_channels[0])
+            for t in self.tasks
+        }))
+        if self.with_task_losses:
+            self._build_losses(task_losses, loss_combiner)
+
+    def _build_losses(self, task_losses: Optional[Dict[str, ConfigType]],
+                      loss_combiner: ConfigType) -> None:
         task_losses = dict(task_losses or {})
         unknown = set(task_losses) - set(self.tasks)
         if unknown:
@@ -137,11 +164,13 @@ class MultiTaskMambaDecodeHead(BaseDecodeHead):
                              f'tasks are {self.tasks}')
         for t in self.tasks:
             if t not in task_losses:
-                if t not in DEFAULT_TASK_LOSSES:
-                    raise ValueError(f'task {t!r} has no default loss: add it to task_losses')
+                spec = get_task(t)
+                if spec is None or spec.loss is None:
+                    raise ValueError(f'task {t!r} has no default loss: add it to task_losses '
+                                     '(or register the task with a loss)')
                 # scope-qualified: the head may be built under another default scope
                 # (default_scope='mmseg' in a plain mmseg config)
-                task_losses[t] = dict(DEFAULT_TASK_LOSSES[t], _scope_='mmmt')
+                task_losses[t] = dict(spec.loss, _scope_='mmmt')
         self.task_losses = nn.ModuleDict({t: MODELS.build(task_losses[t]) for t in self.tasks})
         loss_combiner = dict(loss_combiner, tasks=self.tasks)
         loss_combiner.setdefault('_scope_', 'mmmt')  # loss combiners exist only in mmmt
@@ -155,17 +184,32 @@ class MultiTaskMambaDecodeHead(BaseDecodeHead):
 
         Returns:
             dict[str, Tensor]: task -> logits (B, C_t, 4h, 4w) with (h, w) the finest level's
-            size; a tensor instead of the dict with ``tensor_output=True``.
+            size.
         """
-        feats = self._transform_inputs(inputs)
+        feats = list(inputs)[:4]
         x = {t: feats[3] for t in self.tasks}
         for s, stage in enumerate(self.stages):
             x = stage(x, feats[2 - s])
-        logits = {
-            t: self.final_project[t](self.final_expand[t](x[t]).permute(0, 3, 1, 2))
-            for t in self.tasks
-        }
-        return logits[self.tasks[0]] if self.tensor_output else logits
+        finals = getattr(self, self.final_name)
+        logits = {}
+        for t in self.tasks:
+            y = self.final_project[t](finals[t](x[t]))
+            if self.logits_scale != 1:
+                y = F.interpolate(
+                    y, size=(self.logits_scale * y.shape[2], self.logits_scale * y.shape[3]),
+                    mode='bilinear', align_corners=self.align_corners)
+            logits[t] = y
+        return logits
+
+    def loss(self, inputs: Sequence[torch.Tensor], batch_data_samples: SampleList,
+             train_cfg: Optional[ConfigType] = None) -> dict:
+        """The losses of a batch (``train_cfg`` is unused, as in mmseg's heads)."""
+        return self.loss_by_feat(self.forward(inputs), batch_data_samples)
+
+    def predict(self, inputs: Sequence[torch.Tensor], batch_img_metas: List[dict],
+                test_cfg: Optional[ConfigType] = None):
+        """Logits at the (padded) input size of the batch."""
+        return self.predict_by_feat(self.forward(inputs), batch_img_metas)
 
     def _stack_task_gt(self, task: str, batch_data_samples: SampleList) -> torch.Tensor:
         gts = []
@@ -181,14 +225,12 @@ class MultiTaskMambaDecodeHead(BaseDecodeHead):
             raise ValueError(f'gt_{task} maps differ in size within the batch: '
                              f'{[tuple(g.shape) for g in gts]}') from e
 
-    def loss_by_feat(self, seg_logits: Union[Dict[str, torch.Tensor], torch.Tensor],
+    def loss_by_feat(self, seg_logits: Dict[str, torch.Tensor],
                      batch_data_samples: SampleList) -> dict:
         """Per-task losses combined by ``loss_combiner``.
 
         Logits are resized bilinearly to the ground-truth size when they differ.
         """
-        if self.tensor_output:
-            return super().loss_by_feat(seg_logits, batch_data_samples)
         per_task = {}
         for t in self.tasks:
             gt = self._stack_task_gt(t, batch_data_samples).to(seg_logits[t].device)
@@ -199,12 +241,9 @@ class MultiTaskMambaDecodeHead(BaseDecodeHead):
             per_task[t] = self.task_losses[t](logits, gt)
         return self.loss_combiner(per_task)
 
-    def predict_by_feat(self, seg_logits: Union[Dict[str, torch.Tensor], torch.Tensor],
-                        batch_img_metas: List[dict]) -> Union[Dict[str, torch.Tensor],
-                                                              torch.Tensor]:
+    def predict_by_feat(self, seg_logits: Dict[str, torch.Tensor],
+                        batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:
         """Resize every task's logits to the (padded) input size of the batch."""
-        if self.tensor_output:
-            return super().predict_by_feat(seg_logits, batch_img_metas)
         size = batch_img_metas[0].get('batch_input_shape', batch_img_metas[0]['img_shape'])
         return {
             t: F.interpolate(x, size=tuple(size[:2]), mode='bilinear',
@@ -213,6 +252,6 @@ class MultiTaskMambaDecodeHead(BaseDecodeHead):
             for t, x in seg_logits.items()
         }
 
-    def cls_seg(self, feat: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError('MultiTaskMambaDecodeHead has one classifier per task '
-                                  '(final_project), no shared conv_seg')
+
+#: The class's earlier name, kept for code using it (configs: see ``mtmamba_seg_head.py``).
+MultiTaskMambaDecodeHead = MTMambaHead

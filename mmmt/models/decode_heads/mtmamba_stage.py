@@ -1,60 +1,67 @@
-"""One stage of the MTMamba decoder."""
-from typing import Dict, Optional, Sequence
+"""One stage of the MTMamba decoder, built from block configs."""
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
 
-from ..layers import CTMBlock, PatchExpand, STMBlock
+from ..layers import PatchExpand, build_block
 
-__all__ = ['MTMambaDecoderStage']
+__all__ = ['MTMambaDecoderStage', 'stage_drop_paths']
+
+
+def stage_drop_paths(drop_path_rate: float, blocks_per_stage: int,
+                     num_stages: int = 3) -> List[List[float]]:
+    """The decoder's stochastic depth: linear from ``drop_path_rate`` to 0 over all blocks,
+    coarsest stage first, split per stage (3 x [STM, STM, CTM] = 9 slots for MTMamba)."""
+    total = num_stages * blocks_per_stage
+    rates = torch.linspace(drop_path_rate, 0, total).tolist() if total > 1 \
+        else [drop_path_rate] * total
+    return [rates[s * blocks_per_stage:(s + 1) * blocks_per_stage] for s in range(num_stages)]
 
 
 class MTMambaDecoderStage(nn.Module):
-    """Per task: 2x PatchExpand, skip fusion, STM blocks; then one CTM block across tasks.
+    """Per task: 2x PatchExpand, skip fusion, a chain of blocks; then one cross-task block.
+
+    Every block is built from its config through ``mmmt.registry.MODELS`` (in scope
+    ``mmmt``), so MTMamba, MTMamba++ and the ablations differ only in the configs they pass.
 
     Args:
         in_channels (int): Width of the stage input; the output width is half of it and must be
             the width of the skip feature.
-        tasks (Sequence[str]): Task names (their order is the CTM's concatenation order).
-        num_stm_blocks (int): STM blocks per task. Defaults to 2.
-        use_ctm (bool): Append the cross-task block. Defaults to True.
-        drop_paths (Sequence[float]): Stochastic-depth rates: one per STM block, then the CTM's.
-        ctm_gate (float, optional): Fixed CTM gate (ablation), None = learned.
+        tasks (Sequence[str]): Task names (their order is the cross-task concatenation order).
+        blocks (Sequence[dict]): One config per per-task block (e.g. ``dict(type='STMBlock',
+            drop_path=0.2)``); ``embed_dims`` is filled in. Defaults to none.
+        cross_task (dict, optional): Config of the block across tasks (``CTMBlock``,
+            ``SCTMBlock``, ...); ``embed_dims`` and ``tasks`` are filled in. None: no such block.
+        skip_fuse (dict): Config of the ``[upsampled, skip] (2C) -> C`` fusion;
+            ``in_channels``/``out_channels`` are filled in. Defaults to ``LinearNHWC``
+            (MTMamba's Linear with bias); MTMamba++ uses ``PointwiseConvNHWC``.
         with_cp (bool): Recompute the blocks in the backward pass to save memory.
-        **ssm_kwargs: SS2D options (``d_state``, ``ssm_ratio``, ``dt_rank``).
     """
 
     def __init__(self,
                  in_channels: int,
                  tasks: Sequence[str],
-                 num_stm_blocks: int = 2,
-                 use_ctm: bool = True,
-                 drop_paths: Optional[Sequence[float]] = None,
-                 ctm_gate: Optional[float] = None,
-                 with_cp: bool = False,
-                 **ssm_kwargs) -> None:
+                 blocks: Sequence[dict] = (),
+                 cross_task: Optional[dict] = None,
+                 skip_fuse: dict = dict(type='LinearNHWC'),
+                 with_cp: bool = False) -> None:
         super().__init__()
         self.tasks = list(tasks)
         self.with_cp = with_cp
         channels = in_channels // 2
-        drop_paths = list(drop_paths or [0.0] * (num_stm_blocks + int(use_ctm)))
-        if len(drop_paths) != num_stm_blocks + int(use_ctm):
-            raise ValueError(f'expected {num_stm_blocks + int(use_ctm)} drop-path rates, got '
-                             f'{len(drop_paths)}')
         self.upsample = nn.ModuleDict({t: PatchExpand(in_channels) for t in self.tasks})
-        # [upsampled decoder feature, encoder skip] -> C, with bias (reference-spec A.7)
-        self.skip_fuse = nn.ModuleDict({t: nn.Linear(2 * channels, channels) for t in self.tasks})
-        self.stm_blocks = nn.ModuleDict({
-            t: nn.Sequential(*[
-                STMBlock(channels, drop_path=drop_paths[i], **ssm_kwargs)
-                for i in range(num_stm_blocks)
-            ])
+        self.skip_fuse = nn.ModuleDict({
+            t: build_block(skip_fuse, in_channels=2 * channels, out_channels=channels)
             for t in self.tasks
         })
-        self.ctm = CTMBlock(
-            channels, self.tasks, drop_path=drop_paths[-1], fixed_gate=ctm_gate,
-            **ssm_kwargs) if use_ctm else None
+        self.stm_blocks = nn.ModuleDict({
+            t: nn.Sequential(*[build_block(cfg, embed_dims=channels) for cfg in blocks])
+            for t in self.tasks
+        })
+        self.ctm = None if cross_task is None else build_block(
+            cross_task, embed_dims=channels, tasks=self.tasks)
 
     def _run(self, module: nn.Module, x):
         if self.with_cp and self.training and torch.is_grad_enabled():

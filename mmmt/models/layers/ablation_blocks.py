@@ -6,19 +6,23 @@ counts exactly (451.81 M for "MFE -> W-MSA", 345.33 M for "Linear -> W-MSA"): W-
 bias, the encoder's head count at each decoder stage (24, 12, 6 for Swin-L), window size 8.
 See docs/complexity.md.
 """
-from typing import Dict, Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from mmcv.cnn.bricks import DropPath
 
+from mmmt.registry import MODELS
+from .builder import build_block
+from .ctm_block import CTMBlock
 from .ss2d import SS2D
 from .window_attention import WindowMSA2d
 
 __all__ = ['WindowAttentionMixer', 'AttentionGatedSS2D', 'MixerBlock', 'CrossTaskMixerBlock']
 
 
+@MODELS.register_module()
 class WindowAttentionMixer(nn.Module):
     """An MFE with the SSM part replaced by window attention ("MFE -> W-MSA", Table 3).
 
@@ -55,6 +59,7 @@ class WindowAttentionMixer(nn.Module):
         return self.out_proj(self.attn(x) * F.silu(z))
 
 
+@MODELS.register_module()
 class AttentionGatedSS2D(SS2D):
     """Gated SS2D whose gate is computed by window attention ("Linear -> W-MSA", Table 4).
 
@@ -81,31 +86,34 @@ class AttentionGatedSS2D(SS2D):
         return self.out_proj(y * F.silu(self.gate_proj(self.gate_attn(x))))
 
 
+@MODELS.register_module()
 class MixerBlock(nn.Module):
     """``x + DropPath(op(LN(x)))`` around any token mixer (the STM block's residual form).
 
     Args:
         embed_dims (int): Width C.
-        op (nn.Module): The mixer, (B, H, W, C) -> (B, H, W, C).
+        op (nn.Module | dict): The mixer, (B, H, W, C) -> (B, H, W, C), or its config
+            (``embed_dims`` filled in).
         drop_path (float): Stochastic-depth rate. Defaults to 0.
     """
 
-    def __init__(self, embed_dims: int, op: nn.Module, drop_path: float = 0.0) -> None:
+    def __init__(self, embed_dims: int, op: Union[nn.Module, dict],
+                 drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(embed_dims)
-        self.op = op
+        self.op = op if isinstance(op, nn.Module) else build_block(op, embed_dims=embed_dims)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop_path(self.op(self.norm(x)))
 
 
-class CrossTaskMixerBlock(nn.Module):
+@MODELS.register_module()
+class CrossTaskMixerBlock(CTMBlock):
     """The CTM block with its MFEs or its gates replaced by window attention (Tables 3, 4).
 
-    Same computation and names as :class:`CTMBlock`: per task
-    ``y_t = x_t + DropPath(out_proj_t(g_t * s + (1 - g_t) * a_t))`` with the shared ``s`` and
-    task ``a_t`` features from the (ungated) mixers and ``g_t = sigmoid(in_proj_t(.))``.
+    :class:`CTMBlock` (same computation and names) with ``op`` = :class:`WindowAttentionMixer`
+    for ``mixer='wmsa'`` and ``gate_attn`` = :class:`WindowMSA2d` for ``gate='attention'``.
 
     Args:
         embed_dims (int): Width C.
@@ -130,52 +138,13 @@ class CrossTaskMixerBlock(nn.Module):
                  drop_path: float = 0.0,
                  fixed_gate: Optional[float] = None,
                  **ssm_kwargs) -> None:
-        super().__init__()
         if mixer not in ('mfe', 'wmsa') or gate not in ('linear', 'attention'):
             raise ValueError(f'mixer must be mfe|wmsa and gate linear|attention, got '
                              f'{mixer!r}, {gate!r}')
-        self.tasks = list(tasks)
-        self.fixed_gate = fixed_gate
-        num_tasks = len(self.tasks)
-
-        def make_op(in_channels=None):
-            if mixer == 'wmsa':
-                return WindowAttentionMixer(
-                    embed_dims, num_heads, window_size, in_channels=in_channels, gated=False,
-                    **ssm_kwargs)
-            return SS2D(embed_dims, in_channels=in_channels, gated=False, **ssm_kwargs)
-
-        self.norm = nn.ModuleDict({t: nn.LayerNorm(embed_dims) for t in self.tasks})
-        self.op = nn.ModuleDict({t: make_op() for t in self.tasks})
-        d_inner = self.op[self.tasks[0]].d_inner
-        if fixed_gate is None:
-            self.in_proj = nn.ModuleDict(
-                {t: nn.Linear(embed_dims, d_inner, bias=False)
-                 for t in self.tasks})
-            if gate == 'attention':
-                self.gate_attn = nn.ModuleDict(
-                    {t: WindowMSA2d(embed_dims, num_heads, window_size)
-                     for t in self.tasks})
+        attention = dict(num_heads=num_heads, window_size=window_size)
+        op = dict(type='WindowAttentionMixer', **attention) if mixer == 'wmsa' else \
+            dict(type='SS2D')
+        gate_attn = dict(type='WindowMSA2d', **attention) if gate == 'attention' else None
+        super().__init__(embed_dims, tasks, drop_path=drop_path, fixed_gate=fixed_gate, op=op,
+                         gate_attn=gate_attn, **ssm_kwargs)
         self.gate = gate
-        self.out_proj = nn.ModuleDict(
-            {t: nn.Linear(d_inner, embed_dims, bias=False)
-             for t in self.tasks})
-        self.norm_share = nn.LayerNorm(num_tasks * embed_dims)
-        self.op_share = make_op(num_tasks * embed_dims)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-
-    def forward(self, feats: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """Args: feats: task -> (B, H, W, C). Returns: task -> (B, H, W, C)."""
-        shared = self.op_share(self.norm_share(torch.cat([feats[t] for t in self.tasks], -1)))
-        outs = {}
-        for t in self.tasks:
-            normed = self.norm[t](feats[t])
-            specific = self.op[t](normed)
-            if self.fixed_gate is not None:
-                gate = self.fixed_gate
-            else:
-                g_in = self.gate_attn[t](normed) if self.gate == 'attention' else normed
-                gate = torch.sigmoid(self.in_proj[t](g_in))
-            fused = gate * shared + (1 - gate) * specific
-            outs[t] = feats[t] + self.drop_path(self.out_proj[t](fused))
-        return outs

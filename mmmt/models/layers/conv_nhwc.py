@@ -1,11 +1,24 @@
-"""A 1x1 convolution applied to channels-last maps."""
+"""Pointwise layers on channels-last maps: the decoder's skip-fusion choices."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ['PointwiseConvNHWC']
+from mmmt.registry import MODELS
+
+__all__ = ['PointwiseConvNHWC', 'LinearNHWC']
 
 
+@MODELS.register_module()
+class LinearNHWC(nn.Linear):
+    """``nn.Linear(in_channels, out_channels)`` (same parameters, names and init) under the
+    ``in_channels``/``out_channels`` signature of :class:`PointwiseConvNHWC`, so the decoder
+    builds either from one config. MTMamba fuses the skip connection with it."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, bias=bias)
+
+
+@MODELS.register_module()
 class PointwiseConvNHWC(nn.Conv2d):
     """``nn.Conv2d(in, out, 1)`` (same parameters, names, init) that takes (B, H, W, C_in).
 

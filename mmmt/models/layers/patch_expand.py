@@ -2,6 +2,8 @@
 import torch
 import torch.nn as nn
 
+from mmmt.registry import MODELS
+
 __all__ = ['PatchExpand', 'FinalPatchExpandX4', 'channels_to_space']
 
 
@@ -19,6 +21,7 @@ def channels_to_space(x: torch.Tensor, scale: int) -> torch.Tensor:
     return x.reshape(batch, height * scale, width * scale, c)
 
 
+@MODELS.register_module()
 class PatchExpand(nn.Module):
     """2x upsampling: Linear(C -> 2C) without bias, channels to 2x2 space, LayerNorm(C/2).
 
@@ -41,6 +44,7 @@ class PatchExpand(nn.Module):
         return self.norm(channels_to_space(x, 2))
 
 
+@MODELS.register_module()
 class FinalPatchExpandX4(nn.Module):
     """4x upsampling: Linear(C -> 16C) without bias, channels to 4x4 space, LayerNorm(C).
 
@@ -48,16 +52,20 @@ class FinalPatchExpandX4(nn.Module):
 
     Args:
         in_channels (int): Input width C.
+        nchw_output (bool): Return (B, C, 4h, 4w) (a permuted view) instead of NHWC, as the
+            decoder's final head wants it. Defaults to False.
 
     Shape:
         (B, C, h, w) NCHW -> (B, 4h, 4w, C) NHWC.
     """
 
-    def __init__(self, in_channels: int) -> None:
+    def __init__(self, in_channels: int, nchw_output: bool = False) -> None:
         super().__init__()
+        self.out_channels = in_channels
+        self.nchw_output = nchw_output
         self.expand = nn.Linear(in_channels, 16 * in_channels, bias=False)
         self.norm = nn.LayerNorm(in_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.expand(x.permute(0, 2, 3, 1))
-        return self.norm(channels_to_space(x, 4))
+        x = self.norm(channels_to_space(self.expand(x.permute(0, 2, 3, 1)), 4))
+        return x.permute(0, 3, 1, 2) if self.nchw_output else x

@@ -5,11 +5,13 @@ import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 
+from mmmt.registry import MODELS
 from .cross_ss2d import CrossSS2D
 
 __all__ = ['SCTMBlock']
 
 
+@MODELS.register_module()
 class SCTMBlock(nn.Module):
     """Each task's scan is steered by a feature shared by all tasks (reference-spec A.10).
 

@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmmt.ops import selective_scan_fn
+from mmmt.registry import MODELS
 
 __all__ = ['SS2D', 'cross_scan', 'cross_merge']
 
@@ -48,6 +49,7 @@ def cross_merge(y: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return forward[:, 0] + col.reshape(batch, channels, length)
 
 
+@MODELS.register_module()
 class SS2D(nn.Module):
     """Four-direction selective scan over a 2-D feature map.
 

@@ -3,11 +3,13 @@ import torch
 import torch.nn as nn
 from mmcv.cnn.bricks import DropPath
 
+from mmmt.registry import MODELS
 from .ss2d import SS2D
 
 __all__ = ['STMBlock']
 
 
+@MODELS.register_module()
 class STMBlock(nn.Module):
     """``x + DropPath(SS2D(LN(x)))``: one pre-norm residual around the gated SS2D.
 

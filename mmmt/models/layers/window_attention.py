@@ -5,9 +5,12 @@ from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.swin_transformer import SwinBlock
 from mmpretrain.models.utils import ShiftWindowMSA
 
+from mmmt.registry import MODELS
+
 __all__ = ['WindowMSA2d', 'SwinBlock2d']
 
 
+@MODELS.register_module()
 class WindowMSA2d(nn.Module):
     """Swin's window multi-head self-attention (W-MSA, optionally shifted) on a (B, H, W, C) map.
 
@@ -37,6 +40,7 @@ class WindowMSA2d(nn.Module):
         return y.view(batch, height, width, channels)
 
 
+@MODELS.register_module()
 class SwinBlock2d(SwinBlock):
     """A standard Swin Transformer block (LN, (S)W-MSA, LN, MLP ratio 4) on NHWC maps.
 

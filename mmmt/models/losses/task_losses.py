@@ -13,13 +13,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmmt.registry import MODELS
+from mmmt.structures import IGNORE_INDEX
 
 __all__ = [
     'PixelCrossEntropyLoss', 'BalancedSaliencyLoss', 'BalancedBCEEdgeLoss', 'NormalsL1Loss',
     'DepthL1Loss'
 ]
-
-IGNORE_INDEX = 255
 
 
 def _per_image_mean(values: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -9,23 +9,15 @@ from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
 from torch import Tensor
 
 from mmmt.registry import MODELS
-from mmmt.structures import MultiTaskDataSample
+from mmmt.structures import MultiTaskDataSample, get_task
 
-__all__ = ['MultiTaskEncoderDecoder', 'TASK_ACTIVATIONS']
-
-#: How logits become a prediction, by task name (reference-spec E, post-processing).
-TASK_ACTIVATIONS = dict(
-    semseg='argmax',
-    human_parts='argmax',
-    depth='relu',
-    normals='l2_normalize',
-    edge='sigmoid',
-    sal='softmax_foreground',
-)
+__all__ = ['MultiTaskEncoderDecoder', 'activate']
 
 
 def activate(logits: Tensor, kind: str) -> Tensor:
-    """Turn (C, H, W) logits into the task's prediction map (C', H, W)."""
+    """Turn (C, H, W) logits into the task's prediction map (C', H, W).
+
+    ``kind`` is a task's ``activation`` (``mmmt.structures.TaskSpec``)."""
     if kind == 'argmax':
         return logits.argmax(dim=0, keepdim=True)
     if kind == 'relu':  # depth in metres: the reference clamps at 0
@@ -58,7 +50,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         neck (dict, optional): Neck config.
         task_activations (dict, optional): Task -> activation turning logits into predictions
             ('argmax', 'relu', 'l2_normalize', 'sigmoid', 'softmax_foreground', 'identity');
-            known tasks default to :data:`TASK_ACTIVATIONS`.
+            other tasks use the ``activation`` of their definition (``mmmt.structures.TASKS``).
         train_cfg, test_cfg (dict, optional): Passed to the head.
         data_preprocessor (dict, optional): Defaults to ``MultiTaskDataPreProcessor``.
         pretrained (str, optional): Backbone checkpoint with ``backbone.*`` keys (an
@@ -92,11 +84,15 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         activations = dict(task_activations or {})
         for t in self.tasks:
             if t not in activations:
-                if t not in TASK_ACTIVATIONS:
+                spec = get_task(t)
+                if spec is None:
                     raise ValueError(f'task {t!r} has no default activation: add it to '
-                                     'task_activations')
-                activations[t] = TASK_ACTIVATIONS[t]
+                                     'task_activations (or register the task)')
+                activations[t] = spec.activation
         self.task_activations = activations
+        # tasks whose x/y channels change sign with a mirrored image (normals)
+        self.mirrored_tasks = {t for t in self.tasks if getattr(get_task(t), 'mirror_channels',
+                                                                 False)}
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 
@@ -149,7 +145,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 if meta.get('flip', False):
                     direction = meta.get('flip_direction', 'horizontal')
                     x = x.flip(dims=(3, ) if direction == 'horizontal' else (2, ))
-                    if t == 'normals':  # a mirrored image mirrors the normals' x (or y) axis
+                    if t in self.mirrored_tasks:  # a mirrored image mirrors x (or y)
                         x = x.clone()
                         x[:, 0 if direction == 'horizontal' else 1] *= -1
                 ori_shape = tuple(meta.get('ori_shape', x.shape[2:]))[:2]

@@ -1,0 +1,294 @@
+"""Reading and decoding the annotation files of the multi-task datasets.
+
+Every file is read through ``mmengine.fileio`` (local disk, HTTP, S3, petrel: ``backend_args``)
+and decoded in memory. Each annotation format is a function ``(path, info, ctx) -> np.ndarray``
+registered in ``mmmt.registry.ANNOTATION_DECODERS`` under the ``encoding`` name a dataset gives
+its files; :class:`~mmmt.datasets.transforms.LoadMultiTaskAnnotations` looks them up. A new
+dataset registers its own (docs/how_to_add_a_dataset.md).
+"""
+import io
+import warnings
+from typing import Optional, Tuple
+
+import cv2
+import mmengine.fileio as fileio
+import numpy as np
+from PIL import Image
+
+from mmmt.registry import ANNOTATION_DECODERS
+from mmmt.structures import IGNORE_INDEX, get_task
+from ..class_names import (PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS,
+                           PERSON_CLASS_ID)
+
+__all__ = [
+    'DecodeContext', 'decode_annotation', 'fit_to_size', 'read_context_labelmap',
+    'read_pascal_part_mask', 'read_image', 'sample_location'
+]
+
+
+def sample_location(results: dict) -> str:
+    """A short 'sample ... of split list ...' suffix for error messages."""
+    parts = []
+    if results.get('img_id') is not None:
+        parts.append(f"id '{results['img_id']}'")
+    if results.get('split_file'):
+        parts.append(f"listed in {results['split_file']}")
+    return f" ({', '.join(parts)})" if parts else ''
+
+
+def _read_bytes(path: str, results: dict, backend_args: Optional[dict] = None) -> bytes:
+    """The bytes of ``path`` through mmengine's file backends (local disk, HTTP, S3, petrel:
+    ``backend_args``), naming the file (and its sample) when it does not exist."""
+    try:
+        return fileio.get(path, backend_args=backend_args)
+    except (FileNotFoundError, IsADirectoryError):
+        raise FileNotFoundError(f'File not found: {path}{sample_location(results)}') from None
+
+
+def read_image(path: str, results: dict, backend_args: Optional[dict] = None,
+               mode: Optional[str] = None) -> Image.Image:
+    """Open and fully decode an image file with PIL (converted to ``mode`` if given, e.g.
+    ``'RGB'``), naming the file on any failure.
+
+    PIL rather than ``mmcv.imfrombytes``: mmcv's pillow path applies the EXIF orientation and
+    composites grey+alpha images on a coloured background, which the reference (PIL's plain
+    ``convert``) does not.
+    """
+    data = _read_bytes(path, results, backend_args)
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as e:  # PIL raises several types for truncated / corrupt data
+        raise OSError(f'Cannot read image file {path}{sample_location(results)}: {e}') from e
+    return img.convert(mode) if mode is not None and img.mode != mode else img
+
+
+def _read_label_png(path: str, results: dict,
+                    backend_args: Optional[dict] = None) -> np.ndarray:
+    """A single-channel label PNG as an (H, W) integer array (palette PNGs give their indices)."""
+    img = read_image(path, results, backend_args)
+    if img.mode not in ('L', 'P', 'I', 'I;16', 'I;16B', 'I;16L', '1'):
+        raise ValueError(f'Expected a single-channel (grayscale or palette) label PNG, got '
+                         f'mode {img.mode!r}: {path}{sample_location(results)}')
+    return np.asarray(img).astype(np.int64)
+
+
+def _loadmat(path: str, results: dict, backend_args: Optional[dict] = None) -> dict:
+    import scipy.io
+    data = _read_bytes(path, results, backend_args)
+    try:
+        return scipy.io.loadmat(io.BytesIO(data))
+    except Exception as e:
+        raise OSError(f'Cannot read .mat file {path}{sample_location(results)}: {e}') from e
+
+
+def read_context_labelmap(path: str, results: Optional[dict] = None,
+                          backend_args: Optional[dict] = None) -> np.ndarray:
+    """The PASCAL-Context ``LabelMap`` (459-class ids) of a ``trainval/<id>.mat`` file."""
+    results = results or {}
+    mat = _loadmat(path, results, backend_args)
+    if 'LabelMap' not in mat:
+        raise KeyError(f"No 'LabelMap' variable in {path}{sample_location(results)}")
+    return np.asarray(mat['LabelMap']).astype(np.int64)
+
+
+def read_pascal_part_mask(path: str, results: Optional[dict] = None,
+                          backend_args: Optional[dict] = None) -> Optional[np.ndarray]:
+    """The 6-group human-part map of a PASCAL-Part ``human_parts/<id>.mat`` file.
+
+    The file holds a struct ``anno``; its objects are ``anno[0][0][1][0]``; object ``o`` has its
+    class id at ``o[1][0][0]``, its instance mask at ``o[2]`` and its part list at ``o[3]`` (each
+    part ``p``: name ``p[0][0]``, mask ``p[1]``). Objects whose instance mask is empty do not
+    count. If a person (class 15) is present, every person object with parts paints each part
+    mask with its group id (:data:`PASCAL_PART_GROUPS`, later parts overwrite earlier ones).
+
+    Unlike the reference, no JSON cache of object classes is written to
+    ``ImageSets/Parts/``: the object list is read from the ``.mat`` directly (same result).
+
+    Returns:
+        np.ndarray | None: (H, W) uint8 map, or None when the image has no person with parts
+        (the caller then ignores the whole map) or the file does not exist.
+    """
+    results = results or {}
+    if not fileio.exists(path, backend_args=backend_args):
+        return None
+    mat = _loadmat(path, results, backend_args)
+    try:
+        field = mat['anno'][0][0][1]
+        if field.size == 0:  # no objects at all
+            return None
+        objects = field[0]
+    except (KeyError, IndexError, ValueError, TypeError) as e:
+        raise ValueError(f"Unexpected PASCAL-Part structure (need struct 'anno' with an "
+                         f'object list) in {path}{sample_location(results)}: {e}') from e
+    classes = []
+    for obj in objects:
+        mask = np.asarray(obj[2])
+        classes.append(int(np.asarray(obj[1]).ravel()[0]) if mask.sum() > 0 else -1)
+    if PERSON_CLASS_ID not in classes:
+        return None
+    target = None
+    for obj in objects:
+        is_person = int(np.asarray(obj[1]).ravel()[0]) == PERSON_CLASS_ID
+        parts = obj[3]
+        if not is_person or len(parts) == 0:
+            continue
+        if target is None:
+            target = np.zeros(np.asarray(obj[2]).shape, dtype=np.uint8)
+        for part in parts[0]:
+            name = str(part[0][0])
+            target[np.asarray(part[1]).astype(bool)] = PASCAL_PART_GROUPS.get(name, 0)
+    return target
+
+
+def fit_to_size(task: str, arr: np.ndarray, size: Tuple[int, int], path: str) -> np.ndarray:
+    """``arr`` resized to ``size`` (h, w) with a warning naming the file: nearest, or bicubic
+    for tasks whose definition says so (normals, as the reference)."""
+    how = getattr(get_task(task), 'label_interpolation', 'nearest')
+    warnings.warn(f'{task} annotation {path} has size {arr.shape[:2]} but its image has '
+                  f'size {tuple(size)}; resizing it to the image size ({how}).')
+    interp = cv2.INTER_CUBIC if how == 'bicubic' else cv2.INTER_NEAREST
+    out = cv2.resize(arr, (int(size[1]), int(size[0])), interpolation=interp)
+    return out.astype(arr.dtype)
+
+
+class DecodeContext:
+    """What an annotation decoder may need besides the file: the sample (``results``), the
+    image size (``size``, (h, w) or None), the file backend (:meth:`read_bytes`) and the
+    PASCAL-Context label map shared by several tasks of one sample (read once per sample).
+
+    Args:
+        task (str): The task being decoded.
+        results (dict): The pipeline's results dict of the sample.
+        size (tuple, optional): (h, w) of the image.
+        backend_args (dict, optional): mmengine file backend arguments.
+        cache (dict): Per-sample cache of decoded shared files.
+    """
+
+    def __init__(self, task: str, results: dict, size: Optional[Tuple[int, int]],
+                 backend_args: Optional[dict], cache: dict) -> None:
+        self.task, self.results, self.size, self.backend_args = task, results, size, backend_args
+        self._cache = cache
+
+    def read_bytes(self, path: str) -> bytes:
+        """The bytes of ``path`` through mmengine's file backends."""
+        return _read_bytes(path, self.results, self.backend_args)
+
+    def context_labelmap(self, path: str) -> np.ndarray:
+        """The Context ``LabelMap`` of ``path`` at the image size (cached per sample)."""
+        size = self.size
+        if path not in self._cache:
+            lm = read_context_labelmap(path, self.results, self.backend_args)
+            if size is not None and lm.shape != tuple(size):
+                warnings.warn(f'Context LabelMap {path} has size {lm.shape} but its image has '
+                              f'size {tuple(size)}; resizing it (nearest).')
+                lm = cv2.resize(lm.astype(np.float32), (int(size[1]), int(size[0])),
+                                interpolation=cv2.INTER_NEAREST).astype(np.int64)
+            self._cache[path] = lm
+        return self._cache[path]
+
+    def fit_to_image(self, arr: np.ndarray, path: str) -> np.ndarray:
+        """``arr`` resized to the image size if it differs (:func:`fit_to_size`)."""
+        if self.size is not None and arr.shape[:2] != tuple(self.size):
+            arr = fit_to_size(self.task, arr, self.size, path)
+        return arr
+
+
+def decode_annotation(task: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    """Decode ``info['path']`` with the decoder registered under ``info['encoding']``."""
+    enc = info['encoding']
+    try:
+        decoder = ANNOTATION_DECODERS.get(enc)
+    except KeyError:  # a malformed scoped name
+        decoder = None
+    if decoder is None:
+        raise ValueError(f"Unknown annotation encoding '{enc}' for task '{task}'; known: "
+                         f'{sorted(ANNOTATION_DECODERS.module_dict)}')
+    return decoder(info['path'], info, ctx)
+
+
+# Decoders of the encodings of mmmt's datasets (reference-spec C.2/C.3). A new dataset
+# registers its own: ``@ANNOTATION_DECODERS.register_module('my_encoding')`` on a function
+# ``(path, info, ctx) -> np.ndarray`` (see docs/how_to_add_a_dataset.md).
+@ANNOTATION_DECODERS.register_module('nyud_semseg_png')
+def decode_nyud_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    raw = _read_label_png(path, ctx.results, ctx.backend_args)
+    n = int(info['num_classes'])
+    bad = (raw < 0) | (raw > n)
+    if bad.any():
+        raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
+                         f'outside 0..{n} in {path}{sample_location(ctx.results)}')
+    out = (raw - 1).astype(np.int64)
+    out[raw == 0] = IGNORE_INDEX
+    return out.astype(np.uint8)
+
+
+@ANNOTATION_DECODERS.register_module('semseg_png')
+def decode_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    raw = _read_label_png(path, ctx.results, ctx.backend_args)
+    n = int(info['num_classes'])
+    bad = ((raw < 0) | (raw >= n)) & (raw != IGNORE_INDEX)
+    if bad.any():
+        raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
+                         f'outside 0..{n - 1} and {IGNORE_INDEX} in '
+                         f'{path}{sample_location(ctx.results)}')
+    return raw.astype(np.uint8)
+
+
+@ANNOTATION_DECODERS.register_module('depth_npy')
+def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    data = ctx.read_bytes(path)
+    try:
+        depth = np.load(io.BytesIO(data))
+    except Exception as e:
+        raise OSError(f'Cannot read depth file {path}{sample_location(ctx.results)}: {e}') from e
+    depth = np.asarray(depth, dtype=np.float32)
+    if depth.ndim == 3 and depth.shape[-1] == 1:
+        depth = depth[..., 0]
+    if depth.ndim != 2:
+        raise ValueError(f'Depth map must be (H, W), got {depth.shape}: {path}')
+    return depth
+
+
+@ANNOTATION_DECODERS.register_module('normals_png')
+def decode_normals_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    rgb = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'RGB')).astype(np.float32)
+    return (2.0 * rgb / 255.0 - 1.0).astype(np.float32)
+
+
+@ANNOTATION_DECODERS.register_module('context_masked_normals_png')
+def decode_context_masked_normals_png(path: str, info: dict,
+                                      ctx: DecodeContext) -> np.ndarray:
+    normals = ctx.fit_to_image(decode_normals_png(path, info, ctx), path)
+    valid = np.isin(ctx.context_labelmap(info['context_path']),
+                    PASCAL_NORMALS_VALID_CONTEXT_IDS)
+    normals[~valid] = 0.0
+    return normals
+
+
+@ANNOTATION_DECODERS.register_module('edge_png')
+def decode_edge_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    gray = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'L'))
+    return gray.astype(np.float32) / 255.0
+
+
+@ANNOTATION_DECODERS.register_module('context_edge_mat')
+def decode_context_edge_mat(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    from skimage.morphology import thin
+    lap = cv2.Laplacian(ctx.context_labelmap(path).astype(np.float64), cv2.CV_64F)
+    return thin(np.abs(lap) > 0).astype(np.float32)
+
+
+@ANNOTATION_DECODERS.register_module('pascal_parts_mat')
+def decode_pascal_parts_mat(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    parts = read_pascal_part_mask(path, ctx.results, ctx.backend_args)
+    if parts is None:
+        shape = tuple(ctx.size) if ctx.size is not None else (512, 512)
+        parts = np.zeros(shape, dtype=np.uint8)
+    return parts
+
+
+@ANNOTATION_DECODERS.register_module('sal_png')
+def decode_sal_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
+    gray = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'L')).astype(np.float32)
+    return (gray / 255.0 > 0.5).astype(np.float32)

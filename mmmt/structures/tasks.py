@@ -1,0 +1,247 @@
+"""The task definitions: one entry per dense task, read by every part of mmmt.
+
+A task is a name (the ``<task>`` of ``gt_<task>`` / ``pred_<task>``) and a :class:`TaskSpec`
+saying how its labels are stored, padded and ignored, which loss trains it, how logits become a
+prediction, which evaluator scores it, how it is drawn, where it sits in the canonical order and
+how it counts in the multi-task performance delta_m. The pipeline (``PackMultiTaskInputs``,
+``CenterPad``, ``AddIgnoreRegions``, ``MultiTaskRandomFlip``), the model (the head's task order
+and default losses, the segmentor's activations and flip handling), the metric
+(``MultiTaskMetric``, delta_m) and the visualizer look tasks up in :data:`TASKS`.
+
+A new task is one :func:`register_task` call, in a module named by a config's
+``custom_imports``, or a list of dicts in the config itself::
+
+    custom_tasks = [dict(name='occupancy', label_dtype='int64', loss=dict(
+        type='PixelCrossEntropyLoss'), activation='argmax', evaluator='segmentation',
+        draw='segmentation', delta_m=('mIoU', True))]
+
+which ``tools/train.py``, ``tools/test.py`` and the inferencer register (:func:`register_tasks`)
+before building anything. See docs/how_to_add_a_task.md.
+
+This module imports nothing heavy (the layering of docs/architecture.md: structures are read by
+datasets, models and evaluation alike).
+"""
+from dataclasses import dataclass, field, replace
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+
+__all__ = [
+    'IGNORE_INDEX', 'TaskSpec', 'TaskTable', 'TASKS', 'register_task', 'register_tasks',
+    'get_task', 'ordered_tasks', 'meta_for_task'
+]
+
+#: The ground-truth value that marks a pixel as "no label" for every task (the reference's).
+IGNORE_INDEX = 255
+
+_LABEL_DTYPES = ('int64', 'float32')
+#: How :class:`~mmmt.datasets.transforms.AddIgnoreRegions` turns invalid labels into
+#: IGNORE_INDEX: ``zero_vector``: pixels whose vector has zero L2 norm (all channels);
+#: ``zero_value``: pixels equal to 0; ``empty_map``: the whole map when no pixel is foreground
+#: (every value 0 or IGNORE_INDEX).
+IGNORE_RULES = ('zero_vector', 'zero_value', 'empty_map')
+ACTIVATIONS = ('argmax', 'relu', 'l2_normalize', 'sigmoid', 'softmax_foreground', 'identity')
+DRAW_STYLES = ('segmentation', 'depth', 'normals', 'probability')
+INTERPOLATIONS = ('nearest', 'bicubic')
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What mmmt needs to know about one dense task.
+
+    Args:
+        name (str): Task name, lower case (``gt_<name>`` / ``pred_<name>``).
+        gt_channels (int): Channels C of the (C, H, W) ground truth (1 for maps, 3 for normals).
+        label_dtype (str): ``'int64'`` for class indices, ``'float32'`` otherwise.
+        out_channels (int, optional): The head's fixed output channels for this task (depth 1,
+            normals 3; the head checks its ``tasks``); None when the config chooses it (the
+            number of classes; 1 or 2 for saliency).
+        pad_value (float): Label fill of ``CenterPad``. Defaults to :data:`IGNORE_INDEX`.
+        ignore_rule (str, optional): One of :data:`IGNORE_RULES`, applied by
+            ``AddIgnoreRegions``; None: labels are kept as they are.
+        label_interpolation (str): How a label map of the wrong size is resized on loading:
+            ``'nearest'`` (default) or ``'bicubic'`` (normals, as the reference).
+        mirror_channels (bool): The first two channels are x/y components that change sign when
+            the image is mirrored (normals). Defaults to False.
+        loss (dict, optional): Default loss config of the head (``mmmt`` scope).
+        activation (str): How (C, H, W) logits become the prediction: one of
+            :data:`ACTIVATIONS`. Defaults to ``'identity'``.
+        evaluator (str, optional): Default evaluator type of ``MultiTaskMetric``
+            (``'segmentation'``, ``'depth'``, ``'normals'``, ``'saliency'``, ``'boundary'`` or
+            any registered one).
+        draw (str): Drawing style of the visualizer: one of :data:`DRAW_STYLES`.
+        delta_m (tuple[str, bool], optional): ``(metric, higher_is_better)`` representing the
+            task in delta_m.
+        meta_prefix (str, optional): Besides ``<name>_classes`` / ``<name>_palette``, the
+            dataset meta keys ``<meta_prefix>classes`` / ``<meta_prefix>palette`` hold the
+            task's classes and palette (``''`` for semseg, ``'part_'`` for human_parts).
+        order (int): Position in the canonical order (the CTM's concatenation order and the
+            columns of the visualizer); registration order unless given.
+    """
+
+    name: str
+    gt_channels: int = 1
+    label_dtype: str = 'float32'
+    out_channels: Optional[int] = None
+    pad_value: float = IGNORE_INDEX
+    ignore_rule: Optional[str] = None
+    label_interpolation: str = 'nearest'
+    mirror_channels: bool = False
+    loss: Optional[dict] = field(default=None, compare=False)
+    activation: str = 'identity'
+    evaluator: Optional[str] = None
+    draw: str = 'probability'
+    delta_m: Optional[Tuple[str, bool]] = None
+    meta_prefix: Optional[str] = None
+    order: int = -1
+
+    def __post_init__(self) -> None:
+        def check(value, allowed, what):
+            if value not in allowed:
+                raise ValueError(f'task {self.name!r}: {what} must be one of {allowed}, got '
+                                 f'{value!r}')
+
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f'task name must be an identifier, got {self.name!r}')
+        check(self.label_dtype, _LABEL_DTYPES, 'label_dtype')
+        check(self.ignore_rule, IGNORE_RULES + (None, ), 'ignore_rule')
+        check(self.activation, ACTIVATIONS, 'activation')
+        check(self.draw, DRAW_STYLES, 'draw')
+        check(self.label_interpolation, INTERPOLATIONS, 'label_interpolation')
+        if self.gt_channels < 1:
+            raise ValueError(f'task {self.name!r}: gt_channels must be >= 1')
+        if self.delta_m is not None:
+            metric, higher = self.delta_m
+            object.__setattr__(self, 'delta_m', (str(metric), bool(higher)))
+
+    @property
+    def is_int(self) -> bool:
+        """Whether the labels are class indices (packed as int64)."""
+        return self.label_dtype == 'int64'
+
+
+class TaskTable(Mapping):
+    """The registered tasks by name (a read-only mapping with :meth:`register`)."""
+
+    def __init__(self) -> None:
+        self._specs: Dict[str, TaskSpec] = {}
+
+    def register(self, spec: Union[TaskSpec, dict], force: bool = False) -> TaskSpec:
+        """Add a task (a :class:`TaskSpec` or its keyword arguments as a dict).
+
+        Re-registering the same definition is a no-op (configs are loaded more than once);
+        a different one under an existing name needs ``force=True``.
+        """
+        if isinstance(spec, Mapping):
+            spec = TaskSpec(**dict(spec))
+        elif not isinstance(spec, TaskSpec):
+            raise TypeError(f'a task is a TaskSpec or a dict, got {type(spec).__name__}')
+        old = self._specs.get(spec.name)
+        if spec.order < 0:
+            spec = replace(spec, order=old.order if old is not None else len(self._specs))
+        if old is not None and not force:
+            if old == spec and old.loss == spec.loss:
+                return old
+            raise KeyError(f'task {spec.name!r} is already registered with another '
+                           'definition; pass force=True to replace it')
+        self._specs[spec.name] = spec
+        return spec
+
+    def unregister(self, name: str) -> None:
+        """Remove a task (tests that register toy tasks clean up with this)."""
+        self._specs.pop(name, None)
+
+    def __getitem__(self, name: str) -> TaskSpec:
+        try:
+            return self._specs[name]
+        except KeyError:
+            raise KeyError(f'unknown task {name!r}: registered tasks are {sorted(self._specs)}; '
+                           'define it with mmmt.structures.register_task (see '
+                           'docs/how_to_add_a_task.md)') from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({list(self._specs)})'
+
+
+#: Every task mmmt knows. mmmt defines the six of the MTMamba papers below.
+TASKS = TaskTable()
+
+
+def register_task(spec: Union[TaskSpec, dict, None] = None, force: bool = False,
+                  **kwargs) -> TaskSpec:
+    """Register a task: ``register_task(TaskSpec(...))``, ``register_task(dict(...))`` or
+    ``register_task(name='occupancy', ...)``. Returns the registered spec."""
+    if spec is None:
+        spec = kwargs
+    elif kwargs:
+        raise TypeError('give a spec or keyword arguments, not both')
+    return TASKS.register(spec, force=force)
+
+
+def register_tasks(specs: Optional[Iterable[Union[TaskSpec, dict]]]) -> List[TaskSpec]:
+    """Register every task of a config's ``custom_tasks`` list (None: nothing)."""
+    return [TASKS.register(s) for s in (specs or [])]
+
+
+def get_task(name: str) -> Optional[TaskSpec]:
+    """The spec of ``name``, or None for a task nobody registered."""
+    return TASKS.get(name)
+
+
+def ordered_tasks(tasks: Iterable[str]) -> List[str]:
+    """Registered tasks in the canonical order, then any other task in the given order."""
+    tasks = list(tasks)
+    known = sorted((t for t in tasks if t in TASKS), key=lambda t: TASKS[t].order)
+    return known + [t for t in tasks if t not in TASKS]
+
+
+def meta_for_task(dataset_meta: Optional[dict], task: str, what: str) -> Optional[list]:
+    """Look up ``what`` (``'classes'`` or ``'palette'``) of ``task`` in a dataset meta dict.
+
+    Tried in order: ``<task>_<what>``; ``<what>`` as a dict keyed by task; the task's
+    ``meta_prefix`` (``classes``/``palette`` for semseg, ``part_classes``/``part_palette`` for
+    human_parts).
+
+    Returns:
+        list | None: The value, or None if absent.
+    """
+    meta = dataset_meta or {}
+    value = meta.get(f'{task}_{what}')
+    if value is None and isinstance(meta.get(what), dict):
+        value = meta[what].get(task)
+    spec = TASKS.get(task)
+    if value is None and spec is not None and spec.meta_prefix is not None:
+        candidate = meta.get(f'{spec.meta_prefix}{what}')
+        if candidate is not None and not isinstance(candidate, (dict, str)):
+            value = candidate
+    return list(value) if value is not None else None
+
+
+# The reference's tasks, in its concatenation order (which the CTM checkpoints depend on).
+for _spec in (
+    dict(name='semseg', label_dtype='int64', loss=dict(type='PixelCrossEntropyLoss'),
+         activation='argmax', evaluator='segmentation', draw='segmentation',
+         delta_m=('mIoU', True), meta_prefix=''),
+    dict(name='depth', out_channels=1, pad_value=0, ignore_rule='zero_value',
+         loss=dict(type='DepthL1Loss'), activation='relu', evaluator='depth', draw='depth',
+         delta_m=('rmse', False)),
+    dict(name='human_parts', label_dtype='int64', ignore_rule='empty_map',
+         loss=dict(type='PixelCrossEntropyLoss'), activation='argmax',
+         evaluator='segmentation', draw='segmentation', delta_m=('mIoU', True),
+         meta_prefix='part_'),
+    dict(name='sal', loss=dict(type='BalancedSaliencyLoss'), activation='softmax_foreground',
+         evaluator='saliency', draw='probability', delta_m=('maxF', True)),
+    dict(name='normals', gt_channels=3, out_channels=3, pad_value=0, ignore_rule='zero_vector',
+         label_interpolation='bicubic', mirror_channels=True, loss=dict(type='NormalsL1Loss'),
+         activation='l2_normalize', evaluator='normals', draw='normals',
+         delta_m=('mean', False)),
+    dict(name='edge', out_channels=1, loss=dict(type='BalancedBCEEdgeLoss', pos_weight=0.95),
+         activation='sigmoid', evaluator='boundary', draw='probability',
+         delta_m=('odsF', True)),
+):
+    TASKS.register(_spec)
+del _spec
