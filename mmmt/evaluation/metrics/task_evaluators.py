@@ -285,7 +285,7 @@ class BoundaryEvaluator(TaskEvaluator):
                  overwrite: bool = False,
                  nproc: int = 1,
                  mp_start_method: str = 'spawn',
-                 ignore_index: Optional[float] = 255) -> None:
+                 ignore_index: Optional[float] = IGNORE_INDEX) -> None:
         super().__init__(task, ignore_index)
         settings = edge_protocol(protocol)
         self.protocol = protocol
