@@ -182,3 +182,15 @@ def test_checker_knows_the_layout(tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'bochum_000000_000029_disparity.png' in out
     assert 'frankfurt_000000_000039_gtFine_labelIds.png' in out and '[50]' in out
+
+
+def test_classes_and_palette_equal_mmseg():
+    """The names and colours are mmseg's CityscapesDataset's (written out to keep mmseg's
+    dataset module, which needs mmcv's ops, out of ``import mmmt``)."""
+    from mmmt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)  # the mmcv-lite shim, where needed
+    from mmseg.datasets.cityscapes import CityscapesDataset
+    assert CityscapesMultiTaskDataset.METAINFO['classes'] == tuple(
+        CityscapesDataset.METAINFO['classes'])
+    assert CityscapesMultiTaskDataset.METAINFO['palette'] == [
+        list(p) for p in CityscapesDataset.METAINFO['palette']]
