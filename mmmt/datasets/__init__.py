@@ -1,5 +1,6 @@
-"""Multi-task datasets (NYUDv2, PASCAL-Context), their transforms and the synthetic generator."""
+"""Multi-task datasets (NYUDv2, PASCAL-Context, Cityscapes), their transforms and the synthetic generator."""
 from .base_multitask import BaseMultiTaskDataset
+from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesMultiTaskDataset
 from .class_names import (HUMAN_PART_CLASSES, NYUD_CLASSES, PASCAL_NORMALS_VALID_CONTEXT_IDS,
                           PASCAL_PART_GROUPS, VOC_CLASSES)
 from .integrity import LAYOUTS, STANDARD_SPLIT_SIZES, check_sample, check_split
@@ -10,6 +11,7 @@ from .transforms import __all__ as _transforms_all
 
 __all__ = [
     'BaseMultiTaskDataset', 'NYUDv2MultiTaskDataset', 'PascalContextMultiTaskDataset',
+    'CityscapesMultiTaskDataset', 'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE',
     'NYUD_CLASSES', 'VOC_CLASSES', 'HUMAN_PART_CLASSES', 'PASCAL_PART_GROUPS',
     'PASCAL_NORMALS_VALID_CONTEXT_IDS', 'LAYOUTS', 'STANDARD_SPLIT_SIZES', 'check_sample',
     'check_split'

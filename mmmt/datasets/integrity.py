@@ -10,6 +10,7 @@ import numpy as np
 from mmengine.utils import track_parallel_progress, track_progress
 
 from .base_multitask import BaseMultiTaskDataset
+from .cityscapes import CityscapesMultiTaskDataset
 from .nyud import NYUDv2MultiTaskDataset
 from .pascal_context import PascalContextMultiTaskDataset
 from .transforms import LoadMultiTaskAnnotations, LoadMultiTaskImage
@@ -18,10 +19,13 @@ __all__ = ['LAYOUTS', 'STANDARD_SPLIT_SIZES', 'check_sample', 'check_split']
 
 #: The dataset class of each layout name.
 LAYOUTS: Dict[str, Type[BaseMultiTaskDataset]] = dict(
-    nyud=NYUDv2MultiTaskDataset, pascal=PascalContextMultiTaskDataset)
-#: Split sizes of the multi-task tarballs used by ATRC, InvPT and MTMamba.
+    nyud=NYUDv2MultiTaskDataset, pascal=PascalContextMultiTaskDataset,
+    cityscapes=CityscapesMultiTaskDataset)
+#: Split sizes of the multi-task tarballs used by ATRC, InvPT and MTMamba (Cityscapes: the
+#: official fine-annotation splits).
 STANDARD_SPLIT_SIZES = dict(
-    nyud=dict(train=795, val=654), pascal=dict(train=4998, val=5105))
+    nyud=dict(train=795, val=654), pascal=dict(train=4998, val=5105),
+    cityscapes=dict(train=2975, val=500))
 
 _load_image = LoadMultiTaskImage()
 _load_annotations = LoadMultiTaskAnnotations()
@@ -68,7 +72,7 @@ def check_split(layout: str,
     """Check every sample of one split.
 
     Args:
-        layout (str): 'nyud' or 'pascal'.
+        layout (str): 'nyud', 'pascal' or 'cityscapes'.
         data_root (str): Dataset root.
         split (str): Split name ('train' or 'val').
         tasks (Sequence[str], optional): Tasks to check (default: all of the layout).

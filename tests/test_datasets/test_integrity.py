@@ -24,4 +24,4 @@ def test_check_split_counts_every_sample_and_rejects_unknown_layouts(tmp_path):
     report = check_split('nyud', root, 'train', tasks=['depth'], progress=False)
     assert report == dict(size=3, tasks=['depth'], errors=[], warnings=[])
     with pytest.raises(ValueError, match='unknown layout'):
-        check_split('cityscapes', root, 'train')
+        check_split('kitti', root, 'train')

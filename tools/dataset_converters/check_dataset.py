@@ -4,6 +4,7 @@ Examples::
 
     python tools/dataset_converters/check_dataset.py nyud data/NYUDv2
     python tools/dataset_converters/check_dataset.py pascal data/PASCALContext --workers 4
+    python tools/dataset_converters/check_dataset.py cityscapes data/cityscapes
     python tools/dataset_converters/check_dataset.py nyud data/NYUDv2 --splits val \
         --tasks semseg depth
 

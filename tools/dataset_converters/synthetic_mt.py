@@ -1,33 +1,42 @@
-"""Write a synthetic NYUDv2 or PASCAL-Context multi-task dataset in the real layout.
+"""Write a synthetic NYUDv2, PASCAL-Context or Cityscapes multi-task dataset in the real layout.
 
 Examples::
 
     python tools/dataset_converters/synthetic_mt.py nyud data/NYUDv2 --train 20 --val 10
     python tools/dataset_converters/synthetic_mt.py pascal data/PASCALContext \
         --train 20 --val 10 --seed 1 --size 120 160
+    python tools/dataset_converters/synthetic_mt.py cityscapes data/cityscapes \
+        --train 20 --val 10 --size 256 512
 
-Images are ray-cast from random 3D scenes (see ``mmmt/datasets/synthetic.py``); the output is
-identical for identical arguments.
+NYUD and PASCAL images are ray-cast from random 3D scenes (see ``mmmt/datasets/synthetic.py``),
+Cityscapes street scenes are drawn in 2D (``mmmt/testing/synthetic_cityscapes.py``); the output
+is identical for identical arguments.
 """
 import argparse
 import sys
 import time
 
 from mmmt.datasets.synthetic import generate
+from mmmt.testing.synthetic_cityscapes import generate_cityscapes
+
+#: Default (H, W) of the layouts whose generator is not ``generate``'s.
+CITYSCAPES_SIZE = (1024, 2048)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description='Generate a synthetic multi-task dataset (NYUDv2 or PASCAL-Context layout).')
-    parser.add_argument('dataset', choices=['nyud', 'pascal'], help='which layout to write')
+        description='Generate a synthetic multi-task dataset (NYUDv2, PASCAL-Context or '
+        'Cityscapes layout).')
+    parser.add_argument('dataset', choices=['nyud', 'pascal', 'cityscapes'],
+                        help='which layout to write')
     parser.add_argument('out_dir', help='dataset root to create, e.g. data/NYUDv2')
     parser.add_argument('--train', type=int, default=20, help='number of train images')
     parser.add_argument('--val', type=int, default=10, help='number of val (test) images')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument(
         '--size', type=int, nargs=2, metavar=('H', 'W'), default=None,
-        help='image size (default: 425 560 for nyud, 375 500 for pascal; pascal images are '
-        'randomly portrait (W, H) with probability 0.3)')
+        help='image size (default: 425 560 for nyud, 375 500 for pascal, 1024 2048 for '
+        'cityscapes; pascal images are randomly portrait (W, H) with probability 0.3)')
     parser.add_argument('--quiet', action='store_true', help='no progress output')
     parser.add_argument('--force', action='store_true',
                         help='write into OUT_DIR even if it is not empty (files of the same '
@@ -50,8 +59,14 @@ def main(argv=None) -> int:
                   file=sys.stderr, flush=True)
 
     try:
-        splits = generate(args.dataset, args.out_dir, args.train, args.val, seed=args.seed,
-                          size=args.size, progress=progress, overwrite=args.force)
+        if args.dataset == 'cityscapes':
+            splits = generate_cityscapes(args.out_dir, args.train, args.val, seed=args.seed,
+                                         size=tuple(args.size or CITYSCAPES_SIZE),
+                                         progress=progress, overwrite=args.force)
+        else:
+            splits = generate(args.dataset, args.out_dir, args.train, args.val,
+                              seed=args.seed, size=args.size, progress=progress,
+                              overwrite=args.force)
     except (FileExistsError, NotADirectoryError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

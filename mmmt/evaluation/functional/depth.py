@@ -15,7 +15,9 @@ DEPTH_SUM_KEYS = ('count', 'sq_err', 'abs_rel', 'sq_rel', 'log_sq_err', 'delta1'
 def depth_sums(pred: np.ndarray,
                gt: np.ndarray,
                ignore_index: Optional[float] = IGNORE_INDEX,
-               min_pred: float = 0.0) -> Dict[str, float]:
+               min_pred: float = 0.0,
+               min_depth: Optional[float] = None,
+               max_depth: Optional[float] = None) -> Dict[str, float]:
     """Per-image sums for the global depth errors.
 
     Valid pixels: ``gt != ignore_index``, finite and ``gt > 0`` (the reference turns invalid
@@ -28,6 +30,9 @@ def depth_sums(pred: np.ndarray,
         gt (np.ndarray): Ground-truth depth in metres, same shape.
         ignore_index (float, optional): Ignored ground-truth value; None for none.
         min_pred (float): Lower clamp of the prediction.
+        min_depth (float, optional): Only pixels with ``gt > min_depth`` count (exclusive).
+        max_depth (float, optional): Only pixels with ``gt < max_depth`` count (exclusive;
+            Cityscapes: 80, as the reference).
 
     Returns:
         dict: ``count`` (int), and float64 sums ``sq_err`` = sum (gt - pred)^2, ``abs_rel`` =
@@ -43,6 +48,10 @@ def depth_sums(pred: np.ndarray,
     valid = np.isfinite(gt) & (gt > 0)
     if ignore_index is not None:
         valid &= gt != ignore_index
+    if min_depth is not None:
+        valid &= gt > min_depth
+    if max_depth is not None:
+        valid &= gt < max_depth
     g = gt[valid]
     p = np.maximum(np.nan_to_num(pred[valid], nan=min_pred), min_pred)
     diff = g - p

@@ -138,12 +138,26 @@ class DepthEvaluator(TaskEvaluator):
 
     Also ``abs_rel``, ``sq_rel``, ``log_rmse`` and ``delta1``/``delta2``/``delta3`` (percent of
     pixels with max(gt/pred, pred/gt) < 1.25, 1.25^2, 1.25^3).
+
+    Args:
+        task (str): Task name.
+        ignore_index (float, optional): Ignored ground-truth value. Defaults to 255.
+        min_depth, max_depth (float, optional): Evaluate only pixels with
+            ``min_depth < gt < max_depth`` (either bound optional; Cityscapes: ``0 < gt < 80``
+            as the reference). Defaults to None (every valid pixel).
     """
 
     kind = 'depth'
 
+    def __init__(self, task: str, ignore_index: Optional[float] = IGNORE_INDEX,
+                 min_depth: Optional[float] = None,
+                 max_depth: Optional[float] = None) -> None:
+        super().__init__(task, ignore_index)
+        self.min_depth, self.max_depth = min_depth, max_depth
+
     def process(self, pred, gt, meta):
-        return depth_sums(pred, gt, self.ignore_index)
+        return depth_sums(pred, gt, self.ignore_index, min_depth=self.min_depth,
+                          max_depth=self.max_depth)
 
     def compute(self, payloads):
         res = depth_metrics(payloads)
