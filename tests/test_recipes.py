@@ -27,6 +27,11 @@ RECIPES = {
         optim=dict(MTMAMBA['optim'], lr=2e-5, weight_decay=1e-6), iters=40000, batch=1),
     'mtmamba_plus/mtmamba-plus_swin-l_pascal.py': dict(
         optim=dict(MTMAMBA['optim'], lr=8e-5, weight_decay=1e-6), iters=40000, batch=1),
+    # Cityscapes, both models: AdamW 1e-4, weight decay 1e-6, poly, 40k iterations of 1 x 8
+    'mtmamba/mtmamba_swin-l_8xb1-40k_cityscapes-512x1024.py': dict(
+        optim=dict(MTMAMBA['optim'], weight_decay=1e-6), iters=40000, batch=1),
+    'mtmamba_plus/mtmamba-plus_swin-l_8xb1-40k_cityscapes-512x1024.py': dict(
+        optim=dict(MTMAMBA['optim'], weight_decay=1e-6), iters=40000, batch=1),
     'demo/mtmamba-tiny_synthetic-nyud.py': dict(
         optim=dict(type='AdamW', lr=1e-3, weight_decay=1e-4), iters=600, batch=4),
 }

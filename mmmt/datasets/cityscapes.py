@@ -23,7 +23,7 @@ import numpy as np
 from mmmt.registry import ANNOTATION_DECODERS, DATASETS
 from mmmt.structures import IGNORE_INDEX
 from .base_multitask import BaseMultiTaskDataset
-from .transforms.loading import DecodeContext, _read_label_png, _where
+from .transforms.decoders import DecodeContext, _read_label_png, sample_location
 
 __all__ = [
     'CityscapesMultiTaskDataset', 'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE',
@@ -73,7 +73,7 @@ def _read_label_ids(path: str, ctx: DecodeContext) -> np.ndarray:
     bad = (raw < 0) | (raw > MAX_LABEL_ID)
     if bad.any():
         raise ValueError(f'Cityscapes label ids must be 0..{MAX_LABEL_ID}, found '
-                         f'{np.unique(raw[bad])[:10].tolist()} in {path}{_where(ctx.results)} '
+                         f'{np.unique(raw[bad])[:10].tolist()} in {path}{sample_location(ctx.results)} '
                          '(is it a *_gtFine_labelIds.png, not a color or trainIds image?)')
     return raw
 
@@ -95,14 +95,14 @@ def decode_cityscapes_disparity_png(path: str, info: dict, ctx: DecodeContext) -
     raw = _read_label_png(path, ctx.results, ctx.backend_args)
     if raw.min() < 0 or raw.max() > np.iinfo(np.uint16).max:
         raise ValueError(f'Cityscapes disparity PNG must be uint16, found values '
-                         f'{int(raw.min())}..{int(raw.max())} in {path}{_where(ctx.results)}')
+                         f'{int(raw.min())}..{int(raw.max())} in {path}{sample_location(ctx.results)}')
     disparity = np.where(raw > 0, (raw - 1) / 256.0, 0.0).astype(np.float32)
     sky = info.get('sky_label_id')
     if sky is not None:
         label_ids = _read_label_ids(info['label_path'], ctx)
         if label_ids.shape != disparity.shape:
             raise ValueError(f'label map {info["label_path"]} {label_ids.shape} and disparity '
-                             f'{path} {disparity.shape} differ in size{_where(ctx.results)}')
+                             f'{path} {disparity.shape} differ in size{sample_location(ctx.results)}')
         disparity[label_ids == int(sky)] = 0.0
     return disparity
 

@@ -42,6 +42,7 @@ def build(cfg, key):
 def test_shipped_evaluators(config):
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     pascal = config.endswith('pascal.py')
+    cityscapes = 'cityscapes' in config
     for key in ('val_evaluator', 'test_evaluator'):
         metric = build(cfg, key)
         assert isinstance(metric, MultiTaskMetric)
@@ -61,7 +62,14 @@ def test_shipped_evaluators(config):
             if task in metric.evaluators:
                 # the class count comes from the dataset's meta, as test.py sets it
                 assert metric.evaluators[task]._num_classes is None
-        if set(metric.tasks) == set(NYUD_SINGLE_TASK_BASELINES):
+        if 'depth' in metric.evaluators:
+            depth = metric.evaluators['depth']
+            # Cityscapes evaluates disparity on 0 < gt < 80 only, as the reference does
+            expected = (0.0, 80.0) if cityscapes else (None, None)
+            assert (depth.min_depth, depth.max_depth) == expected
+        if cityscapes:
+            assert metric.delta_m_baselines == {'semseg': 80.0, 'depth': 1.0}
+        elif set(metric.tasks) == set(NYUD_SINGLE_TASK_BASELINES):
             assert metric.delta_m_baselines == NYUD_SINGLE_TASK_BASELINES
         else:
             assert metric.delta_m_baselines is None
