@@ -14,9 +14,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.evaluation import DumpMultiTaskPredictions
-from mmmt.utils import (CheckpointMismatchError, add_runner_args, build_runner,
-                        UntrustedCheckpointError, load_model_weights, load_runner_config,
-                        parse_runner_args, shutdown_distributed)
+from mmmt.utils import (CHECKPOINT_ERRORS, add_runner_args, build_runner, load_model_weights,
+                        load_runner_config, parse_runner_args, shutdown_distributed)
 
 
 def parse_args(argv=None):
@@ -80,7 +79,7 @@ def main(argv=None):
         load_model_weights(runner.model,
                            CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'),
                            args.checkpoint)
-    except (CheckpointMismatchError, UntrustedCheckpointError) as e:
+    except CHECKPOINT_ERRORS as e:
         raise SystemExit(str(e))
     runner.logger.info(f'Load checkpoint from {args.checkpoint}')
     if args.out is not None:

@@ -18,7 +18,8 @@ from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample, pred_to_array
-from mmmt.utils.checkpoint import load_model_weights
+from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, load_model_weights,
+                                   trusted)
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
@@ -140,7 +141,9 @@ class MultiTaskInferencer(BaseInferencer):
 
     Args:
         model (str | Config | dict, optional): Config file or config of an mmmt multi-task
-            model (``MultiTaskEncoderDecoder``). None = take the config saved in ``weights``.
+            model (``MultiTaskEncoderDecoder``). None = take the config saved in ``weights``:
+            it is Python code, run when read, so this needs a trusted checkpoint
+            (``MMMT_TRUST_CHECKPOINTS=1``, or ``--trust-checkpoint`` of the tools).
         weights (str, optional): Checkpoint (local path or URL); loaded through mmengine with
             mmmt's safe loader. Without it the model is randomly initialised (with a warning).
         device (str, optional): 'cpu', 'cuda', 'cuda:1'... None = CUDA if available.
@@ -175,6 +178,12 @@ class MultiTaskInferencer(BaseInferencer):
             raise FileNotFoundError(f'Config file not found: {model}')
         if isinstance(weights, str) and '://' not in weights and not osp.isfile(weights):
             raise FileNotFoundError(f'Checkpoint file not found: {weights}')
+        if model is None and weights is not None and not trusted():
+            # mmengine would run Config.fromstring on the file's message hub 'cfg'
+            raise UntrustedCheckpointError(
+                f'{weights}: model=None takes the config stored in the checkpoint, which is '
+                'Python code and runs when read; pass the config file as `model`, or set '
+                f'{TRUST_ENV}=1 if you trust the file')
         self._weights = weights
         self._max_size = max_size
         self.dataset_meta: Optional[dict] = None

@@ -100,7 +100,44 @@ def read_context_labelmap(path: str, results: Optional[dict] = None) -> np.ndarr
     mat = _loadmat(path, results)
     if 'LabelMap' not in mat:
         raise KeyError(f"No 'LabelMap' variable in {path}{_where(results)}")
-    return np.asarray(mat['LabelMap']).astype(np.int64)
+    return _check_map(mat['LabelMap'], 'LabelMap', path, results).astype(np.int64)
+
+
+def _check_map(arr, what: str, path: str, results: dict) -> np.ndarray:
+    """A numeric, non-empty (H, W) array, or an error naming the file and what is wrong."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f'{what} must be a numeric (H, W) array, got dtype {arr.dtype}: '
+                         f'{path}{_where(results)}')
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise ValueError(f'{what} must be a non-empty (H, W) array, got shape {arr.shape}: '
+                         f'{path}{_where(results)}')
+    return arr
+
+
+#: Largest plausible depth in metres; beyond it values are no depth map (a millimetre map
+#: reaches about 1e4) and squared errors overflow float32.
+MAX_DEPTH = 1e5
+
+
+def _check_depth(depth: np.ndarray, path: str, results: dict) -> np.ndarray:
+    """Depth as float32 (H, W) metres; NaN, inf, negative or absurd values are an error.
+
+    0 marks a pixel without measurement (ignored by the loss and the metrics); there is no
+    other ignore value, so a NaN or a negative number is a broken file, not a mask.
+    """
+    depth = _check_map(depth, 'Depth map', path, results).astype(np.float32)
+    problems = []
+    for name, mask in (('NaN', np.isnan(depth)), ('infinite', np.isinf(depth)),
+                       ('negative', depth < 0), (f'> {MAX_DEPTH:g} m', depth > MAX_DEPTH)):
+        if mask.any():
+            problems.append(f'{int(mask.sum())} {name}')
+    if problems:
+        raise ValueError(f'Depth map has {", ".join(problems)} pixel(s) (expected metres >= 0, '
+                         f'0 = no measurement): {path}{_where(results)}')
+    return depth
 
 
 def read_pascal_part_mask(path: str, results: Optional[dict] = None
@@ -185,7 +222,9 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     - ``nyud_semseg_png``: PNG values 0..num_classes; ``v - 1``, 0 (unlabelled) becomes 255.
     - ``semseg_png``: PNG values 0..num_classes-1 and 255, used as is.
-    - ``depth_npy``: float depth map, cast to float32.
+    - ``depth_npy``: float depth map in metres, cast to float32; 0 = no measurement (the only
+      ignore value). NaN, inf, negative values (and values above :data:`MAX_DEPTH`), a
+      non-numeric, empty or 3-D array raise an error naming the file.
     - ``normals_png``: RGB PNG mapped to ``2 v / 255 - 1``.
     - ``context_masked_normals_png``: as ``normals_png``, then zeroed on pixels whose Context
       label (``context_path``) is not one of the 170 valid classes.
@@ -278,12 +317,7 @@ class LoadMultiTaskAnnotations(BaseTransform):
                 depth = np.load(path)
             except Exception as e:
                 raise OSError(f'Cannot read depth file {path}{_where(results)}: {e}') from e
-            depth = np.asarray(depth, dtype=np.float32)
-            if depth.ndim == 3 and depth.shape[-1] == 1:
-                depth = depth[..., 0]
-            if depth.ndim != 2:
-                raise ValueError(f'Depth map must be (H, W), got {depth.shape}: {path}')
-            return depth, path
+            return _check_depth(depth, path, results), path
         if enc in ('normals_png', 'context_masked_normals_png'):
             rgb = _read_rgb_png(path, results).astype(np.float32)
             normals = 2.0 * rgb / 255.0 - 1.0
