@@ -18,8 +18,8 @@ from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample, pred_to_array
-from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, load_model_weights,
-                                   trusted)
+from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
+                                   load_model_weights, non_finite_tensors, trusted)
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
@@ -82,6 +82,25 @@ def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
             out = np.empty((height, ) + pred.shape[1:], dtype=pred.dtype)
         out[r0:r1] = pred
     return out
+
+
+def unique_names(stems: Sequence[str]) -> List[str]:
+    """One output name per input: its stem, or ``<stem>_<k>`` for repeats of a stem.
+
+    ``k`` skips every stem of the inputs and every name already given, so ``a.jpg``,
+    ``a.png``, ``a_1.png`` become ``a``, ``a_2``, ``a_1``; names differing only in case
+    count as the same (case-insensitive file systems would merge them).
+    """
+    taken = {s.casefold() for s in stems}
+    given, names = set(), []
+    for stem in stems:
+        name, k = stem, 0
+        while name.casefold() in given or (k and name.casefold() in taken):
+            k += 1
+            name = f'{stem}_{k}'
+        given.add(name.casefold())
+        names.append(name)
+    return names
 
 
 class _InferencePipeline:
@@ -221,6 +240,10 @@ class MultiTaskInferencer(BaseInferencer):
                           'a randomly initialised model')
             return
         meta = load_model_weights(model, checkpoint, str(self._weights))
+        state = model.state_dict()
+        bad = non_finite_tensors(state)
+        if bad:
+            raise ValueError(describe_non_finite(bad, len(state), str(self._weights)))
         self.dataset_meta = meta.get('dataset_meta')
         model.dataset_meta = self.dataset_meta
 
@@ -387,16 +410,8 @@ class MultiTaskInferencer(BaseInferencer):
                                 f'{type(item).__name__}')
         if not items:
             raise ValueError('no inputs given')
-        named, seen = [], {}
-        for name, source in items:
-            name = name or osp.splitext(osp.basename(source))[0]
-            if name in seen:  # same file name in different folders
-                seen[name] += 1
-                name = f'{name}_{seen[name]}'
-            else:
-                seen[name] = 0
-            named.append((name, source))
-        return named
+        stems = [name or osp.splitext(osp.basename(source))[0] for name, source in items]
+        return list(zip(unique_names(stems), (source for _, source in items)))
 
     def preprocess(self, inputs: List[Tuple[str, ImageInput]], batch_size: int = 1,
                    **kwargs) -> Iterator[Tuple[dict, List[np.ndarray]]]:

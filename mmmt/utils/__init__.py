@@ -2,7 +2,8 @@ from .checkpoint import (CHECKPOINT_ERRORS, TRUST_ENV, CheckpointMismatchError,
                          CorruptCheckpointError, UntrustedCheckpointError, check_model_weights,
                          checkpoint_allowlist, checkpoint_getattr, existing_training_outputs,
                          find_resume_checkpoint, is_complete_checkpoint, load_checkpoint_file,
-                         load_model_weights, register_safe_checkpoint_loaders, trusted)
+                         load_model_weights, non_finite_tensors, describe_non_finite,
+                         register_safe_checkpoint_loaders, trusted)
 from .cli import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
                   shutdown_distributed)
 from .dist_utils import replace_sync_bn, setup_cpu_distributed
@@ -15,7 +16,7 @@ __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
     'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_getattr', 'checkpoint_allowlist',
     'load_checkpoint_file', 'is_complete_checkpoint', 'existing_training_outputs',
-    'find_resume_checkpoint', 'check_model_weights', 'load_model_weights',
+    'find_resume_checkpoint', 'non_finite_tensors', 'describe_non_finite', 'check_model_weights', 'load_model_weights',
     'register_safe_checkpoint_loaders', 'setup_cpu_distributed', 'replace_sync_bn',
     'add_runner_args',
     'parse_runner_args', 'load_runner_config', 'build_runner', 'shutdown_distributed',

@@ -30,7 +30,7 @@ __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
     'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_allowlist', 'checkpoint_getattr',
     'load_checkpoint_file', 'is_complete_checkpoint', 'existing_training_outputs',
-    'find_resume_checkpoint', 'check_model_weights', 'load_model_weights',
+    'find_resume_checkpoint', 'non_finite_tensors', 'describe_non_finite', 'check_model_weights', 'load_model_weights',
     'register_safe_checkpoint_loaders'
 ]
 
@@ -255,6 +255,24 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
             f'{", ".join(folders)} (found: {", ".join(candidates) or "none"})')
     return complete[0], (f'--resume: {pointer} {problem}; resuming from the newest complete '
                          f'checkpoint, {complete[0]}')
+
+
+def non_finite_tensors(state: dict) -> List[str]:
+    """Names of the floating-point tensors of ``state`` holding NaN or inf, with counts."""
+    bad = []
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            count = int((~torch.isfinite(value)).sum())
+            if count:
+                bad.append(f'{name} ({count} of {value.numel()})')
+    return bad
+
+
+def describe_non_finite(bad: List[str], total: int, source: str) -> str:
+    """One message for :func:`non_finite_tensors`' result."""
+    return (f'{source}: {len(bad)} of its {total} tensors hold NaN/inf values (e.g. '
+            f'{_examples(bad)}); the model it gives predicts garbage. Was it saved after '
+            'training diverged?')
 
 
 #: Names that only the reference implementation's decoder uses (see reference_keys.py).

@@ -16,8 +16,10 @@ from typing import List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
+from mmengine.model import is_model_wrapper
 
 from mmmt.registry import HOOKS
+from mmmt.utils.checkpoint import describe_non_finite, non_finite_tensors
 from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
 
 __all__ = ['SafeCheckpointHook', 'remove_stale_temporaries']
@@ -72,6 +74,13 @@ class SafeCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        state = model.state_dict()
+        bad = non_finite_tensors(state)
+        if bad:  # NonFiniteLossHook catches most; finite losses can still give inf weights
+            raise FloatingPointError(
+                describe_non_finite(bad, len(state), f'the model at iteration {runner.iter + 1}')
+                + ' Not saved: the previous checkpoint stays the latest.')
         ckpt_filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
