@@ -15,7 +15,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from .checkpoint import TRUST_ENV
-from .dist_utils import setup_cpu_distributed
+from .dist_utils import check_launcher_env, setup_cpu_distributed
 from .setup_env import register_all_modules
 
 __all__ = [
@@ -95,6 +95,7 @@ def build_runner(cfg: Config, what: str) -> Runner:
     Returns:
         Runner: The runner built from ``cfg``.
     """
+    check_launcher_env(cfg.launcher)
     if setup_cpu_distributed(cfg, cfg.launcher):
         print_log(f'No CUDA device: distributed {what} on the CPU with the gloo backend.',
                   logger='current', level=logging.INFO)
