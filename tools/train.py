@@ -117,6 +117,25 @@ def check_work_dir(cfg: Config, args) -> None:
             'to train into it anyway, or choose another --work-dir')
 
 
+def check_class_count(runner) -> None:
+    """Stop when the semseg head has another class count than the training set's classes
+    (otherwise the loss fails with 'IndexError: Target 12 is out of bounds')."""
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    channels = getattr(getattr(model, 'decode_head', None), 'task_channels', {}) or {}
+    dataset = runner.train_loop.dataloader.dataset
+    while hasattr(dataset, 'dataset'):  # dataset wrappers
+        dataset = dataset.dataset
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    tasks = (getattr(dataset, 'metainfo', None) or {}).get('tasks') or []
+    if 'semseg' in channels and 'semseg' in tasks and classes \
+            and len(classes) != channels['semseg']:
+        raise SystemExit(
+            f'model.decode_head.tasks.semseg is {channels["semseg"]} but the training set '
+            f'({type(dataset).__name__}) has {len(classes)} semseg classes; set it to '
+            f'{len(classes)}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_runner_config(args)
@@ -124,6 +143,7 @@ def main(argv=None):
     try:
         cfg = apply_options(cfg, args)
         runner = build_runner(cfg, 'training')
+        check_class_count(runner)
         runner.train()
     except CHECKPOINT_ERRORS + (FloatingPointError, ) as e:
         # the message names the file (or the iteration and batch) and what to do

@@ -69,8 +69,12 @@ class BaseMultiTaskDataset(BaseDataset):
                 f"(data_root='{self.data_root}'). Prepare the dataset as README.md ('Data') "
                 'describes, set data_root to where it is, or write a synthetic one with '
                 'tools/dataset_converters/synthetic_mt.py.')
-        with open(path, encoding='utf-8') as f:
-            ids = [line.strip() for line in f if line.strip()]
+        try:  # utf-8-sig: a byte-order mark would otherwise become part of the first id
+            with open(path, encoding='utf-8-sig') as f:
+                ids = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as e:
+            raise ValueError(f"Split list '{path}' is not UTF-8 text ({e}); save it as UTF-8 "
+                             'with one sample id per line') from e
         if not ids:
             raise ValueError(f"Split list '{path}' of split '{self.split}' is empty.")
         return ids

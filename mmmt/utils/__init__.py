@@ -4,8 +4,8 @@ from .checkpoint import (CHECKPOINT_ERRORS, TRUST_ENV, CheckpointMismatchError,
                          find_resume_checkpoint, is_complete_checkpoint, load_checkpoint_file,
                          load_model_weights, non_finite_tensors, describe_non_finite,
                          register_safe_checkpoint_loaders, trusted)
-from .cli import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
-                  shutdown_distributed)
+from .cli import (CfgOptionsAction, add_runner_args, build_runner, load_runner_config,
+                  parse_runner_args, shutdown_distributed, warn_misspelled_keys)
 from .dist_utils import (CPU_DIST_TIMEOUT, check_launcher_env, cpu_dist_cfg, replace_sync_bn,
                          setup_cpu_distributed)
 from .fileio import ATOMIC_BACKEND, AtomicLocalBackend, atomic_write
@@ -20,7 +20,7 @@ __all__ = [
     'find_resume_checkpoint', 'non_finite_tensors', 'describe_non_finite', 'check_model_weights', 'load_model_weights',
     'register_safe_checkpoint_loaders', 'setup_cpu_distributed', 'replace_sync_bn',
     'cpu_dist_cfg', 'check_launcher_env', 'CPU_DIST_TIMEOUT',
-    'add_runner_args',
+    'add_runner_args', 'CfgOptionsAction', 'warn_misspelled_keys',
     'parse_runner_args', 'load_runner_config', 'build_runner', 'shutdown_distributed',
     'atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND'
 ]

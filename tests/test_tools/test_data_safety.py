@@ -89,3 +89,42 @@ def test_test_py_refuses_a_used_show_dir_and_nan_weights(tmp_path, synthetic_nyu
     (show / 'earlier_0.png').write_bytes(b'')
     with pytest.raises(SystemExit, match=r'already holds 1 picture.*earlier_0\.png.*--force'):
         test.main([cfg, str(ckpt), '--show-dir', str(tmp_path / 'vis')])
+
+
+def test_checkpoints_that_do_not_fit_are_refused_unless_partial(tmp_path, synthetic_nyud,
+                                                                 capsys):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmmt.registry import MODELS
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra=NO_VAL)
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        model = MODELS.build(Config.fromfile(cfg).model)
+    backbone_only = tmp_path / 'backbone_only.pth'
+    torch.save(dict(state_dict={k: v for k, v in model.state_dict().items()
+                                if k.startswith('backbone.')}), backbone_only)
+    with pytest.raises(SystemExit, match=r'backbone_only\.pth does not fit the model .*'
+                       r'weights of the model are not in it \(decode_head.*--partial-load'):
+        train(cfg, '--work-dir', tmp_path / 'a', '--cfg-options', f'load_from={backbone_only}')
+    capsys.readouterr()
+    train(cfg, '--work-dir', tmp_path / 'b', '--partial-load', '--cfg-options',
+          f'load_from={backbone_only}')
+    assert 'Loading what fits (--partial-load)' in capsys.readouterr().out
+    other = tmp_path / 'other.pth'  # a checkpoint of another architecture as Pretrained
+    torch.save(dict(state_dict={'backbone.stem.weight': torch.zeros(3)}), other)
+    with pytest.raises(SystemExit, match=r'backbone: init_cfg Pretrained .*other\.pth .*has '
+                       r'0 of its \d+ parameters'):
+        train(cfg, '--work-dir', tmp_path / 'c', '--cfg-options',
+              'model.backbone.init_cfg.type=Pretrained',
+              f'model.backbone.init_cfg.checkpoint={other}',
+              'model.backbone.init_cfg.prefix=backbone.')
+
+
+def test_a_semseg_head_of_another_class_count_is_named(tmp_path, synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra=NO_VAL)
+    with pytest.raises(SystemExit, match='model.decode_head.tasks.semseg is 12 but the training '
+                       r'set \(NYUDv2MultiTaskDataset\) has 40 semseg classes'):
+        train(cfg, '--work-dir', tmp_path / 'w', '--cfg-options',
+              'model.decode_head.tasks.semseg=12')

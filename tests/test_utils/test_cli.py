@@ -47,3 +47,23 @@ def test_missing_config_names_the_file(tmp_path):
     args = parse_runner_args(make_parser(), [missing])
     with pytest.raises(SystemExit, match='nope.py'):
         load_runner_config(args)
+
+
+def test_cfg_options_without_a_value_are_a_usage_error(capsys):
+    parser = argparse.ArgumentParser()
+    add_runner_args(parser, trust_help='')
+    assert parser.parse_args(['--cfg-options', 'a.b=1']).cfg_options == {'a.b': 1}
+    for bad in ('foo', '=1'):
+        with pytest.raises(SystemExit):
+            parser.parse_args(['--cfg-options', 'a=1', bad])
+        assert f'--cfg-options expects KEY=VALUE items (e.g. train_dataloader.batch_size=8), ' \
+            f'got {bad!r}' in capsys.readouterr().err
+
+
+def test_misspelt_top_level_keys_warn():
+    from mmengine.config import Config
+
+    from mmmt.utils import warn_misspelled_keys
+    cfg = Config(dict(lod_from='a.pth', load_from=None, crop_size=(1, 2), tasks=['depth'],
+                      train_pipeline=[], rsume=True, _scope_='x'))
+    assert warn_misspelled_keys(cfg) == ['lod_from', 'rsume']

@@ -131,7 +131,8 @@ def _check_depth(depth: np.ndarray, path: str, results: dict) -> np.ndarray:
     depth = _check_map(depth, 'Depth map', path, results).astype(np.float32)
     problems = []
     for name, mask in (('NaN', np.isnan(depth)), ('infinite', np.isinf(depth)),
-                       ('negative', depth < 0), (f'> {MAX_DEPTH:g} m', depth > MAX_DEPTH)):
+                       ('negative', depth < 0),
+                       (f'> {MAX_DEPTH:g} m', np.isfinite(depth) & (depth > MAX_DEPTH))):
         if mask.any():
             problems.append(f'{int(mask.sum())} {name}')
     if problems:

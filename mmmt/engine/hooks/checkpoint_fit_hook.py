@@ -100,12 +100,16 @@ class CheckpointFitHook(Hook):
             prefix = cfg.get('prefix') or ''
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             params = dict(module.named_parameters())
-            missing: List[str] = [k for k in params if k not in state]
+            # mmengine skips reshaped weights too; mmpretrain's Swin resizes its bias tables
+            missing: List[str] = [
+                k for k, v in params.items() if k not in state or (
+                    tuple(getattr(state[k], 'shape', ())) != tuple(v.shape)
+                    and 'relative_position_bias_table' not in k)]
             found = len(params) - len(missing)
             if not params or not missing:
                 continue
             text = (f'{name}: init_cfg Pretrained {cfg["checkpoint"]} (prefix {prefix!r}) '
-                    f'has {found} of its {len(params)} parameters; missing e.g. '
+                    f'has {found} of its {len(params)} parameters; missing or reshaped e.g. '
                     f'{", ".join(missing[:3])}')
             if found < _MIN_PRETRAINED_SHARE * len(params):
                 self._refuse(text + '. Is it a checkpoint of another architecture or layout '
