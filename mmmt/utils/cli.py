@@ -21,8 +21,8 @@ from .dist_utils import check_launcher_env, setup_cpu_distributed
 from .setup_env import register_all_modules
 
 __all__ = [
-    'add_runner_args', 'CfgOptionsAction', 'warn_misspelled_keys', 'parse_runner_args', 'load_runner_config', 'build_runner',
-    'shutdown_distributed'
+    'add_runner_args', 'CfgOptionsAction', 'warn_misspelled_keys', 'parse_runner_args',
+    'load_runner_config', 'build_runner', 'shutdown_distributed'
 ]
 
 
