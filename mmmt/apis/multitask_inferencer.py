@@ -309,7 +309,8 @@ class MultiTaskInferencer(BaseInferencer):
             out_dir (str, optional): Write ``vis/<name>.png`` (the visualizer's picture) and,
                 with ``save_pred``, ``pred/<name>_<task>.png`` (class maps) or ``.npy`` (the
                 other tasks, float32) for each image. ``<name>`` is the file's name without
-                extension (``%08d`` of the input index for arrays).
+                extension (``%08d`` of the input index for arrays), with ``_<k>`` added to
+                repeats so that no two inputs share outputs (:func:`unique_names`).
             show (bool): Display each visualization. Defaults to False.
             wait_time (float): Display time per image (s) with ``show``.
             return_vis (bool): Also return the visualizations (RGB arrays).
