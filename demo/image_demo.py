@@ -16,7 +16,7 @@ import time
 
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.apis import MultiTaskInferencer
-from mmmt.utils import TRUST_ENV
+from mmmt.utils import CHECKPOINT_ERRORS, TRUST_ENV
 
 
 def parse_args():
@@ -82,6 +82,6 @@ def main():
 if __name__ == '__main__':
     try:
         main()
-    except (FileNotFoundError, OSError, ValueError) as e:
+    except (FileNotFoundError, OSError, ValueError) + CHECKPOINT_ERRORS as e:
         print(f'error: {e}', file=sys.stderr)
         sys.exit(1)

@@ -8,6 +8,7 @@ Examples:
     tools/dist_test.sh CONFIG CKPT 8
 """
 import argparse
+import glob
 import os.path as osp
 
 from mmengine.config import Config
@@ -15,8 +16,8 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.evaluation import DumpMultiTaskPredictions
-from mmmt.utils import (CheckpointMismatchError, add_runner_args, build_runner,
-                        UntrustedCheckpointError, load_model_weights, load_runner_config,
+from mmmt.utils import (CHECKPOINT_ERRORS, add_runner_args, build_runner, describe_non_finite,
+                        load_model_weights, load_runner_config, non_finite_tensors,
                         parse_runner_args, shutdown_distributed)
 from mmmt.utils.tta import enable_tta
 
@@ -34,6 +35,9 @@ def parse_args(argv=None):
         '--show-dir',
         help='save one visualization per image under this directory '
         '(<show-dir>/vis_data/vis_image/)')
+    parser.add_argument('--force', action='store_true',
+                        help='write into a --show-dir that already holds pictures (same names '
+                        'are replaced); by default the run stops before testing')
     parser.add_argument('--show', action='store_true', help='show results in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='display time per image (s)')
     parser.add_argument(
@@ -63,6 +67,13 @@ def enable_visualization(cfg: Config, args) -> Config:
     return cfg
 
 
+def existing_pictures(folder: str) -> list:
+    """Image files anywhere under ``folder`` (the visualizer writes into subfolders)."""
+    return sorted(p for ext in ('png', 'jpg', 'jpeg')
+                  for p in glob.glob(osp.join(glob.escape(folder), '**', f'*.{ext}'),
+                                     recursive=True))
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.out is not None:
@@ -71,6 +82,13 @@ def main(argv=None):
             raise SystemExit(f'--out must be a .pkl or .pickle file, got {args.out}')
         if osp.exists(args.out):
             raise SystemExit(f'--out {args.out} exists; remove it or choose another name')
+    if args.show_dir and not args.force:
+        pictures = existing_pictures(args.show_dir)
+        if pictures:
+            raise SystemExit(
+                f'--show-dir {args.show_dir} already holds {len(pictures)} picture(s) (e.g. '
+                f'{pictures[0]}) that this run would replace; choose another folder or pass '
+                '--force')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     cfg = load_runner_config(args)
@@ -91,8 +109,13 @@ def main(argv=None):
         load_model_weights(runner.model,
                            CheckpointLoader.load_checkpoint(args.checkpoint, map_location='cpu'),
                            args.checkpoint)
-    except (CheckpointMismatchError, UntrustedCheckpointError) as e:
+    except CHECKPOINT_ERRORS as e:
         raise SystemExit(str(e))
+    # NaN weights give finite, plausible-looking metrics (argmax of NaN is class 0, ...)
+    state = runner.model.state_dict()
+    bad = non_finite_tensors(state)
+    if bad:
+        raise SystemExit(describe_non_finite(bad, len(state), args.checkpoint))
     runner.logger.info(f'Load checkpoint from {args.checkpoint}')
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out))

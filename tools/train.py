@@ -7,13 +7,16 @@ Examples:
     python tools/train.py CONFIG --cfg-options train_dataloader.batch_size=8
 """
 import argparse
+import logging
 import os
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.utils import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
-                        shutdown_distributed)
+from mmmt.utils import (CHECKPOINT_ERRORS, add_runner_args, build_runner,
+                        existing_training_outputs, find_resume_checkpoint, load_runner_config,
+                        parse_runner_args, shutdown_distributed)
 
 
 def parse_args(argv=None):
@@ -40,6 +43,14 @@ def parse_args(argv=None):
         '--auto-scale-lr', action='store_true',
         help='scale the lr linearly from the config\'s auto_scale_lr.base_batch_size to the '
         'actual global batch (GPUs x train_dataloader.batch_size)')
+    parser.add_argument(
+        '--force', action='store_true',
+        help='train into a work dir that already holds checkpoints (files of the same names '
+        'are replaced); by default such a run stops before training and names them')
+    parser.add_argument(
+        '--partial-load', action='store_true',
+        help='load the parts of load_from/--resume/Pretrained checkpoints that fit the model '
+        '(with a warning) instead of refusing checkpoints that do not fit')
     parser.add_argument('--seed', type=int, help='random seed')
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (slower)')
@@ -75,9 +86,15 @@ def apply_options(cfg: Config, args) -> Config:
         cfg.setdefault('randomness', {})['seed'] = args.seed
     if args.deterministic:
         cfg.setdefault('randomness', {})['deterministic'] = True
+    if args.partial_load and cfg.get('default_hooks', {}).get('checkpoint_fit'):
+        cfg.default_hooks.checkpoint_fit['allow_partial'] = True
     if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
+        latest, note = find_resume_checkpoint(cfg.work_dir)
+        if note:
+            print_log(note, logger='current', level=logging.WARNING)
+        # resume=True without a file would make mmengine read last_checkpoint again
+        cfg.resume = latest is not None
+        cfg.load_from = latest
     elif args.resume is not None:
         if '://' not in args.resume and not os.path.isfile(args.resume):
             raise SystemExit(f'--resume: checkpoint not found: {args.resume} (without a value, '
@@ -87,11 +104,50 @@ def apply_options(cfg: Config, args) -> Config:
     return cfg
 
 
+def check_work_dir(cfg: Config, args) -> None:
+    """Stop a new training that would replace the checkpoints of an earlier one."""
+    if args.resume is not None or args.force:
+        return
+    found = existing_training_outputs(cfg.work_dir)
+    if found:
+        more = f' and {len(found) - 5} more' if len(found) > 5 else ''
+        raise SystemExit(
+            f'work dir {cfg.work_dir} already holds {", ".join(found[:5])}{more} from an earlier '
+            'run; a new training would replace them. Pass --resume to continue it, --force '
+            'to train into it anyway, or choose another --work-dir')
+
+
+def check_class_count(runner) -> None:
+    """Stop when the semseg head has another class count than the training set's classes
+    (otherwise the loss fails with 'IndexError: Target 12 is out of bounds')."""
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    channels = getattr(getattr(model, 'decode_head', None), 'task_channels', {}) or {}
+    dataset = runner.train_loop.dataloader.dataset
+    while hasattr(dataset, 'dataset'):  # dataset wrappers
+        dataset = dataset.dataset
+    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
+    tasks = (getattr(dataset, 'metainfo', None) or {}).get('tasks') or []
+    if 'semseg' in channels and 'semseg' in tasks and classes \
+            and len(classes) != channels['semseg']:
+        raise SystemExit(
+            f'model.decode_head.tasks.semseg is {channels["semseg"]} but the training set '
+            f'({type(dataset).__name__}) has {len(classes)} semseg classes; set it to '
+            f'{len(classes)}')
+
+
 def main(argv=None):
     args = parse_args(argv)
-    cfg = apply_options(load_runner_config(args), args)
-    runner = build_runner(cfg, 'training')
-    runner.train()
+    cfg = load_runner_config(args)
+    check_work_dir(cfg, args)
+    try:
+        cfg = apply_options(cfg, args)
+        runner = build_runner(cfg, 'training')
+        check_class_count(runner)
+        runner.train()
+    except CHECKPOINT_ERRORS + (FloatingPointError, ) as e:
+        # the message names the file (or the iteration and batch) and what to do
+        raise SystemExit(f'{type(e).__name__}: {e}') from None
     shutdown_distributed()
 
 

@@ -12,15 +12,20 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # mmmt's file backend renames a finished checkpoint into place: an interrupted save never
-    # leaves a truncated iter_N.pth (mmmt/utils/fileio.py)
+    # mmmt's hook writes each checkpoint atomically (temporary file + rename), then
+    # last_checkpoint, and only then deletes outdated ones: a crash never leaves a work dir
+    # without a complete checkpoint (mmmt/engine/hooks/safe_checkpoint_hook.py)
     checkpoint=dict(
-        type='CheckpointHook',
+        type='SafeCheckpointHook',
         by_epoch=False,
         interval=5000,
         max_keep_ckpts=3,
         backend_args=dict(backend='mmmt_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # stops at the first NaN/inf loss, naming the batch's files, before a checkpoint is saved
+    non_finite_loss=dict(type='NonFiniteLossHook'),
+    # load_from/--resume/Pretrained checkpoints that do not fit the model are refused
+    checkpoint_fit=dict(type='CheckpointFitHook'),
     visualization=dict(type='MultiTaskVisualizationHook', draw=False),
 )
 

@@ -98,6 +98,9 @@ def read_image_rgb(path: str) -> np.ndarray:
         raise OSError(f'Cannot read {path}: not an image file in a format Pillow knows') from e
     except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt data
         raise OSError(f'Cannot read image file {path}: {e}') from e
+    except Image.DecompressionBombError as e:  # not an OSError
+        raise OSError(f'Cannot read image file {path}: {e} (raise PIL.Image.MAX_IMAGE_PIXELS '
+                      'if the file is genuine)') from e
     return to_rgb_uint8(arr, path)
 
 

@@ -18,7 +18,8 @@ from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
-from mmmt.utils.checkpoint import load_model_weights
+from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
+                                   load_model_weights, non_finite_tensors, trusted)
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
@@ -83,6 +84,25 @@ def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
     return out
 
 
+def unique_names(stems: Sequence[str]) -> List[str]:
+    """One output name per input: its stem, or ``<stem>_<k>`` for repeats of a stem.
+
+    ``k`` skips every stem of the inputs and every name already given, so ``a.jpg``,
+    ``a.png``, ``a_1.png`` become ``a``, ``a_2``, ``a_1``; names differing only in case
+    count as the same (case-insensitive file systems would merge them).
+    """
+    taken = {s.casefold() for s in stems}
+    given, names = set(), []
+    for stem in stems:
+        name, k = stem, 0
+        while name.casefold() in given or (k and name.casefold() in taken):
+            k += 1
+            name = f'{stem}_{k}'
+        given.add(name.casefold())
+        names.append(name)
+    return names
+
+
 class _InferencePipeline:
     """Read an input as 8-bit RGB, fit it into the model's frame, then the config's test steps."""
 
@@ -140,7 +160,9 @@ class MultiTaskInferencer(BaseInferencer):
 
     Args:
         model (str | Config | dict, optional): Config file or config of an mmmt multi-task
-            model (``MultiTaskEncoderDecoder``). None = take the config saved in ``weights``.
+            model (``MultiTaskEncoderDecoder``). None = take the config saved in ``weights``:
+            it is Python code, run when read, so this needs a trusted checkpoint
+            (``MMMT_TRUST_CHECKPOINTS=1``, or ``--trust-checkpoint`` of the tools).
         weights (str, optional): Checkpoint (local path or URL); loaded through mmengine with
             mmmt's safe loader. Without it the model is randomly initialised (with a warning).
         device (str, optional): 'cpu', 'cuda', 'cuda:1'... None = CUDA if available.
@@ -175,6 +197,12 @@ class MultiTaskInferencer(BaseInferencer):
             raise FileNotFoundError(f'Config file not found: {model}')
         if isinstance(weights, str) and '://' not in weights and not osp.isfile(weights):
             raise FileNotFoundError(f'Checkpoint file not found: {weights}')
+        if model is None and weights is not None and not trusted():
+            # mmengine would run Config.fromstring on the file's message hub 'cfg'
+            raise UntrustedCheckpointError(
+                f'{weights}: model=None takes the config stored in the checkpoint, which is '
+                'Python code and runs when read; pass the config file as `model`, or set '
+                f'{TRUST_ENV}=1 if you trust the file')
         self._weights = weights
         self._max_size = max_size
         self.dataset_meta: Optional[dict] = None
@@ -213,6 +241,10 @@ class MultiTaskInferencer(BaseInferencer):
                           'a randomly initialised model')
             return
         meta = load_model_weights(model, checkpoint, str(self._weights))
+        state = model.state_dict()
+        bad = non_finite_tensors(state)
+        if bad:
+            raise ValueError(describe_non_finite(bad, len(state), str(self._weights)))
         self.dataset_meta = meta.get('dataset_meta')
         model.dataset_meta = self.dataset_meta
 
@@ -278,7 +310,8 @@ class MultiTaskInferencer(BaseInferencer):
             out_dir (str, optional): Write ``vis/<name>.png`` (the visualizer's picture) and,
                 with ``save_pred``, ``pred/<name>_<task>.png`` (class maps) or ``.npy`` (the
                 other tasks, float32) for each image. ``<name>`` is the file's name without
-                extension (``%08d`` of the input index for arrays).
+                extension (``%08d`` of the input index for arrays), with ``_<k>`` added to
+                repeats so that no two inputs share outputs (:func:`unique_names`).
             show (bool): Display each visualization. Defaults to False.
             wait_time (float): Display time per image (s) with ``show``.
             return_vis (bool): Also return the visualizations (RGB arrays).
@@ -379,16 +412,8 @@ class MultiTaskInferencer(BaseInferencer):
                                 f'{type(item).__name__}')
         if not items:
             raise ValueError('no inputs given')
-        named, seen = [], {}
-        for name, source in items:
-            name = name or osp.splitext(osp.basename(source))[0]
-            if name in seen:  # same file name in different folders
-                seen[name] += 1
-                name = f'{name}_{seen[name]}'
-            else:
-                seen[name] = 0
-            named.append((name, source))
-        return named
+        stems = [name or osp.splitext(osp.basename(source))[0] for name, source in items]
+        return list(zip(unique_names(stems), (source for _, source in items)))
 
     def preprocess(self, inputs: List[Tuple[str, ImageInput]], batch_size: int = 1,
                    **kwargs) -> Iterator[Tuple[dict, List[np.ndarray]]]:

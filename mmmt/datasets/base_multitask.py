@@ -73,8 +73,12 @@ class BaseMultiTaskDataset(BaseDataset):
                 f"(data_root='{self.data_root}'). Prepare the dataset as README.md ('Data') "
                 'describes, set data_root to where it is, or write a synthetic one with '
                 'tools/dataset_converters/synthetic_mt.py.')
-        ids = [line.strip() for line in fileio.list_from_file(path, backend_args=self.backend_args)
-               if line.strip()]
+        try:  # utf-8-sig: a byte-order mark would otherwise become part of the first id
+            text = fileio.get_text(path, encoding='utf-8-sig', backend_args=self.backend_args)
+        except UnicodeDecodeError as e:
+            raise ValueError(f"Split list '{path}' is not UTF-8 text ({e}); save it as UTF-8 "
+                             'with one sample id per line') from e
+        ids = [line.strip() for line in text.splitlines() if line.strip()]
         if not ids:
             raise ValueError(f"Split list '{path}' of split '{self.split}' is empty.")
         return ids

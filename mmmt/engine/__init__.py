@@ -1,8 +1,11 @@
-"""Training-engine components of mmmt: the multi-task optim wrapper and its gradient balancers."""
+"""Training-engine components of mmmt: hooks, the multi-task optim wrapper and its gradient
+balancers."""
+from .hooks import *  # noqa: F401,F403
+from .hooks import __all__ as _hooks_all
 from .optimizers import (MGDAUB, AlignedMTL, BaseBalancer, CAGrad, GradNorm, IMTLG,
                          MultiTaskOptimWrapper, NashMTL, PCGrad)
 
 __all__ = [
     'MultiTaskOptimWrapper', 'BaseBalancer', 'PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB',
     'NashMTL', 'AlignedMTL'
-]
+] + list(_hooks_all)

@@ -15,17 +15,22 @@ variable ``MMMT_TRUST_CHECKPOINTS=1``.
 in mmengine's ``CheckpointLoader``, which ``load_from``, ``--resume`` and ``init_cfg`` with
 ``type='Pretrained'`` all go through.
 """
+import glob
 import os
 import os.path as osp
 import pickle
-from typing import Any, List, Optional
+import re
+import zipfile
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
 
 __all__ = [
-    'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'checkpoint_allowlist',
-    'load_checkpoint_file', 'check_model_weights', 'load_model_weights',
+    'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
+    'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_allowlist', 'checkpoint_getattr',
+    'load_checkpoint_file', 'is_complete_checkpoint', 'existing_training_outputs',
+    'find_resume_checkpoint', 'non_finite_tensors', 'describe_non_finite', 'check_model_weights', 'load_model_weights',
     'register_safe_checkpoint_loaders'
 ]
 
@@ -41,16 +46,58 @@ class CheckpointMismatchError(ValueError):
     """A checkpoint's weights do not fit the model they are loaded into."""
 
 
-def _trusted() -> bool:
+class CorruptCheckpointError(ValueError):
+    """A file is empty, truncated or not a PyTorch checkpoint at all."""
+
+
+#: What the tools turn into a one-line error (no traceback) when a checkpoint cannot be used.
+CHECKPOINT_ERRORS = (UntrustedCheckpointError, CheckpointMismatchError, CorruptCheckpointError)
+
+
+def trusted() -> bool:
+    """Whether ``MMMT_TRUST_CHECKPOINTS`` allows full unpickling (``--trust-checkpoint``)."""
     return os.environ.get(TRUST_ENV, '').strip().lower() in ('1', 'true', 'yes')
+
+
+def _getattr_pairs() -> List[Tuple[type, frozenset]]:
+    """The (class, attributes) that genuine checkpoints fetch with ``getattr``.
+
+    Pickle protocol 2 (``torch.save``'s) stores a function by its qualified name, and one whose
+    name is ``Class.method`` as ``getattr(Class, 'method')``. In mmengine checkpoints that is
+    only the message hub's ``HistoryBuffer`` statistics (``_statistics_methods``, saved with
+    every buffer); numpy arrays, dtypes and scalars, the converters' outputs and mmpretrain's
+    Swin state dicts use no ``getattr`` at all (inspected with ``pickletools``).
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    return [(HistoryBuffer, frozenset(('min', 'max', 'current', 'mean')))]
+
+
+def checkpoint_getattr(obj: Any, name: Any, *default: Any) -> Any:
+    """``getattr`` for the weights-only unpickler: only the pairs of :func:`_getattr_pairs`.
+
+    The real ``getattr`` on the allow-list reaches any object from an allowed one (the builtins
+    module through ``getattr.__self__``, a module's globals through ``func.__globals__``), from
+    which a crafted file can plant and call ``eval``. Registered under the name
+    ``builtins.getattr`` that pickles reference.
+
+    Raises:
+        UntrustedCheckpointError: Any other attribute, or a default value.
+    """
+    for cls, names in _getattr_pairs():
+        if obj is cls and isinstance(name, str) and name in names and not default:
+            return getattr(cls, name)
+    what = 'getattr' if obj is checkpoint_getattr else getattr(obj, '__qualname__',
+                                                                type(obj).__name__)
+    raise UntrustedCheckpointError(
+        f'refused getattr({what}, {name!r}): genuine checkpoints only fetch '
+        + ', '.join(f'{c.__name__}.{n}' for c, ns in _getattr_pairs() for n in sorted(ns))
+        + ' this way; this file reaches for other objects, as files crafted to run code do')
 
 
 def checkpoint_allowlist() -> List[Any]:
     """The classes and functions that may appear in an mmengine checkpoint."""
     from mmengine.logging.history_buffer import HistoryBuffer
-    # numpy pickles some scalars and dtypes through ``getattr``; the weights-only unpickler still
-    # refuses to call anything that is not itself on the allow-list, so this exposes no callable.
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, getattr]
+    allowed = [HistoryBuffer, np.ndarray, np.dtype, (checkpoint_getattr, 'builtins.getattr')]
     try:  # numpy >= 2
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy 1.x
@@ -61,6 +108,50 @@ def checkpoint_allowlist() -> List[Any]:
     if dtypes is not None:
         allowed += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
     return allowed
+
+
+#: Messages of torch's weights-only unpickler that mean "a type outside the allow-list", as
+#: opposed to bytes that are no pickle at all.
+_UNTRUSTED_MARKERS = ('Unsupported global', 'unsupported GLOBAL', 'Can only build',
+                      'Can only create new object', 'unrecognized function')
+
+
+def _check_container(filename: str) -> None:
+    """Refuse empty, truncated and non-checkpoint files before unpickling anything."""
+    size = osp.getsize(filename)
+    if size == 0:
+        raise CorruptCheckpointError(f'{filename} is empty (0 bytes), not a checkpoint')
+    with open(filename, 'rb') as f:
+        head = f.read(4)
+    if head.startswith(b'PK'):
+        if not zipfile.is_zipfile(filename):
+            raise CorruptCheckpointError(
+                f'{filename} is a truncated or damaged checkpoint ({size} bytes; its zip '
+                'directory is missing): an interrupted download or save? Download or save it '
+                'again')
+    elif not head.startswith(b'\x80'):
+        raise CorruptCheckpointError(
+            f'{filename} is not a PyTorch checkpoint (expected a torch.save zip archive or a '
+            f'pickle; it starts with {head!r})')
+
+
+def _describe_failure(filename: str, error: BaseException) -> Exception:
+    """Turn an error of ``torch.load`` into one naming the file and what to do."""
+    if isinstance(error, UntrustedCheckpointError):
+        return UntrustedCheckpointError(f'{filename}: {error}')
+    text = str(error)
+    if isinstance(error, pickle.UnpicklingError) and any(m in text for m in _UNTRUSTED_MARKERS):
+        detail = text.split('WeightsUnpickler error:')[-1].strip().splitlines()[0][:200]
+        return UntrustedCheckpointError(
+            f'{filename}: refused to unpickle objects that are not tensors or known mmengine/'
+            f'numpy types ({detail}). Loading it fully can execute code stored in the file. '
+            'If you trust its source, pass --trust-checkpoint to the mmmt tool, or set '
+            f'{TRUST_ENV}=1.')
+    detail = (text.split('WeightsUnpickler error:')[-1].strip().splitlines() or [''])[0][:200]
+    detail = detail or 'no details'
+    return CorruptCheckpointError(
+        f'{filename} is not a readable checkpoint ({type(error).__name__}: {detail}): '
+        'truncated, damaged or not written by torch.save. Download or save it again')
 
 
 def load_checkpoint_file(filename: str,
@@ -76,21 +167,112 @@ def load_checkpoint_file(filename: str,
 
     Raises:
         FileNotFoundError: The file does not exist.
+        CorruptCheckpointError: The file is empty, truncated or not a checkpoint.
         UntrustedCheckpointError: The file holds objects outside the allow-list.
     """
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file not found: {filename}')
-    if trust if trust is not None else _trusted():
-        return torch.load(filename, map_location=map_location, weights_only=False)
+    _check_container(filename)
+    full = trust if trust is not None else trusted()
     try:
+        if full:
+            return torch.load(filename, map_location=map_location, weights_only=False)
         with torch.serialization.safe_globals(checkpoint_allowlist()):
             return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise UntrustedCheckpointError(
-            f'{filename}: refused to unpickle objects that are not tensors or known mmengine/'
-            f'numpy types ({str(e).splitlines()[0][:200]}). Loading it fully can execute code '
-            'stored in the file. If you trust its source, pass --trust-checkpoint to the mmmt '
-            f'tool, or set {TRUST_ENV}=1.') from e
+    except (pickle.UnpicklingError, UntrustedCheckpointError, EOFError, RuntimeError,
+            KeyError, ValueError, zipfile.BadZipFile) as e:
+        unreadable = isinstance(e, (EOFError, pickle.UnpicklingError, zipfile.BadZipFile)) \
+            or 'PytorchStreamReader' in str(e)
+        if full and not unreadable:
+            raise  # a trusted file's own code failed: its traceback is the useful part
+        raise _describe_failure(filename, e) from e
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """Whether ``path`` is a non-empty checkpoint whose container is whole.
+
+    A ``torch.save`` zip archive ends with its directory, so a truncated one fails
+    :func:`zipfile.is_zipfile`; a legacy pickle (first byte 0x80) is accepted as it is.
+    """
+    if not osp.isfile(path) or osp.getsize(path) == 0:
+        return False
+    with open(path, 'rb') as f:
+        legacy = f.read(1) == b'\x80'
+    return legacy or zipfile.is_zipfile(path)
+
+
+_STEP = re.compile(r'(?:iter|epoch)_(\d+)\.pth$')
+
+
+def existing_training_outputs(work_dir: str) -> List[str]:
+    """The checkpoints (``*.pth``) and ``last_checkpoint`` of an earlier run in ``work_dir``."""
+    if not osp.isdir(work_dir):
+        return []
+    return sorted(name for name in os.listdir(work_dir)
+                  if name.endswith('.pth') or name == 'last_checkpoint')
+
+
+def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """The checkpoint ``--resume`` continues from, and a note when it is not the usual one.
+
+    Normally the file named in ``work_dir/last_checkpoint``. If that pointer is missing, empty
+    (a full disk), names a deleted file (a crash during rotation) or a truncated one, the
+    newest complete ``iter_N.pth``/``epoch_N.pth`` of the work dir (and of the pointer's
+    directory) is used instead, and the note says so.
+
+    Returns:
+        tuple: (path or None when there is nothing to resume, note or None).
+
+    Raises:
+        CorruptCheckpointError: There are checkpoints, but none is complete.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    named = ''
+    if osp.isfile(pointer):
+        with open(pointer, encoding='utf-8', errors='replace') as f:
+            named = f.read().strip()
+        if named and is_complete_checkpoint(named):
+            return named, None
+    folders = dict.fromkeys([work_dir] + ([osp.dirname(named)] if named else []))
+    candidates = [p for d in folders if osp.isdir(d) for p in glob.glob(osp.join(d, '*.pth'))
+                  if _STEP.search(osp.basename(p))]
+    candidates.sort(key=lambda p: (int(_STEP.search(osp.basename(p)).group(1)),
+                                   osp.getmtime(p)), reverse=True)
+    if not osp.isfile(pointer) and not candidates:
+        return None, f'--resume: no checkpoint in {work_dir}; training starts from scratch'
+    if not osp.isfile(pointer):
+        problem = 'does not exist'
+    elif not named:
+        problem = 'is empty'
+    elif not osp.exists(named):
+        problem = f'names {named}, which does not exist'
+    else:
+        problem = f'names {named}, which is incomplete'
+    complete = [p for p in candidates if is_complete_checkpoint(p)]
+    if not complete:
+        raise CorruptCheckpointError(
+            f'--resume: {pointer} {problem}, and no complete checkpoint is in '
+            f'{", ".join(folders)} (found: {", ".join(candidates) or "none"})')
+    return complete[0], (f'--resume: {pointer} {problem}; resuming from the newest complete '
+                         f'checkpoint, {complete[0]}')
+
+
+def non_finite_tensors(state: dict) -> List[str]:
+    """Names of the floating-point tensors of ``state`` holding NaN or inf, with counts."""
+    bad = []
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            count = int((~torch.isfinite(value)).sum())
+            if count:
+                bad.append(f'{name} ({count} of {value.numel()})')
+    return bad
+
+
+def describe_non_finite(bad: List[str], total: int, source: str) -> str:
+    """One message for :func:`non_finite_tensors`' result."""
+    return (f'{source}: {len(bad)} of its {total} tensors hold NaN/inf values (e.g. '
+            f'{_examples(bad)}); the model it gives predicts garbage. Was it saved after '
+            'training diverged?')
 
 
 #: Names that only the reference implementation's decoder uses (see reference_keys.py).

@@ -5,9 +5,11 @@ turn them into a config and a :class:`~mmengine.runner.Runner` the same way; kee
 place means a fix (e.g. to the CPU distributed setup) reaches both.
 """
 import argparse
+import difflib
 import logging
 import os
 import os.path as osp
+from typing import List
 
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
@@ -16,13 +18,56 @@ from mmengine.runner import Runner
 
 from mmmt.structures import register_tasks
 from .checkpoint import TRUST_ENV
-from .dist_utils import setup_cpu_distributed
+from .dist_utils import check_launcher_env, setup_cpu_distributed
 from .setup_env import register_all_modules
 
 __all__ = [
-    'add_runner_args', 'parse_runner_args', 'load_runner_config', 'build_runner',
-    'shutdown_distributed'
+    'add_runner_args', 'CfgOptionsAction', 'warn_misspelled_keys', 'parse_runner_args',
+    'load_runner_config', 'build_runner', 'shutdown_distributed'
 ]
+
+
+class CfgOptionsAction(DictAction):
+    """mmengine's ``DictAction``, with a usage error for items that are not ``KEY=VALUE``
+    (``DictAction`` fails with a bare ``ValueError: not enough values to unpack``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for item in values:
+            key, sep, _ = item.partition('=')
+            if not sep or not key:
+                parser.error(f'{option_string} expects KEY=VALUE items (e.g. '
+                             f'train_dataloader.batch_size=8), got {item!r}')
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _runner_keys() -> set:
+    """The top-level config keys that mmengine's Runner (or mmmt's tools) read."""
+    import inspect
+    keys = set(inspect.signature(Runner.__init__).parameters) - {'self'}
+    return keys | {'launcher', 'vis_backends', 'model_wrapper_cfg', 'custom_imports',
+                   'gpu_ids', 'compile', 'strategy', 'cfg'}
+
+
+def warn_misspelled_keys(cfg: Config) -> List[str]:
+    """Warn about top-level keys that look like a misspelt Runner setting (``lod_from``).
+
+    Configs also hold helper variables (``crop_size``, ``tasks`` ...), so only keys within a
+    small edit distance of a real setting are reported.
+
+    Returns:
+        list[str]: The reported keys.
+    """
+    known = _runner_keys()
+    reported = []
+    for key in cfg.keys():
+        if key in known or key.startswith('_'):
+            continue
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        if close:
+            reported.append(key)
+            print_log(f'config key {key!r} is not read by the Runner (ignored); did you mean '
+                      f'{close[0]!r}?', logger='current', level=logging.WARNING)
+    return reported
 
 
 def add_runner_args(parser: argparse.ArgumentParser, trust_help: str) -> None:
@@ -39,7 +84,7 @@ def add_runner_args(parser: argparse.ArgumentParser, trust_help: str) -> None:
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=DictAction,
+        action=CfgOptionsAction,
         help='override settings in the config, e.g. model.decode_head.with_cp=True')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -80,6 +125,7 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
+    warn_misspelled_keys(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -97,6 +143,7 @@ def build_runner(cfg: Config, what: str) -> Runner:
     Returns:
         Runner: The runner built from ``cfg``.
     """
+    check_launcher_env(cfg.launcher)
     if setup_cpu_distributed(cfg, cfg.launcher):
         print_log(f'No CUDA device: distributed {what} on the CPU with the gloo backend.',
                   logger='current', level=logging.INFO)

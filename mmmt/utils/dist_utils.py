@@ -1,14 +1,22 @@
 """Distributed training on machines without CUDA."""
+import datetime
 import logging
 import os
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-__all__ = ['setup_cpu_distributed', 'replace_sync_bn']
+__all__ = [
+    'setup_cpu_distributed', 'replace_sync_bn', 'cpu_dist_cfg', 'check_launcher_env',
+    'CPU_DIST_TIMEOUT'
+]
+
+#: Seconds a gloo collective waits for a stopped rank by default (gloo's own default is 30
+#: minutes); ``env_cfg.dist_cfg.timeout`` overrides it, e.g. higher for very slow saves.
+CPU_DIST_TIMEOUT = 600
 
 
 def replace_sync_bn(node: Any) -> int:
@@ -38,13 +46,39 @@ def replace_sync_bn(node: Any) -> int:
     return count
 
 
+def cpu_dist_cfg(dist_cfg: Optional[dict]) -> dict:
+    """The user's ``env_cfg.dist_cfg`` with the backend forced to gloo (nccl needs CUDA) and
+    ``timeout`` (seconds) defaulting to :data:`CPU_DIST_TIMEOUT`."""
+    out = dict(dist_cfg or {})
+    out['backend'] = 'gloo'
+    out.setdefault('timeout', CPU_DIST_TIMEOUT)
+    timeout = out['timeout']
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f'env_cfg.dist_cfg.timeout must be a positive number of seconds, got '
+                         f'{timeout!r}')
+    return out
+
+
+def check_launcher_env(launcher: str) -> None:
+    """Fail with a clear message when the launcher's environment variables are missing."""
+    needed = dict(slurm=('SLURM_PROCID', 'SLURM_NTASKS'),
+                  pytorch=('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')).get(launcher, ())
+    missing = [k for k in needed if k not in os.environ]
+    if missing:
+        how = dict(slurm='run it through srun (tools/slurm_train.sh, tools/slurm_test.sh)',
+                   pytorch='start it with torchrun (tools/dist_train.sh, tools/dist_test.sh)')
+        raise SystemExit(f'--launcher {launcher}: {", ".join(missing)} not set; '
+                         f'{how[launcher]}, or use --launcher none')
+
+
 def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     """Make a distributed run work on a CPU-only machine.
 
     mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and the default DDP wrapper passes
     CUDA device ids, both of which fail without CUDA. When CUDA is unavailable and a launcher is
-    used, this initialises a gloo process group from the launcher's environment (the Runner then
-    skips its own initialisation), lets DDP run on the CPU (``device_ids=None``) and replaces
+    used, this initialises a gloo process group from the launcher's environment with the
+    config's ``env_cfg.dist_cfg`` (backend forced to gloo, see :func:`cpu_dist_cfg`; the Runner
+    then skips its own initialisation), lets DDP run on the CPU (``device_ids=None``) and replaces
     SyncBN, which has no CPU implementation, by plain BN.
 
     Args:
@@ -57,7 +91,7 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     if launcher == 'none' or torch.cuda.is_available():
         return False
     env_cfg = cfg.setdefault('env_cfg', {})
-    env_cfg['dist_cfg'] = dict(backend='gloo')
+    env_cfg['dist_cfg'] = dist_cfg = cpu_dist_cfg(env_cfg.get('dist_cfg'))
     wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
@@ -69,5 +103,6 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
         os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
         os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
     if not dist.is_initialized():
-        dist.init_process_group(backend='gloo')
+        options = dict(dist_cfg, timeout=datetime.timedelta(seconds=dist_cfg['timeout']))
+        dist.init_process_group(**options)
     return True

@@ -88,3 +88,11 @@ def test_list_images(tmp_path):
                                                                         'c.tif']
     with pytest.raises(ValueError, match='No image files'):
         list_images(str(tmp_path / 'sub.png'))
+
+
+def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
+    path = tmp_path / 'huge.png'
+    Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(path)
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)  # 10000 pixels: a "bomb"
+    with pytest.raises(OSError, match=r'Cannot read image file .*huge\.png: .*MAX_IMAGE_PIXELS'):
+        read_image_rgb(str(path))

@@ -254,3 +254,30 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
                             capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 1
     assert 'im2.jpg' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_output_names_are_unique_for_any_inputs(tmp_path, inferencer):
+    x, y = tmp_path / 'x', tmp_path / 'y'
+    x.mkdir(), y.mkdir()
+    files = [x / 'a.jpg', x / 'a.png', x / 'a_1.png', y / 'a.png', y / 'A.png']
+    for i, path in enumerate(files):
+        Image.fromarray(photo(20 + i, 24, seed=i)).save(path)
+    out_dir = tmp_path / 'out'
+    result = inferencer([str(p) for p in files], out_dir=str(out_dir))
+    names = [name for name, _ in inferencer._inputs_to_list([str(p) for p in files])]
+    assert names == ['a', 'a_2', 'a_1', 'a_3', 'A_4']
+    # one picture and one depth map per input, each from its own image
+    assert len(os.listdir(out_dir / 'vis')) == len(files)
+    for name, pred, path in zip(names, result['predictions'], files):
+        depth = np.load(out_dir / 'pred' / f'{name}_depth.npy')
+        assert depth.shape == Image.open(path).size[::-1]
+        np.testing.assert_array_equal(depth, pred['depth'])
+
+
+def test_non_finite_weights_are_refused(tmp_path, tiny_config, tiny_checkpoint):
+    ckpt = torch.load(tiny_checkpoint, weights_only=False)
+    name = next(k for k, v in ckpt['state_dict'].items() if v.is_floating_point())
+    ckpt['state_dict'][name] = torch.full_like(ckpt['state_dict'][name], float('inf'))
+    torch.save(ckpt, tmp_path / 'inf.pth')
+    with pytest.raises(ValueError, match=rf'inf\.pth: 1 of its \d+ tensors hold NaN/inf .*{name}'):
+        MultiTaskInferencer(tiny_config, str(tmp_path / 'inf.pth'), device='cpu')

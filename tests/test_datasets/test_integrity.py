@@ -15,7 +15,9 @@ def test_check_sample_flags_negative_depth(tmp_path):
     depth[3, 4] = -0.5
     np.save(path, depth)
     errors, warnings = check_sample(info)
-    assert errors == [f'depth has negative values (min -0.5): {path}'] and warnings == []
+    assert errors == [f'ValueError: Depth map has 1 negative pixel(s) (expected metres >= 0, '
+                      f"0 = no measurement): {path} (id '{info['img_id']}', listed in "
+                      f"{info['split_file']})"] and warnings == []
 
 
 def test_check_split_counts_every_sample_and_rejects_unknown_layouts(tmp_path):

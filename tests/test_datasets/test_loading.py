@@ -315,3 +315,47 @@ def test_files_are_read_through_mmengine_fileio_backends(synthetic_roots):
     for key in ['img'] + [f'gt_{t}' for t in in_memory.tasks]:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     _MemoryBackend.files.clear()
+
+
+# ------------------------------------------------------------------- depth and LabelMap values
+@pytest.mark.parametrize('value,problem', [(np.nan, '1 NaN'), (np.inf, '1 infinite'),
+                                           (-0.5, '1 negative'), (1e38, '1 > 100000 m')])
+def test_broken_depth_values_name_the_file(tmp_path, value, problem):
+    depth = np.full((H, W), 2.5, np.float32)
+    depth[0, 0] = 0  # no measurement: fine
+    path = str(tmp_path / 'd.npy')
+    np.save(path, depth)
+    assert load('depth', dict(path=path, encoding='depth_npy'))[0, 0] == 255  # ignored
+    depth[1, 2] = value
+    np.save(path, depth)
+    with pytest.raises(ValueError, match=rf'Depth map has {problem} pixel\(s\) \(expected '
+                       rf"metres >= 0, 0 = no measurement\): .*d\.npy \(id 'x', listed in "):
+        load('depth', dict(path=path, encoding='depth_npy'))
+
+
+@pytest.mark.parametrize('array,problem', [
+    (np.array([['a', 'b']]), 'numeric'), (np.zeros((0, 0), np.float32), 'non-empty'),
+    (np.zeros((H, W, 2), np.float32), 'non-empty')])
+def test_depth_and_labelmap_arrays_of_the_wrong_kind(tmp_path, array, problem):
+    path = str(tmp_path / 'd.npy')
+    np.save(path, array)
+    with pytest.raises(ValueError, match=rf'Depth map must be a {problem}.*d\.npy'):
+        load('depth', dict(path=path, encoding='depth_npy'))
+    mat = str(tmp_path / 'ctx.mat')
+    scipy.io.savemat(mat, {'LabelMap': array})
+    with pytest.raises(ValueError, match=rf'LabelMap must be a {problem}.*ctx\.mat'):
+        load('edge', dict(path=mat, encoding='context_edge_mat'))
+
+
+def test_split_list_with_bom_crlf_or_latin1(copy_root):
+    root = copy_root('nyud')
+    split = osp.join(root, 'gt_sets', 'val.txt')
+    with open(split) as f:
+        ids = f.read().split()
+    with open(split, 'wb') as f:
+        f.write(b'\xef\xbb\xbf' + '\r\n'.join(ids).encode() + b'\r\n')
+    assert [d['img_id'] for d in NYUDv2MultiTaskDataset(data_root=root, split='val')] == ids
+    with open(split, 'wb') as f:
+        f.write('caf\xe9\n'.encode('latin-1'))
+    with pytest.raises(ValueError, match=r"gt_sets/val\.txt' is not UTF-8 text"):
+        NYUDv2MultiTaskDataset(data_root=root, split='val')

@@ -50,7 +50,8 @@ def test_every_problem_is_reported_with_its_file(tool, tmp_path, capsys):
     out = capsys.readouterr().out
     assert f'depth/{a}.npy' in out and 'File not found' in out
     assert f'images/{b}.png' in out and 'Cannot read image' in out
-    assert f'NaN/inf values: {osp.join(root, "depth", c + ".npy")}' in out
+    assert f'1 infinite pixel(s) (expected metres >= 0, 0 = no measurement): ' \
+        f'{osp.join(root, "depth", c + ".npy")}' in out
     assert f'segmentation/{d}.png' in out and '[77]' in out
     assert 'train: 4 errors' in out and 'train: 1 warnings' in out
     assert f'edge/{e}.png' in out and 'resizing' in out

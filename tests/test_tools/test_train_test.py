@@ -48,7 +48,8 @@ class Payload:
     """An arbitrary class: unpickling it needs full trust."""
 
 
-def test_untrusted_checkpoint_is_refused_with_a_clear_error(tmp_path):
+def test_untrusted_checkpoint_is_refused_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv('MMMT_TRUST_CHECKPOINTS', raising=False)
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'meta': Payload()}, path)
     with pytest.raises(UntrustedCheckpointError, match='--trust-checkpoint'):

@@ -76,3 +76,114 @@ def test_reference_checkpoints_point_to_the_converter():
     reference = {'model': {'module.decoder.expand_layers.semseg_0.expand.weight': torch.zeros(1)}}
     with pytest.raises(CheckpointMismatchError, match='mtmamba2mmmt.py'):
         check_model_weights(small_model(), reference, 'checkpoint.pth.tar')
+
+
+# ----------------------------------------------------------------- crafted and damaged files
+from tests.checkpoint_payloads import PAYLOADS, write_payload  # noqa: E402
+
+
+@pytest.mark.parametrize('kind', PAYLOADS)
+def test_getattr_payloads_run_nothing(tmp_path, monkeypatch, kind):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    marker = tmp_path / 'marker'
+    path = write_payload(kind, tmp_path / 'x.pth', marker)
+    with pytest.raises(UntrustedCheckpointError, match=r'x\.pth: refused getattr\('):
+        load_checkpoint_file(path)
+    with pytest.raises(UntrustedCheckpointError):
+        CheckpointLoader.load_checkpoint(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('kind', PAYLOADS)
+def test_payloads_are_real_with_the_builtin_getattr(tmp_path, monkeypatch, kind):
+    """The fixtures do run code under an allow-list holding ``getattr`` itself (mmmt's
+    before this fix); each repairs what it touched, so this process is unharmed."""
+    import builtins
+
+    from mmmt.utils import checkpoint
+    wide = [getattr if isinstance(g, tuple) else g for g in checkpoint.checkpoint_allowlist()]
+    monkeypatch.setattr(checkpoint, 'checkpoint_allowlist', lambda: wide)
+    marker = tmp_path / 'marker'
+    load_checkpoint_file(write_payload(kind, tmp_path / 'x.pth', marker))
+    assert marker.exists()
+    assert torch._utils.torch is torch and not hasattr(builtins, 'update')
+
+
+def test_narrow_getattr_allows_only_history_buffer_statistics():
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from mmmt.utils import checkpoint_getattr
+    assert checkpoint_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
+    for obj, name in ((HistoryBuffer, '__init__'), (HistoryBuffer.min, '__globals__'),
+                      (checkpoint_getattr, '__self__'), (np.ndarray, 'min'), ({}, 'min')):
+        with pytest.raises(UntrustedCheckpointError, match='refused getattr'):
+            checkpoint_getattr(obj, name)
+    with pytest.raises(UntrustedCheckpointError):  # a default value is never needed
+        checkpoint_getattr(HistoryBuffer, 'min', None)
+
+
+def test_genuine_message_hub_and_swin_checkpoints_load(tmp_path, monkeypatch):
+    """What mmengine saves for --resume (HistoryBuffer statistics are pickled as
+    ``getattr(HistoryBuffer, 'min')``) and an mmpretrain Swin state dict."""
+    from mmengine.logging import MessageHub
+    from mmpretrain.models import SwinTransformer
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    hub = MessageHub.get_instance('mmmt_test_checkpoint_hub')
+    hub.update_scalar('train/loss', 0.5)
+    hub.update_scalar('train/loss', np.float32(1.5))
+    hub.update_info('iter', 3)
+    swin = SwinTransformer(arch=dict(embed_dims=8, depths=[1, 1, 1, 1],
+                                     num_heads=[1, 1, 1, 1]), window_size=2)
+    path = tmp_path / 'iter_3.pth'
+    torch.save(dict(meta=dict(iter=3, seed=np.int64(0)), message_hub=hub.state_dict(),
+                    state_dict={f'backbone.{k}': v for k, v in swin.state_dict().items()}),
+               path)
+    loaded = load_checkpoint_file(str(path))
+    assert loaded['message_hub']['log_scalars']['train/loss'].mean() == 1.0
+    assert loaded['state_dict'].keys() == {f'backbone.{k}' for k in swin.state_dict()}
+
+
+def _damaged_files(tmp_path):
+    good = tmp_path / 'good.pth'
+    torch.save(dict(state_dict=dict(w=torch.zeros(1000))), good)
+    data = good.read_bytes()
+    files = dict(empty=b'', truncated=data[:len(data) // 2], text=b'hello world',
+                 random=bytes(np.random.default_rng(0).integers(0, 256, 4096, np.uint8)))
+    for name, body in files.items():
+        (tmp_path / f'{name}.pth').write_bytes(body)
+    return [str(tmp_path / f'{name}.pth') for name in files]
+
+
+def test_damaged_files_are_named_and_never_answered_with_trust(tmp_path, monkeypatch):
+    from mmmt.utils import CorruptCheckpointError
+    for trust in ('0', '1'):
+        monkeypatch.setenv(TRUST_ENV, trust)
+        for path in _damaged_files(tmp_path):
+            with pytest.raises(CorruptCheckpointError) as info:
+                load_checkpoint_file(path)
+            assert str(info.value).startswith(path) and '--trust' not in str(info.value)
+
+
+def test_resume_checkpoint_falls_back_to_the_newest_complete_file(tmp_path):
+    from mmmt.utils import CorruptCheckpointError, find_resume_checkpoint
+    work = tmp_path / 'work'
+    work.mkdir()
+    assert find_resume_checkpoint(str(work))[0] is None
+    for step in (2, 4):
+        torch.save({'state_dict': {}}, work / f'iter_{step}.pth')
+    (work / 'iter_6.pth').write_bytes((work / 'iter_4.pth').read_bytes()[:100])  # truncated
+    pointer = work / 'last_checkpoint'
+    pointer.write_text(str(work / 'iter_4.pth'))
+    assert find_resume_checkpoint(str(work)) == (str(work / 'iter_4.pth'), None)
+    for text, problem in (('', 'is empty'), (str(work / 'iter_8.pth'), 'does not exist'),
+                          (str(work / 'iter_6.pth'), 'incomplete')):
+        pointer.write_text(text)
+        path, note = find_resume_checkpoint(str(work))
+        assert path == str(work / 'iter_4.pth')
+        assert problem in note and 'newest complete checkpoint' in note
+    pointer.unlink()
+    assert find_resume_checkpoint(str(work))[0] == str(work / 'iter_4.pth')
+    for step in (2, 4):
+        (work / f'iter_{step}.pth').write_bytes(b'')
+    with pytest.raises(CorruptCheckpointError, match='no complete checkpoint'):
+        find_resume_checkpoint(str(work))

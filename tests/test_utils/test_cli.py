@@ -29,7 +29,7 @@ def test_defaults_follow_mmseg_tools(monkeypatch):
 
 
 def test_options_are_folded_in(monkeypatch, tmp_path):
-    monkeypatch.delenv(TRUST_ENV, raising=False)
+    monkeypatch.setenv(TRUST_ENV, '')  # restored after the test (the tool sets it)
     args = parse_runner_args(make_parser(), [
         DEMO_CONFIG, '--work-dir', str(tmp_path), '--trust-checkpoint', '--launcher', 'pytorch',
         '--cfg-options', 'train_cfg.max_iters=7', 'model.decode_head.num_stm_blocks=2'
@@ -61,3 +61,23 @@ def test_tasks_defined_in_the_config_are_registered(tmp_path):
         assert TASKS['albedo'].gt_channels == 3 and TASKS['albedo'].draw == 'normals'
     finally:
         TASKS.unregister('albedo')
+
+
+def test_cfg_options_without_a_value_are_a_usage_error(capsys):
+    parser = argparse.ArgumentParser()
+    add_runner_args(parser, trust_help='')
+    assert parser.parse_args(['--cfg-options', 'a.b=1']).cfg_options == {'a.b': 1}
+    for bad in ('foo', '=1'):
+        with pytest.raises(SystemExit):
+            parser.parse_args(['--cfg-options', 'a=1', bad])
+        assert f'--cfg-options expects KEY=VALUE items (e.g. train_dataloader.batch_size=8), ' \
+            f'got {bad!r}' in capsys.readouterr().err
+
+
+def test_misspelt_top_level_keys_warn():
+    from mmengine.config import Config
+
+    from mmmt.utils import warn_misspelled_keys
+    cfg = Config(dict(lod_from='a.pth', load_from=None, crop_size=(1, 2), tasks=['depth'],
+                      train_pipeline=[], rsume=True, _scope_='x'))
+    assert warn_misspelled_keys(cfg) == ['lod_from', 'rsume']

@@ -34,3 +34,72 @@ def test_the_replaced_head_has_plain_batch_norm():
     assert type(bn) is torch.nn.BatchNorm2d
     feats = [torch.randn(2, 16 * 2**i, 16 // 2**i, 16 // 2**i) for i in range(4)]
     assert head(feats)['semseg'].shape == (2, 3, 64, 64)
+
+
+def test_cpu_dist_cfg_keeps_the_users_settings():
+    import pytest
+
+    from mmmt.utils import CPU_DIST_TIMEOUT, cpu_dist_cfg
+    assert cpu_dist_cfg(dict(backend='nccl', timeout=20, pg_options=None)) == dict(
+        backend='gloo', timeout=20, pg_options=None)
+    assert cpu_dist_cfg(None) == dict(backend='gloo', timeout=CPU_DIST_TIMEOUT)
+    with pytest.raises(ValueError, match='dist_cfg.timeout must be a positive number'):
+        cpu_dist_cfg(dict(timeout='20'))
+
+
+def test_launcher_without_its_environment_is_named(monkeypatch):
+    import pytest
+
+    from mmmt.utils import check_launcher_env
+    for key in ('SLURM_PROCID', 'SLURM_NTASKS', 'RANK', 'MASTER_ADDR'):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(SystemExit, match='--launcher slurm: SLURM_PROCID, SLURM_NTASKS not '
+                       'set; run it through srun'):
+        check_launcher_env('slurm')
+    with pytest.raises(SystemExit, match='--launcher pytorch: RANK, .*torchrun'):
+        check_launcher_env('pytorch')
+    check_launcher_env('none')
+
+
+# rank 1 joins the group and stops answering; rank 0's collective must give up after the
+# config's timeout (2 s) instead of gloo's 30 minutes
+RANK = """
+import sys, time
+import torch
+from mmengine.config import Config
+from mmmt.utils import setup_cpu_distributed
+cfg = Config(dict(model=dict(), env_cfg=dict(dist_cfg=dict(backend='nccl', timeout=2))))
+assert setup_cpu_distributed(cfg, 'pytorch')
+assert cfg.env_cfg.dist_cfg == dict(backend='gloo', timeout=2)
+if sys.argv[1] == '1':
+    time.sleep(120)
+torch.distributed.all_reduce(torch.ones(1))
+"""
+
+
+def test_a_stopped_rank_fails_the_job_after_the_configured_timeout(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import pytest
+    if torch.cuda.is_available():
+        pytest.skip('the CPU setup only applies without CUDA')
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    repo = osp.dirname(CONFIGS)
+    procs = [subprocess.Popen(
+        [sys.executable, '-c', RANK, str(rank)], cwd=repo, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=repo, RANK=str(rank), LOCAL_RANK=str(rank),
+                 WORLD_SIZE='2', MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port)))
+        for rank in (0, 1)]
+    try:
+        _, err = procs[0].communicate(timeout=90)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert procs[0].returncode != 0
+    assert 'timed out' in err.lower() or 'timeout' in err.lower(), err[-2000:]

@@ -8,8 +8,11 @@ import torch
 def load_source(path: str, trust: bool = False) -> Any:
     """Load a checkpoint with ``weights_only=True`` (plus mmengine's known types) unless
     ``trust`` is set; see :func:`mmmt.utils.load_checkpoint_file`."""
-    from mmmt.utils import load_checkpoint_file
-    return load_checkpoint_file(path, map_location='cpu', trust=True if trust else None)
+    from mmmt.utils import CHECKPOINT_ERRORS, load_checkpoint_file
+    try:
+        return load_checkpoint_file(path, map_location='cpu', trust=True if trust else None)
+    except CHECKPOINT_ERRORS as e:  # the message names the file and what to do
+        raise SystemExit(str(e)) from None
 
 
 def check_destination(path: str, force: bool) -> None:

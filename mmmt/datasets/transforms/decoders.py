@@ -89,7 +89,45 @@ def read_context_labelmap(path: str, results: Optional[dict] = None,
     mat = _loadmat(path, results, backend_args)
     if 'LabelMap' not in mat:
         raise KeyError(f"No 'LabelMap' variable in {path}{sample_location(results)}")
-    return np.asarray(mat['LabelMap']).astype(np.int64)
+    return _check_map(mat['LabelMap'], 'LabelMap', path, results).astype(np.int64)
+
+
+def _check_map(arr, what: str, path: str, results: dict) -> np.ndarray:
+    """A numeric, non-empty (H, W) array, or an error naming the file and what is wrong."""
+    arr = np.asarray(arr)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f'{what} must be a numeric (H, W) array, got dtype {arr.dtype}: '
+                         f'{path}{sample_location(results)}')
+    if arr.ndim != 2 or 0 in arr.shape:
+        raise ValueError(f'{what} must be a non-empty (H, W) array, got shape {arr.shape}: '
+                         f'{path}{sample_location(results)}')
+    return arr
+
+
+#: Largest plausible depth in metres; beyond it values are no depth map (a millimetre map
+#: reaches about 1e4) and squared errors overflow float32.
+MAX_DEPTH = 1e5
+
+
+def _check_depth(depth: np.ndarray, path: str, results: dict) -> np.ndarray:
+    """Depth as float32 (H, W) metres; NaN, inf, negative or absurd values are an error.
+
+    0 marks a pixel without measurement (ignored by the loss and the metrics); there is no
+    other ignore value, so a NaN or a negative number is a broken file, not a mask.
+    """
+    depth = _check_map(depth, 'Depth map', path, results).astype(np.float32)
+    problems = []
+    for name, mask in (('NaN', np.isnan(depth)), ('infinite', np.isinf(depth)),
+                       ('negative', depth < 0),
+                       (f'> {MAX_DEPTH:g} m', np.isfinite(depth) & (depth > MAX_DEPTH))):
+        if mask.any():
+            problems.append(f'{int(mask.sum())} {name}')
+    if problems:
+        raise ValueError(f'Depth map has {", ".join(problems)} pixel(s) (expected metres >= 0, '
+                         f'0 = no measurement): {path}{sample_location(results)}')
+    return depth
 
 
 def read_pascal_part_mask(path: str, results: Optional[dict] = None,
@@ -242,12 +280,7 @@ def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
         depth = np.load(io.BytesIO(data))
     except Exception as e:
         raise OSError(f'Cannot read depth file {path}{sample_location(ctx.results)}: {e}') from e
-    depth = np.asarray(depth, dtype=np.float32)
-    if depth.ndim == 3 and depth.shape[-1] == 1:
-        depth = depth[..., 0]
-    if depth.ndim != 2:
-        raise ValueError(f'Depth map must be (H, W), got {depth.shape}: {path}')
-    return depth
+    return _check_depth(depth, path, ctx.results)
 
 
 @ANNOTATION_DECODERS.register_module('normals_png')

@@ -72,7 +72,9 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     - ``nyud_semseg_png``: PNG values 0..num_classes; ``v - 1``, 0 (unlabelled) becomes 255.
     - ``semseg_png``: PNG values 0..num_classes-1 and 255, used as is.
-    - ``depth_npy``: float depth map, cast to float32.
+    - ``depth_npy``: float depth map in metres, cast to float32; 0 = no measurement (the only
+      ignore value). NaN, inf, negative values (and values above ``MAX_DEPTH`` of
+      ``decoders.py``), a non-numeric, empty or 3-D array raise an error naming the file.
     - ``normals_png``: RGB PNG mapped to ``2 v / 255 - 1``.
     - ``context_masked_normals_png``: as ``normals_png``, then zeroed on pixels whose Context
       label (``context_path``) is not one of the 170 valid classes.

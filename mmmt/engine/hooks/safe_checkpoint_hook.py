@@ -1,0 +1,108 @@
+"""A CheckpointHook whose rotation never leaves a work dir without a complete checkpoint.
+
+mmengine's ``CheckpointHook`` deletes the oldest checkpoint *before* writing the new one and
+writes ``last_checkpoint`` in place, so with ``max_keep_ckpts=1`` a crash during the save leaves
+no checkpoint at all and a ``last_checkpoint`` naming a deleted file, and a full disk can leave
+``last_checkpoint`` empty. Here the order is: the new checkpoint (atomically, through mmmt's
+file backend), then ``last_checkpoint`` (atomically), then the deletion of outdated ones; a
+crash at any point leaves the previous complete checkpoint and a pointer to a complete file.
+Temporary files of a save that was interrupted earlier are removed, and named, when training
+starts.
+"""
+import glob
+import os
+import os.path as osp
+from typing import List, Optional
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+from mmengine.model import is_model_wrapper
+
+from mmmt.registry import HOOKS
+from mmmt.utils.checkpoint import describe_non_finite, non_finite_tensors
+from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
+
+__all__ = ['SafeCheckpointHook', 'remove_stale_temporaries']
+
+
+def remove_stale_temporaries(directory: str) -> List[str]:
+    """Delete the temporary files (``.<name>.<random>.tmp``) of interrupted atomic writes.
+
+    Only call it when no other process writes into ``directory`` (at the start of a run).
+
+    Returns:
+        list[str]: The removed files.
+    """
+    stale = sorted(glob.glob(osp.join(glob.escape(directory), '.*.tmp')))
+    for path in stale:
+        os.remove(path)
+    return stale
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook`` with crash-safe rotation (same arguments).
+
+    Without ``backend_args``/``file_client_args``, checkpoints are written through
+    :class:`~mmmt.utils.AtomicLocalBackend` (temporary file, then rename).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        if kwargs.get('backend_args') is None and kwargs.get('file_client_args') is None:
+            kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
+        super().__init__(*args, **kwargs)
+
+    def before_train(self, runner) -> None:
+        super().before_train(runner)
+        if not is_main_process():
+            return
+        removed: List[str] = []
+        for directory in dict.fromkeys([runner.work_dir, self.out_dir]):
+            if osp.isdir(directory):
+                removed += remove_stale_temporaries(directory)
+        if removed:
+            runner.logger.warning(
+                f'Removed {len(removed)} temporary file(s) left by an interrupted save: '
+                + ', '.join(removed))
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        outdated: Optional[int] = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids
+                                            and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                outdated = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        state = model.state_dict()
+        bad = non_finite_tensors(state)
+        if bad:  # NonFiniteLossHook catches most; finite losses can still give inf weights
+            raise FloatingPointError(
+                describe_non_finite(bad, len(state), f'the model at iteration {runner.iter + 1}')
+                + ' Not saved: the previous checkpoint stays the latest.')
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(
+            self.out_dir,
+            ckpt_filename,
+            self.file_client_args,
+            save_optimizer=self.save_optimizer,
+            save_param_scheduler=self.save_param_scheduler,
+            meta=meta,
+            by_epoch=self.by_epoch,
+            backend_args=self.backend_args,
+            **self.args)
+        if not is_main_process():
+            return
+        atomic_write(str(self.last_ckpt), osp.join(runner.work_dir, 'last_checkpoint'))
+        if outdated is not None and outdated != step:
+            self._remove_checkpoint(self.filename_tmpl.format(outdated))
+
+    def _remove_checkpoint(self, filename: str) -> None:
+        path = self.file_backend.join_path(self.out_dir, filename)
+        if self.file_backend.isfile(path):
+            self.file_backend.remove(path)
+        elif self.file_backend.isdir(path):  # deepspeed saves directories
+            self.file_backend.rmtree(path)

@@ -1,0 +1,130 @@
+"""No silent overwrite, resumable work dirs, and no NaN trained or tested silently."""
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from tests.tool_loader import load_tool
+
+from .conftest import write_tiny_config
+
+NO_VAL = 'val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
+
+
+def train(*args):
+    load_tool('tools', 'train').main([str(a) for a in args])
+
+
+def test_train_into_a_used_work_dir_stops_and_resume_survives_a_blank_pointer(
+        tmp_path, synthetic_nyud, capsys):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra=NO_VAL)
+    work = tmp_path / 'work'
+    train(cfg, '--work-dir', work)
+    stamp = os.stat(work / 'iter_1.pth').st_mtime_ns
+    with pytest.raises(SystemExit, match=r'already holds iter_1\.pth, last_checkpoint .*'
+                       r'--resume .*--force'):
+        train(cfg, '--work-dir', work)
+    assert os.stat(work / 'iter_1.pth').st_mtime_ns == stamp
+    # a full disk left an empty pointer: --resume continues from the newest complete file
+    (work / 'last_checkpoint').write_text('')
+    capsys.readouterr()
+    train(cfg, '--work-dir', work, '--resume', '--cfg-options', 'train_cfg.max_iters=2')
+    log = capsys.readouterr().out
+    assert f'{work}/last_checkpoint is empty; resuming from the newest complete ' \
+        f'checkpoint, {work}/iter_1.pth' in log
+    assert 'resumed epoch: 0, iter: 1' in log
+    assert sorted(p for p in os.listdir(work) if p.endswith('.pth')) == ['iter_2.pth']
+    train(cfg, '--work-dir', work, '--force')  # asked for: trains into it
+    assert os.stat(work / 'iter_1.pth').st_mtime_ns != stamp
+
+
+def test_a_diverging_training_stops_before_saving(tmp_path, synthetic_nyud):
+    # lr = inf: the first update makes the weights inf, the second loss is NaN
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=2,
+                            extra=NO_VAL + 'optim_wrapper = dict(optimizer=dict(lr=1e400))\n')
+    with pytest.raises(SystemExit, match=r'FloatingPointError: Non-finite loss at iteration 2 '
+                       r'.*images of the batch: .*\.png'):
+        train(cfg, '--work-dir', tmp_path / 'work')
+    assert not [p for p in os.listdir(tmp_path / 'work') if p.endswith('.pth')]
+
+
+def test_one_nan_depth_pixel_stops_training_naming_the_file(tmp_path, synthetic_nyud):
+    root = tmp_path / 'data'
+    shutil.copytree(synthetic_nyud, root)
+    first_id = (root / 'gt_sets' / 'train.txt').read_text().split()[0]
+    depth_file = root / 'depth' / f'{first_id}.npy'
+    depth = np.load(depth_file)
+    depth[3, 4] = np.nan
+    np.save(depth_file, depth)
+    # 3 iterations of 2 images: every one of the 6 training images is read
+    cfg = write_tiny_config(tmp_path / 'cfg.py', str(root), max_iters=3, val_interval=3,
+                            extra=NO_VAL)
+    with pytest.raises(ValueError, match=f'Depth map has 1 NaN pixel.*{depth_file}'):
+        train(cfg, '--work-dir', tmp_path / 'work')
+
+
+def test_test_py_refuses_a_used_show_dir_and_nan_weights(tmp_path, synthetic_nyud):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmmt.registry import MODELS
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud)
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        model = MODELS.build(Config.fromfile(cfg).model)
+    state = model.state_dict()
+    state['decode_head.final_project.depth.bias'] = torch.full_like(
+        state['decode_head.final_project.depth.bias'], float('nan'))
+    ckpt = tmp_path / 'nan.pth'
+    torch.save(dict(state_dict=state), ckpt)
+    test = load_tool('tools', 'test')
+    with pytest.raises(SystemExit, match=r'nan\.pth: 1 of its \d+ tensors hold NaN/inf values '
+                       r'\(e\.g\. decode_head\.final_project\.depth\.bias \(1 of 1\)\)'):
+        test.main([cfg, str(ckpt), '--work-dir', str(tmp_path / 'w')])
+    show = tmp_path / 'vis' / 'vis_data' / 'vis_image'
+    show.mkdir(parents=True)
+    (show / 'earlier_0.png').write_bytes(b'')
+    with pytest.raises(SystemExit, match=r'already holds 1 picture.*earlier_0\.png.*--force'):
+        test.main([cfg, str(ckpt), '--show-dir', str(tmp_path / 'vis')])
+
+
+def test_checkpoints_that_do_not_fit_are_refused_unless_partial(tmp_path, synthetic_nyud,
+                                                                 capsys):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmmt.registry import MODELS
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra=NO_VAL)
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        model = MODELS.build(Config.fromfile(cfg).model)
+    backbone_only = tmp_path / 'backbone_only.pth'
+    torch.save(dict(state_dict={k: v for k, v in model.state_dict().items()
+                                if k.startswith('backbone.')}), backbone_only)
+    with pytest.raises(SystemExit, match=r'backbone_only\.pth does not fit the model .*'
+                       r'weights of the model are not in it \(decode_head.*--partial-load'):
+        train(cfg, '--work-dir', tmp_path / 'a', '--cfg-options', f'load_from={backbone_only}')
+    capsys.readouterr()
+    train(cfg, '--work-dir', tmp_path / 'b', '--partial-load', '--cfg-options',
+          f'load_from={backbone_only}')
+    assert 'Loading what fits (--partial-load)' in capsys.readouterr().out
+    other = tmp_path / 'other.pth'  # a checkpoint of another architecture as Pretrained
+    torch.save(dict(state_dict={'backbone.stem.weight': torch.zeros(3)}), other)
+    with pytest.raises(SystemExit, match=r'backbone: init_cfg Pretrained .*other\.pth .*has '
+                       r'0 of its \d+ parameters'):
+        train(cfg, '--work-dir', tmp_path / 'c', '--cfg-options',
+              'model.backbone.init_cfg.type=Pretrained',
+              f'model.backbone.init_cfg.checkpoint={other}',
+              'model.backbone.init_cfg.prefix=backbone.')
+
+
+def test_a_semseg_head_of_another_class_count_is_named(tmp_path, synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+                            extra=NO_VAL)
+    with pytest.raises(SystemExit, match='model.decode_head.tasks.semseg is 12 but the training '
+                       r'set \(NYUDv2MultiTaskDataset\) has 40 semseg classes'):
+        train(cfg, '--work-dir', tmp_path / 'w', '--cfg-options',
+              'model.decode_head.tasks.semseg=12')

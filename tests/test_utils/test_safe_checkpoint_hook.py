@@ -1,0 +1,140 @@
+"""SafeCheckpointHook: a crash at any point of a save leaves a resumable work dir."""
+import os
+import os.path as osp
+import subprocess
+import sys
+import types
+
+import pytest
+import torch
+from mmengine.logging import MessageHub, MMLogger
+
+from mmmt.engine.hooks import SafeCheckpointHook
+from mmmt.utils import atomic_write, find_resume_checkpoint, load_checkpoint_file
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+class FakeRunner:
+    """What CheckpointHook uses of a Runner; saves ``{'meta': meta}`` atomically."""
+
+    def __init__(self, work_dir: str, writer=None) -> None:
+        self.work_dir = work_dir
+        self.epoch = self.iter = 0
+        self.model = torch.nn.Linear(2, 2)
+        self.logger = MMLogger.get_instance(f'fake_runner_{id(self)}')
+        self.message_hub = MessageHub.get_instance(f'fake_runner_{id(self)}')
+        self.writer = writer or (lambda obj, f: torch.save(obj, f))
+
+    def save_checkpoint(self, out_dir, filename, file_client_args=None, meta=None, **kwargs):
+        atomic_write(lambda f: self.writer(dict(meta=meta, state_dict={}), f),
+                     osp.join(out_dir, filename))
+
+
+def make_hook(runner, max_keep_ckpts=1):
+    hook = SafeCheckpointHook(interval=1, by_epoch=False, max_keep_ckpts=max_keep_ckpts)
+    hook.before_train(runner)
+    return hook
+
+
+def save(hook, runner, step):
+    runner.iter = step - 1
+    hook._save_checkpoint(runner)
+
+
+def resumable_step(work_dir):
+    path, _ = find_resume_checkpoint(work_dir)
+    return load_checkpoint_file(path)['meta']['iter']
+
+
+class Crash(Exception):
+    pass
+
+
+def raise_crash(*args, **kwargs):
+    raise Crash
+
+
+@pytest.mark.parametrize('step', ['writing', 'pointer', 'deleting'])
+def test_a_crash_at_each_step_keeps_a_complete_checkpoint(tmp_path, monkeypatch, step):
+    from mmmt.engine.hooks import safe_checkpoint_hook
+    work = str(tmp_path)
+    runner = FakeRunner(work)
+    hook = make_hook(runner)
+    save(hook, runner, 1)
+    assert sorted(os.listdir(work)) == ['iter_1.pth', 'last_checkpoint']
+    if step == 'writing':  # the new file is half written
+        def half(obj, f):
+            f.write(b'PK\x03\x04 partial')
+            raise Crash
+        runner.writer = half
+    elif step == 'pointer':  # the new file is complete, last_checkpoint not yet replaced
+        monkeypatch.setattr(safe_checkpoint_hook, 'atomic_write', raise_crash)
+    else:  # the new pointer is written, the outdated file not yet deleted
+        monkeypatch.setattr(hook, '_remove_checkpoint', raise_crash)
+    with pytest.raises(Crash):
+        save(hook, runner, 2)
+    assert resumable_step(work) == (2 if step == 'deleting' else 1)
+    assert osp.isfile(osp.join(work, 'iter_1.pth'))
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    runner = FakeRunner(str(tmp_path))
+    hook = make_hook(runner)
+    save(hook, runner, 1)
+    with torch.no_grad():
+        runner.model.weight[0, 0] = float('inf')
+    with pytest.raises(FloatingPointError, match=r'iteration 2: 1 of its 2 tensors .*weight'):
+        save(hook, runner, 2)
+    assert sorted(os.listdir(tmp_path)) == ['iter_1.pth', 'last_checkpoint']
+
+
+def test_rotation_keeps_the_newest_and_the_pointer(tmp_path):
+    runner = FakeRunner(str(tmp_path))
+    hook = make_hook(runner, max_keep_ckpts=2)
+    for step in (1, 2, 3):
+        save(hook, runner, step)
+    assert sorted(os.listdir(tmp_path)) == ['iter_2.pth', 'iter_3.pth', 'last_checkpoint']
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_3.pth')
+
+
+# the child saves iter_1, then stalls half-way through writing iter_2 until it is killed
+CHILD = """
+import sys, time
+from tests.tool_loader import load_tool
+t = load_tool('tests', 'test_utils', 'test_safe_checkpoint_hook')
+runner = t.FakeRunner(sys.argv[1])
+hook = t.make_hook(runner)
+t.save(hook, runner, 1)
+def stall(obj, f):
+    f.write(b'PK\\x03\\x04' + bytes(1 << 20))
+    f.flush()
+    print('writing', flush=True)
+    time.sleep(60)
+runner.writer = stall
+t.save(hook, runner, 2)
+"""
+
+
+def test_kill_9_during_a_save(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    child = subprocess.Popen([sys.executable, '-c', CHILD, str(work)], cwd=REPO,
+                             stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=REPO))
+    try:
+        lines = iter(child.stdout.readline, '')  # mmengine logs a line or two before
+        assert any(line.strip() == 'writing' for line in lines), 'the child ended early'
+    finally:
+        child.kill()  # SIGKILL: no cleanup runs
+        child.wait()
+    stale = [n for n in os.listdir(work) if n.endswith('.tmp')]
+    assert len(stale) == 1 and stale[0].startswith('.iter_2.pth.')
+    assert resumable_step(str(work)) == 1
+    # the next run removes the leftover and names it
+    runner = FakeRunner(str(work))
+    messages = []
+    runner.logger = types.SimpleNamespace(info=lambda m: None, warning=messages.append)
+    make_hook(runner)
+    assert sorted(os.listdir(work)) == ['iter_1.pth', 'last_checkpoint']
+    assert len(messages) == 1 and stale[0] in messages[0]
