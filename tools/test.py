@@ -9,14 +9,9 @@ Examples:
 import argparse
 import os.path as osp
 
-from mmengine.config import Config
-from mmengine.runner.checkpoint import CheckpointLoader
-
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.evaluation import DumpMultiTaskPredictions
-from mmmt.utils import (CheckpointMismatchError, add_runner_args, build_runner,
-                        UntrustedCheckpointError, load_model_weights, load_runner_config,
-                        parse_runner_args, shutdown_distributed)
+# only the standard library until the arguments are parsed (fast --help; thread settings
+# before torch starts OpenMP): see mmmt/utils/cli.py
+from mmmt.utils.cli import add_runner_args, parse_runner_args
 
 
 def parse_args(argv=None):
@@ -40,7 +35,7 @@ def parse_args(argv=None):
     return parse_runner_args(parser, argv)
 
 
-def enable_visualization(cfg: Config, args) -> Config:
+def enable_visualization(cfg, args):
     """Switch the visualization hook on for --show / --show-dir."""
     hook = cfg.default_hooks.get('visualization', None)
     if hook is None:
@@ -67,6 +62,12 @@ def main(argv=None):
             raise SystemExit(f'--out {args.out} exists; remove it or choose another name')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmmt.evaluation import DumpMultiTaskPredictions
+    from mmmt.utils import (CheckpointMismatchError, UntrustedCheckpointError,
+                            load_model_weights)
+    from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
     cfg = load_runner_config(args)
     # not cfg.load_from: mmengine would load it non-strictly and only log what is missing, so a
     # checkpoint that does not fit (e.g. the reference implementation's) would test random

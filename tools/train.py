@@ -9,11 +9,9 @@ Examples:
 import argparse
 import os
 
-from mmengine.config import Config
-
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.utils import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
-                        shutdown_distributed)
+# only the standard library until the arguments are parsed (fast --help; thread settings
+# before torch starts OpenMP): see mmmt/utils/cli.py
+from mmmt.utils.cli import add_runner_args, parse_runner_args
 
 
 def parse_args(argv=None):
@@ -50,7 +48,7 @@ def parse_args(argv=None):
     return parse_runner_args(parser, argv)
 
 
-def apply_options(cfg: Config, args) -> Config:
+def apply_options(cfg, args):
     """Fold the training options into the config."""
     if args.amp:
         import torch
@@ -89,6 +87,7 @@ def apply_options(cfg: Config, args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
     cfg = apply_options(load_runner_config(args), args)
     runner = build_runner(cfg, 'training')
     runner.train()

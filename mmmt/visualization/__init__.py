@@ -1,4 +1,5 @@
 """Visualization: the multi-task visualizer used by ``--show-dir`` and the inferencer."""
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
 from .multi_task_visualizer import TASK_DRAW_TYPES, MultiTaskVisualizer, default_palette
 from .visualization_hook import MultiTaskVisualizationHook
 

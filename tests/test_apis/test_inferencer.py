@@ -34,7 +34,7 @@ def photo(h, w, seed=0):
 
 def check_prediction(pred, shape, num_classes=40):
     assert set(pred) == set(TASKS)
-    assert pred['semseg'].shape == shape and pred['semseg'].dtype == np.int64
+    assert pred['semseg'].shape == shape and pred['semseg'].dtype == np.uint8
     assert 0 <= pred['semseg'].min() and pred['semseg'].max() < num_classes
     assert pred['depth'].shape == shape and pred['depth'].dtype == np.float32
     assert (pred['depth'] >= 0).all()

@@ -13,8 +13,6 @@ import argparse
 import sys
 import time
 
-from mmmt.datasets.synthetic import generate
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -42,6 +40,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from mmmt.datasets.synthetic import generate  # after parsing: --help answers at once
     start = time.time()
 
     def progress(done: int, total: int, img_id: str) -> None:
