@@ -47,3 +47,36 @@ def test_missing_config_names_the_file(tmp_path):
     args = parse_runner_args(make_parser(), [missing])
     with pytest.raises(SystemExit, match='nope.py'):
         load_runner_config(args)
+
+
+def dataset_roots(cfg):
+    return [cfg[f'{split}_dataloader'].dataset.data_root for split in ('train', 'val', 'test')]
+
+
+@pytest.mark.parametrize('how', ['--data-root', '--cfg-options'])
+def test_data_root_reaches_every_dataloader(tmp_path, how):
+    # the config's `data_root` variable was substituted when the file was read: merging it
+    # as a plain option would leave every dataloader on the old folder
+    argv = [DEMO_CONFIG, '--data-root', 'elsewhere/nyud'] if how == '--data-root' else [
+        DEMO_CONFIG, '--cfg-options', 'data_root=elsewhere/nyud', 'train_cfg.max_iters=3']
+    cfg = load_runner_config(parse_runner_args(make_parser(), argv))
+    assert dataset_roots(cfg) == ['elsewhere/nyud'] * 3
+    assert cfg.data_root == 'elsewhere/nyud'
+    if how == '--cfg-options':
+        assert cfg.train_cfg.max_iters == 3  # the other options still apply
+
+
+def test_data_root_through_dataset_wrappers():
+    from mmengine.config import Config
+
+    from mmmt.utils import set_data_root
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=dict(
+            type='ConcatDataset', datasets=[dict(data_root='a'), dict(data_root='b')]))),
+        test_dataloader=dict(dataset=dict(data_root='c'))))
+    assert set_data_root(cfg, 'new') == 3
+    inner = cfg.train_dataloader.dataset.dataset.datasets
+    assert [d.data_root for d in inner] == ['new', 'new']
+    assert cfg.test_dataloader.dataset.data_root == 'new'
+    with pytest.raises(SystemExit, match='no dataloader'):
+        set_data_root(Config(dict(model=dict())), 'new')
