@@ -73,6 +73,11 @@ def apply_options(cfg, args):
         cfg.setdefault('randomness', {})['seed'] = args.seed
     if args.deterministic:
         cfg.setdefault('randomness', {})['deterministic'] = True
+    # runs shorter than the logging interval would print no progress at all
+    logger = cfg.get('default_hooks', {}).get('logger')
+    max_iters = cfg.get('train_cfg', {}).get('max_iters')
+    if logger is not None and max_iters and logger.get('interval', 50) > max_iters // 2:
+        logger['interval'] = max(1, max_iters // 4)
     if args.resume == 'auto':
         cfg.resume = True
         cfg.load_from = None

@@ -186,13 +186,50 @@ def build_runner(cfg: 'Config', what: str) -> 'Runner':
         Runner: The runner built from ``cfg``.
     """
     from mmengine.logging import print_log
-    from mmengine.runner import Runner
 
     from .dist_utils import setup_cpu_distributed
     if setup_cpu_distributed(cfg, cfg.launcher):
         print_log(f'No CUDA device: distributed {what} on the CPU with the gloo backend.',
                   logger='current', level=logging.INFO)
-    return Runner.from_cfg(cfg)
+    return _runner_class().from_cfg(cfg)
+
+
+class _NotTheConfig(logging.Filter):
+    """Drops mmengine's INFO record of the whole config (hundreds of lines)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith('Config:\n')
+
+
+_RUNNER_CLASS = None
+
+
+def _runner_class() -> type:
+    """mmengine's Runner, but with the config dump at DEBUG level.
+
+    The Runner logs the full config (450 lines for the demo) before the first progress line;
+    the tools log it only with ``--cfg-options log_level=DEBUG``. It is in the work dir anyway:
+    training writes it there, and ``<timestamp>/vis_data/config.py`` has it for every run.
+    """
+    global _RUNNER_CLASS
+    if _RUNNER_CLASS is None:
+        from mmengine.runner import Runner
+
+        class ToolRunner(Runner):
+
+            def _log_env(self, env_cfg: dict) -> None:
+                quiet = _NotTheConfig()
+                self.logger.addFilter(quiet)
+                try:
+                    super()._log_env(env_cfg)
+                finally:
+                    self.logger.removeFilter(quiet)
+                self.logger.debug(f'Config:\n{self.cfg.pretty_text}')
+                self.logger.info('Config: not shown (see the work dir, or '
+                                 '--cfg-options log_level=DEBUG)')
+
+        _RUNNER_CLASS = ToolRunner
+    return _RUNNER_CLASS
 
 
 def shutdown_distributed() -> None:
