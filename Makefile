@@ -40,7 +40,7 @@ demo: venv
 		--cfg-options train_cfg.max_iters=$(DEMO_ITERS) \
 		val_cfg=None val_dataloader=None val_evaluator=None
 	$(PY) tools/test.py $(DEMO_CONFIG) $(DEMO_WORK)/iter_$(DEMO_ITERS).pth \
-		--work-dir $(DEMO_WORK) --show-dir $(CURDIR)/$(DEMO_WORK)/vis
+		--work-dir $(DEMO_WORK) --show-dir vis
 	@echo ""
 	@echo "Demo finished."
 	@echo "  checkpoint:     $(DEMO_WORK)/iter_$(DEMO_ITERS).pth"

@@ -5,9 +5,11 @@ Examples:
         --out-dir outputs
     python demo/image_demo.py photos/ CONFIG CKPT --out-dir outputs --device cpu
 
-For each image NAME, writes OUT_DIR/vis/NAME.png (the image and its predictions side by side)
-and OUT_DIR/pred/NAME_<task>.png (class maps) or .npy (depth in metres, unit normals, boundary
-and saliency probabilities, float32).
+For each image NAME, writes OUT_DIR/vis/NAME.png (the image and its predictions side by side,
+a preview of at most 800 pixels a side per panel) and, with --save-pred, the full-resolution
+predictions OUT_DIR/pred/NAME_<task>.png (class maps, 0-based class indices) or .npy (depth in
+metres, unit normals, boundary and saliency probabilities, float32). OUT_DIR defaults to
+work_dirs/image_demo.
 """
 import argparse
 import os
@@ -26,7 +28,8 @@ def parse_args(argv=None):
     parser.add_argument('input', nargs='+', help='image file(s) or folder(s)')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file (local path or URL)')
-    parser.add_argument('--out-dir', required=True, help='where pictures and predictions go')
+    parser.add_argument('--out-dir', default=osp.join('work_dirs', 'image_demo'),
+                        help='where pictures and predictions go (default: %(default)s)')
     parser.add_argument('--device', default=None, help="e.g. 'cpu', 'cuda:0' (default: auto)")
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
     parser.add_argument(
@@ -35,7 +38,9 @@ def parse_args(argv=None):
         "ratio) to fit and the predictions resized back to the image: 'auto' (the config's "
         "test frame, what the model was trained at; fast), 'none' (full resolution: sharper "
         "on large photos, slower) or e.g. 448x576")
-    parser.add_argument('--no-pred', action='store_true', help='only write the pictures')
+    parser.add_argument('--save-pred', action='store_true',
+                        help='also write the full-resolution predictions to OUT_DIR/pred/ '
+                        '(arrays as large as the image: 240 MB for a 4000x3000 photo)')
     parser.add_argument('--force', action='store_true',
                         help='replace outputs of the same names in --out-dir (by default the '
                         'run stops before building the model and names them)')
@@ -82,7 +87,7 @@ def check_run(args):
     if not args.force:
         taken = existing_outputs([name for name, _ in items], args.out_dir,
                                  config_tasks(Config.fromfile(args.config)),
-                                 save_pred=not args.no_pred)
+                                 save_pred=args.save_pred)
         if taken:
             more = f' and {len(taken) - 5} more' if len(taken) > 5 else ''
             raise FileExistsError(f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}'
@@ -119,7 +124,7 @@ def main(argv=None):
     start = tic = time.time()
     results = inferencer.iter_predict(
         args.input, batch_size=args.batch_size, out_dir=args.out_dir, show=args.show,
-        wait_time=args.wait_time, save_pred=not args.no_pred, overwrite=args.force)
+        wait_time=args.wait_time, save_pred=args.save_pred, overwrite=args.force)
     for done, (path, pred, _) in enumerate(results, 1):
         height, width = next(iter(pred.values())).shape[:2]
         fh, fw = fitted_size(height, width, fed)
@@ -129,7 +134,7 @@ def main(argv=None):
               f'{time.time() - tic:.2f}s', flush=True)
         tic = time.time()
     print(f'Done in {time.time() - start:.1f}s. Pictures: {osp.join(args.out_dir, "vis")}'
-          + ('' if args.no_pred else f'; predictions: {osp.join(args.out_dir, "pred")} '
+          + ('' if not args.save_pred else f'; predictions: {osp.join(args.out_dir, "pred")} '
              '(class maps: PNG, 0-based class indices; other tasks: float32 .npy)'),
           flush=True)
 

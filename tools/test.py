@@ -20,13 +20,13 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--out',
-        help='write the predictions to this new pickle file: per image a dict with img_id, '
-        'img_path, ori_shape and pred (task -> numpy array at the image size; see '
-        'mmmt.evaluation.DumpMultiTaskPredictions)')
+        help='write the predictions to this new pickle file (a relative path is under the '
+        'work dir): per image a dict with img_id, img_path, ori_shape and pred (task -> numpy '
+        'array at the image size; see mmmt.evaluation.DumpMultiTaskPredictions)')
     parser.add_argument(
         '--show-dir',
-        help='save one visualization per image under this directory '
-        '(<show-dir>/vis_data/vis_image/)')
+        help='save one visualization per image under this directory, relative to the work '
+        'dir unless absolute (<show-dir>/vis_data/vis_image/test_<img_id>.png)')
     parser.add_argument('--show', action='store_true', help='show results in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='display time per image (s)')
     add_runner_args(
@@ -54,12 +54,8 @@ def enable_visualization(cfg, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.out is not None:
-        # checked before any work so that a long test run cannot end in a refusal
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise SystemExit(f'--out must be a .pkl or .pickle file, got {args.out}')
-        if osp.exists(args.out):
-            raise SystemExit(f'--out {args.out} exists; remove it or choose another name')
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise SystemExit(f'--out must be a .pkl or .pickle file, got {args.out}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
     from mmengine.runner.checkpoint import CheckpointLoader
@@ -69,6 +65,15 @@ def main(argv=None):
                             load_model_weights)
     from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
     cfg = load_runner_config(args)
+    # relative outputs go under the work dir (git-ignored work_dirs/ by default), not into
+    # whatever folder the command runs in
+    for name in ('out', 'show_dir'):
+        value = getattr(args, name)
+        if value is not None and '://' not in value and not osp.isabs(value):
+            setattr(args, name, osp.join(cfg.work_dir, value))
+    if args.out is not None and osp.exists(args.out):
+        # checked before any work so that a long test run cannot end in a refusal
+        raise SystemExit(f'--out {args.out} exists; remove it or choose another name')
     # not cfg.load_from: mmengine would load it non-strictly and only log what is missing, so a
     # checkpoint that does not fit (e.g. the reference implementation's) would test random
     # weights; it is loaded once, strictly, below (no config here uses after_load_checkpoint
