@@ -56,11 +56,12 @@ def _classes_from_meta(meta: Optional[dict], task: str) -> Optional[Sequence[str
 def normals_key(size: int) -> np.ndarray:
     """A (size, size, 3) disc: at each point the colour of the normal pointing that way.
 
-    x to the right, y down, z out of the picture, the axes in which the panels show
-    ``(n + 1) / 2`` as RGB; the centre is a normal facing the camera.
+    In the camera frame of mmmt's datasets (x right, y up, z towards the camera), which the
+    panels show as RGB ``(n + 1) / 2``: the centre is a normal facing the camera, the top one
+    pointing up (a floor is drawn in the colour of the disc's top).
     """
     c = (np.arange(size) + 0.5) / size * 2 - 1
-    x, y = np.meshgrid(c, c)
+    x, y = np.meshgrid(c, -c)  # picture rows go down, y goes up
     z = np.sqrt(np.clip(1 - x * x - y * y, 0, None))
     disc = np.clip(np.rint((np.stack([x, y, z], 2) + 1) * 127.5), 0, 255).astype(np.uint8)
     disc[x * x + y * y > 1] = 0
@@ -430,7 +431,7 @@ class MultiTaskVisualizer(Visualizer):
                            for i, name, colour in self.legend_entries(task, arrays)]
                 lines.append([(None, f'{task}:')] + entries)
             elif kind == 'normals':
-                lines.append([(None, f'{task}: RGB = (n + 1) / 2, x right, y down, z towards '
+                lines.append([(None, f'{task}: RGB = (n + 1) / 2, x right, y up, z towards '
                                'the camera (the disc in the corner)')])
         if not lines:
             return None
