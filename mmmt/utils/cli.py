@@ -194,39 +194,46 @@ def build_runner(cfg: 'Config', what: str) -> 'Runner':
     return _runner_class().from_cfg(cfg)
 
 
-class _NotTheConfig(logging.Filter):
-    """Drops mmengine's INFO record of the whole config (hundreds of lines)."""
+class _ShortStartup(logging.Filter):
+    """Shortens mmengine's two longest start-up records unless the log level is DEBUG.
+
+    The whole config (450 lines for the demo) and the table of hooks (70 lines) come before the
+    first progress line; each becomes one line saying where to find it.
+    """
+
+    SHORT = (('Config:\n', 'Config: not shown (saved in the work dir; all of it with '
+              '--cfg-options log_level=DEBUG)'),
+             ('Hooks will be executed', 'Hooks: the order is shown with --cfg-options '
+              'log_level=DEBUG'))
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith('Config:\n')
+        if not isinstance(record.msg, str):
+            return True
+        for prefix, short in self.SHORT:
+            if record.msg.startswith(prefix):
+                record.msg, record.args = short, ()
+        return True
 
 
 _RUNNER_CLASS = None
 
 
 def _runner_class() -> type:
-    """mmengine's Runner, but with the config dump at DEBUG level.
-
-    The Runner logs the full config (450 lines for the demo) before the first progress line;
-    the tools log it only with ``--cfg-options log_level=DEBUG``. It is in the work dir anyway:
-    training writes it there, and ``<timestamp>/vis_data/config.py`` has it for every run.
-    """
+    """mmengine's Runner with a short start-up log (:class:`_ShortStartup`)."""
     global _RUNNER_CLASS
     if _RUNNER_CLASS is None:
         from mmengine.runner import Runner
 
         class ToolRunner(Runner):
 
-            def _log_env(self, env_cfg: dict) -> None:
-                quiet = _NotTheConfig()
-                self.logger.addFilter(quiet)
-                try:
-                    super()._log_env(env_cfg)
-                finally:
-                    self.logger.removeFilter(quiet)
-                self.logger.debug(f'Config:\n{self.cfg.pretty_text}')
-                self.logger.info('Config: not shown (see the work dir, or '
-                                 '--cfg-options log_level=DEBUG)')
+            def build_logger(self, log_level='INFO', *args, **kwargs):
+                logger = super().build_logger(log_level, *args, **kwargs)
+                level = logging.getLevelName(log_level) if isinstance(log_level, str) \
+                    else log_level
+                if level != logging.DEBUG and not any(
+                        isinstance(f, _ShortStartup) for f in logger.filters):
+                    logger.addFilter(_ShortStartup())
+                return logger
 
         _RUNNER_CLASS = ToolRunner
     return _RUNNER_CLASS

@@ -80,3 +80,18 @@ def test_data_root_through_dataset_wrappers():
     assert cfg.test_dataloader.dataset.data_root == 'new'
     with pytest.raises(SystemExit, match='no dataloader'):
         set_data_root(Config(dict(model=dict())), 'new')
+
+
+@pytest.mark.parametrize('level', ['INFO', 'DEBUG'])
+def test_startup_log_is_short_unless_debug(tmp_path, level):
+    from mmmt.utils import build_runner
+    args = parse_runner_args(make_parser(), [
+        DEMO_CONFIG, '--work-dir', str(tmp_path), '--cfg-options', f'log_level={level}'])
+    runner = build_runner(load_runner_config(args), 'training')  # builds the model only
+    log = open(runner.logger.handlers[-1].baseFilename).read()  # the run's log file
+    if level == 'INFO':
+        assert 'Config: not shown' in log and 'Hooks: the order is shown' in log
+        assert 'train_pipeline' not in log and 'before_train_iter' not in log
+        assert len(log.splitlines()) < 80
+    else:
+        assert 'train_pipeline' in log and 'before_train_iter' in log
