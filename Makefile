@@ -35,10 +35,12 @@ demo: venv
 		$(PY) tools/dataset_converters/synthetic_mt.py nyud $(DEMO_DATA) \
 			--train 200 --val 24 --seed 0 --size 128 160; \
 	fi
+	@# no validation at the end of training: tools/test.py evaluates the same 24 images once
 	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK) \
-		--cfg-options train_cfg.max_iters=$(DEMO_ITERS)
+		--cfg-options train_cfg.max_iters=$(DEMO_ITERS) \
+		val_cfg=None val_dataloader=None val_evaluator=None
 	$(PY) tools/test.py $(DEMO_CONFIG) $(DEMO_WORK)/iter_$(DEMO_ITERS).pth \
-		--work-dir $(DEMO_WORK) --show-dir $(CURDIR)/$(DEMO_WORK)/vis
+		--work-dir $(DEMO_WORK) --show-dir vis
 	@echo ""
 	@echo "Demo finished."
 	@echo "  checkpoint:     $(DEMO_WORK)/iter_$(DEMO_ITERS).pth"

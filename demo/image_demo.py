@@ -5,42 +5,54 @@ Examples:
         --out-dir outputs
     python demo/image_demo.py photos/ CONFIG CKPT --out-dir outputs --device cpu
 
-For each image NAME, writes OUT_DIR/vis/NAME.png (the image and its predictions side by side)
-and OUT_DIR/pred/NAME_<task>.png (class maps) or .npy (depth in metres, unit normals, boundary
-and saliency probabilities, float32).
+For each image NAME, writes OUT_DIR/vis/NAME.png (the image and its predictions side by side,
+a preview of at most 800 pixels a side per panel) and, with --save-pred, the full-resolution
+predictions OUT_DIR/pred/NAME_<task>.png (class maps, 0-based class indices) or .npy (depth in
+metres, unit normals, boundary and saliency probabilities, float32). OUT_DIR defaults to
+work_dirs/image_demo.
 """
 import argparse
 import os
+import os.path as osp
 import sys
 import time
 
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.apis import MultiTaskInferencer
-from mmmt.utils import CHECKPOINT_ERRORS, TRUST_ENV
+# only the standard library until the arguments are parsed and the inputs checked: --help
+# answers at once and OpenMP's thread settings are made before torch starts (see
+# mmmt/utils/threads.py)
+from mmmt.utils.threads import configure_cpu_threads
 
 
-def parse_args():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Multi-task predictions for images')
     parser.add_argument('input', nargs='+', help='image file(s) or folder(s)')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file (local path or URL)')
-    parser.add_argument('--out-dir', required=True, help='where pictures and predictions go')
+    parser.add_argument('--out-dir', default=osp.join('work_dirs', 'image_demo'),
+                        help='where pictures and predictions go (default: %(default)s)')
     parser.add_argument('--device', default=None, help="e.g. 'cpu', 'cuda:0' (default: auto)")
     parser.add_argument('--batch-size', type=int, default=1, help='images per forward pass')
     parser.add_argument(
         '--max-size', default='auto',
-        help="largest HxW fed to the model, larger images are shrunk to fit: 'auto' (the "
-        "config's test frame), 'none' (full resolution) or e.g. 448x576")
-    parser.add_argument('--no-pred', action='store_true', help='only write the pictures')
+        help="largest HxW fed to the model; larger images are shrunk (keeping their aspect "
+        "ratio) to fit and the predictions resized back to the image: 'auto' (the config's "
+        "test frame, what the model was trained at; fast), 'none' (full resolution: sharper "
+        "on large photos, slower) or e.g. 448x576")
+    parser.add_argument('--save-pred', action='store_true',
+                        help='also write the full-resolution predictions to OUT_DIR/pred/ '
+                        '(arrays as large as the image: 240 MB for a 4000x3000 photo)')
     parser.add_argument('--force', action='store_true',
                         help='replace outputs of the same names in --out-dir (by default the '
-                        'run stops before predicting and names them)')
+                        'run stops before building the model and names them)')
     parser.add_argument('--show', action='store_true', help='display each picture')
     parser.add_argument('--wait-time', type=float, default=0, help='display time (s)')
     parser.add_argument(
         '--trust-checkpoint', action='store_true',
         help='allow full unpickling of the checkpoint (only for files you trust)')
-    return parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error('--batch-size must be >= 1')
+    return args
 
 
 def parse_max_size(text):
@@ -52,36 +64,88 @@ def parse_max_size(text):
         h, w = (int(v) for v in text.lower().split('x'))
     except ValueError:
         raise SystemExit(f"--max-size must be 'auto', 'none' or HxW, got {text!r}")
+    if min(h, w) < 1:
+        raise SystemExit(f'--max-size must be positive, got {text!r}')
     return (h, w)
 
 
-def main():
-    args = parse_args()
+def check_run(args):
+    """Every check that needs no model: inputs, files, outputs that would be replaced.
+
+    Returns:
+        list: The (name, path) pairs of the inputs.
+    """
+    from mmengine.config import Config
+
+    from mmmt.apis.multitask_inferencer import (MultiTaskInferencer, config_tasks,
+                                                existing_outputs)
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f'config file not found: {args.config}')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    items = MultiTaskInferencer._inputs_to_list(args.input)  # expands folders, checks paths
+    if not args.force:
+        taken = existing_outputs([name for name, _ in items], args.out_dir,
+                                 config_tasks(Config.fromfile(args.config)),
+                                 save_pred=args.save_pred)
+        if taken:
+            more = f' and {len(taken) - 5} more' if len(taken) > 5 else ''
+            raise FileExistsError(f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}'
+                                  f'{more}; choose another --out-dir or pass --force')
+    return items
+
+
+def describe_max_size(max_size, requested: str) -> str:
+    if max_size is None:
+        return 'images are fed at full resolution (--max-size none)'
+    how = "the config's test frame" if requested.lower() == 'auto' else '--max-size'
+    return (f'images larger than {max_size[0]}x{max_size[1]} (HxW, {how}) are shrunk to fit, '
+            'predictions resized back; --max-size none for full resolution')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    max_size = parse_max_size(args.max_size)
+    configure_cpu_threads()
+    items = check_run(args)
+
+    from mmmt.apis import MultiTaskInferencer
+    from mmmt.apis.multitask_inferencer import fitted_size
+    from mmmt.utils import TRUST_ENV
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
     inferencer = MultiTaskInferencer(
-        args.config, args.checkpoint, device=args.device,
-        max_size=parse_max_size(args.max_size), show_progress=False)
-    total = len(inferencer._inputs_to_list(args.input))  # expands folders, checks paths
-    print(f'{total} image(s); tasks: {", ".join(inferencer.tasks)}; device: '
-          f'{next(inferencer.model.parameters()).device}', flush=True)
+        args.config, args.checkpoint, device=args.device, max_size=max_size,
+        show_progress=False)
+    fed = inferencer.pipeline.max_size
+    print(f'{len(items)} image(s); tasks: {", ".join(inferencer.tasks)}; device: '
+          f'{next(inferencer.model.parameters()).device}; {describe_max_size(fed, args.max_size)}',
+          flush=True)
     start = tic = time.time()
     results = inferencer.iter_predict(
         args.input, batch_size=args.batch_size, out_dir=args.out_dir, show=args.show,
-        wait_time=args.wait_time, save_pred=not args.no_pred, overwrite=args.force)
+        wait_time=args.wait_time, save_pred=args.save_pred, overwrite=args.force)
     for done, (path, pred, _) in enumerate(results, 1):
         height, width = next(iter(pred.values())).shape[:2]
-        print(f'[{done}/{total}] {path} ({width}x{height}) {time.time() - tic:.2f}s',
-              flush=True)
+        fh, fw = fitted_size(height, width, fed)
+        size = f'{width}x{height}' + (f', fed at {fw}x{fh}' if (fh, fw) != (height, width)
+                                      else '')
+        print(f'[{done}/{len(items)}] {path or items[done - 1][0]} ({size}) '
+              f'{time.time() - tic:.2f}s', flush=True)
         tic = time.time()
-    print(f'Done in {time.time() - start:.1f}s. Pictures: {os.path.join(args.out_dir, "vis")}'
-          + ('' if args.no_pred else f'; predictions: {os.path.join(args.out_dir, "pred")}'),
+    print(f'Done in {time.time() - start:.1f}s. Pictures: {osp.join(args.out_dir, "vis")}'
+          + ('' if not args.save_pred else f'; predictions: {osp.join(args.out_dir, "pred")} '
+             '(class maps: PNG, 0-based class indices; other tasks: float32 .npy)'),
           flush=True)
 
 
 if __name__ == '__main__':
     try:
         main()
-    except (FileNotFoundError, OSError, ValueError) + CHECKPOINT_ERRORS as e:
+    except Exception as e:  # noqa: BLE001  (mmmt.utils is imported only once torch is needed)
+        from mmmt.utils import CHECKPOINT_ERRORS
+        if not isinstance(e, (FileNotFoundError, FileExistsError, OSError, ValueError) +
+                          CHECKPOINT_ERRORS):
+            raise
         print(f'error: {e}', file=sys.stderr)
         sys.exit(1)

@@ -5,11 +5,10 @@ from .utils.mmcv_compat import install_mmcv_ext_placeholder
 # would fail to import. A no-op when the full mmcv is installed (see mmmt/utils/mmcv_compat.py).
 install_mmcv_ext_placeholder()
 
-from .utils.checkpoint import register_safe_checkpoint_loaders  # noqa: E402
 from .version import __version__  # noqa: E402
 
-# Checkpoints (load_from, --resume, Pretrained init_cfg) load with weights_only=True and an
-# allow-list of mmengine/numpy types; see mmmt/utils/checkpoint.py.
-register_safe_checkpoint_loaders()
+# torch and mmengine are not imported here, so that the tools can parse their arguments (and
+# set OpenMP's thread settings) first; the safe checkpoint loaders are installed by
+# mmmt.registry, which every registry build and every mmmt model module imports.
 
 __all__ = ['__version__']

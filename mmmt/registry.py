@@ -5,6 +5,7 @@ Every registry is a child of mmengine's root registry of the same kind and carri
 reachable with a scope prefix, e.g. ``type='mmpretrain.SwinTransformer'``; and mmseg configs reach
 mmmt modules the same way (``type='mmmt.MultiTaskMambaDecodeHead'``).
 """
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
 from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
@@ -98,3 +99,10 @@ VISBACKENDS = Registry(
 
 INFERENCERS = Registry(
     'inferencer', parent=MMENGINE_INFERENCERS, locations=['mmmt.apis'])
+
+# Checkpoints (load_from, --resume, Pretrained init_cfg) load with weights_only=True and an
+# allow-list of mmengine/numpy types (mmmt/utils/checkpoint.py). Installed here, not by
+# `import mmmt`, which stays free of torch so that the tools answer --help at once.
+from mmmt.utils.checkpoint import register_safe_checkpoint_loaders  # noqa: E402
+
+register_safe_checkpoint_loaders()

@@ -11,15 +11,9 @@ import argparse
 import glob
 import os.path as osp
 
-from mmengine.config import Config
-from mmengine.runner.checkpoint import CheckpointLoader
-
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.evaluation import DumpMultiTaskPredictions
-from mmmt.utils import (CHECKPOINT_ERRORS, add_runner_args, build_runner, describe_non_finite,
-                        load_model_weights, load_runner_config, non_finite_tensors,
-                        parse_runner_args, shutdown_distributed)
-from mmmt.utils.tta import enable_tta
+# only the standard library until the arguments are parsed (fast --help; thread settings
+# before torch starts OpenMP): see mmmt/utils/cli.py
+from mmmt.utils.cli import add_runner_args, parse_runner_args
 
 
 def parse_args(argv=None):
@@ -28,13 +22,13 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument(
         '--out',
-        help='write the predictions to this new pickle file: per image a dict with img_id, '
-        'img_path, ori_shape and pred (task -> numpy array at the image size; see '
-        'mmmt.evaluation.DumpMultiTaskPredictions)')
+        help='write the predictions to this new pickle file (a relative path is under the '
+        'work dir): per image a dict with img_id, img_path, ori_shape and pred (task -> numpy '
+        'array at the image size; see mmmt.evaluation.DumpMultiTaskPredictions)')
     parser.add_argument(
         '--show-dir',
-        help='save one visualization per image under this directory '
-        '(<show-dir>/vis_data/vis_image/)')
+        help='save one visualization per image under this directory, relative to the work '
+        'dir unless absolute (<show-dir>/vis_data/vis_image/test_<img_id>.png)')
     parser.add_argument('--force', action='store_true',
                         help='write into a --show-dir that already holds pictures (same names '
                         'are replaced); by default the run stops before testing')
@@ -50,7 +44,7 @@ def parse_args(argv=None):
     return parse_runner_args(parser, argv)
 
 
-def enable_visualization(cfg: Config, args) -> Config:
+def enable_visualization(cfg, args):
     """Switch the visualization hook on for --show / --show-dir."""
     hook = cfg.default_hooks.get('visualization', None)
     if hook is None:
@@ -76,12 +70,26 @@ def existing_pictures(folder: str) -> list:
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.out is not None:
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise SystemExit(f'--out must be a .pkl or .pickle file, got {args.out}')
+    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
+        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmmt.evaluation import DumpMultiTaskPredictions
+    from mmmt.utils import (CHECKPOINT_ERRORS, describe_non_finite, enable_tta,
+                            load_model_weights, non_finite_tensors)
+    from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
+    cfg = load_runner_config(args)
+    # relative outputs go under the work dir (git-ignored work_dirs/ by default), not into
+    # whatever folder the command runs in
+    for name in ('out', 'show_dir'):
+        value = getattr(args, name)
+        if value is not None and '://' not in value and not osp.isabs(value):
+            setattr(args, name, osp.join(cfg.work_dir, value))
+    if args.out is not None and osp.exists(args.out):
         # checked before any work so that a long test run cannot end in a refusal
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise SystemExit(f'--out must be a .pkl or .pickle file, got {args.out}')
-        if osp.exists(args.out):
-            raise SystemExit(f'--out {args.out} exists; remove it or choose another name')
+        raise SystemExit(f'--out {args.out} exists; remove it or choose another name')
     if args.show_dir and not args.force:
         pictures = existing_pictures(args.show_dir)
         if pictures:
@@ -89,9 +97,6 @@ def main(argv=None):
                 f'--show-dir {args.show_dir} already holds {len(pictures)} picture(s) (e.g. '
                 f'{pictures[0]}) that this run would replace; choose another folder or pass '
                 '--force')
-    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
-    cfg = load_runner_config(args)
     # not cfg.load_from: mmengine would load it non-strictly and only log what is missing, so a
     # checkpoint that does not fit (e.g. the reference implementation's) would test random
     # weights; it is loaded once, strictly, below (no config here uses after_load_checkpoint

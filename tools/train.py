@@ -10,13 +10,9 @@ import argparse
 import logging
 import os
 
-from mmengine.config import Config
-from mmengine.logging import print_log
-
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
-from mmmt.utils import (CHECKPOINT_ERRORS, add_runner_args, build_runner,
-                        existing_training_outputs, find_resume_checkpoint, load_runner_config,
-                        parse_runner_args, shutdown_distributed)
+# only the standard library until the arguments are parsed (fast --help; thread settings
+# before torch starts OpenMP): see mmmt/utils/cli.py
+from mmmt.utils.cli import add_runner_args, parse_runner_args
 
 
 def parse_args(argv=None):
@@ -61,7 +57,7 @@ def parse_args(argv=None):
     return parse_runner_args(parser, argv)
 
 
-def apply_options(cfg: Config, args) -> Config:
+def apply_options(cfg, args):
     """Fold the training options into the config."""
     if args.amp:
         import torch
@@ -88,7 +84,15 @@ def apply_options(cfg: Config, args) -> Config:
         cfg.setdefault('randomness', {})['deterministic'] = True
     if args.partial_load and cfg.get('default_hooks', {}).get('checkpoint_fit'):
         cfg.default_hooks.checkpoint_fit['allow_partial'] = True
+    # runs shorter than the logging interval would print no progress at all
+    logger = cfg.get('default_hooks', {}).get('logger')
+    max_iters = cfg.get('train_cfg', {}).get('max_iters')
+    if logger is not None and max_iters and logger.get('interval', 50) > max_iters // 2:
+        logger['interval'] = max(1, max_iters // 4)
     if args.resume == 'auto':
+        from mmengine.logging import print_log
+
+        from mmmt.utils import find_resume_checkpoint
         latest, note = find_resume_checkpoint(cfg.work_dir)
         if note:
             print_log(note, logger='current', level=logging.WARNING)
@@ -104,10 +108,11 @@ def apply_options(cfg: Config, args) -> Config:
     return cfg
 
 
-def check_work_dir(cfg: Config, args) -> None:
+def check_work_dir(cfg, args) -> None:
     """Stop a new training that would replace the checkpoints of an earlier one."""
     if args.resume is not None or args.force:
         return
+    from mmmt.utils import existing_training_outputs
     found = existing_training_outputs(cfg.work_dir)
     if found:
         more = f' and {len(found) - 5} more' if len(found) > 5 else ''
@@ -138,6 +143,8 @@ def check_class_count(runner) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    from mmmt.utils import CHECKPOINT_ERRORS
+    from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
     cfg = load_runner_config(args)
     check_work_dir(cfg, args)
     try:

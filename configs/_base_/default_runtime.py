@@ -29,7 +29,8 @@ default_hooks = dict(
     visualization=dict(type='MultiTaskVisualizationHook', draw=False),
 )
 
-vis_backends = [dict(type='LocalVisBackend')]
+# pictures named <mode>_<img_id>.png, written atomically (mmmt/visualization)
+vis_backends = [dict(type='MultiTaskLocalVisBackend')]
 visualizer = dict(type='MultiTaskVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False, window_size=50)
 log_level = 'INFO'

@@ -23,7 +23,7 @@ from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
-__all__ = ['MultiTaskInferencer']
+__all__ = ['MultiTaskInferencer', 'fitted_size', 'config_tasks', 'existing_outputs']
 
 #: Pipeline steps replaced by the inferencer's own image reading (or not needed without labels).
 _DROPPED_TRANSFORMS = ('LoadMultiTaskImage', 'LoadImageFromFile', 'LoadMultiTaskAnnotations',
@@ -59,14 +59,15 @@ def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
     once (40 classes at 4000x3000 would be 1.9 GB).
 
     Returns:
-        np.ndarray: (H, W) for one output channel, else (H, W, C'); int64 class indices for
-        'argmax', float32 otherwise.
+        np.ndarray: (H, W) for one output channel, else (H, W, C'); 0-based class indices for
+        'argmax' (uint8 up to 256 classes, :func:`~mmmt.structures.class_map_dtype`), float32
+        otherwise.
     """
     from mmmt.models.segmentors.multitask_encoder_decoder import activate
     height, width = int(size[0]), int(size[1])
     channels, h, w = logits.shape
     if (h, w) == (height, width):
-        return pred_to_array(activate(logits, activation))
+        return pred_to_array(activate(logits, activation), num_classes=channels)
     # width first (an identity along the height), then bands of rows
     cols = F.interpolate(logits[None].float(), size=(h, width), mode='bilinear',
                          align_corners=align_corners)[0]
@@ -77,7 +78,7 @@ def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
         r1 = min(height, r0 + band)
         rows = torch.lerp(cols.index_select(1, i0[r0:r1]), cols.index_select(1, i1[r0:r1]),
                           lam[r0:r1].view(1, -1, 1))
-        pred = pred_to_array(activate(rows, activation))
+        pred = pred_to_array(activate(rows, activation), num_classes=channels)
         if out is None:
             out = np.empty((height, ) + pred.shape[1:], dtype=pred.dtype)
         out[r0:r1] = pred
@@ -103,6 +104,44 @@ def unique_names(stems: Sequence[str]) -> List[str]:
     return names
 
 
+def fitted_size(height: int, width: int,
+                max_size: Optional[Tuple[int, int]]) -> Tuple[int, int]:
+    """The (h, w) an image of ``height x width`` is fed at: shrunk, keeping its aspect ratio,
+    to fit ``max_size`` (never enlarged; None = unchanged)."""
+    if max_size is None:
+        return height, width
+    scale = min(max_size[0] / height, max_size[1] / width)
+    if scale >= 1:
+        return height, width
+    return (max(1, min(max_size[0], int(round(height * scale)))),
+            max(1, min(max_size[1], int(round(width * scale)))))
+
+
+def config_tasks(cfg: Union[Config, dict]) -> List[str]:
+    """The task names of a multi-task model config (``model.decode_head.tasks``), without
+    building it; empty when the config does not say."""
+    tasks = ((cfg.get('model') or {}).get('decode_head') or {}).get('tasks') or []
+    return list(tasks)
+
+
+def existing_outputs(names: Sequence[str], out_dir: str, tasks: Sequence[str],
+                     save_pred: bool = True) -> List[str]:
+    """The files under ``out_dir`` that predicting images ``names`` would replace.
+
+    Needs only the task names (:func:`config_tasks`), so a run can be refused before its
+    model is built; both extensions of a prediction are checked (which one a task writes
+    depends on the built model's activations).
+    """
+    found = []
+    for name in names:
+        files = [osp.join(out_dir, 'vis', f'{name}.png')]
+        if save_pred:
+            files += [osp.join(out_dir, 'pred', f'{name}_{task}.{ext}')
+                      for task in tasks for ext in ('png', 'npy')]
+        found += [f for f in files if osp.exists(f)]
+    return found
+
+
 class _InferencePipeline:
     """Read an input as 8-bit RGB, fit it into the model's frame, then the config's test steps."""
 
@@ -121,15 +160,11 @@ class _InferencePipeline:
                        img_shape=(h, w), tasks=[], seg_fields=[])
         if isinstance(source, str):
             results['img_path'] = source
-        if self.max_size is not None:
-            scale = min(self.max_size[0] / h, self.max_size[1] / w)
-            if scale < 1:
-                nh = max(1, min(self.max_size[0], int(round(h * scale))))
-                nw = max(1, min(self.max_size[1], int(round(w * scale))))
-                results['img'] = cv2.resize(results['img'], (nw, nh),
-                                            interpolation=cv2.INTER_AREA)
-                results['img_shape'] = (nh, nw)
-                results['scale_factor'] = (nw / w, nh / h)
+        nh, nw = fitted_size(h, w, self.max_size)
+        if (nh, nw) != (h, w):
+            results['img'] = cv2.resize(results['img'], (nw, nh), interpolation=cv2.INTER_AREA)
+            results['img_shape'] = (nh, nw)
+            results['scale_factor'] = (nw / w, nh / h)
         return self.transforms(results), img
 
 
@@ -148,7 +183,8 @@ class MultiTaskInferencer(BaseInferencer):
     Returned per image, by task (the model's ``task_activations``):
 
     ============ =====================================================
-    semseg, ...  (H, W) int64 class index ('argmax' tasks)
+    semseg, ...  (H, W) uint8 class index, 0-based ('argmax' tasks; NYUD's label PNGs are
+                 1-based with 0 = unlabelled: add 1 to compare with them)
     depth        (H, W) float32, metres
     normals      (H, W, 3) float32 unit vectors
     edge         (H, W) float32 boundary probability
@@ -388,8 +424,10 @@ class MultiTaskInferencer(BaseInferencer):
             for i, ((sample, _), pred) in enumerate(zip(preds, result['predictions'])):
                 yield sample.metainfo.get('img_path'), pred, vis[i] if return_vis else None
 
-    def _inputs_to_list(self, inputs) -> List[Tuple[str, ImageInput]]:
-        """(name, path or array) pairs; folders expand to their image files."""
+    @staticmethod
+    def _inputs_to_list(inputs) -> List[Tuple[str, ImageInput]]:
+        """(name, path or array) pairs; folders expand to their image files (needs no model:
+        ``demo/image_demo.py`` checks its inputs before building one)."""
         if isinstance(inputs, (str, os.PathLike, np.ndarray)):
             inputs = [inputs]
         if isinstance(inputs, torch.Tensor):
@@ -503,9 +541,8 @@ class MultiTaskInferencer(BaseInferencer):
         # atomic (temporary file + rename) so that an interrupted run leaves no partial file;
         # no fsync: many small files, each cheap to regenerate
         for task, arr in preds.items():
-            if arr.dtype == np.int64:
-                dtype = np.uint8 if arr.max(initial=0) < 256 else np.uint16
-                ok, buf = cv2.imencode('.png', arr.astype(dtype))
+            if arr.dtype.kind == 'u':  # class map: a PNG of the same dtype
+                ok, buf = cv2.imencode('.png', arr)
                 if not ok:
                     raise IOError(f'PNG encoding failed for {prefix}_{task}.png')
                 atomic_write(buf.tobytes(), f'{prefix}_{task}.png', fsync=False)

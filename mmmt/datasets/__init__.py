@@ -1,4 +1,5 @@
 """Multi-task datasets (NYUDv2, PASCAL-Context, Cityscapes), their transforms and the synthetic generator."""
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
 from .base_multitask import BaseMultiTaskDataset
 from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesMultiTaskDataset
 from .class_names import (HUMAN_PART_CLASSES, NYUD_CLASSES, PASCAL_NORMALS_VALID_CONTEXT_IDS,

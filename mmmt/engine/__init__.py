@@ -1,5 +1,6 @@
 """Training-engine components of mmmt: hooks, the multi-task optim wrapper and its gradient
 balancers."""
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
 from .hooks import *  # noqa: F401,F403
 from .hooks import __all__ as _hooks_all
 from .optimizers import (MGDAUB, AlignedMTL, BaseBalancer, CAGrad, GradNorm, IMTLG,

@@ -1,3 +1,4 @@
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
 from .backbones import *  # noqa: F401,F403
 from .data_preprocessors import *  # noqa: F401,F403
 from .decode_heads import *  # noqa: F401,F403

@@ -1,8 +1,9 @@
-from .multitask_data_sample import MultiTaskDataSample, pred_to_array
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
+from .multitask_data_sample import MultiTaskDataSample, class_map_dtype, pred_to_array
 from .tasks import (IGNORE_INDEX, TASKS, TaskSpec, get_task, meta_for_task, ordered_tasks,
                     register_task, register_tasks)
 
 __all__ = [
-    'MultiTaskDataSample', 'pred_to_array', 'IGNORE_INDEX', 'TASKS', 'TaskSpec', 'get_task',
-    'meta_for_task', 'ordered_tasks', 'register_task', 'register_tasks'
+    'MultiTaskDataSample', 'pred_to_array', 'class_map_dtype', 'IGNORE_INDEX', 'TASKS',
+    'TaskSpec', 'get_task', 'meta_for_task', 'ordered_tasks', 'register_task', 'register_tasks'
 ]

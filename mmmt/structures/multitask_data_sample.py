@@ -56,15 +56,30 @@ class MultiTaskDataSample(SegDataSample):
         return f'gt_{task}' in self
 
 
-def pred_to_array(x: torch.Tensor) -> np.ndarray:
+def class_map_dtype(num_classes: int) -> np.dtype:
+    """The dtype of class maps: uint8 up to 256 classes (every mmmt dataset), else uint16."""
+    return np.dtype(np.uint8 if num_classes <= 256 else np.uint16)
+
+
+def pred_to_array(x: torch.Tensor, num_classes: Optional[int] = None) -> np.ndarray:
     """A (C, H, W) prediction tensor as the numpy array users get from mmmt.
 
+    The inferencer and ``tools/test.py --out`` both return this layout.
+
+    Args:
+        x (Tensor): The prediction, (1, H, W) int64 class indices or (C, H, W) floats.
+        num_classes (int, optional): The number of classes of a class map, for its dtype
+            (:func:`class_map_dtype`). Default: from the largest index in ``x``.
+
     Returns:
-        np.ndarray: (H, W) for one channel, else (H, W, C), C-contiguous; int64 class indices
-        stay int64, everything else becomes float32. It may share memory with ``x``.
+        np.ndarray: (H, W) for one channel, else (H, W, C), C-contiguous; class maps as
+        0-based indices in :func:`class_map_dtype`, everything else float32. A float result
+        may share memory with ``x``.
     """
     x = x.detach().cpu()
     arr = x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
-    if arr.dtype != np.int64:
-        arr = arr.astype(np.float32, copy=False)
-    return np.ascontiguousarray(arr)
+    if arr.dtype == np.int64:
+        if num_classes is None:
+            num_classes = int(arr.max(initial=0)) + 1
+        return arr.astype(class_map_dtype(num_classes))
+    return np.ascontiguousarray(arr.astype(np.float32, copy=False))

@@ -1,28 +1,68 @@
-from .checkpoint import (CHECKPOINT_ERRORS, TRUST_ENV, CheckpointMismatchError,
-                         CorruptCheckpointError, UntrustedCheckpointError, check_model_weights,
-                         checkpoint_allowlist, checkpoint_getattr, existing_training_outputs,
-                         find_resume_checkpoint, is_complete_checkpoint, load_checkpoint_file,
-                         describe_non_finite, load_model_weights, non_finite_tensors,
-                         register_safe_checkpoint_loaders, trusted)
-from .cli import (CfgOptionsAction, add_runner_args, build_runner, load_runner_config,
-                  parse_runner_args, shutdown_distributed, warn_misspelled_keys)
-from .dist_utils import (CPU_DIST_TIMEOUT, check_launcher_env, cpu_dist_cfg, replace_sync_bn,
-                         setup_cpu_distributed)
-from .fileio import ATOMIC_BACKEND, AtomicLocalBackend, atomic_write
-from .mmcv_compat import install_mmcv_ext_placeholder, mmcv_has_compiled_ops
-from .setup_env import register_all_modules
-from .tta import enable_tta
+"""Utilities of mmmt.
 
-__all__ = [
-    'install_mmcv_ext_placeholder', 'mmcv_has_compiled_ops', 'register_all_modules',
-    'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
-    'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_getattr', 'checkpoint_allowlist',
-    'load_checkpoint_file', 'is_complete_checkpoint', 'existing_training_outputs',
-    'find_resume_checkpoint', 'non_finite_tensors', 'describe_non_finite', 'check_model_weights',
-    'load_model_weights',
-    'register_safe_checkpoint_loaders', 'setup_cpu_distributed', 'replace_sync_bn',
-    'cpu_dist_cfg', 'check_launcher_env', 'CPU_DIST_TIMEOUT',
-    'add_runner_args', 'CfgOptionsAction', 'warn_misspelled_keys',
-    'parse_runner_args', 'load_runner_config', 'build_runner', 'shutdown_distributed',
-    'atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND', 'enable_tta'
-]
+The names are loaded on first use (PEP 562): the command-line tools import
+:mod:`mmmt.utils.cli` to parse their arguments before torch is imported, so that ``--help`` and
+argument errors answer at once and the thread settings of :func:`configure_cpu_threads` reach
+OpenMP before it starts.
+"""
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
+import importlib
+from typing import Any
+
+#: Public name -> submodule that defines it.
+_EXPORTS = {
+    'TRUST_ENV': 'checkpoint',
+    'UntrustedCheckpointError': 'checkpoint',
+    'CheckpointMismatchError': 'checkpoint',
+    'checkpoint_allowlist': 'checkpoint',
+    'load_checkpoint_file': 'checkpoint',
+    'check_model_weights': 'checkpoint',
+    'load_model_weights': 'checkpoint',
+    'register_safe_checkpoint_loaders': 'checkpoint',
+    'add_runner_args': 'cli',
+    'parse_runner_args': 'cli',
+    'load_runner_config': 'cli',
+    'build_runner': 'cli',
+    'shutdown_distributed': 'cli',
+    'set_data_root': 'cli',
+    'merge_cfg_options': 'cli',
+    'LazyDictAction': 'cli',
+    'configure_cpu_threads': 'threads',
+    'replace_sync_bn': 'dist_utils',
+    'setup_cpu_distributed': 'dist_utils',
+    'ATOMIC_BACKEND': 'fileio',
+    'AtomicLocalBackend': 'fileio',
+    'atomic_write': 'fileio',
+    'install_mmcv_ext_placeholder': 'mmcv_compat',
+    'mmcv_has_compiled_ops': 'mmcv_compat',
+    'register_all_modules': 'setup_env',
+    'CHECKPOINT_ERRORS': 'checkpoint',
+    'CorruptCheckpointError': 'checkpoint',
+    'checkpoint_getattr': 'checkpoint',
+    'existing_training_outputs': 'checkpoint',
+    'find_resume_checkpoint': 'checkpoint',
+    'is_complete_checkpoint': 'checkpoint',
+    'describe_non_finite': 'checkpoint',
+    'non_finite_tensors': 'checkpoint',
+    'trusted': 'checkpoint',
+    'CfgOptionsAction': 'cli',
+    'warn_misspelled_keys': 'cli',
+    'CPU_DIST_TIMEOUT': 'dist_utils',
+    'check_launcher_env': 'dist_utils',
+    'cpu_dist_cfg': 'dist_utils',
+    'enable_tta': 'tta',
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+    value = getattr(importlib.import_module(f'.{_EXPORTS[name]}', __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -3,33 +3,36 @@
 Both scripts take the same launcher, work-dir, config-override and checkpoint-trust options and
 turn them into a config and a :class:`~mmengine.runner.Runner` the same way; keeping that in one
 place means a fix (e.g. to the CPU distributed setup) reaches both.
+
+Argument parsing imports only the standard library: torch, mmengine and the rest of mmmt are
+imported by the functions that need them, after :func:`parse_runner_args` has answered
+``--help`` and set the CPU thread defaults (:func:`~mmmt.utils.threads.configure_cpu_threads`),
+which OpenMP reads when torch is imported.
 """
 import argparse
 import difflib
 import logging
 import os
 import os.path as osp
-from typing import List
+from typing import TYPE_CHECKING, Any, List, Optional
 
-import torch.distributed as dist
-from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
-from mmengine.runner import Runner
+from .threads import configure_cpu_threads
 
-from mmmt.structures import register_tasks
-from .checkpoint import TRUST_ENV
-from .dist_utils import check_launcher_env, setup_cpu_distributed
-from .setup_env import register_all_modules
+if TYPE_CHECKING:
+    from mmengine.config import Config
+    from mmengine.runner import Runner
 
 __all__ = [
     'add_runner_args', 'CfgOptionsAction', 'warn_misspelled_keys', 'parse_runner_args',
-    'load_runner_config', 'build_runner', 'shutdown_distributed'
+    'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
+    'merge_cfg_options', 'LazyDictAction'
 ]
 
 
-class CfgOptionsAction(DictAction):
-    """mmengine's ``DictAction``, with a usage error for items that are not ``KEY=VALUE``
-    (``DictAction`` fails with a bare ``ValueError: not enough values to unpack``)."""
+class LazyDictAction(argparse.Action):
+    """mmengine's ``DictAction`` (``KEY=VALUE`` pairs), imported only when the option is used,
+    with a usage error for items that are not ``KEY=VALUE`` (``DictAction`` fails with a bare
+    ``ValueError: not enough values to unpack``)."""
 
     def __call__(self, parser, namespace, values, option_string=None):
         for item in values:
@@ -37,18 +40,26 @@ class CfgOptionsAction(DictAction):
             if not sep or not key:
                 parser.error(f'{option_string} expects KEY=VALUE items (e.g. '
                              f'train_dataloader.batch_size=8), got {item!r}')
-        super().__call__(parser, namespace, values, option_string)
+        from mmengine.config import DictAction
+        DictAction(self.option_strings, self.dest, nargs=self.nargs)(
+            parser, namespace, values, option_string)
+
+
+#: The name the tools used before argument parsing became lazy.
+CfgOptionsAction = LazyDictAction
 
 
 def _runner_keys() -> set:
     """The top-level config keys that mmengine's Runner (or mmmt's tools) read."""
     import inspect
+
+    from mmengine.runner import Runner
     keys = set(inspect.signature(Runner.__init__).parameters) - {'self'}
     return keys | {'launcher', 'vis_backends', 'model_wrapper_cfg', 'custom_imports',
-                   'gpu_ids', 'compile', 'strategy', 'cfg'}
+                   'gpu_ids', 'compile', 'strategy', 'cfg', 'custom_tasks'}
 
 
-def warn_misspelled_keys(cfg: Config) -> List[str]:
+def warn_misspelled_keys(cfg: 'Config') -> List[str]:
     """Warn about top-level keys that look like a misspelt Runner setting (``lod_from``).
 
     Configs also hold helper variables (``crop_size``, ``tasks`` ...), so only keys within a
@@ -57,6 +68,7 @@ def warn_misspelled_keys(cfg: Config) -> List[str]:
     Returns:
         list[str]: The reported keys.
     """
+    from mmengine.logging import print_log
     known = _runner_keys()
     reported = []
     for key in cfg.keys():
@@ -80,11 +92,16 @@ def add_runner_args(parser: argparse.ArgumentParser, trust_help: str) -> None:
     """
     parser.add_argument('--work-dir', help='where logs, metrics and checkpoints are written '
                         '(default: ./work_dirs/<config name>)')
+    parser.add_argument(
+        '--data-root', metavar='DIR',
+        help="the dataset folder of every dataloader of the config (the config's data_root; "
+        "`--cfg-options data_root=DIR` does the same)")
     parser.add_argument('--trust-checkpoint', action='store_true', help=trust_help)
     parser.add_argument(
         '--cfg-options',
         nargs='+',
-        action=CfgOptionsAction,
+        action=LazyDictAction,
+        metavar='KEY=VALUE',
         help='override settings in the config, e.g. model.decode_head.with_cp=True')
     parser.add_argument(
         '--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -94,14 +111,84 @@ def add_runner_args(parser: argparse.ArgumentParser, trust_help: str) -> None:
 
 
 def parse_runner_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
-    """Parse the arguments and export ``LOCAL_RANK`` for launchers that only pass a flag."""
+    """Parse the arguments, export ``LOCAL_RANK`` for launchers that only pass a flag and set
+    the CPU thread defaults (before torch is imported; see :mod:`mmmt.utils.threads`)."""
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
+    configure_cpu_threads()
     return args
 
 
-def load_runner_config(args: argparse.Namespace) -> Config:
+def _dataset_configs(node: Any) -> List[dict]:
+    """The dataset configs of a dataloader's ``dataset``, through wrappers (``dataset``,
+    ``datasets``)."""
+    if isinstance(node, (list, tuple)):
+        return [d for item in node for d in _dataset_configs(item)]
+    if not isinstance(node, dict):
+        return []
+    inner = node.get('dataset', None), node.get('datasets', None)
+    if any(x is not None for x in inner):
+        return [d for x in inner for d in _dataset_configs(x)]
+    return [node]
+
+
+def set_data_root(cfg: 'Config', data_root: str) -> int:
+    """Point every dataset of the config's train/val/test dataloaders at ``data_root``.
+
+    A config's top-level ``data_root`` is a variable that was already substituted into the
+    dataloaders when the file was read, so setting it afterwards changes nothing; this sets
+    the dataset field itself.
+
+    Args:
+        cfg (Config): The config; modified in place.
+        data_root (str): The dataset folder.
+
+    Returns:
+        int: How many dataset configs were changed.
+
+    Raises:
+        SystemExit: the config has no dataset with a ``data_root`` field.
+    """
+    count = 0
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        for dataset in _dataset_configs((cfg.get(loader) or {}).get('dataset')):
+            if 'data_root' in dataset:
+                dataset['data_root'] = data_root
+                count += 1
+    if not count:
+        raise SystemExit('--data-root: no dataloader of the config has a dataset with a '
+                         'data_root field')
+    cfg.data_root = data_root
+    return count
+
+
+def merge_cfg_options(cfg: 'Config', cfg_options: Optional[dict],
+                      data_root: Optional[str] = None) -> 'Config':
+    """Apply ``--cfg-options`` and ``--data-root`` to a config.
+
+    ``data_root=DIR`` among the options means ``--data-root DIR``: merged as it is it would
+    only set the config's variable, which the dataloaders no longer read.
+
+    Args:
+        cfg (Config): The config; modified in place.
+        cfg_options (dict, optional): ``KEY=VALUE`` overrides (dotted keys).
+        data_root (str, optional): The value of ``--data-root``; wins over the options'.
+
+    Returns:
+        Config: ``cfg``.
+    """
+    options = dict(cfg_options or {})
+    data_root = data_root or options.pop('data_root', None)
+    options.pop('data_root', None)
+    if options:
+        cfg.merge_from_dict(options)
+    if data_root is not None:
+        set_data_root(cfg, data_root)
+    return cfg
+
+
+def load_runner_config(args: argparse.Namespace) -> 'Config':
     """Read ``args.config`` and fold in the shared options.
 
     Registers mmmt's modules, honours ``--trust-checkpoint`` (through the environment, so that
@@ -115,6 +202,10 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     Returns:
         Config: The config, ready for tool-specific changes.
     """
+    from mmengine.config import Config
+
+    from .checkpoint import TRUST_ENV
+    from .setup_env import register_all_modules
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
     register_all_modules(init_default_scope=False)
@@ -122,8 +213,8 @@ def load_runner_config(args: argparse.Namespace) -> Config:
         raise SystemExit(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options, args.data_root)
+    from mmmt.structures import register_tasks
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     warn_misspelled_keys(cfg)
     if args.work_dir is not None:
@@ -133,7 +224,7 @@ def load_runner_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def build_runner(cfg: Config, what: str) -> Runner:
+def build_runner(cfg: 'Config', what: str) -> 'Runner':
     """Build the Runner, setting up gloo first when a launcher is used without CUDA.
 
     Args:
@@ -143,11 +234,59 @@ def build_runner(cfg: Config, what: str) -> Runner:
     Returns:
         Runner: The runner built from ``cfg``.
     """
+    from .dist_utils import check_launcher_env, setup_cpu_distributed
     check_launcher_env(cfg.launcher)
+    from mmengine.logging import print_log
+
     if setup_cpu_distributed(cfg, cfg.launcher):
         print_log(f'No CUDA device: distributed {what} on the CPU with the gloo backend.',
                   logger='current', level=logging.INFO)
-    return Runner.from_cfg(cfg)
+    return _runner_class().from_cfg(cfg)
+
+
+class _ShortStartup(logging.Filter):
+    """Shortens mmengine's two longest start-up records unless the log level is DEBUG.
+
+    The whole config (450 lines for the demo) and the table of hooks (70 lines) come before the
+    first progress line; each becomes one line saying where to find it.
+    """
+
+    SHORT = (('Config:\n', 'Config: not shown (saved in the work dir; all of it with '
+              '--cfg-options log_level=DEBUG)'),
+             ('Hooks will be executed', 'Hooks: the order is shown with --cfg-options '
+              'log_level=DEBUG'))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not isinstance(record.msg, str):
+            return True
+        for prefix, short in self.SHORT:
+            if record.msg.startswith(prefix):
+                record.msg, record.args = short, ()
+        return True
+
+
+_RUNNER_CLASS = None
+
+
+def _runner_class() -> type:
+    """mmengine's Runner with a short start-up log (:class:`_ShortStartup`)."""
+    global _RUNNER_CLASS
+    if _RUNNER_CLASS is None:
+        from mmengine.runner import Runner
+
+        class ToolRunner(Runner):
+
+            def build_logger(self, log_level='INFO', *args, **kwargs):
+                logger = super().build_logger(log_level, *args, **kwargs)
+                level = logging.getLevelName(log_level) if isinstance(log_level, str) \
+                    else log_level
+                if level != logging.DEBUG and not any(
+                        isinstance(f, _ShortStartup) for f in logger.filters):
+                    logger.addFilter(_ShortStartup())
+                return logger
+
+        _RUNNER_CLASS = ToolRunner
+    return _RUNNER_CLASS
 
 
 def shutdown_distributed() -> None:
@@ -158,6 +297,7 @@ def shutdown_distributed() -> None:
     ('terminate called without an active exception') and the launcher reports a failed run
     although training completed.
     """
+    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

@@ -46,10 +46,16 @@ def mmcv_has_compiled_ops() -> bool:
     module = sys.modules.get(_PLACEHOLDER_NAME)
     if module is not None:
         return not getattr(module, 'is_mmmt_placeholder', False)
+    # look for the extension inside mmcv's folder without importing mmcv (whose __init__
+    # imports torch): `import mmmt` stays light enough for the tools' --help
     try:
-        return importlib.util.find_spec(_PLACEHOLDER_NAME) is not None
-    except ModuleNotFoundError:  # mmcv itself is missing
+        spec = importlib.util.find_spec('mmcv')
+    except (ImportError, ValueError):
         return False
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    return importlib.machinery.PathFinder.find_spec(
+        '_ext', list(spec.submodule_search_locations)) is not None
 
 
 def install_mmcv_ext_placeholder() -> bool:

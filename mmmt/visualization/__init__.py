@@ -1,5 +1,10 @@
 """Visualization: the multi-task visualizer used by ``--show-dir`` and the inferencer."""
-from .multi_task_visualizer import MultiTaskVisualizer, default_palette
+from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
+from .multi_task_visualizer import (MultiTaskLocalVisBackend, MultiTaskVisualizer,
+                                    default_palette, normals_key)
 from .visualization_hook import MultiTaskVisualizationHook
 
-__all__ = ['MultiTaskVisualizer', 'MultiTaskVisualizationHook', 'default_palette']
+__all__ = [
+    'MultiTaskVisualizer', 'MultiTaskVisualizationHook', 'MultiTaskLocalVisBackend',
+    'default_palette', 'normals_key'
+]

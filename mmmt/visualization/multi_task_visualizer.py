@@ -6,13 +6,14 @@ import cv2
 import numpy as np
 from mmengine.dist import master_only
 from mmengine.structures import BaseDataElement
-from mmengine.visualization import Visualizer
+from mmengine.visualization import LocalVisBackend, Visualizer
+from mmengine.visualization.vis_backend import force_init_env
 
-from mmmt.registry import VISUALIZERS
+from mmmt.registry import VISBACKENDS, VISUALIZERS
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task, ordered_tasks
 from mmmt.utils.fileio import atomic_write
 
-__all__ = ['MultiTaskVisualizer', 'default_palette']
+__all__ = ['MultiTaskVisualizer', 'MultiTaskLocalVisBackend', 'default_palette', 'normals_key']
 
 _COLORMAPS = {
     'plasma': cv2.COLORMAP_PLASMA,
@@ -29,6 +30,27 @@ def default_palette(num_classes: int = 256, seed: int = 2024) -> np.ndarray:
     """A fixed (num_classes, 3) uint8 RGB palette of well-separated random colours."""
     rng = np.random.default_rng(seed)
     return rng.integers(40, 256, size=(num_classes, 3)).astype(np.uint8)
+
+
+def _classes_from_meta(meta: Optional[dict], task: str) -> Optional[Sequence[str]]:
+    """Class names of a segmentation task from the dataset meta (see ``meta_for_task``)."""
+    value = meta_for_task(meta, task, 'classes')
+    return value if value and all(isinstance(v, str) for v in value) else None
+
+
+def normals_key(size: int) -> np.ndarray:
+    """A (size, size, 3) disc: at each point the colour of the normal pointing that way.
+
+    In the camera frame of mmmt's datasets (x right, y up, z towards the camera), which the
+    panels show as RGB ``(n + 1) / 2``: the centre is a normal facing the camera, the top one
+    pointing up (a floor is drawn in the colour of the disc's top).
+    """
+    c = (np.arange(size) + 0.5) / size * 2 - 1
+    x, y = np.meshgrid(c, -c)  # picture rows go down, y goes up
+    z = np.sqrt(np.clip(1 - x * x - y * y, 0, None))
+    disc = np.clip(np.rint((np.stack([x, y, z], 2) + 1) * 127.5), 0, 255).astype(np.uint8)
+    disc[x * x + y * y > 1] = 0
+    return disc
 
 
 def _palette_from_meta(meta: Optional[dict], task: str) -> Optional[np.ndarray]:
@@ -63,14 +85,38 @@ def _checkerboard(h: int, w: int, cell: int = 4) -> np.ndarray:
     return np.repeat(grey, 3, axis=2)
 
 
+@VISBACKENDS.register_module()
+class MultiTaskLocalVisBackend(LocalVisBackend):
+    """mmengine's ``LocalVisBackend`` with pictures named after the sample, written atomically.
+
+    ``LocalVisBackend`` names every picture ``<name>_<step>.png``; a test run (step 0, names
+    ``test_<img_id>``) gets ``<name>.png`` instead, a validation during training
+    ``<name>_iter<step>.png``. Scalars and configs are saved as by ``LocalVisBackend``.
+    """
+
+    @force_init_env
+    def add_image(self, name: str, image: np.ndarray, step: int = 0, **kwargs) -> None:
+        """Write the RGB uint8 ``image`` under ``<save_dir>/vis_image/``."""
+        file = f'{name}.png' if not step else f'{name}_iter{step}.png'
+        ok, buf = cv2.imencode('.png', np.ascontiguousarray(image[..., ::-1]))
+        if not ok:
+            raise IOError(f'could not encode the picture {file}')
+        os.makedirs(self._img_save_dir, exist_ok=True)
+        atomic_write(buf.tobytes(), os.path.join(self._img_save_dir, file), fsync=False)
+
+
 @VISUALIZERS.register_module()
 class MultiTaskVisualizer(Visualizer):
     """Draw the input image and every task's ground truth and prediction as one grid.
 
     The grid has one row for ground truth (when drawn and present) and one for predictions;
     the columns are the input image followed by the tasks (order: semseg, depth, human_parts,
-    sal, normals, edge, then others). Every panel is ``H x W`` (the input image size) below a
-    ``title_height``-pixel title strip, so the grid is ``rows * (H + title_height)`` by
+    sal, normals, edge, then others). Every panel has the input image's aspect ratio, drawn at
+    :meth:`display_size` (small inputs enlarged, huge ones shrunk to a preview) below a title
+    strip; with ``legend`` a strip under the grid names the classes shown (from
+    ``dataset_meta['classes']`` / ``['part_classes']``) and how normals are coloured, and each
+    normals panel carries a key disc in its corner. With ``min_panel_size=0``,
+    ``max_panel_size=None`` and ``legend=False`` the grid is ``rows * (H + title_height)`` by
     ``(1 + num_tasks) * W`` pixels.
 
     Styles: segmentation maps in the dataset palette (``dataset_meta['<task>_palette']``, or
@@ -97,8 +143,20 @@ class MultiTaskVisualizer(Visualizer):
         depth_cmap (str): Depth colour map: plasma (default), magma, inferno, viridis, jet,
             turbo or gray.
         prob_cmap (str): Colour map of boundary/saliency probabilities (default gray).
-        title_height (int): Height of the title strip above each panel (0 for none).
+        title_height (int): Smallest height of the title strip above each panel (0 for
+            none); it grows with the panel (1/12 of its height) so that titles stay readable
+            on large pictures.
         ignore_index (int): Ignore value of the ground truth. Defaults to 255.
+        min_panel_size (int): Panels whose longer side is shorter are enlarged by a whole
+            factor (nearest neighbour: every label pixel stays a block) to at least this.
+            0 = native size. Defaults to 256.
+        max_panel_size (int, optional): Panels whose longer side is longer are shrunk to it
+            (a preview: a 4000x3000 photo gives a picture of a few MB, not 50 MB; the
+            predictions themselves keep their full size). None = native size. Defaults to 800.
+        legend (bool): Add a strip under the grid naming the classes shown (names from
+            ``dataset_meta``) and how normals are coloured. Defaults to True.
+        legend_max_classes (int): Most classes listed per segmentation task (the largest by
+            area). Defaults to 12.
     """
 
     def __init__(self,
@@ -113,6 +171,10 @@ class MultiTaskVisualizer(Visualizer):
                  prob_cmap: str = 'gray',
                  title_height: int = 20,
                  ignore_index: int = IGNORE_INDEX,
+                 min_panel_size: int = 256,
+                 max_panel_size: Optional[int] = 800,
+                 legend: bool = True,
+                 legend_max_classes: int = 12,
                  **kwargs) -> None:
         super().__init__(name=name, image=image, vis_backends=vis_backends, save_dir=save_dir,
                          **kwargs)
@@ -126,6 +188,13 @@ class MultiTaskVisualizer(Visualizer):
         self.prob_cmap = prob_cmap
         self.title_height = int(title_height)
         self.ignore_index = ignore_index
+        self.min_panel_size = int(min_panel_size)
+        self.max_panel_size = int(max_panel_size) if max_panel_size else None
+        if self.max_panel_size is not None and self.max_panel_size < self.min_panel_size:
+            raise ValueError(f'max_panel_size ({max_panel_size}) must not be smaller than '
+                             f'min_panel_size ({min_panel_size})')
+        self.legend = bool(legend)
+        self.legend_max_classes = int(legend_max_classes)
 
     # ------------------------------------------------------------------------------ drawing --
     def _task_list(self, data_sample: Any) -> List[str]:
@@ -174,13 +243,12 @@ class MultiTaskVisualizer(Visualizer):
 
     def _depth(self, depth: np.ndarray, vrange: Tuple[float, float]) -> np.ndarray:
         lo, hi = vrange
-        panel = self._colormap((depth - lo) / max(hi - lo, 1e-6), self.depth_cmap)
-        return self._depth_legend(panel, vrange)
+        return self._colormap((depth - lo) / max(hi - lo, 1e-6), self.depth_cmap)
 
     def _depth_legend(self, panel: np.ndarray, vrange: Tuple[float, float]) -> np.ndarray:
         h, w = panel.shape[:2]
         bar_w = max(8, int(w * 0.4))
-        bar_h = max(4, min(10, h // 12))
+        bar_h = max(4, h // 24)
         x0, y1 = 4, h - 4
         y0 = y1 - bar_h
         if y0 < 0 or bar_w + 8 > w:
@@ -188,15 +256,16 @@ class MultiTaskVisualizer(Visualizer):
         ramp = np.linspace(0, 1, bar_w)[None, :].repeat(bar_h, 0)
         panel[y0:y1, x0:x0 + bar_w] = self._colormap(ramp, self.depth_cmap)
         cv2.rectangle(panel, (x0 - 1, y0 - 1), (x0 + bar_w, y1), (255, 255, 255), 1)
-        scale = max(0.3, min(0.45, h / 600))
+        scale = max(0.3, h / 600)
         for text, x in ((f'{vrange[0]:.2f}m', x0), (f'{vrange[1]:.2f}m', x0 + bar_w)):
             (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
             x = int(min(max(x - tw // 2, 0), w - tw))
             y = max(th + 1, y0 - 3)
-            cv2.putText(panel, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3,
-                        cv2.LINE_AA)
+            thick = max(1, int(round(scale * 2)))
+            cv2.putText(panel, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                        thick + 2, cv2.LINE_AA)
             cv2.putText(panel, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                        1, cv2.LINE_AA)
+                        thick, cv2.LINE_AA)
         return panel
 
     def _depth_range(self, gt: Optional[np.ndarray], pred: Optional[np.ndarray]
@@ -216,8 +285,33 @@ class MultiTaskVisualizer(Visualizer):
                 return float(lo), float(hi)
         return 0.0, 1.0
 
+    def display_size(self, h: int, w: int) -> Tuple[int, int]:
+        """The size a panel of an ``h x w`` image is drawn at (see ``min_panel_size`` and
+        ``max_panel_size``)."""
+        longer = max(h, w)
+        if self.min_panel_size and longer < self.min_panel_size:
+            factor = -(-self.min_panel_size // longer)  # whole factor: label pixels as blocks
+            return h * factor, w * factor
+        if self.max_panel_size and longer > self.max_panel_size:
+            scale = self.max_panel_size / longer
+            return max(1, int(round(h * scale))), max(1, int(round(w * scale)))
+        return h, w
+
+    @staticmethod
+    def _resize(panel: np.ndarray, size: Tuple[int, int], smooth: bool) -> np.ndarray:
+        if panel.shape[:2] == tuple(size):
+            return panel
+        if smooth and size[0] < panel.shape[0]:
+            interpolation = cv2.INTER_AREA
+        elif smooth:
+            interpolation = cv2.INTER_LINEAR
+        else:
+            interpolation = cv2.INTER_NEAREST  # label maps: no invented classes
+        return cv2.resize(panel, (size[1], size[0]), interpolation=interpolation)
+
     def _panel(self, task: str, data: np.ndarray, is_gt: bool,
-               depth_range: Tuple[float, float]) -> np.ndarray:
+               depth_range: Tuple[float, float],
+               size: Optional[Tuple[int, int]] = None) -> np.ndarray:
         kind = self._draw_type(task, data)
         if kind == 'normals':
             n = data[:3].astype(np.float64)
@@ -237,17 +331,108 @@ class MultiTaskVisualizer(Visualizer):
         panel = np.ascontiguousarray(panel)
         if ignore.any():
             panel[ignore] = _checkerboard(*ignore.shape)[ignore]
+        if size is not None:
+            panel = np.ascontiguousarray(
+                self._resize(panel, size, smooth=kind in ('depth', 'probability')))
+        # keys are drawn at the display size, so that they stay legible
+        if kind == 'depth':
+            panel = self._depth_legend(panel, depth_range)
+        elif kind == 'normals' and self.legend:
+            side = max(12, min(panel.shape[:2]) // 5)
+            if side + 4 <= min(panel.shape[:2]):
+                disc = normals_key(side)
+                y0, x0 = panel.shape[0] - side - 2, panel.shape[1] - side - 2
+                inside = disc.any(2)
+                panel[y0:y0 + side, x0:x0 + side][inside] = disc[inside]
+                cv2.circle(panel, (x0 + side // 2, y0 + side // 2), side // 2, (255, 255, 255),
+                           1, cv2.LINE_AA)
         return panel
+
+    def _text_height(self, panel_h: int) -> int:
+        """Height of a line of text for panels ``panel_h`` high: 1/12 of it, at least
+        ``title_height``."""
+        return max(self.title_height, int(round(panel_h / 12)))
+
+    @staticmethod
+    def _put_text(img: np.ndarray, text: str, x: int, line_h: int) -> int:
+        """Write ``text`` on a ``line_h``-high strip from ``x``; returns the x after it."""
+        scale = max(0.3, line_h / 34)
+        thick = max(1, int(round(line_h / 28)))
+        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+        cv2.putText(img, text, (x, int(line_h * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thick, cv2.LINE_AA)
+        return x + tw
 
     def _titled(self, panel: np.ndarray, title: str) -> np.ndarray:
         if self.title_height <= 0:
             return panel
         h, w = panel.shape[:2]
-        strip = np.zeros((self.title_height, w, 3), dtype=np.uint8)
-        scale = max(0.3, min(0.6, self.title_height / 32))
-        cv2.putText(strip, title, (3, self.title_height - 6), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        line_h = self._text_height(h)
+        strip = np.zeros((line_h, w, 3), dtype=np.uint8)
+        self._put_text(strip, title, max(3, line_h // 8), line_h)
         return np.concatenate([strip, panel], axis=0)
+
+    def legend_entries(self, task: str, maps: Sequence[np.ndarray]
+                       ) -> List[Tuple[int, str, np.ndarray]]:
+        """(class index, name, RGB colour) of the classes shown in ``maps``, largest first
+        (at most ``legend_max_classes``; ignored pixels are not a class)."""
+        counts = np.zeros(0, dtype=np.int64)
+        for labels in maps:
+            labels = np.asarray(labels).reshape(-1).astype(np.int64)
+            labels = labels[(labels >= 0) & (labels != self.ignore_index)]
+            found = np.bincount(labels)
+            if found.size > counts.size:
+                found[:counts.size] += counts
+                counts = found
+            else:
+                counts[:found.size] += found
+        names = _classes_from_meta(self.dataset_meta, task) or []
+        palette = _palette_from_meta(self.dataset_meta, task)
+        if palette is None or len(palette) == 0:
+            palette = default_palette()
+        order = [int(i) for i in np.argsort(-counts, kind='stable') if counts[i] > 0]
+        return [(i, names[i] if i < len(names) else str(i), palette[i % len(palette)])
+                for i in order[:self.legend_max_classes]]
+
+    def _legend(self, tasks: Sequence[str], maps: Dict[Tuple[str, str], np.ndarray],
+                width: int, panel_h: int) -> Optional[np.ndarray]:
+        """The strip under the grid: classes shown per segmentation task, the normals key."""
+        line_h = self._text_height(panel_h)
+        lines: List[List[Tuple[Optional[np.ndarray], str]]] = []
+        for task in tasks:
+            arrays = [a for (_, t), a in maps.items() if t == task]
+            if not arrays:
+                continue
+            kind = self._draw_type(task, arrays[0])
+            if kind == 'segmentation':
+                entries = [(colour, f'{i} {name}')
+                           for i, name, colour in self.legend_entries(task, arrays)]
+                lines.append([(None, f'{task}:')] + entries)
+            elif kind == 'normals':
+                lines.append([(None, f'{task}: RGB = (n + 1) / 2, x right, y up, z towards '
+                               'the camera (the disc in the corner)')])
+        if not lines:
+            return None
+        rows = []
+        for entries in lines:  # wrapped to the grid's width
+            row = np.zeros((line_h, width, 3), np.uint8)
+            x = pad = max(3, line_h // 6)
+            for colour, text in entries:
+                (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX,
+                                             max(0.3, line_h / 34), 1)
+                need = tw + (line_h if colour is not None else 0) + 2 * pad
+                if x + need > width and x > pad:
+                    rows.append(row)
+                    row = np.zeros((line_h, width, 3), np.uint8)
+                    x = pad
+                if colour is not None:
+                    s = int(line_h * 0.6)
+                    y0 = (line_h - s) // 2
+                    row[y0:y0 + s, x:x + s] = colour
+                    x += s + pad // 2
+                x = self._put_text(row, text, x, line_h) + 2 * pad
+            rows.append(row)
+        return np.concatenate(rows, axis=0)
 
     def draw_multi_task(self,
                         image: Optional[np.ndarray],
@@ -281,7 +466,8 @@ class MultiTaskVisualizer(Visualizer):
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
         image = image[..., :3].astype(np.uint8)
-        h, w = image.shape[:2]
+        size = self.display_size(*image.shape[:2])
+        image = self._resize(image, size, smooth=True)
 
         rows = []
         if draw_gt and any(k[0] == 'gt' for k in maps):
@@ -296,17 +482,21 @@ class MultiTaskVisualizer(Visualizer):
             for task in tasks:
                 arr = maps.get((which, task))
                 if arr is None:
-                    panel = np.zeros((h, w, 3), dtype=np.uint8)
+                    panel = np.zeros(size + (3, ), dtype=np.uint8)
                     title = f'{task} {which}: none'
                 else:
                     drange = self._depth_range(maps.get(('gt', task)), maps.get(('pred', task)))
-                    panel = self._panel(task, arr, which == 'gt', drange)
+                    panel = self._panel(task, arr, which == 'gt', drange, size)
                     title = f"{task} {'GT' if which == 'gt' else 'pred'}"
-                    if panel.shape[:2] != (h, w):
-                        panel = cv2.resize(panel, (w, h), interpolation=cv2.INTER_NEAREST)
                 cells.append(self._titled(panel, title))
             grid_rows.append(np.concatenate(cells, axis=1))
-        return np.concatenate(grid_rows, axis=0)
+        grid = np.concatenate(grid_rows, axis=0)
+        if self.legend:
+            shown = {k: v for k, v in maps.items() if k[0] in rows}
+            legend = self._legend(tasks, shown, grid.shape[1], size[0])
+            if legend is not None:
+                grid = np.concatenate([grid, legend], axis=0)
+        return grid
 
     @master_only
     def add_datasample(self,

@@ -57,5 +57,6 @@ class MultiTaskVisualizationHook(SegVisualizationHook):
                 data_sample=output,
                 show=self.show,
                 wait_time=self.wait_time,
-                # runner.iter would build the train loop (and its dataset) in a test-only run
-                step=runner.iter if mode == 'val' else batch_idx)
+                # runner.iter would build the train loop (and its dataset) in a test-only run;
+                # test pictures are named by img_id alone (no step in the file name)
+                step=runner.iter if mode == 'val' else 0)

@@ -34,7 +34,7 @@ def photo(h, w, seed=0):
 
 def check_prediction(pred, shape, num_classes=40):
     assert set(pred) == set(TASKS)
-    assert pred['semseg'].shape == shape and pred['semseg'].dtype == np.int64
+    assert pred['semseg'].shape == shape and pred['semseg'].dtype == np.uint8
     assert 0 <= pred['semseg'].min() and pred['semseg'].max() < num_classes
     assert pred['depth'].shape == shape and pred['depth'].dtype == np.float32
     assert (pred['depth'] >= 0).all()
@@ -234,11 +234,13 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
         Image.fromarray(photo(h, w, seed=i)).save(folder / f'im{i}.jpg')
     out_dir = tmp_path / 'out'
     cmd = [sys.executable, osp.join(REPO, 'demo', 'image_demo.py'), str(folder), tiny_config,
-           tiny_checkpoint, '--out-dir', str(out_dir), '--device', 'cpu']
+           tiny_checkpoint, '--out-dir', str(out_dir), '--device', 'cpu', '--save-pred']
     env = dict(os.environ, PYTHONPATH=REPO)
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert '[1/2]' in result.stdout and '[2/2]' in result.stdout
+    # what --max-size auto does is said: the demo frame of the tiny config is 128x160
+    assert 'larger than 128x160' in result.stdout and '--max-size none' in result.stdout
     assert sorted(os.listdir(out_dir / 'vis')) == ['im0.png', 'im1.png']
     assert (out_dir / 'pred' / 'im1_semseg.png').is_file()
     # the same command again: refused with one line naming the outputs, unless --force
@@ -281,3 +283,42 @@ def test_non_finite_weights_are_refused(tmp_path, tiny_config, tiny_checkpoint):
     torch.save(ckpt, tmp_path / 'inf.pth')
     with pytest.raises(ValueError, match=rf'inf\.pth: 1 of its \d+ tensors hold NaN/inf .*{name}'):
         MultiTaskInferencer(tiny_config, str(tmp_path / 'inf.pth'), device='cpu')
+
+
+class _NoModel:
+    """Stands in for MultiTaskInferencer: building the model means a check came too late."""
+
+    _inputs_to_list = staticmethod(MultiTaskInferencer._inputs_to_list)
+
+    def __init__(self, *args, **kwargs):
+        raise AssertionError('the model was built before the inputs and outputs were checked')
+
+
+def test_image_demo_checks_before_building_the_model(tmp_path, tiny_config, monkeypatch):
+    import mmmt.apis
+
+    from ..tool_loader import load_tool
+    demo = load_tool('demo', 'image_demo')
+    monkeypatch.setattr(mmmt.apis, 'MultiTaskInferencer', _NoModel)
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    Image.fromarray(photo(20, 30)).save(folder / 'a.jpg')
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read before the checks')
+    out = tmp_path / 'out'
+    argv = [str(folder), tiny_config, str(ckpt), '--out-dir', str(out), '--save-pred']
+    with pytest.raises(FileNotFoundError, match='nope.jpg'):
+        demo.main([str(folder / 'nope.jpg')] + argv[1:])
+    with pytest.raises(FileNotFoundError, match='checkpoint not found.*missing.pth'):
+        demo.main(argv[:2] + [str(tmp_path / 'missing.pth')] + argv[3:])
+    # an existing prediction of the same name: refused, naming it, before any model exists
+    (out / 'pred').mkdir(parents=True)
+    (out / 'pred' / 'a_depth.npy').write_bytes(b'earlier result')
+    with pytest.raises(FileExistsError, match='a_depth.npy.*--force'):
+        demo.main(argv)
+    # without --save-pred only the pictures count; with --force nothing is refused
+    with pytest.raises(AssertionError, match='model was built'):
+        demo.main(argv[:-1])
+    with pytest.raises(AssertionError, match='model was built'):
+        demo.main(argv + ['--force'])
+    assert (out / 'pred' / 'a_depth.npy').read_bytes() == b'earlier result'

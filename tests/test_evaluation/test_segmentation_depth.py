@@ -34,6 +34,11 @@ def test_segmentation_one_class_image_absent_classes_count_as_zero():
     res = _miou([gt], [gt], 4)
     np.testing.assert_allclose(res['IoU'], [1, 0, 0, 0])
     assert res['mIoU'] == pytest.approx(0.25)
+    assert res['mIoU_present'] == 1.0  # the mean over the classes in the ground truth only
+    # a class that is predicted but absent from the ground truth is not 'present'
+    pred = gt.copy()
+    pred[0, 0] = 3
+    assert _miou([pred], [gt], 4)['mIoU_present'] == pytest.approx(15 / 16)
 
 
 def test_segmentation_out_of_range_prediction_is_wrong():

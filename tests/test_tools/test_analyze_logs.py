@@ -50,3 +50,19 @@ def test_train_time(tool, tmp_path, capsys):
     out = capsys.readouterr().out
     assert 'average 0.8500 s/iter' in out and 'over 4 logged intervals' in out
     assert 'slowest at iter 50: 1.0000 s' in out and 'fastest at iter 20: 0.7000 s' in out
+
+
+def test_plot_keeps_what_exists_and_names_what_is_missing(tool, tmp_path, capsys):
+    a = write_log(tmp_path / 'a.json')
+    b = tmp_path / 'b.json'  # a run without validation: no semseg/mIoU
+    b.write_text('\n'.join(json.dumps(dict(iter=10 * i, loss=1.0 / i)) for i in (1, 2)) + '\n')
+    out = tmp_path / 'curves.png'
+    tool.main(['plot_curve', a, str(b), '--keys', 'loss', 'semseg/mIoU', 'nope',
+               '--out', str(out)])
+    assert cv2.imread(str(out)).shape == (600, 800, 3)  # loss and mIoU; 'nope' is nowhere
+    captured = capsys.readouterr()
+    assert f"'semseg/mIoU' is not in {b}" in captured.err
+    assert "'nope' is not in" in captured.err and 'it has: loss' in captured.err
+    assert 'loss, semseg/mIoU of 2 log(s)' in captured.out
+    with pytest.raises(SystemExit, match='none of nope'):
+        tool.main(['plot_curve', str(b), '--keys', 'nope', '--out', str(tmp_path / 'x.png')])

@@ -25,9 +25,16 @@ def test_pictures_show_the_denormalized_image_and_every_task(tool, tmp_path, syn
     picture = cv2.imread(str(out / f'{ids[0]}.png'))[..., ::-1]
     image = cv2.imread(osp.join(synthetic_nyud, 'images', f'{ids[0]}.png'))[..., ::-1]
     h, w = image.shape[:2]  # 128 x 160: the test pipeline neither pads nor augments it
-    assert picture.shape[1] == 5 * w  # the image and 4 ground-truth panels
-    title = picture.shape[0] - h
-    np.testing.assert_allclose(picture[title:, :w].astype(int), image.astype(int), atol=1)
+    # panels of small images are enlarged by a whole factor (2 here, to 256x320)
+    from mmmt.visualization import MultiTaskVisualizer
+    vis = MultiTaskVisualizer.get_instance(f'browse_test_{id(tmp_path)}')
+    ph, pw = vis.display_size(h, w)
+    assert (ph, pw) == (2 * h, 2 * w)
+    assert picture.shape[1] == 5 * pw  # the image and 4 ground-truth panels
+    title = vis._text_height(ph)
+    enlarged = cv2.resize(image, (pw, ph), interpolation=cv2.INTER_LINEAR)
+    np.testing.assert_allclose(picture[title:title + ph, :pw].astype(int),
+                               enlarged.astype(int), atol=1)
 
     # never into a folder with other files, unless --force
     assert tool.main([DEMO_CONFIG, '--split', 'test', '--output-dir', str(out),
@@ -38,6 +45,10 @@ def test_pictures_show_the_denormalized_image_and_every_task(tool, tmp_path, syn
 
 def test_training_pipeline_pictures(tool, tmp_path, synthetic_nyud):
     out = tmp_path / 'train'
-    assert tool.main([DEMO_CONFIG, '--output-dir', str(out), '--num', '3', '--cfg-options',
-                      f'train_dataloader.dataset.data_root={synthetic_nyud}']) == 0
+    # --data-root, not the config's own data_root (data/synthetic_nyud, if it exists)
+    assert tool.main([DEMO_CONFIG, '--output-dir', str(out), '--num', '3',
+                      '--data-root', synthetic_nyud]) == 0
+    with open(osp.join(synthetic_nyud, 'gt_sets', 'train.txt')) as f:
+        ids = set(f.read().split())
+    assert {name[:-4] for name in os.listdir(out)} <= ids
     assert len(os.listdir(out)) == 3

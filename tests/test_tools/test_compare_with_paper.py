@@ -54,3 +54,13 @@ def test_unknown_model_and_missing_results(tool, tmp_path):
         tool.main([str(tmp_path / 'my_run')])
     with pytest.raises(SystemExit, match='no test metrics'):
         tool.main([str(tmp_path), '--model', 'mtmamba_swin-l_nyud'])
+
+
+def test_unmapped_work_dir_is_named(tool, tmp_path):
+    run = tmp_path / 'my_run'
+    run.mkdir()
+    with pytest.raises(SystemExit, match=r'no folder on the path .*my_run is named after a '
+                       r'model.*pass --model, one of \[.*mtmamba_swin-l_nyud'):
+        tool.main([str(run)])
+    with pytest.raises(SystemExit, match="--model 'nope' is not in"):
+        tool.main([str(run), '--model', 'nope'])

@@ -81,3 +81,51 @@ def test_misspelt_top_level_keys_warn():
     cfg = Config(dict(lod_from='a.pth', load_from=None, crop_size=(1, 2), tasks=['depth'],
                       train_pipeline=[], rsume=True, _scope_='x'))
     assert warn_misspelled_keys(cfg) == ['lod_from', 'rsume']
+
+
+def dataset_roots(cfg):
+    return [cfg[f'{split}_dataloader'].dataset.data_root for split in ('train', 'val', 'test')]
+
+
+@pytest.mark.parametrize('how', ['--data-root', '--cfg-options'])
+def test_data_root_reaches_every_dataloader(tmp_path, how):
+    # the config's `data_root` variable was substituted when the file was read: merging it
+    # as a plain option would leave every dataloader on the old folder
+    argv = [DEMO_CONFIG, '--data-root', 'elsewhere/nyud'] if how == '--data-root' else [
+        DEMO_CONFIG, '--cfg-options', 'data_root=elsewhere/nyud', 'train_cfg.max_iters=3']
+    cfg = load_runner_config(parse_runner_args(make_parser(), argv))
+    assert dataset_roots(cfg) == ['elsewhere/nyud'] * 3
+    assert cfg.data_root == 'elsewhere/nyud'
+    if how == '--cfg-options':
+        assert cfg.train_cfg.max_iters == 3  # the other options still apply
+
+
+def test_data_root_through_dataset_wrappers():
+    from mmengine.config import Config
+
+    from mmmt.utils import set_data_root
+    cfg = Config(dict(
+        train_dataloader=dict(dataset=dict(type='RepeatDataset', times=2, dataset=dict(
+            type='ConcatDataset', datasets=[dict(data_root='a'), dict(data_root='b')]))),
+        test_dataloader=dict(dataset=dict(data_root='c'))))
+    assert set_data_root(cfg, 'new') == 3
+    inner = cfg.train_dataloader.dataset.dataset.datasets
+    assert [d.data_root for d in inner] == ['new', 'new']
+    assert cfg.test_dataloader.dataset.data_root == 'new'
+    with pytest.raises(SystemExit, match='no dataloader'):
+        set_data_root(Config(dict(model=dict())), 'new')
+
+
+@pytest.mark.parametrize('level', ['INFO', 'DEBUG'])
+def test_startup_log_is_short_unless_debug(tmp_path, level):
+    from mmmt.utils import build_runner
+    args = parse_runner_args(make_parser(), [
+        DEMO_CONFIG, '--work-dir', str(tmp_path), '--cfg-options', f'log_level={level}'])
+    runner = build_runner(load_runner_config(args), 'training')  # builds the model only
+    log = open(runner.logger.handlers[-1].baseFilename).read()  # the run's log file
+    if level == 'INFO':
+        assert 'Config: not shown' in log and 'Hooks: the order is shown' in log
+        assert 'train_pipeline' not in log and 'before_train_iter' not in log
+        assert len(log.splitlines()) < 80
+    else:
+        assert 'train_pipeline' in log and 'before_train_iter' in log

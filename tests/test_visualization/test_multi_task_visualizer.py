@@ -11,7 +11,7 @@ from mmengine.visualization import Visualizer
 
 from mmmt.registry import VISUALIZERS
 from mmmt.structures.multitask_data_sample import MultiTaskDataSample
-from mmmt.visualization import MultiTaskVisualizer, default_palette
+from mmmt.visualization import MultiTaskVisualizer, default_palette, normals_key
 
 H, W, T = 30, 40, 20
 
@@ -38,9 +38,13 @@ def _sample(with_gt=True):
     return s
 
 
+#: Panels at the input's size and no legend: the grid layout these tests check.
+NATIVE = dict(min_panel_size=0, max_panel_size=None, legend=False)
+
+
 def _vis(**kw):
     name = f'vis_{len(Visualizer._instance_dict)}_{np.random.randint(1e9)}'
-    return MultiTaskVisualizer.get_instance(name, **kw)
+    return MultiTaskVisualizer.get_instance(name, **dict(NATIVE, **kw))
 
 
 def test_grid_size_and_panels(tmp_path):
@@ -92,7 +96,8 @@ def test_backend_and_mmseg_visualization_hook(tmp_path):
     cv2.imwrite(img_path, np.full((H, W, 3), 50, np.uint8))
     vis = VISUALIZERS.build(
         dict(type='MultiTaskVisualizer', name=f'hook_vis_{np.random.randint(1e9)}',
-             vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path / 'show')))
+             vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path / 'show'),
+             **NATIVE))
     assert Visualizer.get_current_instance() is vis
     hook = SegVisualizationHook(draw=True, interval=1)
     sample = _sample()
@@ -117,16 +122,17 @@ def test_multi_task_visualization_hook_from_config(tmp_path):
     cv2.imwrite(img_path, np.full((H, W, 3), 50, np.uint8))
     vis = VISUALIZERS.build(
         dict(type='MultiTaskVisualizer', name=f'hook_vis_{np.random.randint(1e9)}',
-             vis_backends=[dict(type='LocalVisBackend')], save_dir=str(tmp_path / 'show')))
+             vis_backends=[dict(type='MultiTaskLocalVisBackend')], save_dir=str(tmp_path / 'show'),
+             **NATIVE))
     with DefaultScope.overwrite_default_scope('mmmt'):
         hook = HOOKS.build(dict(type='MultiTaskVisualizationHook', draw=True, interval=1))
     with_path = _sample()
     with_path.set_metainfo(dict(img_path=img_path, img_id='0007'))
     no_image = _sample()  # synthetic sample: no readable image
     no_image.set_metainfo(dict(img_path=None, img_id='0008'))
-    hook._after_iter(SimpleNamespace(iter=0), 0, {}, [with_path, no_image], mode='val')
+    hook._after_iter(SimpleNamespace(iter=600), 0, {}, [with_path, no_image], mode='val')
     files = sorted(f for _, _, fs in os.walk(tmp_path / 'show') for f in fs if f.endswith('.png'))
-    assert files == ['val_0007_0.png', 'val_0008_0.png']
+    assert files == ['val_0007_iter600.png', 'val_0008_iter600.png']
 
     class TestRunner:  # a test-only run must not touch runner.iter (it builds the train loop)
 
@@ -136,5 +142,87 @@ def test_multi_task_visualization_hook_from_config(tmp_path):
 
     hook._after_iter(TestRunner(), 5, {}, [with_path], mode='test')
     files = sorted(f for _, _, fs in os.walk(tmp_path / 'show') for f in fs if f.endswith('.png'))
-    assert 'test_0007_5.png' in files
+    assert 'test_0007.png' in files  # named by img_id, not by batch index
     assert vis is Visualizer.get_current_instance()
+
+
+def test_semseg_legend_names_the_classes_shown():
+    vis = _vis(legend=True)
+    vis.dataset_meta = dict(classes=['wall', 'floor', 'cabinet', 'bed'],
+                            palette=[[10, 20, 30], [40, 50, 60], [70, 80, 90], [1, 2, 3]])
+    seg = np.zeros((H, W), np.int64)
+    seg[:, :10] = 2  # cabinet: a quarter
+    seg[0, 0] = 255  # ignored: not a class
+    entries = vis.legend_entries('semseg', [seg, np.ones((H, W), np.int64)])
+    # largest first over GT and prediction: floor (1200 px), wall (899), cabinet (300)
+    assert [(i, name) for i, name, _ in entries] == [(1, 'floor'), (0, 'wall'), (2, 'cabinet')]
+    assert entries[0][2].tolist() == [40, 50, 60]  # the dataset palette's colour
+    drawn = vis.draw_multi_task(None, _sample())
+    native = _vis().draw_multi_task(None, _sample())
+    assert drawn.shape[1] == native.shape[1] and drawn.shape[0] > native.shape[0]
+    strip = drawn[native.shape[0]:]
+    # the swatch colours of the classes shown (semseg values 0..2 of _sample) are in the strip
+    for colour in ([10, 20, 30], [40, 50, 60], [70, 80, 90]):
+        assert (strip == colour).all(axis=2).sum() >= 4
+    assert not (strip == [1, 2, 3]).all(axis=2).any()  # bed is not in the picture
+
+
+def test_legend_truncates_and_falls_back_to_indices():
+    vis = _vis(legend=True, legend_max_classes=2)
+    seg = np.repeat(np.arange(3), [5, 3, 7])[None]
+    assert [(i, n) for i, n, _ in vis.legend_entries('semseg', [seg])] == [(2, '2'), (0, '0')]
+
+
+def test_normals_key_disc():
+    disc = normals_key(41)
+    centre = disc[20, 20].astype(int)
+    assert abs(centre[0] - 128) <= 4 and abs(centre[1] - 128) <= 4 and centre[2] == 255  # z
+    assert disc[20, 39, 0] > 240 and disc[20, 1, 0] < 15  # x right
+    assert disc[1, 20, 1] > 240 and disc[39, 20, 1] < 15  # y up
+    assert (disc[0, 0] == 0).all()  # outside the disc
+    vis = _vis(legend=True, min_panel_size=200)
+    s = MultiTaskDataSample()
+    n = torch.zeros(3, H, W)
+    n[2] = 1
+    s.set_pred('normals', n)
+    panel = vis.draw_multi_task(None, s, draw_gt=False)[:, -vis.display_size(H, W)[1]:]
+    flat = np.array([128, 128, 255])
+    assert (np.abs(panel[60:100, 10:50].astype(int) - flat) <= 1).all()  # the map itself
+    corner = panel[vis._text_height(200) + 150:vis._text_height(200) + 200, 150:]
+    assert (np.abs(corner.astype(int) - flat) > 20).any()  # the key in the corner
+
+
+def test_small_inputs_are_enlarged_and_huge_ones_previewed():
+    vis = _vis(min_panel_size=256, max_panel_size=800)
+    assert vis.display_size(30, 40) == (210, 280)  # a whole factor (7): label pixels as blocks
+    assert vis.display_size(300, 400) == (300, 400)
+    assert vis.display_size(3000, 4000) == (600, 800)
+    seg = torch.from_numpy(np.repeat(np.arange(4), 10).reshape(1, 1, 40).repeat(30, 1))
+    s = MultiTaskDataSample()
+    s.set_pred('semseg', seg)
+    drawn = vis.draw_multi_task(np.zeros((30, 40, 3), np.uint8), s)
+    title = vis._text_height(210)
+    assert drawn.shape == (title + 210, 2 * 280, 3)
+    labels = drawn[title:, 280:]
+    assert len(np.unique(labels.reshape(-1, 3), axis=0)) == 4  # nearest: no blended colours
+    with pytest.raises(ValueError, match='max_panel_size'):
+        _vis(min_panel_size=300, max_panel_size=100)
+
+
+def test_titles_grow_with_the_picture():
+    vis = _vis(min_panel_size=0, max_panel_size=None)
+    assert vis._text_height(128) == T
+    assert vis._text_height(1200) == 100
+
+
+def test_local_backend_names_pictures_without_step(tmp_path):
+    from mmmt.visualization import MultiTaskLocalVisBackend
+    backend = MultiTaskLocalVisBackend(save_dir=str(tmp_path))
+    picture = np.zeros((4, 6, 3), np.uint8)
+    picture[..., 0] = 255  # red in RGB
+    backend.add_image('test_0007', picture)
+    backend.add_image('val_0007', picture, step=600)
+    files = sorted(f for _, _, fs in os.walk(tmp_path) for f in fs)
+    assert files == ['test_0007.png', 'val_0007_iter600.png']
+    saved = cv2.imread(str(tmp_path / 'vis_image' / 'test_0007.png'))
+    assert saved[0, 0].tolist() == [0, 0, 255]  # written as BGR

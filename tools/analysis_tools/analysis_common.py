@@ -8,8 +8,6 @@ import platform
 import sys
 from typing import List
 
-import torch
-
 
 def log(msg: str) -> None:
     """Progress output on stderr (stdout carries the results)."""
@@ -18,6 +16,7 @@ def log(msg: str) -> None:
 
 def sync(device) -> None:
     """Wait for queued CUDA work, so that wall-clock timings include it."""
+    import torch  # here: the tools of this folder answer --help without torch
     device = torch.device(device)
     if device.type == 'cuda':
         torch.cuda.synchronize(device)

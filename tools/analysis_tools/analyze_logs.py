@@ -22,8 +22,6 @@ from typing import Dict, List
 
 import numpy as np
 
-from mmmt.utils.fileio import atomic_write
-
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from analysis_common import read_json_lines  # noqa: E402
@@ -57,13 +55,17 @@ def load_log(path: str) -> List[dict]:
     return records
 
 
+def available_keys(records: List[dict]) -> List[str]:
+    """The plottable keys of a log."""
+    return sorted({k for r in records for k in r} - {'iter', 'step', 'epoch'})
+
+
 def series(records: List[dict], key: str, path: str) -> Dict[str, np.ndarray]:
     """x (iteration) and y of ``key``; validation keys use ``step``, training keys ``iter``."""
     x_key = 'step' if '/' in key else 'iter'
     points = [(r[x_key], r[key]) for r in records if key in r and x_key in r]
     if not points:
-        available = sorted({k for r in records for k in r} - {'iter', 'step', 'epoch'})
-        raise SystemExit(f'{path} has no {key!r}; it has: {", ".join(available)}')
+        raise SystemExit(f'{path} has no {key!r}; it has: {", ".join(available_keys(records))}')
     x, y = zip(*points)
     return dict(x=np.asarray(x, dtype=np.float64), y=np.asarray(y, dtype=np.float64))
 
@@ -72,13 +74,26 @@ def plot_curve(args) -> None:
     import matplotlib
     matplotlib.use('Agg')  # no display needed
     import matplotlib.pyplot as plt
+
+    from mmmt.utils.fileio import atomic_write
     if osp.exists(args.out) and not args.force:
         raise SystemExit(f'{args.out} exists; pass --force to overwrite it')
     logs = [load_log(p) for p in args.logs]
     legends = args.legend or args.logs
-    fig, axes = plt.subplots(len(args.keys), 1, figsize=(8, 3 * len(args.keys)), squeeze=False)
-    for ax, key in zip(axes[:, 0], args.keys):
-        for records, path, name in zip(logs, args.logs, legends):
+    # a key missing from some logs is plotted for the others and named, not a refusal
+    present = {key: [i for i, records in enumerate(logs)
+                     if any(key in r for r in records)] for key in args.keys}
+    for key, found in present.items():
+        for i in sorted(set(range(len(logs))) - set(found)):
+            print(f'not plotted: {key!r} is not in {args.logs[i]} (it has: '
+                  f'{", ".join(available_keys(logs[i]))})', file=sys.stderr)
+    keys = [key for key in args.keys if present[key]]
+    if not keys:
+        raise SystemExit(f'none of {", ".join(args.keys)} is in the log(s)')
+    fig, axes = plt.subplots(len(keys), 1, figsize=(8, 3 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        for i in present[key]:
+            records, path, name = logs[i], args.logs[i], legends[i]
             data = series(records, key, path)
             ax.plot(data['x'], data['y'], label=name, marker='o' if data['x'].size < 20 else None)
         ax.set_ylabel(key)
@@ -93,7 +108,7 @@ def plot_curve(args) -> None:
     fig.savefig(buffer, format=osp.splitext(args.out)[1][1:] or 'png', dpi=100)
     plt.close(fig)
     atomic_write(buffer.getvalue(), args.out)
-    print(f'{", ".join(args.keys)} of {len(logs)} log(s) plotted to {args.out}')
+    print(f'{", ".join(keys)} of {len(logs)} log(s) plotted to {args.out}')
 
 
 def cal_train_time(args) -> None:

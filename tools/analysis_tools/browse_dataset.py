@@ -19,13 +19,9 @@ import os.path as osp
 import sys
 
 import numpy as np
-from mmengine.config import Config, DictAction
-from mmengine.registry import init_default_scope
-from mmengine.utils import ProgressBar
 
-import mmmt  # noqa: F401  (mmcv-lite shim, registries)
-from mmmt.registry import DATASETS, VISUALIZERS
-from mmmt.structures import register_tasks
+# only the standard library and numpy until the arguments are parsed (fast --help)
+from mmmt.utils.cli import LazyDictAction, merge_cfg_options
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,8 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--num', type=int, default=10, help='number of samples (from the start)')
     parser.add_argument('--force', action='store_true',
                         help='write into a non-empty --output-dir (same names are replaced)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override settings, e.g. train_dataloader.dataset.data_root=...')
+    parser.add_argument('--data-root', metavar='DIR',
+                        help="the dataset folder (the config's data_root, for every split)")
+    parser.add_argument('--cfg-options', nargs='+', action=LazyDictAction, metavar='KEY=VALUE',
+                        help='override settings, e.g. train_dataloader.dataset.pipeline=...')
     args = parser.parse_args(argv)
     if args.num < 1:
         parser.error('--num must be >= 1')
@@ -70,9 +68,16 @@ def main(argv=None) -> int:
         print(f'error: {args.output_dir} is not empty; choose another folder or pass --force',
               file=sys.stderr)
         return 1
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    if not osp.isfile(args.config):
+        print(f'error: config file not found: {args.config}', file=sys.stderr)
+        return 1
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import ProgressBar
+
+    from mmmt.registry import DATASETS, VISUALIZERS
+    cfg = merge_cfg_options(Config.fromfile(args.config), args.cfg_options, args.data_root)
+    from mmmt.structures import register_tasks
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     init_default_scope(cfg.get('default_scope', 'mmmt'))
     loader_cfg = cfg.get(f'{args.split}_dataloader')

@@ -23,8 +23,6 @@ from typing import Dict, Optional, Tuple
 
 import yaml
 
-from mmmt.evaluation.functional.delta_m import DELTA_M_METRICS, delta_m
-
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from analysis_common import read_json_lines  # noqa: E402
@@ -93,10 +91,18 @@ def guess_model(results_path: str, names) -> Optional[str]:
 
 def main(argv=None) -> float:
     args = parse_args(argv)
+    # after parsing (mmmt.evaluation imports torch): --help answers at once
+    from mmmt.evaluation.functional.delta_m import DELTA_M_METRICS, delta_m
     papers = paper_results(args.model_index)
     model = args.model or guess_model(args.results, papers)
-    if model is None or model not in papers:
-        raise SystemExit(f'unknown model {model!r}: pass --model, one of {sorted(papers)}')
+    if model is None:
+        raise SystemExit(
+            f'no folder on the path {osp.abspath(args.results)} is named after a model of '
+            f'{args.model_index} (work_dirs/<config name>/ is); pass --model, one of '
+            f'{sorted(papers)}')
+    if model not in papers:
+        raise SystemExit(f'--model {model!r} is not in {args.model_index}; choose one of '
+                         f'{sorted(papers)}')
     paper = papers[model]
     if not paper:
         raise SystemExit(f'the paper reports no numbers for {model}')

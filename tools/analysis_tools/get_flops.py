@@ -15,8 +15,27 @@ import math
 from collections import OrderedDict
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-import torch
-import torch.nn as nn
+from mmmt.utils.cli import LazyDictAction  # the standard library only
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Parameters and FLOPs of an mmmt model')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--shape', type=int, nargs='+', default=None,
+                        help='input H W (one value for a square); default: the config\'s '
+                        'crop_size if it has one, else 448 576')
+    parser.add_argument('--params-only', action='store_true',
+                        help='count parameters only (no forward pass)')
+    parser.add_argument('--cfg-options', nargs='+', action=LazyDictAction, metavar='KEY=VALUE',
+                        help='override config settings, xxx=yyy format')
+    return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before torch is imported
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 #: Name of the traced op the scan becomes (``prim::PythonOp.<class name>``).
 SCAN_OP = 'prim::PythonOp.SelectiveScanForFlops'
@@ -193,20 +212,6 @@ def format_report(params: Dict[str, int], flops: Optional[Dict[str, int]] = None
                          f'({total:,}; adds the reference\'s identity resize of the logits, '
                          f'{resize / 1e9:.3f} G; truncated to two decimals)')
     return '\n'.join(lines)
-
-
-def parse_args(argv=None):
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(description='Parameters and FLOPs of an mmmt model')
-    parser.add_argument('config', help='config file')
-    parser.add_argument('--shape', type=int, nargs='+', default=None,
-                        help='input H W (one value for a square); default: the config\'s '
-                        'crop_size if it has one, else 448 576')
-    parser.add_argument('--params-only', action='store_true',
-                        help='count parameters only (no forward pass)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, xxx=yyy format')
-    return parser.parse_args(argv)
 
 
 def main(argv=None) -> None:

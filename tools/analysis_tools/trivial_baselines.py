@@ -11,17 +11,12 @@ import argparse
 
 import numpy as np
 
-from mmmt.utils import register_all_modules
-from mmmt.datasets import NYUDv2MultiTaskDataset
-from mmmt.evaluation.functional.depth import depth_metrics, depth_sums
-from mmmt.evaluation.functional.normals import normals_metrics, normals_stats
-from mmmt.evaluation.functional.segmentation import segmentation_counts, segmentation_metrics
-
 TASKS = ['semseg', 'depth', 'normals']
 LOAD = [dict(type='LoadMultiTaskAnnotations'), dict(type='AddIgnoreRegions')]
 
 
 def labels(data_root: str, split: str):
+    from mmmt.datasets import NYUDv2MultiTaskDataset
     dataset = NYUDv2MultiTaskDataset(
         data_root=data_root, split=split, tasks=TASKS, pipeline=LOAD)
     for i in range(len(dataset)):
@@ -32,6 +27,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('data_root', help='NYUD-layout dataset root')
     args = parser.parse_args()
+    # after parsing (mmmt's datasets and metrics import torch): --help answers at once
+    from mmmt.evaluation.functional.depth import depth_metrics, depth_sums
+    from mmmt.evaluation.functional.normals import normals_metrics, normals_stats
+    from mmmt.evaluation.functional.segmentation import (segmentation_counts,
+                                                         segmentation_metrics)
+    from mmmt.utils import register_all_modules
     register_all_modules()
 
     class_hist = np.zeros(256, dtype=np.int64)

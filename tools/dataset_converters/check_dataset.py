@@ -20,13 +20,15 @@ import argparse
 import sys
 import time
 
-from mmmt.datasets import LAYOUTS, STANDARD_SPLIT_SIZES, check_split
+#: The layouts of mmmt.datasets.LAYOUTS, written out so that --help needs no import of mmmt
+#: (which imports torch).
+LAYOUT_NAMES = ('nyud', 'pascal')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Decode every file of a multi-task dataset and report all problems.')
-    parser.add_argument('dataset', choices=sorted(LAYOUTS), help='which layout')
+    parser.add_argument('dataset', choices=LAYOUT_NAMES, help='which layout')
     parser.add_argument('data_root', help='dataset root, e.g. data/NYUDv2')
     parser.add_argument('--splits', nargs='+', default=['train', 'val'], help='splits to check')
     parser.add_argument('--tasks', nargs='+', help='tasks to check (default: all of the layout)')
@@ -53,6 +55,7 @@ def print_items(split: str, kind: str, items: list, max_listed: int) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from mmmt.datasets import STANDARD_SPLIT_SIZES, check_split
     start = time.time()
     failed = False
     for split in args.splits:

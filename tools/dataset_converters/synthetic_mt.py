@@ -16,9 +16,6 @@ import argparse
 import sys
 import time
 
-from mmmt.datasets.synthetic import generate
-from mmmt.testing.synthetic_cityscapes import generate_cityscapes
-
 #: Default (H, W) of the layouts whose generator is not ``generate``'s.
 CITYSCAPES_SIZE = (1024, 2048)
 
@@ -51,6 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    # after parsing: --help answers at once
+    from mmmt.datasets.synthetic import generate
+    from mmmt.testing.synthetic_cityscapes import generate_cityscapes
     start = time.time()
 
     def progress(done: int, total: int, img_id: str) -> None:

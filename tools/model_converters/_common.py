@@ -2,7 +2,8 @@
 import os.path as osp
 from typing import Any, Optional
 
-import torch
+# torch is imported by the functions that need it, so that the converters answer --help
+# at once
 
 
 def load_source(path: str, trust: bool = False) -> Any:
@@ -26,6 +27,8 @@ def save_atomic(obj: Any, path: str, force: bool = False) -> None:
 
     A crash or a full disk never leaves a truncated ``path`` behind.
     """
+    import torch
+
     from mmmt.utils import atomic_write
     check_destination(path, force)
     try:
@@ -42,6 +45,7 @@ def extract_state_dict(ckpt: Any, keys=('model', 'state_dict')) -> Optional[dict
     for key in keys:
         if key in ckpt and isinstance(ckpt[key], dict):
             return ckpt[key]
+    import torch
     if ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values()):
         return ckpt
     raise SystemExit(f'no state_dict found under {list(keys)} (top-level keys: '

@@ -18,8 +18,6 @@ import os
 import os.path as osp
 import sys
 
-import torch
-
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from _common import check_destination, load_source, save_atomic  # noqa: E402
@@ -52,6 +50,7 @@ def sha256_of(path: str, chunk: int = 1 << 20) -> str:
 
 def main(argv=None) -> str:
     args = parse_args(argv)
+    import torch  # after parsing: --help answers at once
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
         raise SystemExit(f'{args.src}: expected an mmengine checkpoint with a state_dict')

@@ -35,8 +35,8 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> None:
-    from mmmt.models.layers.swin_keys import microsoft_swin_to_mmpretrain
     args = parse_args(argv)
+    from mmmt.models.layers.swin_keys import microsoft_swin_to_mmpretrain
     check_destination(args.dst, args.force)
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
     state_dict = microsoft_swin_to_mmpretrain(

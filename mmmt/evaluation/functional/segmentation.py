@@ -78,7 +78,8 @@ def segmentation_metrics(counts: Sequence[Dict[str, np.ndarray]],
         num_classes (int, optional): Number of classes; defaults to the longest count array.
 
     Returns:
-        dict: ``mIoU``, ``pixel_acc`` (fractions), ``IoU`` (per-class float64 array),
+        dict: ``mIoU``, ``mIoU_present`` (the mean over the classes present in the ground
+        truth; NaN if none), ``pixel_acc`` (fractions), ``IoU`` (per-class float64 array),
         ``intersect``/``union``/``label`` (summed int64 arrays), ``num_classes``.
     """
     lengths = [c['label'].size for c in counts]
@@ -97,6 +98,7 @@ def segmentation_metrics(counts: Sequence[Dict[str, np.ndarray]],
     total = label.sum()
     return dict(
         mIoU=float(iou.mean()) if n else float('nan'),
+        mIoU_present=float(iou[label > 0].mean()) if (label > 0).any() else float('nan'),
         pixel_acc=float(inter.sum() / total) if total else float('nan'),
         IoU=iou,
         intersect=inter,

@@ -23,15 +23,13 @@ def _field_data(value: Any) -> Any:
 
 
 def _to_array(x: torch.Tensor) -> np.ndarray:
-    """:func:`~mmmt.structures.pred_to_array` with class maps as uint8 and its own memory.
+    """:func:`~mmmt.structures.pred_to_array` (the inferencer's layout) with its own memory.
 
     The copy matters: predictions are views into the batch's logits, and pickling a tensor
     view stores its whole storage (the logits of every task and image of the batch).
     """
     arr = pred_to_array(x)
-    if arr.dtype == np.int64 and arr.size and 0 <= arr.min() and arr.max() < 256:
-        return arr.astype(np.uint8)  # class maps: an eighth of int64
-    return arr.copy()
+    return arr if arr.dtype != np.float32 else arr.copy()  # class maps are new arrays
 
 
 @METRICS.register_module()
@@ -40,8 +38,8 @@ class DumpMultiTaskPredictions(DumpResults):
 
     Each image gives one dict: the metainfo of :data:`META_KEYS` and ``pred``, a dict
     task -> numpy array at the original image size, as the inferencer returns them: class maps
-    (H, W) uint8, depth (H, W) float32 metres, normals (H, W, 3) unit vectors, boundary and
-    saliency probabilities (H, W) float32. Logits and ground truth are left out (at NYUD size the
+    (H, W) uint8 0-based class indices, depth (H, W) float32 metres, normals (H, W, 3) unit
+    vectors, boundary and saliency probabilities (H, W) float32. Logits and ground truth are left out (at NYUD size the
     semseg logits alone are 41 MB per image).
 
     Unlike mmengine's ``DumpResults``, the file is written to a temporary name and linked into

@@ -222,6 +222,10 @@ class MultiTaskMetric(BaseMetric):
             try:
                 metrics['multi_task/delta_m'] = delta_m(metrics, self.delta_m_baselines,
                                                         self.delta_m_metrics)
+                print_log('multi_task/delta_m: percent relative to the single-task baselines '
+                          f'{self.delta_m_baselines} (meaningful only on the data they were '
+                          'measured on; delta_m_baselines=None turns it off)',
+                          logger='current')
             except KeyError as err:
                 print_log(f'MultiTaskMetric: Δm not computed, missing result {err}',
                           logger='current', level=30)

@@ -110,7 +110,8 @@ class SegmentationEvaluator(TaskEvaluator):
         if n is None:
             n = max((p['label'].size for p in payloads), default=0)
         res = segmentation_metrics(payloads, n)
-        out = dict(mIoU=100 * res['mIoU'], pixel_acc=100 * res['pixel_acc'])
+        out = dict(mIoU=100 * res['mIoU'], mIoU_present=100 * res['mIoU_present'],
+                   pixel_acc=100 * res['pixel_acc'])
         if self.report_per_class:
             for name, iou in zip(self._names(n), res['IoU']):
                 out[f'IoU.{name}'] = 100 * float(iou)
@@ -130,7 +131,15 @@ class SegmentationEvaluator(TaskEvaluator):
         table.add_column('IoU', [f'{100 * iou:.2f}' for iou in res['IoU']])
         table.add_column('pixels', [int(lab) for lab in res['label']])
         table.align['class'] = 'l'
-        return f'{self.task} per-class IoU (%):\n{table.get_string()}'
+        lines = [f'{self.task} per-class IoU (%):', table.get_string()]
+        absent = int((res['label'] == 0).sum())
+        if absent:
+            lines.append(
+                f'{self.task}: {absent} of {res["num_classes"]} classes are absent from the '
+                f'ground truth and count as IoU 0 in mIoU ({100 * res["mIoU"]:.2f}, the papers\' '
+                f'definition); mIoU_present averages the other {res["num_classes"] - absent} '
+                f'({100 * res["mIoU_present"]:.2f})')
+        return '\n'.join(lines)
 
 
 class DepthEvaluator(TaskEvaluator):

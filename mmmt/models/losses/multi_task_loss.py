@@ -3,6 +3,7 @@ from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 
 from mmmt.registry import MODELS
 
@@ -59,6 +60,10 @@ class MultiTaskLoss(nn.Module):
             raise ValueError(f'MultiTaskLoss: weights given for unknown tasks {sorted(unknown)}; '
                              f'tasks are {self.tasks}')
         self.scheme = scheme
+        if scheme == 'log':
+            print_log("MultiTaskLoss 'log' scheme: loss_<task> = weight * log(raw_<task>), "
+                      'negative once a task loss is below 1 (so is the total); raw_<task> are '
+                      'the task losses themselves', logger='current')
         self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.tasks}
         self.eps = eps
         self.dwa_window = dwa_window

@@ -1,0 +1,55 @@
+"""Every tool answers --help without importing torch (it used to take 5-9 s idle).
+
+What is asserted is the import, not a time: a tool that imports torch (or mmengine, which
+imports it) before parsing its arguments fails here on any machine.
+"""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+TOOLS = [
+    'tools/train.py', 'tools/test.py', 'demo/image_demo.py',
+    'tools/analysis_tools/analyze_logs.py', 'tools/analysis_tools/browse_dataset.py',
+    'tools/analysis_tools/compare_with_paper.py', 'tools/analysis_tools/get_flops.py',
+    'tools/analysis_tools/trivial_baselines.py', 'tools/dataset_converters/check_dataset.py',
+    'tools/dataset_converters/synthetic_mt.py', 'tools/model_converters/mtmamba2mmmt.py',
+    'tools/model_converters/publish_model.py', 'tools/model_converters/swin2mmpretrain.py',
+]
+
+# runs the tool as `python TOOL --help` would, then reports the heavy modules it imported
+_PROBE = '''
+import runpy, sys
+sys.argv = [sys.argv[1], '--help']
+try:
+    runpy.run_path(sys.argv[0], run_name='__main__')
+except SystemExit as e:
+    code = e.code
+else:
+    code = 'no exit'
+heavy = sorted(m for m in ('torch', 'mmengine', 'mmcv', 'mmseg', 'cv2') if m in sys.modules)
+print('EXIT', code, 'HEAVY', ','.join(heavy) or '-')
+'''
+
+
+@pytest.mark.parametrize('tool', TOOLS)
+def test_help_imports_no_torch(tool):
+    result = subprocess.run(
+        [sys.executable, '-c', _PROBE, osp.join(REPO, tool)], cwd=REPO, capture_output=True,
+        text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REPO))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'usage:' in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == 'EXIT 0 HEAVY -', result.stdout[-500:]
+
+
+def test_check_dataset_names_every_layout():
+    # check_dataset.py writes its layout names out (mmmt.datasets imports torch)
+    from mmmt.datasets import LAYOUTS
+
+    from ..tool_loader import load_tool
+    assert tuple(sorted(LAYOUTS)) == load_tool('tools', 'dataset_converters',
+                                               'check_dataset').LAYOUT_NAMES
