@@ -22,7 +22,7 @@ import time
 
 #: The layouts of mmmt.datasets.LAYOUTS, written out so that --help needs no import of mmmt
 #: (which imports torch).
-LAYOUT_NAMES = ('nyud', 'pascal')
+LAYOUT_NAMES = ('cityscapes', 'nyud', 'pascal')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
