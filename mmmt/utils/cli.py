@@ -280,8 +280,13 @@ def _runner_class() -> type:
                 logger = super().build_logger(log_level, *args, **kwargs)
                 level = logging.getLevelName(log_level) if isinstance(log_level, str) \
                     else log_level
-                if level != logging.DEBUG and not any(
-                        isinstance(f, _ShortStartup) for f in logger.filters):
+                # mmengine hands back the same logger to runners built within one second
+                # (same experiment name), so a filter of an earlier run is removed for DEBUG
+                short = [f for f in logger.filters if isinstance(f, _ShortStartup)]
+                if level == logging.DEBUG:
+                    for f in short:
+                        logger.removeFilter(f)
+                elif not short:
                     logger.addFilter(_ShortStartup())
                 return logger
 

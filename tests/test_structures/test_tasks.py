@@ -145,7 +145,9 @@ def toy_config(data_root, work_dir):
         default_hooks=dict(
             checkpoint=dict(type='CheckpointHook', interval=100),
             visualization=dict(type='MultiTaskVisualizationHook', draw=True, interval=1)),
+        # panels at native size and no legend strip: the test reads the panel's pixels
         visualizer=dict(type='MultiTaskVisualizer', name='toy_visualizer',
+                        min_panel_size=0, max_panel_size=None, legend=False,
                         vis_backends=[dict(type='LocalVisBackend')]),
         randomness=dict(seed=0),
         log_level='WARNING')
