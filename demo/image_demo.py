@@ -14,7 +14,6 @@ import os
 import sys
 import time
 
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.apis import MultiTaskInferencer
 from mmmt.utils import TRUST_ENV
 

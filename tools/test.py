@@ -12,7 +12,6 @@ import os.path as osp
 from mmengine.config import Config
 from mmengine.runner.checkpoint import CheckpointLoader
 
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.evaluation import DumpMultiTaskPredictions
 from mmmt.utils import (CheckpointMismatchError, add_runner_args, build_runner,
                         UntrustedCheckpointError, load_model_weights, load_runner_config,

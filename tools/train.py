@@ -11,7 +11,6 @@ import os
 
 from mmengine.config import Config
 
-import mmmt  # noqa: F401  (mmcv-lite shim, safe checkpoint loading)
 from mmmt.utils import (add_runner_args, build_runner, load_runner_config, parse_runner_args,
                         shutdown_distributed)
 

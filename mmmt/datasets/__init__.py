@@ -1,12 +1,21 @@
-"""Multi-task datasets (NYUDv2, PASCAL-Context), their transforms and the synthetic generator."""
-from .base_multitask import BaseMultiTaskDataset
-from .class_names import (HUMAN_PART_CLASSES, NYUD_CLASSES, PASCAL_NORMALS_VALID_CONTEXT_IDS,
-                          PASCAL_PART_GROUPS, VOC_CLASSES)
-from .integrity import LAYOUTS, STANDARD_SPLIT_SIZES, check_sample, check_split
-from .nyud import NYUDv2MultiTaskDataset
-from .pascal_context import PascalContextMultiTaskDataset
-from .transforms import *  # noqa: F401,F403
-from .transforms import __all__ as _transforms_all
+"""Multi-task datasets (NYUDv2, PASCAL-Context), their transforms and the synthetic generator.
+
+The transforms extend mmseg's, whose package needs ``mmcv._ext``; with mmcv-lite the raising
+placeholder of :mod:`mmmt.utils.mmcv_compat` is installed first (a no-op beside a full mmcv).
+"""
+from mmmt.utils.mmcv_compat import install_mmcv_ext_placeholder
+
+install_mmcv_ext_placeholder()
+
+from .base_multitask import BaseMultiTaskDataset  # noqa: E402
+from .class_names import (  # noqa: E402
+    HUMAN_PART_CLASSES, NYUD_CLASSES, PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS,
+    VOC_CLASSES)
+from .integrity import LAYOUTS, STANDARD_SPLIT_SIZES, check_sample, check_split  # noqa: E402
+from .nyud import NYUDv2MultiTaskDataset  # noqa: E402
+from .pascal_context import PascalContextMultiTaskDataset  # noqa: E402
+from .transforms import *  # noqa: F401,F403,E402
+from .transforms import __all__ as _transforms_all  # noqa: E402
 
 __all__ = [
     'BaseMultiTaskDataset', 'NYUDv2MultiTaskDataset', 'PascalContextMultiTaskDataset',

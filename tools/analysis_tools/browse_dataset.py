@@ -23,8 +23,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import ProgressBar
 
-import mmmt  # noqa: F401  (mmcv-lite shim, registries)
 from mmmt.registry import DATASETS, VISUALIZERS
+from mmmt.utils import register_all_modules
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -72,6 +72,7 @@ def main(argv=None) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    register_all_modules(init_default_scope=False)
     init_default_scope(cfg.get('default_scope', 'mmmt'))
     loader_cfg = cfg.get(f'{args.split}_dataloader')
     if not loader_cfg:
