@@ -1,4 +1,6 @@
-"""Multi-task datasets (NYUDv2, PASCAL-Context), their transforms and the synthetic generator.
+"""Multi-task datasets (NYUDv2, PASCAL-Context) and their transforms.
+
+The synthetic dataset generator is in :mod:`mmmt.testing`.
 
 The transforms extend mmseg's, whose package needs ``mmcv._ext``; with mmcv-lite the raising
 placeholder of :mod:`mmmt.utils.mmcv_compat` is installed first (a no-op beside a full mmcv).

@@ -6,14 +6,16 @@ Examples::
     python tools/dataset_converters/synthetic_mt.py pascal data/PASCALContext \
         --train 20 --val 10 --seed 1 --size 120 160
 
-Images are ray-cast from random 3D scenes (see ``mmmt/datasets/synthetic.py``); the output is
+Images are ray-cast from random 3D scenes (see ``mmmt/testing/``); the output is
 identical for identical arguments.
 """
 import argparse
 import sys
 import time
 
-from mmmt.datasets.synthetic import generate
+from mmengine.utils import ProgressBar
+
+from mmmt.testing import generate
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,15 +45,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     start = time.time()
+    bar = None
 
     def progress(done: int, total: int, img_id: str) -> None:
-        if not args.quiet:
-            print(f'\r[{done}/{total}] {img_id}  {time.time() - start:.1f}s', end='',
-                  file=sys.stderr, flush=True)
+        nonlocal bar
+        if bar is None:  # only once the output folder was accepted
+            bar = ProgressBar(total, file=sys.stderr)
+        bar.update()
 
     try:
         splits = generate(args.dataset, args.out_dir, args.train, args.val, seed=args.seed,
-                          size=args.size, progress=progress, overwrite=args.force)
+                          size=args.size, progress=None if args.quiet else progress,
+                          overwrite=args.force)
     except (FileExistsError, NotADirectoryError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
