@@ -163,3 +163,14 @@ def test_cli(tmp_path, capsys):
                      '32', '--force', '--quiet']) == 0
     with pytest.raises(FileExistsError, match='not empty'):
         generate('pascal', out, 1, 1)
+
+
+def test_old_module_name_still_imports_with_a_warning():
+    import importlib
+    import sys
+
+    import mmmt.testing
+    sys.modules.pop('mmmt.datasets.synthetic', None)
+    with pytest.warns(DeprecationWarning, match='mmmt.testing'):
+        old = importlib.import_module('mmmt.datasets.synthetic')
+    assert old.generate is mmmt.testing.generate
