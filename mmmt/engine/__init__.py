@@ -1,1 +1,5 @@
-__all__ = []
+"""Runner extensions: hooks."""
+from .hooks import *  # noqa: F401,F403
+from .hooks import __all__ as _hooks_all
+
+__all__ = list(_hooks_all)
