@@ -62,3 +62,15 @@ def test_metadata_commands_and_missing_sources_leave_mim_alone(project):
     shutil.rmtree(root / 'configs')  # as in an unpacked sdist that ships only mmmt/.mim
     mim = run('bdist_wheel')
     assert (mim / 'configs' / 'demo' / 'a.py').read_text() == 'x = 1\n'
+
+
+def test_tools_share_code_through_mmmt_not_sys_path():
+    # the tools run from mmmt/.mim/tools too (mim), where a sibling module need not exist
+    offenders = []
+    for folder, _, files in os.walk(osp.join(REPO, 'tools')):
+        for name in files:
+            if name.endswith('.py'):
+                with open(osp.join(folder, name), encoding='utf-8') as f:
+                    if 'sys.path.insert' in f.read():
+                        offenders.append(osp.relpath(osp.join(folder, name), REPO))
+    assert offenders == []

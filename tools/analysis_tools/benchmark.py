@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import os.path as osp
 import statistics
 import sys
 import time
@@ -34,9 +33,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from analysis_common import cpu_name, log, sync  # noqa: E402
+from mmmt.utils.analysis import cpu_name, log, sync
 
 
 def build_model(config: str, device: torch.device):

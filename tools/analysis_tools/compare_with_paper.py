@@ -18,16 +18,13 @@ numbers as the baseline): positive means better than published.
 import argparse
 import glob
 import os.path as osp
-import sys
 from typing import Dict, Optional, Tuple
 
 import yaml
 
 from mmmt.evaluation.functional.delta_m import DELTA_M_METRICS, delta_m
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from analysis_common import read_json_lines  # noqa: E402
+from mmmt.utils.analysis import read_json_lines
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

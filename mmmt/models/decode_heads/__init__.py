@@ -2,9 +2,10 @@ from .mtmamba_head import MultiTaskMambaDecodeHead
 from .mtmamba_plus_head import MTMambaPlusDecodeHead
 from .mtmamba_stage import MTMambaDecoderStage
 from .mtmamba_variants import MTMambaVariantHead
-from .reference_keys import (REFERENCE_VARIANTS, detect_reference_variant,
-                             mmmt_to_reference_key, mmmt_to_reference_state_dict,
-                             reference_to_mmmt_key, reference_to_mmmt_state_dict)
+# the key maps live in mmmt.models.utils; re-exported here, where they used to be
+from ..utils.reference_keys import (REFERENCE_VARIANTS, detect_reference_variant,
+                                    mmmt_to_reference_key, mmmt_to_reference_state_dict,
+                                    reference_to_mmmt_key, reference_to_mmmt_state_dict)
 
 __all__ = [
     'MultiTaskMambaDecodeHead', 'MTMambaDecoderStage', 'MTMambaPlusDecodeHead',

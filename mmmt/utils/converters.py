@@ -1,14 +1,19 @@
-"""Shared by the converters in this folder: safe loading and atomic writing of checkpoints."""
+"""Helpers of the model converters (``tools/model_converters/``): safe loading, state_dict
+extraction and atomic writing of checkpoints."""
 import os.path as osp
 from typing import Any, Optional
 
 import torch
 
+from .checkpoint import load_checkpoint_file
+from .fileio import atomic_write
+
+__all__ = ['load_source', 'check_destination', 'save_atomic', 'extract_state_dict']
+
 
 def load_source(path: str, trust: bool = False) -> Any:
     """Load a checkpoint with ``weights_only=True`` (plus mmengine's known types) unless
     ``trust`` is set; see :func:`mmmt.utils.load_checkpoint_file`."""
-    from mmmt.utils import load_checkpoint_file
     return load_checkpoint_file(path, map_location='cpu', trust=True if trust else None)
 
 
@@ -23,7 +28,6 @@ def save_atomic(obj: Any, path: str, force: bool = False) -> None:
 
     A crash or a full disk never leaves a truncated ``path`` behind.
     """
-    from mmmt.utils import atomic_write
     check_destination(path, force)
     try:
         atomic_write(lambda f: torch.save(obj, f), path, overwrite=force)

@@ -1,7 +1,5 @@
-"""Shared by the scripts in this folder: progress output, device sync, machine name, logs.
-
-(Not ``_common``: ``tools/model_converters/_common.py`` takes that module name.)
-"""
+"""Helpers of the analysis tools (``tools/analysis_tools/``): progress output, device sync,
+machine name, mmengine JSON-lines logs."""
 import json
 import os.path as osp
 import platform
@@ -9,6 +7,8 @@ import sys
 from typing import List
 
 import torch
+
+__all__ = ['log', 'sync', 'cpu_name', 'read_json_lines']
 
 
 def log(msg: str) -> None:
