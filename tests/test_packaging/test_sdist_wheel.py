@@ -57,7 +57,8 @@ print('INDEXED', n_models)
 from mmmt.utils import register_all_modules
 from mmmt.registry import MODELS
 register_all_modules()
-cfg = Config.fromfile(osp.join(mim, 'configs', 'mtmamba_swin-l_nyud.py'))
+cfg = Config.fromfile(
+    osp.join(mim, 'configs', 'mtmamba', 'mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py'))
 cfg.model.backbone.init_cfg = None
 model = MODELS.build(cfg.model).eval()
 print('PARAMS', sum(p.numel() for p in model.parameters()))
