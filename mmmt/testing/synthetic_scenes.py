@@ -10,6 +10,9 @@ PASCAL-Part objects of persons (some carry no part annotation).
 The PASCAL-Context ids used for background surfaces (ground, wall, sky, tree) are arbitrary
 choices inside / outside the 170 normals classes; only the VOC classes' ids
 (:data:`~mmmt.datasets.class_names.VOC_CONTEXT_IDS`) are meaningful.
+
+About 400 lines in one module: the object builders and the two scene compositions share the
+class tables, materials and placement helpers, and are only used together.
 """
 from typing import Callable, Dict, List, Optional, Tuple
 
