@@ -1,14 +1,10 @@
-"""mmmt: multi-task dense scene understanding with Mamba decoders, for OpenMMLab."""
-from .utils.mmcv_compat import install_mmcv_ext_placeholder
+"""mmmt: multi-task dense scene understanding with Mamba decoders, for OpenMMLab.
 
-# Must run before anything imports mmseg: with mmcv-lite (no compiled ops) mmseg's model package
-# would fail to import. A no-op when the full mmcv is installed (see mmmt/utils/mmcv_compat.py).
-install_mmcv_ext_placeholder()
-
-from .version import __version__  # noqa: E402
-
-# torch and mmengine are not imported here, so that the tools can parse their arguments (and
-# set OpenMP's thread settings) first; the safe checkpoint loaders are installed by
-# mmmt.registry, which every registry build and every mmmt model module imports.
+Importing ``mmmt`` changes nothing outside it, so ``custom_imports=['mmmt']`` in another
+project's config leaves that process as it was. The process-wide set-up mmmt's own tools need
+(the ``mmcv._ext`` placeholder for mmcv-lite, the safe checkpoint loaders) is done by
+:func:`mmmt.utils.register_all_modules`; see docs/installation.md.
+"""
+from .version import __version__
 
 __all__ = ['__version__']

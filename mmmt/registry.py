@@ -99,10 +99,3 @@ VISBACKENDS = Registry(
 
 INFERENCERS = Registry(
     'inferencer', parent=MMENGINE_INFERENCERS, locations=['mmmt.apis'])
-
-# Checkpoints (load_from, --resume, Pretrained init_cfg) load with weights_only=True and an
-# allow-list of mmengine/numpy types (mmmt/utils/checkpoint.py). Installed here, not by
-# `import mmmt`, which stays free of torch so that the tools answer --help at once.
-from mmmt.utils.checkpoint import register_safe_checkpoint_loaders  # noqa: E402
-
-register_safe_checkpoint_loaders()

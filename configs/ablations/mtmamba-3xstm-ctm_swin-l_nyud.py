@@ -1,6 +1,7 @@
 # 3x STM per task and stage followed by the CTM (the "with CTM" counterpart of
-# mtmamba-3xstm_swin-l_nyud.py; 2x STM + CTM is the default, configs/mtmamba_swin-l_nyud.py).
+# mtmamba-3xstm_swin-l_nyud.py; 2x STM + CTM is the default,
+# configs/mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py).
 # Not a row of the paper's tables.
-_base_ = ['../mtmamba_swin-l_nyud.py']
+_base_ = ['../mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py']
 
 model = dict(decode_head=dict(num_stm_blocks=3, use_ctm=True))

@@ -1,6 +1,6 @@
 # Paper Table 6, Swin-Small encoder. The paper does not say which checkpoint; this uses
 # Microsoft's ImageNet-1K Swin-S (window 7, 224) as converted by OpenMMLab.
-_base_ = ['../mtmamba_swin-l_nyud.py']
+_base_ = ['../mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py']
 
 swin_s_checkpoint = 'https://download.openmmlab.com/mmclassification/v0/swin-transformer/convert/swin_small_patch4_window7_224-cc7a01c9.pth'  # noqa: E501
 

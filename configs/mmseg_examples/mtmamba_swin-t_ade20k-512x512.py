@@ -1,7 +1,9 @@
 # The MTMamba decoder as a plain mmseg decode head: single-task semantic segmentation on ADE20K
 # with mmseg's own EncoderDecoder, SegDataPreProcessor, pipeline (PackSegInputs), ADE20KDataset,
-# IoUMetric, runtime and 160k schedule. mmmt only contributes the head (and the mmcv-lite shim),
-# through `custom_imports` and the `mmmt.` scope prefix.
+# IoUMetric, runtime and 160k schedule. mmmt only contributes the head, through `custom_imports`
+# and the `mmmt.` scope prefix. `mmmt.models` (not just `mmmt`, whose import changes nothing):
+# importing it registers the head and, under mmcv-lite, installs the `mmcv._ext` placeholder that
+# mmseg's own model package needs (docs/installation.md).
 #
 #   python tools/train.py configs/mmseg_examples/mtmamba_swin-t_ade20k-512x512.py
 # or with mmsegmentation's own tools/train.py (the config is an ordinary mmseg config).
@@ -13,7 +15,7 @@ _base_ = [
     'mmseg::_base_/datasets/ade20k.py', 'mmseg::_base_/default_runtime.py',
     'mmseg::_base_/schedules/schedule_160k.py'
 ]
-custom_imports = dict(imports=['mmmt'], allow_failed_imports=False)
+custom_imports = dict(imports=['mmmt.models'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
 crop_size = (512, 512)

@@ -1,14 +1,26 @@
-"""Multi-task datasets (NYUDv2, PASCAL-Context, Cityscapes), their transforms and the synthetic generator."""
+"""Multi-task datasets (NYUDv2, PASCAL-Context, Cityscapes) and their transforms.
+
+The synthetic dataset generator is in :mod:`mmmt.testing`.
+
+The transforms extend mmseg's, whose package needs ``mmcv._ext``; with mmcv-lite the raising
+placeholder of :mod:`mmmt.utils.mmcv_compat` is installed first (a no-op beside a full mmcv).
+"""
 from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
-from .base_multitask import BaseMultiTaskDataset
-from .cityscapes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesMultiTaskDataset
-from .class_names import (HUMAN_PART_CLASSES, NYUD_CLASSES, PASCAL_NORMALS_VALID_CONTEXT_IDS,
-                          PASCAL_PART_GROUPS, VOC_CLASSES)
-from .integrity import LAYOUTS, STANDARD_SPLIT_SIZES, check_sample, check_split
-from .nyud import NYUDv2MultiTaskDataset
-from .pascal_context import PascalContextMultiTaskDataset
-from .transforms import *  # noqa: F401,F403
-from .transforms import __all__ as _transforms_all
+from mmmt.utils.mmcv_compat import install_mmcv_ext_placeholder
+
+install_mmcv_ext_placeholder()
+
+from .base_multitask import BaseMultiTaskDataset  # noqa: E402
+from .cityscapes import (  # noqa: E402
+    CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CityscapesMultiTaskDataset)
+from .class_names import (  # noqa: E402
+    HUMAN_PART_CLASSES, NYUD_CLASSES, PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS,
+    VOC_CLASSES)
+from .integrity import LAYOUTS, STANDARD_SPLIT_SIZES, check_sample, check_split  # noqa: E402
+from .nyud import NYUDv2MultiTaskDataset  # noqa: E402
+from .pascal_context import PascalContextMultiTaskDataset  # noqa: E402
+from .transforms import *  # noqa: F401,F403,E402
+from .transforms import __all__ as _transforms_all  # noqa: E402
 
 __all__ = [
     'BaseMultiTaskDataset', 'NYUDv2MultiTaskDataset', 'PascalContextMultiTaskDataset',

@@ -1,4 +1,4 @@
-"""Training-engine components of mmmt: hooks, the multi-task optim wrapper and its gradient
+"""Training-engine components of mmmt: hooks (visualization, checkpoint safety, non-finite losses), the multi-task optim wrapper and its gradient
 balancers."""
 from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
 from .hooks import *  # noqa: F401,F403

@@ -26,6 +26,7 @@ import hashlib
 import os
 import os.path as osp
 import platform
+import shutil
 import sys
 import threading
 from typing import Any, List, Optional, Tuple
@@ -124,15 +125,38 @@ def _build(name: str, build_dir: str, verbose: bool) -> None:
     print(f'mmmt: compiling the C++ selective scan into {build_dir} (once, ~15 s)',
           file=sys.stderr, flush=True)
     os.makedirs(build_dir, exist_ok=True)
-    cpp_extension.load(
-        name=name,
-        sources=[SOURCE],
-        extra_cflags=cflags,
-        extra_ldflags=['-fopenmp'],
-        build_directory=build_dir,
-        with_cuda=False,
-        is_python_module=False,
-        verbose=verbose)
+    path = os.environ.get('PATH', '')
+    ninja_dir = _pip_ninja_dir()
+    if ninja_dir:
+        os.environ['PATH'] = ninja_dir + os.pathsep + path
+    try:
+        cpp_extension.load(
+            name=name,
+            sources=[SOURCE],
+            extra_cflags=cflags,
+            extra_ldflags=['-fopenmp'],
+            build_directory=build_dir,
+            with_cuda=False,
+            is_python_module=False,
+            verbose=verbose)
+    finally:
+        if ninja_dir:
+            os.environ['PATH'] = path
+
+
+def _pip_ninja_dir() -> Optional[str]:
+    """The bin directory of the ``ninja`` pip package when no ninja is on ``PATH``, else None.
+
+    torch runs ``ninja`` from ``PATH``; the pip package (a runtime requirement) puts it in the
+    environment's bin directory, which is not on ``PATH`` when that venv is not activated.
+    """
+    if shutil.which('ninja') is not None:
+        return None
+    try:
+        import ninja
+    except ImportError:
+        return None
+    return getattr(ninja, 'BIN_DIR', None)
 
 
 def load_scan_ops(verbose: bool = False) -> Any:

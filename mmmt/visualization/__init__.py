@@ -2,7 +2,8 @@
 from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
 from .multi_task_visualizer import (MultiTaskLocalVisBackend, MultiTaskVisualizer,
                                     default_palette, normals_key)
-from .visualization_hook import MultiTaskVisualizationHook
+# the hook lives in mmmt.engine.hooks; importable from here too, where it used to be
+from mmmt.engine.hooks import MultiTaskVisualizationHook
 
 __all__ = [
     'MultiTaskVisualizer', 'MultiTaskVisualizationHook', 'MultiTaskLocalVisBackend',

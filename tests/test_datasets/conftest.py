@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import mmmt.datasets  # noqa: F401  (registers the datasets and transforms)
-from mmmt.datasets.synthetic import generate
+from mmmt.testing import generate
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = dict(

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mmmt.datasets import NYUDv2MultiTaskDataset, check_sample, check_split
-from mmmt.datasets.synthetic import generate_nyud
+from mmmt.testing import generate_nyud
 
 
 def test_check_sample_flags_negative_depth(tmp_path):

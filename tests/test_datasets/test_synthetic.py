@@ -11,7 +11,7 @@ from PIL import Image
 
 from mmmt.datasets import PASCAL_PART_GROUPS, VOC_CLASSES
 from mmmt.datasets.class_names import VOC_CONTEXT_IDS
-from mmmt.datasets.synthetic import generate
+from mmmt.testing import generate
 from mmmt.datasets.transforms.loading import read_pascal_part_mask
 from tests.tool_loader import load_tool
 
@@ -138,7 +138,7 @@ def test_cli(tmp_path, capsys):
     assert mod.main(['nyud', out, '--train', '2', '--val', '1', '--seed', '5', '--size', '24',
                      '32']) == 0
     captured = capsys.readouterr()
-    assert 'Wrote nyud' in captured.out and '[3/3]' in captured.err
+    assert 'Wrote nyud' in captured.out and '3/3' in captured.err  # mmengine's ProgressBar
     assert len(os.listdir(osp.join(out, 'images'))) == 3
     ref = str(tmp_path / 'ref')
     generate('nyud', ref, 2, 1, seed=5, size=(24, 32))
@@ -155,3 +155,14 @@ def test_cli(tmp_path, capsys):
                      '32', '--force', '--quiet']) == 0
     with pytest.raises(FileExistsError, match='not empty'):
         generate('pascal', out, 1, 1)
+
+
+def test_old_module_name_still_imports_with_a_warning():
+    import importlib
+    import sys
+
+    import mmmt.testing
+    sys.modules.pop('mmmt.datasets.synthetic', None)
+    with pytest.warns(DeprecationWarning, match='mmmt.testing'):
+        old = importlib.import_module('mmmt.datasets.synthetic')
+    assert old.generate is mmmt.testing.generate

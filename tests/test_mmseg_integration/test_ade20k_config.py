@@ -95,7 +95,7 @@ def mmseg_scope():
 def test_example_config_is_a_plain_mmseg_config():
     cfg = Config.fromfile(CONFIG)
     assert cfg.default_scope == 'mmseg'
-    assert cfg.custom_imports.imports == ['mmmt']
+    assert cfg.custom_imports.imports == ['mmmt.models']
     assert cfg.model.type == 'EncoderDecoder'
     assert cfg.model.data_preprocessor.type == 'SegDataPreProcessor'
     assert cfg.model.decode_head.type == 'mmmt.MTMambaSegHead'

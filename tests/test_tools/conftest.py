@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from mmmt.datasets.synthetic import generate_nyud
+from mmmt.testing import generate_nyud
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from mmmt.datasets.synthetic import generate_nyud, generate_pascal
+from mmmt.testing import generate_nyud, generate_pascal
 from tests.tool_loader import load_tool
 
 

@@ -15,10 +15,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from mmmt.models.decode_heads import reference_to_mmmt_state_dict
-from mmmt.models.layers.swin_keys import (merge_order_to_unfold,
-                                          microsoft_swin_to_mmpretrain,
-                                          mmpretrain_swin_to_microsoft,
-                                          unfold_to_merge_order)
+from mmmt.models.utils import (merge_order_to_unfold, microsoft_swin_to_mmpretrain,
+                               mmpretrain_swin_to_microsoft, unfold_to_merge_order)
 from mmmt.registry import MODELS
 from tests.tool_loader import load_tool
 

@@ -10,11 +10,13 @@ def run_python(code: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_import_mmmt_makes_mmseg_models_importable_with_mmcv_lite():
-    result = run_python("""
+@pytest.mark.parametrize('setup', ['from mmmt.utils import register_all_modules; '
+                                   'register_all_modules()', 'import mmmt.models'])
+def test_mmmt_set_up_makes_mmseg_models_importable_with_mmcv_lite(setup):
+    result = run_python(f"""
         import importlib.util, sys
         real = importlib.util.find_spec('mmcv._ext') is not None
-        import mmmt
+        {setup}
         import mmseg.models  # fails with mmcv-lite unless mmmt provided the placeholder
         ext = sys.modules['mmcv._ext']
         print('REAL' if real else 'PLACEHOLDER', getattr(ext, 'is_mmmt_placeholder', False),

@@ -126,6 +126,10 @@ def test_multi_task_visualization_hook_from_config(tmp_path):
              **NATIVE))
     with DefaultScope.overwrite_default_scope('mmmt'):
         hook = HOOKS.build(dict(type='MultiTaskVisualizationHook', draw=True, interval=1))
+    # it lives in mmmt.engine.hooks and is still importable from mmmt.visualization
+    from mmmt.engine.hooks import MultiTaskVisualizationHook
+    from mmmt.visualization import MultiTaskVisualizationHook as old_name
+    assert type(hook) is MultiTaskVisualizationHook is old_name
     with_path = _sample()
     with_path.set_metainfo(dict(img_path=img_path, img_id='0007'))
     no_image = _sample()  # synthetic sample: no readable image

@@ -22,9 +22,7 @@ from typing import Dict, List
 
 import numpy as np
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from analysis_common import read_json_lines  # noqa: E402
+from mmmt.utils.analysis import read_json_lines
 
 
 def parse_args(argv=None) -> argparse.Namespace:

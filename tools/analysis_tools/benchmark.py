@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import json
 import os
-import os.path as osp
 import statistics
 import sys
 import time
@@ -39,24 +38,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from analysis_common import cpu_name, log, sync  # noqa: E402
-
-
-def build_model(config: str, device: torch.device):
-    from mmengine.config import Config
-
-    from mmmt.registry import MODELS
-    from mmmt.utils import register_all_modules
-    register_all_modules()
-    cfg = Config.fromfile(config)
-    model_cfg = cfg.model
-    # random weights: never fetch a pretrained checkpoint for a timing run
-    if 'backbone' in model_cfg:
-        model_cfg.backbone.pop('init_cfg', None)
-    model = MODELS.build(model_cfg)
-    return model.to(device)
+from mmmt.utils.analysis import build_model, cpu_name, log, sync
 
 
 class ScanTimer:

@@ -25,10 +25,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from analysis_common import cpu_name, log, sync  # noqa: E402
-from benchmark import build_model  # noqa: E402
+from mmmt.utils.analysis import build_model, cpu_name, log, sync
 
 ALL_BALANCERS = ['PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL', 'AlignedMTL']
 

@@ -32,7 +32,6 @@ Examples::
 import argparse
 import json
 import os
-import os.path as osp
 import platform
 import statistics
 import subprocess
@@ -43,9 +42,7 @@ from typing import Callable, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from analysis_common import cpu_name, log, sync  # noqa: E402
+from mmmt.utils.analysis import cpu_name, log, sync
 
 # the shapes: (name, channels = 4 directions x d_inner, (H, W) of the scanned map)
 SHAPES = [

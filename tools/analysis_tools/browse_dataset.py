@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     from mmengine.utils import ProgressBar
 
     from mmmt.registry import DATASETS, VISUALIZERS
+    from mmmt.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
     cfg = merge_cfg_options(Config.fromfile(args.config), args.cfg_options, args.data_root)
     from mmmt.structures import register_tasks
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself

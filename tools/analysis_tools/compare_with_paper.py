@@ -2,10 +2,11 @@
 
 Examples::
 
-    python tools/test.py configs/mtmamba_swin-l_nyud.py CKPT \
-        --work-dir work_dirs/mtmamba_swin-l_nyud
-    python tools/analysis_tools/compare_with_paper.py work_dirs/mtmamba_swin-l_nyud
-    python tools/analysis_tools/compare_with_paper.py results.json --model mtmamba_swin-l_nyud
+    python tools/test.py configs/mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py CKPT
+    python tools/analysis_tools/compare_with_paper.py \
+        work_dirs/mtmamba_swin-l_8xb1-50k_nyudv2-448x576
+    python tools/analysis_tools/compare_with_paper.py results.json \
+        --model mtmamba_swin-l_8xb1-50k_nyudv2-448x576
 
 RESULTS is a metrics file written by ``tools/test.py``
 (``<work_dir>/<timestamp>/<timestamp>.json``), a training log (``vis_data/scalars.json``: its
@@ -18,14 +19,11 @@ numbers as the baseline): positive means better than published.
 import argparse
 import glob
 import os.path as osp
-import sys
 from typing import Dict, Optional, Tuple
 
 import yaml
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from analysis_common import read_json_lines  # noqa: E402
+from mmmt.utils.analysis import read_json_lines
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -42,7 +40,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def paper_results(model_index: str) -> Dict[str, Dict[str, float]]:
-    """Model name -> the paper's metrics, from every metafile of ``model_index``."""
+    """Model name -> the paper's metrics, from every metafile of ``model_index``.
+
+    A model is also found under its ``Former Names`` (metadata), the names of the alias configs
+    it had before the OpenMMLab naming, so work dirs named after those still resolve.
+    """
     with open(model_index, encoding='utf-8') as f:
         index = yaml.safe_load(f)
     models = {}
@@ -54,6 +56,8 @@ def paper_results(model_index: str) -> Dict[str, Dict[str, float]]:
             for result in model.get('Results') or []:
                 metrics.update(result.get('Metrics') or {})
             models[model['Name']] = metrics
+            for name in (model.get('Metadata') or {}).get('Former Names', []):
+                models[name] = metrics
     return models
 
 

@@ -37,6 +37,8 @@ if __name__ == '__main__':
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
+from mmmt.utils.analysis import build_model as build_random_model
+
 #: Name of the traced op the scan becomes (``prim::PythonOp.<class name>``).
 SCAN_OP = 'prim::PythonOp.SelectiveScanForFlops'
 
@@ -99,18 +101,7 @@ class _TensorForward(nn.Module):
 
 def build_model(config, cfg_options: Optional[dict] = None) -> nn.Module:
     """Build the config's model without pretrained weights, in eval mode, on the CPU."""
-    from mmengine.config import Config
-
-    from mmmt.registry import MODELS
-    from mmmt.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    cfg = config if isinstance(config, Config) else Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    cfg.model.pop('pretrained', None)
-    if cfg.model.get('backbone') is not None:
-        cfg.model.backbone.init_cfg = None  # parameters only: never download weights
-    return MODELS.build(cfg.model).eval()
+    return build_random_model(config, 'cpu', cfg_options).eval()
 
 
 def module_groups(model: nn.Module) -> List[str]:

@@ -8,7 +8,7 @@ Examples::
     python tools/dataset_converters/synthetic_mt.py cityscapes data/cityscapes \
         --train 20 --val 10 --size 256 512
 
-NYUD and PASCAL images are ray-cast from random 3D scenes (see ``mmmt/datasets/synthetic.py``),
+NYUD and PASCAL images are ray-cast from random 3D scenes (see ``mmmt/testing/``),
 Cityscapes street scenes are drawn in 2D (``mmmt/testing/synthetic_cityscapes.py``); the output
 is identical for identical arguments.
 """
@@ -49,23 +49,28 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     # after parsing: --help answers at once
-    from mmmt.datasets.synthetic import generate
+    from mmengine.utils import ProgressBar
+
+    from mmmt.testing import generate
     from mmmt.testing.synthetic_cityscapes import generate_cityscapes
     start = time.time()
+    bar = None
 
     def progress(done: int, total: int, img_id: str) -> None:
-        if not args.quiet:
-            print(f'\r[{done}/{total}] {img_id}  {time.time() - start:.1f}s', end='',
-                  file=sys.stderr, flush=True)
+        nonlocal bar
+        if bar is None:  # only once the output folder was accepted
+            bar = ProgressBar(total, file=sys.stderr)
+        bar.update()
 
     try:
+        on_image = None if args.quiet else progress
         if args.dataset == 'cityscapes':
             splits = generate_cityscapes(args.out_dir, args.train, args.val, seed=args.seed,
                                          size=tuple(args.size or CITYSCAPES_SIZE),
-                                         progress=progress, overwrite=args.force)
+                                         progress=on_image, overwrite=args.force)
         else:
             splits = generate(args.dataset, args.out_dir, args.train, args.val,
-                              seed=args.seed, size=args.size, progress=progress,
+                              seed=args.seed, size=args.size, progress=on_image,
                               overwrite=args.force)
     except (FileExistsError, NotADirectoryError) as e:
         print(f'error: {e}', file=sys.stderr)

@@ -15,19 +15,16 @@ is an mmengine checkpoint ``{'state_dict': ..., 'meta': ...}`` with ``backbone.*
     MTMamba++ PASCAL  configs/mtmamba_plus/mtmamba-plus_swin-l_pascal.py
 
 Then e.g. ``tools/test.py CONFIG mtmamba_nyud.pth``. The name mapping lives in
-``mmmt/models/decode_heads/reference_keys.py``. The source is loaded with
+``mmmt/models/utils/reference_keys.py``. The source is loaded with
 ``torch.load(weights_only=True)``; ``--trust-checkpoint`` allows full unpickling (only for
 files you trust). The output is written atomically and never over an existing file unless
 ``--force``.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from _common import (check_destination, extract_state_dict,  # noqa: E402
-                     load_source, save_atomic)
+from mmmt.utils.converters import (check_destination, extract_state_dict, load_source,
+                                   save_atomic)
 
 
 def parse_args(argv=None):
@@ -51,7 +48,7 @@ def parse_args(argv=None):
 
 def convert(ckpt: dict, variant: str = 'auto', src_name: str = '') -> dict:
     """Reference checkpoint dict -> mmengine checkpoint dict."""
-    from mmmt.models.decode_heads.reference_keys import reference_to_mmmt_state_dict
+    from mmmt.models.utils import reference_to_mmmt_state_dict
     from mmmt.version import __version__
     state_dict, variant = reference_to_mmmt_state_dict(extract_state_dict(ckpt, ('model', )),
                                                        variant)
@@ -63,7 +60,7 @@ def convert(ckpt: dict, variant: str = 'auto', src_name: str = '') -> dict:
 
 def convert_back(ckpt: dict, variant: str = 'auto') -> dict:
     """mmengine checkpoint dict -> reference checkpoint dict ``{'model': ...}``."""
-    from mmmt.models.decode_heads.reference_keys import mmmt_to_reference_state_dict
+    from mmmt.models.utils import mmmt_to_reference_state_dict
     if variant == 'auto':
         variant = (ckpt.get('meta') or {}).get('variant')
         if variant is None:

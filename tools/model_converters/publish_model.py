@@ -16,11 +16,8 @@ import argparse
 import hashlib
 import os
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from _common import check_destination, load_source, save_atomic  # noqa: E402
+from mmmt.utils.converters import check_destination, load_source, save_atomic
 
 #: Entries of an mmengine checkpoint that a release keeps; everything else is training state.
 KEPT = ('state_dict', 'meta')

@@ -8,18 +8,15 @@ mmpretrain ships no Swin converter in its pip package (its repository's
 ``{'state_dict': ..., 'meta': ...}`` has ``backbone.*`` (and ``head.fc.*``) keys, the layout of
 OpenMMLab's converted Swin checkpoints, usable as the backbone's
 ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.')``. The renaming and the
-patch-merging reorder are in ``mmmt/models/layers/swin_keys.py``. The source is loaded with
+patch-merging reorder are in ``mmmt/models/utils/swin_keys.py``. The source is loaded with
 ``torch.load(weights_only=True)`` unless ``--trust-checkpoint``; the output is written
 atomically and never over an existing file unless ``--force``.
 """
 import argparse
 import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-
-from _common import (check_destination, extract_state_dict,  # noqa: E402
-                     load_source, save_atomic)
+from mmmt.utils.converters import (check_destination, extract_state_dict, load_source,
+                                   save_atomic)
 
 
 def parse_args(argv=None):
@@ -36,7 +33,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from mmmt.models.layers.swin_keys import microsoft_swin_to_mmpretrain
+    from mmmt.models.utils import microsoft_swin_to_mmpretrain
     check_destination(args.dst, args.force)
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
     state_dict = microsoft_swin_to_mmpretrain(

@@ -6,6 +6,10 @@ data_root = 'data/NYUDv2'
 tasks = ['semseg', 'depth', 'normals', 'edge']
 crop_size = (448, 576)  # TRAIN.SCALE = TEST.SCALE (images are 425x560)
 # x/255 - mean, / std with the ImageNet RGB statistics, written on the 0..255 scale.
+# Normalised here in the pipeline, not in the data preprocessor as mmseg 1.x configs do: the
+# reference normalises and then centre-pads with 0 (CenterPad below), so the padded border the
+# network sees is 0. With mean/std in the preprocessor the pad would come first and the border
+# would become -mean/std, changing the outputs; keep it here unless that is shown identical.
 img_norm_cfg = dict(
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=False)
 

@@ -7,6 +7,10 @@ data_root = 'data/PASCALContext'
 tasks = ['semseg', 'human_parts', 'sal', 'normals', 'edge']
 crop_size = (512, 512)  # TRAIN.SCALE = TEST.SCALE (images are at most 500x500)
 # x/255 - mean, / std with the ImageNet RGB statistics, written on the 0..255 scale.
+# Normalised here in the pipeline, not in the data preprocessor as mmseg 1.x configs do: the
+# reference normalises and then centre-pads with 0 (CenterPad below), so the padded border the
+# network sees is 0. With mean/std in the preprocessor the pad would come first and the border
+# would become -mean/std, changing the outputs; keep it here unless that is shown identical.
 img_norm_cfg = dict(
     mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], to_rgb=False)
 

@@ -1,6 +1,7 @@
 from .checkpoint_fit_hook import CheckpointFitHook
 from .non_finite_loss_hook import NonFiniteLossHook
 from .safe_checkpoint_hook import SafeCheckpointHook, remove_stale_temporaries
+from .visualization_hook import MultiTaskVisualizationHook
 
 __all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'NonFiniteLossHook',
-           'CheckpointFitHook']
+           'CheckpointFitHook', 'MultiTaskVisualizationHook']

@@ -1,12 +1,35 @@
-"""Shared by the scripts in this folder: progress output, device sync, machine name, logs.
-
-(Not ``_common``: ``tools/model_converters/_common.py`` takes that module name.)
-"""
+"""Helpers of the analysis tools (``tools/analysis_tools/``): the model of a timing run,
+progress output, device sync, machine name, mmengine JSON-lines logs."""
 import json
 import os.path as osp
 import platform
 import sys
-from typing import List
+from typing import List, Optional
+
+__all__ = ['build_model', 'log', 'sync', 'cpu_name', 'read_json_lines']
+
+
+def build_model(config, device='cpu',
+                cfg_options: Optional[dict] = None) -> 'torch.nn.Module':  # noqa: F821
+    """The model of ``config`` (a path or a :class:`~mmengine.config.Config`) with random
+    weights, on ``device``; ``cfg_options`` are merged into the config first.
+
+    Timing and complexity runs never fetch a pretrained checkpoint: ``pretrained`` and the
+    backbone's ``init_cfg`` are dropped.
+    """
+    # imported here: the tools using this module answer --help without torch
+    from mmengine.config import Config
+
+    from mmmt.registry import MODELS
+    from .setup_env import register_all_modules
+    register_all_modules()
+    cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.model.pop('pretrained', None)
+    if cfg.model.get('backbone') is not None:
+        cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model).to(device)
 
 
 def log(msg: str) -> None:

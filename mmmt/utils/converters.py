@@ -1,15 +1,18 @@
-"""Shared by the converters in this folder: safe loading and atomic writing of checkpoints."""
+"""Helpers of the model converters (``tools/model_converters/``): safe loading, state_dict
+extraction and atomic writing of checkpoints."""
 import os.path as osp
 from typing import Any, Optional
 
-# torch is imported by the functions that need it, so that the converters answer --help
-# at once
+# torch, mmengine and the checkpoint helpers are imported by the functions that need them, so
+# that the converters answer --help at once
+
+__all__ = ['load_source', 'check_destination', 'save_atomic', 'extract_state_dict']
 
 
 def load_source(path: str, trust: bool = False) -> Any:
     """Load a checkpoint with ``weights_only=True`` (plus mmengine's known types) unless
     ``trust`` is set; see :func:`mmmt.utils.load_checkpoint_file`."""
-    from mmmt.utils import CHECKPOINT_ERRORS, load_checkpoint_file
+    from . import CHECKPOINT_ERRORS, load_checkpoint_file
     try:
         return load_checkpoint_file(path, map_location='cpu', trust=True if trust else None)
     except CHECKPOINT_ERRORS as e:  # the message names the file and what to do
@@ -29,7 +32,7 @@ def save_atomic(obj: Any, path: str, force: bool = False) -> None:
     """
     import torch
 
-    from mmmt.utils import atomic_write
+    from . import atomic_write
     check_destination(path, force)
     try:
         atomic_write(lambda f: torch.save(obj, f), path, overwrite=force)

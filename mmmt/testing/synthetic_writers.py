@@ -1,0 +1,203 @@
+"""Write synthetic NYUDv2 / PASCAL-Context multi-task datasets in the real layouts.
+
+The files follow the real layouts byte for byte in kind (names, formats, value encodings,
+split lists, ``.mat`` variables), see :class:`~mmmt.datasets.NYUDv2MultiTaskDataset` and
+:class:`~mmmt.datasets.PascalContextMultiTaskDataset`. Output is a pure function of the seed:
+each image uses its own ``SeedSequence([seed, dataset, index])`` and the ``.mat`` headers carry a
+fixed text instead of a creation time. The scenes come from :mod:`mmmt.testing.synthetic_scenes`.
+
+Not written (not read by the loaders): NYUD has no extra files; PASCAL has no ``edge/*.png``,
+no ``ImageSets/Parts`` JSON cache and no ``db_info/``.
+"""
+import io
+import os
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from .synthetic_scenes import render_nyud_scene, render_pascal_scene
+
+__all__ = ['generate_nyud', 'generate_pascal', 'generate', 'savemat_deterministic']
+
+# the module's former name, kept so that a seed still gives byte-identical files
+_MAT_HEADER = b'MATLAB 5.0 MAT-file, written by mmmt.datasets.synthetic'
+
+
+def savemat_deterministic(path: str, variables: dict) -> None:
+    """``scipy.io.savemat`` (v5) with a fixed header text instead of the creation time."""
+    import scipy.io
+    buf = io.BytesIO()
+    scipy.io.savemat(buf, variables, do_compression=True, oned_as='row')
+    data = bytearray(buf.getvalue())
+    data[:116] = _MAT_HEADER.ljust(116, b' ')
+    with open(path, 'wb') as f:
+        f.write(bytes(data))
+
+
+def _parts_struct(objects: List[dict], img_id: str) -> np.ndarray:
+    """The PASCAL-Part ``anno`` struct: (imname, objects(class, class_ind, mask, parts))."""
+    obj_dtype = [('class', 'O'), ('class_ind', 'O'), ('mask', 'O'), ('parts', 'O')]
+    part_dtype = [('part_name', 'O'), ('mask', 'O')]
+    objs = np.zeros((1, len(objects)), dtype=obj_dtype)
+    for i, o in enumerate(objects):
+        if o['parts']:
+            parts = np.zeros((1, len(o['parts'])), dtype=part_dtype)
+            for j, (name, m) in enumerate(o['parts']):
+                parts[0, j] = (name, m)
+        else:
+            parts = np.zeros((0, 0))
+        objs[0, i] = (o['name'], np.array([[o['class_ind']]], dtype=np.uint8), o['mask'],
+                      parts)
+    anno = np.zeros((1, 1), dtype=[('imname', 'O'), ('objects', 'O')])
+    anno[0, 0] = (f'{img_id}.jpg', objs)
+    return anno
+
+
+def _save_png(path: str, arr: np.ndarray) -> None:
+    Image.fromarray(arr).save(path, format='PNG')
+
+
+def _encode_normals(n: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint((n + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _image_rng(seed: int, dataset: int, index: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(seed), dataset, index]))
+
+
+def _split_ids(ids: List[str], n_train: int) -> Tuple[List[str], List[str]]:
+    return sorted(ids[:n_train]), sorted(ids[n_train:])
+
+
+def _write_split(path: str, ids: Sequence[str]) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(''.join(f'{i}\n' for i in ids))
+
+
+def _progress_cb(progress, i, n, img_id):
+    if progress is not None:
+        progress(i + 1, n, img_id)
+
+
+def _check_out_dir(out_dir: str, overwrite: bool) -> None:
+    """Refuse to write into a non-empty folder unless asked: a synthetic dataset written over
+    a real download (``data/NYUDv2``) would silently replace its files."""
+    if not overwrite and osp.isdir(out_dir) and os.listdir(out_dir):
+        raise FileExistsError(
+            f'{out_dir} exists and is not empty; refusing to write a synthetic dataset into it '
+            '(choose another folder, delete it, or pass overwrite=True / --force)')
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'{out_dir} exists and is not a folder')
+
+
+def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,
+                  size: Tuple[int, int] = (425, 560),
+                  progress: Optional[Callable[[int, int, str], None]] = None,
+                  overwrite: bool = False) -> Dict[str, list]:
+    """Write a synthetic NYUDv2 multi-task dataset (the NYUDv2 multi-task layout).
+
+    Args:
+        out_dir: The dataset root to create (``images/``, ``segmentation/``, ``depth/``,
+            ``normals/``, ``edge/``, ``gt_sets/{train,val}.txt``).
+        n_train, n_val: Number of images per split.
+        seed: Random seed; the output is a function of it.
+        size: (H, W) of every image (the real data is 425x560).
+        progress: Called as ``progress(done, total, id)`` after each image.
+        overwrite: Write into ``out_dir`` even if it is not empty. Defaults to False
+            (``FileExistsError``).
+
+    Returns:
+        dict: ``{'train': ids, 'val': ids}``.
+    """
+    _check_out_dir(out_dir, overwrite)
+    n = n_train + n_val
+    id_rng = _image_rng(seed, 0, 10**6)
+    nums = id_rng.choice(np.arange(1, max(1449, n) + 1), size=n, replace=False)
+    ids = [f'{int(k):04d}' for k in nums]
+    for sub in ('images', 'segmentation', 'depth', 'normals', 'edge', 'gt_sets'):
+        os.makedirs(osp.join(out_dir, sub), exist_ok=True)
+    for i, img_id in enumerate(ids):
+        s = render_nyud_scene(_image_rng(seed, 0, i), tuple(size))
+        _save_png(osp.join(out_dir, 'images', f'{img_id}.png'), s['image'])
+        _save_png(osp.join(out_dir, 'segmentation', f'{img_id}.png'), s['semseg'])
+        np.save(osp.join(out_dir, 'depth', f'{img_id}.npy'), s['depth'])
+        _save_png(osp.join(out_dir, 'normals', f'{img_id}.png'), _encode_normals(s['normals']))
+        _save_png(osp.join(out_dir, 'edge', f'{img_id}.png'), s['edge'])
+        _progress_cb(progress, i, n, img_id)
+    train, val = _split_ids(ids, n_train)
+    _write_split(osp.join(out_dir, 'gt_sets', 'train.txt'), train)
+    _write_split(osp.join(out_dir, 'gt_sets', 'val.txt'), val)
+    return dict(train=train, val=val)
+
+
+def generate_pascal(out_dir: str, n_train: int, n_val: int, seed: int = 0,
+                    size: Tuple[int, int] = (375, 500), portrait_prob: float = 0.3,
+                    person_prob: float = 0.6,
+                    progress: Optional[Callable[[int, int, str], None]] = None,
+                    overwrite: bool = False) -> Dict[str, list]:
+    """Write a synthetic PASCAL-Context multi-task dataset (the PASCAL-Context multi-task layout).
+
+    Args:
+        out_dir: The dataset root to create (``JPEGImages/``, ``pascal-context/trainval/``,
+            ``semseg/pascal-context/``, ``human_parts/``, ``normals_distill/``,
+            ``sal_distill/``, ``ImageSets/Context/{train,val}.txt``).
+        n_train, n_val: Number of images per split.
+        seed: Random seed; the output is a function of it.
+        size: (H, W) of a landscape image; with probability ``portrait_prob`` an image is
+            (W, H) instead (PASCAL images vary in size and orientation).
+        portrait_prob: See ``size``.
+        person_prob: Probability that an image contains persons (80 % of which have parts).
+        progress: Called as ``progress(done, total, id)`` after each image.
+        overwrite: Write into ``out_dir`` even if it is not empty. Defaults to False
+            (``FileExistsError``).
+
+    Returns:
+        dict: ``{'train': ids, 'val': ids}``.
+    """
+    _check_out_dir(out_dir, overwrite)
+    n = n_train + n_val
+    id_rng = _image_rng(seed, 1, 10**6)
+    nums = id_rng.choice(np.arange(1, max(9000, n) + 1), size=n, replace=False)
+    years = id_rng.integers(2008, 2011, size=n)
+    ids = [f'{int(y)}_{int(k):06d}' for y, k in zip(years, nums)]
+    dirs = dict(img='JPEGImages', ctx=osp.join('pascal-context', 'trainval'),
+                seg=osp.join('semseg', 'pascal-context'), parts='human_parts',
+                nrm='normals_distill', sal='sal_distill')
+    for sub in dirs.values():
+        os.makedirs(osp.join(out_dir, sub), exist_ok=True)
+    for i, img_id in enumerate(ids):
+        rng = _image_rng(seed, 1, i)
+        hw = tuple(size) if rng.random() >= portrait_prob else (size[1], size[0])
+        s = render_pascal_scene(rng, hw, person_prob=person_prob)
+        Image.fromarray(s['image']).save(
+            osp.join(out_dir, dirs['img'], f'{img_id}.jpg'), format='JPEG', quality=90)
+        savemat_deterministic(osp.join(out_dir, dirs['ctx'], f'{img_id}.mat'),
+                              {'LabelMap': s['labelmap']})
+        _save_png(osp.join(out_dir, dirs['seg'], f'{img_id}.png'), s['semseg'])
+        savemat_deterministic(osp.join(out_dir, dirs['parts'], f'{img_id}.mat'),
+                              {'anno': _parts_struct(s['objects'], img_id)})
+        _save_png(osp.join(out_dir, dirs['nrm'], f'{img_id}.png'), _encode_normals(s['normals']))
+        _save_png(osp.join(out_dir, dirs['sal'], f'{img_id}.png'), s['sal'])
+        _progress_cb(progress, i, n, img_id)
+    train, val = _split_ids(ids, n_train)
+    _write_split(osp.join(out_dir, 'ImageSets', 'Context', 'train.txt'), train)
+    _write_split(osp.join(out_dir, 'ImageSets', 'Context', 'val.txt'), val)
+    return dict(train=train, val=val)
+
+
+def generate(dataset: str, out_dir: str, n_train: int, n_val: int, seed: int = 0,
+             size: Optional[Tuple[int, int]] = None, **kwargs) -> Dict[str, list]:
+    """Dispatch to :func:`generate_nyud` (``'nyud'``) or :func:`generate_pascal`
+    (``'pascal'``); ``size=None`` uses the dataset's default size."""
+    if dataset == 'nyud':
+        fn = generate_nyud
+    elif dataset == 'pascal':
+        fn = generate_pascal
+    else:
+        raise ValueError(f"dataset must be 'nyud' or 'pascal', got {dataset!r}")
+    if size is not None:
+        kwargs['size'] = tuple(int(s) for s in size)
+    return fn(out_dir, n_train, n_val, seed=seed, **kwargs)
