@@ -32,6 +32,13 @@ RECIPES = {
         optim=dict(MTMAMBA['optim'], weight_decay=1e-6), iters=40000, batch=1),
     'mtmamba_plus/mtmamba-plus_swin-l_8xb1-40k_cityscapes-512x1024.py': dict(
         optim=dict(MTMAMBA['optim'], weight_decay=1e-6), iters=40000, batch=1),
+    'mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py': MTMAMBA,
+    'mtmamba/mtmamba_swin-l_8xb1-50k_pascal-context-512x512.py': MTMAMBA,
+    'mtmamba/mtmamba_swin-t_8xb1-50k_nyudv2-448x576.py': MTMAMBA,
+    'mtmamba_plus/mtmamba-plus_swin-l_8xb1-40k_nyudv2-448x576.py': dict(
+        optim=dict(MTMAMBA['optim'], lr=2e-5, weight_decay=1e-6), iters=40000, batch=1),
+    'mtmamba_plus/mtmamba-plus_swin-l_8xb1-40k_pascal-context-512x512.py': dict(
+        optim=dict(MTMAMBA['optim'], lr=8e-5, weight_decay=1e-6), iters=40000, batch=1),
     'demo/mtmamba-tiny_synthetic-nyud.py': dict(
         optim=dict(type='AdamW', lr=1e-3, weight_decay=1e-4), iters=600, batch=4),
 }

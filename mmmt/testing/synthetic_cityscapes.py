@@ -15,7 +15,7 @@ formats and encodings):
 
 Output is a pure function of the seed (each image has its own
 ``SeedSequence([seed, 2, index])``). Nothing here needs the 3D renderer of
-``mmmt.datasets.synthetic``.
+``mmmt.testing.synthetic_render``.
 """
 import os
 import os.path as osp

@@ -17,7 +17,7 @@ from mmengine import DefaultScope
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from mmmt.datasets.synthetic import generate_nyud
+from mmmt.testing import generate_nyud
 from mmmt.models.segmentors.multitask_encoder_decoder import activate
 from mmmt.registry import DATASETS, TRANSFORMS
 from mmmt.structures import pred_to_array

@@ -35,6 +35,12 @@ EXPECTED_COMBINATION = {
     'mtmamba_plus/mtmamba-plus_swin-l_nyud.py': (
         'sum', dict(semseg=1.0, depth=1.0, normals=10.0, edge=50.0)),
     'mtmamba_plus/mtmamba-plus_swin-l_pascal.py': UNIT_LOG,
+    'mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py': UNIT_LOG,
+    'mtmamba/mtmamba_swin-l_8xb1-50k_pascal-context-512x512.py': UNIT_LOG,
+    'mtmamba/mtmamba_swin-t_8xb1-50k_nyudv2-448x576.py': UNIT_LOG,
+    'mtmamba_plus/mtmamba-plus_swin-l_8xb1-40k_nyudv2-448x576.py': (
+        'sum', dict(semseg=1.0, depth=1.0, normals=10.0, edge=50.0)),
+    'mtmamba_plus/mtmamba-plus_swin-l_8xb1-40k_pascal-context-512x512.py': UNIT_LOG,
     'demo/mtmamba-tiny_synthetic-nyud.py': UNIT_LOG,
 }
 EXPECTED_COMBINATION.update({
@@ -46,7 +52,7 @@ PASCAL = ['semseg', 'human_parts', 'sal', 'normals', 'edge']
 
 
 def expected_tasks(config):
-    if config.endswith('pascal.py'):
+    if 'pascal' in config:
         return PASCAL
     if '/singletask-' in config:
         return [config.rsplit('-', 1)[1][:-3]]

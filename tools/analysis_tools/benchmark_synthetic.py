@@ -1,4 +1,4 @@
-"""Time the synthetic dataset generator (``mmmt.datasets.synthetic.generate``).
+"""Time the synthetic dataset generator (``mmmt.testing.generate``).
 
 The unit tests check what the generator writes, not how fast: timings on a shared machine are
 noise there. This prints the figure a unit test used to assert (20 PASCAL-layout images of
@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from mmmt.datasets.synthetic import generate
+from mmmt.testing import generate
 
 
 def parse_args(argv=None):
