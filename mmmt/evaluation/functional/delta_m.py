@@ -1,4 +1,4 @@
-"""The multi-task performance Δm of the papers (spec E.7)."""
+"""The multi-task performance Δm of the papers (docs/metrics.md)."""
 from typing import Dict, Mapping, Optional, Tuple
 
 __all__ = ['DELTA_M_METRICS', 'NYUD_SINGLE_TASK_BASELINES', 'delta_m']

@@ -1,4 +1,4 @@
-"""The MTMamba++ multi-task decoder (reference-spec A.10)."""
+"""The MTMamba++ multi-task decoder (docs/differences.md)."""
 from collections import OrderedDict
 from typing import Dict, Optional, Sequence, Union
 
@@ -21,7 +21,7 @@ __all__ = ['MTMambaPlusDecodeHead']
 class MTMambaPlusDecodeHead(MultiTaskMambaDecodeHead):
     """MTMamba++ decoder: STM blocks, semantic-aware cross-task blocks, convolutional heads.
 
-    Differences from :class:`MultiTaskMambaDecodeHead` (reference-spec A.10):
+    Differences from :class:`MultiTaskMambaDecodeHead` (docs/differences.md):
 
     * skip fusion ``[upsampled, skip] -> Conv1x1 (2C -> C, bias)`` instead of a Linear
       (:class:`~mmmt.models.layers.PointwiseConvNHWC`, same arithmetic);

@@ -43,7 +43,7 @@ class MTMambaDecoderStage(nn.Module):
             raise ValueError(f'expected {num_stm_blocks + int(use_ctm)} drop-path rates, got '
                              f'{len(drop_paths)}')
         self.upsample = nn.ModuleDict({t: PatchExpand(in_channels) for t in self.tasks})
-        # [upsampled decoder feature, encoder skip] -> C, with bias (reference-spec A.7)
+        # [upsampled decoder feature, encoder skip] -> C, with bias (docs/differences.md)
         self.skip_fuse = nn.ModuleDict({t: nn.Linear(2 * channels, channels) for t in self.tasks})
         self.stm_blocks = nn.ModuleDict({
             t: nn.Sequential(*[

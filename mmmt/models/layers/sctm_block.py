@@ -11,7 +11,7 @@ __all__ = ['SCTMBlock']
 
 
 class SCTMBlock(nn.Module):
-    """Each task's scan is steered by a feature shared by all tasks (reference-spec A.10).
+    """Each task's scan is steered by a feature shared by all tasks (docs/differences.md).
 
     For tasks t with features x_t (B, H, W, C)::
 

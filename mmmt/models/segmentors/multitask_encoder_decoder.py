@@ -13,7 +13,7 @@ from mmmt.structures import MultiTaskDataSample
 
 __all__ = ['MultiTaskEncoderDecoder', 'TASK_ACTIVATIONS']
 
-#: How logits become a prediction, by task name (reference-spec E, post-processing).
+#: How logits become a prediction, by task name (docs/metrics.md).
 TASK_ACTIVATIONS = dict(
     semseg='argmax',
     human_parts='argmax',
