@@ -1,4 +1,4 @@
-"""The training schedules follow the reference's per-iteration polynomial decay (spec D.3)."""
+"""The training schedules follow the reference's per-iteration polynomial decay."""
 import os.path as osp
 
 import pytest

@@ -1,7 +1,8 @@
 """Class names, palettes and fixed label tables of the NYUDv2 and PASCAL-Context multi-task data.
 
-Everything here is a constant restated from reference-spec C.2/C.3 or from the public definitions
-of the datasets (the NYUv2 40-class set of Gupta et al., the 21 PASCAL VOC classes).
+Everything here is a constant restated from the reference implementation's data code (see
+docs/differences.md) or from the public definitions of the datasets (the NYUv2 40-class set of
+Gupta et al., the 21 PASCAL VOC classes).
 """
 from typing import Dict, List, Tuple
 
@@ -53,7 +54,8 @@ VOC_PALETTE = tuple(voc_colormap(21))
 HUMAN_PART_CLASSES = ('background', 'head', 'torso', 'uarm', 'larm', 'uleg', 'lleg')
 HUMAN_PART_PALETTE = tuple(voc_colormap(7))
 
-#: PASCAL-Part fine part names of a person, grouped into the 6 human-part labels (spec C.3).
+#: PASCAL-Part fine part names of a person, grouped into the 6 human-part labels
+#: (docs/differences.md).
 #: Any other part name maps to 0 (background).
 PASCAL_PART_GROUPS: Dict[str, int] = {
     **{n: 1 for n in ('hair', 'head', 'lear', 'rear', 'lebrow', 'rebrow', 'leye', 'reye',
@@ -68,11 +70,11 @@ PASCAL_PART_GROUPS: Dict[str, int] = {
 #: VOC class index of 'person' (the PASCAL-Part object class whose parts are used).
 PERSON_CLASS_ID = 15
 
-#: PASCAL-Context (459-class) id of each VOC class, indexed by VOC label (spec C.3).
+#: PASCAL-Context (459-class) id of each VOC class, indexed by VOC label (docs/differences.md).
 VOC_CONTEXT_IDS = (0, 2, 23, 25, 31, 34, 45, 59, 65, 72, 98, 397, 113, 207, 258, 284, 308, 347,
                    368, 416, 427)
 
-#: The 170 PASCAL-Context classes on which distilled normals are supervised (spec C.3).
+#: The 170 PASCAL-Context classes on which distilled normals are supervised (docs/differences.md).
 PASCAL_NORMALS_VALID_CONTEXT_IDS = (
     3, 4, 6, 9, 10, 11, 13, 15, 17, 18, 22, 23, 29, 30, 33, 34, 36, 37, 38, 39, 41, 43, 46, 49,
     50, 51, 53, 55, 56, 59, 61, 62, 65, 66, 68, 69, 72, 73, 78, 83, 84, 85, 87, 88, 95, 96, 101,

@@ -1,4 +1,4 @@
-"""NYUDv2 multi-task dataset (semseg, depth, normals, edge), the layout of reference-spec C.2."""
+"""NYUDv2 multi-task dataset (semseg, depth, normals, edge) in the reference's layout."""
 import os.path as osp
 from typing import Dict
 

@@ -1,4 +1,7 @@
-"""PASCAL-Context multi-task dataset (semseg, human_parts, sal, normals, edge), spec C.3."""
+"""PASCAL-Context multi-task dataset (semseg, human_parts, sal, normals, edge).
+
+The reference's layout; where mmmt reads it differently: docs/differences.md.
+"""
 import os.path as osp
 from typing import Dict
 

@@ -113,7 +113,7 @@ def test_test_pipeline(synthetic_roots, name, n_sem, crop, dataset_cfg):
 
 
 def test_nyud_decoding(synthetic_roots, dataset_cfg):
-    """Each NYUD modality decodes as spec C.2 says (independent re-decoding of the files)."""
+    """Each NYUD modality decodes as the reference decodes it (independent re-decoding of the files)."""
     root = synthetic_roots['nyud']
     ds = DATASETS.build(dataset_cfg('nyud', 'val', root))
     out = ds[0]
@@ -132,7 +132,7 @@ def test_nyud_decoding(synthetic_roots, dataset_cfg):
 
 
 def test_pascal_decoding(synthetic_roots, dataset_cfg):
-    """PASCAL semseg/sal/normals-mask/edge decode as spec C.3 says."""
+    """PASCAL semseg/sal/normals-mask/edge decode as the reference decodes them."""
     root = synthetic_roots['pascal']
     ds = DATASETS.build(dataset_cfg('pascal', 'val', root))
     for k in range(len(ds)):

@@ -1,4 +1,4 @@
-"""Unit tests of the multi-task transforms against the rules of reference-spec C.4/C.5."""
+"""Unit tests of the multi-task transforms against the reference's rules (docs/differences.md)."""
 import copy
 
 import cv2

@@ -218,7 +218,7 @@ def test_pending_edge_work_is_awaited_with_a_progress_bar(monkeypatch, capsys):
 
 
 def test_delta_m_reproduces_the_paper():
-    # spec E.7: MTMamba 55.82 / 0.5066 / 18.63 / 78.70 -> +2.38; the multi-task baseline -1.87
+    # the papers: MTMamba 55.82 / 0.5066 / 18.63 / 78.70 -> +2.38; the multi-task baseline -1.87
     res = {'semseg/mIoU': 55.82, 'depth/rmse': 0.5066, 'normals/mean': 18.63, 'edge/odsF': 78.70}
     assert delta_m(res, NYUD_SINGLE_TASK_BASELINES) == pytest.approx(2.3819, abs=1e-4)
     assert delta_m(NYUD_SINGLE_TASK_BASELINES, NYUD_SINGLE_TASK_BASELINES) == 0

@@ -109,7 +109,7 @@ def test_saliency_matches_float64_reference():
 
 def test_saliency_legacy_double_sigmoid():
     eff = legacy_effective_thresholds()
-    # spec E.5: tau <= 0.5 -> every pixel positive, 0.55..0.70 -> these thresholds
+    # the reference meters: tau <= 0.5 -> every pixel positive, 0.55..0.70 -> these thresholds
     assert np.all(eff[SAL_THRESHOLDS <= 0.5] <= 1e-12)
     np.testing.assert_allclose(eff[10:14], [0.2007, 0.4055, 0.6190, 0.8473], atol=1e-4)
     assert np.all(eff[SAL_THRESHOLDS >= 0.75] > 1)

@@ -71,7 +71,7 @@ def test_ss2d_init_matches_reference():
 
 
 def test_ss2d_param_count_formula():
-    # reference-spec A.3: 6C^2 + 16*C*r + 426*C per STM (incl. its LayerNorm)
+    # the reference STM: 6C^2 + 16*C*r + 426*C per STM (incl. its LayerNorm)
     for c, expected in [(768, 4455936), (384, 1195776), (192, 339840)]:
         block = STMBlock(c)
         assert sum(p.numel() for p in block.parameters()) == expected

@@ -1,4 +1,4 @@
-"""MTMamba++ (reference-spec A.10): layers, head, parameter counts, reference names, configs."""
+"""MTMamba++: layers, head, parameter counts, reference names, configs."""
 import gc
 import os.path as osp
 import re

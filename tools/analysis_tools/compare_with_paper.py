@@ -13,8 +13,8 @@ RESULTS is a metrics file written by ``tools/test.py``
 last validation is used) or a work dir (its newest test metrics). The paper's numbers come from
 the ``metafile.yml`` files listed in ``model-index.yml``; the model is ``--model`` or else the
 work dir's name (as ``tools/train.py`` names it after the config). Besides the table, it prints
-Δm of the run relative to the paper (the papers' multi-task measure, spec E.7, with the paper's
-numbers as the baseline): positive means better than published.
+Δm of the run relative to the paper (the papers' multi-task measure, docs/metrics.md, with the
+paper's numbers as the baseline): positive means better than published.
 """
 import argparse
 import glob

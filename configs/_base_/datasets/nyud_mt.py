@@ -1,4 +1,5 @@
-# NYUDv2 multi-task data (semseg 40, depth, normals, edge): the reference pipelines (spec C.4/C.5).
+# NYUDv2 multi-task data (semseg 40, depth, normals, edge): the reference pipelines
+# (docs/differences.md).
 # Layout under data_root: see mmmt.datasets.NYUDv2MultiTaskDataset. Without the real data:
 #   python tools/dataset_converters/synthetic_mt.py nyud data/NYUDv2 --train 20 --val 10
 dataset_type = 'NYUDv2MultiTaskDataset'

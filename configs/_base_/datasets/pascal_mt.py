@@ -1,5 +1,5 @@
 # PASCAL-Context multi-task data (semseg 21, human_parts 7, sal, normals, edge): the reference
-# pipelines (spec C.4/C.5).
+# pipelines (docs/differences.md).
 # Layout under data_root: see mmmt.datasets.PascalContextMultiTaskDataset. Without the real data:
 #   python tools/dataset_converters/synthetic_mt.py pascal data/PASCALContext --train 20 --val 10
 dataset_type = 'PascalContextMultiTaskDataset'

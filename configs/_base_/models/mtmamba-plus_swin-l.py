@@ -1,4 +1,4 @@
-# MTMamba++ (reference-spec A.10) with the ImageNet-22K-pretrained Swin-L encoder of MTMamba.
+# MTMamba++ (docs/differences.md) with the ImageNet-22K-pretrained Swin-L encoder of MTMamba.
 # The task list is set by each dataset config (model.decode_head.tasks).
 _base_ = ['./mtmamba_swin-l.py']
 

@@ -1,4 +1,4 @@
-# The MTMamba++ schedule (reference-spec A.10): as schedule_50k.py but 40k iterations; each
+# The MTMamba++ schedule (docs/differences.md): as schedule_50k.py but 40k iterations; each
 # MTMamba++ config sets its own lr and weight decay.
 _base_ = ['./schedule_50k.py']
 

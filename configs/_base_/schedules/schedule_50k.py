@@ -1,4 +1,4 @@
-# The MTMamba recipe (reference-spec D.3): AdamW, one parameter group for the whole model
+# The MTMamba recipe (docs/differences.md): AdamW, one parameter group for the whole model
 # (weight decay on everything, including norms, biases, A_log and D), polynomial decay to 0 with
 # power 0.9 stepped every iteration, no warm-up, no gradient clipping, fp32.
 optim_wrapper = dict(

@@ -245,7 +245,7 @@ def decode_annotation(task: str, info: dict, ctx: DecodeContext) -> np.ndarray:
     return decoder(info['path'], info, ctx)
 
 
-# Decoders of the encodings of mmmt's datasets (reference-spec C.2/C.3). A new dataset
+# Decoders of the encodings of mmmt's datasets (docs/differences.md). A new dataset
 # registers its own: ``@ANNOTATION_DECODERS.register_module('my_encoding')`` on a function
 # ``(path, info, ctx) -> np.ndarray`` (see docs/how_to_add_a_dataset.md).
 @ANNOTATION_DECODERS.register_module('nyud_semseg_png')

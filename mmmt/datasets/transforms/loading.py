@@ -1,8 +1,8 @@
 """Loading of images and per-task annotations of the multi-task datasets.
 
 The datasets only produce paths (``img_path`` and ``ann_info``); these transforms read the files
-and decode every modality as reference-spec C.2/C.3 describes. Arrays are kept HWC / HW numpy
-(what the geometric transforms work on) until :class:`PackMultiTaskInputs` makes tensors.
+and decode every modality as the reference does (docs/differences.md). Arrays are kept HWC / HW
+numpy (what the geometric transforms work on) until :class:`PackMultiTaskInputs` makes tensors.
 
 Keys written into the results dict:
 
@@ -68,7 +68,7 @@ class LoadMultiTaskAnnotations(BaseTransform):
 
     ``results['ann_info']`` maps each task to a dict with ``path`` and ``encoding`` (set by the
     dataset class); the encoding names a decoder of ``mmmt.registry.ANNOTATION_DECODERS``
-    (a new dataset registers its own). mmmt's encodings (reference-spec C.2/C.3):
+    (a new dataset registers its own). mmmt's encodings (docs/differences.md):
 
     - ``nyud_semseg_png``: PNG values 0..num_classes; ``v - 1``, 0 (unlabelled) becomes 255.
     - ``semseg_png``: PNG values 0..num_classes-1 and 255, used as is.

@@ -1,4 +1,6 @@
-"""Geometric, photometric and ignore-label transforms of the multi-task pipelines (spec C.4/C.5).
+"""Geometric, photometric and ignore-label transforms of the multi-task pipelines.
+
+They follow the reference's pipelines; see docs/differences.md.
 
 All transforms act on ``results['img']`` and on every key in ``results['seg_fields']``
 (``gt_<task>`` arrays, HW or HWC numpy). Randomness comes from ``np.random`` as in mmcv/mmseg, so
@@ -33,7 +35,7 @@ def _task_spec(key: str):
 
 @TRANSFORMS.register_module()
 class RandomScaling(BaseTransform):
-    """Rescale image and labels by one continuous random factor (spec C.4 step 1).
+    """Rescale image and labels by one continuous random factor (docs/differences.md).
 
     ``s ~ U(lo, hi)``; new size ``(int(H s), int(W s))``; the image is resized bilinearly and
     every label (normals and depth included) with nearest neighbour (``cv2.resize``); depth
@@ -87,7 +89,7 @@ class RandomScaling(BaseTransform):
 class MultiTaskRandomCrop(MMSEG_RandomCrop):
     """mmseg's ``RandomCrop`` applied to all tasks, with the category rule on ``gt_semseg``.
 
-    Same rule as the reference (spec C.4 step 2): offsets uniform in ``[0, max(dim - crop, 0)]``
+    Same rule as the reference (docs/differences.md): offsets uniform in ``[0, max(dim - crop, 0)]``
     (a dimension smaller than the crop is kept whole); a semseg crop is accepted when it has more
     than one non-ignore class and its most frequent class covers less than ``cat_max_ratio`` of
     the non-ignore pixels; after 10 rejected checks a fresh unchecked location is used. The same
@@ -179,7 +181,7 @@ class MultiTaskRandomFlip(MMCV_RandomFlip):
 
 @TRANSFORMS.register_module()
 class MultiTaskPhotoMetricDistortion(BaseTransform):
-    """Photometric distortion of an **RGB** image, as in the reference (spec C.4 step 4).
+    """Photometric distortion of an **RGB** image, as in the reference (docs/differences.md).
 
     The image is first cast to uint8 by truncation. Then, each step with probability 0.5:
     brightness (add ``U(-32, 32)``), contrast (multiply by ``U(0.5, 1.5)``, no mean centring;
@@ -282,7 +284,7 @@ def _pad(arr: np.ndarray, amounts: Tuple[int, int, int, int], value: float) -> n
 
 @TRANSFORMS.register_module()
 class CenterPad(BaseTransform):
-    """Pad to ``size`` (h, w), **centred**, with per-task fill values (spec C.4 step 6 / C.5).
+    """Pad to ``size`` (h, w), **centred**, with per-task fill values (docs/differences.md).
 
     Top/left padding is ``delta // 2`` and bottom/right the rest, only where the array is
     smaller than ``size``. Fill values default to 0 for the image (the mean colour after
@@ -338,7 +340,7 @@ class CenterPad(BaseTransform):
 
 @TRANSFORMS.register_module()
 class AddIgnoreRegions(BaseTransform):
-    """Turn invalid ground truth into the ignore value (spec C.4 step 7).
+    """Turn invalid ground truth into the ignore value (docs/differences.md).
 
     Each ``gt_<task>`` key gets the ``ignore_rule`` of its task's definition
     (``mmmt.structures.TASKS``):

@@ -1,7 +1,7 @@
 """Boundary (edge) detection evaluation in the BSDS / SEISM style, in NumPy and SciPy.
 
 The protocol the MTMamba, InvPT and ATRC papers report (``odsF``) is the SEISM toolbox run on the
-8-bit PNGs the model wrote (reference spec E.6). Per image and per threshold ``t`` of SEISM's
+8-bit PNGs the model wrote (docs/metrics.md). Per image and per threshold ``t`` of SEISM's
 current protocol (``'seism'``, the default of the edge evaluator; docs/metrics.md):
 
 1. the PNG value ``v = trunc(255 * p)`` is read back as ``v / 255``;

@@ -1,4 +1,4 @@
-"""The multi-task performance Δm of the papers (spec E.7)."""
+"""The multi-task performance Δm of the papers (docs/metrics.md)."""
 from typing import Dict, Iterator, Mapping, Optional, Tuple
 
 from mmmt.structures import TASKS

@@ -1,4 +1,4 @@
-"""Depth: dataset-level sums and global error measures (spec E.3)."""
+"""Depth: dataset-level sums and global error measures (docs/metrics.md)."""
 from typing import Dict, Optional, Sequence
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Writing boundary predictions as the 8-bit PNGs SEISM reads (spec E.6)."""
+"""Writing boundary predictions as the 8-bit PNGs SEISM reads (docs/metrics.md)."""
 import os.path as osp
 from typing import Optional, Sequence
 
@@ -14,7 +14,8 @@ __all__ = ['center_crop', 'save_edge_png']
 def center_crop(array: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     """Remove centred padding: crop the last two axes to ``shape`` = (h, w).
 
-    The offset is ``(padded - original) // 2`` per axis, the test-time padding of spec C.5.
+    The offset is ``(padded - original) // 2`` per axis, the test-time centre padding
+    (docs/differences.md).
     """
     h, w = int(shape[0]), int(shape[1])
     big_h, big_w = array.shape[-2:]

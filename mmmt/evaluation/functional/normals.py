@@ -1,4 +1,4 @@
-"""Surface normals: angular errors with bounded-memory statistics (spec E.4)."""
+"""Surface normals: angular errors with bounded-memory statistics (docs/metrics.md)."""
 from typing import Dict, Optional, Sequence
 
 import numpy as np

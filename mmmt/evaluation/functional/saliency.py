@@ -1,4 +1,4 @@
-"""Saliency: maxF over thresholds (spec E.5), with the legacy double-sigmoid mode."""
+"""Saliency: maxF over thresholds (docs/metrics.md), with the legacy double-sigmoid mode."""
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -34,7 +34,7 @@ def saliency_counts(pred: np.ndarray,
 
     A pixel is predicted salient at threshold ``t`` when ``prob >= t`` (the reference meters
     compare with ``>=``). In the legacy mode the test is ``sigmoid(prob) >= t``, the double
-    sigmoid of the reference meters (spec E.5), i.e. ``prob >= logit(t)``: every pixel is
+    sigmoid of the reference meters (docs/metrics.md), i.e. ``prob >= logit(t)``: every pixel is
     positive for ``t <= 0.5`` and none for ``t >= 0.75``. Ground truth is salient when
     ``gt > 0.5``.
 

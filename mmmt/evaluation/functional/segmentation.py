@@ -1,4 +1,4 @@
-"""Semantic segmentation / human parts: per-class counts and dataset-level IoU (spec E.1, E.2)."""
+"""Semantic segmentation / human parts: per-class counts and dataset-level IoU (docs/metrics.md)."""
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -70,8 +70,8 @@ def segmentation_metrics(counts: Sequence[Dict[str, np.ndarray]],
     """Dataset-level IoU from per-image counts, as the reference meters compute it.
 
     ``IoU_c = TP_c / max(TP_c + FP_c + FN_c, 1e-8)``: a class that is neither present nor
-    predicted anywhere gets IoU 0 and still counts in the mean (spec E.1; mmseg instead skips such
-    classes with ``nanmean``). Pixel accuracy is ``sum TP / valid pixels``.
+    predicted anywhere gets IoU 0 and still counts in the mean (docs/metrics.md; mmseg instead
+    skips such classes with ``nanmean``). Pixel accuracy is ``sum TP / valid pixels``.
 
     Args:
         counts: Outputs of :func:`segmentation_counts` for every image.

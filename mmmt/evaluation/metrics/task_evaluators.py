@@ -59,7 +59,7 @@ class TaskEvaluator:
 
 
 class SegmentationEvaluator(TaskEvaluator):
-    """Semantic segmentation and human parts: dataset-level mIoU (spec E.1, E.2).
+    """Semantic segmentation and human parts: dataset-level mIoU (docs/metrics.md).
 
     Reports ``mIoU`` and ``pixel_acc`` in percent; the per-class IoU table is logged, and
     returned as ``IoU.<class name>`` keys when ``report_per_class`` is True.
@@ -143,7 +143,7 @@ class SegmentationEvaluator(TaskEvaluator):
 
 
 class DepthEvaluator(TaskEvaluator):
-    """Depth: global RMSE over all valid pixels of the dataset (spec E.3), metres.
+    """Depth: global RMSE over all valid pixels of the dataset (docs/metrics.md), metres.
 
     Also ``abs_rel``, ``sq_rel``, ``log_rmse`` and ``delta1``/``delta2``/``delta3`` (percent of
     pixels with max(gt/pred, pred/gt) < 1.25, 1.25^2, 1.25^3).
@@ -181,7 +181,7 @@ class DepthEvaluator(TaskEvaluator):
 
 
 class NormalsEvaluator(TaskEvaluator):
-    """Surface normals: mean angular error over all valid pixels (spec E.4), degrees.
+    """Surface normals: mean angular error over all valid pixels (docs/metrics.md), degrees.
 
     Also ``median`` (from a 0.05-degree histogram), ``rmse`` and ``within_11.25``,
     ``within_22.5``, ``within_30`` (percent of pixels).
@@ -202,7 +202,7 @@ class NormalsEvaluator(TaskEvaluator):
 
 
 class SaliencyEvaluator(TaskEvaluator):
-    """Saliency: maxF (beta^2 = 0.3) over thresholds and IoU at 0.5 (spec E.5), percent.
+    """Saliency: maxF (beta^2 = 0.3) over thresholds and IoU at 0.5 (docs/metrics.md), percent.
 
     Args:
         task (str): Task name.
@@ -256,7 +256,7 @@ def _boundary_payload(prob: np.ndarray, gt: np.ndarray, kwargs: dict) -> Optiona
 
 
 class BoundaryEvaluator(TaskEvaluator):
-    """Boundary detection: odsF, oisF and AP in the SEISM way (spec E.6), percent.
+    """Boundary detection: odsF, oisF and AP in the SEISM way (docs/metrics.md), percent.
 
     ``protocol`` picks the settings (docs/metrics.md); ``thresholds``, ``nms`` and ``gt_mode``
     left at None take the protocol's value, any other value overrides it:

@@ -16,7 +16,7 @@ class SwinEncoder(SwinTransformer):
 
     The reference loads Microsoft's ImageNet checkpoint into mmseg's Swin: the checkpoint's
     final ``norm`` is the classifier's and has no counterpart among the per-stage output norms,
-    so all four start at ``weight=1, bias=0`` (reference-spec A.9). OpenMMLab's converted Swin
+    so all four start at ``weight=1, bias=0`` (docs/differences.md). OpenMMLab's converted Swin
     checkpoints store that classifier norm as ``backbone.norm3`` (and mmpretrain renames a
     Microsoft ``norm.`` to ``norm3.`` when loading), which would make the stride-32 feature
     entering the decoder start with the classifier's normalisation. With ``fresh_out_norms``

@@ -15,7 +15,7 @@ class CrossSS2D(SS2D):
     conv, SiLU) and the gate ``z`` exactly as in :class:`SS2D`; the shared feature ``m`` is
     projected by ``in_proj_cross`` (no conv, no activation) and cross-scanned in the same four
     directions, and **delta, B and C are projected from it** with ``x_proj_weight`` and
-    ``dt_projs_weight`` (reference-spec A.10). A, D, the delta bias, the merge, ``out_norm``,
+    ``dt_projs_weight`` (docs/differences.md). A, D, the delta bias, the merge, ``out_norm``,
     the SiLU(z) gate and ``out_proj`` are those of the gated SS2D.
 
     Args:

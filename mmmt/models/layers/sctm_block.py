@@ -13,7 +13,7 @@ __all__ = ['SCTMBlock']
 
 @MODELS.register_module()
 class SCTMBlock(nn.Module):
-    """Each task's scan is steered by a feature shared by all tasks (reference-spec A.10).
+    """Each task's scan is steered by a feature shared by all tasks (docs/differences.md).
 
     For tasks t with features x_t (B, H, W, C)::
 

@@ -1,6 +1,6 @@
 """SS2D: the paper's Mamba-based feature extractor (MFE), built on a 2-D selective scan.
 
-Two variants exist in MTMamba (reference-spec A.2 and A.4):
+Two variants exist in MTMamba (docs/differences.md):
 
 * gated (``gated=True``, used by the STM block): ``in_proj`` produces the main branch ``x`` and a
   gate ``z``; the output is ``out_proj(LN(scan(x)) * SiLU(z))`` with the input's width;
@@ -115,7 +115,7 @@ class SS2D(nn.Module):
                              dt_min: float = 0.001,
                              dt_max: float = 0.1,
                              dt_init_floor: float = 1e-4) -> None:
-        """Initialise the SSM parameters as Mamba/VMamba do (reference-spec A.2)."""
+        """Initialise the SSM parameters as Mamba/VMamba do (docs/differences.md)."""
         # x_proj: one nn.Linear(d_inner, dt_rank + 2N) default init per direction.
         for weight in self.x_proj_weight:
             nn.init.kaiming_uniform_(weight, a=math.sqrt(5))

@@ -1,4 +1,4 @@
-"""Per-task dense losses, exactly as the MTMamba reference computes them (reference-spec D.1).
+"""Per-task dense losses, exactly as the MTMamba reference computes them (docs/differences.md).
 
 Every loss returns **one value per image**, shape (B,), so that the multi-task combination can be
 taken per image (see :class:`~mmmt.models.losses.MultiTaskLoss`). Ground truth uses 255 as the

@@ -2,7 +2,7 @@
 
 The single place that knows both naming schemes; the checkpoint converter
 (``tools/model_converters/mtmamba2mmmt.py``) and the key tests use it. Reference decoder names
-(see ``shared/spec/keys``), MTMamba (``variant='mtmamba'``)::
+(the key lists in ``tests/data/reference_keys/``), MTMamba (``variant='mtmamba'``)::
 
     expand_layers.{task}_{stage}.*     ->  stages.{stage}.upsample.{task}.*
     concat_layers.{task}_{stage}.*     ->  stages.{stage}.skip_fuse.{task}.*
