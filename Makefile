@@ -29,6 +29,12 @@ DEMO_WORK := work_dirs/demo
 DEMO_ITERS ?= 600
 
 demo: venv
+	@# an earlier demo's checkpoints and pictures are never replaced without being asked
+	@if ls $(DEMO_WORK)/iter_*.pth >/dev/null 2>&1 || [ -e $(DEMO_WORK)/last_checkpoint ]; then \
+		echo "$(DEMO_WORK) holds an earlier demo run; delete it (rm -r $(DEMO_WORK)) or run" \
+			"make demo DEMO_WORK=work_dirs/demo2"; \
+		exit 2; \
+	fi
 	@if [ -e $(DEMO_DATA) ]; then \
 		echo "Using the existing $(DEMO_DATA) (delete it to regenerate)"; \
 	else \
