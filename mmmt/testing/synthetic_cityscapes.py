@@ -27,6 +27,7 @@ from PIL import Image
 
 from mmmt.datasets.cityscapes import (CITYSCAPES_LABEL_TO_TRAIN_ID, CITYSCAPES_PALETTE,
                                       CITYSCAPES_SKY_LABEL_ID)
+from .synthetic_writers import check_out_dir
 
 __all__ = ['render_cityscapes_scene', 'generate_cityscapes', 'CITIES']
 
@@ -141,16 +142,6 @@ def encode_disparity(disparity: np.ndarray) -> np.ndarray:
     return np.clip(raw, 0, np.iinfo(np.uint16).max).astype(np.uint16)
 
 
-def _refuse_non_empty(out_dir: str, overwrite: bool) -> None:
-    # a synthetic set written over a real download would silently replace its files
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise NotADirectoryError(f'{out_dir} exists and is not a folder')
-    if not overwrite and osp.isdir(out_dir) and os.listdir(out_dir):
-        raise FileExistsError(
-            f'{out_dir} exists and is not empty; refusing to write a synthetic dataset into it '
-            '(choose another folder, delete it, or pass overwrite=True / --force)')
-
-
 def generate_cityscapes(out_dir: str, n_train: int, n_val: int, seed: int = 0,
                         size: Tuple[int, int] = (1024, 2048),
                         progress: Optional[Callable[[int, int, str], None]] = None,
@@ -169,7 +160,7 @@ def generate_cityscapes(out_dir: str, n_train: int, n_val: int, seed: int = 0,
     Returns:
         dict: ``{'train': ids, 'val': ids}``, ids as ``<city>/<city>_<seq>_<frame>``.
     """
-    _refuse_non_empty(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     plan = [('train', i) for i in range(n_train)] + [('val', i) for i in range(n_val)]
     splits: Dict[str, List[str]] = dict(train=[], val=[])
     for index, (split, i) in enumerate(plan):

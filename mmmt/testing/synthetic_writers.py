@@ -19,7 +19,7 @@ from PIL import Image
 
 from .synthetic_scenes import render_nyud_scene, render_pascal_scene
 
-__all__ = ['generate_nyud', 'generate_pascal', 'generate', 'savemat_deterministic']
+__all__ = ['generate_nyud', 'generate_pascal', 'generate', 'savemat_deterministic', 'check_out_dir']
 
 # the module's former name, kept so that a seed still gives byte-identical files
 _MAT_HEADER = b'MATLAB 5.0 MAT-file, written by mmmt.datasets.synthetic'
@@ -82,7 +82,7 @@ def _progress_cb(progress, i, n, img_id):
         progress(i + 1, n, img_id)
 
 
-def _check_out_dir(out_dir: str, overwrite: bool) -> None:
+def check_out_dir(out_dir: str, overwrite: bool) -> None:
     """Refuse to write into a non-empty folder unless asked: a synthetic dataset written over
     a real download (``data/NYUDv2``) would silently replace its files."""
     if not overwrite and osp.isdir(out_dir) and os.listdir(out_dir):
@@ -112,7 +112,7 @@ def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,
     Returns:
         dict: ``{'train': ids, 'val': ids}``.
     """
-    _check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     n = n_train + n_val
     id_rng = _image_rng(seed, 0, 10**6)
     nums = id_rng.choice(np.arange(1, max(1449, n) + 1), size=n, replace=False)
@@ -157,7 +157,7 @@ def generate_pascal(out_dir: str, n_train: int, n_val: int, seed: int = 0,
     Returns:
         dict: ``{'train': ids, 'val': ids}``.
     """
-    _check_out_dir(out_dir, overwrite)
+    check_out_dir(out_dir, overwrite)
     n = n_train + n_val
     id_rng = _image_rng(seed, 1, 10**6)
     nums = id_rng.choice(np.arange(1, max(9000, n) + 1), size=n, replace=False)
