@@ -135,7 +135,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-BALANCERS_IN_DDP = (dict(type='PCGrad'), dict(type='MGDAUB'))  # parameters; representation
+#: every balancer: on the shared parameters' gradients, MGDA-UB on the representation's
+BALANCERS_IN_DDP = tuple(
+    dict(type=name) for name in ('PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL',
+                                 'AlignedMTL'))
 
 
 def _ddp_worker(rank, port, out_dir):
