@@ -1,4 +1,10 @@
-"""Run a trained multi-task model on images of any size and format."""
+"""Run a trained multi-task model on images of any size and format.
+
+Over 400 lines on purpose: mmengine's ``BaseInferencer`` is one class whose methods
+(preprocess, forward, visualize, postprocess) share the pipeline's fit/pad bookkeeping; the
+helpers that need no model (output names, collision checks, the fitted size) are module
+functions so that ``demo/image_demo.py`` can run them before a model is built.
+"""
 import math
 import os
 import os.path as osp
