@@ -4,6 +4,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from mmmt.structures import IGNORE_INDEX
+from .utils import matching_arrays
 
 __all__ = ['DEPTH_SUM_KEYS', 'depth_sums', 'depth_metrics']
 
@@ -39,12 +40,7 @@ def depth_sums(pred: np.ndarray,
         sum |gt - pred| / gt, ``sq_rel`` = sum (gt - pred)^2 / gt, ``log_sq_err`` =
         sum (log gt - log pred)^2, ``delta1..3`` = pixels with max(gt/pred, pred/gt) < 1.25^k.
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    if pred.shape != gt.shape:
-        pred, gt = np.squeeze(pred), np.squeeze(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f'pred shape {pred.shape} != gt shape {gt.shape}')
+    pred, gt = matching_arrays(pred, gt, np.float64)
     valid = np.isfinite(gt) & (gt > 0)
     if ignore_index is not None:
         valid &= gt != ignore_index

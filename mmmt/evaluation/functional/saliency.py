@@ -4,6 +4,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from mmmt.structures import IGNORE_INDEX
+from .utils import matching_arrays
 
 __all__ = [
     'SAL_THRESHOLDS', 'legacy_effective_thresholds', 'saliency_counts', 'saliency_metrics'
@@ -50,12 +51,7 @@ def saliency_counts(pred: np.ndarray,
         dict: int64 ``tp`` and ``pp`` (true / predicted positives per threshold), ``ap``
         (actual positives), and ``iou`` = [tp, fp, fn] at ``iou_threshold``.
     """
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
-    if pred.shape != gt.shape:
-        pred, gt = np.squeeze(pred), np.squeeze(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f'pred shape {pred.shape} != gt shape {gt.shape}')
+    pred, gt = matching_arrays(pred, gt, np.float64)
     valid = np.isfinite(gt)
     if ignore_index is not None:
         valid &= gt != ignore_index

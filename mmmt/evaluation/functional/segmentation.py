@@ -4,6 +4,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from mmmt.structures import IGNORE_INDEX
+from .utils import matching_arrays
 
 __all__ = ['segmentation_counts', 'segmentation_metrics']
 
@@ -29,13 +30,7 @@ def segmentation_counts(pred: np.ndarray,
     Raises:
         ValueError: If shapes differ or a valid ground-truth label is outside the class range.
     """
-    pred = np.asarray(pred)
-    gt = np.asarray(gt)
-    if pred.shape != gt.shape:
-        pred = np.squeeze(pred)
-        gt = np.squeeze(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f'pred shape {pred.shape} != gt shape {gt.shape}')
+    pred, gt = matching_arrays(pred, gt)
     pred = pred.reshape(-1).astype(np.int64)
     gt = gt.reshape(-1).astype(np.int64)
     valid = np.ones(gt.shape, dtype=bool) if ignore_index is None else gt != ignore_index
