@@ -190,14 +190,18 @@ def generate_pascal(out_dir: str, n_train: int, n_val: int, seed: int = 0,
 
 def generate(dataset: str, out_dir: str, n_train: int, n_val: int, seed: int = 0,
              size: Optional[Tuple[int, int]] = None, **kwargs) -> Dict[str, list]:
-    """Dispatch to :func:`generate_nyud` (``'nyud'``) or :func:`generate_pascal`
-    (``'pascal'``); ``size=None`` uses the dataset's default size."""
+    """Dispatch to :func:`generate_nyud` (``'nyud'``), :func:`generate_pascal` (``'pascal'``)
+    or ``synthetic_cityscapes.generate_cityscapes`` (``'cityscapes'``); ``size=None`` uses
+    the dataset's default size."""
     if dataset == 'nyud':
         fn = generate_nyud
     elif dataset == 'pascal':
         fn = generate_pascal
+    elif dataset == 'cityscapes':
+        from .synthetic_cityscapes import generate_cityscapes  # it imports this module
+        fn = generate_cityscapes
     else:
-        raise ValueError(f"dataset must be 'nyud' or 'pascal', got {dataset!r}")
+        raise ValueError(f"dataset must be 'nyud', 'pascal' or 'cityscapes', got {dataset!r}")
     if size is not None:
         kwargs['size'] = tuple(int(s) for s in size)
     return fn(out_dir, n_train, n_val, seed=seed, **kwargs)

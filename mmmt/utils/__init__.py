@@ -45,7 +45,6 @@ _EXPORTS = {
     'describe_non_finite': 'checkpoint',
     'non_finite_tensors': 'checkpoint',
     'trusted': 'checkpoint',
-    'CfgOptionsAction': 'cli',
     'warn_misspelled_keys': 'cli',
     'CPU_DIST_TIMEOUT': 'dist_utils',
     'check_launcher_env': 'dist_utils',

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mmengine.runner import Runner
 
 __all__ = [
-    'add_runner_args', 'CfgOptionsAction', 'warn_misspelled_keys', 'parse_runner_args',
+    'add_runner_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction'
 ]
@@ -44,9 +44,6 @@ class LazyDictAction(argparse.Action):
         DictAction(self.option_strings, self.dest, nargs=self.nargs)(
             parser, namespace, values, option_string)
 
-
-#: The name the tools used before argument parsing became lazy.
-CfgOptionsAction = LazyDictAction
 
 
 def _runner_keys() -> set:

@@ -194,3 +194,19 @@ def test_classes_and_palette_equal_mmseg():
         CityscapesDataset.METAINFO['classes'])
     assert CityscapesMultiTaskDataset.METAINFO['palette'] == [
         list(p) for p in CityscapesDataset.METAINFO['palette']]
+
+
+def test_synthetic_mt_writes_the_cityscapes_layout(tmp_path):
+    """The tool goes through mmmt.testing.generate, which dispatches 'cityscapes' to the
+    Cityscapes writer: the same files as calling the writer directly."""
+    tool = load_tool('tools', 'dataset_converters', 'synthetic_mt')
+    via_tool, direct = str(tmp_path / 'tool'), str(tmp_path / 'direct')
+    assert tool.main(['cityscapes', via_tool, '--train', '2', '--val', '1', '--seed', '3',
+                      '--size', '32', '64', '--quiet']) == 0
+    generate_cityscapes(direct, 2, 1, seed=3, size=(32, 64))
+    files = sorted(osp.relpath(osp.join(d, f), direct)
+                   for d, _, names in os.walk(direct) for f in names)
+    assert len(files) == 9  # image, label ids and disparity of 3 samples
+    for rel in files:
+        with open(osp.join(direct, rel), 'rb') as a, open(osp.join(via_tool, rel), 'rb') as b:
+            assert a.read() == b.read(), rel

@@ -16,9 +16,6 @@ import argparse
 import sys
 import time
 
-#: Default (H, W) of the layouts whose generator is not ``generate``'s.
-CITYSCAPES_SIZE = (1024, 2048)
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -52,7 +49,6 @@ def main(argv=None) -> int:
     from mmengine.utils import ProgressBar
 
     from mmmt.testing import generate
-    from mmmt.testing.synthetic_cityscapes import generate_cityscapes
     start = time.time()
     bar = None
 
@@ -63,15 +59,9 @@ def main(argv=None) -> int:
         bar.update()
 
     try:
-        on_image = None if args.quiet else progress
-        if args.dataset == 'cityscapes':
-            splits = generate_cityscapes(args.out_dir, args.train, args.val, seed=args.seed,
-                                         size=tuple(args.size or CITYSCAPES_SIZE),
-                                         progress=on_image, overwrite=args.force)
-        else:
-            splits = generate(args.dataset, args.out_dir, args.train, args.val,
-                              seed=args.seed, size=args.size, progress=on_image,
-                              overwrite=args.force)
+        splits = generate(args.dataset, args.out_dir, args.train, args.val, seed=args.seed,
+                          size=args.size, progress=None if args.quiet else progress,
+                          overwrite=args.force)
     except (FileExistsError, NotADirectoryError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
