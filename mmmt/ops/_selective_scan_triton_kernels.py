@@ -264,3 +264,174 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
     tl.store(dA_ptr + state_offs, dA_acc, mask=dn_mask)
     tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# The state-by-state kernels ("statewise"): the same computation with a (BLOCK_D, BLOCK_L) tile
+# and a loop over the N states inside each chunk, each state a 1-D scan over time (the loop
+# order of mamba-ssm's CUDA kernel). Only one state's (decay, input) pairs are live at a time,
+# so a program holds several times more time steps in the same registers, and each thread
+# scans runs of consecutive steps on its own before any exchange with other threads. The
+# states carried between chunks live in a (BLOCK_D, BLOCK_N) register tile; state n is read
+# from and written to it with a mask on the state index (a register tile cannot be indexed by
+# a loop variable). Checkpoints, results and the layout contract are the tile kernels' ones.
+
+
+@triton.jit
+def _pick(tile, nid, n):
+    """Column n of a (BLOCK_D, BLOCK_N) tile, as a (BLOCK_D,) vector."""
+    return _sum(tl.where(nid[None, :] == n, tile, 0.0), axis=1)
+
+
+@triton.jit
+def _put(tile, nid, n, col):
+    """The tile with column n replaced by the (BLOCK_D,) vector ``col``."""
+    return tl.where(nid[None, :] == n, col[:, None], tile)
+
+
+@triton.jit
+def _state_scan(dt, dtu, A_n, h0_n, B_ptr, b_base, n, t, t_mask, L):
+    """State n's decays, inputs and states over one chunk, from the state ``h0_n`` entering it:
+    returns (B_n row, inputs dt u B_n, states)."""
+    Bn = tl.load(B_ptr + b_base + n * L + t, mask=t_mask, other=0.0).to(dt.dtype)
+    decay = tl.exp(dt * A_n[:, None])
+    inp = dtu * Bn[None, :]
+    cum_a, cum_x = tl.associative_scan((decay, inp), 1, _combine)
+    return Bn, inp, cum_a * h0_n[:, None] + cum_x
+
+
+@triton.jit
+def _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS: tl.constexpr,
+                  SOFTPLUS: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr):
+    """Chunk c's steps, masks, offsets, u, dt and pre-softplus dt of a (BLOCK_D, BLOCK_L) tile."""
+    t = c * BLOCK_L + tl.arange(0, BLOCK_L)
+    t_mask = t < L
+    m2 = d_mask[:, None] & t_mask[None, :]
+    offs = row[:, None] + t[None, :]
+    uu = tl.load(u_ptr + offs, mask=m2, other=0.0).to(ACC)
+    dt, x = _dt_tile(delta_ptr, bias, offs, m2, HAS_BIAS, SOFTPLUS, ACC)
+    return t, t_mask, m2, offs, uu, dt, x
+
+
+@triton.jit
+def _group_bases(b, g, N, L, GB, GC):
+    """Start of this program's B and C blocks ((N, L) each) in their grouped tensors."""
+    return (b * GB + g % GB) * N * L, (b * GC + g % GC) * N * L
+
+
+@triton.jit
+def scan_fwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+                              out_ptr, last_ptr, ckpt_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
+                              HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+                              HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                              SAVE_CKPT: tl.constexpr, ACC: tl.constexpr,
+                              BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+                              BLOCK_L: tl.constexpr):
+    b, d, d_mask, nid, n_mask, dn_mask, A, bias, Dv, row, _b_rows, _c_rows, state_offs = _program(
+        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
+    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
+    last_col = (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, :]
+    h = _zeros((BLOCK_D, BLOCK_N), ACC)
+    for c in range(NCHUNK):
+        t, t_mask, m2, offs, uu, dt, _x = _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c,
+                                                       L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L)
+        if SAVE_CKPT:
+            tl.store(ckpt_ptr + ((b * DIM + d)[:, None] * NCHUNK + c) * N + nid[None, :], h,
+                     mask=dn_mask)
+        dtu = dt * uu
+        y = _zeros((BLOCK_D, BLOCK_L), ACC)
+        if HAS_D:
+            y = Dv[:, None] * uu
+        for n in range(N):
+            _bn, _inp, hs = _state_scan(dt, dtu, _pick(A, nid, n), _pick(h, nid, n), B_ptr, b_base,
+                                   n, t, t_mask, L)
+            Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
+            y += hs * Cn[None, :]
+            # past L, dt = 0 keeps the state, so the last column is the state at min(L, end)
+            h = _put(h, nid, n, _sum(tl.where(last_col, hs, 0.0), axis=1))
+        if HAS_Z:
+            zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
+            y = y * zz * _sigmoid(zz)
+        tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m2)
+    tl.store(last_ptr + state_offs, h, mask=dn_mask)
+
+
+@triton.jit
+def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+                              ckpt_ptr, dout_ptr, dlast_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr,
+                              dC_ptr, dD_ptr, dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
+                              HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+                              HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                              HAS_DLAST: tl.constexpr, ACC: tl.constexpr,
+                              BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+                              BLOCK_L: tl.constexpr):
+    """The tile kernel's reverse-time adjoint scan (see :func:`scan_bwd_kernel`), one state at
+    a time; with z, the chunk's output (for dz) is recomputed in a first pass over the
+    states."""
+    b, d, d_mask, nid, n_mask, dn_mask, A, bias, Dv, row, _b_rows, _c_rows, state_offs = _program(
+        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
+    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
+    first_col = (tl.arange(0, BLOCK_L) == 0)[None, :]
+    if HAS_DLAST:
+        g_carry = tl.load(dlast_ptr + state_offs, mask=dn_mask, other=0.0).to(ACC)
+    else:
+        g_carry = _zeros((BLOCK_D, BLOCK_N), ACC)
+    dA_acc = _zeros((BLOCK_D, BLOCK_N), ACC)
+    dD_acc = _zeros((BLOCK_D, ), ACC)
+    dbias_acc = _zeros((BLOCK_D, ), ACC)
+    for cc in range(NCHUNK):
+        c = NCHUNK - 1 - cc
+        t, t_mask, m2, offs, uu, dt, x = _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c,
+                                                       L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L)
+        dtu = dt * uu
+        h0 = tl.load(ckpt_ptr + ((b * DIM + d)[:, None] * NCHUNK + c) * N + nid[None, :],
+                     mask=dn_mask, other=0.0)
+        dy = tl.load(dout_ptr + offs, mask=m2, other=0.0).to(ACC)
+        if HAS_Z:
+            zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
+            y = _zeros((BLOCK_D, BLOCK_L), ACC)
+            if HAS_D:
+                y = Dv[:, None] * uu
+            for n in range(N):
+                _bn, _inp, hs = _state_scan(dt, dtu, _pick(A, nid, n), _pick(h0, nid, n), B_ptr,
+                                       b_base, n, t, t_mask, L)
+                Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
+                y += hs * Cn[None, :]
+            sig = _sigmoid(zz)
+            dz = dy * y * sig * (1.0 + zz * (1.0 - sig))
+            tl.store(dz_ptr + offs, dz.to(dz_ptr.dtype.element_ty), mask=m2)
+            dy = dy * zz * sig
+        # decay of the next step (1 past the end: the adjoint there is dlast itself)
+        dt_next, _x_next = _dt_tile(delta_ptr + 1, bias, offs, m2 & (t + 1 < L)[None, :], HAS_BIAS,
+                              SOFTPLUS, ACC)
+        du = _zeros((BLOCK_D, BLOCK_L), ACC)
+        if HAS_D:
+            du = Dv[:, None] * dy
+            dD_acc += _sum(dy * uu, axis=1)
+        ddt = _zeros((BLOCK_D, BLOCK_L), ACC)
+        for n in range(N):
+            A_n = _pick(A, nid, n)
+            Bn, inp, hs = _state_scan(dt, dtu, A_n, _pick(h0, nid, n), B_ptr, b_base, n, t,
+                                      t_mask, L)
+            Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
+            cum_an, cum_g = tl.associative_scan(
+                (tl.exp(dt_next * A_n[:, None]), Cn[None, :] * dy), 1, _combine, reverse=True)
+            gs = cum_an * _pick(g_carry, nid, n)[:, None] + cum_g
+            g_carry = _put(g_carry, nid, n, _sum(tl.where(first_col, gs, 0.0), axis=1))
+            # masked channels have gs = hs = 0, so these sums over the block are exact
+            tl.atomic_add(dB_ptr + b_base + n * L + t, _sum(gs * dtu, axis=0), mask=t_mask)
+            tl.atomic_add(dC_ptr + c_base + n * L + t, _sum(hs * dy, axis=0), mask=t_mask)
+            g_b = gs * Bn[None, :]
+            du += dt * g_b
+            g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
+            dA_acc = _put(dA_acc, nid, n, _pick(dA_acc, nid, n) + _sum(g_ah * dt, axis=1))
+            ddt += uu * g_b + g_ah * A_n[:, None]
+        if SOFTPLUS:
+            ddt = ddt * _sigmoid(x)
+        ddt = tl.where(m2, ddt, 0.0)
+        dbias_acc += _sum(ddt, axis=1)
+        tl.store(du_ptr + offs, du.to(du_ptr.dtype.element_ty), mask=m2)
+        tl.store(ddelta_ptr + offs, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
+    tl.store(dA_ptr + state_offs, dA_acc, mask=dn_mask)
+    tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)

@@ -15,7 +15,9 @@ Backends:
   (docs/benchmarks_gpu.md), and Triton needs no compiled extension. If a kernel fails to
   compile, the ``cuda`` or ``torch`` backend is used instead, with a one-line warning, once per
   process. With ``TRITON_INTERPRET=1`` a forced ``triton`` backend also runs on CPU tensors,
-  in Triton's interpreter (for tests).
+  in Triton's interpreter (for tests). Two kernel pairs exist (``statewise``, the default, and
+  ``tile``); ``MMMT_TRITON_SCAN_KERNEL=NAME`` or ``NAME:STEPS:TILE:WARPS`` picks one, and its
+  launch sizes (:func:`~mmmt.ops.selective_scan_triton.parse_kernel`).
 - ``cuda``: mamba-ssm's fused CUDA kernel, for CUDA tensors where mamba-ssm imports.
 
 ``MMMT_SCAN_BACKEND=torch|cpp|cuda|triton`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never
@@ -125,6 +127,7 @@ def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta
     """The Triton scan; if its kernels fail to compile or launch (no C compiler for Triton's
     launcher, an unsupported GPU, a Triton bug), None after one warning, and Triton is not tried
     again in this process. A forced backend raises instead."""
+    triton_scan.kernel_choice()  # a misspelt kernel choice is the user's error, not a failure
     try:
         return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,
                                                  delta_softplus, return_last_state)

@@ -6,7 +6,8 @@ launch), N up to :data:`MAX_STATE`. The kernels (:mod:`mmmt.ops._selective_scan_
 read float32, float16 or bfloat16 inputs as they are (no up-cast copies under AMP), keep the
 state and every accumulation in float32 (float64 for float64 ``u``), and write the output in
 ``u``'s dtype. The forward pass saves the state at the start of every chunk of
-:data:`BLOCK_L` steps (batch * D * ceil(L / BLOCK_L) * N values); the backward pass recomputes
+``block_l`` steps (batch * D * ceil(L / block_l) * N values, :class:`KernelConfig`); the
+backward pass recomputes
 each chunk's states from it and runs the reverse-time adjoint scan, so no per-step state is
 ever stored.
 
@@ -16,6 +17,7 @@ interpreted kernels are a separate module object, so the compiled ones in the sa
 unaffected.
 """
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import os
@@ -29,20 +31,49 @@ from torch.autograd.function import once_differentiable
 
 from .selective_scan_torch import selective_scan_torch
 
-__all__ = ['selective_scan_triton', 'triton_available', 'interpreter_enabled', 'MAX_STATE']
+__all__ = [
+    'selective_scan_triton', 'triton_available', 'interpreter_enabled', 'kernel_choice',
+    'kernel_name', 'parse_kernel', 'KernelConfig', 'CONFIGS', 'KERNEL_ENV', 'MAX_STATE'
+]
 
 #: Largest state size N supported (the whole state of a channel block lives in registers).
 MAX_STATE = 64
-#: Time steps per chunk: the scan tile's length and the checkpoint interval (a power of 2).
-BLOCK_L = 64
-#: Elements of one (channels x states x steps) scan tile in the forward and the backward pass,
-#: and warps per program. Chosen from ptxas's register report for sm_90 (N = 16, 64-step chunks,
-#: 2 channels per program, no z as SS2D calls it: forward 128 registers with the next chunk's
-#: inputs prefetched, backward 182; no spills; 4 channels per program need 164 and 255), not
-#: from GPU timings: none were possible yet (docs/benchmarks_gpu.md).
-TILE_FWD = 2048
-TILE_BWD = 2048
-NUM_WARPS = 8
+
+
+@dataclasses.dataclass
+class KernelConfig:
+    """Launch configuration of one kernel pair.
+
+    Args:
+        block_l: Time steps per chunk, the checkpoint interval too (a power of 2); shorter
+            sequences use the next power of 2 of their length (at least 16) instead.
+        tile: Elements of a program's scan tile: channels x states x steps for ``tile``,
+            channels x steps for ``statewise`` (one state at a time). Sets the channels per
+            program (at most 16).
+        num_warps: Warps per program.
+    """
+    block_l: int
+    tile: int
+    num_warps: int
+
+
+#: The two kernel pairs (:mod:`mmmt.ops._selective_scan_triton_kernels`): ``statewise`` scans
+#: one state at a time over a (channels x steps) tile, in the loop order of mamba-ssm's CUDA
+#: kernel; ``tile`` scans a (channels x states x steps) tile at once. Both give the same results
+#: (the tests run both). No GPU has timed them yet (docs/benchmarks_gpu.md); the default and
+#: these sizes come from what they compile to for sm_90 at the Swin-L NYUD shapes
+#: (``tools/analysis_tools/triton_scan_sass.py``): no spills, and ``statewise`` (8 channels x 128
+#: steps, 4 warps) issues 36.5 instructions per state update forward and 107 backward, against
+#: 100 and 219 for ``tile`` (2 channels x 16 states x 64 steps, 8 warps), and reads each B/C row
+#: once for 8 channels instead of 2.
+CONFIGS = {
+    'statewise': KernelConfig(block_l=128, tile=1024, num_warps=4),
+    'tile': KernelConfig(block_l=64, tile=2048, num_warps=8),
+}
+#: Environment variable naming the kernel pair, optionally with other launch sizes
+#: (:func:`parse_kernel`; read at call time); empty = :data:`DEFAULT`.
+KERNEL_ENV = 'MMMT_TRITON_SCAN_KERNEL'
+DEFAULT = 'statewise'
 #: Why a Triton kernel failed in this process (it is then not used again), or None.
 failure: Optional[str] = None
 
@@ -89,12 +120,60 @@ def _tl_dtype(dtype: torch.dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-def _blocks(dim_group: int, dim_state: int, tile: int, block_l: int) -> Tuple[int, int]:
-    """(channels, padded states) per program for a scan tile of about `tile` elements."""
+def parse_kernel(text: str) -> Tuple[str, KernelConfig]:
+    """A kernel pair and its launch sizes from ``NAME`` (the shipped sizes of
+    :data:`CONFIGS`) or ``NAME:STEPS:TILE:WARPS`` (other sizes, to time them)."""
+    name, *sizes = text.strip().lower().split(':')
+    if name not in CONFIGS:
+        raise ValueError(f'{text!r}: expected a kernel pair of {sorted(CONFIGS)}, optionally '
+                         'with :STEPS:TILE:WARPS')
+    if not sizes:
+        return name, CONFIGS[name]
+    try:
+        cfg = KernelConfig(*map(int, sizes))
+    except (TypeError, ValueError):
+        cfg = None
+    if (cfg is None or min(cfg.block_l, cfg.tile, cfg.num_warps) < 1
+            or any(v & (v - 1) for v in (cfg.block_l, cfg.tile, cfg.num_warps))):
+        raise ValueError(f'{text!r}: expected NAME:STEPS:TILE:WARPS, three powers of 2')
+    return name, cfg
+
+
+def kernel_choice() -> Tuple[str, KernelConfig]:
+    """The kernel pair to use and its sizes: ``MMMT_TRITON_SCAN_KERNEL`` if set (see
+    :func:`parse_kernel`), else :data:`DEFAULT`."""
+    text = os.environ.get(KERNEL_ENV, '').strip() or DEFAULT
+    try:
+        return parse_kernel(text)
+    except ValueError as e:
+        raise ValueError(f'{KERNEL_ENV}: {e}') from None
+
+
+def kernel_name() -> str:
+    """The name of the kernel pair :func:`kernel_choice` picks."""
+    return kernel_choice()[0]
+
+
+def _launch_sizes(name: str, dim_group: int, dim_state: int, length: int,
+                  block_l: Optional[int] = None,
+                  cfg: Optional[KernelConfig] = None) -> Tuple[int, int, int]:
+    """(channels per program, padded states, steps per chunk) of kernel pair `name` with the
+    sizes `cfg` (default: the shipped ones); the backward pass passes the forward's chunk
+    length (its checkpoint interval)."""
     import triton
+    cfg = cfg or CONFIGS[name]
+    if block_l is None:  # no chunk much longer than the sequence: its lanes would idle
+        block_l = min(cfg.block_l, max(16, triton.next_power_of_2(length)))
     block_n = max(2, triton.next_power_of_2(dim_state))
-    block_d = max(1, min(tile // (block_n * block_l), triton.next_power_of_2(dim_group), 16))
-    return block_d, block_n
+    per_channel = block_l * (1 if name == 'statewise' else block_n)
+    block_d = max(1, min(cfg.tile // per_channel, triton.next_power_of_2(dim_group), 16))
+    return block_d, block_n, block_l
+
+
+def _kernel_fns(kern: ModuleType, name: str):
+    if name == 'statewise':
+        return kern.scan_fwd_statewise_kernel, kern.scan_bwd_statewise_kernel
+    return kern.scan_fwd_kernel, kern.scan_bwd_kernel
 
 
 def _on_device(t: torch.Tensor):
@@ -114,31 +193,35 @@ class SelectiveScanTritonFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, need_grad):
-        kern = _kernels(interpreter_enabled())
+        name, cfg = kernel_choice()
+        fwd_kernel = _kernel_fns(_kernels(interpreter_enabled()), name)[0]
         batch, dim, length = u.shape
         dim_state = A.shape[1]
         Bg, Cg = _as_groups(B), _as_groups(C)
         groups = max(Bg.shape[1], Cg.shape[1])
         acc = torch.float64 if u.dtype == torch.float64 else torch.float32
-        block_d, block_n = _blocks(dim // groups, dim_state, TILE_FWD, BLOCK_L)
-        nchunk = -(-length // BLOCK_L)
+        block_d, block_n, block_l = _launch_sizes(name, dim // groups, dim_state, length,
+                                                  cfg=cfg)
+        nchunk = -(-length // block_l)
         out = torch.empty_like(u)
         last = torch.empty(batch, dim, dim_state, dtype=acc, device=u.device)
         ckpt = (torch.empty(batch, dim, nchunk, dim_state, dtype=acc, device=u.device)
                 if need_grad else last)
         grid = (-(-(dim // groups) // block_d), groups, batch)
         with _on_device(u):
-            kern.scan_fwd_kernel[grid](
+            fwd_kernel[grid](
                 u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
                 delta_bias if delta_bias is not None else u, out, last, ckpt, length, dim,
                 dim // groups, dim_state, nchunk, Bg.shape[1], Cg.shape[1],
                 HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                 SOFTPLUS=bool(delta_softplus), SAVE_CKPT=need_grad, ACC=_tl_dtype(acc),
-                BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=BLOCK_L, num_warps=NUM_WARPS)
+                BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l,
+                num_warps=cfg.num_warps)
         if need_grad:
             ctx.save_for_backward(u, delta, A, Bg, Cg, D, z, delta_bias, ckpt)
             ctx.delta_softplus = bool(delta_softplus)
-            ctx.block_l = BLOCK_L  # the checkpoint interval
+            # the same kernels and sizes backward; block_l is the checkpoint interval
+            ctx.kernel, ctx.cfg, ctx.block_l = name, cfg, block_l
             ctx.b_ndim, ctx.c_ndim = B.dim(), C.dim()
         ctx.set_materialize_grads(False)
         return out, last
@@ -183,12 +266,13 @@ def _backward_torch(ctx, dout, dlast):
 def _backward_kernel(ctx, dout, dlast):
     """The gradients of (u, delta, A, B (grouped), C (grouped), D, z, delta_bias)."""
     u, delta, A, Bg, Cg, D, z, delta_bias, ckpt = ctx.saved_tensors
-    kern = _kernels(interpreter_enabled())
+    bwd_kernel = _kernel_fns(_kernels(interpreter_enabled()), ctx.kernel)[1]
     batch, dim, length = u.shape
     dim_state = A.shape[1]
     groups = max(Bg.shape[1], Cg.shape[1])
     acc = ckpt.dtype
-    block_d, block_n = _blocks(dim // groups, dim_state, TILE_BWD, ctx.block_l)
+    block_d, block_n, _ = _launch_sizes(ctx.kernel, dim // groups, dim_state, length,
+                                        ctx.block_l, ctx.cfg)
     nchunk = ckpt.shape[2]
     dout = torch.zeros_like(u) if dout is None else dout.contiguous()
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
@@ -200,7 +284,7 @@ def _backward_kernel(ctx, dout, dlast):
     dbias = torch.empty(batch, dim, dtype=acc, device=u.device)
     grid = (-(-(dim // groups) // block_d), groups, batch)
     with _on_device(u):
-        kern.scan_bwd_kernel[grid](
+        bwd_kernel[grid](
             u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
             delta_bias if delta_bias is not None else u, ckpt, dout,
             dlast.contiguous() if dlast is not None else ckpt, du, ddelta, dA, dB, dC, dD,
@@ -208,7 +292,8 @@ def _backward_kernel(ctx, dout, dlast):
             Bg.shape[1], Cg.shape[1],
             HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
             SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None, ACC=_tl_dtype(acc),
-            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=ctx.block_l, num_warps=NUM_WARPS)
+            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=ctx.block_l,
+            num_warps=ctx.cfg.num_warps)
     return [du, ddelta, dA.sum(0).to(A.dtype), dB.to(Bg.dtype), dC.to(Cg.dtype),
             None if D is None else dD.sum(0).to(D.dtype), dz,
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype)]

@@ -6,6 +6,7 @@ element (minutes for these tests); the ``interpreted`` fixture swaps in a scan i
 steps that calls it on whole arrays, as a GPU combines elements in a tree. The kernels compute
 the same thing, up to the rounding of a different association order.
 """
+import dataclasses
 import importlib
 import sys
 
@@ -48,9 +49,10 @@ def _language_namespaces():
     return mods + [tl.core.tensor, tl.core.dtype]
 
 
-@pytest.fixture
-def interpreted(monkeypatch):
-    """Triton's interpreter for this test only. Its helper-function calls patch
+@pytest.fixture(params=sorted(triton_scan.CONFIGS))
+def interpreted(monkeypatch, request):
+    """Triton's interpreter for this test only, once per kernel pair (``statewise``, ``tile``:
+    ``MMMT_TRITON_SCAN_KERNEL``). Its helper-function calls patch
     ``triton.language`` without undoing it, which would break compiled kernels later in the
     process: everything it may touch is put back afterwards."""
     from triton.runtime import interpreter
@@ -58,6 +60,7 @@ def interpreted(monkeypatch):
     monkeypatch.setattr(interpreter.ScanOps, 'generic_scan', _scan_in_log_steps)
     monkeypatch.setenv('TRITON_INTERPRET', '1')
     monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
+    monkeypatch.setenv(triton_scan.KERNEL_ENV, request.param)
     monkeypatch.setattr(triton_scan, 'failure', None)
     yield
     for ns, attrs in saved:
@@ -67,6 +70,13 @@ def interpreted(monkeypatch):
             if vars(ns).get(key, object()) is not value and key not in ('__dict__',
                                                                        '__weakref__'):
                 setattr(ns, key, value)
+
+
+def set_chunk(monkeypatch, steps):
+    """Chunks (and checkpoints) of `steps` time steps for the kernel pair under test."""
+    name = triton_scan.kernel_name()
+    monkeypatch.setitem(triton_scan.CONFIGS, name,
+                        dataclasses.replace(triton_scan.CONFIGS[name], block_l=steps))
 
 
 def run_and_compare(x, opts, seed=1, out_tol=1e-5, grad_tol=1e-4, low_precision=()):
@@ -120,7 +130,7 @@ def test_each_optional_input_alone_missing(interpreted, drop):
 def test_many_chunks_odd_channels_mixed_groups(interpreted, monkeypatch):
     """16-step chunks (L = 50: 4 chunks, the last partial), 3 channels per group (a channel
     block with masked lanes), B grouped and C shared by all groups."""
-    monkeypatch.setattr(triton_scan, 'BLOCK_L', 16)
+    set_chunk(monkeypatch, 16)
     x = make_inputs(batch=2, dim=12, length=50, n=4, groups=4)
     x['C'] = x['C'][:, 0]
     run_and_compare(x, dict(delta_softplus=True))
@@ -144,7 +154,7 @@ def test_bfloat16_inputs_read_natively(interpreted):
 
 
 def test_float64_gradcheck(interpreted, monkeypatch):
-    monkeypatch.setattr(triton_scan, 'BLOCK_L', 4)  # 3 chunks
+    set_chunk(monkeypatch, 4)  # 3 chunks
     x = make_inputs(batch=1, dim=4, length=9, n=3, groups=2, dtype=torch.float64)
     args = [x[k].clone().requires_grad_(True) for k in NAMES]
 
@@ -197,34 +207,87 @@ def test_backward_failure_recomputes_with_pytorch(interpreted, monkeypatch):
     assert 'ptxas failed' in triton_scan.failure
 
 
-def test_kernels_compile_for_a_gpu():
-    """The kernels through Triton's real compiler (to a sm_90 binary; no GPU needed), which
-    the interpreter does not exercise: types, loop-carried values, constexpr branches."""
+@pytest.mark.parametrize('kernel', sorted(triton_scan.CONFIGS))
+def test_kernels_compile_for_a_gpu(kernel):
+    """Both kernels of a pair through Triton's real compiler (to a sm_90 binary; no GPU
+    needed), which the interpreter does not exercise: types, loop-carried values, constexpr
+    branches. (tests/test_tools/test_triton_scan_sass.py compiles them as SS2D calls them.)"""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
     from triton.runtime.jit import JITFunction
     if not isinstance(triton.language.sum, JITFunction):
         pytest.skip('Triton was imported with TRITON_INTERPRET=1: no compiling in this process')
-    kern = triton_scan._kernels(False)
     scalars = {'L', 'DIM', 'DG', 'N', 'NCHUNK', 'GB', 'GC'}
+    # the block sizes of a Swin-L stage (384 channels per group, N = 16)
+    block_d, block_n, block_l = triton_scan._launch_sizes(kernel, 384, 16, 16128)
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
-                 BLOCK_N=16, BLOCK_L=triton_scan.BLOCK_L)
-    # the block sizes of a Swin-L stage (384 channels per group, N = 16); with and without z
-    fwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_FWD, triton_scan.BLOCK_L)[0]
-    bwd_d = triton_scan._blocks(384, 16, triton_scan.TILE_BWD, triton_scan.BLOCK_L)[0]
-    for fn, extra in ((kern.scan_fwd_kernel, dict(SAVE_CKPT=True, HAS_Z=True, BLOCK_D=fwd_d)),
-                      (kern.scan_fwd_kernel, dict(SAVE_CKPT=False, HAS_Z=False, BLOCK_D=fwd_d)),
-                      (kern.scan_bwd_kernel, dict(HAS_DLAST=True, HAS_Z=True, BLOCK_D=bwd_d))):
+                 BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d)
+    fwd, bwd = triton_scan._kernel_fns(triton_scan._kernels(False), kernel)
+    # with and without z and checkpoints, bfloat16 activations, float32 parameters and sums
+    for fn, extra in ((fwd, dict(SAVE_CKPT=True, HAS_Z=True)),
+                      (fwd, dict(SAVE_CKPT=False, HAS_Z=False)),
+                      (bwd, dict(HAS_DLAST=True, HAS_Z=True))):
         consts = dict(flags, **extra)
-        # bfloat16 activations, float32 parameters and accumulators
         sig = {a: 'constexpr' if a in consts else 'i32' if a in scalars else
                '*bf16' if a in ('u_ptr', 'delta_ptr', 'out_ptr', 'du_ptr', 'dout_ptr') else
                '*fp32' for a in fn.arg_names}
         src = ASTSource(fn=fn, signature=sig,
                         constexprs={(fn.arg_names.index(k), ): v for k, v in consts.items()})
         compiled = triton.compile(src, target=GPUTarget('cuda', 90, 32),
-                                  options=dict(num_warps=triton_scan.NUM_WARPS))
+                                  options=dict(num_warps=triton_scan.CONFIGS[kernel].num_warps))
         assert '.entry ' + fn.__name__ in compiled.asm['ptx']
+
+
+def test_kernel_choice(interpreted, monkeypatch):
+    """MMMT_TRITON_SCAN_KERNEL picks the pair (read at call time); a misspelt one is the
+    user's error even where Triton is not forced, not a compile failure to fall back from."""
+    monkeypatch.delenv(triton_scan.KERNEL_ENV)
+    assert triton_scan.kernel_name() == triton_scan.DEFAULT == 'statewise'
+    calls, real = [], triton_scan._kernel_fns
+    monkeypatch.setattr(triton_scan, '_kernel_fns',
+                        lambda kern, name: calls.append(name) or real(kern, name))
+    for name in triton_scan.CONFIGS:
+        monkeypatch.setenv(triton_scan.KERNEL_ENV, f' {name.upper()} ')
+        selective_scan_fn(**make_inputs(length=3))
+    assert calls == list(triton_scan.CONFIGS)
+    monkeypatch.setenv(triton_scan.KERNEL_ENV, 'statwise')
+    x = make_inputs(length=3)
+    for bad in ('statwise', 'tile:64:2048', 'statewise:100:1024:4'):
+        monkeypatch.setenv(triton_scan.KERNEL_ENV, bad)
+        with pytest.raises(ValueError, match=f"MMMT_TRITON_SCAN_KERNEL: '{bad}'"):
+            dispatch._triton_or_fallback(False, *x.values(), True, False)
+    assert triton_scan.failure is None
+
+
+def test_other_launch_sizes_from_the_environment(interpreted, monkeypatch):
+    """``NAME:STEPS:TILE:WARPS`` (how gpu_check.sh times other sizes): 16-step chunks, one
+    channel per program; the backward pass uses the forward's sizes even if the variable
+    changes in between."""
+    name = triton_scan.kernel_name()
+    monkeypatch.setenv(triton_scan.KERNEL_ENV, f'{name}:16:{16 if name == "statewise" else 64}:1')
+    x = make_inputs(batch=1, dim=4, length=40, n=4, groups=2)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in x.items()}
+    out = selective_scan_fn(**leaves, delta_softplus=True)
+    monkeypatch.setenv(triton_scan.KERNEL_ENV, 'tile:1024:4096:8')
+    out.sum().backward()
+    ref_leaves = {k: v.detach().double().requires_grad_(True) for k, v in x.items()}
+    ref, _ = scan_oracle(**ref_leaves, delta_softplus=True)
+    ref.sum().backward()
+    assert rel_err(out, ref) <= 1e-5
+    for k, leaf in leaves.items():
+        assert rel_err(leaf.grad, ref_leaves[k].grad) <= 1e-4, k
+
+
+def test_short_sequences_use_short_chunks():
+    """A chunk is never much longer than the sequence (idle lanes), and more channels share a
+    program instead; the backward pass keeps the forward's chunk (its checkpoint interval)."""
+    cfg = triton_scan.CONFIGS['statewise']
+    assert triton_scan._launch_sizes('statewise', 384, 16, 16128) == (
+        cfg.tile // cfg.block_l, 16, cfg.block_l)
+    assert triton_scan._launch_sizes('statewise', 384, 16, 5) == (16, 16, 16)
+    assert triton_scan._launch_sizes('statewise', 3, 16, 5) == (4, 16, 16)
+    assert triton_scan._launch_sizes('tile', 384, 16, 40) == (2, 16, 64)
+    assert triton_scan._launch_sizes('tile', 384, 3, 40, block_l=16) == (16, 4, 16)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
@@ -243,7 +306,7 @@ def test_sequence_longer_than_64k(interpreted, monkeypatch):
     last chunk partial) against the C++ kernel, itself checked against the oracle
     (tests/test_ops/test_selective_scan_cpu.py); the oracle's Python loop would take longer
     than the scan here."""
-    monkeypatch.setattr(triton_scan, 'BLOCK_L', 1024)
+    set_chunk(monkeypatch, 1024)
     x = make_inputs(batch=1, dim=2, length=(1 << 16) + 3, n=2)
     leaves = [{k: v.clone().requires_grad_(True) for k, v in x.items()} for _ in range(2)]
     results = []

@@ -166,14 +166,20 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                         default=None, help='autocast: to bfloat16 (CPU) / float16 (CUDA) '
                         'without a value, or to the dtype given')
     parser.add_argument('--scan-backend', default=None,
-                        help='force a selective-scan backend (sets MMMT_SCAN_BACKEND)')
+                        help='force a selective-scan backend (sets MMMT_SCAN_BACKEND): torch, '
+                        'cpp, cuda, triton, or triton-<kernel> for one Triton kernel pair '
+                        '(statewise, tile; also sets MMMT_TRITON_SCAN_KERNEL)')
     parser.add_argument('--json', default=None, help='also write the results here')
     args = parser.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.scan_backend:
-        os.environ['MMMT_SCAN_BACKEND'] = args.scan_backend
+        from mmmt.utils.analysis import scan_backend_env
+        try:
+            os.environ.update(scan_backend_env(args.scan_backend))
+        except ValueError as e:
+            parser.error(str(e))
     device = torch.device(args.device)
     gpu = device.type == 'cuda'
     iters = args.iters or (20 if gpu else 3)
@@ -182,6 +188,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
     from mmmt.ops import available_backends
     from mmmt.ops.selective_scan import _pick_backend
+    from mmmt.ops.selective_scan_triton import kernel_name
     log(f'building {args.config} ...')
     model = build_model(args.config, device)
     n_params = sum(p.numel() for p in model.parameters())
@@ -198,9 +205,11 @@ def main(argv: Optional[List[str]] = None) -> Dict:
         device=torch.cuda.get_device_name(device) if gpu else f'{cpu_name()}, '
         f'{os.cpu_count()} CPUs', threads=torch.get_num_threads(), torch=torch.__version__,
         scan_backend=backend, backends=list(available_backends()),
+        triton_kernel=kernel_name() if backend == 'triton' else None,
         amp=str(amp_dtype).replace('torch.', '') if args.amp else None)
+    kernels = f' ({info["triton_kernel"]} kernels)' if info['triton_kernel'] else ''
     log(f'{n_params / 1e6:.1f} M parameters; device {info["device"]}, {info["threads"]} '
-        f'threads; scan backend {backend}; input {args.batch_size}x3x{h}x{w}')
+        f'threads; scan backend {backend}{kernels}; input {args.batch_size}x3x{h}x{w}')
 
     def infer():
         with torch.no_grad(), autocast:

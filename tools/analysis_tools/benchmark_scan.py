@@ -12,7 +12,8 @@ plus backward pass of
 - ``sequential-grouped``: the same loop reading B/C through a per-group view (about 2x faster
   on the CPU), to show how much of the gap a better PyTorch loop closes;
 - every backend of :func:`mmmt.ops.selective_scan_fn` available on the device (``torch``,
-  ``cpp`` on the CPU, ``triton`` and, where mamba-ssm is installed, ``cuda`` on a GPU),
+  ``cpp`` on the CPU, ``triton`` and, where mamba-ssm is installed, ``cuda`` on a GPU; the
+  Triton backend once per kernel pair, as ``triton-statewise`` and ``triton-tile``),
 
 and reports speed-ups against ``sequential`` measured in the same run, and the largest errors of
 each implementation's output and input gradients against a float64 oracle (the same recurrence
@@ -42,7 +43,8 @@ from typing import Callable, Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-from mmmt.utils.analysis import cpu_name, log, sync
+from mmmt.utils.analysis import (cpu_name, forced_scan_backend, log, scan_backend_env,
+                                 scan_backend_names, sync)
 
 # the shapes: (name, channels = 4 directions x d_inner, (H, W) of the scanned map)
 SHAPES = [
@@ -161,20 +163,31 @@ def make_inputs(channels: int, length: int, device, seed: int = 0) -> Dict[str, 
 
 
 def backend_fn(name: str) -> Callable:
+    """The scan forced to backend `name` (``triton-<kernel>``: one Triton kernel pair)."""
     from mmmt.ops import selective_scan_fn
+    scan_backend_env(name)  # a wrong name fails here, not in a worker
 
     def fn(**kw):
-        old = os.environ.get('MMMT_SCAN_BACKEND')
-        os.environ['MMMT_SCAN_BACKEND'] = name
-        try:
+        with forced_scan_backend(name):
             return selective_scan_fn(**kw)
-        finally:
-            if old is None:
-                del os.environ['MMMT_SCAN_BACKEND']
-            else:
-                os.environ['MMMT_SCAN_BACKEND'] = old
 
     return fn
+
+
+def select_backends(available: List[str], wanted: List[str]) -> List[str]:
+    """The `wanted` ones among the `available` backend names, in the order asked: ``triton``
+    selects every Triton kernel pair, and ``triton-<kernel>:STEPS:TILE:WARPS`` other launch
+    sizes of one (where Triton is available)."""
+    chosen = []
+    for want in wanted:
+        base = want.partition('-')[0]
+        if want in available or (want != base and base in {b.partition('-')[0]
+                                                            for b in available}):
+            scan_backend_env(want)  # a wrong kernel name or size fails here
+            chosen.append(want)
+        else:
+            chosen += [b for b in available if b.partition('-')[0] == want]
+    return list(dict.fromkeys(chosen))
 
 
 def time_runs(step: Callable[[], None], device, repeat: int, warmup: int,
@@ -382,7 +395,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         help='positions for the float64 error check (default 1024, 256 quick)')
     parser.add_argument('--shapes', nargs='+', default=None,
                         help='subset of shape names (e.g. small "swin-l stage 3")')
-    parser.add_argument('--backends', nargs='+', default=None, help='subset of the backends')
+    parser.add_argument('--backends', nargs='+', default=None,
+                        help='subset of the backends, in this order; "triton" is every Triton '
+                        'kernel pair, "triton-statewise:128:256:1" one with other launch sizes '
+                        '(NAME:STEPS:TILE:WARPS, see MMMT_TRITON_SCAN_KERNEL)')
     parser.add_argument('--no-backward', action='store_true', help='forward only')
     parser.add_argument('--no-reference', action='store_true',
                         help='skip the sequential reference (no speed-ups)')
@@ -412,11 +428,11 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmmt.ops import available_backends
     log('checking backends (the first use of the C++ scan compiles it) ...')
     # the Triton interpreter (TRITON_INTERPRET=1) is far too slow for these shapes on the CPU
-    backends = [b for b in available_backends()
-                if not (b == 'cpp' and device.type != 'cpu')
-                and not (b in ('cuda', 'triton') and device.type != 'cuda')]
+    backends = scan_backend_names(
+        b for b in available_backends() if not (b == 'cpp' and device.type != 'cpu')
+        and not (b in ('cuda', 'triton') and device.type != 'cuda'))
     if args.backends:
-        backends = [b for b in backends if b in args.backends]
+        backends = select_backends(backends, args.backends)
     shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes]
     run = measure if args.in_process else measure_isolated
 

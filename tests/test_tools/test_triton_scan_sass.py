@@ -1,0 +1,48 @@
+"""What the Triton scan kernels compile to for sm_90 (no GPU needed): the facts their launch
+sizes were chosen by (mmmt/ops/selective_scan_triton.py, docs/benchmarks_gpu.md)."""
+import json
+
+import pytest
+from tests.tool_loader import load_tool
+
+triton = pytest.importorskip('triton')
+
+
+@pytest.fixture(scope='module')
+def tool():
+    from triton.runtime.jit import JITFunction
+    if not isinstance(triton.language.sum, JITFunction):
+        pytest.skip('Triton was imported with TRITON_INTERPRET=1: no compiling in this process')
+    return load_tool('tools', 'analysis_tools', 'triton_scan_sass')
+
+
+def test_shipped_kernels_at_swin_l_stage_3(tool, tmp_path, capsys):
+    out = tmp_path / 'sass.json'
+    rows = tool.main(['--shapes', 'swin-l stage 3', '--json', str(out)])
+    assert json.loads(out.read_text()) == rows
+    got = {(r['kernel'], r['direction']): r for r in rows}
+    assert set(got) == {(k, d) for k in ('statewise', 'tile') for d in ('forward', 'backward')}
+    for r in rows:
+        # everything in registers: a spill would put local-memory traffic in every chunk
+        assert r['spill_bytes'] == 0 and r['registers'] <= 255, r
+        assert r['programs_per_sm'] >= 1
+    # the statewise pair loops over states inside its chunk loop; tile has one loop
+    assert len(got['statewise', 'forward']['loops']) == 2
+    assert len(got['tile', 'forward']['loops']) == 1
+    # why statewise is the default: fewer issued instructions per state update, both passes
+    for d in ('forward', 'backward'):
+        assert (got['statewise', d]['instructions_per_update'] <
+                0.6 * got['tile', d]['instructions_per_update'])
+    assert '| swin-l stage 3 | statewise | forward | 8 x 128, 4 |' in capsys.readouterr().out
+
+
+def test_other_launch_sizes_and_bad_arguments(tool):
+    rows = tool.main(['--shapes', 'swin-l stage 1', '--kernels', 'tile', '--config',
+                      'statewise:64:1024:4'])
+    assert [(r['kernel'], r['channels_per_program'], r['steps_per_chunk']) for r in rows] == [
+        ('tile', 2, 64), ('tile', 2, 64), ('statewise', 16, 64), ('statewise', 16, 64)]
+    for argv in (['--kernels', 'serial'], ['--config', 'statewise:64'],
+                 ['--config', 'serial:64:1024:4'], ['--config', 'statewise:64:1000:4'],
+                 ['--shapes', 'stage 9']):
+        with pytest.raises(SystemExit):
+            tool.main(argv)

@@ -1,0 +1,205 @@
+"""What the Triton scan kernels compile to, without a GPU: registers, spills, shared memory and
+the instructions of their hot loops, per kernel pair, at the Swin-L NYUD stage shapes.
+
+Each kernel of :mod:`mmmt.ops._selective_scan_triton_kernels` is compiled with Triton's real
+compiler for a CUDA architecture (default sm_90), specialised as Triton specialises it at run
+time for these shapes (16-byte aligned pointers; L, channels and N divisible by 16), with SS2D's
+options (D, delta_bias, softplus, no z; the forward saving checkpoints). Then
+
+- ``ptxas -v`` (the one Triton ships) reports registers per thread, spill bytes and, with the
+  warps per program, how many programs fit on one SM by registers (64k registers per SM);
+- ``nvdisasm`` lists the SASS; the loops are its backward branches. A chunk's instructions
+  are the chunk loop's body, plus N - 1 more passes of the state loop in the ``statewise``
+  kernels. Divided by the (channel, state, step) updates one thread makes per chunk, that is
+  the issued instructions per state update, the figure that bounds a kernel that keeps the
+  SM's issue slots busy (an SM issues 128 thread-instructions per cycle).
+
+These are properties of the code, not timings: stalls, memory and occupancy effects only show
+on a GPU (``tools/analysis_tools/gpu_check.sh``).
+
+Example::
+
+    python tools/analysis_tools/triton_scan_sass.py
+    python tools/analysis_tools/triton_scan_sass.py --kernels statewise --json sass.json
+"""
+import argparse
+import json
+import os.path as osp
+import re
+import subprocess
+import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence, Tuple
+
+# the Swin-L NYUD decoder stages: (name, channels per B/C group, L); N = 16, 4 groups
+STAGES = [('swin-l stage 1', 1536, 28 * 36), ('swin-l stage 2', 768, 56 * 72),
+          ('swin-l stage 3', 384, 112 * 144)]
+N_STATE = 16
+REGISTERS_PER_SM = 65536
+_SCALARS = ('L', 'DIM', 'DG', 'N', 'NCHUNK', 'GB', 'GC')
+# integer arguments Triton marks divisible by 16 at run time at these shapes
+_DIVISIBLE = ('L', 'DIM', 'DG', 'N')
+
+
+def _tool(name: str) -> str:
+    import triton
+    path = osp.join(osp.dirname(triton.__file__), 'backends', 'nvidia', 'bin', name)
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'{path}: Triton\'s bundled {name} is missing (a Triton '
+                                'wheel without the NVIDIA backend?)')
+    return path
+
+
+def compile_kernel(fn, consts: dict, num_warps: int, arch: int = 90):
+    """Compile one ``@triton.jit`` scan kernel for sm_`arch` with float32 tensors."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+    sig = {a: 'constexpr' if a in consts else 'i32' if a in _SCALARS else '*fp32'
+           for a in fn.arg_names}
+    attrs = {(i, ): [['tt.divisibility', 16]] for i, a in enumerate(fn.arg_names)
+             if a not in consts and (a.endswith('_ptr') or a in _DIVISIBLE)}
+    src = ASTSource(fn=fn, signature=sig, attrs=attrs,
+                    constexprs={(fn.arg_names.index(k), ): v for k, v in consts.items()})
+    return triton.compile(src, target=GPUTarget('cuda', arch, 32),
+                          options=dict(num_warps=num_warps))
+
+
+def ptxas_report(ptx: str, arch: int) -> Tuple[int, int]:
+    """(registers per thread, spill-store bytes) of `ptx`, from ``ptxas -v``."""
+    target = re.search(r'^\.target\s+(\S+)', ptx, re.M).group(1)  # sm_90a where Triton uses it
+    with tempfile.TemporaryDirectory() as tmp:
+        src = osp.join(tmp, 'k.ptx')
+        with open(src, 'w') as f:
+            f.write(ptx)
+        log = subprocess.run([_tool('ptxas'), '-v', f'--gpu-name={target}', src, '-o',
+                              osp.join(tmp, 'k.cubin')], capture_output=True, text=True,
+                             check=True).stderr
+    return (int(re.search(r'Used (\d+) registers', log).group(1)),
+            int(re.search(r'(\d+) bytes spill stores', log).group(1)))
+
+
+def sass_loops(cubin: bytes) -> List[Dict[str, int]]:
+    """The loops of a cubin's SASS: first and last instruction index, length, and how many
+    MUFU (exp, ...), BAR (barriers) and SHFL (warp shuffles) instructions each contains."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = osp.join(tmp, 'k.cubin')
+        with open(path, 'wb') as f:
+            f.write(cubin)
+        text = subprocess.run([_tool('nvdisasm'), '-c', path], capture_output=True, text=True,
+                              check=True).stdout
+    labels, instr = {}, []
+    for line in text.splitlines():
+        label = re.match(r'\s*\.(L_x_\d+):', line)
+        if label:
+            labels[label.group(1)] = len(instr)
+        elif re.match(r'\s+/\*[0-9a-f]{4,}\*/', line):
+            instr.append(line)
+    loops = []
+    for end, line in enumerate(instr):
+        target = re.search(r'BRA\s+`\(\.(L_x_\d+)\)', line)
+        start = labels.get(target.group(1)) if target else None
+        if start is not None and end - start >= 4:  # not the 1-instruction trap after EXIT
+            body = instr[start:end + 1]
+            loops.append(dict(start=start, end=end, length=len(body),
+                              **{op.lower(): sum(re.search(rf'\b{op}\b', b) is not None
+                                                 for b in body)
+                                 for op in ('MUFU', 'BAR', 'SHFL')}))
+    return loops
+
+
+def analyse(kernel: str, dim_group: int, length: int, dim_state: int = N_STATE,
+            arch: int = 90, cfg=None) -> List[dict]:
+    """Registers, spills, shared memory and hot-loop instructions of kernel pair `kernel`
+    (forward and backward) at one shape, with its shipped launch sizes or `cfg`."""
+    import triton.language as tl
+
+    from mmmt.ops import selective_scan_triton as triton_scan
+    kern = triton_scan._kernels(False)
+    cfg = cfg or triton_scan.CONFIGS[kernel]
+    block_d, block_n, block_l = triton_scan._launch_sizes(kernel, dim_group, dim_state, length,
+                                                          cfg=cfg)
+    num_warps = cfg.num_warps
+    threads = 32 * num_warps
+    base = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, HAS_Z=False, ACC=tl.float32,
+                BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l)
+    rows = []
+    for direction, fn, extra in zip(('forward', 'backward'),
+                                    triton_scan._kernel_fns(kern, kernel),
+                                    (dict(SAVE_CKPT=True), dict(HAS_DLAST=False))):
+        compiled = compile_kernel(fn, dict(base, **extra), num_warps, arch)
+        regs, spills = ptxas_report(compiled.asm['ptx'], arch)
+        loops = sass_loops(compiled.asm['cubin'])
+        chunk = max(loops, key=lambda r: r['length'])  # the loop over chunks holds the rest
+        inner = [r for r in loops if chunk['start'] < r['start'] and r['end'] < chunk['end']]
+        per_chunk = chunk['length']
+        updates = block_d * block_l * block_n / threads  # (d, n, t) per thread and chunk
+        if kernel == 'statewise':
+            state_loop = max(inner, key=lambda r: r['length'])
+            per_chunk += (dim_state - 1) * state_loop['length']
+            updates = block_d * block_l * dim_state / threads
+        rows.append(dict(kernel=kernel, direction=direction, channels_per_program=block_d,
+                         steps_per_chunk=block_l, num_warps=num_warps, registers=regs,
+                         spill_bytes=spills, shared_bytes=compiled.metadata.shared,
+                         programs_per_sm=REGISTERS_PER_SM // (regs * threads),
+                         loops=loops, instructions_per_chunk=per_chunk,
+                         instructions_per_update=per_chunk / updates))
+    return rows
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    lines = ['| shape | kernels | pass | channels x steps per program, warps | registers | '
+             'spill bytes | programs/SM (registers) | instructions per state update |',
+             '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        lines.append(
+            f"| {r['shape']} | {r['kernel']} | {r['direction']} | {r['channels_per_program']} "
+            f"x {r['steps_per_chunk']}, {r['num_warps']} | {r['registers']} | "
+            f"{r['spill_bytes']} | {r['programs_per_sm']} | "
+            f"{r['instructions_per_update']:.1f} |")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> List[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--kernels', nargs='+', default=None,
+                        help='kernel pairs (default: all, see MMMT_TRITON_SCAN_KERNEL)')
+    parser.add_argument('--shapes', nargs='+', default=None,
+                        help='stage names (default: the three Swin-L NYUD stages)')
+    parser.add_argument('--config', nargs='+', default=[], metavar='KERNEL:STEPS:TILE:WARPS',
+                        help='other launch sizes to compile, e.g. tile:16:2048:4 (see '
+                        'mmmt.ops.selective_scan_triton.KernelConfig)')
+    parser.add_argument('--arch', type=int, default=90, help='CUDA compute capability x 10')
+    parser.add_argument('--json', default=None, help='also write the rows here')
+    args = parser.parse_args(argv)
+
+    from mmmt.ops import selective_scan_triton as triton_scan
+    kernels = args.kernels or sorted(triton_scan.CONFIGS)
+    unknown = set(kernels) - set(triton_scan.CONFIGS)
+    if unknown:
+        parser.error(f'unknown kernels {sorted(unknown)}; known: {sorted(triton_scan.CONFIGS)}')
+    stages = [s for s in STAGES if not args.shapes or s[0] in args.shapes]
+    if not stages:
+        parser.error(f'no stage among {args.shapes}; known: {[s[0] for s in STAGES]}')
+    configs = [(k, triton_scan.CONFIGS[k]) for k in kernels]
+    for text in args.config:
+        try:
+            configs.append(triton_scan.parse_kernel(text))
+        except ValueError as e:
+            parser.error(f'--config {e}')
+    rows = []
+    for name, dim_group, length in stages:
+        for kernel, cfg in configs:
+            print(f'compiling {kernel} ({cfg}) for sm_{args.arch} at {name} ...',
+                  file=sys.stderr, flush=True)
+            rows += [dict(shape=name, **r) for r in analyse(kernel, dim_group, length,
+                                                            arch=args.arch, cfg=cfg)]
+    print(format_table(rows))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(rows, f, indent=1)
+    return rows
+
+
+if __name__ == '__main__':
+    main()
