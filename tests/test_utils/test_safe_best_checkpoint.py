@@ -1,5 +1,6 @@
 """SafeCheckpointHook's ``save_best`` on a real ``Runner``: the previous best checkpoint is
 removed only after the new one is complete, so a failed save leaves it intact."""
+import errno
 import logging
 import os
 
@@ -7,7 +8,7 @@ import pytest
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.runner import Runner
 
-from mmmt.utils import load_checkpoint_file
+from mmmt.utils import AtomicLocalBackend, atomic_write, load_checkpoint_file
 from tests.tool_loader import load_tool
 
 toy = load_tool('tests', 'test_utils', 'test_checkpoint_runner')
@@ -60,28 +61,31 @@ def hook_of(runner):
     return next(h for h in runner.hooks if type(h).__name__ == 'SafeCheckpointHook')
 
 
-def test_an_improvement_replaces_the_best(tmp_path):
-    make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5), dict(acc=0.3)], max_iters=3).train()
+@pytest.mark.parametrize('save_best', ['acc', 'auto'])  # 'auto': the first metric
+def test_an_improvement_replaces_the_best(tmp_path, save_best):
+    make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5), dict(acc=0.3)], max_iters=3,
+                save_best=save_best).train()
     assert best_files(tmp_path) == ['best_acc_iter_2.pth']
     assert saved_iter(tmp_path, 'best_acc_iter_2.pth') == 2
 
 
-class Crash(Exception):
-    pass
-
-
-def test_a_failed_best_save_keeps_the_previous_best(tmp_path):
+def test_a_failed_best_save_keeps_the_previous_best(tmp_path, monkeypatch):
     runner = make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5)], max_iters=2)
-    save = runner.save_checkpoint
+    put = AtomicLocalBackend.put
 
-    def full_disk(out_dir, filename, *args, **kwargs):
-        if filename == 'best_acc_iter_2.pth':  # e.g. ENOSPC half-way: nothing complete
-            raise Crash
-        save(out_dir, filename, *args, **kwargs)
+    def full_disk(self, obj, filepath):
+        if os.path.basename(filepath) != 'best_acc_iter_2.pth':
+            return put(self, obj, filepath)
 
-    runner.save_checkpoint = full_disk
-    with pytest.raises(Crash):
+        def half(f):
+            f.write(obj[:len(obj) // 2])
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        atomic_write(half, filepath)
+
+    monkeypatch.setattr(AtomicLocalBackend, 'put', full_disk)
+    with pytest.raises(OSError, match='No space left'):
         runner.train()
+    assert not [n for n in os.listdir(tmp_path) if n.endswith('.tmp')]
     assert best_files(tmp_path) == ['best_acc_iter_1.pth']
     assert saved_iter(tmp_path, 'best_acc_iter_1.pth') == 1
     # what the hook and the hub remember is the file that exists, with its score
