@@ -14,6 +14,7 @@ import difflib
 import logging
 import os
 import os.path as osp
+import re
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from .threads import configure_cpu_threads
@@ -262,11 +263,29 @@ class _ShortStartup(logging.Filter):
         return True
 
 
+class _HarmlessNotices(logging.Filter):
+    """Drops mmengine's deprecation notices about a ``FileClient`` the user never asked for.
+
+    mmengine 0.10 builds one for backward compatibility in ``CheckpointHook.before_train`` and
+    in every ``save_checkpoint``, whether or not ``file_client_args`` is set (mmmt's configs use
+    ``backend_args``); the notices ('"FileClient" will be deprecated', '"HardDiskBackend" is
+    the alias of "LocalBackend"') name nothing a user can change.
+    """
+
+    NOTICE = re.compile(r'"(FileClient" will be deprecated in future|'
+                        r'HardDiskBackend" is the alias of "LocalBackend")')
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == 'mmengine' and isinstance(record.msg, str)
+                    and self.NOTICE.match(record.msg))
+
+
 _RUNNER_CLASS = None
 
 
 def _runner_class() -> type:
-    """mmengine's Runner with a short start-up log (:class:`_ShortStartup`)."""
+    """mmengine's Runner whose log is short at start-up (:class:`_ShortStartup`) and free of
+    :class:`_HarmlessNotices`."""
     global _RUNNER_CLASS
     if _RUNNER_CLASS is None:
         from mmengine.runner import Runner
@@ -285,6 +304,8 @@ def _runner_class() -> type:
                         logger.removeFilter(f)
                 elif not short:
                     logger.addFilter(_ShortStartup())
+                if not any(isinstance(f, _HarmlessNotices) for f in logger.filters):
+                    logger.addFilter(_HarmlessNotices())
                 return logger
 
         _RUNNER_CLASS = ToolRunner

@@ -14,7 +14,10 @@ from .conftest import REPO
 
 TOOLS = [
     'tools/train.py', 'tools/test.py', 'demo/image_demo.py',
-    'tools/analysis_tools/analyze_logs.py', 'tools/analysis_tools/browse_dataset.py',
+    'tools/analysis_tools/analyze_logs.py', 'tools/analysis_tools/benchmark.py',
+    'tools/analysis_tools/benchmark_balancers.py', 'tools/analysis_tools/benchmark_edge_eval.py',
+    'tools/analysis_tools/benchmark_scan.py', 'tools/analysis_tools/benchmark_synthetic.py',
+    'tools/analysis_tools/browse_dataset.py',
     'tools/analysis_tools/compare_with_paper.py', 'tools/analysis_tools/get_flops.py',
     'tools/analysis_tools/trivial_baselines.py', 'tools/dataset_converters/check_dataset.py',
     'tools/dataset_converters/synthetic_mt.py', 'tools/model_converters/mtmamba2mmmt.py',
@@ -53,3 +56,13 @@ def test_check_dataset_names_every_layout():
     from ..tool_loader import load_tool
     assert tuple(sorted(LAYOUTS)) == load_tool('tools', 'dataset_converters',
                                                'check_dataset').LAYOUT_NAMES
+
+
+def test_benchmark_edge_eval_names_every_protocol():
+    # benchmark_edge_eval.py writes the protocol names out (mmmt.evaluation imports torch)
+    from mmmt.evaluation.functional import DEFAULT_EDGE_PROTOCOL, EDGE_PROTOCOLS
+
+    from ..tool_loader import load_tool
+    tool = load_tool('tools', 'analysis_tools', 'benchmark_edge_eval')
+    assert tool.PROTOCOL_NAMES == tuple(sorted(EDGE_PROTOCOLS))
+    assert tool.DEFAULT_PROTOCOL_NAME == DEFAULT_EDGE_PROTOCOL

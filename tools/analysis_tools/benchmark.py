@@ -36,9 +36,48 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-import torch
 
-from mmmt.utils.analysis import build_model, cpu_name, log, sync
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
+                        help='input size (default 448 576, the NYUDv2 crop)')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--device', default=None,
+                        help='e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)')
+    parser.add_argument('--iters', type=int, default=None,
+                        help='timed iterations (default: 3 inference / 1 training step on CPU, '
+                        '20 on GPU)')
+    parser.add_argument('--warmup', type=int, default=None,
+                        help='untimed iterations first (default: 1 inference / 0 training on '
+                        'CPU, 5 on GPU)')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--no-train', action='store_true', help='inference only')
+    parser.add_argument('--amp', nargs='?', const='default', choices=('default', 'fp16', 'bf16'),
+                        default=None, help='autocast: to bfloat16 (CPU) / float16 (CUDA) '
+                        'without a value, or to the dtype given')
+    parser.add_argument('--scan-backend', default=None,
+                        help='force a selective-scan backend (sets MMMT_SCAN_BACKEND): torch, '
+                        'cpp, cuda, triton, or triton-<kernel>[:STEPS:TILE:WARPS] for one '
+                        'Triton kernel pair (statewise, tile; sets MMMT_TRITON_SCAN_KERNEL)')
+    parser.add_argument('--json', default=None, help='also write the results here')
+    args = parser.parse_args(argv)
+    if args.scan_backend:  # checked here, so that a misspelt name is a usage error
+        from mmmt.utils.analysis import scan_backend_env
+        try:
+            scan_backend_env(args.scan_backend)
+        except ValueError as e:
+            parser.error(str(e))
+    return args
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before torch is imported
+
+import torch  # noqa: E402
+
+from mmmt.utils.analysis import (build_model, cpu_name, log,  # noqa: E402
+                                 scan_backend_env, sync)
 
 
 class ScanTimer:
@@ -148,38 +187,14 @@ def time_loop(step: Callable[[], None], device: torch.device, iters: int, warmup
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
-                        help='input size (default 448 576, the NYUDv2 crop)')
-    parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    parser.add_argument('--iters', type=int, default=None,
-                        help='timed iterations (default: 3 inference / 1 training step on CPU, '
-                        '20 on GPU)')
-    parser.add_argument('--warmup', type=int, default=None,
-                        help='untimed iterations first (default: 1 inference / 0 training on '
-                        'CPU, 5 on GPU)')
-    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
-    parser.add_argument('--no-train', action='store_true', help='inference only')
-    parser.add_argument('--amp', nargs='?', const='default', choices=('default', 'fp16', 'bf16'),
-                        default=None, help='autocast: to bfloat16 (CPU) / float16 (CUDA) '
-                        'without a value, or to the dtype given')
-    parser.add_argument('--scan-backend', default=None,
-                        help='force a selective-scan backend (sets MMMT_SCAN_BACKEND): torch, '
-                        'cpp, cuda, triton, or triton-<kernel> for one Triton kernel pair '
-                        '(statewise, tile; also sets MMMT_TRITON_SCAN_KERNEL)')
-    parser.add_argument('--json', default=None, help='also write the results here')
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    if args.device is None:
+        args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
 
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.scan_backend:
-        from mmmt.utils.analysis import scan_backend_env
-        try:
-            os.environ.update(scan_backend_env(args.scan_backend))
-        except ValueError as e:
-            parser.error(str(e))
+        os.environ.update(scan_backend_env(args.scan_backend))
     device = torch.device(args.device)
     gpu = device.type == 'cuda'
     iters = args.iters or (20 if gpu else 3)

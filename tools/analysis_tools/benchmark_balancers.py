@@ -23,11 +23,29 @@ import sys
 import time
 from typing import Dict, List, Optional
 
-import torch
-
-from mmmt.utils.analysis import build_model, cpu_name, log, sync
-
 ALL_BALANCERS = ['PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL', 'AlignedMTL']
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
+                        help='input size (default 448 576, the NYUDv2 crop)')
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--rounds', type=int, default=3, help='timed rounds (default 3)')
+    parser.add_argument('--balancers', nargs='+', default=ALL_BALANCERS, choices=ALL_BALANCERS)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    parser.add_argument('--json', default=None, help='also write the results here')
+    return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before torch is imported
+
+import torch  # noqa: E402
+
+from mmmt.utils.analysis import build_model, cpu_name, log, sync  # noqa: E402
 
 
 def random_samples(model, batch_size: int, h: int, w: int, device: torch.device) -> list:
@@ -66,17 +84,7 @@ def make_wrapper(model, method: str):
 
 
 def main(argv: Optional[List[str]] = None) -> Dict:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
-                        help='input size (default 448 576, the NYUDv2 crop)')
-    parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--rounds', type=int, default=3, help='timed rounds (default 3)')
-    parser.add_argument('--balancers', nargs='+', default=ALL_BALANCERS, choices=ALL_BALANCERS)
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
-    parser.add_argument('--json', default=None, help='also write the results here')
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

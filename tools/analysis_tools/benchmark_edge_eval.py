@@ -25,13 +25,41 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import List, Optional, Tuple
 
-import numpy as np
-from scipy import ndimage
+#: mmmt.evaluation.functional's EDGE_PROTOCOLS and DEFAULT_EDGE_PROTOCOL, written out so that
+#: --help needs no import of mmmt.evaluation (which imports torch).
+PROTOCOL_NAMES = ('seism', 'seism-2016-01')
+DEFAULT_PROTOCOL_NAME = 'seism'
 
-from mmmt.evaluation.functional import (DEFAULT_EDGE_PROTOCOL, DEFAULT_EDGE_THRESHOLDS,
-                                        EDGE_PROTOCOLS, boundary_metrics, boundary_pr_counts,
-                                        edge_protocol, resolve_edge_thresholds, seg2bmap,
-                                        thin_binary)
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--num', type=int, default=100, help='number of images')
+    parser.add_argument('--size', type=int, nargs=2, default=(448, 576), metavar=('H', 'W'))
+    parser.add_argument('--max-dist', type=float, default=0.011,
+                        help='tolerance, fraction of the diagonal (NYUD 0.011, PASCAL 0.0075)')
+    parser.add_argument('--protocol', default=DEFAULT_PROTOCOL_NAME, choices=PROTOCOL_NAMES,
+                        help='boundary protocol')
+    parser.add_argument('--thresholds', type=int, default=None,
+                        help="number of uniform thresholds (default: the protocol's)")
+    parser.add_argument('--nms', choices=('seism', 'canny', 'none'), default=None,
+                        help="non-maximum suppression (default: the protocol's)")
+    parser.add_argument('--gt-mode', default=None,
+                        help="ground-truth boundaries, e.g. thin (default: the protocol's)")
+    parser.add_argument('--compare', action='store_true',
+                        help='also evaluate the same images under the other settings')
+    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
+    return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before torch is imported
+
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from mmmt.evaluation.functional import (DEFAULT_EDGE_THRESHOLDS, boundary_metrics,  # noqa: E402
+                                        boundary_pr_counts, edge_protocol,
+                                        resolve_edge_thresholds, seg2bmap, thin_binary)
 
 
 def synthesize(seed: int, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:
@@ -103,24 +131,8 @@ def _evaluate(args) -> List[Tuple[np.ndarray, float, float]]:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--num', type=int, default=100, help='number of images')
-    parser.add_argument('--size', type=int, nargs=2, default=(448, 576), metavar=('H', 'W'))
-    parser.add_argument('--max-dist', type=float, default=0.011,
-                        help='tolerance, fraction of the diagonal (NYUD 0.011, PASCAL 0.0075)')
-    parser.add_argument('--protocol', default=DEFAULT_EDGE_PROTOCOL,
-                        choices=sorted(EDGE_PROTOCOLS), help='boundary protocol')
-    parser.add_argument('--thresholds', type=int, default=None,
-                        help="number of uniform thresholds (default: the protocol's)")
-    parser.add_argument('--nms', choices=('seism', 'canny', 'none'), default=None,
-                        help="non-maximum suppression (default: the protocol's)")
-    parser.add_argument('--gt-mode', default=None,
-                        help="ground-truth boundaries, e.g. thin (default: the protocol's)")
-    parser.add_argument('--compare', action='store_true',
-                        help='also evaluate the same images under the other settings')
-    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
-    args = parser.parse_args()
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
 
     runs = variants(args.protocol, args.max_dist, args.thresholds, args.nms, args.gt_mode,
                     args.compare)

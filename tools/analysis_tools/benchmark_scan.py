@@ -30,6 +30,8 @@ Examples::
     python tools/analysis_tools/benchmark_scan.py --quick    # about a minute
     python tools/analysis_tools/benchmark_scan.py --device cuda --json work_dirs/scan.json
 """
+from __future__ import annotations  # torch, imported after --help, in annotations
+
 import argparse
 import json
 import os
@@ -39,12 +41,6 @@ import subprocess
 import sys
 import time
 from typing import Callable, Dict, List, Optional
-
-import torch
-import torch.nn.functional as F
-
-from mmmt.utils.analysis import (cpu_name, forced_scan_backend, log, scan_backend_env,
-                                 scan_backend_names, sync)
 
 # the shapes: (name, channels = 4 directions x d_inner, (H, W) of the scanned map)
 SHAPES = [
@@ -379,7 +375,7 @@ def run_impl(run, impl: str, shape: str, opts: dict) -> dict:
     return res
 
 
-def main(argv: Optional[List[str]] = None) -> dict:
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--quick', action='store_true',
                         help='one timed run per measurement, the sequential reference timed on '
@@ -411,7 +407,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
     parser.add_argument('--json', default=None, help='also write the results here')
     parser.add_argument('--worker', nargs=3, metavar=('IMPL', 'SHAPE', 'WHAT'),
                         help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+if __name__ == '__main__':
+    parse_args()  # --help and argument errors before torch is imported
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from mmmt.utils.analysis import (cpu_name, forced_scan_backend, log,  # noqa: E402
+                                 scan_backend_env, scan_backend_names, sync)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    args = parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -14,8 +14,6 @@ import sys
 import tempfile
 import time
 
-from mmmt.testing import generate
-
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,6 +31,7 @@ def main(argv=None) -> int:
     if args.repeat < 1 or args.train + args.val < 1:
         print('--repeat and the number of images must be >= 1', file=sys.stderr)
         return 2
+    from mmmt.testing import generate  # imports torch: not before --help
     times = []
     for _ in range(args.repeat):
         with tempfile.TemporaryDirectory() as root:  # written to a scratch folder, then dropped

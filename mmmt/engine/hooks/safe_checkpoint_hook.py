@@ -6,6 +6,8 @@ no checkpoint at all and a ``last_checkpoint`` naming a deleted file, and a full
 ``last_checkpoint`` empty. Here the order is: the new checkpoint (atomically, through mmmt's
 file backend), then ``last_checkpoint`` (atomically), then the deletion of outdated ones; a
 crash at any point leaves the previous complete checkpoint and a pointer to a complete file.
+``save_best`` likewise writes the new ``best_*.pth`` before it removes the previous one (mmengine
+removes it first, so a crash or a full disk in between leaves no best checkpoint).
 Temporary files of a save that was interrupted earlier are removed, and named, when training
 starts.
 """
@@ -37,6 +39,12 @@ def remove_stale_temporaries(directory: str) -> List[str]:
     for path in stale:
         os.remove(path)
     return stale
+
+
+def _best_info(message_hub) -> dict:
+    """The ``best_score*``/``best_ckpt*`` entries mmengine's save_best keeps in the hub."""
+    return {key: value for key, value in message_hub.runtime_info.items()
+            if key.startswith(('best_score', 'best_ckpt'))}
 
 
 @HOOKS.register_module()
@@ -100,9 +108,63 @@ class SafeCheckpointHook(CheckpointHook):
         if outdated is not None and outdated != step:
             self._remove_checkpoint(self.filename_tmpl.format(outdated))
 
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's best-checkpoint logic, but the previous best goes only after the new one.
+
+        mmengine removes ``best_ckpt_path`` (``best_ckpt_path_dict[key]``) before saving when
+        it is set, so it is hidden (set to None) while mmengine runs; what mmengine set anew
+        afterwards names the new best, and the previous file is removed only then, after the
+        ``last_checkpoint`` re-save too, so the newest periodic checkpoint never names a best
+        file that is gone. A save that raises restores the previous names and scores.
+        """
+        if not self.save_best:
+            return
+        hub = runner.message_hub
+        previous = self._best_paths()
+        previous_info = _best_info(hub)
+        self._set_best_paths([None] * len(previous))
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        except BaseException:
+            self._set_best_paths(previous)
+            for key in _best_info(hub):
+                hub.pop_info(key)
+            for key, value in previous_info.items():
+                hub.update_info(key, value)
+            raise
+        current = self._best_paths()
+        kept = [new or old for old, new in zip(previous, current)]
+        self._set_best_paths(kept)
+        if not is_main_process():
+            return
+        for old, new in zip(previous, current):
+            if old and new and old not in kept and self._remove_path(old):
+                runner.logger.info(f'The previous best checkpoint {old} is removed')
+
+    def _best_paths(self) -> List[Optional[str]]:
+        """The best checkpoint of each key indicator, in their order (None: none yet).
+
+        Positions, not names: mmengine renames an ``'auto'`` indicator on the first metrics.
+        """
+        if len(self.key_indicators) == 1:
+            return [self.best_ckpt_path]
+        return [self.best_ckpt_path_dict.get(key) for key in self.key_indicators]
+
+    def _set_best_paths(self, paths: List[Optional[str]]) -> None:
+        if len(self.key_indicators) == 1:
+            self.best_ckpt_path = paths[0]
+        else:
+            self.best_ckpt_path_dict.update(zip(self.key_indicators, paths))
+
     def _remove_checkpoint(self, filename: str) -> None:
-        path = self.file_backend.join_path(self.out_dir, filename)
+        self._remove_path(self.file_backend.join_path(self.out_dir, filename))
+
+    def _remove_path(self, path: str) -> bool:
+        """Remove a checkpoint file or directory; returns whether there was one."""
         if self.file_backend.isfile(path):
             self.file_backend.remove(path)
         elif self.file_backend.isdir(path):  # deepspeed saves directories
             self.file_backend.rmtree(path)
+        else:
+            return False
+        return True

@@ -29,6 +29,16 @@ class MultiTaskVisualizationHook(SegVisualizationHook):
         backend_args (dict, optional): File backend arguments for reading images.
     """
 
+    def __init__(self,
+                 draw: bool = False,
+                 interval: int = 50,
+                 show: bool = False,
+                 wait_time: float = 0.,
+                 backend_args: Optional[dict] = None) -> None:
+        # mmseg warns whenever draw is False, which is mmmt's default, not a mistake
+        super().__init__(True, interval, show, wait_time, backend_args)
+        self.draw = draw
+
     def _read_image(self, sample: Any) -> Optional[np.ndarray]:
         img_path = sample.get('img_path', None)
         if not img_path:

@@ -1,0 +1,123 @@
+"""SafeCheckpointHook's ``save_best`` on a real ``Runner``: the previous best checkpoint is
+removed only after the new one is complete, so a failed save leaves it intact."""
+import errno
+import logging
+import os
+
+import pytest
+from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.runner import Runner
+
+from mmmt.utils import AtomicLocalBackend, atomic_write, load_checkpoint_file
+from tests.tool_loader import load_tool
+
+toy = load_tool('tests', 'test_utils', 'test_checkpoint_runner')
+
+
+class ScriptedMetric(BaseMetric):
+    """Returns the next row of ``scores`` at each validation, whatever the predictions."""
+
+    def __init__(self, scores):
+        super().__init__()
+        self.scores = iter(scores)
+
+    def process(self, data_batch, data_samples):
+        self.results.append(0)
+
+    def compute_metrics(self, results):
+        return next(self.scores)
+
+
+def make_runner(work_dir, scores, max_iters, save_best='acc', rule='greater', **kwargs):
+    return Runner(
+        model=toy.ToyModel(),
+        work_dir=str(work_dir),
+        train_dataloader=dict(dataset=toy.ToyDataset(), sampler=dict(type='InfiniteSampler'),
+                              batch_size=2, num_workers=0),
+        val_dataloader=dict(dataset=toy.ToyDataset(), sampler=dict(type='DefaultSampler'),
+                            batch_size=4, num_workers=0),
+        val_evaluator=Evaluator(ScriptedMetric(scores)),
+        val_cfg=dict(),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters, val_interval=1),
+        default_hooks=dict(checkpoint=dict(type='SafeCheckpointHook', by_epoch=False,
+                                           interval=1, max_keep_ckpts=1, save_best=save_best,
+                                           rule=rule, save_param_scheduler=False)),
+        default_scope='mmmt',
+        log_level=logging.WARNING,
+        experiment_name=f'best_{os.path.basename(str(work_dir))}_{max_iters}',
+        **kwargs)
+
+
+def best_files(work_dir):
+    return sorted(n for n in os.listdir(work_dir) if n.startswith('best_'))
+
+
+def saved_iter(work_dir, name):
+    return load_checkpoint_file(str(work_dir / name))['meta']['iter']
+
+
+def hook_of(runner):
+    return next(h for h in runner.hooks if type(h).__name__ == 'SafeCheckpointHook')
+
+
+@pytest.mark.parametrize('save_best', ['acc', 'auto'])  # 'auto': the first metric
+def test_an_improvement_replaces_the_best(tmp_path, save_best):
+    make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5), dict(acc=0.3)], max_iters=3,
+                save_best=save_best).train()
+    assert best_files(tmp_path) == ['best_acc_iter_2.pth']
+    assert saved_iter(tmp_path, 'best_acc_iter_2.pth') == 2
+
+
+def test_a_failed_best_save_keeps_the_previous_best(tmp_path, monkeypatch):
+    runner = make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5)], max_iters=2)
+    put = AtomicLocalBackend.put
+
+    def full_disk(self, obj, filepath):
+        if os.path.basename(filepath) != 'best_acc_iter_2.pth':
+            return put(self, obj, filepath)
+
+        def half(f):
+            f.write(obj[:len(obj) // 2])
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        atomic_write(half, filepath)
+
+    monkeypatch.setattr(AtomicLocalBackend, 'put', full_disk)
+    with pytest.raises(OSError, match='No space left'):
+        runner.train()
+    assert not [n for n in os.listdir(tmp_path) if n.endswith('.tmp')]
+    assert best_files(tmp_path) == ['best_acc_iter_1.pth']
+    assert saved_iter(tmp_path, 'best_acc_iter_1.pth') == 1
+    # what the hook and the hub remember is the file that exists, with its score
+    assert hook_of(runner).best_ckpt_path == str(tmp_path / 'best_acc_iter_1.pth')
+    assert runner.message_hub.get_info('best_ckpt') == str(tmp_path / 'best_acc_iter_1.pth')
+    assert runner.message_hub.get_info('best_score') == 0.1
+
+
+def test_a_new_best_under_the_same_name_is_kept(tmp_path):
+    runner = make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5), dict(acc=0.9)], max_iters=2)
+    runner.train()
+    runner.val()  # validates again at iteration 2: the new best has the old one's name
+    assert best_files(tmp_path) == ['best_acc_iter_2.pth']
+    assert runner.message_hub.get_info('best_score') == 0.9
+    assert load_checkpoint_file(str(tmp_path / 'best_acc_iter_2.pth'))[
+        'message_hub']['runtime_info']['best_score'] == 0.9
+
+
+def test_two_indicators_each_keep_their_best(tmp_path):
+    scores = [dict(acc=0.1, err=0.9), dict(acc=0.5, err=0.95), dict(acc=0.4, err=0.2)]
+    make_runner(tmp_path, scores, max_iters=3, save_best=['acc', 'err'],
+                rule=['greater', 'less']).train()
+    assert best_files(tmp_path) == ['best_acc_iter_2.pth', 'best_err_iter_3.pth']
+    assert saved_iter(tmp_path, 'best_err_iter_3.pth') == 3
+
+
+def test_resume_keeps_the_best_bookkeeping(tmp_path):
+    make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5)], max_iters=2).train()
+    # 0.3 at iteration 3 is worse than the 0.5 saved before; 0.7 replaces the iteration-2 best
+    resumed = make_runner(tmp_path, [dict(acc=0.3), dict(acc=0.7)], max_iters=4, resume=True)
+    resumed.train()
+    assert best_files(tmp_path) == ['best_acc_iter_4.pth']
+    assert resumed.message_hub.get_info('best_ckpt') == str(tmp_path / 'best_acc_iter_4.pth')
+    assert load_checkpoint_file(str(tmp_path / 'iter_4.pth'))['message_hub']['runtime_info'][
+        'best_ckpt'] == str(tmp_path / 'best_acc_iter_4.pth')
