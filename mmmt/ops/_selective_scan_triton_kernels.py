@@ -14,7 +14,7 @@ Layout contract (all contiguous, prepared by the wrapper):
 - ``last``, ``dlast``, ``dA``: (batch, DIM, N); ``dD``, ``dbias``: (batch, DIM) per-batch sums
   (the wrapper sums over the batch); ``dB``, ``dC``: like ``B``, ``C``, zero-initialised,
   accumulated with atomic adds over the channel blocks of a group (as mamba-ssm's CUDA kernel
-  accumulates them).
+  accumulates them; relaxed: only their sum matters, so no memory fences).
 
 Program (pid_d, g, b) owns channels ``g * DG + pid_d * BLOCK_D + [0, BLOCK_D)`` of group g of
 batch element b, all N states, and walks the sequence chunk by chunk. Inside a chunk, the
@@ -244,9 +244,9 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
                   _sum(tl.where(first_col, cum_g, 0.0), axis=2))
         # parameter and input gradients of the chunk
         tl.atomic_add(dB_ptr + b_row[:, None] + t[None, :],
-                      _sum(gs * dtu[:, None, :], axis=0), mask=mnt)
+                      _sum(gs * dtu[:, None, :], axis=0), mask=mnt, sem='relaxed')
         tl.atomic_add(dC_ptr + c_row[:, None] + t[None, :],
-                      _sum(hs * dy[:, None, :], axis=0), mask=mnt)
+                      _sum(hs * dy[:, None, :], axis=0), mask=mnt, sem='relaxed')
         g_b = _sum(gs * Bv[None, :, :], axis=1)
         du = dt * g_b
         if HAS_D:
@@ -270,31 +270,55 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
 # The state-by-state kernels ("statewise"): the same computation with a (BLOCK_D, BLOCK_L) tile
 # and a loop over the N states inside each chunk, each state a 1-D scan over time (the loop
 # order of mamba-ssm's CUDA kernel). Only one state's (decay, input) pairs are live at a time,
-# so a program holds several times more time steps in the same registers, and each thread
-# scans runs of consecutive steps on its own before any exchange with other threads. The
-# states carried between chunks live in a (BLOCK_D, BLOCK_N) register tile; state n is read
-# from and written to it with a mask on the state index (a register tile cannot be indexed by
-# a loop variable). Checkpoints, results and the layout contract are the tile kernels' ones.
+# and no (channels x states) register tile is kept: a state's value entering a chunk is read
+# from memory, written there by the lane that holds the previous chunk's last step (the
+# adjoint's by the lane of the chunk's first step), with one barrier per chunk in between. In
+# the forward pass that memory is the checkpoint buffer itself when gradients are needed
+# (``SLOTS`` = NCHUNK + 1: the state at the start of every chunk, then the last state), else
+# two slots used in turn; the backward pass carries the adjoint in two slots the same way.
+# Layout contract as the tile kernels', except ``carry``/``ckpt``: (batch, DIM, SLOTS, N) with
+# slot 0 zero, ``gcarry``: (batch, DIM, 2, N) holding the adjoint after the last step (dlast or
+# zeros) in slot (NCHUNK - 1) % 2, and ``dA`` zero-initialised (accumulated with atomic adds).
+
+_INTERPRETED = tl.constexpr(bool(triton.knobs.runtime.interpret))
+_LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
-def _pick(tile, nid, n):
-    """Column n of a (BLOCK_D, BLOCK_N) tile, as a (BLOCK_D,) vector."""
-    return _sum(tl.where(nid[None, :] == n, tile, 0.0), axis=1)
+def _exp2(x, ACC: tl.constexpr):
+    """2^x; on the GPU in float32 the bare ``ex2.approx.ftz`` instruction: a decay below 2^-126
+    becomes 0 instead of a denormal, which saves the denormal range check Triton adds."""
+    if ACC == tl.float32 and not _INTERPRETED:
+        return tl.inline_asm_elementwise('ex2.approx.ftz.f32 $0, $1;', '=r,r', [x],
+                                         dtype=tl.float32, is_pure=True, pack=1)
+    else:
+        return tl.exp2(x)
 
 
 @triton.jit
-def _put(tile, nid, n, col):
-    """The tile with column n replaced by the (BLOCK_D,) vector ``col``."""
-    return tl.where(nid[None, :] == n, col[:, None], tile)
+def _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+              ACC: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's batch element, channels and their mask, bias and D (0 when absent), and
+    the start of each channel's row of u/delta/z."""
+    b = tl.program_id(2).to(tl.int64)
+    dl = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
+    d_mask = dl < DG
+    d = tl.program_id(1) * DG + dl
+    bias = _zeros((BLOCK_D, ), ACC)
+    if HAS_BIAS:
+        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(ACC)
+    Dv = _zeros((BLOCK_D, ), ACC)
+    if HAS_D:
+        Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(ACC)
+    return b, d, d_mask, bias, Dv, (b * DIM + d) * L
 
 
 @triton.jit
-def _state_scan(dt, dtu, A_n, h0_n, B_ptr, b_base, n, t, t_mask, L):
-    """State n's decays, inputs and states over one chunk, from the state ``h0_n`` entering it:
-    returns (B_n row, inputs dt u B_n, states)."""
-    Bn = tl.load(B_ptr + b_base + n * L + t, mask=t_mask, other=0.0).to(dt.dtype)
-    decay = tl.exp(dt * A_n[:, None])
+def _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC: tl.constexpr):
+    """State n's decays, inputs and states over one chunk, from the state ``h0_n`` entering it
+    (``A2_n`` is A * log2(e)): returns (B_n row, inputs dt u B_n, states)."""
+    Bn = tl.load(B_ptr + b_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
+    decay = _exp2(dt * A2_n[:, None], ACC)
     inp = dtu * Bn[None, :]
     cum_a, cum_x = tl.associative_scan((decay, inp), 1, _combine)
     return Bn, inp, cum_a * h0_n[:, None] + cum_x
@@ -320,63 +344,69 @@ def _group_bases(b, g, N, L, GB, GC):
 
 
 @triton.jit
+def _chunk_output(y, uu, Dv, z_ptr, offs, m2, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+                  ACC: tl.constexpr):
+    """The output from the states' sum ``y``: + D u, then gated by z."""
+    if HAS_D:
+        y = y + Dv[:, None] * uu
+    if HAS_Z:
+        zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
+        y = y * zz * _sigmoid(zz)
+    return y
+
+
+@triton.jit
 def scan_fwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-                              out_ptr, last_ptr, ckpt_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
+                              out_ptr, carry_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB, GC,
                               HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
                               HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                              SAVE_CKPT: tl.constexpr, ACC: tl.constexpr,
-                              BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-                              BLOCK_L: tl.constexpr):
-    b, d, d_mask, nid, n_mask, dn_mask, A, bias, Dv, row, _b_rows, _c_rows, state_offs = _program(
-        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
+                              ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
+    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
+                                            BLOCK_D)
     b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
-    last_col = (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, :]
-    h = _zeros((BLOCK_D, BLOCK_N), ACC)
+    carry_row = (b * DIM + d) * SLOTS * N
+    last_col = d_mask[:, None] & (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, :]
     for c in range(NCHUNK):
         t, t_mask, m2, offs, uu, dt, _x = _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c,
-                                                       L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L)
-        if SAVE_CKPT:
-            tl.store(ckpt_ptr + ((b * DIM + d)[:, None] * NCHUNK + c) * N + nid[None, :], h,
-                     mask=dn_mask)
+                                                        L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L)
         dtu = dt * uu
         y = _zeros((BLOCK_D, BLOCK_L), ACC)
-        if HAS_D:
-            y = Dv[:, None] * uu
+        t_last = c * BLOCK_L + BLOCK_L - 1
+        state_in = carry_row + (c % SLOTS) * N
+        state_out = carry_row + ((c + 1) % SLOTS) * N
+        tl.debug_barrier()  # the states the previous chunk wrote are visible to every thread
         for n in range(N):
-            _bn, _inp, hs = _state_scan(dt, dtu, _pick(A, nid, n), _pick(h, nid, n), B_ptr, b_base,
-                                   n, t, t_mask, L)
+            A2_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC) * _LOG2E
+            h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
+            _bn, _inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L,
+                                        ACC)
             Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
             y += hs * Cn[None, :]
-            # past L, dt = 0 keeps the state, so the last column is the state at min(L, end)
-            h = _put(h, nid, n, _sum(tl.where(last_col, hs, 0.0), axis=1))
-        if HAS_Z:
-            zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
-            y = y * zz * _sigmoid(zz)
+            # past L, dt = 0 keeps the state, so the last step's is the state at min(L, end)
+            # (offsets that run along the steps like the tile's, so that the store needs no
+            # layout conversion; only the last step's lane is unmasked, at offset 0)
+            tl.store(carry_ptr + (state_out + n)[:, None] + (t - t_last)[None, :], hs,
+                     mask=last_col)
+        y = _chunk_output(y, uu, Dv, z_ptr, offs, m2, HAS_D, HAS_Z, ACC)
         tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m2)
-    tl.store(last_ptr + state_offs, h, mask=dn_mask)
 
 
 @triton.jit
 def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
-                              ckpt_ptr, dout_ptr, dlast_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr,
-                              dC_ptr, dD_ptr, dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
-                              HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+                              ckpt_ptr, gcarry_ptr, dout_ptr, du_ptr, ddelta_ptr, dA_ptr,
+                              dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK,
+                              SLOTS, GB, GC, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
                               HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                              HAS_DLAST: tl.constexpr, ACC: tl.constexpr,
-                              BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
-                              BLOCK_L: tl.constexpr):
+                              ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
     """The tile kernel's reverse-time adjoint scan (see :func:`scan_bwd_kernel`), one state at
     a time; with z, the chunk's output (for dz) is recomputed in a first pass over the
     states."""
-    b, d, d_mask, nid, n_mask, dn_mask, A, bias, Dv, row, _b_rows, _c_rows, state_offs = _program(
-        A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
+    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
+                                            BLOCK_D)
     b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
-    first_col = (tl.arange(0, BLOCK_L) == 0)[None, :]
-    if HAS_DLAST:
-        g_carry = tl.load(dlast_ptr + state_offs, mask=dn_mask, other=0.0).to(ACC)
-    else:
-        g_carry = _zeros((BLOCK_D, BLOCK_N), ACC)
-    dA_acc = _zeros((BLOCK_D, BLOCK_N), ACC)
+    ckpt_row = (b * DIM + d) * SLOTS * N
+    g_row = (b * DIM + d) * 2 * N
+    first_col = d_mask[:, None] & (tl.arange(0, BLOCK_L) == 0)[None, :]
     dD_acc = _zeros((BLOCK_D, ), ACC)
     dbias_acc = _zeros((BLOCK_D, ), ACC)
     for cc in range(NCHUNK):
@@ -384,47 +414,56 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
         t, t_mask, m2, offs, uu, dt, x = _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c,
                                                        L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L)
         dtu = dt * uu
-        h0 = tl.load(ckpt_ptr + ((b * DIM + d)[:, None] * NCHUNK + c) * N + nid[None, :],
-                     mask=dn_mask, other=0.0)
         dy = tl.load(dout_ptr + offs, mask=m2, other=0.0).to(ACC)
+        tl.debug_barrier()  # the adjoints the next chunk wrote are visible to every thread
         if HAS_Z:
             zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
             y = _zeros((BLOCK_D, BLOCK_L), ACC)
-            if HAS_D:
-                y = Dv[:, None] * uu
             for n in range(N):
-                _bn, _inp, hs = _state_scan(dt, dtu, _pick(A, nid, n), _pick(h0, nid, n), B_ptr,
-                                       b_base, n, t, t_mask, L)
+                A2_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC) * _LOG2E
+                h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
+                _bn, _inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask,
+                                            L, ACC)
                 Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
                 y += hs * Cn[None, :]
+            y = _chunk_output(y, uu, Dv, z_ptr, offs, m2, HAS_D, False, ACC)
             sig = _sigmoid(zz)
             dz = dy * y * sig * (1.0 + zz * (1.0 - sig))
             tl.store(dz_ptr + offs, dz.to(dz_ptr.dtype.element_ty), mask=m2)
             dy = dy * zz * sig
         # decay of the next step (1 past the end: the adjoint there is dlast itself)
-        dt_next, _x_next = _dt_tile(delta_ptr + 1, bias, offs, m2 & (t + 1 < L)[None, :], HAS_BIAS,
-                              SOFTPLUS, ACC)
+        dt_next, _x_next = _dt_tile(delta_ptr + 1, bias, offs, m2 & (t + 1 < L)[None, :],
+                                    HAS_BIAS, SOFTPLUS, ACC)
         du = _zeros((BLOCK_D, BLOCK_L), ACC)
         if HAS_D:
             du = Dv[:, None] * dy
             dD_acc += _sum(dy * uu, axis=1)
         ddt = _zeros((BLOCK_D, BLOCK_L), ACC)
+        adj_in = g_row + (c % 2) * N
+        adj_out = g_row + ((c + 1) % 2) * N
         for n in range(N):
-            A_n = _pick(A, nid, n)
-            Bn, inp, hs = _state_scan(dt, dtu, A_n, _pick(h0, nid, n), B_ptr, b_base, n, t,
-                                      t_mask, L)
+            A_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC)
+            A2_n = A_n * _LOG2E
+            h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
+            g_n = tl.load(gcarry_ptr + adj_in + n, mask=d_mask, other=0.0)
+            Bn, inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC)
             Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
             cum_an, cum_g = tl.associative_scan(
-                (tl.exp(dt_next * A_n[:, None]), Cn[None, :] * dy), 1, _combine, reverse=True)
-            gs = cum_an * _pick(g_carry, nid, n)[:, None] + cum_g
-            g_carry = _put(g_carry, nid, n, _sum(tl.where(first_col, gs, 0.0), axis=1))
+                (_exp2(dt_next * A2_n[:, None], ACC), Cn[None, :] * dy), 1, _combine,
+                reverse=True)
+            gs = cum_an * g_n[:, None] + cum_g
+            tl.store(gcarry_ptr + (adj_out + n)[:, None] + (t - c * BLOCK_L)[None, :], gs,
+                     mask=first_col)  # (offsets along the steps: see the forward pass)
             # masked channels have gs = hs = 0, so these sums over the block are exact
-            tl.atomic_add(dB_ptr + b_base + n * L + t, _sum(gs * dtu, axis=0), mask=t_mask)
-            tl.atomic_add(dC_ptr + c_base + n * L + t, _sum(hs * dy, axis=0), mask=t_mask)
+            tl.atomic_add(dB_ptr + b_base + n * L + t, _sum(gs * dtu, axis=0), mask=t_mask,
+                          sem='relaxed')
+            tl.atomic_add(dC_ptr + c_base + n * L + t, _sum(hs * dy, axis=0), mask=t_mask,
+                          sem='relaxed')
             g_b = gs * Bn[None, :]
             du += dt * g_b
             g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
-            dA_acc = _put(dA_acc, nid, n, _pick(dA_acc, nid, n) + _sum(g_ah * dt, axis=1))
+            tl.atomic_add(dA_ptr + (b * DIM + d) * N + n, _sum(g_ah * dt, axis=1), mask=d_mask,
+                          sem='relaxed')
             ddt += uu * g_b + g_ah * A_n[:, None]
         if SOFTPLUS:
             ddt = ddt * _sigmoid(x)
@@ -432,6 +471,5 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
         dbias_acc += _sum(ddt, axis=1)
         tl.store(du_ptr + offs, du.to(du_ptr.dtype.element_ty), mask=m2)
         tl.store(ddelta_ptr + offs, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
-    tl.store(dA_ptr + state_offs, dA_acc, mask=dn_mask)
     tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)

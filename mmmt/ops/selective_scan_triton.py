@@ -63,8 +63,8 @@ class KernelConfig:
 #: (the tests run both). No GPU has timed them yet (docs/benchmarks_gpu.md); the default and
 #: these sizes come from what they compile to for sm_90 at the Swin-L NYUD shapes
 #: (``tools/analysis_tools/triton_scan_sass.py``): no spills, and ``statewise`` (8 channels x 128
-#: steps, 4 warps) issues 36.5 instructions per state update forward and 107 backward, against
-#: 100 and 219 for ``tile`` (2 channels x 16 states x 64 steps, 8 warps), and reads each B/C row
+#: steps, 4 warps) issues 28.7 instructions per state update forward and 90.5 backward, against
+#: 100 and 218 for ``tile`` (2 channels x 16 states x 64 steps, 8 warps), and reads each B/C row
 #: once for 8 channels instead of 2.
 CONFIGS = {
     'statewise': KernelConfig(block_l=128, tile=1024, num_warps=4),
@@ -204,19 +204,30 @@ class SelectiveScanTritonFn(torch.autograd.Function):
                                                   cfg=cfg)
         nchunk = -(-length // block_l)
         out = torch.empty_like(u)
-        last = torch.empty(batch, dim, dim_state, dtype=acc, device=u.device)
-        ckpt = (torch.empty(batch, dim, nchunk, dim_state, dtype=acc, device=u.device)
-                if need_grad else last)
         grid = (-(-(dim // groups) // block_d), groups, batch)
-        with _on_device(u):
-            fwd_kernel[grid](
-                u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
-                delta_bias if delta_bias is not None else u, out, last, ckpt, length, dim,
-                dim // groups, dim_state, nchunk, Bg.shape[1], Cg.shape[1],
-                HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                SOFTPLUS=bool(delta_softplus), SAVE_CKPT=need_grad, ACC=_tl_dtype(acc),
-                BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=block_l,
-                num_warps=cfg.num_warps)
+        common = (u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
+                  delta_bias if delta_bias is not None else u, out)
+        flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                     SOFTPLUS=bool(delta_softplus), ACC=_tl_dtype(acc), BLOCK_D=block_d,
+                     BLOCK_L=block_l, num_warps=cfg.num_warps)
+        if name == 'statewise':
+            # the state entering every chunk, then the last one; two slots in turn without
+            # gradients (slot 0 is the zero initial state)
+            slots = nchunk + 1 if need_grad else 2
+            ckpt = torch.empty(batch, dim, slots, dim_state, dtype=acc, device=u.device)
+            ckpt[:, :, 0] = 0
+            with _on_device(u):
+                fwd_kernel[grid](*common, ckpt, length, dim, dim // groups, dim_state, nchunk,
+                                 slots, Bg.shape[1], Cg.shape[1], **flags)
+            last = ckpt[:, :, nchunk % slots].contiguous()
+        else:
+            last = torch.empty(batch, dim, dim_state, dtype=acc, device=u.device)
+            ckpt = (torch.empty(batch, dim, nchunk, dim_state, dtype=acc, device=u.device)
+                    if need_grad else last)
+            with _on_device(u):
+                fwd_kernel[grid](*common, last, ckpt, length, dim, dim // groups, dim_state,
+                                 nchunk, Bg.shape[1], Cg.shape[1], SAVE_CKPT=need_grad,
+                                 BLOCK_N=block_n, **flags)
         if need_grad:
             ctx.save_for_backward(u, delta, A, Bg, Cg, D, z, delta_bias, ckpt)
             ctx.delta_softplus = bool(delta_softplus)
@@ -273,27 +284,39 @@ def _backward_kernel(ctx, dout, dlast):
     acc = ckpt.dtype
     block_d, block_n, _ = _launch_sizes(ctx.kernel, dim // groups, dim_state, length,
                                         ctx.block_l, ctx.cfg)
-    nchunk = ckpt.shape[2]
+    nchunk = -(-length // ctx.block_l)
     dout = torch.zeros_like(u) if dout is None else dout.contiguous()
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
-    dA = torch.empty(batch, dim, dim_state, dtype=acc, device=u.device)
     dB = torch.zeros(Bg.shape, dtype=acc, device=u.device)
     dC = torch.zeros(Cg.shape, dtype=acc, device=u.device)
     dD = torch.empty(batch, dim, dtype=acc, device=u.device)
     dbias = torch.empty(batch, dim, dtype=acc, device=u.device)
     grid = (-(-(dim // groups) // block_d), groups, batch)
-    with _on_device(u):
-        bwd_kernel[grid](
-            u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
-            delta_bias if delta_bias is not None else u, ckpt, dout,
-            dlast.contiguous() if dlast is not None else ckpt, du, ddelta, dA, dB, dC, dD,
-            dbias, dz if dz is not None else du, length, dim, dim // groups, dim_state, nchunk,
-            Bg.shape[1], Cg.shape[1],
-            HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-            SOFTPLUS=ctx.delta_softplus, HAS_DLAST=dlast is not None, ACC=_tl_dtype(acc),
-            BLOCK_D=block_d, BLOCK_N=block_n, BLOCK_L=ctx.block_l,
-            num_warps=ctx.cfg.num_warps)
+    common = (u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
+              delta_bias if delta_bias is not None else u, ckpt)
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                 SOFTPLUS=ctx.delta_softplus, ACC=_tl_dtype(acc), BLOCK_D=block_d,
+                 BLOCK_L=ctx.block_l, num_warps=ctx.cfg.num_warps)
+    if ctx.kernel == 'statewise':
+        # the adjoint entering each chunk from its end, two slots in turn; the first one read
+        # holds the gradient of the last state
+        dA = torch.zeros(batch, dim, dim_state, dtype=acc, device=u.device)
+        gcarry = torch.empty(batch, dim, 2, dim_state, dtype=acc, device=u.device)
+        gcarry[:, :, (nchunk - 1) % 2] = 0 if dlast is None else dlast
+        with _on_device(u):
+            bwd_kernel[grid](*common, gcarry, dout, du, ddelta, dA, dB, dC, dD, dbias,
+                             dz if dz is not None else du, length, dim, dim // groups,
+                             dim_state, nchunk, ckpt.shape[2], Bg.shape[1], Cg.shape[1],
+                             **flags)
+    else:
+        dA = torch.empty(batch, dim, dim_state, dtype=acc, device=u.device)
+        with _on_device(u):
+            bwd_kernel[grid](*common, dout, dlast.contiguous() if dlast is not None else ckpt,
+                             du, ddelta, dA, dB, dC, dD, dbias, dz if dz is not None else du,
+                             length, dim, dim // groups, dim_state, nchunk, Bg.shape[1],
+                             Cg.shape[1], HAS_DLAST=dlast is not None, BLOCK_N=block_n,
+                             **flags)
     return [du, ddelta, dA.sum(0).to(A.dtype), dB.to(Bg.dtype), dC.to(Cg.dtype),
             None if D is None else dD.sum(0).to(D.dtype), dz,
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype)]

@@ -217,7 +217,7 @@ def test_kernels_compile_for_a_gpu(kernel):
     from triton.runtime.jit import JITFunction
     if not isinstance(triton.language.sum, JITFunction):
         pytest.skip('Triton was imported with TRITON_INTERPRET=1: no compiling in this process')
-    scalars = {'L', 'DIM', 'DG', 'N', 'NCHUNK', 'GB', 'GC'}
+    scalars = {'L', 'DIM', 'DG', 'N', 'NCHUNK', 'SLOTS', 'GB', 'GC'}
     # the block sizes of a Swin-L stage (384 channels per group, N = 16)
     block_d, block_n, block_l = triton_scan._launch_sizes(kernel, 384, 16, 16128)
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
@@ -227,7 +227,8 @@ def test_kernels_compile_for_a_gpu(kernel):
     for fn, extra in ((fwd, dict(SAVE_CKPT=True, HAS_Z=True)),
                       (fwd, dict(SAVE_CKPT=False, HAS_Z=False)),
                       (bwd, dict(HAS_DLAST=True, HAS_Z=True))):
-        consts = dict(flags, **extra)
+        # the flags this kernel has (the statewise ones need no BLOCK_N, SAVE_CKPT, HAS_DLAST)
+        consts = {k: v for k, v in dict(flags, **extra).items() if k in fn.arg_names}
         sig = {a: 'constexpr' if a in consts else 'i32' if a in scalars else
                '*bf16' if a in ('u_ptr', 'delta_ptr', 'out_ptr', 'du_ptr', 'dout_ptr') else
                '*fp32' for a in fn.arg_names}

@@ -36,7 +36,7 @@ STAGES = [('swin-l stage 1', 1536, 28 * 36), ('swin-l stage 2', 768, 56 * 72),
           ('swin-l stage 3', 384, 112 * 144)]
 N_STATE = 16
 REGISTERS_PER_SM = 65536
-_SCALARS = ('L', 'DIM', 'DG', 'N', 'NCHUNK', 'GB', 'GC')
+_SCALARS = ('L', 'DIM', 'DG', 'N', 'NCHUNK', 'SLOTS', 'GB', 'GC')
 # integer arguments Triton marks divisible by 16 at run time at these shapes
 _DIVISIBLE = ('L', 'DIM', 'DG', 'N')
 
@@ -51,10 +51,12 @@ def _tool(name: str) -> str:
 
 
 def compile_kernel(fn, consts: dict, num_warps: int, arch: int = 90):
-    """Compile one ``@triton.jit`` scan kernel for sm_`arch` with float32 tensors."""
+    """Compile one ``@triton.jit`` scan kernel for sm_`arch` with float32 tensors (`consts`:
+    its constexpr arguments; those it does not have are ignored)."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
+    consts = {k: v for k, v in consts.items() if k in fn.arg_names}
     sig = {a: 'constexpr' if a in consts else 'i32' if a in _SCALARS else '*fp32'
            for a in fn.arg_names}
     attrs = {(i, ): [['tt.divisibility', 16]] for i, a in enumerate(fn.arg_names)
