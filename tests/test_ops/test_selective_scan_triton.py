@@ -136,6 +136,17 @@ def test_many_chunks_odd_channels_mixed_groups(interpreted, monkeypatch):
     run_and_compare(x, dict(delta_softplus=True))
 
 
+def test_inference_without_checkpoints(interpreted, monkeypatch):
+    """Without gradients no checkpoint is kept (the statewise kernels carry the state in two
+    slots used in turn): output and last state over 4 chunks, the last partial."""
+    set_chunk(monkeypatch, 16)
+    x = make_inputs(batch=2, dim=6, length=50, n=4, groups=2)
+    with torch.no_grad():
+        out, last = selective_scan_fn(**x, delta_softplus=True, return_last_state=True)
+    ref, ref_last = scan_oracle(**{k: v.double() for k, v in x.items()}, delta_softplus=True)
+    assert rel_err(out, ref) <= 1e-5 and rel_err(last, ref_last) <= 1e-5
+
+
 def test_largest_state(interpreted):
     x = make_inputs(batch=1, dim=2, length=6, n=triton_scan.MAX_STATE)
     run_and_compare(x, dict(delta_softplus=True))
