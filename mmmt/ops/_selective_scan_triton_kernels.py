@@ -104,27 +104,36 @@ def _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask, 
 
 
 @triton.jit
-def _program(A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D: tl.constexpr,
-             HAS_BIAS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
-             BLOCK_N: tl.constexpr):
-    """This program's channels and states, their masks and parameters (D and bias 0 when
-    absent), and the row offsets of its u/delta/z, B and C rows and of its states."""
-    g = tl.program_id(1)
+def _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
+              ACC: tl.constexpr, BLOCK_D: tl.constexpr):
+    """This program's batch element, channels and their mask, bias and D (0 when absent), and
+    the start of each channel's row of u/delta/z."""
     b = tl.program_id(2).to(tl.int64)
     dl = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
     d_mask = dl < DG
-    d = g * DG + dl
-    n = tl.arange(0, BLOCK_N)
-    n_mask = n < N
-    dn_mask = d_mask[:, None] & n_mask[None, :]
-    A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=dn_mask, other=0.0).to(ACC)
+    d = tl.program_id(1) * DG + dl
     bias = _zeros((BLOCK_D, ), ACC)
     if HAS_BIAS:
         bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(ACC)
     Dv = _zeros((BLOCK_D, ), ACC)
     if HAS_D:
         Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(ACC)
-    row = (b * DIM + d) * L  # (BLOCK_D,) start of each channel's row
+    return b, d, d_mask, bias, Dv, (b * DIM + d) * L
+
+
+@triton.jit
+def _program(A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D: tl.constexpr,
+             HAS_BIAS: tl.constexpr, ACC: tl.constexpr, BLOCK_D: tl.constexpr,
+             BLOCK_N: tl.constexpr):
+    """This program's channels and states, their masks and parameters (D and bias 0 when
+    absent), and the row offsets of its u/delta/z, B and C rows and of its states."""
+    g = tl.program_id(1)
+    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
+                                            BLOCK_D)
+    n = tl.arange(0, BLOCK_N)
+    n_mask = n < N
+    dn_mask = d_mask[:, None] & n_mask[None, :]
+    A = tl.load(A_ptr + d[:, None] * N + n[None, :], mask=dn_mask, other=0.0).to(ACC)
     b_row = ((b * GB + g % GB) * N + n) * L  # (BLOCK_N,) start of each state's B row
     c_row = ((b * GC + g % GC) * N + n) * L
     state_offs = (b * DIM + d)[:, None] * N + n[None, :]
@@ -293,24 +302,6 @@ def _exp2(x, ACC: tl.constexpr):
                                          dtype=tl.float32, is_pure=True, pack=1)
     else:
         return tl.exp2(x)
-
-
-@triton.jit
-def _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
-              ACC: tl.constexpr, BLOCK_D: tl.constexpr):
-    """This program's batch element, channels and their mask, bias and D (0 when absent), and
-    the start of each channel's row of u/delta/z."""
-    b = tl.program_id(2).to(tl.int64)
-    dl = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = dl < DG
-    d = tl.program_id(1) * DG + dl
-    bias = _zeros((BLOCK_D, ), ACC)
-    if HAS_BIAS:
-        bias = tl.load(bias_ptr + d, mask=d_mask, other=0.0).to(ACC)
-    Dv = _zeros((BLOCK_D, ), ACC)
-    if HAS_D:
-        Dv = tl.load(D_ptr + d, mask=d_mask, other=0.0).to(ACC)
-    return b, d, d_mask, bias, Dv, (b * DIM + d) * L
 
 
 @triton.jit
