@@ -188,6 +188,18 @@ def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
 
 
 @triton.jit
+def _store_input_grads(du, ddt, x, m2, offs, du_ptr, ddelta_ptr, SOFTPLUS: tl.constexpr):
+    """Store a chunk's du and d delta (``ddt`` is d dt: through the softplus, at its input
+    ``x``); returns d delta summed over the steps, per channel (for d delta_bias)."""
+    if SOFTPLUS:
+        ddt = ddt * _sigmoid(x)
+    ddt = tl.where(m2, ddt, 0.0)
+    tl.store(du_ptr + offs, du.to(du_ptr.dtype.element_ty), mask=m2)
+    tl.store(ddelta_ptr + offs, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
+    return _sum(ddt, axis=1)
+
+
+@triton.jit
 def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, ckpt_ptr,
                     dout_ptr, dlast_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dD_ptr,
                     dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
@@ -264,12 +276,7 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
         g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
         dA_acc += _sum(g_ah * dt[:, None, :], axis=2)
         ddt = uu * g_b + _sum(g_ah * A[:, :, None], axis=1)
-        if SOFTPLUS:
-            ddt = ddt * _sigmoid(x)
-        ddt = tl.where(m2, ddt, 0.0)
-        dbias_acc += _sum(ddt, axis=1)
-        tl.store(du_ptr + offs, du.to(du_ptr.dtype.element_ty), mask=m2)
-        tl.store(ddelta_ptr + offs, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
+        dbias_acc += _store_input_grads(du, ddt, x, m2, offs, du_ptr, ddelta_ptr, SOFTPLUS)
     tl.store(dA_ptr + state_offs, dA_acc, mask=dn_mask)
     tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)
@@ -456,11 +463,6 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
             tl.atomic_add(dA_ptr + (b * DIM + d) * N + n, _sum(g_ah * dt, axis=1), mask=d_mask,
                           sem='relaxed')
             ddt += uu * g_b + g_ah * A_n[:, None]
-        if SOFTPLUS:
-            ddt = ddt * _sigmoid(x)
-        ddt = tl.where(m2, ddt, 0.0)
-        dbias_acc += _sum(ddt, axis=1)
-        tl.store(du_ptr + offs, du.to(du_ptr.dtype.element_ty), mask=m2)
-        tl.store(ddelta_ptr + offs, ddt.to(ddelta_ptr.dtype.element_ty), mask=m2)
+        dbias_acc += _store_input_grads(du, ddt, x, m2, offs, du_ptr, ddelta_ptr, SOFTPLUS)
     tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)
