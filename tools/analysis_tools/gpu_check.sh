@@ -17,13 +17,14 @@
 # 6. tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda, a whole
 #    training step (batch 1, 448x576) per fused scan backend (GPU_CHECK_MODEL_BACKENDS,
 #    default "triton cuda", those available; "triton-tile" names the other Triton kernel
-#    pair), float32 and --amp bf16.
+#    pair), float32 and --amp bf16;
+# 7. tools/analysis_tools/gpu_check_summary.py: the results against the Triton scan's targets.
 # Every step has its own time limit; a failed step is reported and the next one still runs.
 # A dry run elsewhere: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 (CPU "device", small shape only).
 # GPU_CHECK_NO_PIP=1 skips the pip attempts (offline machine with the packages pre-installed).
 # Everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
 # parity.json, benchmark_scan.{md,json}, triton_sweep.{md,json},
-# benchmark_swin-l_nyud_<backend>_<fp32|bf16>.{md,json}.
+# benchmark_swin-l_nyud_<backend>_<fp32|bf16>.{md,json}, summary.{md,json}.
 set -u
 if [ $# -gt 0 ]; then  # configured through the environment only (see above)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
@@ -210,5 +211,7 @@ for b in "${MODEL_BACKENDS[@]}"; do
     cat "$OUT/$name.md"
   done
 done
+
+step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu_check_summary.py "$OUT"
 
 echo "=== done in $(($(date +%s) - START))s; results in $OUT"

@@ -1,0 +1,119 @@
+"""The GPU check's results against the Triton scan's acceptance targets, from the files
+``tools/analysis_tools/gpu_check.sh`` writes (run by it as its last step).
+
+Targets (docs/benchmarks_gpu.md): at the Swin-L stage-3 shape, the default Triton kernels'
+forward+backward at least 50x faster than the PyTorch CUDA scan and their forward within 3x of
+the memory roofline; in a whole Swin-L NYUD training step, the scan under 25% of the time. Also:
+whether every CUDA backend matched the CPU scan, and the fastest launch size of the sweep.
+
+Example::
+
+    python tools/analysis_tools/gpu_check_summary.py work_dirs/gpu_check
+"""
+import argparse
+import glob
+import json
+import os.path as osp
+import sys
+from typing import Dict, List, Optional
+
+STAGE3 = 'swin-l stage 3'
+TARGETS = dict(speedup=50.0, fwd_vs_roofline=3.0, train_scan_share=0.25)
+
+
+def _read(path: str) -> Optional[dict]:
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def _stage3(rows: List[dict], impl: str) -> Optional[dict]:
+    return next((r for r in rows if r['shape'] == STAGE3 and r['impl'] == impl), None)
+
+
+def summarise(out_dir: str, default_kernel: str = 'statewise') -> Dict[str, dict]:
+    """One entry per target and fact: ``value``, ``target`` (if any), ``ok`` (True, False,
+    or None where the file or the number is missing) and ``source``."""
+    res: Dict[str, dict] = {}
+    parity = _read(osp.join(out_dir, 'parity.json'))
+    res['parity'] = dict(value=None if parity is None else parity['ok'],
+                         ok=None if parity is None else bool(parity['ok']),
+                         source='parity.json')
+    scan = _read(osp.join(out_dir, 'benchmark_scan.json'))
+    rows = scan['rows'] if scan else []
+    triton = _stage3(rows, f'triton-{default_kernel}')
+    torch_row = _stage3(rows, 'torch')
+    torch_train, torch_source = (torch_row or {}).get('train_s'), 'benchmark_scan.json'
+    if torch_train is None and parity:  # --quick skips slow fwd+bwd: the parity step timed it
+        torch_train = next((r['gpu_fwd_bwd_s'] for r in parity['rows']
+                            if r['shape'] == STAGE3 and r['cuda'] == 'torch'), None)
+        torch_source = 'parity.json (one run)'
+    triton_train = (triton or {}).get('train_s')
+    speedup = torch_train / triton_train if torch_train and triton_train else None
+    res['stage3_fwd_bwd_speedup_vs_torch'] = dict(
+        value=speedup, target=TARGETS['speedup'],
+        ok=None if speedup is None else speedup >= TARGETS['speedup'],
+        triton_s=triton_train, torch_s=torch_train,
+        source=f'benchmark_scan.json (triton-{default_kernel}), torch from {torch_source}')
+    roof = (triton or {}).get('fwd_vs_roofline')
+    res['stage3_fwd_vs_roofline'] = dict(
+        value=roof, target=TARGETS['fwd_vs_roofline'],
+        ok=None if roof is None else roof <= TARGETS['fwd_vs_roofline'],
+        fwd_s=(triton or {}).get('fwd_s'), source='benchmark_scan.json')
+    for prec in ('fp32', 'bf16'):
+        step = _read(osp.join(out_dir, f'benchmark_swin-l_nyud_triton_{prec}.json'))
+        share = None if step is None else step.get('train_scan_share')
+        res[f'train_scan_share_{prec}'] = dict(
+            value=share, target=TARGETS['train_scan_share'],
+            ok=None if share is None else share < TARGETS['train_scan_share'],
+            train_s=None if step is None else step.get('train_s'),
+            peak_mem=None if step is None else step.get('train_peak_mem'),
+            source=f'benchmark_swin-l_nyud_triton_{prec}.json')
+    sweep = _read(osp.join(out_dir, 'triton_sweep.json'))
+    timed = [r for r in (sweep or {}).get('rows', []) if r.get('train_s')]
+    best = min(timed, key=lambda r: r['train_s']) if timed else None
+    res['sweep_fastest'] = dict(value=None if best is None else best['impl'],
+                                train_s=None if best is None else best['train_s'],
+                                fwd_s=None if best is None else best['fwd_s'],
+                                ok=None, source='triton_sweep.json')
+    return res
+
+
+def format_summary(res: Dict[str, dict]) -> str:
+    def show(v):
+        if v is None:
+            return 'missing'
+        return f'{v:.3g}' if isinstance(v, float) else str(v)
+
+    lines = ['| check | value | target | result | from |', '|---|---|---|---|---|']
+    for name, r in res.items():
+        verdict = {True: 'met', False: 'NOT met', None: 'unknown'}[r['ok']]
+        if 'target' not in r:
+            verdict = '' if name == 'sweep_fastest' else verdict
+        target = show(r['target']) if 'target' in r else ''
+        lines.append(f"| {name} | {show(r['value'])} | {target} | {verdict} | {r['source']} |")
+    return '\n'.join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('out_dir', help='the folder gpu_check.sh wrote ($OUT)')
+    parser.add_argument('--kernel', default='statewise',
+                        help='the Triton kernel pair the targets apply to (the default one)')
+    args = parser.parse_args(argv)
+    if not glob.glob(osp.join(args.out_dir, '*.json')):
+        print(f'{args.out_dir}: no results of gpu_check.sh (*.json) here', file=sys.stderr)
+        return 2
+    res = summarise(args.out_dir, args.kernel)
+    text = format_summary(res)
+    print(text)
+    with open(osp.join(args.out_dir, 'summary.json'), 'w') as f:
+        json.dump(res, f, indent=1)
+    with open(osp.join(args.out_dir, 'summary.md'), 'w') as f:
+        f.write(text + '\n')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
