@@ -296,15 +296,15 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
 # slot 0 zero, ``gcarry``: (batch, DIM, 2, N) holding the adjoint after the last step (dlast or
 # zeros) in slot (NCHUNK - 1) % 2, and ``dA`` zero-initialised (accumulated with atomic adds).
 
-_INTERPRETED = tl.constexpr(bool(triton.knobs.runtime.interpret))
 _LOG2E = tl.constexpr(1.4426950408889634)
 
 
 @triton.jit
-def _exp2(x, ACC: tl.constexpr):
-    """2^x; on the GPU in float32 the bare ``ex2.approx.ftz`` instruction: a decay below 2^-126
-    becomes 0 instead of a denormal, which saves the denormal range check Triton adds."""
-    if ACC == tl.float32 and not _INTERPRETED:
+def _exp2(x, FAST_EXP: tl.constexpr):
+    """2^x. With ``FAST_EXP`` (float32 on an NVIDIA GPU) the bare ``ex2.approx.ftz``
+    instruction: a decay below 2^-126 becomes 0 instead of a denormal, which saves the
+    denormal range check Triton adds (PTX: not for AMD GPUs or the interpreter)."""
+    if FAST_EXP:
         return tl.inline_asm_elementwise('ex2.approx.ftz.f32 $0, $1;', '=r,r', [x],
                                          dtype=tl.float32, is_pure=True, pack=1)
     else:
@@ -312,11 +312,12 @@ def _exp2(x, ACC: tl.constexpr):
 
 
 @triton.jit
-def _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC: tl.constexpr):
+def _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC: tl.constexpr,
+                FAST_EXP: tl.constexpr):
     """State n's decays, inputs and states over one chunk, from the state ``h0_n`` entering it
     (``A2_n`` is A * log2(e)): returns (B_n row, inputs dt u B_n, states)."""
     Bn = tl.load(B_ptr + b_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
-    decay = _exp2(dt * A2_n[:, None], ACC)
+    decay = _exp2(dt * A2_n[:, None], FAST_EXP)
     inp = dtu * Bn[None, :]
     cum_a, cum_x = tl.associative_scan((decay, inp), 1, _combine)
     return Bn, inp, cum_a * h0_n[:, None] + cum_x
@@ -358,7 +359,8 @@ def scan_fwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
                               out_ptr, carry_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB, GC,
                               HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
                               HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                              ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
+                              ACC: tl.constexpr, FAST_EXP: tl.constexpr,
+                              BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
     b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
                                             BLOCK_D)
     b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
@@ -377,7 +379,7 @@ def scan_fwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
             A2_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC) * _LOG2E
             h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
             _bn, _inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L,
-                                        ACC)
+                                        ACC, FAST_EXP)
             Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
             y += hs * Cn[None, :]
             # past L, dt = 0 keeps the state, so the last step's is the state at min(L, end)
@@ -395,7 +397,8 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
                               dB_ptr, dC_ptr, dD_ptr, dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK,
                               SLOTS, GB, GC, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
                               HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                              ACC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
+                              ACC: tl.constexpr, FAST_EXP: tl.constexpr,
+                              BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
     """The tile kernel's reverse-time adjoint scan (see :func:`scan_bwd_kernel`), one state at
     a time; with z, the chunk's output (for dz) is recomputed in a first pass over the
     states."""
@@ -421,7 +424,7 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
                 A2_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC) * _LOG2E
                 h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
                 _bn, _inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask,
-                                            L, ACC)
+                                            L, ACC, FAST_EXP)
                 Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
                 y += hs * Cn[None, :]
             y = _chunk_output(y, uu, Dv, z_ptr, offs, m2, HAS_D, False, ACC)
@@ -444,10 +447,11 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
             A2_n = A_n * _LOG2E
             h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
             g_n = tl.load(gcarry_ptr + adj_in + n, mask=d_mask, other=0.0)
-            Bn, inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC)
+            Bn, inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC,
+                                      FAST_EXP)
             Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
             cum_an, cum_g = tl.associative_scan(
-                (_exp2(dt_next * A2_n[:, None], ACC), Cn[None, :] * dy), 1, _combine,
+                (_exp2(dt_next * A2_n[:, None], FAST_EXP), Cn[None, :] * dy), 1, _combine,
                 reverse=True)
             gs = cum_an * g_n[:, None] + cum_g
             tl.store(gcarry_ptr + (adj_out + n)[:, None] + (t - c * BLOCK_L)[None, :], gs,

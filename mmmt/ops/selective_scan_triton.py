@@ -176,6 +176,11 @@ def _kernel_fns(kern: ModuleType, name: str):
     return kern.scan_fwd_kernel, kern.scan_bwd_kernel
 
 
+def _fast_exp(u: torch.Tensor, acc: torch.dtype) -> bool:
+    """Whether the kernels may use PTX's ``ex2.approx.ftz`` (float32 on an NVIDIA GPU)."""
+    return u.is_cuda and torch.version.hip is None and acc == torch.float32
+
+
 def _on_device(t: torch.Tensor):
     """Triton launches on the current CUDA device: make it the tensors' one."""
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
@@ -210,6 +215,8 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                      SOFTPLUS=bool(delta_softplus), ACC=_tl_dtype(acc), BLOCK_D=block_d,
                      BLOCK_L=block_l, num_warps=cfg.num_warps)
+        if name == 'statewise':
+            flags['FAST_EXP'] = _fast_exp(u, acc)
         if name == 'statewise':
             # the state entering every chunk, then the last one; two slots in turn without
             # gradients (slot 0 is the zero initial state)
@@ -299,6 +306,7 @@ def _backward_kernel(ctx, dout, dlast):
                  SOFTPLUS=ctx.delta_softplus, ACC=_tl_dtype(acc), BLOCK_D=block_d,
                  BLOCK_L=ctx.block_l, num_warps=ctx.cfg.num_warps)
     if ctx.kernel == 'statewise':
+        flags['FAST_EXP'] = _fast_exp(u, acc)
         # the adjoint entering each chunk from its end, two slots in turn; the first one read
         # holds the gradient of the last state
         dA = torch.zeros(batch, dim, dim_state, dtype=acc, device=u.device)

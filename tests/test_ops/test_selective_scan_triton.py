@@ -232,11 +232,12 @@ def test_kernels_compile_for_a_gpu(kernel):
     # the block sizes of a Swin-L stage (384 channels per group, N = 16)
     block_d, block_n, block_l = triton_scan._launch_sizes(kernel, 384, 16, 16128)
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
-                 BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d)
+                 BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d, FAST_EXP=True)
     fwd, bwd = triton_scan._kernel_fns(triton_scan._kernels(False), kernel)
-    # with and without z and checkpoints, bfloat16 activations, float32 parameters and sums
+    # with and without z, checkpoints and PTX's exp2, bfloat16 activations, float32 parameters
+    # and sums
     for fn, extra in ((fwd, dict(SAVE_CKPT=True, HAS_Z=True)),
-                      (fwd, dict(SAVE_CKPT=False, HAS_Z=False)),
+                      (fwd, dict(SAVE_CKPT=False, HAS_Z=False, FAST_EXP=False)),
                       (bwd, dict(HAS_DLAST=True, HAS_Z=True))):
         # the flags this kernel has (the statewise ones need no BLOCK_N, SAVE_CKPT, HAS_DLAST)
         consts = {k: v for k, v in dict(flags, **extra).items() if k in fn.arg_names}
