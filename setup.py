@@ -86,8 +86,11 @@ if __name__ == '__main__':
         long_description=read_readme(),
         long_description_content_type='text/markdown',
         license='Apache-2.0',
-        packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-        package_data={'mmmt.ops': ['csrc/*.cpp', 'csrc/*.h']},
+        # the C++ scan's sources are a data-only package (built on first use, mmmt.ops.cpp_loader):
+        # named here, as setuptools asks, so that future versions still ship them
+        packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')) +
+        ['mmmt.ops.csrc'],
+        package_data={'mmmt.ops.csrc': ['*.cpp', '*.h']},
         # and the other files MANIFEST.in names inside mmmt/: mmmt/.mim
         include_package_data=True,
         python_requires='>=3.9',
