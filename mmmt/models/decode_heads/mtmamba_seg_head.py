@@ -3,8 +3,8 @@ import warnings
 from typing import Optional
 
 import torch
-from mmseg.models.builder import build_loss
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.registry import MODELS as SEG_MODELS
 from mmseg.structures import build_pixel_sampler
 from mmseg.utils import ConfigType
 
@@ -68,9 +68,9 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
         self.ignore_index = ignore_index
         self.in_index, self.input_transform = [0, 1, 2, 3], 'multiple_select'
         if isinstance(loss_decode, dict):
-            self.loss_decode = build_loss(loss_decode)
+            self.loss_decode = SEG_MODELS.build(loss_decode)  # as mmseg's own heads do
         else:
-            self.loss_decode = torch.nn.ModuleList([build_loss(c) for c in loss_decode])
+            self.loss_decode = torch.nn.ModuleList([SEG_MODELS.build(c) for c in loss_decode])
         self.sampler = None if sampler is None else build_pixel_sampler(sampler, context=self)
 
     def forward(self, inputs) -> torch.Tensor:
