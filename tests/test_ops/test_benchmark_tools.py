@@ -77,3 +77,32 @@ def test_benchmark_scan_backend_selection():
     assert bs.select_backends(['torch', 'cpp'], ['triton-statewise:128:256:1']) == []
     with pytest.raises(ValueError, match='triton-statewise:128:256'):
         bs.select_backends(available, ['triton-statewise:128:256'])
+
+
+def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path, monkeypatch,
+                                                     capsys):
+    """gpu_check.sh's parity step, on CPU tensors: each Triton kernel pair (float32 and
+    bfloat16 activations) and the PyTorch scan against the C++ kernel; a backend that is off
+    by 1% is reported as a mismatch."""
+    import json
+
+    from mmmt.ops import selective_scan_triton as triton_scan
+    tool = load_analysis_tool('scan_parity')
+    out = tmp_path / 'parity.json'
+    res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--json', str(out)])
+    assert json.loads(out.read_text()) == res
+    assert [r['cuda'] for r in res['rows']] == [
+        'triton-statewise', 'triton-tile', 'torch', 'triton-statewise:bfloat16',
+        'triton-tile:bfloat16']
+    assert res['ok'] and all(r['ok'] and r['cpu'] == 'cpp' for r in res['rows'])
+    assert all(r['out_rel_err'] < 1e-5 for r in res['rows'] if ':' not in r['cuda'])
+    assert 'PARITY OK' in capsys.readouterr().out
+
+    real = triton_scan.selective_scan_triton
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton',
+                        lambda *a, **k: real(*a, **k) * 1.01)
+    res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--backends', 'triton-tile',
+                     'torch', '--no-bf16'])
+    assert [(r['cuda'], r['ok']) for r in res['rows']] == [('triton-tile', False),
+                                                           ('torch', True)]
+    assert not res['ok'] and 'PARITY MISMATCH' in capsys.readouterr().out

@@ -1,16 +1,12 @@
 """The Triton selective scan against the float64 per-step oracle, in Triton's interpreter on CPU
 tensors (``MMMT_SCAN_BACKEND=triton TRITON_INTERPRET=1``, set per test), plus its dispatch.
 
-The interpreter's generic ``tl.associative_scan`` calls the combine function once per tensor
-element (minutes for these tests); the ``interpreted`` fixture swaps in a scan in log2(length)
-steps that calls it on whole arrays, as a GPU combines elements in a tree. The kernels compute
-the same thing, up to the rounding of a different association order.
+The interpreter runs with a faster ``tl.associative_scan`` (the ``triton_interpreter`` fixture
+of tests/test_ops/conftest.py).
 """
 import dataclasses
 import importlib
-import sys
 
-import numpy as np
 import pytest
 import torch
 from _scan_testlib import make_inputs, rel_err, scan_oracle
@@ -23,53 +19,12 @@ triton_scan = importlib.import_module('mmmt.ops.selective_scan_triton')
 NAMES = ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias']
 
 
-def _scan_in_log_steps(self, input):
-    """Inclusive scan along ``self.axis`` in log2(length) steps (Hillis-Steele, as a GPU
-    scans): step k combines every element with the one 2^k before it, on whole arrays."""
-    arrays = [np.moveaxis(arg.handle.data, self.axis, 0).copy() for arg in input]
-    step = 1
-    while step < arrays[0].shape[0]:
-        # whole (power-of-2) shapes: the first `step` rows combine with a stand-in and are
-        # then kept as they were
-        earlier = [self.to_tensor(np.concatenate([a[:step], a[:-step]]), arg.dtype)
-                   for a, arg in zip(arrays, input)]
-        later = [self.to_tensor(a, arg.dtype) for a, arg in zip(arrays, input)]
-        res = self.combine_fn.fn(*earlier, *later)
-        res = res if isinstance(res, tuple) else (res, )
-        arrays = [np.concatenate([a[:step], r.handle.data[step:]])
-                  for a, r in zip(arrays, res)]
-        step *= 2
-    return [self.to_tensor(np.moveaxis(a, 0, self.axis), arg.dtype)
-            for a, arg in zip(arrays, input)]
-
-
-def _language_namespaces():
-    import triton.language as tl
-    mods = [m for name, m in sorted(sys.modules.items()) if name.startswith('triton.language')]
-    return mods + [tl.core.tensor, tl.core.dtype]
-
-
 @pytest.fixture(params=sorted(triton_scan.CONFIGS))
-def interpreted(monkeypatch, request):
-    """Triton's interpreter for this test only, once per kernel pair (``statewise``, ``tile``:
-    ``MMMT_TRITON_SCAN_KERNEL``). Its helper-function calls patch
-    ``triton.language`` without undoing it, which would break compiled kernels later in the
-    process: everything it may touch is put back afterwards."""
-    from triton.runtime import interpreter
-    saved = [(ns, dict(vars(ns))) for ns in _language_namespaces()]
-    monkeypatch.setattr(interpreter.ScanOps, 'generic_scan', _scan_in_log_steps)
-    monkeypatch.setenv('TRITON_INTERPRET', '1')
+def interpreted(triton_interpreter, monkeypatch, request):
+    """Triton's interpreter (tests/test_ops/conftest.py) and ``MMMT_SCAN_BACKEND=triton``,
+    once per kernel pair (``statewise``, ``tile``: ``MMMT_TRITON_SCAN_KERNEL``)."""
     monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
     monkeypatch.setenv(triton_scan.KERNEL_ENV, request.param)
-    monkeypatch.setattr(triton_scan, 'failure', None)
-    yield
-    for ns, attrs in saved:
-        for key in set(vars(ns)) - set(attrs):
-            delattr(ns, key)
-        for key, value in attrs.items():
-            if vars(ns).get(key, object()) is not value and key not in ('__dict__',
-                                                                       '__weakref__'):
-                setattr(ns, key, value)
 
 
 def set_chunk(monkeypatch, steps):

@@ -6,10 +6,10 @@
 # 1. environment: GPU, torch/CUDA/Triton versions, which scan backends import;
 # 2. if mamba-ssm is missing, one short attempt to pip-install it (offline machines fail fast;
 #    without it the CUDA backends checked are mmmt's Triton kernels and its PyTorch scan);
-# 3. parity: every CUDA backend (triton, cuda, torch) against the CPU scan (C++ kernel, or
-#    PyTorch if it cannot be built) on the small and the Swin-L NYUD stage shapes, output and
-#    all input gradients, float32 and (Triton) bfloat16 inputs; the Triton backend once per
-#    kernel pair (triton-statewise, triton-tile: MMMT_TRITON_SCAN_KERNEL);
+# 3. tools/analysis_tools/scan_parity.py: every CUDA backend (triton, cuda, torch) against the
+#    CPU scan (C++ kernel, or PyTorch if it cannot be built) on the small and the Swin-L NYUD
+#    stage shapes, output and all input gradients, float32 and (Triton) bfloat16 inputs; the
+#    Triton backend once per kernel pair (triton-statewise, triton-tile);
 # 4. tools/analysis_tools/benchmark_scan.py --device cuda --quick: timings, peak memory and
 #    the memory roofline of every backend;
 # 5. the same at the stage-3 shape for other Triton launch sizes (GPU_CHECK_SWEEP, a list of
@@ -96,73 +96,10 @@ if [ -z "${GPU_CHECK_NO_PIP:-}" ] && [ "$DEV" = cuda ] && \
     --no-build-isolation mamba-ssm
 fi
 
-step "scan parity, CUDA vs CPU" 240 "$PY" - "$OUT/parity.json" <<'EOF'
-import json, os, sys, time, warnings
-import torch
-sys.path.insert(0, 'tools/analysis_tools')
-from benchmark_scan import GRAD_NAMES, make_inputs, rel_err
-from mmmt.ops import available_backends, selective_scan_fn
-from mmmt.utils.analysis import forced_scan_backend, scan_backend_names
-
-dev = torch.device(os.environ['GPU_CHECK_DEVICE'])
-
-def run(backend, x, grad_out, dtype=None):
-    leaves = {k: v.detach().clone().requires_grad_(k in GRAD_NAMES) for k, v in x.items()}
-    args = dict(leaves)
-    if dtype is not None:  # AMP-like: activations in dtype, parameters float32
-        args.update({k: args[k].to(dtype) for k in ('u', 'delta', 'B', 'C')})
-    with forced_scan_backend(backend):
-        out = selective_scan_fn(**args, delta_softplus=True)
-        out.float().backward(grad_out)
-    if out.is_cuda:
-        torch.cuda.synchronize()
-    return out.detach().cpu(), {k: leaves[k].grad.cpu() for k in GRAD_NAMES}
-
-with warnings.catch_warnings(record=True) as w:
-    warnings.simplefilter('always')
-    backends = available_backends()
-print('backends:', backends, [str(m.message) for m in w])
-cpu_backend = 'cpp' if 'cpp' in backends else 'torch'
-# the Triton backend once per kernel pair (triton-statewise, triton-tile)
-cuda_backends = scan_backend_names(b for b in ('triton', 'cuda', 'torch')
-                                   if b == 'torch' or b in backends)
-variants = [(b, None) for b in cuda_backends] + [
-    (b, torch.bfloat16) for b in cuda_backends if b.startswith('triton')]
-shapes = [('small', 384, 252), ('swin-l stage 1', 6144, 1008), ('swin-l stage 2', 3072, 4032),
-          ('swin-l stage 3', 1536, 16128)]
-if os.environ.get('GPU_CHECK_QUICK'):
-    shapes = shapes[:1]
-rows = []
-for name, ch, length in shapes:
-    x = make_inputs(ch, length, 'cpu')
-    g = torch.randn(1, ch, length, generator=torch.Generator().manual_seed(1))
-    t0 = time.perf_counter()
-    ref, ref_g = run(cpu_backend, x, g)
-    t_cpu = time.perf_counter() - t0
-    for b, dtype in variants:
-        xc = {k: v.to(dev) for k, v in x.items()}
-        run(b, xc, g.to(dev), dtype)  # warm-up
-        t0 = time.perf_counter()
-        out, grads = run(b, xc, g.to(dev), dtype)
-        t_gpu = time.perf_counter() - t0
-        if dtype is not None:
-            b = f'{b}:{str(dtype).replace("torch.", "")}'
-        row = dict(shape=name, channels=ch, length=length, cpu=cpu_backend, cuda=b,
-                   out_rel_err=rel_err(out, ref),
-                   grad_rel_err={k: rel_err(grads[k], ref_g[k]) for k in GRAD_NAMES},
-                   cpu_fwd_bwd_s=t_cpu, gpu_fwd_bwd_s=t_gpu)
-        rows.append(row)
-        print(f"{name:15s} {cpu_backend:>5s} vs {b:25s}  out {row['out_rel_err']:.1e}  "
-              f"grads {max(row['grad_rel_err'].values()):.1e}  "
-              f"fwd+bwd cpu {t_cpu:.3f} s / gpu {t_gpu * 1e3:.1f} ms", flush=True)
-# bfloat16 inputs: the reference saw float32 ones, so only rounding-level agreement is expected
-ok = all(r['out_rel_err'] < (3e-2 if ':' in r['cuda'] else 1e-4) and
-         max(r['grad_rel_err'].values()) < (5e-2 if ':' in r['cuda'] else 1e-3) for r in rows)
-gpu = torch.cuda.get_device_name(0) if dev.type == 'cuda' else str(dev)
-json.dump(dict(backends=list(backends), gpu=gpu, rows=rows, ok=ok),
-          open(sys.argv[1], 'w'), indent=1)
-print('PARITY', 'OK' if ok else 'MISMATCH')
-EOF
+PARITY_SHAPES=()
+[ -n "${GPU_CHECK_QUICK:-}" ] && PARITY_SHAPES=(--shapes small)
+step "scan parity, $DEV backends vs the CPU scan" 240 "$PY" tools/analysis_tools/scan_parity.py --device "$DEV" \
+  "${PARITY_SHAPES[@]}" --json "$OUT/parity.json"
 
 QUICK_SHAPES=()
 [ -n "${GPU_CHECK_QUICK:-}" ] && QUICK_SHAPES=(--shapes small)

@@ -1,0 +1,122 @@
+"""Every selective-scan backend of a device against the CPU scan: output and every input
+gradient, at the Swin-L NYUD stage shapes (step 3 of ``tools/analysis_tools/gpu_check.sh``).
+
+The reference is the C++ CPU kernel (the PyTorch scan where it cannot be built), itself checked
+against a float64 oracle by the tests. Each backend runs SS2D-like inputs
+(``benchmark_scan.make_inputs``) in float32, and the Triton kernels (one row per kernel pair,
+``triton-statewise`` and ``triton-tile``) also with bfloat16 activations and float32
+parameters, as under AMP; those rows (named ``...:bfloat16``) only have to agree to bfloat16
+rounding. Each row also has the time of one forward+backward after a warm-up run.
+
+Examples::
+
+    python tools/analysis_tools/scan_parity.py --device cuda --json parity.json
+    python tools/analysis_tools/scan_parity.py --device cuda --shapes small --backends triton
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+import time
+import warnings
+from typing import List, Optional
+
+# the tolerances of a row: float32 inputs, and bfloat16 activations against float32 ones
+TOLERANCES = {False: (1e-4, 1e-3), True: (3e-2, 5e-2)}  # (output, gradients)
+
+
+def main(argv: Optional[List[str]] = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--device', default='cuda', help='the device of the backends checked')
+    parser.add_argument('--shapes', nargs='+', default=None,
+                        help='shape names of benchmark_scan.py (default: all four)')
+    parser.add_argument('--size', nargs=3, type=int, default=None,
+                        metavar=('CHANNELS', 'H', 'W'),
+                        help='one other shape instead (channels divisible by 4)')
+    parser.add_argument('--backends', nargs='+', default=None,
+                        help='backends to check (default: triton, cuda, torch where '
+                        'available; "triton" is every kernel pair)')
+    parser.add_argument('--no-bf16', action='store_true',
+                        help='skip the Triton rows with bfloat16 activations')
+    parser.add_argument('--json', default=None, help='also write the rows here')
+    args = parser.parse_args(argv)
+
+    import torch
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from benchmark_scan import GRAD_NAMES, SHAPES, make_inputs, rel_err, select_backends
+
+    from mmmt.ops import available_backends, selective_scan_fn
+    from mmmt.utils.analysis import forced_scan_backend, scan_backend_names
+    device = torch.device(args.device)
+
+    def run(backend, x, grad_out, dtype=None):
+        leaves = {k: v.detach().clone().requires_grad_(k in GRAD_NAMES) for k, v in x.items()}
+        inputs = dict(leaves)
+        if dtype is not None:  # AMP-like: activations in dtype, parameters float32
+            inputs.update({k: inputs[k].to(dtype) for k in ('u', 'delta', 'B', 'C')})
+        with forced_scan_backend(backend):
+            out = selective_scan_fn(**inputs, delta_softplus=True)
+            out.float().backward(grad_out)
+        if out.is_cuda:
+            torch.cuda.synchronize(out.device)
+        return out.detach().cpu(), {k: leaves[k].grad.cpu() for k in GRAD_NAMES}
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        backends = available_backends()
+    print('backends:', backends, [str(m.message) for m in caught], flush=True)
+    reference = 'cpp' if 'cpp' in backends else 'torch'
+    names = scan_backend_names(b for b in ('triton', 'cuda', 'torch')
+                               if b == 'torch' or b in backends)
+    if args.backends:
+        names = select_backends(names, args.backends)
+    variants = [(b, None) for b in names] + [
+        (b, torch.bfloat16) for b in names if b.startswith('triton') and not args.no_bf16]
+    if args.size:
+        channels, h, w = args.size
+        shapes = [(f'{channels} channels, {h}x{w}', channels, (h, w))]
+    else:
+        shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes]
+    if not shapes or not variants:
+        parser.error(f'nothing to check: shapes {args.shapes}, backends {args.backends} '
+                     f'(available: {names})')
+
+    rows = []
+    for name, channels, (h, w) in shapes:
+        x = make_inputs(channels, h * w, 'cpu')
+        g = torch.randn(1, channels, h * w, generator=torch.Generator().manual_seed(1))
+        t0 = time.perf_counter()
+        ref, ref_grads = run(reference, x, g)
+        t_ref = time.perf_counter() - t0
+        for backend, dtype in variants:
+            xd = {k: v.to(device) for k, v in x.items()}
+            run(backend, xd, g.to(device), dtype)  # warm-up (compiles the Triton kernels)
+            t0 = time.perf_counter()
+            out, grads = run(backend, xd, g.to(device), dtype)
+            seconds = time.perf_counter() - t0
+            label = backend if dtype is None else f'{backend}:{str(dtype)[6:]}'
+            row = dict(shape=name, channels=channels, length=h * w, cpu=reference, cuda=label,
+                       out_rel_err=rel_err(out, ref),
+                       grad_rel_err={k: rel_err(grads[k], ref_grads[k]) for k in GRAD_NAMES},
+                       cpu_fwd_bwd_s=t_ref, gpu_fwd_bwd_s=seconds)
+            out_tol, grad_tol = TOLERANCES[dtype is not None]
+            row['ok'] = (row['out_rel_err'] < out_tol and
+                         max(row['grad_rel_err'].values()) < grad_tol)
+            rows.append(row)
+            print(f"{name:15s} {reference:>5s} vs {label:25s}  out {row['out_rel_err']:.1e}  "
+                  f"grads {max(row['grad_rel_err'].values()):.1e}  fwd+bwd {reference} "
+                  f"{t_ref:.3f} s / {device.type} {seconds * 1e3:.1f} ms"
+                  f"{'' if row['ok'] else '  MISMATCH'}", flush=True)
+    ok = all(r['ok'] for r in rows)
+    result = dict(backends=list(backends), ok=ok, rows=rows,
+                  gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else
+                  str(device))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=1)
+    print('PARITY', 'OK' if ok else 'MISMATCH')
+    return result
+
+
+if __name__ == '__main__':
+    sys.exit(0 if main()['ok'] else 1)
