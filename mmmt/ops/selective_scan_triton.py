@@ -5,11 +5,10 @@ with ``B``/``C`` varying over time ((batch, N, L) or grouped (batch, G, N, L), a
 launch), N up to :data:`MAX_STATE`. The kernels (:mod:`mmmt.ops._selective_scan_triton_kernels`)
 read float32, float16 or bfloat16 inputs as they are (no up-cast copies under AMP), keep the
 state and every accumulation in float32 (float64 for float64 ``u``), and write the output in
-``u``'s dtype. The forward pass saves the state at the start of every chunk of
-``block_l`` steps (batch * D * ceil(L / block_l) * N values, :class:`KernelConfig`); the
-backward pass recomputes
-each chunk's states from it and runs the reverse-time adjoint scan, so no per-step state is
-ever stored.
+``u``'s dtype. The forward pass saves the state at the start of every chunk of ``block_l``
+steps (batch * D * ceil(L / block_l) * N values, :class:`KernelConfig`); the backward pass
+recomputes each chunk's states from it and runs the reverse-time adjoint scan, so no per-step
+state is ever stored.
 
 With ``TRITON_INTERPRET=1`` in the environment at call time the kernels run in Triton's
 interpreter, on CPU tensors too (slow; that is how the tests check them without a GPU). The
@@ -36,11 +35,12 @@ __all__ = [
     'kernel_name', 'parse_kernel', 'KernelConfig', 'CONFIGS', 'KERNEL_ENV', 'MAX_STATE'
 ]
 
-#: Largest state size N supported (the whole state of a channel block lives in registers).
+#: Largest state size N supported (the ``tile`` kernels hold all the states of a channel block
+#: in registers).
 MAX_STATE = 64
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class KernelConfig:
     """Launch configuration of one kernel pair.
 
