@@ -188,6 +188,29 @@ def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
 
 
 @triton.jit
+def _partial_base(b, N, L, DETERMINISTIC: tl.constexpr):
+    """Where this program's dB/dC sums go when ``DETERMINISTIC``: a (N, L) block of its own in
+    the (batch, groups, channel blocks, N, L) buffer that the wrapper adds up in a fixed
+    order (0 otherwise: then the sums are atomic adds into dB/dC themselves)."""
+    base = b * 0
+    if DETERMINISTIC:
+        base = ((b * tl.num_programs(1) + tl.program_id(1)) * tl.num_programs(0) +
+                tl.program_id(0)) * N * L
+    return base
+
+
+@triton.jit
+def _add_grad(ptr, value, mask, DETERMINISTIC: tl.constexpr):
+    """Add a program's contribution to dB or dC: stored into its own partial block when
+    ``DETERMINISTIC``, else an atomic add (relaxed: only the sum matters, so no memory
+    fences; the order of the additions, and so the rounding, varies from run to run)."""
+    if DETERMINISTIC:
+        tl.store(ptr, value, mask=mask)
+    else:
+        tl.atomic_add(ptr, value, mask=mask, sem='relaxed')
+
+
+@triton.jit
 def _store_input_grads(du, ddt, x, m2, offs, du_ptr, ddelta_ptr, SOFTPLUS: tl.constexpr):
     """Store a chunk's du and d delta (``ddt`` is d dt: through the softplus, at its input
     ``x``); returns d delta summed over the steps, per channel (for d delta_bias)."""
@@ -205,7 +228,8 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
                     dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK, GB, GC,
                     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SOFTPLUS: tl.constexpr, HAS_DLAST: tl.constexpr, ACC: tl.constexpr,
-                    BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr):
+                    DETERMINISTIC: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_N: tl.constexpr,
+                    BLOCK_L: tl.constexpr):
     """Reverse-time adjoint scan, chunk by chunk from the end. With g_t = dLoss/dh_t:
 
         g_t = exp(dt_{t+1} A) g_{t+1} + C_t dy_t,   g_{L-1} = C_{L-1} dy_{L-1} + dlast
@@ -216,6 +240,7 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
     """
     b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs = _program(
         A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
+    part_rows = _partial_base(b, N, L, DETERMINISTIC) + n * L
     first_col = (tl.arange(0, BLOCK_L) == 0)[None, None, :]
     if HAS_DLAST:
         g_next = tl.load(dlast_ptr + state_offs, mask=dn_mask, other=0.0).to(ACC)
@@ -264,10 +289,16 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
         g_next = (_sum(tl.where(first_col, cum_an, 0.0), axis=2) * g_next +
                   _sum(tl.where(first_col, cum_g, 0.0), axis=2))
         # parameter and input gradients of the chunk
-        tl.atomic_add(dB_ptr + b_row[:, None] + t[None, :],
-                      _sum(gs * dtu[:, None, :], axis=0), mask=mnt, sem='relaxed')
-        tl.atomic_add(dC_ptr + c_row[:, None] + t[None, :],
-                      _sum(hs * dy[:, None, :], axis=0), mask=mnt, sem='relaxed')
+        if DETERMINISTIC:
+            db_rows = part_rows
+            dc_rows = part_rows
+        else:
+            db_rows = b_row
+            dc_rows = c_row
+        _add_grad(dB_ptr + db_rows[:, None] + t[None, :], _sum(gs * dtu[:, None, :], axis=0),
+                  mnt, DETERMINISTIC)
+        _add_grad(dC_ptr + dc_rows[:, None] + t[None, :], _sum(hs * dy[:, None, :], axis=0),
+                  mnt, DETERMINISTIC)
         g_b = _sum(gs * Bv[None, :, :], axis=1)
         du = dt * g_b
         if HAS_D:
@@ -398,13 +429,18 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
                               SLOTS, GB, GC, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
                               HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                               ACC: tl.constexpr, FAST_EXP: tl.constexpr,
-                              BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr):
+                              DETERMINISTIC: tl.constexpr, BLOCK_D: tl.constexpr,
+                              BLOCK_L: tl.constexpr):
     """The tile kernel's reverse-time adjoint scan (see :func:`scan_bwd_kernel`), one state at
     a time; with z, the chunk's output (for dz) is recomputed in a first pass over the
     states."""
     b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
                                             BLOCK_D)
     b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
+    db_base, dc_base = b_base, c_base  # where dB and dC go
+    if DETERMINISTIC:
+        db_base = _partial_base(b, N, L, DETERMINISTIC)
+        dc_base = db_base
     ckpt_row = (b * DIM + d) * SLOTS * N
     g_row = (b * DIM + d) * 2 * N
     first_col = d_mask[:, None] & (tl.arange(0, BLOCK_L) == 0)[None, :]
@@ -457,15 +493,17 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
             tl.store(gcarry_ptr + (adj_out + n)[:, None] + (t - c * BLOCK_L)[None, :], gs,
                      mask=first_col)  # (offsets along the steps: see the forward pass)
             # masked channels have gs = hs = 0, so these sums over the block are exact
-            tl.atomic_add(dB_ptr + b_base + n * L + t, _sum(gs * dtu, axis=0), mask=t_mask,
-                          sem='relaxed')
-            tl.atomic_add(dC_ptr + c_base + n * L + t, _sum(hs * dy, axis=0), mask=t_mask,
-                          sem='relaxed')
+            _add_grad(dB_ptr + db_base + n * L + t, _sum(gs * dtu, axis=0), t_mask,
+                      DETERMINISTIC)
+            _add_grad(dC_ptr + dc_base + n * L + t, _sum(hs * dy, axis=0), t_mask,
+                      DETERMINISTIC)
             g_b = gs * Bn[None, :]
             du += dt * g_b
             g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
-            tl.atomic_add(dA_ptr + (b * DIM + d) * N + n, _sum(g_ah * dt, axis=1), mask=d_mask,
-                          sem='relaxed')
+            # this chunk's part of dA: each (channel, state, chunk) its own entry, summed by
+            # the wrapper (no atomics, so deterministic)
+            tl.store(dA_ptr + ((b * DIM + d) * NCHUNK + c) * N + n, _sum(g_ah * dt, axis=1),
+                     mask=d_mask)
             ddt += uu * g_b + g_ah * A_n[:, None]
         dbias_acc += _store_input_grads(du, ddt, x, m2, offs, du_ptr, ddelta_ptr, SOFTPLUS)
     tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)

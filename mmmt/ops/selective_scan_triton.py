@@ -63,7 +63,7 @@ class KernelConfig:
 #: (the tests run both). No GPU has timed them yet (docs/benchmarks_gpu.md); the default and
 #: these sizes come from what they compile to for sm_90 at the Swin-L NYUD shapes
 #: (``tools/analysis_tools/triton_scan_sass.py``): no spills, and ``statewise`` (8 channels x 128
-#: steps, 4 warps) issues 28.7 instructions per state update forward and 90.5 backward, against
+#: steps, 4 warps) issues 28.7 instructions per state update forward and 90.2 backward, against
 #: 100 and 218 for ``tile`` (2 channels x 16 states x 64 steps, 8 warps), and reads each B/C row
 #: once for 8 channels instead of 2.
 CONFIGS = {
@@ -295,21 +295,28 @@ def _backward_kernel(ctx, dout, dlast):
     dout = torch.zeros_like(u) if dout is None else dout.contiguous()
     du, ddelta = torch.empty_like(u), torch.empty_like(delta)
     dz = torch.empty_like(z) if z is not None else None
-    dB = torch.zeros(Bg.shape, dtype=acc, device=u.device)
-    dC = torch.zeros(Cg.shape, dtype=acc, device=u.device)
     dD = torch.empty(batch, dim, dtype=acc, device=u.device)
     dbias = torch.empty(batch, dim, dtype=acc, device=u.device)
     grid = (-(-(dim // groups) // block_d), groups, batch)
+    # torch.use_deterministic_algorithms(True): every program writes its own dB/dC sums, added
+    # up below in a fixed order, instead of atomic adds (whose order varies); more memory
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    if deterministic:
+        dB = torch.empty(batch, groups, grid[0], dim_state, length, dtype=acc, device=u.device)
+        dC = torch.empty_like(dB)
+    else:
+        dB = torch.zeros(Bg.shape, dtype=acc, device=u.device)
+        dC = torch.zeros(Cg.shape, dtype=acc, device=u.device)
     common = (u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
               delta_bias if delta_bias is not None else u, ckpt)
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                 SOFTPLUS=ctx.delta_softplus, ACC=_tl_dtype(acc), BLOCK_D=block_d,
-                 BLOCK_L=ctx.block_l, num_warps=ctx.cfg.num_warps)
+                 SOFTPLUS=ctx.delta_softplus, ACC=_tl_dtype(acc), DETERMINISTIC=deterministic,
+                 BLOCK_D=block_d, BLOCK_L=ctx.block_l, num_warps=ctx.cfg.num_warps)
     if ctx.kernel == 'statewise':
         flags['FAST_EXP'] = _fast_exp(u, acc)
         # the adjoint entering each chunk from its end, two slots in turn; the first one read
         # holds the gradient of the last state
-        dA = torch.zeros(batch, dim, dim_state, dtype=acc, device=u.device)
+        dA = torch.empty(batch, dim, nchunk, dim_state, dtype=acc, device=u.device)
         gcarry = torch.empty(batch, dim, 2, dim_state, dtype=acc, device=u.device)
         gcarry[:, :, (nchunk - 1) % 2] = 0 if dlast is None else dlast
         with _on_device(u):
@@ -317,6 +324,7 @@ def _backward_kernel(ctx, dout, dlast):
                              dz if dz is not None else du, length, dim, dim // groups,
                              dim_state, nchunk, ckpt.shape[2], Bg.shape[1], Cg.shape[1],
                              **flags)
+        dA = dA.sum(2)  # the chunks' parts
     else:
         dA = torch.empty(batch, dim, dim_state, dtype=acc, device=u.device)
         with _on_device(u):
@@ -325,6 +333,10 @@ def _backward_kernel(ctx, dout, dlast):
                              length, dim, dim // groups, dim_state, nchunk, Bg.shape[1],
                              Cg.shape[1], HAS_DLAST=dlast is not None, BLOCK_N=block_n,
                              **flags)
+    if deterministic:  # (batch, groups, blocks, N, L) -> grouped like B and C
+        dB, dC = dB.sum(2), dC.sum(2)
+        dB = dB if Bg.shape[1] == groups else dB.sum(1, keepdim=True)
+        dC = dC if Cg.shape[1] == groups else dC.sum(1, keepdim=True)
     return [du, ddelta, dA.sum(0).to(A.dtype), dB.to(Bg.dtype), dC.to(Cg.dtype),
             None if D is None else dD.sum(0).to(D.dtype), dz,
             None if delta_bias is None else dbias.sum(0).to(delta_bias.dtype)]

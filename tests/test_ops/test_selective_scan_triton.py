@@ -102,6 +102,28 @@ def test_inference_without_checkpoints(interpreted, monkeypatch):
     assert rel_err(out, ref) <= 1e-5 and rel_err(last, ref_last) <= 1e-5
 
 
+@pytest.fixture
+def deterministic():
+    """``torch.use_deterministic_algorithms(True)`` for this test only."""
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
+def test_deterministic_mode(interpreted, monkeypatch, deterministic):
+    """Under ``torch.use_deterministic_algorithms(True)`` dB and dC are each program's own sums,
+    added up in a fixed order: 3 channel blocks per group (4 channels each), B grouped and C
+    shared by both groups (the sums over groups too), several chunks."""
+    name = triton_scan.kernel_name()
+    monkeypatch.setenv(triton_scan.KERNEL_ENV,
+                       f'{name}:16:{64 if name == "statewise" else 256}:1')
+    x = make_inputs(batch=2, dim=24, length=40, n=4, groups=2)
+    x['C'] = x['C'][:, 0]
+    assert triton_scan._launch_sizes(name, 12, 4, 40, cfg=triton_scan.kernel_choice()[1])[0] == 4
+    run_and_compare(x, dict(delta_softplus=True))
+
+
 def test_largest_state(interpreted):
     x = make_inputs(batch=1, dim=2, length=6, n=triton_scan.MAX_STATE)
     run_and_compare(x, dict(delta_softplus=True))
@@ -187,13 +209,15 @@ def test_kernels_compile_for_a_gpu(kernel):
     # the block sizes of a Swin-L stage (384 channels per group, N = 16)
     block_d, block_n, block_l = triton_scan._launch_sizes(kernel, 384, 16, 16128)
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
-                 BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d, FAST_EXP=True)
+                 BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d, FAST_EXP=True,
+                 DETERMINISTIC=False)
     fwd, bwd = triton_scan._kernel_fns(triton_scan._kernels(False), kernel)
-    # with and without z, checkpoints and PTX's exp2, bfloat16 activations, float32 parameters
-    # and sums
+    # with and without z, checkpoints, PTX's exp2 and atomics; bfloat16 activations, float32
+    # parameters and sums
     for fn, extra in ((fwd, dict(SAVE_CKPT=True, HAS_Z=True)),
                       (fwd, dict(SAVE_CKPT=False, HAS_Z=False, FAST_EXP=False)),
-                      (bwd, dict(HAS_DLAST=True, HAS_Z=True))):
+                      (bwd, dict(HAS_DLAST=True, HAS_Z=True)),
+                      (bwd, dict(HAS_DLAST=False, HAS_Z=False, DETERMINISTIC=True))):
         # the flags this kernel has (the statewise ones need no BLOCK_N, SAVE_CKPT, HAS_DLAST)
         consts = {k: v for k, v in dict(flags, **extra).items() if k in fn.arg_names}
         sig = {a: 'constexpr' if a in consts else 'i32' if a in scalars else
