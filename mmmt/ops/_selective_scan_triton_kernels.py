@@ -14,7 +14,8 @@ Layout contract (all contiguous, prepared by the wrapper):
 - ``last``, ``dlast``, ``dA``: (batch, DIM, N); ``dD``, ``dbias``: (batch, DIM) per-batch sums
   (the wrapper sums over the batch); ``dB``, ``dC``: like ``B``, ``C``, zero-initialised,
   accumulated with atomic adds over the channel blocks of a group (as mamba-ssm's CUDA kernel
-  accumulates them; relaxed: only their sum matters, so no memory fences).
+  accumulates them), or with ``DETERMINISTIC`` (batch, G, channel blocks, N, L) blocks, one
+  per program, that the wrapper adds up.
 
 Program (pid_d, g, b) owns channels ``g * DG + pid_d * BLOCK_D + [0, BLOCK_D)`` of group g of
 batch element b, all N states, and walks the sequence chunk by chunk. Inside a chunk, the
@@ -325,7 +326,7 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
 # two slots used in turn; the backward pass carries the adjoint in two slots the same way.
 # Layout contract as the tile kernels', except ``carry``/``ckpt``: (batch, DIM, SLOTS, N) with
 # slot 0 zero, ``gcarry``: (batch, DIM, 2, N) holding the adjoint after the last step (dlast or
-# zeros) in slot (NCHUNK - 1) % 2, and ``dA`` zero-initialised (accumulated with atomic adds).
+# zeros) in slot (NCHUNK - 1) % 2, and ``dA``: (batch, DIM, NCHUNK, N), each chunk's part.
 
 _LOG2E = tl.constexpr(1.4426950408889634)
 
