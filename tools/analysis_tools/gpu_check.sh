@@ -10,8 +10,8 @@
 #    CPU scan (C++ kernel, or PyTorch if it cannot be built) on the small and the Swin-L NYUD
 #    stage shapes, output and all input gradients, float32 and (Triton) bfloat16 inputs; the
 #    Triton backend once per kernel pair (triton-statewise, triton-tile);
-# 4. tools/analysis_tools/benchmark_scan.py --device cuda --quick: timings, peak memory and
-#    the memory roofline of every backend;
+# 4. tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference: timings, peak
+#    memory and the memory roofline of every backend;
 # 5. the same at the stage-3 shape for other Triton launch sizes (GPU_CHECK_SWEEP, a list of
 #    NAME:STEPS:TILE:WARPS; empty skips it);
 # 6. tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda, a whole
@@ -103,8 +103,11 @@ step "scan parity, $DEV backends vs the CPU scan" 240 "$PY" tools/analysis_tools
 
 QUICK_SHAPES=()
 [ -n "${GPU_CHECK_QUICK:-}" ] && QUICK_SHAPES=(--shapes small)
+# no sequential per-step loops on a GPU (tens of thousands of launches each, minutes of device
+# time, and only a baseline for the speed-up columns): the backends against the roofline
 step "benchmark_scan.py on $DEV" 240 "$PY" tools/analysis_tools/benchmark_scan.py --device "$DEV" \
-  --quick "${QUICK_SHAPES[@]}" --json "$OUT/benchmark_scan.json" > "$OUT/benchmark_scan.md"
+  --quick --no-reference "${QUICK_SHAPES[@]}" --json "$OUT/benchmark_scan.json" \
+  > "$OUT/benchmark_scan.md"
 cat "$OUT/benchmark_scan.md"
 
 # other launch sizes of the Triton kernels at the Swin-L stage-3 shape (each compiles in about
