@@ -20,7 +20,8 @@ TOOLS = [
     'tools/analysis_tools/browse_dataset.py',
     'tools/analysis_tools/compare_with_paper.py', 'tools/analysis_tools/get_flops.py',
     'tools/analysis_tools/trivial_baselines.py', 'tools/analysis_tools/triton_scan_sass.py',
-    'tools/analysis_tools/gpu_check_summary.py', 'tools/analysis_tools/scan_parity.py', 'tools/dataset_converters/check_dataset.py',
+    'tools/analysis_tools/gpu_check_summary.py', 'tools/analysis_tools/scan_parity.py',
+    'tools/dataset_converters/check_dataset.py',
     'tools/dataset_converters/synthetic_mt.py', 'tools/model_converters/mtmamba2mmmt.py',
     'tools/model_converters/publish_model.py', 'tools/model_converters/swin2mmpretrain.py',
 ]
