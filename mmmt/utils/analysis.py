@@ -10,8 +10,22 @@ from typing import Dict, Iterator, List, Optional
 
 __all__ = [
     'build_model', 'log', 'sync', 'cpu_name', 'read_json_lines', 'scan_backend_env',
-    'scan_backend_names', 'forced_scan_backend'
+    'scan_backend_names', 'forced_scan_backend', 'select_scan_backends', 'scan_inputs',
+    'rel_err', 'SCAN_SHAPES', 'SCAN_STATES', 'SCAN_GROUPS', 'SCAN_GRAD_NAMES'
 ]
+
+# The scans of Swin-L MTMamba on NYUDv2 (448x576 input) that the scan tools time and check, and
+# one small one: (name, channels = 4 directions x d_inner, (H, W) of the scanned map); N = 16
+# states, B/C grouped by direction; the input gradients they compare.
+SCAN_SHAPES = [
+    ('small', 4 * 96, (14, 18)),
+    ('swin-l stage 1', 4 * 1536, (28, 36)),
+    ('swin-l stage 2', 4 * 768, (56, 72)),
+    ('swin-l stage 3', 4 * 384, (112, 144)),
+]
+SCAN_STATES = 16
+SCAN_GROUPS = 4
+SCAN_GRAD_NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
 
 
 def build_model(config, device='cpu',
@@ -130,3 +144,47 @@ def forced_scan_backend(name: str) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def select_scan_backends(available: List[str], wanted: List[str]) -> List[str]:
+    """The `wanted` ones among the `available` backend names (:func:`scan_backend_names`), in
+    the order asked: ``triton`` selects every Triton kernel pair, and
+    ``triton-<kernel>:STEPS:TILE:WARPS`` other launch sizes of one (where Triton is
+    available)."""
+    chosen = []
+    for want in wanted:
+        base = want.partition('-')[0]
+        if want in available or (want != base and base in {b.partition('-')[0]
+                                                            for b in available}):
+            scan_backend_env(want)  # a wrong kernel name or size fails here
+            chosen.append(want)
+        else:
+            chosen += [b for b in available if b.partition('-')[0] == want]
+    return list(dict.fromkeys(chosen))
+
+
+def scan_inputs(channels: int, length: int, device, seed: int = 0) -> dict:
+    """Selective-scan inputs (batch 1, :data:`SCAN_GROUPS` B/C groups, :data:`SCAN_STATES`
+    states) distributed as SS2D feeds them at initialisation."""
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    dt = torch.exp(
+        torch.rand(channels, generator=g) * (torch.log(torch.tensor(0.1)) -
+                                             torch.log(torch.tensor(1e-3))) +
+        torch.log(torch.tensor(1e-3))).clamp(min=1e-4)
+    x = dict(
+        u=torch.randn(1, channels, length, generator=g),
+        delta=torch.randn(1, channels, length, generator=g) * 0.1,
+        A=-torch.arange(1, SCAN_STATES + 1, dtype=torch.float32).repeat(channels, 1),
+        B=torch.randn(1, SCAN_GROUPS, SCAN_STATES, length, generator=g),
+        C=torch.randn(1, SCAN_GROUPS, SCAN_STATES, length, generator=g),
+        D=torch.ones(channels),
+        delta_bias=dt + torch.log(-torch.expm1(-dt)),
+    )
+    return {k: v.to(device) for k, v in x.items()}
+
+
+def rel_err(a, b) -> float:
+    """max |a - b| / max |b|, in float64 on the CPU."""
+    a, b = a.double().cpu(), b.double().cpu()
+    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()

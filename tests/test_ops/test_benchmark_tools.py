@@ -1,7 +1,6 @@
 """Smoke tests of the benchmark tools on tiny problems."""
 import os.path as osp
 
-import pytest
 import torch
 from _scan_testlib import make_inputs, rel_err, scan_oracle
 from tests.tool_loader import load_tool
@@ -63,20 +62,6 @@ def test_scan_roofline_arithmetic():
     assert r['train_vs_roofline'] is None
     assert bs.peak_bandwidth('cpu') is None and bs.peak_bandwidth('cpu', 3350) == 3.35e12
     assert bs.roofline(dict(fwd_s=1.0, train_s=1.0), nbytes, None)['fwd_vs_roofline'] is None
-
-
-def test_benchmark_scan_backend_selection():
-    bs = load_analysis_tool('benchmark_scan')
-    available = ['torch', 'triton-statewise', 'triton-tile']
-    assert bs.select_backends(available, ['triton']) == ['triton-statewise', 'triton-tile']
-    assert bs.select_backends(available, ['triton-tile', 'torch', 'cpp']) == [
-        'triton-tile', 'torch']
-    # other launch sizes, where Triton is available at all
-    assert bs.select_backends(available, ['triton-statewise:128:256:1']) == [
-        'triton-statewise:128:256:1']
-    assert bs.select_backends(['torch', 'cpp'], ['triton-statewise:128:256:1']) == []
-    with pytest.raises(ValueError, match='triton-statewise:128:256'):
-        bs.select_backends(available, ['triton-statewise:128:256'])
 
 
 def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path, monkeypatch,

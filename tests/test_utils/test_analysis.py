@@ -3,7 +3,8 @@ import os
 
 import pytest
 
-from mmmt.utils.analysis import forced_scan_backend, scan_backend_env, scan_backend_names
+from mmmt.utils.analysis import (forced_scan_backend, scan_backend_env, scan_backend_names,
+                                 select_scan_backends)
 
 
 def test_backend_names_expand_triton_per_kernel_pair():
@@ -35,3 +36,16 @@ def test_forced_backend_is_put_back(monkeypatch):
             raise RuntimeError
     assert os.environ['MMMT_SCAN_BACKEND'] == 'cpp'
     assert 'MMMT_TRITON_SCAN_KERNEL' not in os.environ
+
+
+def test_backend_selection():
+    available = ['torch', 'triton-statewise', 'triton-tile']
+    assert select_scan_backends(available, ['triton']) == ['triton-statewise', 'triton-tile']
+    assert select_scan_backends(available, ['triton-tile', 'torch', 'cpp']) == [
+        'triton-tile', 'torch']
+    # other launch sizes, where Triton is available at all
+    assert select_scan_backends(available, ['triton-statewise:128:256:1']) == [
+        'triton-statewise:128:256:1']
+    assert select_scan_backends(['torch', 'cpp'], ['triton-statewise:128:256:1']) == []
+    with pytest.raises(ValueError, match='triton-statewise:128:256'):
+        select_scan_backends(available, ['triton-statewise:128:256'])

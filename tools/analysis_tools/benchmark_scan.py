@@ -42,16 +42,6 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-# the shapes: (name, channels = 4 directions x d_inner, (H, W) of the scanned map)
-SHAPES = [
-    ('small', 4 * 96, (14, 18)),
-    ('swin-l stage 1', 4 * 1536, (28, 36)),
-    ('swin-l stage 2', 4 * 768, (56, 72)),
-    ('swin-l stage 3', 4 * 384, (112, 144)),
-]
-N_STATE = 16
-GROUPS = 4
-GRAD_NAMES = ('u', 'delta', 'A', 'B', 'C', 'D', 'delta_bias')
 # set after the functions are defined: name -> reference implementation; the first one is the
 # baseline of the speed-up columns
 REFERENCES: Dict[str, Callable] = {}
@@ -139,25 +129,6 @@ REFERENCES.update({
 # ------------------------------------------------------------------------------------------------
 
 
-def make_inputs(channels: int, length: int, device, seed: int = 0) -> Dict[str, torch.Tensor]:
-    """Inputs distributed as SS2D feeds them at initialisation."""
-    g = torch.Generator().manual_seed(seed)
-    dt = torch.exp(
-        torch.rand(channels, generator=g) * (torch.log(torch.tensor(0.1)) -
-                                             torch.log(torch.tensor(1e-3))) +
-        torch.log(torch.tensor(1e-3))).clamp(min=1e-4)
-    x = dict(
-        u=torch.randn(1, channels, length, generator=g),
-        delta=torch.randn(1, channels, length, generator=g) * 0.1,
-        A=-torch.arange(1, N_STATE + 1, dtype=torch.float32).repeat(channels, 1),
-        B=torch.randn(1, GROUPS, N_STATE, length, generator=g),
-        C=torch.randn(1, GROUPS, N_STATE, length, generator=g),
-        D=torch.ones(channels),
-        delta_bias=dt + torch.log(-torch.expm1(-dt)),
-    )
-    return {k: v.to(device) for k, v in x.items()}
-
-
 def backend_fn(name: str) -> Callable:
     """The scan forced to backend `name` (``triton-<kernel>``: one Triton kernel pair)."""
     from mmmt.ops import selective_scan_fn
@@ -168,22 +139,6 @@ def backend_fn(name: str) -> Callable:
             return selective_scan_fn(**kw)
 
     return fn
-
-
-def select_backends(available: List[str], wanted: List[str]) -> List[str]:
-    """The `wanted` ones among the `available` backend names, in the order asked: ``triton``
-    selects every Triton kernel pair, and ``triton-<kernel>:STEPS:TILE:WARPS`` other launch
-    sizes of one (where Triton is available)."""
-    chosen = []
-    for want in wanted:
-        base = want.partition('-')[0]
-        if want in available or (want != base and base in {b.partition('-')[0]
-                                                            for b in available}):
-            scan_backend_env(want)  # a wrong kernel name or size fails here
-            chosen.append(want)
-        else:
-            chosen += [b for b in available if b.partition('-')[0] == want]
-    return list(dict.fromkeys(chosen))
 
 
 def time_runs(step: Callable[[], None], device, repeat: int, warmup: int,
@@ -210,7 +165,7 @@ def scan_bytes(channels: int, length: int, itemsize: int = 4) -> Dict[str, int]:
     """Bytes the scan must move at least at one benchmark shape (no z; A, D, delta_bias and
     the last state are negligible): forward 3 (channels x L) tensors and B, C; forward+backward
     8 (channels x L) tensors and 6 (groups x N x L)."""
-    big, small = channels * length, GROUPS * N_STATE * length
+    big, small = channels * length, SCAN_GROUPS * SCAN_STATES * length
     return dict(fwd=itemsize * (3 * big + 2 * small), train=itemsize * (8 * big + 6 * small))
 
 
@@ -251,7 +206,7 @@ def forward_step(fn, x) -> Callable[[], None]:
 
 
 def train_step(fn, x, grad_out) -> Callable[[], None]:
-    leaves = {k: v.detach().clone().requires_grad_(k in GRAD_NAMES) for k, v in x.items()}
+    leaves = {k: v.detach().clone().requires_grad_(k in SCAN_GRAD_NAMES) for k, v in x.items()}
 
     def step():
         for v in leaves.values():
@@ -263,15 +218,10 @@ def train_step(fn, x, grad_out) -> Callable[[], None]:
 
 
 def outputs_and_grads(fn, x, grad_out):
-    leaves = {k: v.detach().clone().requires_grad_(k in GRAD_NAMES) for k, v in x.items()}
+    leaves = {k: v.detach().clone().requires_grad_(k in SCAN_GRAD_NAMES) for k, v in x.items()}
     out = fn(**leaves, delta_softplus=True)
     out.backward(grad_out.to(out.dtype))
-    return out.detach(), {k: leaves[k].grad for k in GRAD_NAMES}
-
-
-def rel_err(a, b) -> float:
-    a, b = a.double().cpu(), b.double().cpu()
-    return ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
+    return out.detach(), {k: leaves[k].grad for k in SCAN_GRAD_NAMES}
 
 
 def fmt_time(sec: Optional[float], extrapolated: bool = False) -> str:
@@ -290,13 +240,13 @@ def measure(impl: str, shape: str, opts: dict, what: str = 'both') -> dict:
     """Time one implementation at one shape: the forward pass (`what` 'fwd'), the forward plus
     backward pass ('train'), or both."""
     device = torch.device(opts['device'])
-    name, channels, (h, w) = next(s for s in SHAPES if s[0] == shape)
+    name, channels, (h, w) = next(s for s in SCAN_SHAPES if s[0] == shape)
     length = h * w
     quick = opts['quick']
     repeat = opts['repeat'] or (1 if quick else 3)
     min_total = 0.2 if quick else 1.0  # seconds of timed runs for the fast implementations
     slow = 2.0 if quick else 10.0  # a first run slower than this is the measurement
-    x = make_inputs(channels, length, device)
+    x = scan_inputs(channels, length, device)
     g = torch.Generator().manual_seed(1)
     grad_out = torch.randn(1, channels, length, generator=g).to(device)
     res = dict(fwd_s=None, train_s=None, extrapolated=False, skipped_train=False,
@@ -416,8 +366,10 @@ if __name__ == '__main__':
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from mmmt.utils.analysis import (cpu_name, forced_scan_backend, log,  # noqa: E402
-                                 scan_backend_env, scan_backend_names, sync)
+from mmmt.utils.analysis import (SCAN_GRAD_NAMES, SCAN_GROUPS, SCAN_SHAPES,  # noqa: E402
+                                 SCAN_STATES, cpu_name, forced_scan_backend, log, rel_err,
+                                 scan_backend_env, scan_backend_names, scan_inputs,
+                                 select_scan_backends, sync)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -442,8 +394,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
         b for b in available_backends() if not (b == 'cpp' and device.type != 'cpu')
         and not (b in ('cuda', 'triton') and device.type != 'cuda'))
     if args.backends:
-        backends = select_backends(backends, args.backends)
-    shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes]
+        backends = select_scan_backends(backends, args.backends)
+    shapes = [s for s in SCAN_SHAPES if not args.shapes or s[0] in args.shapes]
     run = measure if args.in_process else measure_isolated
 
     machine = dict(
@@ -458,13 +410,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
     rows = []
     for name, channels, (h, w) in shapes:
         length = h * w
-        log(f'\n== {name}: {channels} channels, L = {h}x{w} = {length}, N = {N_STATE}')
+        log(f'\n== {name}: {channels} channels, L = {h}x{w} = {length}, N = {SCAN_STATES}')
         impls = ([] if args.no_reference else list(REFERENCES)) + backends
         timings = {impl: run_impl(run, impl, name, opts) for impl in impls}
 
         # errors against the float64 oracle on the first err_len positions (the scan is causal)
         el = min(length, err_len)
-        x = make_inputs(channels, length, device)
+        x = scan_inputs(channels, length, device)
         grad_out = torch.randn(1, channels, length,
                                generator=torch.Generator().manual_seed(1)).to(device)
         xe = {k: (v[..., :el] if v.dim() >= 3 else v) for k, v in x.items()}
@@ -489,7 +441,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                 shape=name, channels=channels, length=length, hw=f'{h}x{w}', impl=impl,
                 fwd_s=t['fwd_s'], train_s=t['train_s'], extrapolated=t['extrapolated'],
                 fwd_err=rel_err(out, oracle_out),
-                grad_err=max(rel_err(grads[k], oracle_grads[k]) for k in GRAD_NAMES),
+                grad_err=max(rel_err(grads[k], oracle_grads[k]) for k in SCAN_GRAD_NAMES),
                 peak_mem=t.get('peak_mem'),
                 **roofline(t, scan_bytes(channels, length), machine['peak_bandwidth']),
                 fwd_speedup=(ref['fwd_s'] / t['fwd_s']

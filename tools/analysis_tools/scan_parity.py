@@ -3,7 +3,7 @@ gradient, at the Swin-L NYUD stage shapes (step 3 of ``tools/analysis_tools/gpu_
 
 The reference is the C++ CPU kernel (the PyTorch scan where it cannot be built), itself checked
 against a float64 oracle by the tests. Each backend runs SS2D-like inputs
-(``benchmark_scan.make_inputs``) in float32, and the Triton kernels (one row per kernel pair,
+(``mmmt.utils.analysis.scan_inputs``) in float32, and the Triton kernels (one row per kernel pair,
 ``triton-statewise`` and ``triton-tile``) also with bfloat16 activations and float32
 parameters, as under AMP; those rows (named ``...:bfloat16``) only have to agree to bfloat16
 rounding. Each row also has the time of one forward+backward after a warm-up run.
@@ -15,7 +15,6 @@ Examples::
 """
 import argparse
 import json
-import os.path as osp
 import sys
 import time
 import warnings
@@ -42,15 +41,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
     args = parser.parse_args(argv)
 
     import torch
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from benchmark_scan import GRAD_NAMES, SHAPES, make_inputs, rel_err, select_backends
 
     from mmmt.ops import available_backends, selective_scan_fn
-    from mmmt.utils.analysis import forced_scan_backend, scan_backend_names
+    from mmmt.utils.analysis import (SCAN_GRAD_NAMES, SCAN_SHAPES, forced_scan_backend,
+                                     rel_err, scan_backend_names, scan_inputs,
+                                     select_scan_backends)
     device = torch.device(args.device)
 
     def run(backend, x, grad_out, dtype=None):
-        leaves = {k: v.detach().clone().requires_grad_(k in GRAD_NAMES) for k, v in x.items()}
+        leaves = {k: v.detach().clone().requires_grad_(k in SCAN_GRAD_NAMES) for k, v in x.items()}
         inputs = dict(leaves)
         if dtype is not None:  # AMP-like: activations in dtype, parameters float32
             inputs.update({k: inputs[k].to(dtype) for k in ('u', 'delta', 'B', 'C')})
@@ -59,7 +58,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             out.float().backward(grad_out)
         if out.is_cuda:
             torch.cuda.synchronize(out.device)
-        return out.detach().cpu(), {k: leaves[k].grad.cpu() for k in GRAD_NAMES}
+        return out.detach().cpu(), {k: leaves[k].grad.cpu() for k in SCAN_GRAD_NAMES}
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -69,21 +68,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
     names = scan_backend_names(b for b in ('triton', 'cuda', 'torch')
                                if b == 'torch' or b in backends)
     if args.backends:
-        names = select_backends(names, args.backends)
+        names = select_scan_backends(names, args.backends)
     variants = [(b, None) for b in names] + [
         (b, torch.bfloat16) for b in names if b.startswith('triton') and not args.no_bf16]
     if args.size:
         channels, h, w = args.size
         shapes = [(f'{channels} channels, {h}x{w}', channels, (h, w))]
     else:
-        shapes = [s for s in SHAPES if not args.shapes or s[0] in args.shapes]
+        shapes = [s for s in SCAN_SHAPES if not args.shapes or s[0] in args.shapes]
     if not shapes or not variants:
         parser.error(f'nothing to check: shapes {args.shapes}, backends {args.backends} '
                      f'(available: {names})')
 
     rows = []
     for name, channels, (h, w) in shapes:
-        x = make_inputs(channels, h * w, 'cpu')
+        x = scan_inputs(channels, h * w, 'cpu')
         g = torch.randn(1, channels, h * w, generator=torch.Generator().manual_seed(1))
         t0 = time.perf_counter()
         ref, ref_grads = run(reference, x, g)
@@ -97,7 +96,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
             label = backend if dtype is None else f'{backend}:{str(dtype)[6:]}'
             row = dict(shape=name, channels=channels, length=h * w, cpu=reference, cuda=label,
                        out_rel_err=rel_err(out, ref),
-                       grad_rel_err={k: rel_err(grads[k], ref_grads[k]) for k in GRAD_NAMES},
+                       grad_rel_err={k: rel_err(grads[k], ref_grads[k]) for k in SCAN_GRAD_NAMES},
                        cpu_fwd_bwd_s=t_ref, gpu_fwd_bwd_s=seconds)
             out_tol, grad_tol = TOLERANCES[dtype is not None]
             row['ok'] = (row['out_rel_err'] < out_tol and
