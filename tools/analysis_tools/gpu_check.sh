@@ -21,8 +21,12 @@
 # 7. tools/analysis_tools/gpu_check_summary.py: the results against the Triton scan's targets.
 # Every step has its own time limit; a failed step is reported and the next one still runs.
 # A dry run elsewhere: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 (CPU "device", small shape only).
-# GPU_CHECK_NO_PIP=1 skips the pip attempts (offline machine with the packages pre-installed).
-# Everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
+# GPU_CHECK_NO_PIP=1 skips the pip attempts (offline machine with the packages pre-installed);
+# GPU_CHECK_WHEELS=DIR installs the wheels tools/analysis_tools/gpu_check_wheels.sh downloaded
+# (an offline machine with torch but without the OpenMMLab packages) and skips them too.
+# GPU_CHECK_DETAIL_DIR=/tmp/x: the per-step files there, then one archive of them in $OUT
+# (gpu_check_details.tar.gz), beside gpu_check.log and summary.md: three files to fetch.
+# Otherwise everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
 # parity.json, benchmark_scan.{md,json}, triton_sweep.{md,json},
 # benchmark_swin-l_nyud_<backend>_<fp32|bf16>.{md,json}, summary.{md,json}.
 set -u
@@ -32,7 +36,11 @@ if [ $# -gt 0 ]; then  # configured through the environment only (see above)
 fi
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-work_dirs/gpu_check}
-mkdir -p "$OUT"
+# the per-step files (tables, JSON) go to GPU_CHECK_DETAIL_DIR if set, and come back as one
+# archive in $OUT at the end (the device tool returns at most 8 files); the log, which holds
+# every table too, and the summary stay in $OUT itself
+DETAIL=${GPU_CHECK_DETAIL_DIR:-$OUT}
+mkdir -p "$OUT" "$DETAIL"
 exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
@@ -63,7 +71,7 @@ if [ -z "$PY" ]; then
   echo "no Python with torch found (set PYTHON=...)"; exit 1
 fi
 
-step "environment" 60 "$PY" - <<'EOF' | tee "$OUT/env.txt"
+step "environment" 60 "$PY" - <<'EOF' | tee "$DETAIL/env.txt"
 import importlib, subprocess, torch
 print('python torch', torch.__version__, 'cuda', torch.version.cuda,
       'available', torch.cuda.is_available())
@@ -83,6 +91,15 @@ except Exception as e:  # noqa: BLE001
     print('nvidia-smi:', e)
 EOF
 
+# GPU_CHECK_WHEELS=DIR: wheels carried to an offline machine (gpu_check_wheels.sh made them),
+# installed without the index; the index is then not tried at all
+if [ -n "${GPU_CHECK_WHEELS:-}" ]; then
+  GPU_CHECK_NO_PIP=1
+  if ! "$PY" -c 'import mmengine, mmseg, mmpretrain' >/dev/null 2>&1; then
+    step "pip install the carried wheels" 120 "$PY" -m pip install -q --no-index --no-deps \
+      "$GPU_CHECK_WHEELS"/*.whl
+  fi
+fi
 # GPU_CHECK_NO_PIP=1: an offline machine whose packages were installed beforehand
 if [ -z "${GPU_CHECK_NO_PIP:-}" ] && [ "$DEV" = cuda ] && \
     ! "$PY" -c 'import mmengine, mmseg, mmpretrain' >/dev/null 2>&1; then
@@ -98,17 +115,18 @@ fi
 
 PARITY_SHAPES=()
 [ -n "${GPU_CHECK_QUICK:-}" ] && PARITY_SHAPES=(--shapes small)
-step "scan parity, $DEV backends vs the CPU scan" 240 "$PY" tools/analysis_tools/scan_parity.py --device "$DEV" \
-  "${PARITY_SHAPES[@]}" --json "$OUT/parity.json"
+step "scan parity, $DEV backends vs the CPU scan" 240 "$PY" tools/analysis_tools/scan_parity.py \
+  --device "$DEV" \
+  "${PARITY_SHAPES[@]}" --json "$DETAIL/parity.json"
 
 QUICK_SHAPES=()
 [ -n "${GPU_CHECK_QUICK:-}" ] && QUICK_SHAPES=(--shapes small)
 # no sequential per-step loops on a GPU (tens of thousands of launches each, minutes of device
 # time, and only a baseline for the speed-up columns): the backends against the roofline
 step "benchmark_scan.py on $DEV" 240 "$PY" tools/analysis_tools/benchmark_scan.py --device "$DEV" \
-  --quick --no-reference "${QUICK_SHAPES[@]}" --json "$OUT/benchmark_scan.json" \
-  > "$OUT/benchmark_scan.md"
-cat "$OUT/benchmark_scan.md"
+  --quick --no-reference "${QUICK_SHAPES[@]}" --json "$DETAIL/benchmark_scan.json" \
+  > "$DETAIL/benchmark_scan.md"
+cat "$DETAIL/benchmark_scan.md"
 
 # other launch sizes of the Triton kernels at the Swin-L stage-3 shape (each compiles in about
 # a second): NAME:STEPS:TILE:WARPS, see mmmt.ops.selective_scan_triton.parse_kernel; the first
@@ -121,8 +139,8 @@ if [ "$DEV" = cuda ] && [ -n "$SWEEP" ]; then
   step "Triton launch-size sweep at Swin-L stage 3" 180 "$PY" \
     tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference \
     --shapes "swin-l stage 3" --backends "${SWEEP_BACKENDS[@]}" \
-    --json "$OUT/triton_sweep.json" > "$OUT/triton_sweep.md"
-  cat "$OUT/triton_sweep.md"
+    --json "$DETAIL/triton_sweep.json" > "$DETAIL/triton_sweep.md"
+  cat "$DETAIL/triton_sweep.md"
 fi
 
 MODEL_ARGS=(configs/mtmamba_swin-l_nyud.py --iters 5 --warmup 2)
@@ -147,11 +165,16 @@ for b in "${MODEL_BACKENDS[@]}"; do
     name="benchmark_swin-l_nyud_${b}_${prec}"
     step "benchmark.py Swin-L NYUD on $DEV, scan $b, $prec" 200 "$PY" \
       tools/analysis_tools/benchmark.py "${MODEL_ARGS[@]}" --device "$DEV" \
-      "${BACKEND_ARGS[@]}" "${PREC_ARGS[@]}" --json "$OUT/$name.json" > "$OUT/$name.md"
-    cat "$OUT/$name.md"
+      "${BACKEND_ARGS[@]}" "${PREC_ARGS[@]}" --json "$DETAIL/$name.json" > "$DETAIL/$name.md"
+    cat "$DETAIL/$name.md"
   done
 done
 
-step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu_check_summary.py "$OUT"
+step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu_check_summary.py "$DETAIL"
 
+if [ "$DETAIL" != "$OUT" ]; then
+  cp "$DETAIL/summary.md" "$OUT/" 2>/dev/null
+  tar czf "$OUT/gpu_check_details.tar.gz" -C "$DETAIL" . &&
+    echo "per-step files: $OUT/gpu_check_details.tar.gz"
+fi
 echo "=== done in $(($(date +%s) - START))s; results in $OUT"
