@@ -91,3 +91,12 @@ def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path
     assert [(r['cuda'], r['ok']) for r in res['rows']] == [('triton-tile', False),
                                                            ('torch', True)]
     assert not res['ok'] and 'PARITY MISMATCH' in capsys.readouterr().out
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('ptxas fatal: out of registers')
+
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton', broken)
+    res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--no-bf16'])
+    rows = {r['cuda']: r for r in res['rows']}
+    assert 'ptxas fatal' in rows['triton-statewise']['error'] and not res['ok']
+    assert rows['torch']['ok']  # the backends after a failing one are still checked

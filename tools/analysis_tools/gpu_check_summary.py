@@ -46,7 +46,7 @@ def summarise(out_dir: str, default_kernel: str = 'statewise') -> Dict[str, dict
     torch_row = _stage3(rows, 'torch')
     torch_train, torch_source = (torch_row or {}).get('train_s'), 'benchmark_scan.json'
     if torch_train is None and parity:  # --quick skips slow fwd+bwd: the parity step timed it
-        torch_train = next((r['gpu_fwd_bwd_s'] for r in parity['rows']
+        torch_train = next((r.get('gpu_fwd_bwd_s') for r in parity['rows']
                             if r['shape'] == STAGE3 and r['cuda'] == 'torch'), None)
         torch_source = 'parity.json (one run)'
     triton_train = (triton or {}).get('train_s')

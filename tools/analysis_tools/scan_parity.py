@@ -6,7 +6,8 @@ against a float64 oracle by the tests. Each backend runs SS2D-like inputs
 (``mmmt.utils.analysis.scan_inputs``) in float32, and the Triton kernels (one row per kernel pair,
 ``triton-statewise`` and ``triton-tile``) also with bfloat16 activations and float32
 parameters, as under AMP; those rows (named ``...:bfloat16``) only have to agree to bfloat16
-rounding. Each row also has the time of one forward+backward after a warm-up run.
+rounding. Each row also has the time of one forward+backward after a warm-up run; a backend
+that raises (a kernel that does not compile, out of memory) gives a row with its error.
 
 Examples::
 
@@ -88,12 +89,21 @@ def main(argv: Optional[List[str]] = None) -> dict:
         ref, ref_grads = run(reference, x, g)
         t_ref = time.perf_counter() - t0
         for backend, dtype in variants:
-            xd = {k: v.to(device) for k, v in x.items()}
-            run(backend, xd, g.to(device), dtype)  # warm-up (compiles the Triton kernels)
-            t0 = time.perf_counter()
-            out, grads = run(backend, xd, g.to(device), dtype)
-            seconds = time.perf_counter() - t0
             label = backend if dtype is None else f'{backend}:{str(dtype)[6:]}'
+            xd = {k: v.to(device) for k, v in x.items()}
+            try:
+                run(backend, xd, g.to(device), dtype)  # warm-up (compiles the Triton kernels)
+                t0 = time.perf_counter()
+                out, grads = run(backend, xd, g.to(device), dtype)
+                seconds = time.perf_counter() - t0
+            except Exception as e:  # noqa: BLE001 -- a failing backend is a result too
+                error = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
+                rows.append(dict(shape=name, channels=channels, length=h * w, cpu=reference,
+                                 cuda=label, ok=False, error=error))
+                print(f'{name:15s} {reference:>5s} vs {label:25s}  FAILED: {error}', flush=True)
+                if device.type == 'cuda':
+                    torch.cuda.empty_cache()
+                continue
             row = dict(shape=name, channels=channels, length=h * w, cpu=reference, cuda=label,
                        out_rel_err=rel_err(out, ref),
                        grad_rel_err={k: rel_err(grads[k], ref_grads[k]) for k in SCAN_GRAD_NAMES},
