@@ -189,15 +189,17 @@ def scan_fwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
 
 
 @triton.jit
-def _partial_base(b, N, L, DETERMINISTIC: tl.constexpr):
-    """Where this program's dB/dC sums go when ``DETERMINISTIC``: a (N, L) block of its own in
-    the (batch, groups, channel blocks, N, L) buffer that the wrapper adds up in a fixed
-    order (0 otherwise: then the sums are atomic adds into dB/dC themselves)."""
-    base = b * 0
+def _grad_bases(b_base, c_base, b, N, L, state_offs, DETERMINISTIC: tl.constexpr):
+    """Where this program adds its dB and dC sums: into dB and dC themselves at ``b_base`` and
+    ``c_base`` (atomic adds), or with ``DETERMINISTIC`` into a (N, L) block of its own in the
+    (batch, groups, channel blocks, N, L) buffer that the wrapper adds up in a fixed order,
+    ``state_offs`` into it (the states' offsets, like those already in the bases)."""
     if DETERMINISTIC:
-        base = ((b * tl.num_programs(1) + tl.program_id(1)) * tl.num_programs(0) +
-                tl.program_id(0)) * N * L
-    return base
+        part = ((b * tl.num_programs(1) + tl.program_id(1)) * tl.num_programs(0) +
+                tl.program_id(0)) * N * L + state_offs
+        return part, part
+    else:
+        return b_base, c_base
 
 
 @triton.jit
@@ -241,7 +243,7 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
     """
     b, d, d_mask, n, n_mask, dn_mask, A, bias, Dv, row, b_row, c_row, state_offs = _program(
         A_ptr, D_ptr, bias_ptr, L, DIM, DG, N, GB, GC, HAS_D, HAS_BIAS, ACC, BLOCK_D, BLOCK_N)
-    part_rows = _partial_base(b, N, L, DETERMINISTIC) + n * L
+    db_rows, dc_rows = _grad_bases(b_row, c_row, b, N, L, n * L, DETERMINISTIC)
     first_col = (tl.arange(0, BLOCK_L) == 0)[None, None, :]
     if HAS_DLAST:
         g_next = tl.load(dlast_ptr + state_offs, mask=dn_mask, other=0.0).to(ACC)
@@ -290,12 +292,6 @@ def scan_bwd_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_pt
         g_next = (_sum(tl.where(first_col, cum_an, 0.0), axis=2) * g_next +
                   _sum(tl.where(first_col, cum_g, 0.0), axis=2))
         # parameter and input gradients of the chunk
-        if DETERMINISTIC:
-            db_rows = part_rows
-            dc_rows = part_rows
-        else:
-            db_rows = b_row
-            dc_rows = c_row
         _add_grad(dB_ptr + db_rows[:, None] + t[None, :], _sum(gs * dtu[:, None, :], axis=0),
                   mnt, DETERMINISTIC)
         _add_grad(dC_ptr + dc_rows[:, None] + t[None, :], _sum(hs * dy[:, None, :], axis=0),
@@ -344,15 +340,25 @@ def _exp2(x, FAST_EXP: tl.constexpr):
 
 
 @triton.jit
-def _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC: tl.constexpr,
-                FAST_EXP: tl.constexpr):
-    """State n's decays, inputs and states over one chunk, from the state ``h0_n`` entering it
-    (``A2_n`` is A * log2(e)): returns (B_n row, inputs dt u B_n, states)."""
-    Bn = tl.load(B_ptr + b_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
-    decay = _exp2(dt * A2_n[:, None], FAST_EXP)
+def _state_row(ptr, base, n, L, t, t_mask, ACC: tl.constexpr):
+    """State n's row of B or C (the block at ``base``) over the chunk's steps ``t``."""
+    return tl.load(ptr + base + n * L + t, mask=t_mask, other=0.0).to(ACC)
+
+
+@triton.jit
+def _state_A(A_ptr, d, d_mask, n, N, ACC: tl.constexpr):
+    """State n's A of each channel."""
+    return tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC)
+
+
+@triton.jit
+def _state_scan(dt, dtu, A_n, Bn, h0_n, FAST_EXP: tl.constexpr):
+    """State n's inputs dt u B_n and states over one chunk, from the state ``h0_n`` entering
+    it."""
+    decay = _exp2(dt * (A_n * _LOG2E)[:, None], FAST_EXP)
     inp = dtu * Bn[None, :]
     cum_a, cum_x = tl.associative_scan((decay, inp), 1, _combine)
-    return Bn, inp, cum_a * h0_n[:, None] + cum_x
+    return inp, cum_a * h0_n[:, None] + cum_x
 
 
 @triton.jit
@@ -408,12 +414,11 @@ def scan_fwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
         state_out = carry_row + ((c + 1) % SLOTS) * N
         tl.debug_barrier()  # the states the previous chunk wrote are visible to every thread
         for n in range(N):
-            A2_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC) * _LOG2E
+            A_n = _state_A(A_ptr, d, d_mask, n, N, ACC)
             h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
-            _bn, _inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L,
-                                        ACC, FAST_EXP)
-            Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
-            y += hs * Cn[None, :]
+            _inp, hs = _state_scan(dt, dtu, A_n, _state_row(B_ptr, b_base, n, L, t, t_mask, ACC),
+                                   h0_n, FAST_EXP)
+            y += hs * _state_row(C_ptr, c_base, n, L, t, t_mask, ACC)[None, :]
             # past L, dt = 0 keeps the state, so the last step's is the state at min(L, end)
             # (offsets that run along the steps like the tile's, so that the store needs no
             # layout conversion; only the last step's lane is unmasked, at offset 0)
@@ -438,10 +443,7 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
     b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
                                             BLOCK_D)
     b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
-    db_base, dc_base = b_base, c_base  # where dB and dC go
-    if DETERMINISTIC:
-        db_base = _partial_base(b, N, L, DETERMINISTIC)
-        dc_base = db_base
+    db_base, dc_base = _grad_bases(b_base, c_base, b, N, L, 0, DETERMINISTIC)
     ckpt_row = (b * DIM + d) * SLOTS * N
     g_row = (b * DIM + d) * 2 * N
     first_col = d_mask[:, None] & (tl.arange(0, BLOCK_L) == 0)[None, :]
@@ -458,12 +460,12 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
             zz = tl.load(z_ptr + offs, mask=m2, other=0.0).to(ACC)
             y = _zeros((BLOCK_D, BLOCK_L), ACC)
             for n in range(N):
-                A2_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC) * _LOG2E
+                A_n = _state_A(A_ptr, d, d_mask, n, N, ACC)
                 h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
-                _bn, _inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask,
-                                            L, ACC, FAST_EXP)
-                Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
-                y += hs * Cn[None, :]
+                _inp, hs = _state_scan(dt, dtu, A_n,
+                                       _state_row(B_ptr, b_base, n, L, t, t_mask, ACC), h0_n,
+                                       FAST_EXP)
+                y += hs * _state_row(C_ptr, c_base, n, L, t, t_mask, ACC)[None, :]
             y = _chunk_output(y, uu, Dv, z_ptr, offs, m2, HAS_D, False, ACC)
             sig = _sigmoid(zz)
             dz = dy * y * sig * (1.0 + zz * (1.0 - sig))
@@ -480,16 +482,15 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
         adj_in = g_row + (c % 2) * N
         adj_out = g_row + ((c + 1) % 2) * N
         for n in range(N):
-            A_n = tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC)
-            A2_n = A_n * _LOG2E
+            A_n = _state_A(A_ptr, d, d_mask, n, N, ACC)
             h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
             g_n = tl.load(gcarry_ptr + adj_in + n, mask=d_mask, other=0.0)
-            Bn, inp, hs = _state_scan(dt, dtu, A2_n, h0_n, B_ptr, b_base, n, t, t_mask, L, ACC,
-                                      FAST_EXP)
-            Cn = tl.load(C_ptr + c_base + n * L + t, mask=t_mask, other=0.0).to(ACC)
+            Bn = _state_row(B_ptr, b_base, n, L, t, t_mask, ACC)
+            inp, hs = _state_scan(dt, dtu, A_n, Bn, h0_n, FAST_EXP)
+            Cn = _state_row(C_ptr, c_base, n, L, t, t_mask, ACC)
             cum_an, cum_g = tl.associative_scan(
-                (_exp2(dt_next * A2_n[:, None], FAST_EXP), Cn[None, :] * dy), 1, _combine,
-                reverse=True)
+                (_exp2(dt_next * (A_n * _LOG2E)[:, None], FAST_EXP), Cn[None, :] * dy), 1,
+                _combine, reverse=True)
             gs = cum_an * g_n[:, None] + cum_g
             tl.store(gcarry_ptr + (adj_out + n)[:, None] + (t - c * BLOCK_L)[None, :], gs,
                      mask=first_col)  # (offsets along the steps: see the forward pass)
