@@ -181,6 +181,24 @@ def _fast_exp(u: torch.Tensor, acc: torch.dtype) -> bool:
     return u.is_cuda and torch.version.hip is None and acc == torch.float32
 
 
+def _launch(name: str, cfg: KernelConfig, block_d: int, block_l: int, softplus: bool,
+            acc: torch.dtype, inputs: tuple) -> Tuple[tuple, tuple, dict]:
+    """What every kernel of pair `name` is launched with: the grid, the input tensors it takes
+    first (u, delta, A, grouped B and C, then D, z and delta_bias, an absent one as u in its
+    place: its HAS_* flag is off, so the kernel never reads it) and the flags."""
+    u, delta, A, Bg, Cg, D, z, delta_bias = inputs
+    batch, dim, _ = u.shape
+    groups = max(Bg.shape[1], Cg.shape[1])
+    grid = (-(-(dim // groups) // block_d), groups, batch)
+    tensors = (u, delta, A, Bg, Cg) + tuple(u if t is None else t for t in (D, z, delta_bias))
+    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
+                 SOFTPLUS=softplus, ACC=_tl_dtype(acc), BLOCK_D=block_d, BLOCK_L=block_l,
+                 num_warps=cfg.num_warps)
+    if name == 'statewise':
+        flags['FAST_EXP'] = _fast_exp(u, acc)
+    return grid, tensors, flags
+
+
 def _on_device(t: torch.Tensor):
     """Triton launches on the current CUDA device: make it the tensors' one."""
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
@@ -209,14 +227,9 @@ class SelectiveScanTritonFn(torch.autograd.Function):
                                                   cfg=cfg)
         nchunk = -(-length // block_l)
         out = torch.empty_like(u)
-        grid = (-(-(dim // groups) // block_d), groups, batch)
-        common = (u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
-                  delta_bias if delta_bias is not None else u, out)
-        flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                     SOFTPLUS=bool(delta_softplus), ACC=_tl_dtype(acc), BLOCK_D=block_d,
-                     BLOCK_L=block_l, num_warps=cfg.num_warps)
-        if name == 'statewise':
-            flags['FAST_EXP'] = _fast_exp(u, acc)
+        grid, common, flags = _launch(name, cfg, block_d, block_l, bool(delta_softplus), acc,
+                                      (u, delta, A, Bg, Cg, D, z, delta_bias))
+        common += (out, )
         if name == 'statewise':
             # the state entering every chunk, then the last one; two slots in turn without
             # gradients (slot 0 is the zero initial state)
@@ -297,7 +310,9 @@ def _backward_kernel(ctx, dout, dlast):
     dz = torch.empty_like(z) if z is not None else None
     dD = torch.empty(batch, dim, dtype=acc, device=u.device)
     dbias = torch.empty(batch, dim, dtype=acc, device=u.device)
-    grid = (-(-(dim // groups) // block_d), groups, batch)
+    grid, common, flags = _launch(ctx.kernel, ctx.cfg, block_d, ctx.block_l, ctx.delta_softplus,
+                                  acc, (u, delta, A, Bg, Cg, D, z, delta_bias))
+    common += (ckpt, )
     # torch.use_deterministic_algorithms(True): every program writes its own dB/dC sums, added
     # up below in a fixed order, instead of atomic adds (whose order varies); more memory
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -307,13 +322,8 @@ def _backward_kernel(ctx, dout, dlast):
     else:
         dB = torch.zeros(Bg.shape, dtype=acc, device=u.device)
         dC = torch.zeros(Cg.shape, dtype=acc, device=u.device)
-    common = (u, delta, A, Bg, Cg, D if D is not None else u, z if z is not None else u,
-              delta_bias if delta_bias is not None else u, ckpt)
-    flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
-                 SOFTPLUS=ctx.delta_softplus, ACC=_tl_dtype(acc), DETERMINISTIC=deterministic,
-                 BLOCK_D=block_d, BLOCK_L=ctx.block_l, num_warps=ctx.cfg.num_warps)
+    flags['DETERMINISTIC'] = deterministic
     if ctx.kernel == 'statewise':
-        flags['FAST_EXP'] = _fast_exp(u, acc)
         # the adjoint entering each chunk from its end, two slots in turn; the first one read
         # holds the gradient of the last state
         dA = torch.empty(batch, dim, nchunk, dim_state, dtype=acc, device=u.device)
