@@ -1,5 +1,6 @@
 """Helpers of the analysis tools (``tools/analysis_tools/``): the model of a timing run,
-progress output, device sync, machine name, mmengine JSON-lines logs."""
+progress output, device sync, machine name, mmengine JSON-lines logs, and what the scan tools
+share (the scan shapes and their inputs, the benchmark names of the scan backends)."""
 import contextlib
 import json
 import os

@@ -62,10 +62,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'Triton kernel pair (statewise, tile; sets MMMT_TRITON_SCAN_KERNEL)')
     parser.add_argument('--json', default=None, help='also write the results here')
     args = parser.parse_args(argv)
-    if args.scan_backend:  # checked here, so that a misspelt name is a usage error
+    args.scan_env = {}  # the environment that forces --scan-backend
+    if args.scan_backend:  # resolved here, so that a misspelt name is a usage error
         from mmmt.utils.analysis import scan_backend_env
         try:
-            scan_backend_env(args.scan_backend)
+            args.scan_env = scan_backend_env(args.scan_backend)
         except ValueError as e:
             parser.error(str(e))
     return args
@@ -76,8 +77,7 @@ if __name__ == '__main__':
 
 import torch  # noqa: E402
 
-from mmmt.utils.analysis import (build_model, cpu_name, log,  # noqa: E402
-                                 scan_backend_env, sync)
+from mmmt.utils.analysis import build_model, cpu_name, log, sync  # noqa: E402
 
 
 class ScanTimer:
@@ -193,8 +193,7 @@ def main(argv: Optional[List[str]] = None) -> Dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.scan_backend:
-        os.environ.update(scan_backend_env(args.scan_backend))
+    os.environ.update(args.scan_env)
     device = torch.device(args.device)
     gpu = device.type == 'cuda'
     iters = args.iters or (20 if gpu else 3)
