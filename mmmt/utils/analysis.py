@@ -12,7 +12,8 @@ from typing import Dict, Iterator, List, Optional
 __all__ = [
     'build_model', 'log', 'sync', 'cpu_name', 'read_json_lines', 'scan_backend_env',
     'scan_backend_names', 'forced_scan_backend', 'select_scan_backends', 'scan_inputs',
-    'rel_err', 'SCAN_SHAPES', 'SCAN_STATES', 'SCAN_GROUPS', 'SCAN_GRAD_NAMES'
+    'rel_err', 'scan_outputs_and_grads', 'SCAN_SHAPES', 'SCAN_STATES', 'SCAN_GROUPS',
+    'SCAN_GRAD_NAMES'
 ]
 
 # The scans of Swin-L MTMamba on NYUDv2 (448x576 input) that the scan tools time and check, and
@@ -183,6 +184,20 @@ def scan_inputs(channels: int, length: int, device, seed: int = 0) -> dict:
         delta_bias=dt + torch.log(-torch.expm1(-dt)),
     )
     return {k: v.to(device) for k, v in x.items()}
+
+
+def scan_outputs_and_grads(fn, x: dict, grad_out, dtype=None):
+    """Output and input gradients of the scan ``fn`` on inputs `x` (softplus on) for the output
+    gradient `grad_out`; the gradients are those of :data:`SCAN_GRAD_NAMES`. With `dtype`, u,
+    delta, B and C enter as that dtype (activations under AMP; the gradients stay those of the
+    inputs as given)."""
+    leaves = {k: v.detach().clone().requires_grad_(k in SCAN_GRAD_NAMES) for k, v in x.items()}
+    inputs = dict(leaves)
+    if dtype is not None:
+        inputs.update({k: inputs[k].to(dtype) for k in ('u', 'delta', 'B', 'C')})
+    out = fn(**inputs, delta_softplus=True)
+    out.backward(grad_out.to(out.dtype))
+    return out.detach(), {k: leaves[k].grad for k in SCAN_GRAD_NAMES}
 
 
 def rel_err(a, b) -> float:

@@ -217,13 +217,6 @@ def train_step(fn, x, grad_out) -> Callable[[], None]:
     return step
 
 
-def outputs_and_grads(fn, x, grad_out):
-    leaves = {k: v.detach().clone().requires_grad_(k in SCAN_GRAD_NAMES) for k, v in x.items()}
-    out = fn(**leaves, delta_softplus=True)
-    out.backward(grad_out.to(out.dtype))
-    return out.detach(), {k: leaves[k].grad for k in SCAN_GRAD_NAMES}
-
-
 def fmt_time(sec: Optional[float], extrapolated: bool = False) -> str:
     if sec is None:
         return '-'
@@ -369,7 +362,7 @@ import torch.nn.functional as F  # noqa: E402
 from mmmt.utils.analysis import (SCAN_GRAD_NAMES, SCAN_GROUPS, SCAN_SHAPES,  # noqa: E402
                                  SCAN_STATES, cpu_name, forced_scan_backend, log, rel_err,
                                  scan_backend_env, scan_backend_names, scan_inputs,
-                                 select_scan_backends, sync)
+                                 scan_outputs_and_grads, select_scan_backends, sync)
 
 
 def main(argv: Optional[List[str]] = None) -> dict:
@@ -423,14 +416,14 @@ def main(argv: Optional[List[str]] = None) -> dict:
         ge = grad_out[..., :el]
         x64 = {k: v.double().cpu() for k, v in xe.items()}
         log(f'  errors against the float64 oracle on {el} positions ...')
-        oracle_out, oracle_grads = outputs_and_grads(scan_sequential, x64, ge.double().cpu())
+        oracle_out, oracle_grads = scan_outputs_and_grads(scan_sequential, x64, ge.double().cpu())
         # the baseline of the speed-ups: the faster of the sequential loops that completed
         ref = {}
         for key in ('fwd_s', 'train_s'):
             vals = [timings[r][key] for r in REFERENCES if r in timings and timings[r][key]]
             ref[key] = min(vals) if vals else None
         for impl in impls:
-            out, grads = outputs_and_grads(REFERENCES.get(impl) or backend_fn(impl), xe, ge)
+            out, grads = scan_outputs_and_grads(REFERENCES.get(impl) or backend_fn(impl), xe, ge)
             t = timings[impl]
             if t.get('skipped_train'):
                 skipped.append(f'{impl} at {name}')

@@ -46,20 +46,15 @@ def main(argv: Optional[List[str]] = None) -> dict:
     from mmmt.ops import available_backends, selective_scan_fn
     from mmmt.utils.analysis import (SCAN_GRAD_NAMES, SCAN_SHAPES, forced_scan_backend,
                                      rel_err, scan_backend_names, scan_inputs,
-                                     select_scan_backends)
+                                     scan_outputs_and_grads, select_scan_backends)
     device = torch.device(args.device)
 
     def run(backend, x, grad_out, dtype=None):
-        leaves = {k: v.detach().clone().requires_grad_(k in SCAN_GRAD_NAMES) for k, v in x.items()}
-        inputs = dict(leaves)
-        if dtype is not None:  # AMP-like: activations in dtype, parameters float32
-            inputs.update({k: inputs[k].to(dtype) for k in ('u', 'delta', 'B', 'C')})
         with forced_scan_backend(backend):
-            out = selective_scan_fn(**inputs, delta_softplus=True)
-            out.float().backward(grad_out)
+            out, grads = scan_outputs_and_grads(selective_scan_fn, x, grad_out, dtype)
         if out.is_cuda:
             torch.cuda.synchronize(out.device)
-        return out.detach().cpu(), {k: leaves[k].grad.cpu() for k in SCAN_GRAD_NAMES}
+        return out.cpu(), {k: v.cpu() for k, v in grads.items()}
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
