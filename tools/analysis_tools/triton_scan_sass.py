@@ -67,7 +67,7 @@ def compile_kernel(fn, consts: dict, num_warps: int, arch: int = 90):
                           options=dict(num_warps=num_warps))
 
 
-def ptxas_report(ptx: str, arch: int) -> Tuple[int, int]:
+def ptxas_report(ptx: str) -> Tuple[int, int]:
     """(registers per thread, spill-store bytes) of `ptx`, from ``ptxas -v``."""
     target = re.search(r'^\.target\s+(\S+)', ptx, re.M).group(1)  # sm_90a where Triton uses it
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,7 +131,7 @@ def analyse(kernel: str, dim_group: int, length: int, dim_state: int = N_STATE,
                                     triton_scan._kernel_fns(kern, kernel),
                                     (dict(SAVE_CKPT=True), dict(HAS_DLAST=False))):
         compiled = compile_kernel(fn, dict(base, **extra), num_warps, arch)
-        regs, spills = ptxas_report(compiled.asm['ptx'], arch)
+        regs, spills = ptxas_report(compiled.asm['ptx'])
         loops = sass_loops(compiled.asm['cubin'])
         chunk = max(loops, key=lambda r: r['length'])  # the loop over chunks holds the rest
         inner = [r for r in loops if chunk['start'] < r['start'] and r['end'] < chunk['end']]
