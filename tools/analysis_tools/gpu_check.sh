@@ -113,14 +113,11 @@ if [ -z "${GPU_CHECK_NO_PIP:-}" ] && [ "$DEV" = cuda ] && \
     --no-build-isolation mamba-ssm
 fi
 
-PARITY_SHAPES=()
-[ -n "${GPU_CHECK_QUICK:-}" ] && PARITY_SHAPES=(--shapes small)
-step "scan parity, $DEV backends vs the CPU scan" 240 "$PY" tools/analysis_tools/scan_parity.py \
-  --device "$DEV" \
-  "${PARITY_SHAPES[@]}" --json "$DETAIL/parity.json"
-
-QUICK_SHAPES=()
+QUICK_SHAPES=()  # a dry run: the small shape only
 [ -n "${GPU_CHECK_QUICK:-}" ] && QUICK_SHAPES=(--shapes small)
+step "scan parity, $DEV backends vs the CPU scan" 240 "$PY" tools/analysis_tools/scan_parity.py \
+  --device "$DEV" "${QUICK_SHAPES[@]}" --json "$DETAIL/parity.json"
+
 # no sequential per-step loops on a GPU (tens of thousands of launches each, minutes of device
 # time, and only a baseline for the speed-up columns): the backends against the roofline
 step "benchmark_scan.py on $DEV" 240 "$PY" tools/analysis_tools/benchmark_scan.py --device "$DEV" \
