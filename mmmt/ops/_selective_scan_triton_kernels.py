@@ -44,6 +44,12 @@ _zeros = _this_mode(tl.zeros)
 
 
 @triton.jit
+def _zeros_like(x):
+    # (tl.zeros_like calls a compiled-mode tl.zeros even when re-decorated by _this_mode)
+    return _zeros(x.shape, x.dtype)
+
+
+@triton.jit
 def _combine(a1, x1, a2, x2):
     # (a1, x1) then (a2, x2), each the map h -> a h + x
     return a1 * a2, x1 * a2 + x2
@@ -346,6 +352,15 @@ def _state_row(ptr, base, n, L, t, t_mask, ACC: tl.constexpr):
 
 
 @triton.jit
+def _run_row(ptr, base, n, L, t, m, ACC: tl.constexpr):
+    """State n's row of B or C (the block at ``base``) at a tile's steps ``t``, repeated for
+    each of its channels (``m``: the tile's mask). Loaded in the tile's own shape, so that it
+    arrives in the tile's layout: a smaller tensor would be converted through shared memory,
+    with barriers, for every state."""
+    return tl.load(ptr + base + n * L + tl.broadcast_to(t, m.shape), mask=m, other=0.0).to(ACC)
+
+
+@triton.jit
 def _state_A(A_ptr, d, d_mask, n, N, ACC: tl.constexpr):
     """State n's A of each channel."""
     return tl.load(A_ptr + d * N + n, mask=d_mask, other=0.0).to(ACC)
@@ -508,5 +523,287 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
                      mask=d_mask)
             ddt += uu * g_b + g_ah * A_n[:, None]
         dbias_acc += _store_input_grads(du, ddt, x, m2, offs, du_ptr, ddelta_ptr, SOFTPLUS)
+    tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
+    tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)
+
+
+# The run kernels ("runs"): the statewise kernels' loop order (one state at a time, the state
+# carried between chunks through ``carry``/``ckpt`` and ``gcarry``, the same buffers), with each
+# thread scanning a run of RUN consecutive steps in its registers. A chunk of BLOCK_L steps is
+# BLOCK_L // RUN runs; tile k (of RUN // 4) holds steps 4k..4k+3 of every run, a
+# (BLOCK_D, BLOCK_L // RUN, 4) tensor whose last axis one thread loads with one 16-byte load.
+# Per state and chunk: each tile's 4 steps are composed in registers (tl.reduce over the last
+# axis), then the tiles of a run in order; the runs are scanned across the lanes
+# (log2(BLOCK_L // RUN) shuffle steps, against log2(BLOCK_L / 4) when Triton spreads a
+# (BLOCK_D, BLOCK_L) tile over the lanes); each run takes the state it starts from from its
+# neighbour (tl.gather), and each tile's states come from a scan over its 4 steps with that
+# state folded into the first one (the scan's decay products are then not needed).
+# tl.reduce and tl.associative_scan combine these non-commutative maps in index order; over the
+# last axis they never leave a thread.
+
+
+@triton.jit
+def _combine_rev(a1, x1, a2, x2):
+    # (a2, x2) then (a1, x1): the reverse-time composition, for tl.reduce's in-order operands
+    return a1 * a2, x2 * a1 + x1
+
+
+@triton.jit
+def _run_steps(c, k, BLOCK_L: tl.constexpr, RUN: tl.constexpr):
+    """Steps (1, BLOCK_L // RUN, 4) of tile k of chunk c."""
+    j = tl.arange(0, BLOCK_L // RUN)[None, :, None]
+    return c * BLOCK_L + j * RUN + 4 * k + tl.arange(0, 4)[None, None, :]
+
+
+@triton.jit
+def _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS: tl.constexpr,
+               SOFTPLUS: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr,
+               RUN: tl.constexpr):
+    """Chunk c's tiles: per tile, its steps, mask, offsets, u, dt, pre-softplus dt and dt u."""
+    tiles = ()
+    for k in tl.static_range(RUN // 4):
+        t = _run_steps(c, k, BLOCK_L, RUN)
+        m = d_mask[:, None, None] & (t < L)
+        offs = row[:, None, None] + t
+        uu = tl.load(u_ptr + offs, mask=m, other=0.0).to(ACC)
+        dt, x = _dt_tile(delta_ptr, bias[:, None], offs, m, HAS_BIAS, SOFTPLUS, ACC)
+        tiles = tiles + ((t, m, offs, uu, dt, x, dt * uu), )
+    return tiles
+
+
+@triton.jit
+def _run_states(tiles, A2, h0, B_ptr, b_base, n, L, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
+                T: tl.constexpr):
+    """State n over a chunk from the state ``h0`` entering it (``A2``: A log2(e), (BLOCK_D,
+    1, 1)): per tile its B row, inputs dt u B and states; and the state after each run
+    (BLOCK_D, T), the last one being the state after the chunk."""
+    parts = ()
+    for k in tl.static_range(len(tiles)):
+        t, m, _offs, _uu, dt, _x, dtu = tiles[k]
+        Bn = _run_row(B_ptr, b_base, n, L, t, m, ACC)
+        decay = _exp2(dt * A2, FAST_EXP)
+        inp = dtu * Bn
+        ta, tx = tl.reduce((decay, inp), 2, _combine)
+        parts = parts + ((Bn, decay, inp, ta, tx), )
+    ra = parts[0][3]
+    rx = parts[0][4]
+    for k in tl.static_range(1, len(tiles)):
+        ra, rx = _combine(ra, rx, parts[k][3], parts[k][4])
+    pa, px = tl.associative_scan((ra, rx), 1, _combine)
+    h_end = pa * h0[:, None] + px
+    j = tl.arange(0, T)[None, :]
+    prev = tl.gather(h_end, tl.broadcast_to(tl.maximum(j - 1, 0), h_end.shape), 1)
+    h = tl.where(j == 0, h0[:, None], prev)
+    first = tl.arange(0, 4)[None, None, :] == 0
+    states = ()
+    for k in tl.static_range(len(tiles)):
+        Bn, decay, inp, ta, tx = parts[k]
+        _a, hs = tl.associative_scan((decay, tl.where(first, inp + decay * h[:, :, None], inp)),
+                                     2, _combine)
+        states = states + ((Bn, inp, hs), )
+        h = ta * h + tx
+    return states, h_end
+
+
+@triton.jit
+def _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP: tl.constexpr, T: tl.constexpr):
+    """State n's adjoints over a chunk, backwards from ``g_n``, the adjoint at the first step
+    of the next chunk: per tile, g_t = a_{t+1} g_{t+1} + C_t dy_t; and the adjoint at the
+    first step of each run (BLOCK_D, T), the first one being the chunk's."""
+    K: tl.constexpr = len(tiles)
+    parts = ()
+    for k in tl.static_range(K):
+        decay = _exp2(dts_next[k] * A2, FAST_EXP)
+        inp = Cs[k] * dys[k]
+        ta, tx = tl.reduce((decay, inp), 2, _combine_rev)
+        parts = parts + ((decay, inp, ta, tx), )
+    ra = parts[K - 1][2]
+    rx = parts[K - 1][3]
+    for kk in tl.static_range(1, K):
+        ra, rx = _combine(ra, rx, parts[K - 1 - kk][2], parts[K - 1 - kk][3])
+    pa, px = tl.associative_scan((ra, rx), 1, _combine, reverse=True)
+    g_first = pa * g_n[:, None] + px
+    j = tl.arange(0, T)[None, :]
+    nxt = tl.gather(g_first, tl.broadcast_to(tl.minimum(j + 1, T - 1), g_first.shape), 1)
+    g = tl.where(j == T - 1, g_n[:, None], nxt)
+    last = tl.arange(0, 4)[None, None, :] == 3
+    adj = ()
+    for kk in tl.static_range(K):
+        decay, inp, ta, tx = parts[K - 1 - kk]
+        _a, gs = tl.associative_scan((decay, tl.where(last, inp + decay * g[:, :, None], inp)),
+                                     2, _combine, reverse=True)
+        adj = (gs, ) + adj
+        g = ta * g + tx
+    return adj, g_first
+
+
+@triton.jit
+def _run_output(y, uu, Dv, z_ptr, offs, m, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+                ACC: tl.constexpr):
+    """:func:`_chunk_output` of one tile."""
+    return _chunk_output(y, uu, Dv[:, None], z_ptr, offs, m, HAS_D, HAS_Z, ACC)
+
+
+@triton.jit
+def scan_fwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr,
+                         carry_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB, GC, HAS_D: tl.constexpr,
+                         HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                         ACC: tl.constexpr, FAST_EXP: tl.constexpr, BLOCK_D: tl.constexpr,
+                         BLOCK_L: tl.constexpr, RUN: tl.constexpr):
+    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
+                                            BLOCK_D)
+    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
+    carry_row = (b * DIM + d) * SLOTS * N
+    T: tl.constexpr = BLOCK_L // RUN
+    j = tl.arange(0, T)[None, :]
+    last_run = d_mask[:, None] & (j == T - 1)
+    for c in range(NCHUNK):
+        tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
+                           BLOCK_L, RUN)
+        ys = ()
+        for k in tl.static_range(RUN // 4):
+            ys = ys + (_zeros((BLOCK_D, T, 4), ACC), )
+        state_in = carry_row + (c % SLOTS) * N
+        state_out = carry_row + ((c + 1) % SLOTS) * N
+        tl.debug_barrier()  # the states the previous chunk wrote are visible to every thread
+        for n in range(N):
+            A2 = _state_A(A_ptr, d, d_mask, n, N, ACC) * _LOG2E
+            h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
+            states, h_end = _run_states(tiles, A2[:, None, None], h0_n, B_ptr, b_base, n, L,
+                                        ACC, FAST_EXP, T)
+            new_ys = ()
+            for k in tl.static_range(RUN // 4):
+                t, m = tiles[k][0], tiles[k][1]
+                new_ys = new_ys + (ys[k] + states[k][2] *
+                                   _run_row(C_ptr, c_base, n, L, t, m, ACC), )
+            ys = new_ys
+            # past L, dt = 0 keeps the state, so the last run's end is the state at
+            # min(L, chunk end); only that lane is unmasked, at offset 0
+            tl.store(carry_ptr + (state_out + n)[:, None] + (j - (T - 1)), h_end, mask=last_run)
+        for k in tl.static_range(RUN // 4):
+            _t, m, offs, uu = tiles[k][0], tiles[k][1], tiles[k][2], tiles[k][3]
+            y = _run_output(ys[k], uu, Dv, z_ptr, offs, m, HAS_D, HAS_Z, ACC)
+            tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def _run_outputs(tiles, A_ptr, ckpt_ptr, ckpt_in, B_ptr, C_ptr, b_base, c_base, d, d_mask, Dv,
+                 z_ptr, L, N, HAS_D: tl.constexpr, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
+                 T: tl.constexpr):
+    """The chunk's output before the z gate, per tile, recomputed from its checkpoint."""
+    ys = ()
+    for k in tl.static_range(len(tiles)):
+        ys = ys + (_zeros_like(tiles[k][3]), )
+    for n in range(N):
+        A2 = _state_A(A_ptr, d, d_mask, n, N, ACC) * _LOG2E
+        h0_n = tl.load(ckpt_ptr + ckpt_in + n, mask=d_mask, other=0.0)
+        states, _h = _run_states(tiles, A2[:, None, None], h0_n, B_ptr, b_base, n, L, ACC,
+                                 FAST_EXP, T)
+        new_ys = ()
+        for k in tl.static_range(len(tiles)):
+            new_ys = new_ys + (ys[k] + states[k][2] * _run_row(
+                C_ptr, c_base, n, L, tiles[k][0], tiles[k][1], ACC), )
+        ys = new_ys
+    out = ()
+    for k in tl.static_range(len(tiles)):
+        out = out + (_run_output(ys[k], tiles[k][3], Dv, z_ptr, tiles[k][2], tiles[k][1], HAS_D,
+                                 False, ACC), )
+    return out
+
+
+@triton.jit
+def scan_bwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
+                         ckpt_ptr, gcarry_ptr, dout_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr,
+                         dC_ptr, dD_ptr, dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB,
+                         GC, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                         SOFTPLUS: tl.constexpr, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
+                         DETERMINISTIC: tl.constexpr, BLOCK_D: tl.constexpr,
+                         BLOCK_L: tl.constexpr, RUN: tl.constexpr):
+    """:func:`scan_bwd_statewise_kernel` with the runs of :func:`scan_fwd_runs_kernel`."""
+    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
+                                            BLOCK_D)
+    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
+    db_base, dc_base = _grad_bases(b_base, c_base, b, N, L, 0, DETERMINISTIC)
+    ckpt_row = (b * DIM + d) * SLOTS * N
+    g_row = (b * DIM + d) * 2 * N
+    T: tl.constexpr = BLOCK_L // RUN
+    K: tl.constexpr = RUN // 4
+    j = tl.arange(0, T)[None, :]
+    first_run = d_mask[:, None] & (j == 0)
+    dD_acc = _zeros((BLOCK_D, ), ACC)
+    dbias_acc = _zeros((BLOCK_D, ), ACC)
+    for cc in range(NCHUNK):
+        c = NCHUNK - 1 - cc
+        tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
+                           BLOCK_L, RUN)
+        dys = ()
+        dts_next = ()  # decay of the next step (1 past the end: the adjoint there is dlast)
+        for k in tl.static_range(K):
+            t, m, offs = tiles[k][0], tiles[k][1], tiles[k][2]
+            dys = dys + (tl.load(dout_ptr + offs, mask=m, other=0.0).to(ACC), )
+            dt_next, _x_next = _dt_tile(delta_ptr + 1, bias[:, None], offs, m & (t + 1 < L),
+                                        HAS_BIAS, SOFTPLUS, ACC)
+            dts_next = dts_next + (dt_next, )
+        tl.debug_barrier()  # the adjoints the next chunk wrote are visible to every thread
+        if HAS_Z:
+            ys = _run_outputs(tiles, A_ptr, ckpt_ptr, ckpt_row + c * N, B_ptr, C_ptr, b_base,
+                              c_base, d, d_mask, Dv, z_ptr, L, N, HAS_D, ACC, FAST_EXP, T)
+            gated = ()
+            for k in tl.static_range(K):
+                offs, m = tiles[k][2], tiles[k][1]
+                zz = tl.load(z_ptr + offs, mask=m, other=0.0).to(ACC)
+                sig = _sigmoid(zz)
+                dz = dys[k] * ys[k] * sig * (1.0 + zz * (1.0 - sig))
+                tl.store(dz_ptr + offs, dz.to(dz_ptr.dtype.element_ty), mask=m)
+                gated = gated + (dys[k] * zz * sig, )
+            dys = gated
+        dus = ()
+        ddts = ()
+        for k in tl.static_range(K):
+            if HAS_D:
+                dus = dus + (Dv[:, None, None] * dys[k], )
+                dD_acc += _sum(_sum(dys[k] * tiles[k][3], axis=2), axis=1)
+            else:
+                dus = dus + (_zeros_like(dys[k]), )
+            ddts = ddts + (_zeros_like(dys[k]), )
+        adj_in = g_row + (c % 2) * N
+        adj_out = g_row + ((c + 1) % 2) * N
+        for n in range(N):
+            A_n = _state_A(A_ptr, d, d_mask, n, N, ACC)
+            A2 = (A_n * _LOG2E)[:, None, None]
+            h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
+            g_n = tl.load(gcarry_ptr + adj_in + n, mask=d_mask, other=0.0)
+            states, _h = _run_states(tiles, A2, h0_n, B_ptr, b_base, n, L, ACC, FAST_EXP, T)
+            Cs = ()
+            for k in tl.static_range(K):
+                Cs = Cs + (_run_row(C_ptr, c_base, n, L, tiles[k][0], tiles[k][1], ACC), )
+            adj, g_first = _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP, T)
+            tl.store(gcarry_ptr + (adj_out + n)[:, None] + j, g_first, mask=first_run)
+            dA_n = _zeros_like(dys[0])  # summed over the tiles, then over the steps once
+            new_dus = ()
+            new_ddts = ()
+            for k in tl.static_range(K):
+                t, uu, dt, dtu = tiles[k][0], tiles[k][3], tiles[k][4], tiles[k][6]
+                Bn, inp, hs = states[k]
+                gs = adj[k]
+                # masked channels have gs = hs = 0, so these sums over the block are exact
+                _add_grad(dB_ptr + db_base + n * L + t, _sum(gs * dtu, axis=0, keep_dims=True),
+                          t < L, DETERMINISTIC)
+                _add_grad(dC_ptr + dc_base + n * L + t,
+                          _sum(hs * dys[k], axis=0, keep_dims=True), t < L, DETERMINISTIC)
+                g_b = gs * Bn
+                g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
+                dA_n += g_ah * dt
+                new_dus = new_dus + (dus[k] + dt * g_b, )
+                new_ddts = new_ddts + (ddts[k] + uu * g_b + g_ah * A_n[:, None, None], )
+            dus = new_dus
+            ddts = new_ddts
+            # this chunk's part of dA (summed by the wrapper: no atomics)
+            tl.store(dA_ptr + ((b * DIM + d) * NCHUNK + c) * N + n,
+                     _sum(_sum(dA_n, axis=2), axis=1), mask=d_mask)
+        for k in tl.static_range(K):
+            dbias_acc += _sum(_store_input_grads(dus[k], ddts[k], tiles[k][5], tiles[k][1],
+                                                 tiles[k][2], du_ptr, ddelta_ptr, SOFTPLUS),
+                              axis=1)
     tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)

@@ -48,8 +48,8 @@ class KernelConfig:
         block_l: Time steps per chunk, the checkpoint interval too (a power of 2); shorter
             sequences use the next power of 2 of their length (at least 16) instead.
         tile: Elements of a program's scan tile: channels x states x steps for ``tile``,
-            channels x steps for ``statewise`` (one state at a time). Sets the channels per
-            program (at most 16).
+            channels x steps for ``statewise`` and ``runs`` (one state at a time). Sets the
+            channels per program (at most 16) and, for ``runs``, the steps per thread.
         num_warps: Warps per program.
     """
     block_l: int
@@ -57,23 +57,28 @@ class KernelConfig:
     num_warps: int
 
 
-#: The two kernel pairs (:mod:`mmmt.ops._selective_scan_triton_kernels`): ``statewise`` scans
-#: one state at a time over a (channels x steps) tile, in the loop order of mamba-ssm's CUDA
-#: kernel; ``tile`` scans a (channels x states x steps) tile at once. Both give the same results
-#: (the tests run both). No GPU has timed them yet (docs/benchmarks_gpu.md); the default and
-#: these sizes come from what they compile to for sm_90 at the Swin-L NYUD shapes
-#: (``tools/analysis_tools/triton_scan_sass.py``): no spills, and ``statewise`` (8 channels x 128
-#: steps, 4 warps) issues 28.7 instructions per state update forward and 90.2 backward, against
-#: 100 and 218 for ``tile`` (2 channels x 16 states x 64 steps, 8 warps), and reads each B/C row
-#: once for 8 channels instead of 2.
+#: The kernel pairs (:mod:`mmmt.ops._selective_scan_triton_kernels`). ``runs`` (the default)
+#: and ``statewise`` scan one state at a time over a (channels x steps) tile, in the loop order
+#: of mamba-ssm's CUDA kernel; ``runs`` has each thread scan a run of consecutive steps in its
+#: registers (:func:`run_length`) and only the runs across the lanes; ``tile`` scans a (channels
+#: x states x steps) tile at once. All give the same results (the tests run each). No GPU has
+#: timed them yet (docs/benchmarks_gpu.md); the default and these sizes come from what they
+#: compile to for sm_90 at the Swin-L NYUD stage-3 shape
+#: (``tools/analysis_tools/triton_scan_sass.py``), in issued instructions per (channel, state,
+#: step) update, forward / backward: ``runs`` (16 channels x 128 steps, runs of 16, 4 warps)
+#: 15.5 / 75.4, ``statewise`` (8 x 128, 4 warps) 28.7 / 90.2, ``tile`` (2 channels x 16 states
+#: x 64 steps, 8 warps) 100 / 218. ``runs`` also reads each B/C row once for 16 channels.
 CONFIGS = {
+    'runs': KernelConfig(block_l=128, tile=2048, num_warps=4),
     'statewise': KernelConfig(block_l=128, tile=1024, num_warps=4),
     'tile': KernelConfig(block_l=64, tile=2048, num_warps=8),
 }
+# the pairs that scan one state at a time and carry it between chunks through memory
+_STATE_LOOP = ('statewise', 'runs')
 #: Environment variable naming the kernel pair, optionally with other launch sizes
 #: (:func:`parse_kernel`; read at call time); empty = :data:`DEFAULT`.
 KERNEL_ENV = 'MMMT_TRITON_SCAN_KERNEL'
-DEFAULT = 'statewise'
+DEFAULT = 'runs'
 #: Why a Triton kernel failed in this process (it is then not used again), or None.
 failure: Optional[str] = None
 
@@ -165,14 +170,22 @@ def _launch_sizes(name: str, dim_group: int, dim_state: int, length: int,
     if block_l is None:  # no chunk much longer than the sequence: its lanes would idle
         block_l = min(cfg.block_l, max(16, triton.next_power_of_2(length)))
     block_n = max(2, triton.next_power_of_2(dim_state))
-    per_channel = block_l * (1 if name == 'statewise' else block_n)
+    per_channel = block_l * (1 if name in _STATE_LOOP else block_n)
     block_d = max(1, min(cfg.tile // per_channel, triton.next_power_of_2(dim_group), 16))
     return block_d, block_n, block_l
+
+
+def run_length(cfg: KernelConfig, block_l: int) -> int:
+    """Steps each thread of the ``runs`` kernels scans in its registers: the elements of the
+    config's tile per thread, between 4 (one 16-byte load) and 32, at most the chunk."""
+    return min(block_l, 32, max(4, cfg.tile // (32 * cfg.num_warps)))
 
 
 def _kernel_fns(kern: ModuleType, name: str):
     if name == 'statewise':
         return kern.scan_fwd_statewise_kernel, kern.scan_bwd_statewise_kernel
+    if name == 'runs':
+        return kern.scan_fwd_runs_kernel, kern.scan_bwd_runs_kernel
     return kern.scan_fwd_kernel, kern.scan_bwd_kernel
 
 
@@ -194,8 +207,10 @@ def _launch(name: str, cfg: KernelConfig, block_d: int, block_l: int, softplus: 
     flags = dict(HAS_D=D is not None, HAS_Z=z is not None, HAS_BIAS=delta_bias is not None,
                  SOFTPLUS=softplus, ACC=_tl_dtype(acc), BLOCK_D=block_d, BLOCK_L=block_l,
                  num_warps=cfg.num_warps)
-    if name == 'statewise':
+    if name in _STATE_LOOP:
         flags['FAST_EXP'] = _fast_exp(u, acc)
+    if name == 'runs':
+        flags['RUN'] = run_length(cfg, block_l)
     return grid, tensors, flags
 
 
@@ -230,7 +245,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         grid, common, flags = _launch(name, cfg, block_d, block_l, bool(delta_softplus), acc,
                                       (u, delta, A, Bg, Cg, D, z, delta_bias))
         common += (out, )
-        if name == 'statewise':
+        if name in _STATE_LOOP:
             # the state entering every chunk, then the last one; two slots in turn without
             # gradients (slot 0 is the zero initial state)
             slots = nchunk + 1 if need_grad else 2
@@ -323,7 +338,7 @@ def _backward_kernel(ctx, dout, dlast):
         dB = torch.zeros(Bg.shape, dtype=acc, device=u.device)
         dC = torch.zeros(Cg.shape, dtype=acc, device=u.device)
     flags['DETERMINISTIC'] = deterministic
-    if ctx.kernel == 'statewise':
+    if ctx.kernel in _STATE_LOOP:
         # the adjoint entering each chunk from its end, two slots in turn; the first one read
         # holds the gradient of the last state
         dA = torch.empty(batch, dim, nchunk, dim_state, dtype=acc, device=u.device)

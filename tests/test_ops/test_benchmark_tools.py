@@ -77,8 +77,8 @@ def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path
     res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--json', str(out)])
     assert json.loads(out.read_text()) == res
     assert [r['cuda'] for r in res['rows']] == [
-        'triton-statewise', 'triton-tile', 'torch', 'triton-statewise:bfloat16',
-        'triton-tile:bfloat16']
+        'triton-runs', 'triton-statewise', 'triton-tile', 'torch', 'triton-runs:bfloat16',
+        'triton-statewise:bfloat16', 'triton-tile:bfloat16']
     assert res['ok'] and all(r['ok'] and r['cpu'] == 'cpp' for r in res['rows'])
     assert all(r['out_rel_err'] < 1e-5 for r in res['rows'] if ':' not in r['cuda'])
     assert 'PARITY OK' in capsys.readouterr().out
@@ -98,5 +98,5 @@ def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path
     monkeypatch.setattr(triton_scan, 'selective_scan_triton', broken)
     res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--no-bf16'])
     rows = {r['cuda']: r for r in res['rows']}
-    assert 'ptxas fatal' in rows['triton-statewise']['error'] and not res['ok']
+    assert 'ptxas fatal' in rows['triton-runs']['error'] and not res['ok']
     assert rows['torch']['ok']  # the backends after a failing one are still checked

@@ -22,7 +22,7 @@ NAMES = ['u', 'delta', 'A', 'B', 'C', 'D', 'z', 'delta_bias']
 @pytest.fixture(params=sorted(triton_scan.CONFIGS))
 def interpreted(triton_interpreter, monkeypatch, request):
     """Triton's interpreter (tests/test_ops/conftest.py) and ``MMMT_SCAN_BACKEND=triton``,
-    once per kernel pair (``statewise``, ``tile``: ``MMMT_TRITON_SCAN_KERNEL``)."""
+    once per kernel pair (``runs``, ``statewise``, ``tile``: ``MMMT_TRITON_SCAN_KERNEL``)."""
     monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
     monkeypatch.setenv(triton_scan.KERNEL_ENV, request.param)
 
@@ -117,7 +117,7 @@ def test_deterministic_mode(interpreted, monkeypatch, deterministic):
     shared by both groups (the sums over groups too), several chunks."""
     name = triton_scan.kernel_name()
     monkeypatch.setenv(triton_scan.KERNEL_ENV,
-                       f'{name}:16:{64 if name == "statewise" else 256}:1')
+                       f'{name}:16:{64 if name in triton_scan._STATE_LOOP else 256}:1')
     x = make_inputs(batch=2, dim=24, length=40, n=4, groups=2)
     x['C'] = x['C'][:, 0]
     assert triton_scan._launch_sizes(name, 12, 4, 40, cfg=triton_scan.kernel_choice()[1])[0] == 4
@@ -210,7 +210,8 @@ def test_kernels_compile_for_a_gpu(kernel):
     block_d, block_n, block_l = triton_scan._launch_sizes(kernel, 384, 16, 16128)
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
                  BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d, FAST_EXP=True,
-                 DETERMINISTIC=False)
+                 DETERMINISTIC=False,
+                 RUN=triton_scan.run_length(triton_scan.CONFIGS[kernel], block_l))
     fwd, bwd = triton_scan._kernel_fns(triton_scan._kernels(False), kernel)
     # with and without z, checkpoints, PTX's exp2 and atomics; bfloat16 activations, float32
     # parameters and sums
@@ -234,7 +235,7 @@ def test_kernel_choice(interpreted, monkeypatch):
     """MMMT_TRITON_SCAN_KERNEL picks the pair (read at call time); a misspelt one is the
     user's error even where Triton is not forced, not a compile failure to fall back from."""
     monkeypatch.delenv(triton_scan.KERNEL_ENV)
-    assert triton_scan.kernel_name() == triton_scan.DEFAULT == 'statewise'
+    assert triton_scan.kernel_name() == triton_scan.DEFAULT == 'runs'
     calls, real = [], triton_scan._kernel_fns
     monkeypatch.setattr(triton_scan, '_kernel_fns',
                         lambda kern, name: calls.append(name) or real(kern, name))
@@ -256,7 +257,8 @@ def test_other_launch_sizes_from_the_environment(interpreted, monkeypatch):
     channel per program; the backward pass uses the forward's sizes even if the variable
     changes in between."""
     name = triton_scan.kernel_name()
-    monkeypatch.setenv(triton_scan.KERNEL_ENV, f'{name}:16:{16 if name == "statewise" else 64}:1')
+    tile = 16 if name in triton_scan._STATE_LOOP else 64
+    monkeypatch.setenv(triton_scan.KERNEL_ENV, f'{name}:16:{tile}:1')
     x = make_inputs(batch=1, dim=4, length=40, n=4, groups=2)
     leaves = {k: v.clone().requires_grad_(True) for k, v in x.items()}
     out = selective_scan_fn(**leaves, delta_softplus=True)
@@ -278,6 +280,13 @@ def test_short_sequences_use_short_chunks():
         cfg.tile // cfg.block_l, 16, cfg.block_l)
     assert triton_scan._launch_sizes('statewise', 384, 16, 5) == (16, 16, 16)
     assert triton_scan._launch_sizes('statewise', 3, 16, 5) == (4, 16, 16)
+    assert triton_scan._launch_sizes('runs', 384, 16, 16128) == (16, 16, 128)
+    assert triton_scan._launch_sizes('runs', 384, 16, 5) == (16, 16, 16)
+    # each thread's run: the config's elements per thread, within one chunk
+    assert triton_scan.run_length(triton_scan.CONFIGS['runs'], 128) == 16
+    assert triton_scan.run_length(triton_scan.CONFIGS['runs'], 16) == 16
+    assert triton_scan.run_length(triton_scan.KernelConfig(128, 64, 1), 128) == 4
+    assert triton_scan.run_length(triton_scan.KernelConfig(128, 8192, 1), 128) == 32
     assert triton_scan._launch_sizes('tile', 384, 16, 40) == (2, 16, 64)
     assert triton_scan._launch_sizes('tile', 384, 3, 40, block_l=16) == (16, 4, 16)
 
@@ -297,9 +306,11 @@ def test_sequence_longer_than_64k(interpreted, monkeypatch):
     """L past 2^16 (65 chunks of 1024 steps, fewer interpreter steps than 64-step chunks; the
     last chunk partial) against the C++ kernel, itself checked against the oracle
     (tests/test_ops/test_selective_scan_cpu.py); the oracle's Python loop would take longer
-    than the scan here."""
+    than the scan here. The interpreter calls the runs pair's combine functions once per
+    element, so that pair scans one channel with one state here."""
     set_chunk(monkeypatch, 1024)
-    x = make_inputs(batch=1, dim=2, length=(1 << 16) + 3, n=2)
+    runs = triton_scan.kernel_name() == 'runs'
+    x = make_inputs(batch=1, dim=1 if runs else 2, length=(1 << 16) + 3, n=1 if runs else 2)
     leaves = [{k: v.clone().requires_grad_(True) for k, v in x.items()} for _ in range(2)]
     results = []
     for backend, a in zip(('triton', 'cpp'), leaves):

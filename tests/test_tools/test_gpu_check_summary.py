@@ -23,9 +23,9 @@ def test_targets_from_the_result_files(tmp_path, capsys):
         dict(shape='swin-l stage 2', cuda='torch', gpu_fwd_bwd_s=1.0)]))
     # --quick left the PyTorch scan's forward+backward untimed: the parity step's time is used
     _write(tmp_path / 'benchmark_scan.json', dict(rows=[
-        _scan_row('torch', 1.2, None), _scan_row('triton-statewise', 4e-4, 0.05, 3.5),
+        _scan_row('torch', 1.2, None), _scan_row('triton-runs', 4e-4, 0.05, 3.5),
         _scan_row('triton-tile', 1e-3, 0.2, 9.0),
-        _scan_row('triton-statewise', 1e-4, 0.01, 2.0, shape='swin-l stage 1')]))
+        _scan_row('triton-runs', 1e-4, 0.01, 2.0, shape='swin-l stage 1')]))
     _write(tmp_path / 'benchmark_swin-l_nyud_triton_fp32.json',
            dict(train_scan_share=0.2, train_s=0.5, train_peak_mem=3e10))
     _write(tmp_path / 'triton_sweep.json', dict(rows=[
@@ -48,7 +48,7 @@ def test_targets_from_the_result_files(tmp_path, capsys):
     assert '| train_scan_share_bf16 | missing | 0.25 | unknown |' in table
     # the timed fwd+bwd of the PyTorch scan, where there is one, comes first
     _write(tmp_path / 'benchmark_scan.json', dict(rows=[
-        _scan_row('torch', 1.2, 2.0), _scan_row('triton-statewise', 4e-4, 0.05, 2.5)]))
+        _scan_row('torch', 1.2, 2.0), _scan_row('triton-runs', 4e-4, 0.05, 2.5)]))
     res = tool.summarise(str(tmp_path))
     assert res['stage3_fwd_bwd_speedup_vs_torch']['value'] == 2.0 / 0.05
     assert res['stage3_fwd_vs_roofline']['ok'] is True

@@ -21,19 +21,31 @@ def test_shipped_kernels_at_swin_l_stage_3(tool, tmp_path, capsys):
     rows = tool.main(['--shapes', 'swin-l stage 3', '--json', str(out)])
     assert json.loads(out.read_text()) == rows
     got = {(r['kernel'], r['direction']): r for r in rows}
-    assert set(got) == {(k, d) for k in ('statewise', 'tile') for d in ('forward', 'backward')}
+    assert set(got) == {(k, d) for k in ('runs', 'statewise', 'tile')
+                        for d in ('forward', 'backward')}
     for r in rows:
-        # everything in registers: a spill would put local-memory traffic in every chunk
-        assert r['spill_bytes'] == 0 and r['registers'] <= 255, r
+        # in registers: a spill puts local-memory traffic in every chunk; the runs backward
+        # holds its tiles' values across the state loop and spills a few bytes (ptxas caps
+        # it at 255 registers), the other passes nothing
+        limit = 32 if (r['kernel'], r['direction']) == ('runs', 'backward') else 0
+        assert r['spill_bytes'] <= limit and r['registers'] <= 255, r
         assert r['programs_per_sm'] >= 1
-    # the statewise pair loops over states inside its chunk loop; tile has one loop
+    # the state-by-state pairs loop over states inside their chunk loop; tile has one loop
+    assert len(got['runs', 'forward']['loops']) == 2
     assert len(got['statewise', 'forward']['loops']) == 2
     assert len(got['tile', 'forward']['loops']) == 1
-    # why statewise is the default: fewer issued instructions per state update, both passes
+    # why runs is the default: fewer issued instructions per state update, both passes
+    # (statewise's 28.7 / 90.2 forward / backward, runs' 15.5 / 75.4 when this was written)
+    assert (got['runs', 'forward']['instructions_per_update'] <
+            0.6 * got['statewise', 'forward']['instructions_per_update'])
+    assert (got['runs', 'backward']['instructions_per_update'] <
+            0.9 * got['statewise', 'backward']['instructions_per_update'])
     for d in ('forward', 'backward'):
         assert (got['statewise', d]['instructions_per_update'] <
                 0.6 * got['tile', d]['instructions_per_update'])
-    assert '| swin-l stage 3 | statewise | forward | 8 x 128, 4 |' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '| swin-l stage 3 | runs | forward | 16 x 128, 4 |' in out
+    assert '| swin-l stage 3 | statewise | forward | 8 x 128, 4 |' in out
 
 
 def test_other_launch_sizes_and_bad_arguments(tool):

@@ -11,7 +11,7 @@ def test_backend_names_expand_triton_per_kernel_pair():
     assert scan_backend_names(['torch', 'cpp']) == ['torch', 'cpp']
     # the default pair first
     assert scan_backend_names(['torch', 'triton', 'cuda']) == [
-        'torch', 'triton-statewise', 'triton-tile', 'cuda']
+        'torch', 'triton-runs', 'triton-statewise', 'triton-tile', 'cuda']
 
 
 def test_backend_env():

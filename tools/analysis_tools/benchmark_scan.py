@@ -13,7 +13,7 @@ plus backward pass of
   on the CPU), to show how much of the gap a better PyTorch loop closes;
 - every backend of :func:`mmmt.ops.selective_scan_fn` available on the device (``torch``,
   ``cpp`` on the CPU, ``triton`` and, where mamba-ssm is installed, ``cuda`` on a GPU; the
-  Triton backend once per kernel pair, as ``triton-statewise`` and ``triton-tile``),
+  Triton backend once per kernel pair: ``triton-runs``, ``triton-statewise``, ``triton-tile``),
 
 and reports speed-ups against ``sequential`` measured in the same run, and the largest errors of
 each implementation's output and input gradients against a float64 oracle (the same recurrence

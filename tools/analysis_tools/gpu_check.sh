@@ -9,7 +9,7 @@
 # 3. tools/analysis_tools/scan_parity.py: every CUDA backend (triton, cuda, torch) against the
 #    CPU scan (C++ kernel, or PyTorch if it cannot be built) on the small and the Swin-L NYUD
 #    stage shapes, output and all input gradients, float32 and (Triton) bfloat16 inputs; the
-#    Triton backend once per kernel pair (triton-statewise, triton-tile);
+#    Triton backend once per kernel pair (triton-runs, triton-statewise, triton-tile);
 # 4. tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference: timings, peak
 #    memory and the memory roofline of every backend;
 # 5. the same at the stage-3 shape for other Triton launch sizes (GPU_CHECK_SWEEP, a list of
@@ -128,8 +128,8 @@ cat "$DETAIL/benchmark_scan.md"
 # other launch sizes of the Triton kernels at the Swin-L stage-3 shape (each compiles in about
 # a second): NAME:STEPS:TILE:WARPS, see mmmt.ops.selective_scan_triton.parse_kernel; the first
 # is the shipped default, for comparison within this run
-SWEEP=${GPU_CHECK_SWEEP:-statewise:128:1024:4 statewise:128:256:1 statewise:128:512:2 \
-statewise:32:512:2 statewise:64:1024:4 statewise:256:1024:4 tile:16:2048:4 tile:64:2048:8}
+SWEEP=${GPU_CHECK_SWEEP:-runs:128:2048:4 runs:128:512:1 runs:128:1024:2 runs:128:1024:4 \
+runs:256:2048:4 statewise:128:1024:4 statewise:128:256:1 tile:64:2048:8}
 if [ "$DEV" = cuda ] && [ -n "$SWEEP" ]; then
   SWEEP_BACKENDS=()
   for c in $SWEEP; do SWEEP_BACKENDS+=("triton-$c"); done

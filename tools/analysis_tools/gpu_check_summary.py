@@ -32,7 +32,7 @@ def _stage3(rows: List[dict], impl: str) -> Optional[dict]:
     return next((r for r in rows if r['shape'] == STAGE3 and r['impl'] == impl), None)
 
 
-def summarise(out_dir: str, default_kernel: str = 'statewise') -> Dict[str, dict]:
+def summarise(out_dir: str, default_kernel: str = 'runs') -> Dict[str, dict]:
     """One entry per target and fact: ``value``, ``target`` (if any), ``ok`` (True, False,
     or None where the file or the number is missing) and ``source``."""
     res: Dict[str, dict] = {}
@@ -99,7 +99,7 @@ def format_summary(res: Dict[str, dict]) -> str:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('out_dir', help='the folder gpu_check.sh wrote ($OUT)')
-    parser.add_argument('--kernel', default='statewise',
+    parser.add_argument('--kernel', default='runs',
                         help='the Triton kernel pair the targets apply to (the default one)')
     args = parser.parse_args(argv)
     if not glob.glob(osp.join(args.out_dir, '*.json')):

@@ -3,8 +3,8 @@ gradient, at the Swin-L NYUD stage shapes (step 3 of ``tools/analysis_tools/gpu_
 
 The reference is the C++ CPU kernel (the PyTorch scan where it cannot be built), itself checked
 against a float64 oracle by the tests. Each backend runs SS2D-like inputs
-(``mmmt.utils.analysis.scan_inputs``) in float32, and the Triton kernels (one row per kernel pair,
-``triton-statewise`` and ``triton-tile``) also with bfloat16 activations and float32
+(``mmmt.utils.analysis.scan_inputs``) in float32, and the Triton kernels (one row per kernel pair:
+``triton-runs``, ``triton-statewise``, ``triton-tile``) also with bfloat16 activations and float32
 parameters, as under AMP; those rows (named ``...:bfloat16``) only have to agree to bfloat16
 rounding. Each row also has the time of one forward+backward after a warm-up run; a backend
 that raises (a kernel that does not compile, out of memory) gives a row with its error.

@@ -125,7 +125,7 @@ def analyse(kernel: str, dim_group: int, length: int, dim_state: int = N_STATE,
     threads = 32 * num_warps
     base = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, HAS_Z=False, ACC=tl.float32,
                 FAST_EXP=True, DETERMINISTIC=False, BLOCK_D=block_d, BLOCK_N=block_n,
-                BLOCK_L=block_l)
+                BLOCK_L=block_l, RUN=triton_scan.run_length(cfg, block_l))
     rows = []
     for direction, fn, extra in zip(('forward', 'backward'),
                                     triton_scan._kernel_fns(kern, kernel),
@@ -137,7 +137,7 @@ def analyse(kernel: str, dim_group: int, length: int, dim_state: int = N_STATE,
         inner = [r for r in loops if chunk['start'] < r['start'] and r['end'] < chunk['end']]
         per_chunk = chunk['length']
         updates = block_d * block_l * block_n / threads  # (d, n, t) per thread and chunk
-        if kernel == 'statewise':
+        if kernel in triton_scan._STATE_LOOP:
             state_loop = max(inner, key=lambda r: r['length'])
             per_chunk += (dim_state - 1) * state_loop['length']
             updates = block_d * block_l * dim_state / threads
