@@ -532,20 +532,66 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
 # thread scanning a run of RUN consecutive steps in its registers. A chunk of BLOCK_L steps is
 # BLOCK_L // RUN runs; tile k (of RUN // 4) holds steps 4k..4k+3 of every run, a
 # (BLOCK_D, BLOCK_L // RUN, 4) tensor whose last axis one thread loads with one 16-byte load.
-# Per state and chunk: each tile's 4 steps are composed in registers (tl.reduce over the last
-# axis), then the tiles of a run in order; the runs are scanned across the lanes
-# (log2(BLOCK_L // RUN) shuffle steps, against log2(BLOCK_L / 4) when Triton spreads a
-# (BLOCK_D, BLOCK_L) tile over the lanes); each run takes the state it starts from from its
-# neighbour (tl.gather), and each tile's states come from a scan over its 4 steps with that
-# state folded into the first one (the scan's decay products are then not needed).
-# tl.reduce and tl.associative_scan combine these non-commutative maps in index order; over the
-# last axis they never leave a thread.
+# Per state and chunk: each tile's 4 steps are composed in registers, then the tiles of a run
+# in order; the runs are scanned across the lanes (tl.associative_scan: log2(BLOCK_L // RUN)
+# shuffle steps, against log2(BLOCK_L / 4) when Triton spreads a (BLOCK_D, BLOCK_L) tile over
+# the lanes); each run takes the state it starts from from its neighbour (tl.gather), and each
+# tile's states follow from it step by step. The steps of a tile are taken apart with
+# tl.split, which stays in registers: Triton lowers tl.associative_scan(reverse=True) over a
+# thread's own axis with warp shuffles (55 for a 4-step tile of 16 x 8 runs on sm_90).
 
 
 @triton.jit
-def _combine_rev(a1, x1, a2, x2):
-    # (a2, x2) then (a1, x1): the reverse-time composition, for tl.reduce's in-order operands
-    return a1 * a2, x2 * a1 + x1
+def _split4(x):
+    """A tile's 4 steps (its last axis) as 4 tensors (BLOCK_D, BLOCK_L // RUN)."""
+    lo, hi = tl.split(tl.reshape(x, (x.shape[0], x.shape[1], 2, 2)))
+    e0, e2 = tl.split(lo)
+    e1, e3 = tl.split(hi)
+    return e0, e1, e2, e3
+
+
+@triton.jit
+def _join4(e0, e1, e2, e3):
+    """The inverse of :func:`_split4`."""
+    return tl.reshape(tl.join(tl.join(e0, e2), tl.join(e1, e3)), (e0.shape[0], e0.shape[1], 4))
+
+
+@triton.jit
+def _tile_total(decay, inp):
+    """A tile's 4 steps h -> a h + x composed in time order: (a, x) of the whole tile."""
+    a0, a1, a2, a3 = _split4(decay)
+    x0, x1, x2, x3 = _split4(inp)
+    return a0 * a1 * a2 * a3, ((x0 * a1 + x1) * a2 + x2) * a3 + x3
+
+
+@triton.jit
+def _tile_states(decay, inp, h):
+    """A tile's states from the state ``h`` before its first step."""
+    a0, a1, a2, a3 = _split4(decay)
+    x0, x1, x2, x3 = _split4(inp)
+    s0 = a0 * h + x0
+    s1 = a1 * s0 + x1
+    s2 = a2 * s1 + x2
+    return _join4(s0, s1, s2, a3 * s2 + x3)
+
+
+@triton.jit
+def _tile_total_rev(decay, inp):
+    """A tile's 4 adjoint steps g -> a g + x composed backwards in time."""
+    a0, a1, a2, a3 = _split4(decay)
+    x0, x1, x2, x3 = _split4(inp)
+    return a0 * a1 * a2 * a3, x0 + a0 * (x1 + a1 * (x2 + a2 * x3))
+
+
+@triton.jit
+def _tile_adjoints(decay, inp, g):
+    """A tile's adjoints from the adjoint ``g`` after its last step."""
+    a0, a1, a2, a3 = _split4(decay)
+    x0, x1, x2, x3 = _split4(inp)
+    g3 = a3 * g + x3
+    g2 = a2 * g3 + x2
+    g1 = a1 * g2 + x1
+    return _join4(a0 * g1 + x0, g1, g2, g3)
 
 
 @triton.jit
@@ -583,7 +629,7 @@ def _run_states(tiles, A2, h0, B_ptr, b_base, n, L, ACC: tl.constexpr, FAST_EXP:
         Bn = _run_row(B_ptr, b_base, n, L, t, m, ACC)
         decay = _exp2(dt * A2, FAST_EXP)
         inp = dtu * Bn
-        ta, tx = tl.reduce((decay, inp), 2, _combine)
+        ta, tx = _tile_total(decay, inp)
         parts = parts + ((Bn, decay, inp, ta, tx), )
     ra = parts[0][3]
     rx = parts[0][4]
@@ -594,13 +640,10 @@ def _run_states(tiles, A2, h0, B_ptr, b_base, n, L, ACC: tl.constexpr, FAST_EXP:
     j = tl.arange(0, T)[None, :]
     prev = tl.gather(h_end, tl.broadcast_to(tl.maximum(j - 1, 0), h_end.shape), 1)
     h = tl.where(j == 0, h0[:, None], prev)
-    first = tl.arange(0, 4)[None, None, :] == 0
     states = ()
     for k in tl.static_range(len(tiles)):
         Bn, decay, inp, ta, tx = parts[k]
-        _a, hs = tl.associative_scan((decay, tl.where(first, inp + decay * h[:, :, None], inp)),
-                                     2, _combine)
-        states = states + ((Bn, inp, hs), )
+        states = states + ((Bn, inp, _tile_states(decay, inp, h)), )
         h = ta * h + tx
     return states, h_end
 
@@ -615,7 +658,7 @@ def _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP: tl.constexpr, T: 
     for k in tl.static_range(K):
         decay = _exp2(dts_next[k] * A2, FAST_EXP)
         inp = Cs[k] * dys[k]
-        ta, tx = tl.reduce((decay, inp), 2, _combine_rev)
+        ta, tx = _tile_total_rev(decay, inp)
         parts = parts + ((decay, inp, ta, tx), )
     ra = parts[K - 1][2]
     rx = parts[K - 1][3]
@@ -626,13 +669,10 @@ def _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP: tl.constexpr, T: 
     j = tl.arange(0, T)[None, :]
     nxt = tl.gather(g_first, tl.broadcast_to(tl.minimum(j + 1, T - 1), g_first.shape), 1)
     g = tl.where(j == T - 1, g_n[:, None], nxt)
-    last = tl.arange(0, 4)[None, None, :] == 3
     adj = ()
     for kk in tl.static_range(K):
         decay, inp, ta, tx = parts[K - 1 - kk]
-        _a, gs = tl.associative_scan((decay, tl.where(last, inp + decay * g[:, :, None], inp)),
-                                     2, _combine, reverse=True)
-        adj = (gs, ) + adj
+        adj = (_tile_adjoints(decay, inp, g), ) + adj
         g = ta * g + tx
     return adj, g_first
 

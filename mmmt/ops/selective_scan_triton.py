@@ -66,7 +66,7 @@ class KernelConfig:
 #: compile to for sm_90 at the Swin-L NYUD stage-3 shape
 #: (``tools/analysis_tools/triton_scan_sass.py``), in issued instructions per (channel, state,
 #: step) update, forward / backward: ``runs`` (16 channels x 128 steps, runs of 16, 4 warps)
-#: 15.5 / 75.4, ``statewise`` (8 x 128, 4 warps) 28.7 / 90.2, ``tile`` (2 channels x 16 states
+#: 15.5 / 61.4, ``statewise`` (8 x 128, 4 warps) 28.7 / 90.2, ``tile`` (2 channels x 16 states
 #: x 64 steps, 8 warps) 100 / 218. ``runs`` also reads each B/C row once for 16 channels.
 CONFIGS = {
     'runs': KernelConfig(block_l=128, tile=2048, num_warps=4),
