@@ -63,13 +63,15 @@ class KernelConfig:
 #: registers (:func:`run_length`) and only the runs across the lanes; ``tile`` scans a (channels
 #: x states x steps) tile at once. All give the same results (the tests run each). No GPU has
 #: timed them yet (docs/benchmarks_gpu.md); the default and these sizes come from what they
-#: compile to for sm_90 at the Swin-L NYUD stage-3 shape
-#: (``tools/analysis_tools/triton_scan_sass.py``), in issued instructions per (channel, state,
-#: step) update, forward / backward: ``runs`` (16 channels x 128 steps, runs of 16, 4 warps)
-#: 15.5 / 61.4, ``statewise`` (8 x 128, 4 warps) 28.7 / 90.2, ``tile`` (2 channels x 16 states
-#: x 64 steps, 8 warps) 100 / 218. ``runs`` also reads each B/C row once for 16 channels.
+#: compile to for sm_90 at the Swin-L NYUD shapes (``tools/analysis_tools/triton_scan_sass.py``),
+#: in issued instructions per (channel, state, step) update, forward / backward: ``runs`` (4
+#: channels x 128 steps, runs of 16, 1 warp) 15.5 / 50.7, ``statewise`` (8 x 128, 4 warps)
+#: 28.7 / 90.2, ``tile`` (2 channels x 16 states x 64 steps, 8 warps) 100 / 218. One warp per
+#: program: the same work per warp as 16 channels x 4 warps (15.5 / 61.4), but 4x the programs
+#: (384 at Swin-L stage 3, batch 1, for an H100's 132 SMs, against 96), and the backward's sums
+#: over channels stay within a warp (no shared memory); each B/C row is read once per 4 channels.
 CONFIGS = {
-    'runs': KernelConfig(block_l=128, tile=2048, num_warps=4),
+    'runs': KernelConfig(block_l=128, tile=512, num_warps=1),
     'statewise': KernelConfig(block_l=128, tile=1024, num_warps=4),
     'tile': KernelConfig(block_l=64, tile=2048, num_warps=8),
 }

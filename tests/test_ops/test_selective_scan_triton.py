@@ -280,7 +280,7 @@ def test_short_sequences_use_short_chunks():
         cfg.tile // cfg.block_l, 16, cfg.block_l)
     assert triton_scan._launch_sizes('statewise', 384, 16, 5) == (16, 16, 16)
     assert triton_scan._launch_sizes('statewise', 3, 16, 5) == (4, 16, 16)
-    assert triton_scan._launch_sizes('runs', 384, 16, 16128) == (16, 16, 128)
+    assert triton_scan._launch_sizes('runs', 384, 16, 16128) == (4, 16, 128)
     assert triton_scan._launch_sizes('runs', 384, 16, 5) == (16, 16, 16)
     # each thread's run: the config's elements per thread, within one chunk
     assert triton_scan.run_length(triton_scan.CONFIGS['runs'], 128) == 16

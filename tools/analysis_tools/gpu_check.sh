@@ -128,8 +128,8 @@ cat "$DETAIL/benchmark_scan.md"
 # other launch sizes of the Triton kernels at the Swin-L stage-3 shape (each compiles in about
 # a second): NAME:STEPS:TILE:WARPS, see mmmt.ops.selective_scan_triton.parse_kernel; the first
 # is the shipped default, for comparison within this run
-SWEEP=${GPU_CHECK_SWEEP:-runs:128:2048:4 runs:128:512:1 runs:128:1024:2 runs:128:1024:4 \
-runs:256:2048:4 statewise:128:1024:4 statewise:128:256:1 tile:64:2048:8}
+SWEEP=${GPU_CHECK_SWEEP:-runs:128:512:1 runs:128:1024:2 runs:128:2048:4 runs:128:1024:4 \
+runs:128:256:1 statewise:128:1024:4 statewise:128:256:1 tile:64:2048:8}
 if [ "$DEV" = cuda ] && [ -n "$SWEEP" ]; then
   SWEEP_BACKENDS=()
   for c in $SWEEP; do SWEEP_BACKENDS+=("triton-$c"); done
