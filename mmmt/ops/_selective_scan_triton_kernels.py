@@ -557,41 +557,43 @@ def _join4(e0, e1, e2, e3):
 
 
 @triton.jit
-def _tile_total(decay, inp):
-    """A tile's 4 steps h -> a h + x composed in time order: (a, x) of the whole tile."""
-    a0, a1, a2, a3 = _split4(decay)
-    x0, x1, x2, x3 = _split4(inp)
+def _compose4(a0, a1, a2, a3, x0, x1, x2, x3):
+    """Four steps h -> a h + x, taken in the order given, as one: its (a, x)."""
     return a0 * a1 * a2 * a3, ((x0 * a1 + x1) * a2 + x2) * a3 + x3
 
 
 @triton.jit
-def _tile_states(decay, inp, h):
-    """A tile's states from the state ``h`` before its first step."""
-    a0, a1, a2, a3 = _split4(decay)
-    x0, x1, x2, x3 = _split4(inp)
+def _walk4(a0, a1, a2, a3, x0, x1, x2, x3, h):
+    """The values after each of four steps h -> a h + x, taken in the order given from h."""
     s0 = a0 * h + x0
     s1 = a1 * s0 + x1
     s2 = a2 * s1 + x2
-    return _join4(s0, s1, s2, a3 * s2 + x3)
+    return s0, s1, s2, a3 * s2 + x3
 
 
 @triton.jit
-def _tile_total_rev(decay, inp):
-    """A tile's 4 adjoint steps g -> a g + x composed backwards in time."""
+def _tile_total(decay, inp, REVERSE: tl.constexpr):
+    """A tile's 4 steps composed in time order (states), or backwards (``REVERSE``:
+    adjoints)."""
     a0, a1, a2, a3 = _split4(decay)
     x0, x1, x2, x3 = _split4(inp)
-    return a0 * a1 * a2 * a3, x0 + a0 * (x1 + a1 * (x2 + a2 * x3))
+    if REVERSE:
+        return _compose4(a3, a2, a1, a0, x3, x2, x1, x0)
+    else:
+        return _compose4(a0, a1, a2, a3, x0, x1, x2, x3)
 
 
 @triton.jit
-def _tile_adjoints(decay, inp, g):
-    """A tile's adjoints from the adjoint ``g`` after its last step."""
+def _tile_walk(decay, inp, h, REVERSE: tl.constexpr):
+    """A tile's states from the state ``h`` before its first step, or (``REVERSE``) its
+    adjoints from the adjoint ``h`` after its last step."""
     a0, a1, a2, a3 = _split4(decay)
     x0, x1, x2, x3 = _split4(inp)
-    g3 = a3 * g + x3
-    g2 = a2 * g3 + x2
-    g1 = a1 * g2 + x1
-    return _join4(a0 * g1 + x0, g1, g2, g3)
+    if REVERSE:
+        s3, s2, s1, s0 = _walk4(a3, a2, a1, a0, x3, x2, x1, x0, h)
+    else:
+        s0, s1, s2, s3 = _walk4(a0, a1, a2, a3, x0, x1, x2, x3, h)
+    return _join4(s0, s1, s2, s3)
 
 
 @triton.jit
@@ -629,7 +631,7 @@ def _run_states(tiles, A2, h0, B_ptr, b_base, n, L, ACC: tl.constexpr, FAST_EXP:
         Bn = _run_row(B_ptr, b_base, n, L, t, m, ACC)
         decay = _exp2(dt * A2, FAST_EXP)
         inp = dtu * Bn
-        ta, tx = _tile_total(decay, inp)
+        ta, tx = _tile_total(decay, inp, False)
         parts = parts + ((Bn, decay, inp, ta, tx), )
     ra = parts[0][3]
     rx = parts[0][4]
@@ -643,7 +645,7 @@ def _run_states(tiles, A2, h0, B_ptr, b_base, n, L, ACC: tl.constexpr, FAST_EXP:
     states = ()
     for k in tl.static_range(len(tiles)):
         Bn, decay, inp, ta, tx = parts[k]
-        states = states + ((Bn, inp, _tile_states(decay, inp, h)), )
+        states = states + ((Bn, inp, _tile_walk(decay, inp, h, False)), )
         h = ta * h + tx
     return states, h_end
 
@@ -658,7 +660,7 @@ def _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP: tl.constexpr, T: 
     for k in tl.static_range(K):
         decay = _exp2(dts_next[k] * A2, FAST_EXP)
         inp = Cs[k] * dys[k]
-        ta, tx = _tile_total_rev(decay, inp)
+        ta, tx = _tile_total(decay, inp, True)
         parts = parts + ((decay, inp, ta, tx), )
     ra = parts[K - 1][2]
     rx = parts[K - 1][3]
@@ -672,7 +674,7 @@ def _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP: tl.constexpr, T: 
     adj = ()
     for kk in tl.static_range(K):
         decay, inp, ta, tx = parts[K - 1 - kk]
-        adj = (_tile_adjoints(decay, inp, g), ) + adj
+        adj = (_tile_walk(decay, inp, g, True), ) + adj
         g = ta * g + tx
     return adj, g_first
 
