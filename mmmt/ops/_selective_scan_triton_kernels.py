@@ -408,6 +408,20 @@ def _chunk_output(y, uu, Dv, z_ptr, offs, m2, HAS_D: tl.constexpr, HAS_Z: tl.con
 
 
 @triton.jit
+def _bwd_program(D_ptr, bias_ptr, L, DIM, DG, N, SLOTS, GB, GC, HAS_D: tl.constexpr,
+                 HAS_BIAS: tl.constexpr, ACC: tl.constexpr, DETERMINISTIC: tl.constexpr,
+                 BLOCK_D: tl.constexpr):
+    """What a state-by-state backward program starts from: :func:`_channels`, its B/C blocks
+    and where its dB/dC sums go, and the rows of its checkpoints and of its adjoint slots."""
+    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
+                                            BLOCK_D)
+    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
+    db_base, dc_base = _grad_bases(b_base, c_base, b, N, L, 0, DETERMINISTIC)
+    return (b, d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base,
+            (b * DIM + d) * SLOTS * N, (b * DIM + d) * 2 * N)
+
+
+@triton.jit
 def scan_fwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                               out_ptr, carry_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB, GC,
                               HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
@@ -455,12 +469,9 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
     """The tile kernel's reverse-time adjoint scan (see :func:`scan_bwd_kernel`), one state at
     a time; with z, the chunk's output (for dz) is recomputed in a first pass over the
     states."""
-    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
-                                            BLOCK_D)
-    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
-    db_base, dc_base = _grad_bases(b_base, c_base, b, N, L, 0, DETERMINISTIC)
-    ckpt_row = (b * DIM + d) * SLOTS * N
-    g_row = (b * DIM + d) * 2 * N
+    (b, d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base, ckpt_row,
+     g_row) = _bwd_program(D_ptr, bias_ptr, L, DIM, DG, N, SLOTS, GB, GC, HAS_D, HAS_BIAS, ACC,
+                           DETERMINISTIC, BLOCK_D)
     first_col = d_mask[:, None] & (tl.arange(0, BLOCK_L) == 0)[None, :]
     dD_acc = _zeros((BLOCK_D, ), ACC)
     dbias_acc = _zeros((BLOCK_D, ), ACC)
@@ -762,12 +773,9 @@ def scan_bwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          DETERMINISTIC: tl.constexpr, BLOCK_D: tl.constexpr,
                          BLOCK_L: tl.constexpr, RUN: tl.constexpr):
     """:func:`scan_bwd_statewise_kernel` with the runs of :func:`scan_fwd_runs_kernel`."""
-    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
-                                            BLOCK_D)
-    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
-    db_base, dc_base = _grad_bases(b_base, c_base, b, N, L, 0, DETERMINISTIC)
-    ckpt_row = (b * DIM + d) * SLOTS * N
-    g_row = (b * DIM + d) * 2 * N
+    (b, d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base, ckpt_row,
+     g_row) = _bwd_program(D_ptr, bias_ptr, L, DIM, DG, N, SLOTS, GB, GC, HAS_D, HAS_BIAS, ACC,
+                           DETERMINISTIC, BLOCK_D)
     T: tl.constexpr = BLOCK_L // RUN
     K: tl.constexpr = RUN // 4
     j = tl.arange(0, T)[None, :]
