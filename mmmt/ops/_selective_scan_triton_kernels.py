@@ -10,12 +10,16 @@ Layout contract (all contiguous, prepared by the wrapper):
 - ``u``, ``delta``, ``z``, ``out`` and the gradients ``du``, ``ddelta``, ``dz``: (batch, DIM, L);
 - ``A``: (DIM, N); ``D``, ``delta_bias``: (DIM,);
 - ``B``: (batch, GB, N, L), ``C``: (batch, GC, N, L), with GB, GC either 1 or G;
-- ``ckpt``: (batch, DIM, NCHUNK, N) state at the start of every chunk of ``BLOCK_L`` steps;
+- ``ckpt``: (batch, DIM, NCHUNK, N) state at the start of every chunk of ``BLOCK_L`` steps
+  (the state-by-state kernels: (batch, DIM, SLOTS, N), see their comments);
 - ``last``, ``dlast``, ``dA``: (batch, DIM, N); ``dD``, ``dbias``: (batch, DIM) per-batch sums
   (the wrapper sums over the batch); ``dB``, ``dC``: like ``B``, ``C``, zero-initialised,
   accumulated with atomic adds over the channel blocks of a group (as mamba-ssm's CUDA kernel
   accumulates them), or with ``DETERMINISTIC`` (batch, G, channel blocks, N, L) blocks, one
   per program, that the wrapper adds up.
+
+Three kernel pairs: the ``tile`` kernels described here, the ``statewise`` and the ``runs``
+kernels (one state at a time; see the comments above each).
 
 Program (pid_d, g, b) owns channels ``g * DG + pid_d * BLOCK_D + [0, BLOCK_D)`` of group g of
 batch element b, all N states, and walks the sequence chunk by chunk. Inside a chunk, the
