@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from mmengine.runner import Runner
 
 __all__ = [
-    'add_runner_args', 'warn_misspelled_keys', 'parse_runner_args',
+    'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction'
 ]
@@ -106,6 +106,19 @@ def add_runner_args(parser: argparse.ArgumentParser, trust_help: str) -> None:
         help='job launcher')
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def add_model_input_args(parser: argparse.ArgumentParser) -> None:
+    """Add the config and input-size arguments the model benchmarks share (without importing
+    torch, so that their ``--help`` stays fast).
+
+    Args:
+        parser (argparse.ArgumentParser): The tool's parser.
+    """
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
+                        help='input size (default 448 576, the NYUDv2 crop)')
+    parser.add_argument('--batch-size', type=int, default=1)
 
 
 def parse_runner_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:

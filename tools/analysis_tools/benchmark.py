@@ -36,13 +36,12 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
+from mmmt.utils.cli import add_model_input_args
+
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
-                        help='input size (default 448 576, the NYUDv2 crop)')
-    parser.add_argument('--batch-size', type=int, default=1)
+    add_model_input_args(parser)
     parser.add_argument('--device', default=None,
                         help='e.g. cpu, cuda, cuda:1 (default: cuda if available, else cpu)')
     parser.add_argument('--iters', type=int, default=None,

@@ -23,15 +23,14 @@ import sys
 import time
 from typing import Dict, List, Optional
 
+from mmmt.utils.cli import add_model_input_args
+
 ALL_BALANCERS = ['PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL', 'AlignedMTL']
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
-                        help='input size (default 448 576, the NYUDv2 crop)')
-    parser.add_argument('--batch-size', type=int, default=1)
+    add_model_input_args(parser)
     parser.add_argument('--rounds', type=int, default=3, help='timed rounds (default 3)')
     parser.add_argument('--balancers', nargs='+', default=ALL_BALANCERS, choices=ALL_BALANCERS)
     parser.add_argument('--device', default='cpu')
