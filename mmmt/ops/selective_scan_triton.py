@@ -32,7 +32,8 @@ from .selective_scan_torch import selective_scan_torch
 
 __all__ = [
     'selective_scan_triton', 'triton_available', 'interpreter_enabled', 'kernel_choice',
-    'kernel_name', 'parse_kernel', 'run_length', 'KernelConfig', 'CONFIGS', 'KERNEL_ENV', 'MAX_STATE'
+    'kernel_name', 'parse_kernel', 'run_length', 'KernelConfig', 'CONFIGS', 'KERNEL_ENV',
+    'MAX_STATE'
 ]
 
 #: Largest state size N supported (the ``tile`` kernels hold all the states of a channel block
