@@ -59,13 +59,35 @@ def _combine(a1, x1, a2, x2):
     return a1 * a2, x1 * a2 + x2
 
 
+# log(1 + w) / w on [0, 1]: its degree-8 Chebyshev interpolant (at the nodes
+# (1 + cos(pi (k + 1/2) / 9)) / 2), as power-series coefficients rounded to float32.
+# tests/test_ops/test_selective_scan_triton.py derives them again and bounds the float32
+# softplus built on them (2.9e-7 relative at most, below the 3.6e-7 of log(1 + w) w / (v - 1))
+LOG1P_COEFFS = tl.constexpr((0.9999999403953552, -0.4999944567680359, 0.3331812024116516,
+                             -0.2483539879322052, 0.19076880812644958, -0.13602247834205627,
+                             0.0775160863995552, -0.029074065387248993, 0.005126102361828089))
+
+
+@triton.jit
+def _log1p_unit(w):
+    """log(1 + w) for w in [0, 1] in float32: a polynomial, 9 FMAs where log and a division
+    to restore its precision near 0 took about 40 instructions (tl.math has no log1p)."""
+    p = w * LOG1P_COEFFS[8] + LOG1P_COEFFS[7]
+    for i in tl.static_range(6, -1, -1):  # Horner's rule
+        p = p * w + LOG1P_COEFFS[i]
+    return p * w
+
+
 @triton.jit
 def _softplus(x):
-    # max(x, 0) + log1p(exp(-|x|)); log1p(w) = log(1 + w) * w / ((1 + w) - 1) keeps full
-    # precision for tiny w (no log1p in tl.math)
+    """log(1 + e^x) as max(x, 0) + log1p(e^-|x|)."""
     w = tl.exp(-tl.abs(x))
-    v = 1.0 + w
-    lp = tl.where(v == 1.0, w, tl.log(v) * (w / tl.where(v == 1.0, 1.0, v - 1.0)))
+    if x.dtype == tl.float64:  # the polynomial is only float32-accurate
+        # log1p(w) = log(v) w / (v - 1), v = 1 + w: exact to rounding for tiny w
+        v = 1.0 + w
+        lp = tl.where(v == 1.0, w, tl.log(v) * (w / tl.where(v == 1.0, 1.0, v - 1.0)))
+    else:
+        lp = _log1p_unit(w)
     return tl.maximum(x, 0.0) + lp
 
 
@@ -116,12 +138,16 @@ def _load_fwd(u_ptr, delta_ptr, B_ptr, C_ptr, z_ptr, row, b_row, c_row, d_mask, 
 
 @triton.jit
 def _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D: tl.constexpr, HAS_BIAS: tl.constexpr,
-              ACC: tl.constexpr, BLOCK_D: tl.constexpr):
+              ACC: tl.constexpr, BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr = False):
     """This program's batch element, channels and their mask, bias and D (0 when absent), and
-    the start of each channel's row of u/delta/z."""
+    the start of each channel's row of u/delta/z. ``EVEN_D``: BLOCK_D divides the channels
+    of a group, so the mask is a constant the compiler drops from every load and store."""
     b = tl.program_id(2).to(tl.int64)
     dl = tl.program_id(0) * BLOCK_D + tl.arange(0, BLOCK_D)
-    d_mask = dl < DG
+    if EVEN_D:
+        d_mask = tl.full((BLOCK_D, ), 1, tl.int1)
+    else:
+        d_mask = dl < DG
     d = tl.program_id(1) * DG + dl
     bias = _zeros((BLOCK_D, ), ACC)
     if HAS_BIAS:
@@ -414,11 +440,11 @@ def _chunk_output(y, uu, Dv, z_ptr, offs, m2, HAS_D: tl.constexpr, HAS_Z: tl.con
 @triton.jit
 def _bwd_program(D_ptr, bias_ptr, L, DIM, DG, N, SLOTS, GB, GC, HAS_D: tl.constexpr,
                  HAS_BIAS: tl.constexpr, ACC: tl.constexpr, DETERMINISTIC: tl.constexpr,
-                 BLOCK_D: tl.constexpr):
+                 BLOCK_D: tl.constexpr, EVEN_D: tl.constexpr = False):
     """What a state-by-state backward program starts from: :func:`_channels`, its B/C blocks
     and where its dB/dC sums go, and the rows of its checkpoints and of its adjoint slots."""
     b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
-                                            BLOCK_D)
+                                            BLOCK_D, EVEN_D)
     b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
     db_base, dc_base = _grad_bases(b_base, c_base, b, N, L, 0, DETERMINISTIC)
     return (b, d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base,
@@ -621,12 +647,17 @@ def _run_steps(c, k, BLOCK_L: tl.constexpr, RUN: tl.constexpr):
 @triton.jit
 def _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS: tl.constexpr,
                SOFTPLUS: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr,
-               RUN: tl.constexpr):
-    """Chunk c's tiles: per tile, its steps, mask, offsets, u, dt, pre-softplus dt and dt u."""
+               RUN: tl.constexpr, LAST: tl.constexpr = True):
+    """Chunk c's tiles: per tile, its steps, mask, offsets, u, dt, pre-softplus dt and dt u.
+    Only the ``LAST`` chunk may reach past L: the others' masks leave time out, and with
+    ``EVEN_D`` (see :func:`_channels`) are constants that no load or store evaluates."""
     tiles = ()
     for k in tl.static_range(RUN // 4):
         t = _run_steps(c, k, BLOCK_L, RUN)
-        m = d_mask[:, None, None] & (t < L)
+        if LAST:
+            m = d_mask[:, None, None] & (t < L)
+        else:
+            m = d_mask[:, None, None] & tl.full(t.shape, 1, tl.int1)
         offs = row[:, None, None] + t
         uu = tl.load(u_ptr + offs, mask=m, other=0.0).to(ACC)
         dt, x = _dt_tile(delta_ptr, bias[:, None], offs, m, HAS_BIAS, SOFTPLUS, ACC)
@@ -702,45 +733,63 @@ def _run_output(y, uu, Dv, z_ptr, offs, m, HAS_D: tl.constexpr, HAS_Z: tl.conste
 
 
 @triton.jit
-def scan_fwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr,
-                         carry_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB, GC, HAS_D: tl.constexpr,
-                         HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-                         ACC: tl.constexpr, FAST_EXP: tl.constexpr, BLOCK_D: tl.constexpr,
-                         BLOCK_L: tl.constexpr, RUN: tl.constexpr):
-    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
-                                            BLOCK_D)
-    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
-    carry_row = (b * DIM + d) * SLOTS * N
+def _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, carry_ptr, d,
+                    d_mask, bias, Dv, row, b_base, c_base, carry_row, L, N, SLOTS,
+                    HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
+                    SOFTPLUS: tl.constexpr, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
+                    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, RUN: tl.constexpr,
+                    LAST: tl.constexpr):
+    """Chunk c of :func:`scan_fwd_runs_kernel`: its output, and the state after it in slot
+    (c + 1) % SLOTS."""
     T: tl.constexpr = BLOCK_L // RUN
     j = tl.arange(0, T)[None, :]
     last_run = d_mask[:, None] & (j == T - 1)
-    for c in range(NCHUNK):
-        tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
-                           BLOCK_L, RUN)
-        ys = ()
+    tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
+                       BLOCK_L, RUN, LAST)
+    ys = ()
+    for k in tl.static_range(RUN // 4):
+        ys = ys + (_zeros((BLOCK_D, T, 4), ACC), )
+    state_in = carry_row + (c % SLOTS) * N
+    state_out = carry_row + ((c + 1) % SLOTS) * N
+    tl.debug_barrier()  # the states the previous chunk wrote are visible to every thread
+    for n in range(N):
+        A2 = _state_A(A_ptr, d, d_mask, n, N, ACC) * _LOG2E
+        h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
+        states, h_end = _run_states(tiles, A2[:, None, None], h0_n, B_ptr, b_base, n, L, ACC,
+                                    FAST_EXP, T)
+        new_ys = ()
         for k in tl.static_range(RUN // 4):
-            ys = ys + (_zeros((BLOCK_D, T, 4), ACC), )
-        state_in = carry_row + (c % SLOTS) * N
-        state_out = carry_row + ((c + 1) % SLOTS) * N
-        tl.debug_barrier()  # the states the previous chunk wrote are visible to every thread
-        for n in range(N):
-            A2 = _state_A(A_ptr, d, d_mask, n, N, ACC) * _LOG2E
-            h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
-            states, h_end = _run_states(tiles, A2[:, None, None], h0_n, B_ptr, b_base, n, L,
-                                        ACC, FAST_EXP, T)
-            new_ys = ()
-            for k in tl.static_range(RUN // 4):
-                t, m = tiles[k][0], tiles[k][1]
-                new_ys = new_ys + (ys[k] + states[k][2] *
-                                   _run_row(C_ptr, c_base, n, L, t, m, ACC), )
-            ys = new_ys
-            # past L, dt = 0 keeps the state, so the last run's end is the state at
-            # min(L, chunk end); only that lane is unmasked, at offset 0
-            tl.store(carry_ptr + (state_out + n)[:, None] + (j - (T - 1)), h_end, mask=last_run)
-        for k in tl.static_range(RUN // 4):
-            _t, m, offs, uu = tiles[k][0], tiles[k][1], tiles[k][2], tiles[k][3]
-            y = _run_output(ys[k], uu, Dv, z_ptr, offs, m, HAS_D, HAS_Z, ACC)
-            tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m)
+            t, m = tiles[k][0], tiles[k][1]
+            new_ys = new_ys + (ys[k] + states[k][2] *
+                               _run_row(C_ptr, c_base, n, L, t, m, ACC), )
+        ys = new_ys
+        # past L, dt = 0 keeps the state, so the last run's end is the state at
+        # min(L, chunk end); only that lane is unmasked, at offset 0
+        tl.store(carry_ptr + (state_out + n)[:, None] + (j - (T - 1)), h_end, mask=last_run)
+    for k in tl.static_range(RUN // 4):
+        _t, m, offs, uu = tiles[k][0], tiles[k][1], tiles[k][2], tiles[k][3]
+        y = _run_output(ys[k], uu, Dv, z_ptr, offs, m, HAS_D, HAS_Z, ACC)
+        tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m)
+
+
+@triton.jit
+def scan_fwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr, out_ptr,
+                         carry_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB, GC, HAS_D: tl.constexpr,
+                         HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
+                         ACC: tl.constexpr, FAST_EXP: tl.constexpr, EVEN_D: tl.constexpr,
+                         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, RUN: tl.constexpr):
+    b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
+                                            BLOCK_D, EVEN_D)
+    b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
+    carry_row = (b * DIM + d) * SLOTS * N
+    # every chunk but the last without time masks: no select or zeroing per element
+    for c in range(NCHUNK - 1):
+        _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, carry_ptr, d,
+                        d_mask, bias, Dv, row, b_base, c_base, carry_row, L, N, SLOTS, HAS_D,
+                        HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, BLOCK_D, BLOCK_L, RUN, False)
+    _runs_fwd_chunk(NCHUNK - 1, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, carry_ptr,
+                    d, d_mask, bias, Dv, row, b_base, c_base, carry_row, L, N, SLOTS, HAS_D,
+                    HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, BLOCK_D, BLOCK_L, RUN, True)
 
 
 @triton.jit
@@ -769,95 +818,125 @@ def _run_outputs(tiles, A_ptr, ckpt_ptr, ckpt_in, B_ptr, C_ptr, b_base, c_base, 
 
 
 @triton.jit
+def _runs_bwd_chunk(c, dD_acc, dbias_acc, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, ckpt_ptr,
+                    gcarry_ptr, dout_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dz_ptr, b,
+                    d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base, ckpt_row, g_row,
+                    L, DIM, N, NCHUNK, HAS_D: tl.constexpr, HAS_Z: tl.constexpr,
+                    HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACC: tl.constexpr,
+                    FAST_EXP: tl.constexpr, DETERMINISTIC: tl.constexpr, BLOCK_L: tl.constexpr,
+                    RUN: tl.constexpr, LAST: tl.constexpr):
+    """Chunk c of :func:`scan_bwd_runs_kernel`: its input gradients, its part of dA, dB and
+    dC, the adjoint before it in slot (c + 1) % 2, and the sums dD and d delta_bias so far."""
+    T: tl.constexpr = BLOCK_L // RUN
+    K: tl.constexpr = RUN // 4
+    j = tl.arange(0, T)[None, :]
+    first_run = d_mask[:, None] & (j == 0)
+    tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
+                       BLOCK_L, RUN, LAST)
+    dys = ()
+    dts_next = ()  # decay of the next step (1 past the end: the adjoint there is dlast)
+    steps_in = ()  # the steps before L, for the (1, T, 4) rows of dB and dC
+    for k in tl.static_range(K):
+        t, m, offs = tiles[k][0], tiles[k][1], tiles[k][2]
+        dys = dys + (tl.load(dout_ptr + offs, mask=m, other=0.0).to(ACC), )
+        if LAST:
+            m_next = m & (t + 1 < L)
+            steps_in = steps_in + (t < L, )
+        else:  # the step after the chunk's last one is the next chunk's first
+            m_next = m
+            steps_in = steps_in + (tl.full(t.shape, 1, tl.int1), )
+        dt_next, _x_next = _dt_tile(delta_ptr + 1, bias[:, None], offs, m_next, HAS_BIAS,
+                                    SOFTPLUS, ACC)
+        dts_next = dts_next + (dt_next, )
+    tl.debug_barrier()  # the adjoints the next chunk wrote are visible to every thread
+    if HAS_Z:
+        ys = _run_outputs(tiles, A_ptr, ckpt_ptr, ckpt_row + c * N, B_ptr, C_ptr, b_base,
+                          c_base, d, d_mask, Dv, z_ptr, L, N, HAS_D, ACC, FAST_EXP, T)
+        gated = ()
+        for k in tl.static_range(K):
+            offs, m = tiles[k][2], tiles[k][1]
+            zz = tl.load(z_ptr + offs, mask=m, other=0.0).to(ACC)
+            sig = _sigmoid(zz)
+            dz = dys[k] * ys[k] * sig * (1.0 + zz * (1.0 - sig))
+            tl.store(dz_ptr + offs, dz.to(dz_ptr.dtype.element_ty), mask=m)
+            gated = gated + (dys[k] * zz * sig, )
+        dys = gated
+    dus = ()
+    ddts = ()
+    for k in tl.static_range(K):
+        if HAS_D:
+            dus = dus + (Dv[:, None, None] * dys[k], )
+            dD_acc += _sum(_sum(dys[k] * tiles[k][3], axis=2), axis=1)
+        else:
+            dus = dus + (_zeros_like(dys[k]), )
+        ddts = ddts + (_zeros_like(dys[k]), )
+    adj_in = g_row + (c % 2) * N
+    adj_out = g_row + ((c + 1) % 2) * N
+    for n in range(N):
+        A_n = _state_A(A_ptr, d, d_mask, n, N, ACC)
+        A2 = (A_n * _LOG2E)[:, None, None]
+        h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
+        g_n = tl.load(gcarry_ptr + adj_in + n, mask=d_mask, other=0.0)
+        states, _h = _run_states(tiles, A2, h0_n, B_ptr, b_base, n, L, ACC, FAST_EXP, T)
+        Cs = ()
+        for k in tl.static_range(K):
+            Cs = Cs + (_run_row(C_ptr, c_base, n, L, tiles[k][0], tiles[k][1], ACC), )
+        adj, g_first = _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP, T)
+        tl.store(gcarry_ptr + (adj_out + n)[:, None] + j, g_first, mask=first_run)
+        dA_n = _zeros_like(dys[0])  # summed over the tiles, then over the steps once
+        new_dus = ()
+        new_ddts = ()
+        for k in tl.static_range(K):
+            t, uu, dt, dtu = tiles[k][0], tiles[k][3], tiles[k][4], tiles[k][6]
+            Bn, inp, hs = states[k]
+            gs = adj[k]
+            # masked channels have gs = hs = 0, so these sums over the block are exact
+            _add_grad(dB_ptr + db_base + n * L + t, _sum(gs * dtu, axis=0, keep_dims=True),
+                      steps_in[k], DETERMINISTIC)
+            _add_grad(dC_ptr + dc_base + n * L + t, _sum(hs * dys[k], axis=0, keep_dims=True),
+                      steps_in[k], DETERMINISTIC)
+            g_b = gs * Bn
+            g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
+            dA_n += g_ah * dt
+            new_dus = new_dus + (dus[k] + dt * g_b, )
+            new_ddts = new_ddts + (ddts[k] + uu * g_b + g_ah * A_n[:, None, None], )
+        dus = new_dus
+        ddts = new_ddts
+        # this chunk's part of dA (summed by the wrapper: no atomics)
+        tl.store(dA_ptr + ((b * DIM + d) * NCHUNK + c) * N + n,
+                 _sum(_sum(dA_n, axis=2), axis=1), mask=d_mask)
+    for k in tl.static_range(K):
+        dbias_acc += _sum(_store_input_grads(dus[k], ddts[k], tiles[k][5], tiles[k][1],
+                                             tiles[k][2], du_ptr, ddelta_ptr, SOFTPLUS),
+                          axis=1)
+    return dD_acc, dbias_acc
+
+
+@triton.jit
 def scan_bwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bias_ptr,
                          ckpt_ptr, gcarry_ptr, dout_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr,
                          dC_ptr, dD_ptr, dbias_ptr, dz_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB,
                          GC, HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                          SOFTPLUS: tl.constexpr, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
-                         DETERMINISTIC: tl.constexpr, BLOCK_D: tl.constexpr,
-                         BLOCK_L: tl.constexpr, RUN: tl.constexpr):
-    """:func:`scan_bwd_statewise_kernel` with the runs of :func:`scan_fwd_runs_kernel`."""
+                         DETERMINISTIC: tl.constexpr, EVEN_D: tl.constexpr,
+                         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, RUN: tl.constexpr):
+    """:func:`scan_bwd_statewise_kernel` with the runs of :func:`scan_fwd_runs_kernel`; the
+    last chunk first, the only one with time masks."""
     (b, d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base, ckpt_row,
      g_row) = _bwd_program(D_ptr, bias_ptr, L, DIM, DG, N, SLOTS, GB, GC, HAS_D, HAS_BIAS, ACC,
-                           DETERMINISTIC, BLOCK_D)
-    T: tl.constexpr = BLOCK_L // RUN
-    K: tl.constexpr = RUN // 4
-    j = tl.arange(0, T)[None, :]
-    first_run = d_mask[:, None] & (j == 0)
-    dD_acc = _zeros((BLOCK_D, ), ACC)
-    dbias_acc = _zeros((BLOCK_D, ), ACC)
-    for cc in range(NCHUNK):
-        c = NCHUNK - 1 - cc
-        tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
-                           BLOCK_L, RUN)
-        dys = ()
-        dts_next = ()  # decay of the next step (1 past the end: the adjoint there is dlast)
-        for k in tl.static_range(K):
-            t, m, offs = tiles[k][0], tiles[k][1], tiles[k][2]
-            dys = dys + (tl.load(dout_ptr + offs, mask=m, other=0.0).to(ACC), )
-            dt_next, _x_next = _dt_tile(delta_ptr + 1, bias[:, None], offs, m & (t + 1 < L),
-                                        HAS_BIAS, SOFTPLUS, ACC)
-            dts_next = dts_next + (dt_next, )
-        tl.debug_barrier()  # the adjoints the next chunk wrote are visible to every thread
-        if HAS_Z:
-            ys = _run_outputs(tiles, A_ptr, ckpt_ptr, ckpt_row + c * N, B_ptr, C_ptr, b_base,
-                              c_base, d, d_mask, Dv, z_ptr, L, N, HAS_D, ACC, FAST_EXP, T)
-            gated = ()
-            for k in tl.static_range(K):
-                offs, m = tiles[k][2], tiles[k][1]
-                zz = tl.load(z_ptr + offs, mask=m, other=0.0).to(ACC)
-                sig = _sigmoid(zz)
-                dz = dys[k] * ys[k] * sig * (1.0 + zz * (1.0 - sig))
-                tl.store(dz_ptr + offs, dz.to(dz_ptr.dtype.element_ty), mask=m)
-                gated = gated + (dys[k] * zz * sig, )
-            dys = gated
-        dus = ()
-        ddts = ()
-        for k in tl.static_range(K):
-            if HAS_D:
-                dus = dus + (Dv[:, None, None] * dys[k], )
-                dD_acc += _sum(_sum(dys[k] * tiles[k][3], axis=2), axis=1)
-            else:
-                dus = dus + (_zeros_like(dys[k]), )
-            ddts = ddts + (_zeros_like(dys[k]), )
-        adj_in = g_row + (c % 2) * N
-        adj_out = g_row + ((c + 1) % 2) * N
-        for n in range(N):
-            A_n = _state_A(A_ptr, d, d_mask, n, N, ACC)
-            A2 = (A_n * _LOG2E)[:, None, None]
-            h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
-            g_n = tl.load(gcarry_ptr + adj_in + n, mask=d_mask, other=0.0)
-            states, _h = _run_states(tiles, A2, h0_n, B_ptr, b_base, n, L, ACC, FAST_EXP, T)
-            Cs = ()
-            for k in tl.static_range(K):
-                Cs = Cs + (_run_row(C_ptr, c_base, n, L, tiles[k][0], tiles[k][1], ACC), )
-            adj, g_first = _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP, T)
-            tl.store(gcarry_ptr + (adj_out + n)[:, None] + j, g_first, mask=first_run)
-            dA_n = _zeros_like(dys[0])  # summed over the tiles, then over the steps once
-            new_dus = ()
-            new_ddts = ()
-            for k in tl.static_range(K):
-                t, uu, dt, dtu = tiles[k][0], tiles[k][3], tiles[k][4], tiles[k][6]
-                Bn, inp, hs = states[k]
-                gs = adj[k]
-                # masked channels have gs = hs = 0, so these sums over the block are exact
-                _add_grad(dB_ptr + db_base + n * L + t, _sum(gs * dtu, axis=0, keep_dims=True),
-                          t < L, DETERMINISTIC)
-                _add_grad(dC_ptr + dc_base + n * L + t,
-                          _sum(hs * dys[k], axis=0, keep_dims=True), t < L, DETERMINISTIC)
-                g_b = gs * Bn
-                g_ah = gs * (hs - inp)  # g_t * a_t * h_{t-1}
-                dA_n += g_ah * dt
-                new_dus = new_dus + (dus[k] + dt * g_b, )
-                new_ddts = new_ddts + (ddts[k] + uu * g_b + g_ah * A_n[:, None, None], )
-            dus = new_dus
-            ddts = new_ddts
-            # this chunk's part of dA (summed by the wrapper: no atomics)
-            tl.store(dA_ptr + ((b * DIM + d) * NCHUNK + c) * N + n,
-                     _sum(_sum(dA_n, axis=2), axis=1), mask=d_mask)
-        for k in tl.static_range(K):
-            dbias_acc += _sum(_store_input_grads(dus[k], ddts[k], tiles[k][5], tiles[k][1],
-                                                 tiles[k][2], du_ptr, ddelta_ptr, SOFTPLUS),
-                              axis=1)
+                           DETERMINISTIC, BLOCK_D, EVEN_D)
+    dD_acc, dbias_acc = _runs_bwd_chunk(
+        NCHUNK - 1, _zeros((BLOCK_D, ), ACC), _zeros((BLOCK_D, ), ACC), u_ptr, delta_ptr, A_ptr,
+        B_ptr, C_ptr, z_ptr, ckpt_ptr, gcarry_ptr, dout_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr,
+        dC_ptr, dz_ptr, b, d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base, ckpt_row,
+        g_row, L, DIM, N, NCHUNK, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, DETERMINISTIC,
+        BLOCK_L, RUN, True)
+    for cc in range(1, NCHUNK):
+        dD_acc, dbias_acc = _runs_bwd_chunk(
+            NCHUNK - 1 - cc, dD_acc, dbias_acc, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr,
+            ckpt_ptr, gcarry_ptr, dout_ptr, du_ptr, ddelta_ptr, dA_ptr, dB_ptr, dC_ptr, dz_ptr, b,
+            d, d_mask, bias, Dv, row, b_base, c_base, db_base, dc_base, ckpt_row, g_row, L, DIM,
+            N, NCHUNK, HAS_D, HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, DETERMINISTIC, BLOCK_L,
+            RUN, False)
     tl.store(dD_ptr + b * DIM + d, dD_acc, mask=d_mask)
     tl.store(dbias_ptr + b * DIM + d, dbias_acc, mask=d_mask)

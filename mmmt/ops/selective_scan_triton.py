@@ -214,6 +214,7 @@ def _launch(name: str, cfg: KernelConfig, block_d: int, block_l: int, softplus: 
         flags['FAST_EXP'] = _fast_exp(u, acc)
     if name == 'runs':
         flags['RUN'] = run_length(cfg, block_l)
+        flags['EVEN_D'] = (dim // groups) % block_d == 0
     return grid, tensors, flags
 
 

@@ -195,6 +195,45 @@ def test_backward_failure_recomputes_with_pytorch(interpreted, monkeypatch):
     assert 'ptxas failed' in triton_scan.failure
 
 
+def test_log1p_coefficients_are_the_chebyshev_interpolant():
+    """The kernels' log1p polynomial is what its comment says: the degree-8 Chebyshev
+    interpolant of log(1 + w) / w on [0, 1], in powers of w, rounded to float32."""
+    import numpy as np
+    from numpy.polynomial import chebyshev, polynomial
+    coeffs = triton_scan._kernels(False).LOG1P_COEFFS.value
+    nodes = np.cos(np.pi * (np.arange(9) + 0.5) / 9)  # on [-1, 1]; w = (x + 1) / 2
+    fit = chebyshev.cheb2poly(chebyshev.chebfit(nodes, np.log1p((nodes + 1) / 2) /
+                                                ((nodes + 1) / 2), 8))
+    in_w = np.zeros(1)
+    for i, c in enumerate(fit):  # in powers of w, x = 2w - 1
+        in_w = polynomial.polyadd(in_w, c * polynomial.polypow([-1.0, 2.0], i))
+    np.testing.assert_array_equal(np.float32(coeffs), np.float32(in_w))
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float64])
+def test_softplus_accuracy(triton_interpreter, dtype):
+    """The kernels' softplus on 400k float32 points of [-80, 80] and at the ends of its range,
+    against float64: within 3e-7 relative in float32 (the polynomial log1p); float64 inputs
+    take log(1 + w) w / (v - 1) and are exact to 1e-15."""
+    softplus = triton_scan._kernels(True)._softplus
+    tl = triton.language
+
+    def apply(x_ptr, out_ptr, FN: tl.constexpr, BLOCK: tl.constexpr):
+        offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+        tl.store(out_ptr + offs, FN(tl.load(x_ptr + offs)))
+
+    apply = triton.jit(apply)
+    x = torch.cat([torch.linspace(-80, 80, 400000), torch.tensor(
+        [0.0, 1e-30, -1e-30, 20.0, -20.0, 88.0, -87.0, 1e4, 3e38])]).to(dtype)
+    x = torch.cat([x, torch.zeros(-len(x) % 1024, dtype=dtype)])
+    out = torch.empty_like(x)
+    apply[(len(x) // 1024, )](x, out, FN=softplus, BLOCK=1024)
+    ref = torch.logaddexp(x.double(), torch.zeros((), dtype=torch.float64))
+    assert (out.double() - ref).abs().div(ref).max() <= (3e-7 if dtype == torch.float32
+                                                         else 1e-15)
+    assert out[x == -1e4].tolist() == [0.0] * int((x == -1e4).sum())
+
+
 @pytest.mark.parametrize('kernel', sorted(triton_scan.CONFIGS))
 def test_kernels_compile_for_a_gpu(kernel):
     """Both kernels of a pair through Triton's real compiler (to a sm_90 binary; no GPU
@@ -210,17 +249,19 @@ def test_kernels_compile_for_a_gpu(kernel):
     block_d, block_n, block_l = triton_scan._launch_sizes(kernel, 384, 16, 16128)
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
                  BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d, FAST_EXP=True,
-                 DETERMINISTIC=False,
+                 DETERMINISTIC=False, EVEN_D=True,
                  RUN=triton_scan.run_length(triton_scan.CONFIGS[kernel], block_l))
     fwd, bwd = triton_scan._kernel_fns(triton_scan._kernels(False), kernel)
     # with and without z, checkpoints, PTX's exp2 and atomics; bfloat16 activations, float32
     # parameters and sums
     for fn, extra in ((fwd, dict(SAVE_CKPT=True, HAS_Z=True)),
-                      (fwd, dict(SAVE_CKPT=False, HAS_Z=False, FAST_EXP=False)),
+                      (fwd, dict(SAVE_CKPT=False, HAS_Z=False, FAST_EXP=False, EVEN_D=False)),
                       (bwd, dict(HAS_DLAST=True, HAS_Z=True)),
-                      (bwd, dict(HAS_DLAST=False, HAS_Z=False, DETERMINISTIC=True))):
+                      (bwd, dict(HAS_DLAST=False, HAS_Z=False, DETERMINISTIC=True,
+                                 EVEN_D=False))):
         # the flags this kernel has (the statewise ones need no BLOCK_N, SAVE_CKPT, HAS_DLAST)
         consts = {k: v for k, v in dict(flags, **extra).items() if k in fn.arg_names}
+        assert not {a for a in fn.arg_names if a.isupper()} - scalars - set(consts), fn.arg_names
         sig = {a: 'constexpr' if a in consts else 'i32' if a in scalars else
                '*bf16' if a in ('u_ptr', 'delta_ptr', 'out_ptr', 'du_ptr', 'dout_ptr') else
                '*fp32' for a in fn.arg_names}

@@ -25,17 +25,20 @@ def test_shipped_kernels_at_swin_l_stage_3(tool, tmp_path, capsys):
                         for d in ('forward', 'backward')}
     for r in rows:
         # in registers: a spill puts local-memory traffic in every chunk; the runs backward
-        # holds its tiles' values across the state loop and spills a few bytes (ptxas caps
-        # it at 255 registers), the other passes nothing
+        # holds its tiles' values across the state loop at ptxas' cap of 255 registers (it
+        # spilled 8 bytes before its softplus got cheaper), so a few bytes are tolerated there
         limit = 32 if (r['kernel'], r['direction']) == ('runs', 'backward') else 0
         assert r['spill_bytes'] <= limit and r['registers'] <= 255, r
         assert r['programs_per_sm'] >= 1
-    # the state-by-state pairs loop over states inside their chunk loop; tile has one loop
-    assert len(got['runs', 'forward']['loops']) == 2
+    # the state-by-state pairs loop over states inside their chunk loop; tile has one loop;
+    # the runs kernels take their last chunk (the only one with time masks) outside the
+    # chunk loop, so its state loop comes once more
+    for d in ('forward', 'backward'):
+        assert len(got['runs', d]['loops']) == 3
     assert len(got['statewise', 'forward']['loops']) == 2
     assert len(got['tile', 'forward']['loops']) == 1
     # why runs is the default: fewer issued instructions per state update, both passes
-    # (statewise's 28.7 / 90.2 forward / backward, runs' 15.5 / 50.7 when this was written)
+    # (statewise's 28.7 / 90.2 forward / backward, runs' 12.1 / 43.3 when this was written)
     assert (got['runs', 'forward']['instructions_per_update'] <
             0.6 * got['statewise', 'forward']['instructions_per_update'])
     assert (got['runs', 'backward']['instructions_per_update'] <

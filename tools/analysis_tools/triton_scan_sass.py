@@ -124,7 +124,8 @@ def analyse(kernel: str, dim_group: int, length: int, dim_state: int = N_STATE,
     num_warps = cfg.num_warps
     threads = 32 * num_warps
     base = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, HAS_Z=False, ACC=tl.float32,
-                FAST_EXP=True, DETERMINISTIC=False, BLOCK_D=block_d, BLOCK_N=block_n,
+                FAST_EXP=True, DETERMINISTIC=False, EVEN_D=dim_group % block_d == 0,
+                BLOCK_D=block_d, BLOCK_N=block_n,
                 BLOCK_L=block_l, RUN=triton_scan.run_length(cfg, block_l))
     rows = []
     for direction, fn, extra in zip(('forward', 'backward'),
