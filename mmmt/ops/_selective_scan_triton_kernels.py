@@ -666,15 +666,23 @@ def _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS: tl.constexpr
 
 
 @triton.jit
-def _run_states(tiles, A2, h0, B_ptr, b_base, n, L, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
-                T: tl.constexpr):
-    """State n over a chunk from the state ``h0`` entering it (``A2``: A log2(e), (BLOCK_D,
-    1, 1)): per tile its B row, inputs dt u B and states; and the state after each run
-    (BLOCK_D, T), the last one being the state after the chunk."""
+def _run_rows(ptr, base, n, L, tiles, ACC: tl.constexpr):
+    """State n's row of B or C (:func:`_run_row`) for each tile of a chunk."""
+    rows = ()
+    for k in tl.static_range(len(tiles)):
+        rows = rows + (_run_row(ptr, base, n, L, tiles[k][0], tiles[k][1], ACC), )
+    return rows
+
+
+@triton.jit
+def _run_states(tiles, A2, h0, Bs, FAST_EXP: tl.constexpr, T: tl.constexpr):
+    """A state over a chunk from the state ``h0`` entering it (``A2``: A log2(e), (BLOCK_D,
+    1, 1); ``Bs``: its B row per tile): per tile its B row, inputs dt u B and states; and the
+    state after each run (BLOCK_D, T), the last one being the state after the chunk."""
     parts = ()
     for k in tl.static_range(len(tiles)):
         t, m, _offs, _uu, dt, _x, dtu = tiles[k]
-        Bn = _run_row(B_ptr, b_base, n, L, t, m, ACC)
+        Bn = Bs[k]
         decay = _exp2(dt * A2, FAST_EXP)
         inp = dtu * Bn
         ta, tx = _tile_total(decay, inp, False)
@@ -733,12 +741,29 @@ def _run_output(y, uu, Dv, z_ptr, offs, m, HAS_D: tl.constexpr, HAS_Z: tl.conste
 
 
 @triton.jit
+def _add_outputs(ys, states, Cs):
+    """The outputs ``ys`` of a chunk's tiles plus one state's part: its states times C."""
+    new_ys = ()
+    for k in tl.static_range(len(ys)):
+        new_ys = new_ys + (ys[k] + states[k][2] * Cs[k], )
+    return new_ys
+
+
+@triton.jit
+def _store_chunk_end(carry_ptr, offset, h_end, last_run, j, T: tl.constexpr):
+    """Store a state after the chunk at ``offset`` (``h_end``: the state after each run).
+    Past L, dt = 0 keeps the state, so the last run's end is the state at min(L, chunk end);
+    only that lane is unmasked, at offset 0."""
+    tl.store(carry_ptr + offset[:, None] + (j - (T - 1)), h_end, mask=last_run)
+
+
+@triton.jit
 def _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, carry_ptr, d,
                     d_mask, bias, Dv, row, b_base, c_base, carry_row, L, N, SLOTS,
                     HAS_D: tl.constexpr, HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr,
                     SOFTPLUS: tl.constexpr, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
-                    BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, RUN: tl.constexpr,
-                    LAST: tl.constexpr):
+                    PREFETCH: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+                    RUN: tl.constexpr, LAST: tl.constexpr):
     """Chunk c of :func:`scan_fwd_runs_kernel`: its output, and the state after it in slot
     (c + 1) % SLOTS."""
     T: tl.constexpr = BLOCK_L // RUN
@@ -752,20 +777,36 @@ def _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, ca
     state_in = carry_row + (c % SLOTS) * N
     state_out = carry_row + ((c + 1) % SLOTS) * N
     tl.debug_barrier()  # the states the previous chunk wrote are visible to every thread
-    for n in range(N):
-        A2 = _state_A(A_ptr, d, d_mask, n, N, ACC) * _LOG2E
-        h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
-        states, h_end = _run_states(tiles, A2[:, None, None], h0_n, B_ptr, b_base, n, L, ACC,
-                                    FAST_EXP, T)
-        new_ys = ()
-        for k in tl.static_range(RUN // 4):
-            t, m = tiles[k][0], tiles[k][1]
-            new_ys = new_ys + (ys[k] + states[k][2] *
-                               _run_row(C_ptr, c_base, n, L, t, m, ACC), )
-        ys = new_ys
-        # past L, dt = 0 keeps the state, so the last run's end is the state at
-        # min(L, chunk end); only that lane is unmasked, at offset 0
-        tl.store(carry_ptr + (state_out + n)[:, None] + (j - (T - 1)), h_end, mask=last_run)
+    if PREFETCH:
+        # each state's A, entering state and B/C rows are loaded while the state before is
+        # scanned, and two states per iteration let the compiler interleave their
+        # dependency chains: a one-warp program has no other warp to hide latency with
+        A_n = _state_A(A_ptr, d, d_mask, 0, N, ACC)
+        h0_n = tl.load(carry_ptr + state_in, mask=d_mask, other=0.0)
+        Bs = _run_rows(B_ptr, b_base, 0, L, tiles, ACC)
+        Cs = _run_rows(C_ptr, c_base, 0, L, tiles, ACC)
+        for n in tl.range(0, N, loop_unroll_factor=2):
+            nxt = tl.minimum(n + 1, N - 1)  # the last state loads its own rows again
+            A_next = _state_A(A_ptr, d, d_mask, nxt, N, ACC)
+            h0_next = tl.load(carry_ptr + state_in + nxt, mask=d_mask, other=0.0)
+            Bs_next = _run_rows(B_ptr, b_base, nxt, L, tiles, ACC)
+            Cs_next = _run_rows(C_ptr, c_base, nxt, L, tiles, ACC)
+            states, h_end = _run_states(tiles, (A_n * _LOG2E)[:, None, None], h0_n, Bs,
+                                        FAST_EXP, T)
+            ys = _add_outputs(ys, states, Cs)
+            _store_chunk_end(carry_ptr, state_out + n, h_end, last_run, j, T)
+            A_n, h0_n, Bs, Cs = A_next, h0_next, Bs_next, Cs_next
+    else:
+        for n in range(N):
+            A2 = _state_A(A_ptr, d, d_mask, n, N, ACC) * _LOG2E
+            h0_n = tl.load(carry_ptr + state_in + n, mask=d_mask, other=0.0)
+            states, h_end = _run_states(tiles, A2[:, None, None], h0_n,
+                                        _run_rows(B_ptr, b_base, n, L, tiles, ACC), FAST_EXP, T)
+            # C after the states: loaded before them, it made the compiler recompute values
+            # in this loop (tools/analysis_tools/triton_scan_sass.py: 12.6 instead of 12.1
+            # instructions per update)
+            ys = _add_outputs(ys, states, _run_rows(C_ptr, c_base, n, L, tiles, ACC))
+            _store_chunk_end(carry_ptr, state_out + n, h_end, last_run, j, T)
     for k in tl.static_range(RUN // 4):
         _t, m, offs, uu = tiles[k][0], tiles[k][1], tiles[k][2], tiles[k][3]
         y = _run_output(ys[k], uu, Dv, z_ptr, offs, m, HAS_D, HAS_Z, ACC)
@@ -777,7 +818,8 @@ def scan_fwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
                          carry_ptr, L, DIM, DG, N, NCHUNK, SLOTS, GB, GC, HAS_D: tl.constexpr,
                          HAS_Z: tl.constexpr, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
                          ACC: tl.constexpr, FAST_EXP: tl.constexpr, EVEN_D: tl.constexpr,
-                         BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr, RUN: tl.constexpr):
+                         PREFETCH: tl.constexpr, BLOCK_D: tl.constexpr, BLOCK_L: tl.constexpr,
+                         RUN: tl.constexpr):
     b, d, d_mask, bias, Dv, row = _channels(D_ptr, bias_ptr, DIM, DG, L, HAS_D, HAS_BIAS, ACC,
                                             BLOCK_D, EVEN_D)
     b_base, c_base = _group_bases(b, tl.program_id(1), N, L, GB, GC)
@@ -786,10 +828,12 @@ def scan_fwd_runs_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_ptr, bi
     for c in range(NCHUNK - 1):
         _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, carry_ptr, d,
                         d_mask, bias, Dv, row, b_base, c_base, carry_row, L, N, SLOTS, HAS_D,
-                        HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, BLOCK_D, BLOCK_L, RUN, False)
+                        HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, PREFETCH, BLOCK_D, BLOCK_L,
+                        RUN, False)
     _runs_fwd_chunk(NCHUNK - 1, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, carry_ptr,
                     d, d_mask, bias, Dv, row, b_base, c_base, carry_row, L, N, SLOTS, HAS_D,
-                    HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, BLOCK_D, BLOCK_L, RUN, True)
+                    HAS_Z, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP, PREFETCH, BLOCK_D, BLOCK_L, RUN,
+                    True)
 
 
 @triton.jit
@@ -803,8 +847,8 @@ def _run_outputs(tiles, A_ptr, ckpt_ptr, ckpt_in, B_ptr, C_ptr, b_base, c_base, 
     for n in range(N):
         A2 = _state_A(A_ptr, d, d_mask, n, N, ACC) * _LOG2E
         h0_n = tl.load(ckpt_ptr + ckpt_in + n, mask=d_mask, other=0.0)
-        states, _h = _run_states(tiles, A2[:, None, None], h0_n, B_ptr, b_base, n, L, ACC,
-                                 FAST_EXP, T)
+        states, _h = _run_states(tiles, A2[:, None, None], h0_n,
+                                 _run_rows(B_ptr, b_base, n, L, tiles, ACC), FAST_EXP, T)
         new_ys = ()
         for k in tl.static_range(len(tiles)):
             new_ys = new_ys + (ys[k] + states[k][2] * _run_row(
@@ -877,10 +921,9 @@ def _runs_bwd_chunk(c, dD_acc, dbias_acc, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr,
         A2 = (A_n * _LOG2E)[:, None, None]
         h0_n = tl.load(ckpt_ptr + ckpt_row + c * N + n, mask=d_mask, other=0.0)
         g_n = tl.load(gcarry_ptr + adj_in + n, mask=d_mask, other=0.0)
-        states, _h = _run_states(tiles, A2, h0_n, B_ptr, b_base, n, L, ACC, FAST_EXP, T)
-        Cs = ()
-        for k in tl.static_range(K):
-            Cs = Cs + (_run_row(C_ptr, c_base, n, L, tiles[k][0], tiles[k][1], ACC), )
+        states, _h = _run_states(tiles, A2, h0_n, _run_rows(B_ptr, b_base, n, L, tiles, ACC),
+                                 FAST_EXP, T)
+        Cs = _run_rows(C_ptr, c_base, n, L, tiles, ACC)
         adj, g_first = _run_adjoints(tiles, dts_next, dys, Cs, A2, g_n, FAST_EXP, T)
         tl.store(gcarry_ptr + (adj_out + n)[:, None] + j, g_first, mask=first_run)
         dA_n = _zeros_like(dys[0])  # summed over the tiles, then over the steps once

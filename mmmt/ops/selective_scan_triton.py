@@ -52,10 +52,18 @@ class KernelConfig:
             channels x steps for ``statewise`` and ``runs`` (one state at a time). Sets the
             channels per program (at most 16) and, for ``runs``, the steps per thread.
         num_warps: Warps per program.
+        prefetch: ``runs`` forward only: load each state's rows while the state before is
+            scanned, two states per loop iteration (more registers, fewer stalls for a
+            program of one warp).
     """
     block_l: int
     tile: int
     num_warps: int
+    prefetch: bool = False
+
+    def __str__(self) -> str:
+        return (f'{self.block_l}:{self.tile}:{self.num_warps}' +
+                (':prefetch' if self.prefetch else ''))
 
 
 #: The kernel pairs (:mod:`mmmt.ops._selective_scan_triton_kernels`). ``runs`` (the default)
@@ -66,11 +74,12 @@ class KernelConfig:
 #: timed them yet (docs/benchmarks_gpu.md); the default and these sizes come from what they
 #: compile to for sm_90 at the Swin-L NYUD shapes (``tools/analysis_tools/triton_scan_sass.py``),
 #: in issued instructions per (channel, state, step) update, forward / backward: ``runs`` (4
-#: channels x 128 steps, runs of 16, 1 warp) 15.5 / 50.7, ``statewise`` (8 x 128, 4 warps)
-#: 28.7 / 90.2, ``tile`` (2 channels x 16 states x 64 steps, 8 warps) 100 / 218. One warp per
-#: program: the same work per warp as 16 channels x 4 warps (15.5 / 61.4), but 4x the programs
+#: channels x 128 steps, runs of 16, 1 warp) 12.1 / 43.3, ``statewise`` (8 x 128, 4 warps)
+#: 27.4 / 86.6, ``tile`` (2 channels x 16 states x 64 steps, 8 warps) 93 / 201. One warp per
+#: program: the same work per warp as 16 channels x 4 warps (12.1 / 54.1), but 4x the programs
 #: (384 at Swin-L stage 3, batch 1, for an H100's 132 SMs, against 96), and the backward's sums
 #: over channels stay within a warp (no shared memory); each B/C row is read once per 4 channels.
+#: ``prefetch`` stays off until a GPU has timed it (it adds registers: 254 instead of 161).
 CONFIGS = {
     'runs': KernelConfig(block_l=128, tile=512, num_warps=1),
     'statewise': KernelConfig(block_l=128, tile=1024, num_warps=4),
@@ -130,20 +139,25 @@ def _tl_dtype(dtype: torch.dtype):
 
 def parse_kernel(text: str) -> Tuple[str, KernelConfig]:
     """A kernel pair and its launch sizes from ``NAME`` (the shipped sizes of
-    :data:`CONFIGS`) or ``NAME:STEPS:TILE:WARPS`` (other sizes, to time them)."""
+    :data:`CONFIGS`) or ``NAME:STEPS:TILE:WARPS`` (other sizes, to time them), for ``runs``
+    optionally followed by ``:prefetch`` (:class:`KernelConfig`)."""
     name, *sizes = text.strip().lower().split(':')
     if name not in CONFIGS:
         raise ValueError(f'{text!r}: expected a kernel pair of {sorted(CONFIGS)}, optionally '
                          'with :STEPS:TILE:WARPS')
     if not sizes:
         return name, CONFIGS[name]
+    prefetch = sizes[-1] == 'prefetch'
+    if prefetch and name != 'runs':
+        raise ValueError(f'{text!r}: only the runs kernels have a prefetch option')
     try:
-        cfg = KernelConfig(*map(int, sizes))
+        cfg = KernelConfig(*map(int, sizes[:-1] if prefetch else sizes), prefetch=prefetch)
     except (TypeError, ValueError):
         cfg = None
     if (cfg is None or min(cfg.block_l, cfg.tile, cfg.num_warps) < 1
             or any(v & (v - 1) for v in (cfg.block_l, cfg.tile, cfg.num_warps))):
-        raise ValueError(f'{text!r}: expected NAME:STEPS:TILE:WARPS, three powers of 2')
+        raise ValueError(f'{text!r}: expected NAME:STEPS:TILE:WARPS, three powers of 2 (and '
+                         'for runs optionally :prefetch)')
     return name, cfg
 
 
@@ -255,6 +269,8 @@ class SelectiveScanTritonFn(torch.autograd.Function):
             slots = nchunk + 1 if need_grad else 2
             ckpt = torch.empty(batch, dim, slots, dim_state, dtype=acc, device=u.device)
             ckpt[:, :, 0] = 0
+            if name == 'runs':  # a forward-only option
+                flags['PREFETCH'] = cfg.prefetch
             with _on_device(u):
                 fwd_kernel[grid](*common, ckpt, length, dim, dim // groups, dim_state, nchunk,
                                  slots, Bg.shape[1], Cg.shape[1], **flags)

@@ -100,7 +100,7 @@ def scan_backend_env(name: str) -> Dict[str, str]:
     """The environment that forces the scan backend called `name` in the benchmarks: a
     backend of ``MMMT_SCAN_BACKEND`` (``torch``, ``cpp``, ``cuda``, ``triton``), or
     ``triton-<kernel>`` for one of the Triton kernel pairs, with other launch sizes as
-    ``triton-<kernel>:STEPS:TILE:WARPS`` (``MMMT_TRITON_SCAN_KERNEL``)."""
+    ``triton-<kernel>:STEPS:TILE:WARPS[:prefetch]`` (``MMMT_TRITON_SCAN_KERNEL``)."""
     from mmmt.ops import selective_scan_triton as triton_scan
     backend, _, kernel = name.partition('-')
     try:
@@ -110,7 +110,7 @@ def scan_backend_env(name: str) -> Dict[str, str]:
             triton_scan.parse_kernel(kernel)
     except ValueError as e:
         raise ValueError(f'scan backend {name!r}: expected torch, cpp, cuda, triton or '
-                         f'triton-<kernel>[:STEPS:TILE:WARPS] with a kernel of '
+                         f'triton-<kernel>[:STEPS:TILE:WARPS[:prefetch]] with a kernel of '
                          f'{sorted(triton_scan.CONFIGS)} ({e})') from None
     env = {'MMMT_SCAN_BACKEND': backend}
     if kernel:

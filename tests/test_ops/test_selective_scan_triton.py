@@ -249,13 +249,14 @@ def test_kernels_compile_for_a_gpu(kernel):
     block_d, block_n, block_l = triton_scan._launch_sizes(kernel, 384, 16, 16128)
     flags = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, ACC=triton.language.float32,
                  BLOCK_N=block_n, BLOCK_L=block_l, BLOCK_D=block_d, FAST_EXP=True,
-                 DETERMINISTIC=False, EVEN_D=True,
+                 DETERMINISTIC=False, EVEN_D=True, PREFETCH=False,
                  RUN=triton_scan.run_length(triton_scan.CONFIGS[kernel], block_l))
     fwd, bwd = triton_scan._kernel_fns(triton_scan._kernels(False), kernel)
     # with and without z, checkpoints, PTX's exp2 and atomics; bfloat16 activations, float32
     # parameters and sums
     for fn, extra in ((fwd, dict(SAVE_CKPT=True, HAS_Z=True)),
-                      (fwd, dict(SAVE_CKPT=False, HAS_Z=False, FAST_EXP=False, EVEN_D=False)),
+                      (fwd, dict(SAVE_CKPT=False, HAS_Z=False, FAST_EXP=False, EVEN_D=False,
+                                 PREFETCH=True)),
                       (bwd, dict(HAS_DLAST=True, HAS_Z=True)),
                       (bwd, dict(HAS_DLAST=False, HAS_Z=False, DETERMINISTIC=True,
                                  EVEN_D=False))):
@@ -311,6 +312,35 @@ def test_other_launch_sizes_from_the_environment(interpreted, monkeypatch):
     assert rel_err(out, ref) <= 1e-5
     for k, leaf in leaves.items():
         assert rel_err(leaf.grad, ref_leaves[k].grad) <= 1e-4, k
+
+
+@pytest.mark.parametrize('shape', [(1, 4, 200, 3, 2), (1, 8, 65, 16, 4)], ids=['N3', 'N16'])
+def test_runs_forward_with_prefetch(triton_interpreter, monkeypatch, shape):
+    """``runs:STEPS:TILE:WARPS:prefetch``: the forward loads each state's rows one state
+    ahead; an odd N (the unrolled loop's remainder), several 64-step chunks and a partial
+    last one against the oracle, forward and backward."""
+    monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
+    monkeypatch.setenv(triton_scan.KERNEL_ENV, 'runs:64:256:1:prefetch')
+    assert triton_scan.kernel_choice() == ('runs', triton_scan.KernelConfig(64, 256, 1, True))
+    batch, dim, length, n, groups = shape
+    run_and_compare(make_inputs(batch=batch, dim=dim, length=length, n=n, groups=groups),
+                    dict(delta_softplus=True))
+
+
+def test_parse_kernel():
+    """The text form of a kernel choice, and what it rejects."""
+    parse = triton_scan.parse_kernel
+    assert parse('runs') == ('runs', triton_scan.CONFIGS['runs'])
+    assert parse(' Statewise:64:512:2 ') == ('statewise', triton_scan.KernelConfig(64, 512, 2))
+    name, cfg = parse('runs:128:512:1:prefetch')
+    assert (name, cfg.prefetch, str(cfg)) == ('runs', True, '128:512:1:prefetch')
+    assert str(triton_scan.CONFIGS['runs']) == '128:512:1'
+    for bad, why in (('statewise:128:1024:4:prefetch', 'only the runs kernels'),
+                     ('runs:128:512:prefetch', 'three powers of 2'),
+                     ('runs:128:512:1:fast', 'three powers of 2'),
+                     ('serial', 'expected a kernel pair')):
+        with pytest.raises(ValueError, match=why):
+            parse(bad)
 
 
 def test_short_sequences_use_short_chunks():

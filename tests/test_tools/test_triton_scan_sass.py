@@ -61,3 +61,22 @@ def test_other_launch_sizes_and_bad_arguments(tool):
                  ['--shapes', 'stage 9']):
         with pytest.raises(SystemExit):
             tool.main(argv)
+
+
+def test_prefetch_loop_counted_per_state(tool, capsys):
+    """``runs`` with ``prefetch`` scans two states per pass of its state loop (plus one pass
+    of a remainder loop for an odd N), and the count per update says so: the same work per
+    state as without (11.9 against 12.1 when this was written), not twice; no spills in
+    its 254 registers. The backward pass is the same kernel either way."""
+    rows = tool.main(['--shapes', 'swin-l stage 3', '--kernels', 'runs', '--config',
+                      'runs:128:512:1:prefetch'])
+    got = {(r['prefetch'], r['direction']): r for r in rows}
+    plain, ahead = got[False, 'forward'], got[True, 'forward']
+    assert ahead['spill_bytes'] == 0 and ahead['registers'] <= 255
+    # the chunk loop holding both state loops, and the last chunk's two after it
+    assert len(ahead['loops']) == 5 and len(plain['loops']) == 3
+    ratio = ahead['instructions_per_update'] / plain['instructions_per_update']
+    assert 0.9 < ratio < 1.05
+    assert (got[True, 'backward']['instructions_per_update'] ==
+            got[False, 'backward']['instructions_per_update'])
+    assert '| swin-l stage 3 | runs | forward | 4 x 128, 1, prefetch |' in capsys.readouterr().out

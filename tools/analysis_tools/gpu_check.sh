@@ -128,12 +128,15 @@ cat "$DETAIL/benchmark_scan.md"
 # other launch sizes of the Triton kernels at the Swin-L stage-3 shape (each compiles in about
 # a second): NAME:STEPS:TILE:WARPS, see mmmt.ops.selective_scan_triton.parse_kernel; the first
 # is the shipped default, for comparison within this run
-SWEEP=${GPU_CHECK_SWEEP:-runs:128:512:1 runs:128:1024:2 runs:128:2048:4 runs:128:1024:4 \
-runs:128:256:1 statewise:128:1024:4 statewise:128:256:1 tile:64:2048:8}
+# (runs: 1, 2 or 4 channels per one-warp program, i.e. 4x, 2x or 1x the programs for the
+# same B/C reuse, with and without prefetch; more warps per program; then the other pairs)
+SWEEP=${GPU_CHECK_SWEEP:-runs:128:512:1 runs:128:512:1:prefetch runs:256:512:1 \
+runs:512:512:1 runs:512:512:1:prefetch runs:128:1024:2 runs:128:2048:4 runs:128:256:1 \
+statewise:128:1024:4 statewise:128:256:1 tile:64:2048:8}
 if [ "$DEV" = cuda ] && [ -n "$SWEEP" ]; then
   SWEEP_BACKENDS=()
   for c in $SWEEP; do SWEEP_BACKENDS+=("triton-$c"); done
-  step "Triton launch-size sweep at Swin-L stage 3" 180 "$PY" \
+  step "Triton launch-size sweep at Swin-L stage 3" 240 "$PY" \
     tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference \
     --shapes "swin-l stage 3" --backends "${SWEEP_BACKENDS[@]}" \
     --json "$DETAIL/triton_sweep.json" > "$DETAIL/triton_sweep.md"

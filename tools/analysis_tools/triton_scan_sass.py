@@ -10,7 +10,9 @@ options (D, delta_bias, softplus, no z; the forward saving checkpoints). Then
   warps per program, how many programs fit on one SM by registers (64k registers per SM);
 - ``nvdisasm`` lists the SASS; the loops are its backward branches. A chunk's instructions
   are the chunk loop's body, plus N - 1 more passes of the state loop in the ``statewise``
-  kernels. Divided by the (channel, state, step) updates one thread makes per chunk, that is
+  and ``runs`` kernels (``runs`` with ``prefetch``: N / 2 - 1 more of its loop over two
+  states; the ``runs`` kernels' last chunk, the only one with time masks, follows the
+  loop). Divided by the (channel, state, step) updates one thread makes per chunk, that is
   the issued instructions per state update, the figure that bounds a kernel that keeps the
   SM's issue slots busy (an SM issues 128 thread-instructions per cycle).
 
@@ -125,6 +127,7 @@ def analyse(kernel: str, dim_group: int, length: int, dim_state: int = N_STATE,
     threads = 32 * num_warps
     base = dict(HAS_D=True, HAS_BIAS=True, SOFTPLUS=True, HAS_Z=False, ACC=tl.float32,
                 FAST_EXP=True, DETERMINISTIC=False, EVEN_D=dim_group % block_d == 0,
+                PREFETCH=cfg.prefetch,
                 BLOCK_D=block_d, BLOCK_N=block_n,
                 BLOCK_L=block_l, RUN=triton_scan.run_length(cfg, block_l))
     rows = []
@@ -139,10 +142,17 @@ def analyse(kernel: str, dim_group: int, length: int, dim_state: int = N_STATE,
         per_chunk = chunk['length']
         updates = block_d * block_l * block_n / threads  # (d, n, t) per thread and chunk
         if kernel in triton_scan._STATE_LOOP:
-            state_loop = max(inner, key=lambda r: r['length'])
-            per_chunk += (dim_state - 1) * state_loop['length']
+            if direction == 'forward' and cfg.prefetch:
+                # two states per pass of the longer loop, an odd last one in the other
+                two, one = sorted(inner, key=lambda r: r['length'], reverse=True)[:2]
+                per_chunk += ((dim_state // 2 - 1) * two['length'] +
+                              (dim_state % 2 - 1) * one['length'])
+            else:
+                state_loop = max(inner, key=lambda r: r['length'])
+                per_chunk += (dim_state - 1) * state_loop['length']
             updates = block_d * block_l * dim_state / threads
-        rows.append(dict(kernel=kernel, direction=direction, channels_per_program=block_d,
+        rows.append(dict(kernel=kernel, direction=direction, prefetch=cfg.prefetch,
+                         channels_per_program=block_d,
                          steps_per_chunk=block_l, num_warps=num_warps, registers=regs,
                          spill_bytes=spills, shared_bytes=compiled.metadata.shared,
                          programs_per_sm=REGISTERS_PER_SM // (regs * threads),
@@ -158,7 +168,8 @@ def format_table(rows: Sequence[dict]) -> str:
     for r in rows:
         lines.append(
             f"| {r['shape']} | {r['kernel']} | {r['direction']} | {r['channels_per_program']} "
-            f"x {r['steps_per_chunk']}, {r['num_warps']} | {r['registers']} | "
+            f"x {r['steps_per_chunk']}, {r['num_warps']}"
+            f"{', prefetch' if r.get('prefetch') else ''} | {r['registers']} | "
             f"{r['spill_bytes']} | {r['programs_per_sm']} | "
             f"{r['instructions_per_update']:.1f} |")
     return '\n'.join(lines)
@@ -170,8 +181,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                         help='kernel pairs (default: all, see MMMT_TRITON_SCAN_KERNEL)')
     parser.add_argument('--shapes', nargs='+', default=None,
                         help='stage names (default: the three Swin-L NYUD stages)')
-    parser.add_argument('--config', nargs='+', default=[], metavar='KERNEL:STEPS:TILE:WARPS',
-                        help='other launch sizes to compile, e.g. tile:16:2048:4 (see '
+    parser.add_argument('--config', nargs='+', default=[],
+                        metavar='KERNEL:STEPS:TILE:WARPS[:prefetch]',
+                        help='other launch sizes to compile, e.g. tile:16:2048:4 or '
+                        'runs:128:512:1:prefetch (see '
                         'mmmt.ops.selective_scan_triton.KernelConfig)')
     parser.add_argument('--arch', type=int, default=90, help='CUDA compute capability x 10')
     parser.add_argument('--json', default=None, help='also write the rows here')
