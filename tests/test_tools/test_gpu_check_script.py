@@ -1,6 +1,9 @@
 """tools/analysis_tools/gpu_check.sh: what its one GPU run will try, checked here, where a
 typo would otherwise cost a lent GPU's time."""
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from mmmt.ops import selective_scan_triton as triton_scan
@@ -22,3 +25,38 @@ def test_default_sweep_parses_and_starts_with_the_shipped_default():
         if cfg.prefetch:
             assert (name, triton_scan.KernelConfig(cfg.block_l, cfg.tile,
                                                    cfg.num_warps)) in parsed
+
+
+def _run(tmp_path, **env):
+    out, detail = tmp_path / 'out', tmp_path / 'detail'
+    env = dict(os.environ, OUT=str(out), GPU_CHECK_DETAIL_DIR=str(detail),
+               GPU_CHECK_DEVICE='cpu', GPU_CHECK_QUICK='1', PYTHON=sys.executable, **env)
+    proc = subprocess.run(['bash', str(SCRIPT)], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out, proc.stdout
+
+
+def test_dry_run_on_cpu(tmp_path):
+    """The whole script as a GPU session runs it, on the CPU (GPU_CHECK_DEVICE=cpu, the small
+    shape, the demo model): every step succeeds and the three files come back."""
+    out, log = _run(tmp_path)
+    steps = re.findall(r'^=== (.+): exit (\d+)', log, re.M)
+    names = [n for n, _ in steps]
+    assert [rc for _, rc in steps] == ['0'] * len(steps), steps
+    assert names[0] == 'environment' and names[-1] == 'summary against the targets'
+    assert any(n.startswith('scan parity') for n in names)
+    assert sum(n.startswith('benchmark.py') for n in names) == 2  # fp32 and bf16
+    assert sorted(p.name for p in out.iterdir()) == [
+        'gpu_check.log', 'gpu_check_details.tar.gz', 'summary.md']
+    assert '| parity | True |' in (out / 'summary.md').read_text()
+
+
+def test_spent_budget_skips_steps_and_still_reports(tmp_path):
+    """GPU_CHECK_BUDGET bounds the run (the device tool stops a command after 600 s): with
+    nothing left every measuring step is skipped, and the summary and archive still come."""
+    out, log = _run(tmp_path, GPU_CHECK_BUDGET='0')
+    skipped = re.findall(r'^=== (.+): skipped, the 0s budget is spent', log, re.M)
+    assert 'environment' in skipped and len(skipped) >= 4, log
+    assert 'summary against the targets: exit 2' in log  # it ran: no results to summarise
+    assert (out / 'gpu_check_details.tar.gz').is_file() and '=== done in' in log

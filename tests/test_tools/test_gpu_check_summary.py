@@ -31,6 +31,7 @@ def test_targets_from_the_result_files(tmp_path, capsys):
     _write(tmp_path / 'triton_sweep.json', dict(rows=[
         _scan_row('triton-statewise:128:1024:4', 4e-4, 0.05),
         _scan_row('triton-statewise:128:256:1', 3e-4, 0.04),
+        _scan_row('triton-runs:512:512:1:prefetch', 1.5e-4, 0.045, 2.4),
         _scan_row('triton-tile:16:2048:4', 9e-4, None)]))
     assert tool.main([str(tmp_path)]) == 0
     res = json.loads((tmp_path / 'summary.json').read_text())
@@ -43,7 +44,12 @@ def test_targets_from_the_result_files(tmp_path, capsys):
     assert res['train_scan_share_bf16']['ok'] is None  # that step wrote nothing
     assert res['parity']['ok'] is True
     assert res['sweep_fastest']['value'] == 'triton-statewise:128:256:1'
+    # the forward target is met by a size that is not the default: shown with its multiple
+    fwd = res['sweep_fastest_forward']
+    assert (fwd['value'], fwd['fwd_vs_roofline']) == ('triton-runs:512:512:1:prefetch', 2.4)
     table = (tmp_path / 'summary.md').read_text()
+    assert ('| sweep_fastest_forward | triton-runs:512:512:1:prefetch: fwd 0.00015 s (2.4x '
+            'the roofline), fwd+bwd 0.045 s |  |  | triton_sweep.json |') in table
     assert '| stage3_fwd_vs_roofline | 3.5 | 3 | NOT met |' in table
     assert '| train_scan_share_bf16 | missing | 0.25 | unknown |' in table
     # the timed fwd+bwd of the PyTorch scan, where there is one, comes first

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-off GPU check of the selective scan and the Swin-L NYUD model, for a CUDA machine.
 #
-#   OUT=/some/dir bash tools/analysis_tools/gpu_check.sh      # about 3-12 minutes
+#   OUT=/some/dir bash tools/analysis_tools/gpu_check.sh      # 3-9 minutes (GPU_CHECK_BUDGET)
 #
 # 1. environment: GPU, torch/CUDA/Triton versions, which scan backends import;
 # 2. if mamba-ssm is missing, one short attempt to pip-install it (offline machines fail fast;
@@ -12,14 +12,17 @@
 #    Triton backend once per kernel pair (triton-runs, triton-statewise, triton-tile);
 # 4. tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference: timings, peak
 #    memory and the memory roofline of every backend;
-# 5. the same at the stage-3 shape for other Triton launch sizes (GPU_CHECK_SWEEP, a list of
-#    NAME:STEPS:TILE:WARPS; empty skips it);
-# 6. tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda, a whole
+# 5. tools/analysis_tools/benchmark.py configs/mtmamba_swin-l_nyud.py --device cuda, a whole
 #    training step (batch 1, 448x576) per fused scan backend (GPU_CHECK_MODEL_BACKENDS,
 #    default "triton cuda", those available; "triton-tile" names the other Triton kernel
 #    pair), float32 and --amp bf16;
+# 6. step 4 at the stage-3 shape for other Triton launch sizes (GPU_CHECK_SWEEP, a list of
+#    NAME:STEPS:TILE:WARPS[:prefetch]; empty skips it);
 # 7. tools/analysis_tools/gpu_check_summary.py: the results against the Triton scan's targets.
 # Every step has its own time limit; a failed step is reported and the next one still runs.
+# GPU_CHECK_BUDGET (seconds, default 540) bounds the whole run: a step gets at most what is
+# left, a step with nothing left is skipped, and the summary and the archive are still
+# written (the steps come in the order of what the targets need most).
 # A dry run elsewhere: GPU_CHECK_DEVICE=cpu GPU_CHECK_QUICK=1 (CPU "device", small shape only).
 # GPU_CHECK_NO_PIP=1 skips the pip attempts (offline machine with the packages pre-installed);
 # GPU_CHECK_WHEELS=DIR installs the wheels tools/analysis_tools/gpu_check_wheels.sh downloaded
@@ -48,9 +51,20 @@ export GPU_CHECK_DEVICE=${GPU_CHECK_DEVICE:-cuda}
 DEV=$GPU_CHECK_DEVICE
 START=$(date +%s)
 
+# the whole run's budget: a step gets at most what is left of it, less RESERVE seconds kept
+# for the summary and the archive (NO_BUDGET=1 step ...: those; the device tool stops a
+# command after 600 s, and then only what is in $OUT comes back)
+BUDGET=${GPU_CHECK_BUDGET:-540}
+RESERVE=20
 step() {  # step NAME SECONDS CMD...: run with a time limit, report, never abort the script
   local name=$1 limit=$2
   shift 2
+  local left=$((BUDGET - RESERVE - ($(date +%s) - START)))
+  if [ -z "${NO_BUDGET:-}" ] && [ "$left" -lt 10 ]; then
+    echo "=== $name: skipped, the ${BUDGET}s budget is spent (GPU_CHECK_BUDGET)"
+    return 124
+  fi
+  [ -z "${NO_BUDGET:-}" ] && [ "$limit" -gt "$left" ] && limit=$left
   echo "=== [$(($(date +%s) - START))s] $name (limit ${limit}s)"
   timeout --kill-after=15 "$limit" "$@"
   local rc=$?
@@ -125,24 +139,6 @@ step "benchmark_scan.py on $DEV" 240 "$PY" tools/analysis_tools/benchmark_scan.p
   > "$DETAIL/benchmark_scan.md"
 cat "$DETAIL/benchmark_scan.md"
 
-# other launch sizes of the Triton kernels at the Swin-L stage-3 shape (each compiles in about
-# a second): NAME:STEPS:TILE:WARPS, see mmmt.ops.selective_scan_triton.parse_kernel; the first
-# is the shipped default, for comparison within this run
-# (runs: 1, 2 or 4 channels per one-warp program, i.e. 4x, 2x or 1x the programs for the
-# same B/C reuse, with and without prefetch; more warps per program; then the other pairs)
-SWEEP=${GPU_CHECK_SWEEP:-runs:128:512:1 runs:128:512:1:prefetch runs:256:512:1 \
-runs:512:512:1 runs:512:512:1:prefetch runs:128:1024:2 runs:128:2048:4 runs:128:256:1 \
-statewise:128:1024:4 statewise:128:256:1 tile:64:2048:8}
-if [ "$DEV" = cuda ] && [ -n "$SWEEP" ]; then
-  SWEEP_BACKENDS=()
-  for c in $SWEEP; do SWEEP_BACKENDS+=("triton-$c"); done
-  step "Triton launch-size sweep at Swin-L stage 3" 240 "$PY" \
-    tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference \
-    --shapes "swin-l stage 3" --backends "${SWEEP_BACKENDS[@]}" \
-    --json "$DETAIL/triton_sweep.json" > "$DETAIL/triton_sweep.md"
-  cat "$DETAIL/triton_sweep.md"
-fi
-
 MODEL_ARGS=(configs/mtmamba_swin-l_nyud.py --iters 5 --warmup 2)
 [ -n "${GPU_CHECK_QUICK:-}" ] && MODEL_ARGS=(configs/demo/mtmamba-tiny_synthetic-nyud.py
                                              --shape 64 96 --iters 1 --warmup 0)
@@ -170,7 +166,25 @@ for b in "${MODEL_BACKENDS[@]}"; do
   done
 done
 
-step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu_check_summary.py "$DETAIL"
+# other launch sizes of the Triton kernels at the Swin-L stage-3 shape (each compiles in about
+# a second): NAME:STEPS:TILE:WARPS, see mmmt.ops.selective_scan_triton.parse_kernel; the first
+# is the shipped default, for comparison within this run
+# (runs: 1, 2 or 4 channels per one-warp program, i.e. 4x, 2x or 1x the programs for the
+# same B/C reuse, with and without prefetch; more warps per program; then the other pairs)
+SWEEP=${GPU_CHECK_SWEEP:-runs:128:512:1 runs:128:512:1:prefetch runs:256:512:1 \
+runs:512:512:1 runs:512:512:1:prefetch runs:128:1024:2 runs:128:2048:4 runs:128:256:1 \
+statewise:128:1024:4 statewise:128:256:1 tile:64:2048:8}
+if [ "$DEV" = cuda ] && [ -n "$SWEEP" ]; then
+  SWEEP_BACKENDS=()
+  for c in $SWEEP; do SWEEP_BACKENDS+=("triton-$c"); done
+  step "Triton launch-size sweep at Swin-L stage 3" 240 "$PY" \
+    tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference \
+    --shapes "swin-l stage 3" --backends "${SWEEP_BACKENDS[@]}" \
+    --json "$DETAIL/triton_sweep.json" > "$DETAIL/triton_sweep.md"
+  cat "$DETAIL/triton_sweep.md"
+fi
+
+NO_BUDGET=1 step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu_check_summary.py "$DETAIL"
 
 if [ "$DETAIL" != "$OUT" ]; then
   cp "$DETAIL/summary.md" "$OUT/" 2>/dev/null
