@@ -17,7 +17,8 @@ Backends:
   process. With ``TRITON_INTERPRET=1`` a forced ``triton`` backend also runs on CPU tensors,
   in Triton's interpreter (for tests). Three kernel pairs exist (``runs``, the default,
   ``statewise`` and ``tile``); ``MMMT_TRITON_SCAN_KERNEL=NAME`` or ``NAME:STEPS:TILE:WARPS``
-  picks one, and its launch sizes (:func:`~mmmt.ops.selective_scan_triton.parse_kernel`).
+  (for ``runs`` optionally ``:prefetch``) picks one, and its launch sizes
+  (:func:`~mmmt.ops.selective_scan_triton.parse_kernel`).
 - ``cuda``: mamba-ssm's fused CUDA kernel, for CUDA tensors where mamba-ssm imports.
 
 ``MMMT_SCAN_BACKEND=torch|cpp|cuda|triton`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never

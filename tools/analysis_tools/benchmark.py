@@ -57,8 +57,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'without a value, or to the dtype given')
     parser.add_argument('--scan-backend', default=None,
                         help='force a selective-scan backend (sets MMMT_SCAN_BACKEND): torch, '
-                        'cpp, cuda, triton, or triton-<kernel>[:STEPS:TILE:WARPS] for one '
-                        'Triton kernel pair (runs, statewise, tile; sets MMMT_TRITON_SCAN_KERNEL)')
+                        'cpp, cuda, triton, or triton-<kernel>[:STEPS:TILE:WARPS[:prefetch]] for '
+                        'one Triton kernel pair (runs, statewise, tile; sets '
+                        'MMMT_TRITON_SCAN_KERNEL)')
     parser.add_argument('--json', default=None, help='also write the results here')
     args = parser.parse_args(argv)
     args.scan_env = {}  # the environment that forces --scan-backend

@@ -337,7 +337,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--backends', nargs='+', default=None,
                         help='subset of the backends, in this order; "triton" is every Triton '
                         'kernel pair, "triton-statewise:128:256:1" one with other launch sizes '
-                        '(NAME:STEPS:TILE:WARPS, see MMMT_TRITON_SCAN_KERNEL)')
+                        '(NAME:STEPS:TILE:WARPS[:prefetch], see MMMT_TRITON_SCAN_KERNEL)')
     parser.add_argument('--no-backward', action='store_true', help='forward only')
     parser.add_argument('--no-reference', action='store_true',
                         help='skip the sequential reference (no speed-ups)')
