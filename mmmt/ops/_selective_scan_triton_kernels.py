@@ -79,9 +79,12 @@ def _log1p_unit(w):
 
 
 @triton.jit
-def _softplus(x):
-    """log(1 + e^x) as max(x, 0) + log1p(e^-|x|)."""
-    w = tl.exp(-tl.abs(x))
+def _softplus(x, FAST_EXP: tl.constexpr = False):
+    """log(1 + e^x) as max(x, 0) + log1p(e^-|x|) (``FAST_EXP``: see :func:`_exp2`)."""
+    if FAST_EXP:
+        w = _exp2(-tl.abs(x) * _LOG2E, FAST_EXP)
+    else:
+        w = tl.exp(-tl.abs(x))
     if x.dtype == tl.float64:  # the polynomial is only float32-accurate
         # log1p(w) = log(v) w / (v - 1), v = 1 + w: exact to rounding for tiny w
         v = 1.0 + w
@@ -97,7 +100,8 @@ def _sigmoid(x):
 
 
 @triton.jit
-def _dt(delta, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACC: tl.constexpr):
+def _dt(delta, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACC: tl.constexpr,
+        FAST_EXP: tl.constexpr = False):
     """dt = softplus(delta + bias) (or without softplus) on a (BLOCK_D, BLOCK_L) tile of delta,
     0 where masked; also the pre-softplus value (for the softplus derivative)."""
     x = delta.to(ACC)
@@ -105,16 +109,16 @@ def _dt(delta, bias, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr, ACC: 
         x = x + bias[:, None]
     dt = x
     if SOFTPLUS:
-        dt = _softplus(x)
+        dt = _softplus(x, FAST_EXP)
     return tl.where(mask, dt, 0.0), x
 
 
 @triton.jit
 def _dt_tile(delta_ptr, bias, offs, mask, HAS_BIAS: tl.constexpr, SOFTPLUS: tl.constexpr,
-             ACC: tl.constexpr):
+             ACC: tl.constexpr, FAST_EXP: tl.constexpr = False):
     """:func:`_dt` of the delta tile at ``offs``."""
     return _dt(tl.load(delta_ptr + offs, mask=mask, other=0.0), bias, mask, HAS_BIAS, SOFTPLUS,
-               ACC)
+               ACC, FAST_EXP)
 
 
 @triton.jit
@@ -408,14 +412,15 @@ def _state_scan(dt, dtu, A_n, Bn, h0_n, FAST_EXP: tl.constexpr):
 
 @triton.jit
 def _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS: tl.constexpr,
-                  SOFTPLUS: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr):
+                  SOFTPLUS: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr,
+                  FAST_EXP: tl.constexpr):
     """Chunk c's steps, masks, offsets, u, dt and pre-softplus dt of a (BLOCK_D, BLOCK_L) tile."""
     t = c * BLOCK_L + tl.arange(0, BLOCK_L)
     t_mask = t < L
     m2 = d_mask[:, None] & t_mask[None, :]
     offs = row[:, None] + t[None, :]
     uu = tl.load(u_ptr + offs, mask=m2, other=0.0).to(ACC)
-    dt, x = _dt_tile(delta_ptr, bias, offs, m2, HAS_BIAS, SOFTPLUS, ACC)
+    dt, x = _dt_tile(delta_ptr, bias, offs, m2, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP)
     return t, t_mask, m2, offs, uu, dt, x
 
 
@@ -465,7 +470,8 @@ def scan_fwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
     last_col = d_mask[:, None] & (tl.arange(0, BLOCK_L) == BLOCK_L - 1)[None, :]
     for c in range(NCHUNK):
         t, t_mask, m2, offs, uu, dt, _x = _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c,
-                                                        L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L)
+                                                        L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L,
+                                                        FAST_EXP)
         dtu = dt * uu
         y = _zeros((BLOCK_D, BLOCK_L), ACC)
         t_last = c * BLOCK_L + BLOCK_L - 1
@@ -508,7 +514,8 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
     for cc in range(NCHUNK):
         c = NCHUNK - 1 - cc
         t, t_mask, m2, offs, uu, dt, x = _chunk_inputs(u_ptr, delta_ptr, row, bias, d_mask, c,
-                                                       L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L)
+                                                       L, HAS_BIAS, SOFTPLUS, ACC, BLOCK_L,
+                                                       FAST_EXP)
         dtu = dt * uu
         dy = tl.load(dout_ptr + offs, mask=m2, other=0.0).to(ACC)
         tl.debug_barrier()  # the adjoints the next chunk wrote are visible to every thread
@@ -529,7 +536,7 @@ def scan_bwd_statewise_kernel(u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, D_ptr, z_pt
             dy = dy * zz * sig
         # decay of the next step (1 past the end: the adjoint there is dlast itself)
         dt_next, _x_next = _dt_tile(delta_ptr + 1, bias, offs, m2 & (t + 1 < L)[None, :],
-                                    HAS_BIAS, SOFTPLUS, ACC)
+                                    HAS_BIAS, SOFTPLUS, ACC, FAST_EXP)
         du = _zeros((BLOCK_D, BLOCK_L), ACC)
         if HAS_D:
             du = Dv[:, None] * dy
@@ -646,8 +653,8 @@ def _run_steps(c, k, BLOCK_L: tl.constexpr, RUN: tl.constexpr):
 
 @triton.jit
 def _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS: tl.constexpr,
-               SOFTPLUS: tl.constexpr, ACC: tl.constexpr, BLOCK_L: tl.constexpr,
-               RUN: tl.constexpr, LAST: tl.constexpr = True):
+               SOFTPLUS: tl.constexpr, ACC: tl.constexpr, FAST_EXP: tl.constexpr,
+               BLOCK_L: tl.constexpr, RUN: tl.constexpr, LAST: tl.constexpr):
     """Chunk c's tiles: per tile, its steps, mask, offsets, u, dt, pre-softplus dt and dt u.
     Only the ``LAST`` chunk may reach past L: the others' masks leave time out, and with
     ``EVEN_D`` (see :func:`_channels`) are constants that no load or store evaluates."""
@@ -660,7 +667,7 @@ def _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS: tl.constexpr
             m = d_mask[:, None, None] & tl.full(t.shape, 1, tl.int1)
         offs = row[:, None, None] + t
         uu = tl.load(u_ptr + offs, mask=m, other=0.0).to(ACC)
-        dt, x = _dt_tile(delta_ptr, bias[:, None], offs, m, HAS_BIAS, SOFTPLUS, ACC)
+        dt, x = _dt_tile(delta_ptr, bias[:, None], offs, m, HAS_BIAS, SOFTPLUS, ACC, FAST_EXP)
         tiles = tiles + ((t, m, offs, uu, dt, x, dt * uu), )
     return tiles
 
@@ -770,7 +777,7 @@ def _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, ca
     j = tl.arange(0, T)[None, :]
     last_run = d_mask[:, None] & (j == T - 1)
     tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
-                       BLOCK_L, RUN, LAST)
+                       FAST_EXP, BLOCK_L, RUN, LAST)
     ys = ()
     for k in tl.static_range(RUN // 4):
         ys = ys + (_zeros((BLOCK_D, T, 4), ACC), )
@@ -803,8 +810,8 @@ def _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, ca
             states, h_end = _run_states(tiles, A2[:, None, None], h0_n,
                                         _run_rows(B_ptr, b_base, n, L, tiles, ACC), FAST_EXP, T)
             # C after the states: loaded before them, it made the compiler recompute values
-            # in this loop (tools/analysis_tools/triton_scan_sass.py: 12.6 instead of 12.1
-            # instructions per update)
+            # in this loop (tools/analysis_tools/triton_scan_sass.py: 0.5 more instructions
+            # per update)
             ys = _add_outputs(ys, states, _run_rows(C_ptr, c_base, n, L, tiles, ACC))
             _store_chunk_end(carry_ptr, state_out + n, h_end, last_run, j, T)
     for k in tl.static_range(RUN // 4):
@@ -876,7 +883,7 @@ def _runs_bwd_chunk(c, dD_acc, dbias_acc, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr,
     j = tl.arange(0, T)[None, :]
     first_run = d_mask[:, None] & (j == 0)
     tiles = _run_chunk(u_ptr, delta_ptr, row, bias, d_mask, c, L, HAS_BIAS, SOFTPLUS, ACC,
-                       BLOCK_L, RUN, LAST)
+                       FAST_EXP, BLOCK_L, RUN, LAST)
     dys = ()
     dts_next = ()  # decay of the next step (1 past the end: the adjoint there is dlast)
     steps_in = ()  # the steps before L, for the (1, T, 4) rows of dB and dC
@@ -890,7 +897,7 @@ def _runs_bwd_chunk(c, dD_acc, dbias_acc, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr,
             m_next = m
             steps_in = steps_in + (tl.full(t.shape, 1, tl.int1), )
         dt_next, _x_next = _dt_tile(delta_ptr + 1, bias[:, None], offs, m_next, HAS_BIAS,
-                                    SOFTPLUS, ACC)
+                                    SOFTPLUS, ACC, FAST_EXP)
         dts_next = dts_next + (dt_next, )
     tl.debug_barrier()  # the adjoints the next chunk wrote are visible to every thread
     if HAS_Z:

@@ -74,9 +74,9 @@ class KernelConfig:
 #: timed them yet (docs/benchmarks_gpu.md); the default and these sizes come from what they
 #: compile to for sm_90 at the Swin-L NYUD shapes (``tools/analysis_tools/triton_scan_sass.py``),
 #: in issued instructions per (channel, state, step) update, forward / backward: ``runs`` (4
-#: channels x 128 steps, runs of 16, 1 warp) 12.1 / 43.3, ``statewise`` (8 x 128, 4 warps)
-#: 27.4 / 86.6, ``tile`` (2 channels x 16 states x 64 steps, 8 warps) 93 / 201. One warp per
-#: program: the same work per warp as 16 channels x 4 warps (12.1 / 54.1), but 4x the programs
+#: channels x 128 steps, runs of 16, 1 warp) 12.0 / 42.9, ``statewise`` (8 x 128, 4 warps)
+#: 27.2 / 86.2, ``tile`` (2 channels x 16 states x 64 steps, 8 warps) 93 / 201. One warp per
+#: program: the same work per warp as 16 channels x 4 warps (12.0 / 53.7), but 4x the programs
 #: (384 at Swin-L stage 3, batch 1, for an H100's 132 SMs, against 96), and the backward's sums
 #: over channels stay within a warp (no shared memory); each B/C row is read once per 4 channels.
 #: ``prefetch`` stays off until a GPU has timed it (it adds registers: 254 instead of 161).

@@ -38,7 +38,7 @@ def test_shipped_kernels_at_swin_l_stage_3(tool, tmp_path, capsys):
     assert len(got['statewise', 'forward']['loops']) == 2
     assert len(got['tile', 'forward']['loops']) == 1
     # why runs is the default: fewer issued instructions per state update, both passes
-    # (statewise's 28.7 / 90.2 forward / backward, runs' 12.1 / 43.3 when this was written)
+    # (statewise's 28.7 / 90.2 forward / backward, runs' 12.0 / 42.9 when this was written)
     assert (got['runs', 'forward']['instructions_per_update'] <
             0.6 * got['statewise', 'forward']['instructions_per_update'])
     assert (got['runs', 'backward']['instructions_per_update'] <
@@ -66,7 +66,7 @@ def test_other_launch_sizes_and_bad_arguments(tool):
 def test_prefetch_loop_counted_per_state(tool, capsys):
     """``runs`` with ``prefetch`` scans two states per pass of its state loop (plus one pass
     of a remainder loop for an odd N), and the count per update says so: the same work per
-    state as without (11.9 against 12.1 when this was written), not twice; no spills in
+    state as without (11.7 against 12.0 when this was written), not twice; no spills in
     its 254 registers. The backward pass is the same kernel either way."""
     rows = tool.main(['--shapes', 'swin-l stage 3', '--kernels', 'runs', '--config',
                       'runs:128:512:1:prefetch'])
