@@ -13,8 +13,10 @@ Backends:
   chosen automatically for CUDA tensors with time-varying ``B``/``C`` (N <= 64) where Triton
   imports, ahead of ``cuda``: no GPU has timed the two against each other yet
   (docs/benchmarks_gpu.md), and Triton needs no compiled extension. If a kernel fails to
-  compile, the ``cuda`` or ``torch`` backend is used instead, with a one-line warning, once per
-  process. With ``TRITON_INTERPRET=1`` a forced ``triton`` backend also runs on CPU tensors,
+  compile, or if on first use with a set of options the kernels disagree with the float64
+  PyTorch scan on a small problem (:mod:`mmmt.ops.triton_self_check`,
+  ``MMMT_TRITON_SELF_CHECK=0`` skips it), the ``cuda`` or ``torch`` backend is used instead,
+  with a one-line warning, once per process. With ``TRITON_INTERPRET=1`` a forced ``triton`` backend also runs on CPU tensors,
   in Triton's interpreter (for tests). Three kernel pairs exist (``runs``, the default,
   ``statewise`` and ``tile``); ``MMMT_TRITON_SCAN_KERNEL=NAME`` or ``NAME:STEPS:TILE:WARPS``
   (for ``runs`` optionally ``:prefetch``) picks one, and its launch sizes
@@ -38,10 +40,11 @@ import torch
 
 from . import cpp_loader
 from . import selective_scan_triton as triton_scan
+from . import triton_self_check
 from .selective_scan_cpu import selective_scan_cpu
 from .selective_scan_torch import selective_scan_torch
 
-__all__ = ['selective_scan_fn', 'available_backends', 'BACKEND_ENV']
+__all__ = ['selective_scan_fn', 'available_backends', 'BACKEND_ENV', 'TritonSelfCheckError']
 
 #: Environment variable that forces a backend (``torch``, ``cpp``, ``cuda``, ``triton``); empty
 #: = automatic.
@@ -123,13 +126,28 @@ def _cuda_fallback() -> str:
     return 'cuda' if _mamba_cuda_fn() is not None else 'torch'
 
 
+class TritonSelfCheckError(RuntimeError):
+    """The compiled Triton kernels disagree with the PyTorch scan (see
+    :mod:`mmmt.ops.triton_self_check`)."""
+
+
+def _self_check_applies(u: torch.Tensor) -> bool:
+    """Whether calls with `u` are checked first: compiled kernels (CUDA tensors), unless
+    ``MMMT_TRITON_SELF_CHECK=0``."""
+    return u.is_cuda and triton_self_check.self_check_enabled()
+
+
 def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                         return_last_state):
     """The Triton scan; if its kernels fail to compile or launch (no C compiler for Triton's
-    launcher, an unsupported GPU, a Triton bug), None after one warning, and Triton is not tried
-    again in this process. A forced backend raises instead."""
+    launcher, an unsupported GPU, a Triton bug) or fail their first-use check, None after one
+    warning, and Triton is not tried again in this process. A forced backend raises instead."""
     triton_scan.kernel_choice()  # a misspelt kernel choice is the user's error, not a failure
     try:
+        if _self_check_applies(u):
+            reason = triton_self_check.self_check(u, A, B, C, D, z, delta_bias, delta_softplus)
+            if reason:
+                raise TritonSelfCheckError(reason)
         return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,
                                                  delta_softplus, return_last_state)
     except torch.OutOfMemoryError:

@@ -1,0 +1,115 @@
+"""The first-use check of the compiled Triton scan (mmmt/ops/triton_self_check.py), run here on
+the interpreted kernels (on a GPU it runs on the compiled ones), and the dispatcher's fallback
+when it fails."""
+import importlib
+import warnings
+
+import pytest
+import torch
+from _scan_testlib import make_inputs, rel_err
+
+from mmmt.ops import selective_scan_fn, selective_scan_torch
+
+pytest.importorskip('triton')
+dispatch = importlib.import_module('mmmt.ops.selective_scan')
+triton_scan = importlib.import_module('mmmt.ops.selective_scan_triton')
+check = importlib.import_module('mmmt.ops.triton_self_check')
+
+
+@pytest.fixture
+def small_check(triton_interpreter, monkeypatch):
+    """A smaller check problem for the interpreter (70 steps in three 32-step chunks, 4
+    channels per group), and no results kept from other tests."""
+    monkeypatch.setattr(check, 'LENGTH', 70)
+    monkeypatch.setattr(check, 'CHANNELS_PER_GROUP', 4)
+    monkeypatch.setattr(check, '_results', {})
+    monkeypatch.setenv(triton_scan.KERNEL_ENV, 'runs:32:128:1')
+
+
+def _call(dtype=torch.float32, z=False, softplus=True):
+    """Arguments shaped like an SS2D call (only their dtypes, groups and options matter)."""
+    x = make_inputs(batch=1, dim=8, length=5, n=16, groups=4)
+    x = {k: v.to(dtype) if k in ('u', 'B', 'C', 'z') else v for k, v in x.items()}
+    return dict(u=x['u'], A=x['A'], B=x['B'], C=x['C'], D=x['D'],
+                z=x['z'] if z else None, delta_bias=x['delta_bias'], delta_softplus=softplus)
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; the gradient scaled (a wrong backward that the forward cannot show)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * 1.1
+
+
+def _broken(what):
+    """selective_scan_triton with one thing wrong: the output, the last state or dB."""
+    real = triton_scan.selective_scan_triton
+
+    def fn(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+           return_last_state=False):
+        if what == 'dB':
+            B = _ScaleGrad.apply(B)
+        out, last = real(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True)
+        if what == 'output':
+            out = out * 1.1
+        if what == 'last':
+            last = last + 0.1 * last.abs().max()
+        return (out, last) if return_last_state else out
+    return fn
+
+
+@pytest.mark.parametrize('dtype,z,softplus', [(torch.float32, False, True),
+                                               (torch.bfloat16, True, False)])
+def test_kernels_pass_and_the_result_is_kept(small_check, monkeypatch, dtype, z, softplus):
+    assert check.self_check(**_call(dtype, z, softplus)) is None
+    # once per combination: a second call does not run the kernels again
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton', _broken('output'))
+    assert check.self_check(**_call(dtype, z, softplus)) is None
+    assert check.self_check(**_call(dtype, z, not softplus)) is not None  # a new combination
+
+
+@pytest.mark.parametrize('what,named', [('output', 'output'), ('last', 'last state'),
+                                        ('dB', 'gradient of B')])
+def test_a_disagreement_is_named(small_check, monkeypatch, what, named):
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton', _broken(what))
+    reason = check.self_check(**_call())
+    assert reason and named in reason and 'runs kernels (32:128:1)' in reason, reason
+    if what != 'output':  # (a scaled output scales every gradient too)
+        assert 'output' not in reason, reason
+
+
+def test_dispatch_falls_back_once_or_raises_when_forced(small_check, monkeypatch):
+    """A failed check is handled like a failed compile: one warning and the PyTorch scan
+    (here, where the automatic choice would be Triton), or an error when Triton is forced."""
+    monkeypatch.setattr(dispatch, '_self_check_applies', lambda u: True)
+    monkeypatch.setattr(triton_scan, 'failure', None)
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton', _broken('output'))
+    x = make_inputs(batch=1, dim=8, length=40, n=16, groups=4)
+    monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
+    with pytest.raises(dispatch.TritonSelfCheckError, match='disagree.*output'):
+        selective_scan_fn(**x, delta_softplus=True)
+    monkeypatch.delenv('MMMT_SCAN_BACKEND')
+    # the automatic choice on a GPU, for these CPU tensors
+    monkeypatch.setattr(dispatch, '_pick_backend',
+                        lambda u, B, C: 'triton' if dispatch._triton_usable() else 'torch')
+    with pytest.warns(RuntimeWarning, match='disagree with the float64 PyTorch scan'):
+        out = selective_scan_fn(**x, delta_softplus=True)
+    assert 'disagree' in triton_scan.failure
+    assert rel_err(out, selective_scan_torch(**x, delta_softplus=True)) <= 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')  # Triton is not tried again: no second warning
+        selective_scan_fn(**x, delta_softplus=True)
+
+
+def test_switch(monkeypatch):
+    for value, on in (('', True), ('1', True), ('0', False), (' Off ', False), ('no', False)):
+        monkeypatch.setenv(check.SELF_CHECK_ENV, value)
+        assert check.self_check_enabled() is on
+    monkeypatch.delenv(check.SELF_CHECK_ENV)
+    assert check.self_check_enabled()
+    assert not dispatch._self_check_applies(torch.zeros(1))  # CPU: interpreted, not compiled
