@@ -107,8 +107,10 @@ def self_check(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tenso
            A.shape[1], triton_scan.kernel_choice())
     if key in _results:
         return _results[key]
-    x = _problem(u, A, B, C, D, z, delta_bias, delta_softplus)
-    with torch.autocast(u.device.type, enabled=False):
+    # its own tensors and gradients, whatever mode the call came in (no_grad, inference_mode,
+    # autocast)
+    with torch.inference_mode(False), torch.autocast(u.device.type, enabled=False):
+        x = _problem(u, A, B, C, D, z, delta_bias, delta_softplus)
         out, last, grads, weights = _run(x, triton_scan.selective_scan_triton, delta_softplus)
         ref = {k: None if v is None else v.detach().cpu().double() for k, v in x.items()}
         ref_out, ref_last, ref_grads, _ = _run(ref, selective_scan_torch, delta_softplus,
