@@ -145,7 +145,8 @@ def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta
     triton_scan.kernel_choice()  # a misspelt kernel choice is the user's error, not a failure
     try:
         if _self_check_applies(u):
-            reason = triton_self_check.self_check(u, A, B, C, D, z, delta_bias, delta_softplus)
+            reason = triton_self_check.self_check(u, delta, A, B, C, D, z, delta_bias,
+                                                  delta_softplus)
             if reason:
                 raise TritonSelfCheckError(reason)
         return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,

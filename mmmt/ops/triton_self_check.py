@@ -6,7 +6,7 @@ their Triton for their GPU. Before the first call with a combination of options 
 output, the last state and every input gradient with :func:`selective_scan_torch` in
 float64 on the CPU. A disagreement is reported (and the dispatcher falls back, see
 :mod:`mmmt.ops.selective_scan`) instead of training on wrong values. It costs one small launch
-of each kernel (272 steps, 64 channels) and the float64 scan of that problem, once per
+of each kernel (272 steps, 16 channels per B/C group) and the float64 scan of that problem, once per
 process and combination; ``MMMT_TRITON_SELF_CHECK=0`` skips it.
 """
 import os
@@ -36,7 +36,7 @@ def self_check_enabled() -> bool:
     return os.environ.get(SELF_CHECK_ENV, '1').strip().lower() not in ('0', 'false', 'no', 'off')
 
 
-def _problem(u, A, B, C, D, z, delta_bias,
+def _problem(u, delta, A, B, C, D, z, delta_bias,
              delta_softplus: bool) -> Dict[str, Optional[torch.Tensor]]:
     """Random inputs shaped like the call's (its dtypes, options, B/C groups and N), on its
     device, with steps dt of about 0.05 as SS2D's (positive without the softplus too, so that
@@ -54,13 +54,13 @@ def _problem(u, A, B, C, D, z, delta_bias,
         return rand(*shape, like=m)
 
     if delta_softplus:  # softplus(delta + bias) ~ softplus(-3 +- 0.7)
-        delta = rand(1, dim, LENGTH, like=u, scale=0.5, shift=-1.0)
+        dt = rand(1, dim, LENGTH, like=delta, scale=0.5, shift=-1.0)
         bias = None if delta_bias is None else rand(dim, like=delta_bias, scale=0.5, shift=-2.0)
     else:
-        delta = rand(1, dim, LENGTH, like=u).abs_().mul_(0.05)
+        dt = rand(1, dim, LENGTH, like=delta).abs_().mul_(0.05)
         bias = None if delta_bias is None else rand(dim, like=delta_bias).abs_().mul_(0.01)
     return dict(
-        u=rand(1, dim, LENGTH, like=u), delta=delta,
+        u=rand(1, dim, LENGTH, like=u), delta=dt,
         A=-torch.rand(dim, n, generator=g).add(0.5).mul(
             torch.arange(1, n + 1)).to(device=A.device, dtype=A.dtype),
         B=bc(B, groups[0]), C=bc(C, groups[1]),
@@ -90,8 +90,8 @@ def _rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max().clamp(min=1e-30)).item()
 
 
-def self_check(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
-               D: Optional[torch.Tensor] = None, z: Optional[torch.Tensor] = None,
+def self_check(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+               C: torch.Tensor, D: Optional[torch.Tensor] = None, z: Optional[torch.Tensor] = None,
                delta_bias: Optional[torch.Tensor] = None,
                delta_softplus: bool = False) -> Optional[str]:
     """Why the Triton kernels disagree with the float64 PyTorch scan on a small problem with
@@ -101,7 +101,7 @@ def self_check(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tenso
     arguments are only read for those. Errors of the kernels themselves (a failed compile)
     propagate.
     """
-    key = (u.device, u.dtype, A.dtype, B.dtype, C.dtype, B.dim(), C.dim(),
+    key = (u.device, u.dtype, delta.dtype, A.dtype, B.dtype, C.dtype, B.dim(), C.dim(),
            None if D is None else D.dtype, None if z is None else z.dtype,
            None if delta_bias is None else delta_bias.dtype, bool(delta_softplus),
            A.shape[1], triton_scan.kernel_choice())
@@ -110,7 +110,7 @@ def self_check(u: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tenso
     # its own tensors and gradients, whatever mode the call came in (no_grad, inference_mode,
     # autocast)
     with torch.inference_mode(False), torch.autocast(u.device.type, enabled=False):
-        x = _problem(u, A, B, C, D, z, delta_bias, delta_softplus)
+        x = _problem(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
         out, last, grads, weights = _run(x, triton_scan.selective_scan_triton, delta_softplus)
         ref = {k: None if v is None else v.detach().cpu().double() for k, v in x.items()}
         ref_out, ref_last, ref_grads, _ = _run(ref, selective_scan_torch, delta_softplus,

@@ -29,8 +29,8 @@ def small_check(triton_interpreter, monkeypatch):
 def _call(dtype=torch.float32, z=False, softplus=True):
     """Arguments shaped like an SS2D call (only their dtypes, groups and options matter)."""
     x = make_inputs(batch=1, dim=8, length=5, n=16, groups=4)
-    x = {k: v.to(dtype) if k in ('u', 'B', 'C', 'z') else v for k, v in x.items()}
-    return dict(u=x['u'], A=x['A'], B=x['B'], C=x['C'], D=x['D'],
+    x = {k: v.to(dtype) if k in ('u', 'delta', 'B', 'C', 'z') else v for k, v in x.items()}
+    return dict(u=x['u'], delta=x['delta'], A=x['A'], B=x['B'], C=x['C'], D=x['D'],
                 z=x['z'] if z else None, delta_bias=x['delta_bias'], delta_softplus=softplus)
 
 
