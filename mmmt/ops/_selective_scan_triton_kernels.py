@@ -856,11 +856,7 @@ def _run_outputs(tiles, A_ptr, ckpt_ptr, ckpt_in, B_ptr, C_ptr, b_base, c_base, 
         h0_n = tl.load(ckpt_ptr + ckpt_in + n, mask=d_mask, other=0.0)
         states, _h = _run_states(tiles, A2[:, None, None], h0_n,
                                  _run_rows(B_ptr, b_base, n, L, tiles, ACC), FAST_EXP, T)
-        new_ys = ()
-        for k in tl.static_range(len(tiles)):
-            new_ys = new_ys + (ys[k] + states[k][2] * _run_row(
-                C_ptr, c_base, n, L, tiles[k][0], tiles[k][1], ACC), )
-        ys = new_ys
+        ys = _add_outputs(ys, states, _run_rows(C_ptr, c_base, n, L, tiles, ACC))
     out = ()
     for k in tl.static_range(len(tiles)):
         out = out + (_run_output(ys[k], tiles[k][3], Dv, z_ptr, tiles[k][2], tiles[k][1], HAS_D,

@@ -16,11 +16,11 @@ Backends:
   compile, or if on first use with a set of options the kernels disagree with the float64
   PyTorch scan on a small problem (:mod:`mmmt.ops.triton_self_check`,
   ``MMMT_TRITON_SELF_CHECK=0`` skips it), the ``cuda`` or ``torch`` backend is used instead,
-  with a one-line warning, once per process. With ``TRITON_INTERPRET=1`` a forced ``triton`` backend also runs on CPU tensors,
-  in Triton's interpreter (for tests). Three kernel pairs exist (``runs``, the default,
-  ``statewise`` and ``tile``); ``MMMT_TRITON_SCAN_KERNEL=NAME`` or ``NAME:STEPS:TILE:WARPS``
-  (for ``runs`` optionally ``:prefetch``) picks one, and its launch sizes
-  (:func:`~mmmt.ops.selective_scan_triton.parse_kernel`).
+  with a one-line warning, once per process. With ``TRITON_INTERPRET=1`` a forced ``triton``
+  backend also runs on CPU tensors, in Triton's interpreter (for tests). Three kernel pairs
+  exist (``runs``, the default, ``statewise`` and ``tile``); ``MMMT_TRITON_SCAN_KERNEL=NAME``
+  or ``NAME:STEPS:TILE:WARPS`` (for ``runs`` optionally ``:prefetch``) picks one, and its
+  launch sizes (:func:`~mmmt.ops.selective_scan_triton.parse_kernel`).
 - ``cuda``: mamba-ssm's fused CUDA kernel, for CUDA tensors where mamba-ssm imports.
 
 ``MMMT_SCAN_BACKEND=torch|cpp|cuda|triton`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never
