@@ -86,6 +86,7 @@ if __name__ == '__main__':
         long_description=read_readme(),
         long_description_content_type='text/markdown',
         license='Apache-2.0',
+        license_files=['LICENSE'],
         # the C++ scan's sources are a data-only package (built on first use, mmmt.ops.cpp_loader):
         # named here, as setuptools asks, so that future versions still ship them
         packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')) +
@@ -100,6 +101,7 @@ if __name__ == '__main__':
             'tests': parse_requirements('tests'),
         },
         classifiers=[
+            'License :: OSI Approved :: Apache Software License',
             'Programming Language :: Python :: 3',
             'Topic :: Scientific/Engineering :: Artificial Intelligence',
         ],

@@ -63,14 +63,24 @@ def install_mmcv_ext_placeholder() -> bool:
 
     Returns:
         bool: True if the placeholder is in use after the call.
+
+    Raises:
+        ModuleNotFoundError: No mmcv is installed at all (mmseg, mmpretrain and mmmt's models
+            and transforms all import it). It is not an install requirement of mmmt, so that
+            installing mmmt never replaces a full mmcv: the message says what to install.
     """
     if _PLACEHOLDER_NAME in sys.modules:
         return getattr(sys.modules[_PLACEHOLDER_NAME], 'is_mmmt_placeholder', False)
     try:
-        if importlib.util.find_spec('mmcv') is None:
-            return False
-    except ValueError:
+        found = importlib.util.find_spec('mmcv') is not None
+    except ValueError:  # an mmcv module without a spec: imported some other way, leave it
         return False
+    if not found:
+        raise ModuleNotFoundError(
+            'mmmt needs mmcv, which is not installed: `pip install mmcv-lite==2.1.0` (pure '
+            'Python, enough for mmmt) or the full `mmcv==2.1.0` (compiled ops). mmmt does not '
+            'install it itself so that it never replaces a full mmcv; see '
+            'docs/installation.md.', name='mmcv')
     if mmcv_has_compiled_ops():
         return False
     placeholder = _MissingMMCVExtension(_PLACEHOLDER_NAME)

@@ -24,6 +24,7 @@ import sys
 import tarfile
 import textwrap
 import venv
+import zipfile
 
 import pytest
 
@@ -134,6 +135,14 @@ def test_wheel_from_sdist_installs_and_runs_outside_the_source_tree(tmp_path):
         tar.extractall(tmp_path / 'unpacked', **safe)
     (unpacked, ) = (tmp_path / 'unpacked').iterdir()
     assert not (unpacked / '.git').exists()
+    # the licence (Apache-2.0 asks for a copy with every distribution), the Makefile and demo
+    # the README points to, and the whole test suite with its data
+    expected = ['LICENSE', 'Makefile'] + [
+        osp.relpath(f, src) for f in glob.glob(str(src / '**' / '*'), recursive=True)
+        if osp.isfile(f) and osp.relpath(f, src).split(os.sep)[0] in ('demo', 'tests')]
+    assert any(name.startswith('tests/') for name in expected)
+    missing = [name for name in expected if not (unpacked / name).is_file()]
+    assert not missing, f'not in the sdist: {missing}'
 
     env_dir = tmp_path / 'venv'
     venv.create(env_dir, with_pip=False)
@@ -148,6 +157,11 @@ def test_wheel_from_sdist_installs_and_runs_outside_the_source_tree(tmp_path):
     run([python, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation', '-w',
          str(wheels), '.'], cwd=unpacked, env=env)
     (wheel, ) = wheels.iterdir()
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        metadata = zf.read(next(n for n in names if n.endswith('.dist-info/METADATA'))).decode()
+    assert [n for n in names if '.dist-info/' in n and n.endswith('/LICENSE')], names
+    assert 'Classifier: License :: OSI Approved :: Apache Software License' in metadata
     run([python, '-m', 'pip', 'install', '-q', '--no-deps', '--ignore-installed', str(wheel)],
         cwd=tmp_path, env=env)
 

@@ -63,3 +63,24 @@ def test_placeholder_hides_dunder_attributes():
         ext.__path__  # noqa: B018
     with pytest.raises(RuntimeError, match='nms'):
         ext.nms()
+
+
+@pytest.mark.parametrize('setup', ['from mmmt.utils import register_all_modules; '
+                                   'register_all_modules()', 'import mmmt.models',
+                                   'import mmmt.datasets'])
+def test_no_mmcv_at_all_is_named_with_what_to_install(setup):
+    # None in sys.modules: `import mmcv` fails and find_spec says it is not there, as in an
+    # environment where neither mmcv nor mmcv-lite is installed
+    result = run_python(f"""
+        import sys
+        sys.modules['mmcv'] = None
+        try:
+            {setup}
+        except ModuleNotFoundError as e:
+            print('NAME', e.name)
+            print('MSG', e)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert 'NAME mmcv' in result.stdout
+    assert 'pip install mmcv-lite==2.1.0' in result.stdout
+    assert 'mmcv==2.1.0' in result.stdout
