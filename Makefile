@@ -42,11 +42,14 @@ demo: venv
 			--train 200 --val 24 --seed 0 --size 128 160; \
 	fi
 	@# no validation at the end of training: tools/test.py evaluates the same 24 images once
-	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK) \
+	@# the lr schedule and the checkpoint follow DEMO_ITERS (the config's 600 are read-time values)
+	$(PY) tools/train.py $(DEMO_CONFIG) --work-dir $(DEMO_WORK) --data-root $(DEMO_DATA) \
 		--cfg-options train_cfg.max_iters=$(DEMO_ITERS) \
+		param_scheduler.0.end=$$(( $(DEMO_ITERS) + 1 )) \
+		default_hooks.checkpoint.interval=$(DEMO_ITERS) \
 		val_cfg=None val_dataloader=None val_evaluator=None
 	$(PY) tools/test.py $(DEMO_CONFIG) $(DEMO_WORK)/iter_$(DEMO_ITERS).pth \
-		--work-dir $(DEMO_WORK) --show-dir vis
+		--work-dir $(DEMO_WORK) --data-root $(DEMO_DATA) --show-dir vis
 	@echo ""
 	@echo "Demo finished."
 	@echo "  checkpoint:     $(DEMO_WORK)/iter_$(DEMO_ITERS).pth"

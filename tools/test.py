@@ -30,8 +30,9 @@ def parse_args(argv=None):
         help='save one visualization per image under this directory, relative to the work '
         'dir unless absolute (<show-dir>/vis_data/vis_image/test_<img_id>.png)')
     parser.add_argument('--force', action='store_true',
-                        help='write into a --show-dir that already holds pictures (same names '
-                        'are replaced); by default the run stops before testing')
+                        help='replace an existing --out file, and write into a --show-dir that '
+                        'already holds pictures (same names are replaced); by default the run '
+                        'stops before testing')
     parser.add_argument('--show', action='store_true', help='show results in a window')
     parser.add_argument('--wait-time', type=float, default=2, help='display time per image (s)')
     parser.add_argument(
@@ -87,9 +88,10 @@ def main(argv=None):
         value = getattr(args, name)
         if value is not None and '://' not in value and not osp.isabs(value):
             setattr(args, name, osp.join(cfg.work_dir, value))
-    if args.out is not None and osp.exists(args.out):
+    if args.out is not None and osp.exists(args.out) and not args.force:
         # checked before any work so that a long test run cannot end in a refusal
-        raise SystemExit(f'--out {args.out} exists; remove it or choose another name')
+        raise SystemExit(f'--out {args.out} exists; remove it, choose another name or pass '
+                         '--force to replace it')
     if args.show_dir and not args.force:
         pictures = existing_pictures(args.show_dir)
         if pictures:
@@ -123,7 +125,8 @@ def main(argv=None):
         raise SystemExit(describe_non_finite(bad, len(state), args.checkpoint))
     runner.logger.info(f'Load checkpoint from {args.checkpoint}')
     if args.out is not None:
-        runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out))
+        runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out,
+                                                                      overwrite=args.force))
     runner.test()
     shutdown_distributed()
 

@@ -8,7 +8,9 @@ Examples:
 """
 import argparse
 import logging
+import math
 import os
+from typing import Optional
 
 # only the standard library until the arguments are parsed (fast --help; thread settings
 # before torch starts OpenMP): see mmmt/utils/cli.py
@@ -89,6 +91,12 @@ def apply_options(cfg, args):
     max_iters = cfg.get('train_cfg', {}).get('max_iters')
     if logger is not None and max_iters and logger.get('interval', 50) > max_iters // 2:
         logger['interval'] = max(1, max_iters // 4)
+    for split in ('train', 'val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        # e.g. --cfg-options train_dataloader.num_workers=0 on a config with persistent workers:
+        # torch refuses that pair, and without workers there is nothing to keep alive
+        if loader and loader.get('num_workers', 1) == 0 and loader.get('persistent_workers'):
+            loader['persistent_workers'] = False
     if args.resume == 'auto':
         from mmengine.logging import print_log
 
@@ -106,6 +114,58 @@ def apply_options(cfg, args):
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg
+
+
+def check_schedule(cfg) -> Optional[str]:
+    """A warning when the iteration-based lr schedule ends before training does (for
+    example after ``--cfg-options train_cfg.max_iters=...`` alone), else None.
+
+    mmengine then keeps the schedule's last learning rate, which for the shipped PolyLR
+    (``eta_min=0``) is 0: the iterations past its end would change nothing.
+    """
+    max_iters = (cfg.get('train_cfg') or {}).get('max_iters')
+    schedulers = cfg.get('param_scheduler') or []
+    schedulers = [schedulers] if isinstance(schedulers, dict) else list(schedulers)
+    stepped = [(i, s) for i, s in enumerate(schedulers) if s.get('by_epoch') is False]
+    if not max_iters or not stepped:
+        return None
+    index, last = max(stepped, key=lambda item: item[1].get('end', math.inf))
+    end = last.get('end', math.inf)
+    if end >= max_iters:
+        return None
+    final = (' (0 for this PolyLR: those iterations change nothing)'
+             if last.get('type') == 'PolyLR' and last.get('eta_min', 0) == 0 else '')
+    return (f'param_scheduler[{index}] ({last.get("type")}) ends at iteration {end} but '
+            f'train_cfg.max_iters is {max_iters}: the last {max_iters - end} iterations train '
+            f'at its final learning rate{final}. To stretch the schedule, add '
+            f'--cfg-options param_scheduler.{index}.end={max_iters + 1}')
+
+
+def check_resume_target(cfg) -> Optional[str]:
+    """Stop a resume whose checkpoint (by its ``iter_N``/``epoch_N`` name) is already at or
+    past the end of training, before anything is built; mmengine would load it, run nothing
+    and exit as if it had trained (pruning old checkpoints on the way).
+
+    Returns:
+        str or None: A note when the checkpoint is exactly at the end (nothing left to do;
+        the caller exits 0, so a re-queued finished job succeeds), else None.
+    """
+    if not cfg.get('resume') or not cfg.get('load_from'):
+        return None
+    from mmmt.utils import checkpoint_step
+    step = checkpoint_step(cfg.load_from)
+    limit_key = {'iter': 'max_iters', 'epoch': 'max_epochs'}.get(step[0]) if step else None
+    limit = (cfg.get('train_cfg') or {}).get(limit_key) if limit_key else None
+    if not limit or step[1] < limit:
+        return None
+    if step[1] > limit:
+        raise SystemExit(
+            f'--resume: {cfg.load_from} is at {step[0]} {step[1]}, past '
+            f'train_cfg.{limit_key}={limit}: nothing would be trained. Raise '
+            f'train_cfg.{limit_key} above {step[1]} to train further')
+    return (f'--resume: {cfg.load_from} is at {step[0]} {step[1]} = train_cfg.{limit_key}: '
+            'this training has finished, nothing to do. Raise train_cfg.'
+            f'{limit_key} to train further')
 
 
 def check_work_dir(cfg, args) -> None:
@@ -149,7 +209,16 @@ def main(argv=None):
     check_work_dir(cfg, args)
     try:
         cfg = apply_options(cfg, args)
+        finished = check_resume_target(cfg)
+        if finished:
+            from mmengine.logging import print_log
+            print_log(finished, logger='current')
+            shutdown_distributed()
+            return
+        warning = check_schedule(cfg)
         runner = build_runner(cfg, 'training')
+        if warning:
+            runner.logger.warning(warning)
         check_class_count(runner)
         runner.train()
     except CHECKPOINT_ERRORS + (FloatingPointError, ) as e:

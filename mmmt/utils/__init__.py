@@ -39,6 +39,7 @@ _EXPORTS = {
     'CHECKPOINT_ERRORS': 'checkpoint',
     'CorruptCheckpointError': 'checkpoint',
     'checkpoint_getattr': 'checkpoint',
+    'checkpoint_step': 'checkpoint',
     'existing_training_outputs': 'checkpoint',
     'find_resume_checkpoint': 'checkpoint',
     'is_complete_checkpoint': 'checkpoint',

@@ -204,6 +204,15 @@ def is_complete_checkpoint(path: str) -> bool:
 _STEP = re.compile(r'(?:iter|epoch)_(\d+)\.pth$')
 
 
+def checkpoint_step(path: str) -> Optional[Tuple[str, int]]:
+    """``('iter', N)`` / ``('epoch', N)`` from a CheckpointHook name (``iter_N.pth``,
+    ``epoch_N.pth``), read from the name only; None for any other name."""
+    match = _STEP.search(osp.basename(path))
+    if match is None:
+        return None
+    return osp.basename(path).split('_', 1)[0], int(match.group(1))
+
+
 def existing_training_outputs(work_dir: str) -> List[str]:
     """The checkpoints (``*.pth``) and ``last_checkpoint`` of an earlier run in ``work_dir``."""
     if not osp.isdir(work_dir):

@@ -298,12 +298,30 @@ _RUNNER_CLASS = None
 
 def _runner_class() -> type:
     """mmengine's Runner whose log is short at start-up (:class:`_ShortStartup`) and free of
-    :class:`_HarmlessNotices`."""
+    :class:`_HarmlessNotices`, and which never replaces another run's config copy."""
     global _RUNNER_CLASS
     if _RUNNER_CLASS is None:
+        from mmengine.dist import master_only
         from mmengine.runner import Runner
 
+        from .fileio import atomic_write
+
         class ToolRunner(Runner):
+
+            @master_only
+            def dump_config(self) -> None:
+                # mmengine writes <work_dir>/<config name> over whatever is there: a test run
+                # (or a resume with other options) in a training's work dir would replace the
+                # training's copy. A different copy is kept; this run's own goes into its log
+                # dir <work_dir>/<timestamp>/ (beside the visualizer's vis_data/config.py).
+                name = osp.basename(self.cfg.filename) if self.cfg.filename \
+                    else f'{self.timestamp}.py'
+                path, text = osp.join(self.work_dir, name), self.cfg.dump()
+                if osp.exists(path):
+                    with open(path, encoding='utf-8', errors='replace') as f:
+                        if f.read() != text:
+                            path = osp.join(self.log_dir, name)
+                atomic_write(text, path, fsync=False)
 
             def build_logger(self, log_level='INFO', *args, **kwargs):
                 logger = super().build_logger(log_level, *args, **kwargs)

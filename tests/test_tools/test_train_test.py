@@ -98,6 +98,7 @@ def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
                             extra=NO_VAL)
     trained = python_tool('train.py', cfg, '--work-dir', tmp_path / 'work')
     ckpt = tmp_path / 'work' / 'iter_1.pth'
+    training_config = (tmp_path / 'work' / 'cfg.py').read_text()
     show_dir = tmp_path / 'vis'
     out_pkl = tmp_path / 'preds.pkl'
     result = python_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'work',
@@ -124,9 +125,19 @@ def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
         assert 0 <= pred['edge'].min() and pred['edge'].max() <= 1
     # only the predictions: no logits, no ground truth, no shared batch storage
     assert osp.getsize(out_pkl) < num_val * h * w * (1 + 4 + 12 + 4) + 100_000
-    # --out never overwrites
-    with pytest.raises(AssertionError, match='exists'):
+    # the training's config copy is kept; the test run's (other settings) is in its log dir
+    assert (tmp_path / 'work' / 'cfg.py').read_text() == training_config
+    (test_copy, ) = glob.glob(str(tmp_path / 'work' / '*' / 'cfg.py'))
+    with open(test_copy) as f:
+        assert f.read() != training_config
+    # --out never overwrites unless asked
+    with pytest.raises(AssertionError, match='exists; remove it, choose another name or pass '
+                       '--force'):
         python_tool('test.py', cfg, ckpt, '--out', out_pkl)
+    out_pkl.write_bytes(b'old')
+    python_tool('test.py', cfg, ckpt, '--out', out_pkl, '--force')
+    with open(out_pkl, 'rb') as f:
+        assert len(pickle.load(f)) == num_val
 
 
 @pytest.mark.parametrize('script,tool', [('slurm_train.sh', 'dist_train.sh'),

@@ -48,9 +48,15 @@ class DumpMultiTaskPredictions(DumpResults):
 
     Args:
         out_file_path (str): Destination, ending in ``.pkl`` or ``.pickle``.
+        overwrite (bool): Replace an existing file (``tools/test.py --out F --force``), still
+            atomically. Defaults to False.
         collect_device (str): 'cpu' or 'gpu'. Defaults to 'cpu'.
         collect_dir (str, optional): Directory for collecting results across ranks on the CPU.
     """
+
+    def __init__(self, out_file_path: str, overwrite: bool = False, **kwargs) -> None:
+        super().__init__(out_file_path, **kwargs)
+        self.overwrite = overwrite
 
     def process(self, data_batch: Any, data_samples: Sequence[Dict]) -> None:
         for sample in data_samples:
@@ -66,7 +72,7 @@ class DumpMultiTaskPredictions(DumpResults):
     def compute_metrics(self, results: list) -> dict:
         try:
             atomic_write(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL),
-                         self.out_file_path, overwrite=False)
+                         self.out_file_path, overwrite=self.overwrite)
         except FileExistsError as exc:
             raise FileExistsError(
                 f'{self.out_file_path} exists; remove it or choose another --out') from exc

@@ -1,0 +1,148 @@
+"""tools/train.py's checks of a config before training: the lr schedule against max_iters, a
+resume at or past the end, and num_workers=0 with persistent workers; and that ``make demo``
+passes overrides that keep the demo config consistent."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from mmengine.config import Config
+
+from tests.tool_loader import REPO, load_tool
+
+from .conftest import python_tool, write_tiny_config
+
+DEMO_CONFIG = os.path.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
+RECIPE = os.path.join(REPO, 'configs', 'mtmamba_swin-l_nyud.py')
+
+
+@pytest.fixture(scope='module')
+def train():
+    return load_tool('tools', 'train')
+
+
+def config_with(path, argv, train):
+    """The config ``tools/train.py`` trains with for ``argv`` (its options folded in)."""
+    from mmmt.utils import load_runner_config
+    args = train.parse_args([path] + argv)
+    cfg = load_runner_config(args)
+    return train.apply_options(cfg, args), args
+
+
+@pytest.mark.parametrize('path', [DEMO_CONFIG, RECIPE], ids=['demo', 'swin-l_nyud'])
+def test_shipped_schedules_cover_their_training(train, path):
+    cfg, _ = config_with(path, [], train)
+    assert train.check_schedule(cfg) is None
+
+
+def test_more_iterations_than_the_schedule_is_warned_with_the_fix(train):
+    cfg, _ = config_with(RECIPE, ['--cfg-options', 'train_cfg.max_iters=60000'], train)
+    warning = train.check_schedule(cfg)
+    assert warning == (
+        'param_scheduler[0] (PolyLR) ends at iteration 50001 but train_cfg.max_iters is '
+        '60000: the last 9999 iterations train at its final learning rate (0 for this PolyLR: '
+        'those iterations change nothing). To stretch the schedule, add --cfg-options '
+        'param_scheduler.0.end=60001')
+    # the suggested option silences it
+    cfg, _ = config_with(RECIPE, ['--cfg-options', 'train_cfg.max_iters=60000',
+                                  'param_scheduler.0.end=60001'], train)
+    assert train.check_schedule(cfg) is None
+
+
+def test_schedule_check_takes_the_latest_iteration_scheduler(train):
+    cfg = Config(dict(
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=2000),
+        param_scheduler=[
+            dict(type='LinearLR', begin=0, end=100, by_epoch=False),  # a warm-up ends early
+            dict(type='PolyLR', eta_min=1e-6, begin=100, end=1500, by_epoch=False)]))
+    assert train.check_schedule(cfg) == (
+        'param_scheduler[1] (PolyLR) ends at iteration 1500 but train_cfg.max_iters is 2000: '
+        'the last 500 iterations train at its final learning rate. To stretch the schedule, '
+        'add --cfg-options param_scheduler.1.end=2001')
+    cfg.param_scheduler[1].pop('end')  # no end: mmengine runs it to the end of training
+    assert train.check_schedule(cfg) is None
+    epochs = Config(dict(train_cfg=dict(type='EpochBasedTrainLoop', max_epochs=3),
+                         param_scheduler=[dict(type='PolyLR', end=2)]))  # by_epoch: not ours
+    assert train.check_schedule(epochs) is None
+
+
+def test_num_workers_zero_turns_persistent_workers_off(train):
+    cfg, _ = config_with(DEMO_CONFIG, [], train)
+    assert cfg.train_dataloader.persistent_workers is True  # what the demo config ships
+    cfg, _ = config_with(DEMO_CONFIG, ['--cfg-options', 'train_dataloader.num_workers=0'],
+                         train)
+    assert cfg.train_dataloader.persistent_workers is False
+    assert cfg.val_dataloader.persistent_workers is True  # its workers were left as they are
+
+
+def test_resume_target_past_or_at_the_end(train, tmp_path):
+    ckpt = tmp_path / 'iter_44.pth'
+    ckpt.write_bytes(b'')  # only the name is read
+    cfg = Config(dict(resume=True, load_from=str(ckpt), train_cfg=dict(max_iters=30)))
+    with pytest.raises(SystemExit, match=r'iter_44.pth is at iter 44, past '
+                       r'train_cfg.max_iters=30: nothing would be trained'):
+        train.check_resume_target(cfg)
+    cfg.train_cfg.max_iters = 44
+    assert 'this training has finished, nothing to do' in train.check_resume_target(cfg)
+    cfg.train_cfg.max_iters = 45
+    assert train.check_resume_target(cfg) is None
+    cfg.load_from = str(tmp_path / 'best_mIoU.pth')  # another name: mmengine decides
+    assert train.check_resume_target(cfg) is None
+    cfg = Config(dict(resume=True, load_from=str(tmp_path / 'epoch_3.pth'),
+                      train_cfg=dict(max_epochs=2)))
+    with pytest.raises(SystemExit, match='past train_cfg.max_epochs=2'):
+        train.check_resume_target(cfg)
+
+
+def test_resuming_a_finished_run_exits_cleanly_and_keeps_the_checkpoints(tmp_path,
+                                                                          synthetic_nyud):
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=2,
+                            extra='val_cfg = None\nval_dataloader = None\nval_evaluator = None\n')
+    work = tmp_path / 'work'
+    python_tool('train.py', cfg, '--work-dir', work)
+    before = sorted(os.listdir(work))
+    done = python_tool('train.py', cfg, '--work-dir', work, '--resume')
+    assert 'this training has finished, nothing to do' in done.stdout + done.stderr
+    past = subprocess.run(
+        [sys.executable, os.path.join(REPO, 'tools', 'train.py'), str(cfg), '--work-dir',
+         str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=1'],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert past.returncode == 1
+    assert 'is at iter 2, past train_cfg.max_iters=1' in past.stderr
+    assert sorted(os.listdir(work)) == before  # nothing pruned, nothing written
+
+
+STUB = """#!{python}
+import json, sys
+with open({log!r}, 'a') as f:
+    f.write(json.dumps(sys.argv[1:]) + '\\n')
+"""
+
+
+def test_make_demo_keeps_schedule_checkpoint_and_data_root_with_demo_iters(train, tmp_path):
+    # `make demo` with its Python replaced by a stub that records each command's arguments
+    venv = tmp_path / 'venv'
+    (venv / 'bin').mkdir(parents=True)
+    log = tmp_path / 'calls.jsonl'
+    stub = venv / 'bin' / 'python'
+    stub.write_text(STUB.format(python=sys.executable, log=str(log)))
+    stub.chmod(0o755)
+    (venv / '.installed').touch()  # newer than requirements/ci.txt and setup.py: no install
+    data = tmp_path / 'my_data'
+    subprocess.run(['make', '-s', 'demo', f'VENV={venv}', 'DEMO_ITERS=1200',
+                    f'DEMO_DATA={data}', f'DEMO_WORK={tmp_path / "work"}'],
+                   cwd=REPO, check=True, capture_output=True, text=True, timeout=120)
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    scripts = [os.path.basename(call[0]) for call in calls]
+    assert scripts == ['synthetic_mt.py', 'train.py', 'test.py']
+    cfg, args = config_with(DEMO_CONFIG, calls[1][2:], train)
+    assert cfg.train_cfg.max_iters == 1200
+    assert cfg.param_scheduler[0].end == 1201
+    assert cfg.default_hooks.checkpoint.interval == 1200
+    assert train.check_schedule(cfg) is None
+    assert args.data_root == str(data)
+    assert cfg.train_dataloader.dataset.data_root == str(data)
+    assert calls[2][calls[2].index('--data-root') + 1] == str(data)
+    assert calls[2][2].endswith('iter_1200.pth')
