@@ -77,6 +77,7 @@ def check_run(args):
     """
     from mmengine.config import Config
 
+    from mmmt.apis.image_io import image_file_problem
     from mmmt.apis.multitask_inferencer import (MultiTaskInferencer, config_tasks,
                                                 existing_outputs)
     if not osp.isfile(args.config):
@@ -84,6 +85,14 @@ def check_run(args):
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     items = MultiTaskInferencer._inputs_to_list(args.input)  # expands folders, checks paths
+    # a file that is no image would otherwise stop the run halfway, after the first outputs
+    bad = [(source, why) for _, source in items if isinstance(source, str)
+           for why in [image_file_problem(source)] if why]
+    if bad:
+        more = f' and {len(bad) - 5} more' if len(bad) > 5 else ''
+        raise OSError(f'{len(bad)} of {len(items)} input(s) are not readable images: '
+                      + '; '.join(f'{p} ({why})' for p, why in bad[:5]) + more
+                      + '. Remove them or give the other files')
     if not args.force:
         taken = existing_outputs([name for name, _ in items], args.out_dir,
                                  config_tasks(Config.fromfile(args.config)),
@@ -128,8 +137,8 @@ def main(argv=None):
     for done, (path, pred, _) in enumerate(results, 1):
         height, width = next(iter(pred.values())).shape[:2]
         fh, fw = fitted_size(height, width, fed)
-        size = f'{width}x{height}' + (f', fed at {fw}x{fh}' if (fh, fw) != (height, width)
-                                      else '')
+        size = f'{height}x{width}' + (f', fed at {fh}x{fw}' if (fh, fw) != (height, width)
+                                      else '')  # HxW, as --max-size
         print(f'[{done}/{len(items)}] {path or items[done - 1][0]} ({size}) '
               f'{time.time() - tic:.2f}s', flush=True)
         tic = time.time()

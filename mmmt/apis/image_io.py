@@ -1,12 +1,13 @@
 """Reading arbitrary images (files or arrays) as 8-bit RGB for inference."""
 import os
 import os.path as osp
-from typing import List, Union
+from typing import List, Optional, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ['IMG_EXTENSIONS', 'list_images', 'read_image_rgb', 'to_rgb_uint8']
+__all__ = ['IMG_EXTENSIONS', 'image_file_problem', 'list_images', 'read_image_rgb',
+           'to_rgb_uint8']
 
 #: File name endings treated as images when a folder is given (case-insensitive).
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm',
@@ -102,6 +103,24 @@ def read_image_rgb(path: str) -> np.ndarray:
         raise OSError(f'Cannot read image file {path}: {e} (raise PIL.Image.MAX_IMAGE_PIXELS '
                       'if the file is genuine)') from e
     return to_rgb_uint8(arr, path)
+
+
+def image_file_problem(path: str) -> Optional[str]:
+    """Why ``path`` is not an image file Pillow can open, or None.
+
+    Reads the header and what :meth:`PIL.Image.Image.verify` checks (PNG chunk checksums, for
+    example), without decoding the pixels: cheap enough to check a folder before a model is
+    built; a file damaged inside its pixel data is still only found by
+    :func:`read_image_rgb`.
+    """
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except UnidentifiedImageError:
+        return 'not an image file in a format Pillow knows'
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        return f'{type(e).__name__}: {e}'
+    return None
 
 
 def _high_depth_array(im: Image.Image) -> np.ndarray:

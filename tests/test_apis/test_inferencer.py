@@ -239,6 +239,7 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert '[1/2]' in result.stdout and '[2/2]' in result.stdout
+    assert 'im1.jpg (70x40)' in result.stdout  # HxW, as --max-size and the frame above
     # what --max-size auto does is said: the demo frame of the tiny config is 128x160
     assert 'larger than 128x160' in result.stdout and '--max-size none' in result.stdout
     assert sorted(os.listdir(out_dir / 'vis')) == ['im0.png', 'im1.png']
@@ -309,6 +310,17 @@ def test_image_demo_checks_before_building_the_model(tmp_path, tiny_config, monk
     argv = [str(folder), tiny_config, str(ckpt), '--out-dir', str(out), '--save-pred']
     with pytest.raises(FileNotFoundError, match='nope.jpg'):
         demo.main([str(folder / 'nope.jpg')] + argv[1:])
+    # a file of the folder that is no image (or a damaged PNG) is named before the model
+    (folder / 'z.jpg').write_text('not an image')
+    Image.fromarray(photo(20, 30)).save(folder / 'b.png')
+    png = bytearray((folder / 'b.png').read_bytes())
+    png[40] ^= 0xFF  # inside the IHDR/IDAT chunks: a checksum mismatch
+    (folder / 'b.png').write_bytes(bytes(png))
+    with pytest.raises(OSError, match=r'2 of 3 input\(s\) are not readable images: .*b\.png '
+                       r'\(.*\); .*z\.jpg \(not an image file in a format Pillow knows\)'):
+        demo.main(argv)
+    (folder / 'z.jpg').unlink()
+    (folder / 'b.png').unlink()
     with pytest.raises(FileNotFoundError, match='checkpoint not found.*missing.pth'):
         demo.main(argv[:2] + [str(tmp_path / 'missing.pth')] + argv[3:])
     # an existing prediction of the same name: refused, naming it, before any model exists
