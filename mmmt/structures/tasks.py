@@ -74,7 +74,10 @@ class TaskSpec:
             dataset meta keys ``<meta_prefix>classes`` / ``<meta_prefix>palette`` hold the
             task's classes and palette (``''`` for semseg, ``'part_'`` for human_parts).
         order (int): Position in the canonical order (the CTM's concatenation order and the
-            columns of the visualizer); registration order unless given.
+            columns of the visualizer): the six built-in tasks have 0-5 (the reference's
+            order); a task without one (-1, the default) comes after every ordered task, by
+            name, so that a checkpoint's order never depends on which module or config
+            registered its tasks first.
     """
 
     name: str
@@ -135,8 +138,6 @@ class TaskTable(Mapping):
         elif not isinstance(spec, TaskSpec):
             raise TypeError(f'a task is a TaskSpec or a dict, got {type(spec).__name__}')
         old = self._specs.get(spec.name)
-        if spec.order < 0:
-            spec = replace(spec, order=old.order if old is not None else len(self._specs))
         if old is not None and not force:
             if old == spec and old.loss == spec.loss:
                 return old
@@ -193,9 +194,15 @@ def get_task(name: str) -> Optional[TaskSpec]:
 
 
 def ordered_tasks(tasks: Iterable[str]) -> List[str]:
-    """Registered tasks in the canonical order, then any other task in the given order."""
+    """Registered tasks in the canonical order (those with an ``order`` by it, then the
+    others by name), then any other task in the given order."""
     tasks = list(tasks)
-    known = sorted((t for t in tasks if t in TASKS), key=lambda t: TASKS[t].order)
+
+    def key(t: str) -> tuple:
+        order = TASKS[t].order
+        return (0, order, '') if order >= 0 else (1, 0, t)
+
+    known = sorted((t for t in tasks if t in TASKS), key=key)
     return known + [t for t in tasks if t not in TASKS]
 
 
@@ -243,5 +250,5 @@ for _spec in (
          activation='sigmoid', evaluator='boundary', draw='probability',
          delta_m=('odsF', True)),
 ):
-    TASKS.register(_spec)
+    TASKS.register(dict(_spec, order=len(TASKS)))
 del _spec

@@ -49,9 +49,24 @@ def test_registration_rules():
         TASKS['albedo']
     try:
         spec = register_tasks([dict(OCCUPANCY)])[0]  # the config-dict route (custom_tasks)
-        assert spec.order == len(TASKS) - 1 and register_task(**OCCUPANCY) is spec
+        assert spec.order == -1 and register_task(**OCCUPANCY) is spec
     finally:
         TASKS.unregister('occupancy')
+
+
+@pytest.mark.parametrize('names', [('zeta', 'alpha'), ('alpha', 'zeta')])
+def test_order_of_unordered_tasks_does_not_depend_on_registration(names):
+    # the CTM concatenates in this order: a checkpoint must not depend on which module or
+    # config registered its tasks first (custom_tasks = [a, b] vs [b, a])
+    try:
+        for name in names:
+            register_task(name=name, loss=dict(type='DepthL1Loss'))
+        register_task(name='pinned', order=4.5, loss=dict(type='DepthL1Loss'))
+        assert ordered_tasks(['zeta', 'edge', 'alpha', 'semseg', 'other', 'pinned']) == \
+            ['semseg', 'pinned', 'edge', 'alpha', 'zeta', 'other']
+    finally:
+        for name in names + ('pinned', ):
+            TASKS.unregister(name)
 
 
 # ---------------------------------------------------------------- the toy task, end to end --
