@@ -42,11 +42,13 @@ def build_model(config, device='cpu',
     from mmengine.config import Config
 
     from mmmt.registry import MODELS
+    from mmmt.structures import register_tasks
     from .setup_env import register_all_modules
     register_all_modules()
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     cfg.model.pop('pretrained', None)
     if cfg.model.get('backbone') is not None:
         cfg.model.backbone.init_cfg = None

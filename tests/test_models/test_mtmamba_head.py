@@ -9,6 +9,7 @@ from mmengine.config import Config
 from mmmt.models.decode_heads import (MultiTaskMambaDecodeHead, mmmt_to_reference_key,
                                       reference_to_mmmt_key)
 from mmmt.registry import MODELS
+from mmmt.structures import TASKS, register_task
 
 HERE = osp.dirname(osp.dirname(__file__))
 KEYS_DIR = osp.join(HERE, 'data', 'reference_keys')
@@ -84,8 +85,16 @@ def test_head_rejects_bad_configuration():
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks={})
     with pytest.raises(ValueError, match='twice'):
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 48, 128), tasks=dict(semseg=3))
-    with pytest.raises(ValueError, match='no default loss'):
-        MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(albedo=3))
+    # a misspelt task is named with the registered ones (not as a missing loss)
+    with pytest.raises(ValueError, match=r"decode_head.tasks: 'depht' is not a registered task "
+                       r"\(registered: semseg, depth, human_parts, sal, normals, edge"):
+        MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(depht=1))
+    try:  # a registered task without a loss of its own
+        register_task(name='albedo', gt_channels=3)
+        with pytest.raises(ValueError, match="task 'albedo' has no default loss"):
+            MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(albedo=3))
+    finally:
+        TASKS.unregister('albedo')
     with pytest.raises(ValueError, match=r"tasks\['normals'\] = 1.*3 channel"):
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(normals=1))
 

@@ -307,3 +307,27 @@ def test_microsoft_converter_rejects_unknown_keys():
     with pytest.raises(KeyError, match='v1'):
         microsoft_swin_to_mmpretrain({'layers.0.blocks.0.norm1.weight': torch.ones(1),
                                       'logit_scale': torch.ones(1)})
+
+
+def test_config_check_names_what_does_not_fit_and_knows_config_tasks(tmp_path, capsys):
+    from mmmt.structures import TASKS
+    from mmmt.utils.analysis import build_model
+    tool = load_converter('mtmamba2mmmt')
+    demo = osp.join(CONFIGS, 'demo', 'mtmamba-tiny_synthetic-nyud.py')
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text(
+        f"_base_ = [{demo!r}]\n"
+        "custom_tasks = [dict(name='albedo', gt_channels=3, out_channels=3,\n"
+        "                     loss=dict(type='NormalsL1Loss'), draw='normals')]\n"
+        "model = dict(decode_head=dict(tasks=dict(albedo=3)))\n")
+    try:
+        state = build_model(str(cfg_file)).state_dict()
+        TASKS.unregister('albedo')  # as in a fresh converter process
+        tool.check_loads(str(cfg_file), state)
+        assert 'loads strictly into' in capsys.readouterr().out
+        missing = next(k for k in state if '.albedo.' in k)
+        state.pop(missing)
+        with pytest.raises(SystemExit, match=f'--config .*cfg.py: .*{missing}'):
+            tool.check_loads(str(cfg_file), state)
+    finally:
+        TASKS.unregister('albedo')

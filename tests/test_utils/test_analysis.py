@@ -1,10 +1,14 @@
 """Scan-backend names of the benchmark tools (mmmt.utils.analysis)."""
 import os
+import os.path as osp
 
 import pytest
 
 from mmmt.utils.analysis import (forced_scan_backend, scan_backend_env, scan_backend_names,
                                  select_scan_backends)
+
+DEMO_CONFIG = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+                       'demo', 'mtmamba-tiny_synthetic-nyud.py')
 
 
 def test_backend_names_expand_triton_per_kernel_pair():
@@ -49,3 +53,22 @@ def test_backend_selection():
     assert select_scan_backends(['torch', 'cpp'], ['triton-statewise:128:256:1']) == []
     with pytest.raises(ValueError, match='triton-statewise:128:256'):
         select_scan_backends(available, ['triton-statewise:128:256'])
+
+
+def test_build_model_registers_the_tasks_of_the_config(tmp_path):
+    # get_flops, benchmark and the converters build models through build_model: a task the
+    # config defines (custom_tasks) must be known to them as to train.py
+    from mmmt.structures import TASKS
+    from mmmt.utils.analysis import build_model
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text(
+        f"_base_ = [{DEMO_CONFIG!r}]\n"
+        "custom_tasks = [dict(name='albedo', gt_channels=3, out_channels=3,\n"
+        "                     loss=dict(type='NormalsL1Loss'), draw='normals')]\n"
+        "model = dict(decode_head=dict(tasks=dict(albedo=3)))\n")
+    try:
+        model = build_model(str(cfg_file))
+        assert model.decode_head.tasks == ['semseg', 'depth', 'normals', 'edge', 'albedo']
+        assert model.decode_head.task_channels['albedo'] == 3
+    finally:
+        TASKS.unregister('albedo')

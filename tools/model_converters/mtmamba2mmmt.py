@@ -75,12 +75,17 @@ def check_loads(config: str, state_dict: dict) -> None:
     from mmengine.config import Config
 
     from mmmt.registry import MODELS
-    from mmmt.utils import register_all_modules
+    from mmmt.structures import register_tasks
+    from mmmt.utils import CHECKPOINT_ERRORS, load_model_weights, register_all_modules
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(config)
+    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     cfg.model.backbone.init_cfg = None
     model = MODELS.build(cfg.model)
-    model.load_state_dict(state_dict, strict=True)
+    try:
+        load_model_weights(model, dict(state_dict=state_dict), 'the converted checkpoint')
+    except CHECKPOINT_ERRORS as e:  # names what does not fit, in one message
+        raise SystemExit(f'--config {config}: {e}')
     print(f'loads strictly into {config}')
 
 

@@ -8,7 +8,7 @@ from mmengine.model import BaseModule
 from mmseg.utils import ConfigType, SampleList
 
 from mmmt.registry import MODELS
-from mmmt.structures import get_task, ordered_tasks
+from mmmt.structures import TASKS, get_task, ordered_tasks
 from ..layers import build_block
 from .mtmamba_stage import MTMambaDecoderStage, stage_drop_paths
 
@@ -165,7 +165,12 @@ class MTMambaHead(BaseModule):
         for t in self.tasks:
             if t not in task_losses:
                 spec = get_task(t)
-                if spec is None or spec.loss is None:
+                if spec is None:
+                    raise ValueError(
+                        f'decode_head.tasks: {t!r} is not a registered task (registered: '
+                        f'{", ".join(TASKS)}); check the name, or define the task (in '
+                        'custom_tasks or a custom_imports module, docs/how_to_add_a_task.md)')
+                if spec.loss is None:
                     raise ValueError(f'task {t!r} has no default loss: add it to task_losses '
                                      '(or register the task with a loss)')
                 # scope-qualified: the head may be built under another default scope
