@@ -230,3 +230,25 @@ def test_local_backend_names_pictures_without_step(tmp_path):
     assert files == ['test_0007.png', 'val_0007_iter600.png']
     saved = cv2.imread(str(tmp_path / 'vis_image' / 'test_0007.png'))
     assert saved[0, 0].tolist() == [0, 0, 255]  # written as BGR
+
+
+def test_maps_no_style_can_draw_get_a_titled_empty_panel():
+    # a 2-channel task (e.g. optical flow) drawn as 'probability': one plane expected
+    from mmmt.structures import TASKS, register_task
+    try:
+        register_task(name='flow', gt_channels=2, out_channels=2,
+                      loss=dict(type='DepthL1Loss'), draw='probability')
+        sample = _sample()
+        flow = torch.ones(2, H, W)
+        sample.set_pred('flow', flow)
+        sample.set_gt('flow', flow.clone())
+        vis = _vis(tasks=['edge', 'flow'], title_height=0)
+        drawn = vis.draw_multi_task(np.full((H, W, 3), 77, np.uint8), sample)
+        assert drawn.shape == (2 * H, 3 * W, 3)  # image, edge, flow; GT and prediction rows
+        assert (drawn[:, 2 * W:] == 0).all()  # the flow panels: empty
+        assert (drawn[H:, W:2 * W] != 0).any()  # the edge panel beside them is drawn
+        # without an image: the size comes from the drawable maps; the legend copes too
+        drawn = _vis(tasks=['flow', 'semseg'], legend=True).draw_multi_task(None, sample)
+        assert drawn.shape[1] == 3 * W
+    finally:
+        TASKS.unregister('flow')
