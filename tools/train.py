@@ -183,22 +183,26 @@ def check_work_dir(cfg, args) -> None:
 
 
 def check_class_count(runner) -> None:
-    """Stop when the semseg head has another class count than the training set's classes
+    """Stop when a class task's head has another class count than the training set's classes
     (otherwise the loss fails with 'IndexError: Target 12 is out of bounds')."""
     from mmengine.model import is_model_wrapper
+
+    from mmmt.structures import get_task, meta_for_task
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     channels = getattr(getattr(model, 'decode_head', None), 'task_channels', {}) or {}
     dataset = runner.train_loop.dataloader.dataset
     while hasattr(dataset, 'dataset'):  # dataset wrappers
         dataset = dataset.dataset
-    classes = (getattr(dataset, 'metainfo', None) or {}).get('classes')
-    tasks = (getattr(dataset, 'metainfo', None) or {}).get('tasks') or []
-    if 'semseg' in channels and 'semseg' in tasks and classes \
-            and len(classes) != channels['semseg']:
-        raise SystemExit(
-            f'model.decode_head.tasks.semseg is {channels["semseg"]} but the training set '
-            f'({type(dataset).__name__}) has {len(classes)} semseg classes; set it to '
-            f'{len(classes)}')
+    meta = getattr(dataset, 'metainfo', None) or {}
+    for task in meta.get('tasks') or []:
+        spec = get_task(task)
+        classes = meta_for_task(meta, task, 'classes') if spec is not None and spec.is_int \
+            else None
+        if task in channels and classes and len(classes) != channels[task]:
+            raise SystemExit(
+                f'model.decode_head.tasks.{task} is {channels[task]} but the training set '
+                f'({type(dataset).__name__}) has {len(classes)} {task} classes; set it to '
+                f'{len(classes)}')
 
 
 def main(argv=None):

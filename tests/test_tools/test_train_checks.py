@@ -146,3 +146,25 @@ def test_make_demo_keeps_schedule_checkpoint_and_data_root_with_demo_iters(train
     assert cfg.train_dataloader.dataset.data_root == str(data)
     assert calls[2][calls[2].index('--data-root') + 1] == str(data)
     assert calls[2][2].endswith('iter_1200.pth')
+
+
+def test_class_count_is_checked_for_every_class_task(train):
+    from types import SimpleNamespace
+
+    from mmmt.datasets import PascalContextMultiTaskDataset
+
+    def runner(task_channels):
+        meta = dict(PascalContextMultiTaskDataset.METAINFO,
+                    tasks=['semseg', 'human_parts', 'sal'])
+        dataset = SimpleNamespace(metainfo=meta)
+        head = SimpleNamespace(task_channels=task_channels)
+        return SimpleNamespace(model=SimpleNamespace(decode_head=head),
+                               train_loop=SimpleNamespace(dataloader=SimpleNamespace(
+                                   dataset=dataset)))
+
+    classes = len(PascalContextMultiTaskDataset.METAINFO['classes'])
+    parts = len(PascalContextMultiTaskDataset.METAINFO['part_classes'])
+    train.check_class_count(runner(dict(semseg=classes, human_parts=parts, sal=1)))
+    with pytest.raises(SystemExit, match=f'model.decode_head.tasks.human_parts is 3 but the '
+                       f'training set .* has {parts} human_parts classes; set it to {parts}'):
+        train.check_class_count(runner(dict(semseg=classes, human_parts=3, sal=1)))
