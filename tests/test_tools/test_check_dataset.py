@@ -25,9 +25,15 @@ def test_clean_datasets_pass(tool, tmp_path, capsys):
     assert tool.main(['nyud', str(tmp_path / 'nyud')]) == 0
     assert tool.main(['pascal', str(tmp_path / 'pascal'), '--workers', '2']) == 0
     out = capsys.readouterr().out
-    assert 'train: 3 samples' in out and 'the standard split has 795 samples' in out
-    # a subset is fine unless --strict asks for the standard split sizes
+    assert 'train: 3 samples' in out
+    assert ('train: warning: 3 samples, the standard split has 795 (--strict makes this an '
+            'error)') in out and 'train: OK' in out
+    # a subset is fine unless --strict asks for the standard split sizes: then the failing
+    # line says error, and the split is not called OK
     assert tool.main(['nyud', str(tmp_path / 'nyud'), '--strict']) == 1
+    out = capsys.readouterr().out
+    assert 'train: error: 3 samples, the standard split has 795\n' in out
+    assert 'train: OK' not in out and 'FAILED' in out
 
 
 def test_every_problem_is_reported_with_its_file(tool, tmp_path, capsys):

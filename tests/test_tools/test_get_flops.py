@@ -75,6 +75,10 @@ def test_cli_prints_table(gf, capsys):
         assert row in out
     assert 'FLOPs:' in out and 'selective scan' in out
     assert 'FLOPs as the paper counts them' in out
+    # a size the encoder cannot take: one line with the nearest padded size, before building
+    with pytest.raises(SystemExit, match=r'--shape 100 130: height and width must be positive '
+                       r'multiples of 32, e.g. 128 160'):
+        gf.main([TINY, '--shape', '100', '130'])
 
 
 def test_reference_resize_is_4_flops_per_output_value(gf, tiny_model):

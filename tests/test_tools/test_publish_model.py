@@ -15,7 +15,8 @@ def tool():
 
 
 def training_checkpoint(path):
-    weights = {'decode_head.w': torch.randn(8, 4), 'backbone.b': torch.arange(3.)}
+    weights = {'decode_head.w': torch.randn(8, 4), 'backbone.b': torch.arange(3.),
+               'backbone.relative_position_index': torch.arange(5)}  # an integer buffer
     torch.save(dict(
         state_dict=weights,
         meta=dict(iter=50000, dataset_meta=dict(classes=['wall', 'floor'])),
@@ -37,7 +38,9 @@ def test_release_holds_weights_and_meta_under_its_hash(tool, tmp_path, capsys):
     assert release['meta']['iter'] == 50000
     for k, v in weights.items():
         assert torch.equal(release['state_dict'][k], v)
-    assert 'dropped: message_hub, optimizer, param_schedulers' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'dropped: message_hub, optimizer, param_schedulers' in out
+    assert ': 35 weights, ' in out  # 8 x 4 + 3; the integer buffer is not a weight
     assert sorted(os.listdir(tmp_path)) == sorted(['iter_50000.pth', osp.basename(final)])
     # the same release again: refused, the existing file untouched
     with pytest.raises(SystemExit, match='exists'):

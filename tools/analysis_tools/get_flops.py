@@ -22,8 +22,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Parameters and FLOPs of an mmmt model')
     parser.add_argument('config', help='config file')
     parser.add_argument('--shape', type=int, nargs='+', default=None,
-                        help='input H W (one value for a square); default: the config\'s '
-                        'crop_size if it has one, else 448 576')
+                        help='input H W (one value for a square), multiples of 32 (the '
+                        'encoder downsamples 32x); default: the config\'s crop_size if it has '
+                        'one, else 448 576')
     parser.add_argument('--params-only', action='store_true',
                         help='count parameters only (no forward pass)')
     parser.add_argument('--cfg-options', nargs='+', action=LazyDictAction, metavar='KEY=VALUE',
@@ -217,6 +218,11 @@ def main(argv=None) -> None:
         shape = tuple(args.shape)
     else:
         raise SystemExit('--shape takes H W (or one value)')
+    if not args.params_only and any(v <= 0 or v % 32 for v in shape):
+        # counted on the model as it runs: the data preprocessor pads to 32 (size_divisor)
+        raise SystemExit(f'--shape {shape[0]} {shape[1]}: height and width must be positive '
+                         f'multiples of 32, e.g. {-(-shape[0] // 32) * 32} '
+                         f'{-(-shape[1] // 32) * 32} (what size_divisor=32 pads it to)')
     model = build_model(cfg, args.cfg_options)
     params = count_params(model)
     flops, scan = (None, 0) if args.params_only else count_flops(model, shape)

@@ -67,13 +67,16 @@ def main(argv=None) -> int:
             continue
         print(f'{split}: {report["size"]} samples, tasks {report["tasks"]}')
         standard = STANDARD_SPLIT_SIZES[args.dataset].get(split)
-        if standard is not None and report['size'] != standard:
-            print(f'{split}: the standard split has {standard} samples')
+        off_size = standard is not None and report['size'] != standard
+        if off_size:
+            print(f'{split}: {"error" if args.strict else "warning"}: {report["size"]} samples, '
+                  f'the standard split has {standard}'
+                  + (' (--strict makes this an error)' if not args.strict else ''))
             failed |= args.strict
         print_items(split, 'errors', report['errors'], args.max_listed)
         print_items(split, 'warnings', report['warnings'], args.max_listed)
         failed |= bool(report['errors']) or (args.strict and bool(report['warnings']))
-        if not report['errors'] and not report['warnings']:
+        if not report['errors'] and not report['warnings'] and not (off_size and args.strict):
             print(f'{split}: OK')
     print(f'{"FAILED" if failed else "OK"}: {args.dataset} at {args.data_root} '
           f'({time.time() - start:.1f}s)')

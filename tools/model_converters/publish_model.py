@@ -64,8 +64,11 @@ def main(argv=None) -> str:
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
-    num = sum(v.numel() for v in release['state_dict'].values() if isinstance(v, torch.Tensor))
-    print(f'{final}: {num:,} parameters, {osp.getsize(final) / 2**20:.1f} MiB '
+    # floating-point tensors only: integer buffers (Swin's relative_position_index) are not
+    # weights, and counting them would disagree with get_flops and the README
+    num = sum(v.numel() for v in release['state_dict'].values()
+              if isinstance(v, torch.Tensor) and v.is_floating_point())
+    print(f'{final}: {num:,} weights, {osp.getsize(final) / 2**20:.1f} MiB '
           f'(dropped: {", ".join(dropped) or "nothing"})')
     return final
 
