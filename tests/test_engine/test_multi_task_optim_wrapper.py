@@ -94,6 +94,22 @@ def test_update_params_without_a_recorded_forward_is_a_clear_error():
             .backward_balanced(model, model(**batch(0)))
 
 
+def test_shared_modules_given_must_exist_and_may_be_dotted():
+    model = TinyTwoTask()
+    # the default's neck may be absent (this model has none)
+    assert wrapper_for(model, dict(type='PCGrad'))._split_params(model)[0] == \
+        list(model.backbone.parameters())
+    # a misspelt name next to a real one would leave the neck's parameters unbalanced
+    with pytest.raises(ValueError, match=r"shared_modules \['nek'\] are not modules of "
+                       r"TinyTwoTask \(its modules: \['data_preprocessor', 'backbone', 'head_a', 'head_b'\]"):
+        wrapper_for(model, dict(type='PCGrad'), shared_modules=('backbone', 'nek')) \
+            ._split_params(model)
+    shared, specific = wrapper_for(model, dict(type='PCGrad'),
+                                   shared_modules=('backbone.0', ))._split_params(model)
+    assert shared == list(model.backbone[0].parameters())
+    assert len(specific) == 4  # the two heads' weights and biases
+
+
 def test_gradient_accumulation_averages_the_balanced_gradients():
     model, data0, data1 = TinyTwoTask(), batch(3), batch(4)
     wrapper = wrapper_for(model, dict(type='IMTLG'), accumulative_counts=2)

@@ -104,15 +104,17 @@ class MultiTaskOptimWrapper(OptimWrapper):
     Args:
         optimizer (Optimizer): The optimizer.
         balancer (dict | BaseBalancer): A ``BALANCERS`` config, e.g. ``dict(type='PCGrad')``.
-        shared_modules (Sequence[str]): Attributes of the model holding the shared parameters;
-            absent ones are skipped. Defaults to ``('backbone', 'neck')``.
+        shared_modules (Sequence[str], optional): Modules of the model holding the shared
+            parameters: attribute names or dotted paths (``'backbone.stages.0'``). Each one
+            given must exist (a misspelt name would silently leave its parameters
+            unbalanced). Defaults to ``('backbone', 'neck')``, where the neck may be absent.
         **kwargs: ``accumulative_counts``, ``clip_grad`` of ``OptimWrapper``.
     """
 
     def __init__(self,
                  optimizer: Optimizer,
                  balancer: Union[dict, BaseBalancer],
-                 shared_modules: Sequence[str] = ('backbone', 'neck'),
+                 shared_modules: Optional[Sequence[str]] = None,
                  **kwargs) -> None:
         super().__init__(optimizer, **kwargs)
         if isinstance(balancer, dict):
@@ -121,15 +123,27 @@ class MultiTaskOptimWrapper(OptimWrapper):
             raise TypeError(f'MultiTaskOptimWrapper: balancer must be a BALANCERS config or a '
                             f'BaseBalancer, got {type(balancer).__name__}')
         self.balancer = balancer
-        self.shared_modules = tuple(shared_modules)
+        self._shared_optional = () if shared_modules is not None else ('neck', )
+        self.shared_modules = tuple(shared_modules if shared_modules is not None
+                                    else ('backbone', 'neck'))
         self._model: Optional[nn.Module] = None
         self._losses: Optional[dict] = None
         self._features: Optional[List[Tensor]] = None
 
     # -- model structure ------------------------------------------------------------------------
     def _shared_parts(self, model: nn.Module) -> List[nn.Module]:
-        parts = [getattr(model, n) for n in self.shared_modules
-                 if isinstance(getattr(model, n, None), nn.Module)]
+        parts, missing = [], []
+        for name in self.shared_modules:
+            try:
+                parts.append(model.get_submodule(name))
+            except AttributeError:  # no such attribute, or not a module (neck=None)
+                if name not in self._shared_optional:
+                    missing.append(name)
+        if missing:
+            children = [n for n, _ in model.named_children()]
+            raise ValueError(f'MultiTaskOptimWrapper: shared_modules {missing} are not modules '
+                             f'of {type(model).__name__} (its modules: {children}; dotted '
+                             'paths reach deeper ones)')
         if not parts:
             raise ValueError(f'MultiTaskOptimWrapper: {type(model).__name__} has none of the '
                              f'shared_modules {self.shared_modules}')
