@@ -175,7 +175,17 @@ TASKS = TaskTable()
 def register_task(spec: Union[TaskSpec, dict, None] = None, force: bool = False,
                   **kwargs) -> TaskSpec:
     """Register a task: ``register_task(TaskSpec(...))``, ``register_task(dict(...))`` or
-    ``register_task(name='occupancy', ...)``. Returns the registered spec."""
+    ``register_task(name='occupancy', ...)``.
+
+    Args:
+        spec (TaskSpec | dict, optional): The definition; or give its fields as keywords.
+        force (bool): Replace an existing task of the same name with another definition.
+            Defaults to False (re-registering the same definition is always allowed).
+        **kwargs: The fields of :class:`TaskSpec`, when ``spec`` is not given.
+
+    Returns:
+        TaskSpec: The registered spec.
+    """
     if spec is None:
         spec = kwargs
     elif kwargs:

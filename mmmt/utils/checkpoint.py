@@ -29,9 +29,10 @@ import torch
 __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
     'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_allowlist', 'checkpoint_getattr',
-    'load_checkpoint_file', 'is_complete_checkpoint', 'existing_training_outputs',
-    'find_resume_checkpoint', 'non_finite_tensors', 'describe_non_finite', 'check_model_weights', 'load_model_weights',
-    'register_safe_checkpoint_loaders'
+    'load_checkpoint_file', 'is_complete_checkpoint', 'checkpoint_step',
+    'existing_training_outputs', 'find_resume_checkpoint', 'non_finite_tensors',
+    'describe_non_finite', 'check_model_weights', 'load_model_weights', 'load_from_local_safe',
+    'load_from_http_safe', 'register_safe_checkpoint_loaders'
 ]
 
 #: Set to 1 to allow full unpickling of every checkpoint (only for files you trust).
@@ -278,7 +279,13 @@ def non_finite_tensors(state: dict) -> List[str]:
 
 
 def describe_non_finite(bad: List[str], total: int, source: str) -> str:
-    """One message for :func:`non_finite_tensors`' result."""
+    """One message for :func:`non_finite_tensors`' result.
+
+    Args:
+        bad (list[str]): What :func:`non_finite_tensors` returned (non-empty).
+        total (int): The number of tensors checked.
+        source (str): How to name the checkpoint (usually its path).
+    """
     return (f'{source}: {len(bad)} of its {total} tensors hold NaN/inf values (e.g. '
             f'{_examples(bad)}); the model it gives predicts garbage. Was it saved after '
             'training diverged?')
@@ -352,6 +359,15 @@ def check_model_weights(model: torch.nn.Module, checkpoint: Any, source: str) ->
 
 def load_model_weights(model: torch.nn.Module, checkpoint: Any, source: str) -> dict:
     """:func:`check_model_weights`, then load the weights strictly.
+
+    Args:
+        model (nn.Module): The model (or a wrapper of it, e.g. DDP).
+        checkpoint: A loaded checkpoint: a dict with ``state_dict`` (mmengine), or a state
+            dict.
+        source (str): How to name the checkpoint in error messages (usually its path).
+
+    Raises:
+        CheckpointMismatchError: Weights are missing, unexpected or of another shape.
 
     Returns:
         dict: The checkpoint's ``meta`` (empty if none).
