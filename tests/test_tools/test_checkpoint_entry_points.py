@@ -53,7 +53,11 @@ def test_train_py(payload, cfg, tmp_path, how):
 
 
 def test_image_demo(payload, cfg, tmp_path, monkeypatch):
-    monkeypatch.setattr(sys, 'argv', ['image_demo.py', payload, cfg, payload, '--out-dir',
+    import numpy as np
+    from PIL import Image
+    image = tmp_path / 'room.png'  # a real input: the checkpoint is what is refused
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    monkeypatch.setattr(sys, 'argv', ['image_demo.py', str(image), cfg, payload, '--out-dir',
                                       str(tmp_path / 'out'), '--device', 'cpu'])
     refused(load_tool('demo', 'image_demo').main)
 
@@ -103,8 +107,9 @@ def test_resume_never_runs_meta_config_untrusted(cfg, tmp_path, monkeypatch, cap
     hub = MessageHub.get_instance('mmmt_test_resume_hub').state_dict()
     ckpt = genuine_checkpoint(cfg, tmp_path / 'iter_1.pth', extra=dict(message_hub=hub),
                               epoch=0, iter=1, config=f'open({str(marker)!r}, "w").close()\n')
-    # iter 1 of max_iters 1: resumes, then has nothing left to train
-    load_tool('tools', 'train').main([cfg, '--work-dir', str(tmp_path / 'w'), '--resume', ckpt])
+    # iter 1 of max_iters 2: resumes, then trains one iteration
+    load_tool('tools', 'train').main([cfg, '--work-dir', str(tmp_path / 'w'), '--resume', ckpt,
+                                      '--cfg-options', 'train_cfg.max_iters=2'])
     assert not marker.exists()
     log = capsys.readouterr().out
     assert 'meta.config (Python code) is not executed' in log
