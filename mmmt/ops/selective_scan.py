@@ -16,7 +16,9 @@ Backends:
   compile, or if on first use with a set of options the kernels disagree with the float64
   PyTorch scan on a small problem (:mod:`mmmt.ops.triton_self_check`,
   ``MMMT_TRITON_SELF_CHECK=0`` skips it), the ``cuda`` or ``torch`` backend is used instead,
-  with a one-line warning, once per process. With ``TRITON_INTERPRET=1`` a forced ``triton``
+  with a one-line warning, once per process, for every kind of call that has not run with
+  Triton yet (those that have keep it: a recompute under activation checkpointing must take
+  the backend of its forward pass). With ``TRITON_INTERPRET=1`` a forced ``triton``
   backend also runs on CPU tensors, in Triton's interpreter (for tests). Three kernel pairs
   exist (``runs``, the default, ``statewise`` and ``tile``); ``MMMT_TRITON_SCAN_KERNEL=NAME``
   or ``NAME:STEPS:TILE:WARPS`` (for ``runs`` optionally ``:prefetch``) picks one, and its
@@ -42,6 +44,7 @@ from . import cpp_loader
 from . import selective_scan_triton as triton_scan
 from . import triton_self_check
 from .selective_scan_cpu import selective_scan_cpu
+from .selective_scan_recompute import grads_by_recompute
 from .selective_scan_torch import selective_scan_torch
 
 __all__ = ['selective_scan_fn', 'available_backends', 'BACKEND_ENV', 'TritonSelfCheckError']
@@ -51,6 +54,11 @@ __all__ = ['selective_scan_fn', 'available_backends', 'BACKEND_ENV', 'TritonSelf
 BACKEND_ENV = 'MMMT_SCAN_BACKEND'
 _BACKENDS = ('torch', 'cpp', 'cuda', 'triton')
 _warned_fallback = False
+#: The kinds of call (:func:`_call_key`) that ran with Triton in this process. After a Triton
+#: failure they keep it and only other kinds fall back: under activation checkpointing a
+#: recompute must take the backend of its forward pass (another backend saves other tensors,
+#: and torch stops with a ``CheckpointError``).
+_triton_calls: set = set()
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,7 +92,16 @@ def _cpp_supports(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> bool:
     return u.device.type == 'cpu' and B.dim() >= 3 and C.dim() >= 3
 
 
-def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
+def _call_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> tuple:
+    """What picks the compiled kernels of a call: devices, dtypes, shapes, options."""
+    return (tuple(None if t is None else (t.device, t.dtype, tuple(t.shape))
+                  for t in (u, delta, A, B, C, D, z, delta_bias)), bool(delta_softplus),
+            triton_scan.kernel_choice())
+
+
+def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                  call: Optional[tuple] = None) -> str:
+    """The backend of a call; ``call`` is its :func:`_call_key` (for CUDA tensors)."""
     global _warned_fallback
     forced = os.environ.get(BACKEND_ENV, '').strip().lower()
     if forced:
@@ -106,9 +123,7 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
                                    f'{cpp_loader.build_error() or "disabled"}')
         return forced
     if u.is_cuda:
-        if _triton_usable() and triton_scan.check_supported(u, B, C) is None:
-            return 'triton'
-        return _cuda_fallback()
+        return _automatic_cuda_backend(u, B, C, call)
     if _cpp_supports(u, B, C) and not cpp_loader.disabled():
         if cpp_loader.scan_ops_or_none() is not None:
             return 'cpp'
@@ -119,6 +134,16 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> str:
                 f'({cpp_loader.build_error()}); set {cpp_loader.DISABLE_ENV}=1 to silence',
                 RuntimeWarning, stacklevel=3)
     return 'torch'
+
+
+def _automatic_cuda_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                            call: Optional[tuple]) -> str:
+    """Triton where it takes the call and has not failed (or has run this kind of call
+    before), else mamba-ssm's kernel or the PyTorch scan."""
+    if (triton_scan.triton_available() and triton_scan.check_supported(u, B, C) is None
+            and (triton_scan.failure is None or call in _triton_calls)):
+        return 'triton'
+    return _cuda_fallback()
 
 
 def _cuda_fallback() -> str:
@@ -137,55 +162,57 @@ def _self_check_applies(u: torch.Tensor) -> bool:
     return u.is_cuda and triton_self_check.self_check_enabled()
 
 
+def _passes_through(e: BaseException) -> bool:
+    """Exceptions that are not the kernels' failure: activation checkpointing's own (its early
+    stop of a recompute, its consistency checks) and anything raised while ``torch.compile``
+    traces the call (Dynamo then decides what to do)."""
+    names = {cls.__name__ for cls in type(e).__mro__}
+    compiling = getattr(torch.compiler, 'is_compiling', lambda: False)()
+    return compiling or bool(names & {'CheckpointError', '_StopRecomputationError'})
+
+
 def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
                         return_last_state):
     """The Triton scan; if its kernels fail to compile or launch (no C compiler for Triton's
     launcher, an unsupported GPU, a Triton bug) or fail their first-use check, None after one
-    warning, and Triton is not tried again in this process. A forced backend raises instead."""
+    warning (the first failure's), and from then on only the kinds of call that already ran
+    with Triton use it. A forced backend raises instead; so do inputs that do not fit
+    together, whichever backend runs."""
     triton_scan.kernel_choice()  # a misspelt kernel choice is the user's error, not a failure
+    triton_scan.check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    call = _call_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     try:
         if _self_check_applies(u):
             reason = triton_self_check.self_check(u, delta, A, B, C, D, z, delta_bias,
                                                   delta_softplus)
             if reason:
                 raise TritonSelfCheckError(reason)
-        return triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,
-                                                 delta_softplus, return_last_state)
+        res = triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,
+                                                delta_softplus, return_last_state)
     except torch.OutOfMemoryError:
         raise
     except Exception as e:  # noqa: BLE001 -- compile errors come in many types
-        if forced:
+        if forced or _passes_through(e):
             raise
-        triton_scan.failure = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
-        warnings.warn(
-            f'mmmt: the Triton selective scan failed ({triton_scan.failure}); using the '
-            f'{_cuda_fallback()} scan instead for the rest of this process; set '
-            f'{BACKEND_ENV}=torch or {BACKEND_ENV}=cuda to silence', RuntimeWarning,
-            stacklevel=3)
+        first = triton_scan.failure is None
+        triton_scan.failure = triton_scan.failure or triton_scan.describe_failure(e)
+        if first:
+            warnings.warn(
+                f'mmmt: the Triton selective scan failed ({triton_scan.describe_failure(e)}); '
+                f'using the {_cuda_fallback()} scan instead for the rest of this process (the '
+                'kinds of call that already ran with Triton keep it); set '
+                f'{BACKEND_ENV}=torch or {BACKEND_ENV}=cuda to silence', RuntimeWarning,
+                stacklevel=3)
         return None
-
-
-#: Bytes of autograd graph the PyTorch scan may build at once on the CPU when it recomputes for
-#: the backward pass (it needs about 8 x batch * channels * L * N * 4 bytes; larger problems are
-#: recomputed a slice of channels at a time). On a GPU the budget is a quarter of the free
-#: memory, at least this much: there every slice costs hundreds of kernel launches.
-RECOMPUTE_BYTES = 1 << 29
-
-
-def _recompute_budget(t: torch.Tensor) -> int:
-    if t.is_cuda:
-        try:
-            free, _ = torch.cuda.mem_get_info(t.device)
-            return max(RECOMPUTE_BYTES, free // 4)
-        except Exception:  # noqa: BLE001 -- no CUDA query possible: the CPU budget
-            pass
-    return RECOMPUTE_BYTES
+    _triton_calls.add(call)
+    return res
 
 
 class _TorchScanRecompute(torch.autograd.Function):
     """The PyTorch scan, keeping only its inputs for the backward pass, which re-runs it under
     autograd (activation checkpointing for one op), a slice of channels at a time when the graph
-    would exceed the budget (:data:`RECOMPUTE_BYTES` on the CPU). Returns (out, last_state)."""
+    would exceed the budget (:mod:`~mmmt.ops.selective_scan_recompute`). Returns
+    (out, last_state)."""
 
     @staticmethod
     def forward(ctx, delta_softplus, *args):
@@ -197,71 +224,9 @@ class _TorchScanRecompute(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout, dlast):
-        u, delta, A, B, C, D, z, delta_bias = ctx.saved_tensors
-        needs = ctx.needs_input_grad[1:]
-        batch, dim, length = u.shape
-        if dout is None:
-            dout = torch.zeros_like(u)
-        grads = [None if t is None or not n else torch.zeros_like(t)
-                 for t, n in zip((u, delta, A, B, C, D, z, delta_bias), needs)]
-        # channel slices that never straddle a B/C group (a slice uses one group's B/C)
-        groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
-        per_group = dim // groups
-        per_slice = max(1, min(per_group, _recompute_budget(u) // max(
-            1, 8 * batch * length * A.shape[1] * u.element_size())))
-        for g in range(groups):
-            for d0 in range(g * per_group, (g + 1) * per_group, per_slice):
-                d1 = min(d0 + per_slice, (g + 1) * per_group)
-                _recompute_slice(ctx.delta_softplus, (u, delta, A, B, C, D, z, delta_bias),
-                                 needs, grads, dout, dlast, d0, d1, g, dim)
-        return (None, ) + tuple(grads)
-
-
-def _recompute_slice(delta_softplus, args, needs, grads, dout, dlast, d0, d1, g, dim):
-    """Re-run the scan for channels [d0, d1) (all in B/C group g) under autograd and add their
-    gradients into `grads`."""
-    u, delta, A, B, C, D, z, delta_bias = args
-
-    def bc(m):
-        if m.dim() == 2:  # constant over time: per channel
-            return m[d0:d1]
-        if m.dim() == 4 and m.shape[1] > 1:
-            return m[:, g:g + 1]
-        return m
-
-    sliced = [None if t is None else (bc(t) if i in (3, 4) else
-                                      t[:, d0:d1] if t.dim() == 3 else t[d0:d1])
-              for i, t in enumerate(args)]
-    leaves = [None if t is None else t.detach().requires_grad_(n)
-              for t, n in zip(sliced, needs)]
-    with torch.enable_grad():
-        out, last = selective_scan_torch(*leaves, delta_softplus, True)
-    wrt = [t for t, n in zip(leaves, needs) if t is not None and n]
-    if not wrt:
-        return
-    outs, grads_out = [out], [dout[:, d0:d1]]
-    if dlast is not None:
-        outs.append(last)
-        grads_out.append(dlast[:, d0:d1])
-    parts = iter(torch.autograd.grad(outs, wrt, grads_out, allow_unused=True))
-    for i, (t, n) in enumerate(zip(leaves, needs)):
-        if t is None or not n:
-            continue
-        part = next(parts)
-        if part is None:
-            continue
-        if i in (3, 4):  # B, C: into this group's slot (or the shared one)
-            m = args[i]
-            if m.dim() == 2:
-                grads[i][d0:d1] += part
-            elif m.dim() == 4 and m.shape[1] > 1:
-                grads[i][:, g:g + 1] += part
-            else:
-                grads[i] += part
-        elif t.dim() == 3:
-            grads[i][:, d0:d1] += part
-        else:
-            grads[i][d0:d1] += part
+        args = ctx.saved_tensors
+        return (None, ) + tuple(grads_by_recompute(ctx.delta_softplus, args,
+                                                     ctx.needs_input_grad[1:], dout, dlast))
 
 
 def selective_scan_fn(
@@ -293,7 +258,9 @@ def selective_scan_fn(
         (batch, D, N) in the compute dtype (float32, or float64 for float64 ``u``) if
         ``return_last_state``.
     """
-    backend = _pick_backend(u, B, C)
+    kernels_may_run = u.is_cuda or triton_scan.interpreter_enabled()
+    backend = _pick_backend(u, B, C, _call_key(u, delta, A, B, C, D, z, delta_bias,
+                                               delta_softplus) if kernels_may_run else None)
     if backend == 'triton':  # before the casts below: it reads half inputs natively
         with torch.autocast(device_type=u.device.type, enabled=False):
             res = _triton_or_fallback(bool(os.environ.get(BACKEND_ENV, '').strip()), u, delta,

@@ -28,12 +28,12 @@ from typing import Optional, Tuple, Union
 import torch
 from torch.autograd.function import once_differentiable
 
-from .selective_scan_torch import selective_scan_torch
+from .selective_scan_recompute import grads_by_recompute
 
 __all__ = [
     'selective_scan_triton', 'triton_available', 'interpreter_enabled', 'kernel_choice',
     'kernel_name', 'parse_kernel', 'run_length', 'KernelConfig', 'CONFIGS', 'KERNEL_ENV',
-    'MAX_STATE'
+    'MAX_STATE', 'MAX_GRID_YZ', 'check_supported', 'check_inputs', 'describe_failure'
 ]
 
 #: Largest state size N supported (the ``tile`` kernels hold all the states of a channel block
@@ -91,8 +91,32 @@ _STATE_LOOP = ('statewise', 'runs')
 #: (:func:`parse_kernel`; read at call time); empty = :data:`DEFAULT`.
 KERNEL_ENV = 'MMMT_TRITON_SCAN_KERNEL'
 DEFAULT = 'runs'
-#: Why a Triton kernel failed in this process (it is then not used again), or None.
+#: Why a Triton kernel failed in this process, or None. Calls of a kind that has not run with
+#: Triton yet then use another backend; calls that already did keep Triton, so that under
+#: activation checkpointing a recompute always takes the backend of its forward pass (see
+#: :mod:`mmmt.ops.selective_scan`).
 failure: Optional[str] = None
+#: The backward kinds (:func:`_backward_key`) whose kernel failed: their backward passes go
+#: straight to the PyTorch recompute, without compiling again.
+_failed_backwards: set = set()
+#: The backend a forced ``MMMT_SCAN_BACKEND=triton`` names (read here: the dispatcher imports
+#: this module); forced, a failing backward raises instead of falling back.
+_BACKEND_ENV = 'MMMT_SCAN_BACKEND'
+#: The most programs CUDA launches along a grid's y and z axes (B/C groups and the batch).
+MAX_GRID_YZ = 65535
+
+
+def describe_failure(e: BaseException) -> str:
+    """One line for a failed compile or launch: Triton's ``CompilationError`` keeps the cause
+    in ``error_message`` (its text starts with the source position); others in their first
+    line."""
+    detail = getattr(e, 'error_message', None)
+    if not detail:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = lines[0] if lines else ''
+        if detail.endswith(':') and len(lines) > 1:  # 'at 12:8:' and the source below it
+            detail = lines[-1]
+    return f'{type(e).__name__}: {detail}'
 
 
 @functools.lru_cache(maxsize=None)
@@ -296,16 +320,29 @@ class SelectiveScanTritonFn(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dout, dlast):
         global failure
-        try:
-            grads = _backward_kernel(ctx, dout, dlast)
-        except torch.OutOfMemoryError:
-            raise
-        except Exception as e:  # noqa: BLE001 -- compile errors come in many types
-            failure = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
-            warnings.warn(f'mmmt: the Triton selective scan backward failed ({failure}); '
-                          'recomputing it with the PyTorch scan, and not using Triton again in '
-                          'this process', RuntimeWarning)
-            grads = _backward_torch(ctx, dout, dlast)
+        # read once, outside the try: under activation checkpointing this read runs the
+        # recompute, whose errors are not the kernel's
+        saved = ctx.saved_tensors
+        key = _backward_key(ctx, saved)
+        if key in _failed_backwards:
+            grads = _backward_torch(ctx, saved, dout, dlast)
+        else:
+            try:
+                grads = _backward_kernel(ctx, saved, dout, dlast)
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as e:  # noqa: BLE001 -- compile errors come in many types
+                if os.environ.get(_BACKEND_ENV, '').strip().lower() == 'triton':
+                    raise
+                _failed_backwards.add(key)
+                first = failure is None
+                failure = failure or describe_failure(e)
+                if first:
+                    warnings.warn(
+                        f'mmmt: the Triton selective scan backward failed ({failure}); '
+                        'recomputing it with the PyTorch scan, and using Triton for no other '
+                        'kind of call in this process', RuntimeWarning)
+                grads = _backward_torch(ctx, saved, dout, dlast)
         need = ctx.needs_input_grad
         grads = [g if n else None for g, n in zip(grads, need)]
         for i, ndim in ((3, ctx.b_ndim), (4, ctx.c_ndim)):
@@ -314,24 +351,29 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         return tuple(grads) + (None, None)
 
 
-def _backward_torch(ctx, dout, dlast):
-    """The gradients by autograd through the PyTorch scan (the fallback of a failed kernel)."""
-    saved = ctx.saved_tensors[:8]
-    leaves = [None if t is None else t.detach().requires_grad_(True) for t in saved]
-    with torch.enable_grad():
-        out, last = selective_scan_torch(*leaves, ctx.delta_softplus, True)
-        outs, grads_out = [out], [torch.zeros_like(out) if dout is None else dout]
-        if dlast is not None:
-            outs.append(last)
-            grads_out.append(dlast)
-        wrt = [t for t in leaves if t is not None]
-        parts = iter(torch.autograd.grad(outs, wrt, grads_out, allow_unused=True))
-    return [None if t is None else next(parts) for t in leaves]
+def _backward_key(ctx, saved) -> tuple:
+    """What selects the compiled backward variant: shapes, dtypes, options, kernel sizes."""
+    return (tuple(None if t is None else (t.device, t.dtype, tuple(t.shape)) for t in saved),
+            ctx.delta_softplus, ctx.kernel, ctx.cfg, torch.are_deterministic_algorithms_enabled())
 
 
-def _backward_kernel(ctx, dout, dlast):
+def _backward_torch(ctx, saved, dout, dlast):
+    """The gradients by recomputing the PyTorch scan (the fallback of a failed kernel), in
+    channel slices within the same memory budget as the ``torch`` backend's."""
+    # in the compute dtype, as the dispatcher runs the PyTorch scan (B's and C's gradients sum
+    # over channel slices)
+    compute = torch.float64 if saved[0].dtype == torch.float64 else torch.float32
+    args = [None if t is None else t.detach().to(compute) for t in saved[:8]]
+    needs = [t is not None for t in args]
+    grads = grads_by_recompute(ctx.delta_softplus, args, needs,
+                               None if dout is None else dout.to(compute),
+                               None if dlast is None else dlast.to(compute))
+    return [None if g is None else g.to(t.dtype) for g, t in zip(grads, saved[:8])]
+
+
+def _backward_kernel(ctx, saved, dout, dlast):
     """The gradients of (u, delta, A, B (grouped), C (grouped), D, z, delta_bias)."""
-    u, delta, A, Bg, Cg, D, z, delta_bias, ckpt = ctx.saved_tensors
+    u, delta, A, Bg, Cg, D, z, delta_bias, ckpt = saved
     bwd_kernel = _kernel_fns(_kernels(interpreter_enabled()), ctx.kernel)[1]
     batch, dim, length = u.shape
     dim_state = A.shape[1]
@@ -395,7 +437,35 @@ def check_supported(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> Option
         return f'N = {B.shape[-2]} states, at most {MAX_STATE} supported'
     if not (u.is_cuda or interpreter_enabled()):
         return 'needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)'
+    groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
+    if u.shape[0] > MAX_GRID_YZ or groups > MAX_GRID_YZ:
+        return f'batch {u.shape[0]} and B/C groups {groups} must be at most {MAX_GRID_YZ}'
     return None
+
+
+def check_inputs(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                 C: torch.Tensor, D: Optional[torch.Tensor] = None,
+                 z: Optional[torch.Tensor] = None,
+                 delta_bias: Optional[torch.Tensor] = None) -> None:
+    """Raise ``ValueError`` for inputs that do not fit together (shapes, devices): the
+    caller's error, whichever backend runs, never a reason to fall back from Triton."""
+    batch, dim, length = u.shape
+    groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
+    if dim % groups:
+        raise ValueError(f'channels ({dim}) must be divisible by the B/C groups ({groups})')
+    for name, m in (('B', B), ('C', C)):
+        if m.shape[-2:] != (A.shape[1], length) or m.shape[0] != batch:
+            raise ValueError(f'selective_scan_triton: {name} has shape {tuple(m.shape)}, '
+                             f'expected (batch={batch}, [G,] N={A.shape[1]}, L={length})')
+    named = dict(delta=delta, A=A, B=B, C=C, D=D, z=z, delta_bias=delta_bias)
+    for name, t in named.items():
+        if t is not None and t.device != u.device:
+            raise ValueError(f'selective_scan_triton: {name} is on {t.device}, u on {u.device}')
+    for name, t, shape in (('delta', delta, u.shape), ('z', z, u.shape), ('A', A, (dim, )),
+                           ('D', D, (dim, )), ('delta_bias', delta_bias, (dim, ))):
+        if t is not None and tuple(t.shape[:len(shape)]) != tuple(shape):
+            raise ValueError(f'selective_scan_triton: {name} has shape {tuple(t.shape)}, '
+                             f'expected {tuple(shape)}' + ('' if name != 'A' else ' x N'))
 
 
 def selective_scan_triton(
@@ -420,19 +490,13 @@ def selective_scan_triton(
     reason = check_supported(u, B, C)
     if reason:
         raise ValueError(f'selective_scan_triton: {reason}')
+    check_inputs(u, delta, A, B, C, D, z, delta_bias)
     batch, dim, length = u.shape
-    groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
-    if dim % groups:
-        raise ValueError(f'channels ({dim}) must be divisible by the B/C groups ({groups})')
-    for name, m in (('B', B), ('C', C)):
-        if m.shape[-2:] != (A.shape[1], length) or m.shape[0] != batch:
-            raise ValueError(f'selective_scan_triton: {name} has shape {tuple(m.shape)}, '
-                             f'expected (batch={batch}, [G,] N={A.shape[1]}, L={length})')
     args = [_opt(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
     need_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad for t in args)
-    if length == 0:  # nothing to scan: empty output, zero state
-        out = u.new_zeros(u.shape)
+    if length == 0:  # nothing to scan: empty output (in u's graph, as the other backends'),
+        out = u * 0  # zero state
         last = u.new_zeros(batch, dim, A.shape[1],
                            dtype=torch.float64 if u.dtype == torch.float64 else torch.float32)
         return (out, last) if return_last_state else out

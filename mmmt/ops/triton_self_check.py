@@ -106,20 +106,29 @@ def self_check(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.T
     key = (u.device, u.dtype, delta.dtype, A.dtype, B.dtype, C.dtype, B.dim(), C.dim(),
            None if D is None else D.dtype, None if z is None else z.dtype,
            None if delta_bias is None else delta_bias.dtype, bool(delta_softplus),
-           A.shape[1], triton_scan.kernel_choice())
+           A.shape[1], triton_scan.kernel_choice(),
+           torch.are_deterministic_algorithms_enabled())  # another backward variant
     if key in _results:
         return _results[key]
     # its own tensors and gradients, whatever mode the call came in (no_grad, inference_mode,
-    # autocast)
-    with torch.inference_mode(False), torch.autocast(u.device.type, enabled=False):
+    # autocast), and its own graph: identity saved-tensor hooks keep an enclosing activation
+    # checkpoint (--with-cp) from tracking it, which would re-run the checkpointed block here
+    with torch.inference_mode(False), torch.autocast(u.device.type, enabled=False), \
+            torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
         x = _problem(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
         out, last, grads, weights = _run(x, triton_scan.selective_scan_triton, delta_softplus)
+        with torch.no_grad():  # inference keeps two state slots instead of every chunk's
+            plain_out, plain_last = triton_scan.selective_scan_triton(
+                **x, delta_softplus=delta_softplus, return_last_state=True)
         ref = {k: None if v is None else v.detach().cpu().double() for k, v in x.items()}
         ref_out, ref_last, ref_grads, _ = _run(ref, selective_scan_torch, delta_softplus,
                                                weights)
     tol = TOLERANCE.get(u.dtype, 1e-4)
-    errors = [('output', _rel_err(out, ref_out), tol), ('last state', _rel_err(last, ref_last),
-                                                          1e-3 if tol > 1e-4 else 1e-4)]
+    last_tol = 1e-3 if tol > 1e-4 else 1e-4
+    errors = [('output', _rel_err(out, ref_out), tol),
+              ('last state', _rel_err(last, ref_last), last_tol),
+              ('output without gradients', _rel_err(plain_out, ref_out), tol),
+              ('last state without gradients', _rel_err(plain_last, ref_last), last_tol)]
     errors += [(f'gradient of {k}', _rel_err(v, ref_grads[k]),
                 GRAD_TOLERANCE.get(x[k].dtype, 1e-3)) for k, v in grads.items()]
     bad = [f'{name} {err:.2g} (at most {limit:g})' for name, err, limit in errors

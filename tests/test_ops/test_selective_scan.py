@@ -93,7 +93,8 @@ def test_torch_backend_keeps_only_inputs_for_backward(monkeypatch):
 def test_torch_backend_recomputes_by_channel_slices(layout, monkeypatch):
     dispatch = importlib.import_module('mmmt.ops.selective_scan')
     monkeypatch.setenv('MMMT_SCAN_BACKEND', 'torch')
-    monkeypatch.setattr(dispatch, 'RECOMPUTE_BYTES', 1)  # one channel per slice
+    monkeypatch.setattr(importlib.import_module('mmmt.ops.selective_scan_recompute'),
+                        'RECOMPUTE_BYTES', 1)  # one channel per slice
     x = make_inputs(batch=2, dim=8, length=10, n=3, groups=None if layout == 'ungrouped' else 4,
                     dtype=torch.float64)
     if layout == 'mixed':

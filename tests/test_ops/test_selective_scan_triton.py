@@ -6,6 +6,7 @@ of tests/test_ops/conftest.py).
 """
 import dataclasses
 import importlib
+import warnings
 
 import pytest
 import torch
@@ -189,10 +190,42 @@ def test_backward_failure_recomputes_with_pytorch(interpreted, monkeypatch):
         raise RuntimeError('ptxas failed')
 
     monkeypatch.setattr(triton_scan, '_backward_kernel', broken)
+    monkeypatch.setattr(triton_scan, '_failed_backwards', set())
     x = make_inputs(batch=1, dim=4, length=9, n=3, groups=2)
-    with pytest.warns(RuntimeWarning, match='backward failed'):
-        run_and_compare(x, dict(delta_softplus=True))
+    # forced (as the fixture sets it): the backward's failure is raised
+    leaves = {k: v.clone().requires_grad_(True) for k, v in x.items() if v is not None}
+    with pytest.raises(RuntimeError, match='ptxas failed'):
+        selective_scan_fn(**leaves, delta_softplus=True).sum().backward()
+    assert triton_scan.failure is None and not triton_scan._failed_backwards
+
+    def grads_of_a_run():
+        leaves = {k: v.clone().requires_grad_(True) for k, v in x.items() if v is not None}
+        out, last = selective_scan_fn(**leaves, delta_softplus=True, return_last_state=True)
+        with monkeypatch.context() as m:  # automatic, as a CUDA call's backward would be
+            m.delenv('MMMT_SCAN_BACKEND')
+            (out.sin().sum() + last.cos().sum()).backward()
+        return {k: v.grad for k, v in leaves.items()}
+
+    with pytest.warns(RuntimeWarning, match='backward failed .*ptxas failed'):
+        got = grads_of_a_run()
     assert 'ptxas failed' in triton_scan.failure
+    ref_leaves = {k: v.detach().double().requires_grad_(True) for k, v in x.items()
+                  if v is not None}
+    ref, ref_last = scan_oracle(**ref_leaves, delta_softplus=True)
+    (ref.sin().sum() + ref_last.cos().sum()).backward()
+    for k, g in got.items():
+        assert g.dtype == x[k].dtype and rel_err(g, ref_leaves[k].grad) <= 1e-5, k
+    # the same kind of call again: straight to the PyTorch recompute, without a new warning
+    # (and without compiling the failing kernel again)
+    monkeypatch.setattr(triton_scan, '_backward_kernel', None)
+    # (a CUDA call of a kind that ran with Triton keeps its Triton forward after a failure;
+    # these CPU tensors need the forced backend, which refuses once a failure is recorded)
+    monkeypatch.setattr(triton_scan, 'failure', None)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        again = grads_of_a_run()
+    for k in got:
+        assert torch.equal(again[k], got[k]), k
 
 
 def test_log1p_coefficients_are_the_chebyshev_interpolant():
@@ -393,3 +426,39 @@ def test_sequence_longer_than_64k(interpreted, monkeypatch):
     assert rel_err(results[0][1], results[1][1]) <= 1e-5
     for k in NAMES:
         assert rel_err(leaves[0][k].grad, leaves[1][k].grad) <= 1e-4, k
+
+
+def test_empty_sequence_keeps_the_graph(triton_interpreter, monkeypatch):
+    """L = 0: an empty output that is still part of u's graph (as the other backends give
+    it), and a zero last state."""
+    monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')
+    x = make_inputs(batch=2, dim=4, length=3, n=3)
+    x = {k: v[..., :0] if k in ('u', 'delta', 'B', 'C', 'z') else v for k, v in x.items()}
+    u = x.pop('u').requires_grad_(True)
+    out, last = selective_scan_fn(u, **x, return_last_state=True)
+    assert out.shape == (2, 4, 0) and out.grad_fn is not None
+    assert torch.equal(last, torch.zeros(2, 4, 3))
+    out.sum().backward()
+    assert torch.equal(u.grad, torch.zeros_like(u))
+
+
+def test_failure_descriptions_keep_the_cause():
+    """A Triton CompilationError's text starts with the source position ('at 12:8:'); the cause
+    is in error_message, or the last line."""
+    class CompilationError(Exception):
+        error_message = 'unsupported tensor index: constexpr[0]'
+
+    assert triton_scan.describe_failure(CompilationError('at 12:8:\n  x = y[0]\n ^')) == \
+        'CompilationError: unsupported tensor index: constexpr[0]'
+    assert triton_scan.describe_failure(RuntimeError('at 3:4:\n  tl.dot(a, b)\nbad shape')) == \
+        'RuntimeError: bad shape'
+    assert triton_scan.describe_failure(RuntimeError('Failed to find C compiler.\nhint')) == \
+        'RuntimeError: Failed to find C compiler.'
+
+
+def test_batches_past_the_grid_limit_are_not_taken(triton_interpreter):
+    """CUDA grids have at most 65535 programs along y and z (the B/C groups and the batch):
+    such a call is not Triton's (the automatic choice takes another backend)."""
+    big = make_inputs(batch=triton_scan.MAX_GRID_YZ + 1, dim=1, length=1, n=1)
+    assert 'at most 65535' in triton_scan.check_supported(big['u'], big['B'], big['C'])
+    assert triton_scan.check_supported(big['u'][:-1], big['B'][:-1], big['C'][:-1]) is None

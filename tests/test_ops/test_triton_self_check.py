@@ -96,8 +96,7 @@ def test_dispatch_falls_back_once_or_raises_when_forced(small_check, monkeypatch
         selective_scan_fn(**x, delta_softplus=True)
     monkeypatch.delenv('MMMT_SCAN_BACKEND')
     # the automatic choice on a GPU, for these CPU tensors
-    monkeypatch.setattr(dispatch, '_pick_backend',
-                        lambda u, B, C: 'triton' if dispatch._triton_usable() else 'torch')
+    monkeypatch.setattr(dispatch, '_pick_backend', dispatch._automatic_cuda_backend)
     with pytest.warns(RuntimeWarning, match='disagree with the float64 PyTorch scan'):
         out = selective_scan_fn(**x, delta_softplus=True)
     assert 'disagree' in triton_scan.failure
@@ -114,3 +113,69 @@ def test_switch(monkeypatch):
     monkeypatch.delenv(check.SELF_CHECK_ENV)
     assert check.self_check_enabled()
     assert not dispatch._self_check_applies(torch.zeros(1))  # CPU: interpreted, not compiled
+
+
+def test_checked_inside_an_activation_checkpoint(small_check, monkeypatch):
+    """The first call of a training run comes inside a checkpointed decoder block (--with-cp,
+    non-reentrant): the check's own graph must not be tracked by the checkpoint (which would
+    re-run the block mid-forward and stop the check with its early-stop exception), and the
+    block's recompute must save what its forward saved."""
+    from torch.utils.checkpoint import checkpoint
+    monkeypatch.setattr(dispatch, '_self_check_applies', lambda u: True)
+    monkeypatch.setenv('MMMT_SCAN_BACKEND', 'triton')  # any error is raised, not hidden
+    x = make_inputs(batch=1, dim=8, length=40, n=16, groups=4)
+
+    def block(u, delta, B, C):
+        return selective_scan_fn(u.tanh(), delta, x['A'], B, C, x['D'], None,
+                                 x['delta_bias'], True).sin()
+
+    grads = []
+    for checkpointed in (True, False):
+        leaves = [x[k].clone().requires_grad_(True) for k in ('u', 'delta', 'B', 'C')]
+        out = checkpoint(block, *leaves, use_reentrant=False) if checkpointed \
+            else block(*leaves)
+        out.sum().backward()
+        grads.append([t.grad for t in leaves])
+    assert len(check._results) == 1  # checked once, in the checkpointed forward
+    for with_cp, plain in zip(*grads):
+        assert torch.equal(with_cp, plain)
+
+
+def test_after_a_failure_calls_that_ran_with_triton_keep_it(small_check, monkeypatch):
+    """A failure at a new kind of call (a later stage's shape) must not change the backend
+    of a kind that already ran with Triton: its recompute under activation checkpointing has
+    to save what its forward saved."""
+    monkeypatch.setattr(dispatch, '_pick_backend', dispatch._automatic_cuda_backend)
+    monkeypatch.setattr(dispatch, '_triton_calls', set())
+    early = make_inputs(batch=1, dim=8, length=40, n=16, groups=4)
+    later = make_inputs(batch=1, dim=8, length=24, n=16, groups=4)
+    selective_scan_fn(**early, delta_softplus=True)  # runs with Triton
+    assert len(dispatch._triton_calls) == 1
+    real = triton_scan.selective_scan_triton
+
+    def fails_for_the_later_shape(u, *args, **kwargs):
+        if u.shape[-1] == 24:
+            raise RuntimeError('out of resources: shared memory')
+        return real(u, *args, **kwargs)
+
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton', fails_for_the_later_shape)
+    with pytest.warns(RuntimeWarning, match='out of resources'):
+        selective_scan_fn(**later, delta_softplus=True)
+    assert 'out of resources' in triton_scan.failure
+    calls = []
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton',
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    selective_scan_fn(**early, delta_softplus=True)  # the kind that ran with Triton: Triton
+    selective_scan_fn(**later, delta_softplus=True)  # the failed kind: PyTorch
+    selective_scan_fn(**make_inputs(batch=2, dim=8, length=40, n=16, groups=4),
+                      delta_softplus=True)  # a new kind after a failure: PyTorch
+    assert calls == [1]
+
+
+def test_inputs_that_do_not_fit_are_the_callers_error(small_check, monkeypatch):
+    """Raised whichever backend is chosen, and never counted as a Triton failure."""
+    x = make_inputs(batch=1, dim=8, length=40, n=16, groups=4)
+    x['B'] = x['B'][..., :39]
+    with pytest.raises(ValueError, match=r'B has shape \(1, 4, 16, 39\), expected'):
+        dispatch._triton_or_fallback(False, *x.values(), True, False)
+    assert triton_scan.failure is None
