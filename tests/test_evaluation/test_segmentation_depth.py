@@ -129,3 +129,17 @@ def test_depth_matches_float64_reference():
     ratio = np.maximum(gs / ps, ps / gs)
     for k in (1, 2, 3):
         assert res[f'delta{k}'] == pytest.approx(np.mean(ratio < 1.25**k), rel=1e-12)
+
+
+def test_depth_range_keeps_only_pixels_strictly_inside():
+    """Cityscapes scores disparity on 0 < gt < 80 (the shipped evaluator): both ends are
+    exclusive, and pixels outside count nowhere."""
+    gt = np.array([[0.0, 0.5, 40.0], [79.9, 80.0, 120.0]], np.float32)
+    pred = np.array([[3.0, 1.5, 38.0], [80.9, 1.0, 1.0]], np.float32)
+    sums = depth_sums(pred, gt, min_depth=0.0, max_depth=80.0)
+    assert sums['count'] == 3  # 0.5, 40 and 79.9
+    np.testing.assert_allclose(sums['sq_err'], 1.0 + 4.0 + 1.0, rtol=1e-6)
+    np.testing.assert_allclose(sums['abs_rel'], 1 / 0.5 + 2 / 40 + 1 / 79.9, rtol=1e-6)
+    unbounded = depth_sums(pred, gt)  # only gt > 0 (and not ignored)
+    assert unbounded['count'] == 5
+    assert depth_sums(pred, gt, min_depth=0.5)['count'] == 4  # 0.5 itself is out

@@ -462,3 +462,21 @@ def test_batches_past_the_grid_limit_are_not_taken(triton_interpreter):
     big = make_inputs(batch=triton_scan.MAX_GRID_YZ + 1, dim=1, length=1, n=1)
     assert 'at most 65535' in triton_scan.check_supported(big['u'], big['B'], big['C'])
     assert triton_scan.check_supported(big['u'][:-1], big['B'][:-1], big['C'][:-1]) is None
+
+
+def test_automatic_order_for_cuda_calls(triton_interpreter, monkeypatch):
+    """For CUDA tensors (here the same decision on interpreter tensors): Triton first, then
+    mamba-ssm's kernel where it imports, then the PyTorch scan; after a Triton failure a call
+    of a kind that already ran with Triton keeps it."""
+    monkeypatch.setattr(dispatch, '_mamba_cuda_fn', lambda: (lambda *args: None))
+    monkeypatch.setattr(dispatch, '_triton_calls', set())
+    x = make_inputs(length=3)
+    pick = dispatch._automatic_cuda_backend
+    assert pick(x['u'], x['B'], x['C'], None) == 'triton'
+    assert pick(x['u'], x['A'], x['C'], None) == 'cuda'  # B constant over time: not Triton's
+    monkeypatch.setattr(triton_scan, 'failure', 'RuntimeError: Failed to find C compiler')
+    assert pick(x['u'], x['B'], x['C'], None) == 'cuda'
+    dispatch._triton_calls.add('a kind that ran')
+    assert pick(x['u'], x['B'], x['C'], 'a kind that ran') == 'triton'
+    monkeypatch.setattr(dispatch, '_mamba_cuda_fn', lambda: None)
+    assert pick(x['u'], x['B'], x['C'], None) == 'torch'
