@@ -61,6 +61,15 @@ def test_flip_probability():
 
 
 # ------------------------------------------------------------------------------- scaling
+def test_scale_factors_compose():
+    # two scalings (e.g. a TTA view of an already resized image): the recorded factor maps
+    # the original frame to the final one, as mmcv's Resize records it
+    res = RandomScaling().transform(make_results(12, 16), scale=0.5)  # 6 x 8
+    out = RandomScaling().transform(res, scale=1.5)  # 9 x 12
+    assert out['img_shape'] == (9, 12)
+    assert out['scale_factor'] == pytest.approx((12 / 16, 9 / 12))
+
+
 @pytest.mark.parametrize('s', [0.5, 0.77, 1.5, 2.0])
 def test_scaling_divides_depth_and_resizes_nearest(s):
     res = make_results(12, 16)

@@ -45,6 +45,21 @@ def test_loss_mode_returns_per_task_losses():
     losses = model(**batch, mode='loss')
     for t in ('semseg', 'depth', 'normals', 'edge', 'sal'):
         assert torch.isfinite(losses[f'loss_{t}']) and f'raw_{t}' in losses
+    # values, on a deterministic forward (no drop path): the raw losses are the task losses of
+    # the logits, and the shipped 'log' scheme logs them
+    model.eval()
+    with torch.no_grad():
+        losses = model(**batch, mode='loss')
+        logits = model(batch['inputs'], mode='tensor')
+    samples = batch['data_samples']
+    gt_semseg = torch.cat([s.gt_semseg.data for s in samples])
+    gt_depth = torch.stack([s.gt_depth.data for s in samples])
+    ce = torch.nn.functional.cross_entropy(logits['semseg'], gt_semseg, ignore_index=255)
+    assert torch.allclose(losses['raw_semseg'], ce, rtol=1e-5)
+    l1 = (logits['depth'] - gt_depth).abs().mean()  # every depth pixel is valid (> 0) here
+    assert torch.allclose(losses['raw_depth'], l1, rtol=1e-5)
+    for t in ('semseg', 'depth', 'normals', 'edge', 'sal'):
+        assert torch.allclose(losses[f'loss_{t}'], losses[f'raw_{t}'].log(), rtol=1e-6), t
 
 
 def test_predict_crops_padding_and_activates_each_task():
@@ -57,15 +72,18 @@ def test_predict_crops_padding_and_activates_each_task():
     with torch.no_grad():
         logits = model(batch['inputs'], mode='tensor')
         out = model(**batch, mode='predict')[0]
+    crop = {t: v[0, :, 7:57, 13:83] for t, v in logits.items()}  # the image's own pixels
     assert out.pred_semseg.shape == (50, 70)
     assert out.pred_semseg.data.dtype == torch.int64
-    assert out.pred_semseg.data.max() < 5
-    assert torch.equal(out.semseg_logits.data, logits['semseg'][0, :, 7:57, 13:83])
-    assert (out.pred_depth.data >= 0).all()
-    norms = out.pred_normals.data.norm(dim=0)
-    assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
-    assert ((out.pred_edge.data >= 0) & (out.pred_edge.data <= 1)).all()
-    expected_sal = logits['sal'][0, :, 7:57, 13:83].softmax(0)[1:2]
+    assert torch.equal(out.pred_semseg.data, crop['semseg'].argmax(0, keepdim=True))
+    assert torch.equal(out.semseg_logits.data, crop['semseg'])
+    # each task's activation, on the cropped logits (written out, not through the model's own
+    # activation code)
+    assert torch.equal(out.pred_depth.data, crop['depth'].clamp(min=0))
+    normals = crop['normals'] / crop['normals'].norm(dim=0, keepdim=True)
+    assert torch.allclose(out.pred_normals.data, normals, atol=1e-6)
+    assert torch.allclose(out.pred_edge.data, crop['edge'].sigmoid(), atol=1e-7)
+    expected_sal = crop['sal'].softmax(0)[1:2]
     assert torch.allclose(out.pred_sal.data, expected_sal, atol=1e-6)
 
 
