@@ -1,7 +1,7 @@
-"""The training augmentation, stochastic depth, input divisor and test-time views that the
-shipped NYUD and PASCAL-Context configs run, pinned to the reference recipe
-(docs/differences.md): these values change published numbers but no functional test would
-notice them (the pipeline tests use small images that never reach the crop size)."""
+"""What the shipped NYUD and PASCAL-Context configs run: the training augmentation, stochastic
+depth, input divisor and test-time views pinned to the reference recipe, and the runtime
+cadence (docs/differences.md). These values change published numbers, but no functional test
+would notice them (the pipeline tests use small images that never reach the crop size)."""
 import os.path as osp
 
 import pytest
@@ -57,3 +57,16 @@ def test_test_time_views(shipped):
         (0.75, 0.75), (1.0, 1.0), (1.25, 1.25)]
     assert [v['transforms'][0]['prob'] for v in views[1]] == [0.0, 1.0]
     assert views[3][0]['size'] == crop and views[3][0]['pad_gt'] is False
+
+
+def test_runtime_cadence_and_seeding(shipped):
+    """Validation and checkpoints every 5000 iterations keeping the last 3 plus the final one
+    (docs/differences.md: no selection on the test set), and every rank seeded with 0 as the
+    reference does."""
+    cfg, _ = shipped
+    assert cfg.train_cfg.val_interval == 5000
+    checkpoint = cfg.default_hooks.checkpoint
+    assert (checkpoint.type, checkpoint.interval, checkpoint.max_keep_ckpts) == (
+        'SafeCheckpointHook', 5000, 3)
+    assert checkpoint.by_epoch is False and checkpoint.get('save_last', True) is True
+    assert cfg.randomness == dict(seed=0, deterministic=False, diff_rank_seed=False)
