@@ -143,3 +143,13 @@ def test_depth_range_keeps_only_pixels_strictly_inside():
     unbounded = depth_sums(pred, gt)  # only gt > 0 (and not ignored)
     assert unbounded['count'] == 5
     assert depth_sums(pred, gt, min_depth=0.5)['count'] == 4  # 0.5 itself is out
+
+
+def test_depth_delta_thresholds_are_strict():
+    """delta_k counts max(gt/pred, pred/gt) < 1.25^k: a ratio of exactly 1.25 is not within
+    delta1 (1.25 and 1.5625 are exact in binary floating point)."""
+    gt = np.array([1.0, 1.25, 1.0, 1.0], np.float32)
+    pred = np.array([1.25, 1.0, 1.5625, 1.0], np.float32)  # ratios 1.25 both ways, 1.5625, 1
+    res = depth_metrics([depth_sums(pred, gt)])
+    assert res['delta1'] == pytest.approx(1 / 4)  # only the exact prediction
+    assert res['delta2'] == pytest.approx(3 / 4)  # 1.5625 = 1.25^2 is not within delta2

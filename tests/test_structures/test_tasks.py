@@ -45,6 +45,12 @@ def test_registration_rules():
         TaskSpec(name='x', activation='softplus')
     with pytest.raises(KeyError, match='already registered'):
         register_task(name='depth')
+    # the same fields but another default loss is another definition too
+    depth = TASKS['depth']
+    with pytest.raises(KeyError, match='already registered'):
+        register_task(dict({f: getattr(depth, f) for f in depth.__dataclass_fields__},
+                           loss=dict(type='NormalsL1Loss')))
+    assert TASKS['depth'].loss == dict(type='DepthL1Loss')
     with pytest.raises(KeyError, match="unknown task 'albedo'"):
         TASKS['albedo']
     try:

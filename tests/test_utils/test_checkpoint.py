@@ -1,4 +1,5 @@
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -182,6 +183,9 @@ def test_resume_checkpoint_falls_back_to_the_newest_complete_file(tmp_path):
         assert path == str(work / 'iter_4.pth')
         assert problem in note and 'newest complete checkpoint' in note
     pointer.unlink()
+    assert find_resume_checkpoint(str(work))[0] == str(work / 'iter_4.pth')
+    # the newest by its step, not by the file time (copied or restored files get new times)
+    os.utime(work / 'iter_4.pth', (1_000_000, 1_000_000))
     assert find_resume_checkpoint(str(work))[0] == str(work / 'iter_4.pth')
     for step in (2, 4):
         (work / f'iter_{step}.pth').write_bytes(b'')
