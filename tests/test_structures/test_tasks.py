@@ -17,8 +17,8 @@ from PIL import Image
 
 from mmmt.datasets import BaseMultiTaskDataset
 from mmmt.registry import ANNOTATION_DECODERS, DATASETS
-from mmmt.structures import (IGNORE_INDEX, TASKS, TaskSpec, get_task, ordered_tasks,
-                             register_task, register_tasks)
+from mmmt.structures import (IGNORE_INDEX, TASKS, TaskSpec, get_task, meta_for_task,
+                             ordered_tasks, register_task, register_tasks)
 from mmmt.utils import register_all_modules
 
 OCCUPANCY = dict(name='occupancy', label_dtype='int64', loss=dict(type='PixelCrossEntropyLoss'),
@@ -38,6 +38,19 @@ def test_builtin_tasks_in_reference_order():
     assert all(spec.pad_value == IGNORE_INDEX for name, spec in TASKS.items()
                if name not in ('depth', 'normals'))
     assert get_task('albedo') is None
+
+
+def test_classes_and_palettes_are_looked_up_per_task():
+    meta = dict(classes=('wall', 'floor'), part_classes=['head', 'torso'],
+                sal_classes=['bg', 'fg'], palette=dict(edge=[[0, 0, 0], [255, 255, 255]]))
+    assert meta_for_task(meta, 'semseg', 'classes') == ['wall', 'floor']  # meta_prefix ''
+    assert meta_for_task(meta, 'human_parts', 'classes') == ['head', 'torso']  # 'part_'
+    assert meta_for_task(meta, 'sal', 'classes') == ['bg', 'fg']  # <task>_<what>
+    assert meta_for_task(meta, 'edge', 'palette') == [[0, 0, 0], [255, 255, 255]]  # by task
+    assert meta_for_task(meta, 'depth', 'classes') is None  # no prefix: never the semseg ones
+    assert meta_for_task(None, 'semseg', 'classes') is None
+    # a plain string under the prefixed key is not a class list (it would become letters)
+    assert meta_for_task(dict(classes='wall'), 'semseg', 'classes') is None
 
 
 def test_registration_rules():
