@@ -94,9 +94,8 @@ def _cpp_supports(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> bool:
 
 def _call_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> tuple:
     """What picks the compiled kernels of a call: devices, dtypes, shapes, options."""
-    return (tuple(None if t is None else (t.device, t.dtype, tuple(t.shape))
-                  for t in (u, delta, A, B, C, D, z, delta_bias)), bool(delta_softplus),
-            triton_scan.kernel_choice())
+    return (triton_scan.tensor_signature((u, delta, A, B, C, D, z, delta_bias)),
+            bool(delta_softplus), triton_scan.kernel_choice())
 
 
 def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
@@ -172,15 +171,17 @@ def _passes_through(e: BaseException) -> bool:
 
 
 def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                        return_last_state):
+                        return_last_state, call: Optional[tuple] = None):
     """The Triton scan; if its kernels fail to compile or launch (no C compiler for Triton's
     launcher, an unsupported GPU, a Triton bug) or fail their first-use check, None after one
     warning (the first failure's), and from then on only the kinds of call that already ran
     with Triton use it. A forced backend raises instead; so do inputs that do not fit
-    together, whichever backend runs."""
+    together, whichever backend runs. ``call`` is the call's :func:`_call_key`, if the caller
+    has it already."""
     triton_scan.kernel_choice()  # a misspelt kernel choice is the user's error, not a failure
     triton_scan.check_inputs(u, delta, A, B, C, D, z, delta_bias)
-    call = _call_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    if call is None:
+        call = _call_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     try:
         if _self_check_applies(u):
             reason = triton_self_check.self_check(u, delta, A, B, C, D, z, delta_bias,
@@ -194,11 +195,9 @@ def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta
     except Exception as e:  # noqa: BLE001 -- compile errors come in many types
         if forced or _passes_through(e):
             raise
-        first = triton_scan.failure is None
-        triton_scan.failure = triton_scan.failure or triton_scan.describe_failure(e)
-        if first:
+        if triton_scan.record_failure(e):
             warnings.warn(
-                f'mmmt: the Triton selective scan failed ({triton_scan.describe_failure(e)}); '
+                f'mmmt: the Triton selective scan failed ({triton_scan.failure}); '
                 f'using the {_cuda_fallback()} scan instead for the rest of this process (the '
                 'kinds of call that already ran with Triton keep it); set '
                 f'{BACKEND_ENV}=torch or {BACKEND_ENV}=cuda to silence', RuntimeWarning,
@@ -259,13 +258,14 @@ def selective_scan_fn(
         ``return_last_state``.
     """
     kernels_may_run = u.is_cuda or triton_scan.interpreter_enabled()
-    backend = _pick_backend(u, B, C, _call_key(u, delta, A, B, C, D, z, delta_bias,
-                                               delta_softplus) if kernels_may_run else None)
+    call = _call_key(u, delta, A, B, C, D, z, delta_bias,
+                     delta_softplus) if kernels_may_run else None
+    backend = _pick_backend(u, B, C, call)
     if backend == 'triton':  # before the casts below: it reads half inputs natively
         with torch.autocast(device_type=u.device.type, enabled=False):
             res = _triton_or_fallback(bool(os.environ.get(BACKEND_ENV, '').strip()), u, delta,
                                       A, B, C, D, z, delta_bias, delta_softplus,
-                                      return_last_state)
+                                      return_last_state, call)
         if res is not None:
             return res
         backend = _cuda_fallback()

@@ -106,6 +106,21 @@ _BACKEND_ENV = 'MMMT_SCAN_BACKEND'
 MAX_GRID_YZ = 65535
 
 
+def record_failure(e: BaseException) -> bool:
+    """Keep the first failure's description in :data:`failure`; True if this was the first
+    (the caller warns once)."""
+    global failure
+    first = failure is None
+    failure = failure or describe_failure(e)
+    return first
+
+
+def tensor_signature(tensors) -> tuple:
+    """Device, dtype and shape of each tensor (None stays None): what selects a compiled
+    kernel variant besides the options."""
+    return tuple(None if t is None else (t.device, t.dtype, tuple(t.shape)) for t in tensors)
+
+
 def describe_failure(e: BaseException) -> str:
     """One line for a failed compile or launch: Triton's ``CompilationError`` keeps the cause
     in ``error_message`` (its text starts with the source position); others in their first
@@ -319,7 +334,6 @@ class SelectiveScanTritonFn(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dout, dlast):
-        global failure
         # read once, outside the try: under activation checkpointing this read runs the
         # recompute, whose errors are not the kernel's
         saved = ctx.saved_tensors
@@ -335,9 +349,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
                 if os.environ.get(_BACKEND_ENV, '').strip().lower() == 'triton':
                     raise
                 _failed_backwards.add(key)
-                first = failure is None
-                failure = failure or describe_failure(e)
-                if first:
+                if record_failure(e):
                     warnings.warn(
                         f'mmmt: the Triton selective scan backward failed ({failure}); '
                         'recomputing it with the PyTorch scan, and using Triton for no other '
@@ -353,8 +365,8 @@ class SelectiveScanTritonFn(torch.autograd.Function):
 
 def _backward_key(ctx, saved) -> tuple:
     """What selects the compiled backward variant: shapes, dtypes, options, kernel sizes."""
-    return (tuple(None if t is None else (t.device, t.dtype, tuple(t.shape)) for t in saved),
-            ctx.delta_softplus, ctx.kernel, ctx.cfg, torch.are_deterministic_algorithms_enabled())
+    return (tensor_signature(saved), ctx.delta_softplus, ctx.kernel, ctx.cfg,
+            torch.are_deterministic_algorithms_enabled())
 
 
 def _backward_torch(ctx, saved, dout, dlast):
