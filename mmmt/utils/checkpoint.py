@@ -202,16 +202,14 @@ def is_complete_checkpoint(path: str) -> bool:
     return legacy or zipfile.is_zipfile(path)
 
 
-_STEP = re.compile(r'(?:iter|epoch)_(\d+)\.pth$')
+_STEP = re.compile(r'(iter|epoch)_(\d+)\.pth$')
 
 
 def checkpoint_step(path: str) -> Optional[Tuple[str, int]]:
     """``('iter', N)`` / ``('epoch', N)`` from a CheckpointHook name (``iter_N.pth``,
     ``epoch_N.pth``), read from the name only; None for any other name."""
     match = _STEP.search(osp.basename(path))
-    if match is None:
-        return None
-    return osp.basename(path).split('_', 1)[0], int(match.group(1))
+    return None if match is None else (match.group(1), int(match.group(2)))
 
 
 def existing_training_outputs(work_dir: str) -> List[str]:
@@ -245,9 +243,8 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
             return named, None
     folders = dict.fromkeys([work_dir] + ([osp.dirname(named)] if named else []))
     candidates = [p for d in folders if osp.isdir(d) for p in glob.glob(osp.join(d, '*.pth'))
-                  if _STEP.search(osp.basename(p))]
-    candidates.sort(key=lambda p: (int(_STEP.search(osp.basename(p)).group(1)),
-                                   osp.getmtime(p)), reverse=True)
+                  if checkpoint_step(p)]
+    candidates.sort(key=lambda p: (checkpoint_step(p)[1], osp.getmtime(p)), reverse=True)
     if not osp.isfile(pointer) and not candidates:
         return None, f'--resume: no checkpoint in {work_dir}; training starts from scratch'
     if not osp.isfile(pointer):

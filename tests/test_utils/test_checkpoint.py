@@ -191,3 +191,13 @@ def test_resume_checkpoint_falls_back_to_the_newest_complete_file(tmp_path):
         (work / f'iter_{step}.pth').write_bytes(b'')
     with pytest.raises(CorruptCheckpointError, match='no complete checkpoint'):
         find_resume_checkpoint(str(work))
+
+
+def test_checkpoint_step_reads_the_hook_names():
+    from mmmt.utils import checkpoint_step
+    assert checkpoint_step('work/iter_500.pth') == ('iter', 500)
+    assert checkpoint_step('epoch_3.pth') == ('epoch', 3)
+    # the kind is the word before the number, whatever precedes it in the name
+    assert checkpoint_step('work/best_semseg_mIoU_iter_5000.pth') == ('iter', 5000)
+    assert checkpoint_step('work/best_mIoU.pth') is None
+    assert checkpoint_step('work/iter_500.pth.tmp') is None
