@@ -21,7 +21,7 @@ before building anything. See docs/how_to_add_a_task.md.
 This module imports nothing heavy (the layering of docs/architecture.md: structures are read by
 datasets, models and evaluation alike).
 """
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 __all__ = [

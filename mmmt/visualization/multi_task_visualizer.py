@@ -458,17 +458,18 @@ class MultiTaskVisualizer(Visualizer):
         """
         tasks = self._task_list(data_sample)
         maps: Dict[Tuple[str, str], np.ndarray] = {}
-        undrawable: Dict[Tuple[str, str], int] = {}  # -> channels
+        undrawable: Dict[Tuple[str, str], Tuple[int, str]] = {}  # -> (channels, style)
         for task in tasks:
             for which in ('gt', 'pred'):
                 arr = _to_numpy(_get(data_sample, f'{which}_{task}'))
                 if arr is None:
                     continue
                 channels = arr.shape[0] if arr.ndim == 3 else 1
+                kind = self._draw_type(task, arr)
                 # the styles draw one plane, or three (normals); e.g. a 2-channel flow task
                 # gets a titled empty panel instead of a crash
-                if channels != (3 if self._draw_type(task, arr) == 'normals' else 1):
-                    undrawable[(which, task)] = channels
+                if channels != (3 if kind == 'normals' else 1):
+                    undrawable[(which, task)] = (channels, kind)
                 else:
                     maps[(which, task)] = arr
         if image is None:
@@ -483,9 +484,10 @@ class MultiTaskVisualizer(Visualizer):
         image = self._resize(image, size, smooth=True)
 
         rows = []
-        if draw_gt and any(k[0] == 'gt' for k in list(maps) + list(undrawable)):
+        given = {which for which, _ in list(maps) + list(undrawable)}
+        if draw_gt and 'gt' in given:
             rows.append('gt')
-        if draw_pred and any(k[0] == 'pred' for k in list(maps) + list(undrawable)):
+        if draw_pred and 'pred' in given:
             rows.append('pred')
         if not rows:
             rows = ['pred']
@@ -498,8 +500,8 @@ class MultiTaskVisualizer(Visualizer):
                     panel = np.zeros(size + (3, ), dtype=np.uint8)
                     title = f'{task} {which}: none'
                     if (which, task) in undrawable:
-                        title = (f'{task} {which}: {undrawable[(which, task)]} channels, '
-                                 f'not drawn ({self._draw_type(task, np.zeros(1))} style)')
+                        channels, kind = undrawable[(which, task)]
+                        title = f'{task} {which}: {channels} channels, not drawn ({kind} style)'
                 else:
                     drange = self._depth_range(maps.get(('gt', task)), maps.get(('pred', task)))
                     panel = self._panel(task, arr, which == 'gt', drange, size)

@@ -72,16 +72,9 @@ def convert_back(ckpt: dict, variant: str = 'auto') -> dict:
 
 def check_loads(config: str, state_dict: dict) -> None:
     """Build ``config`` (no pretrained download) and load ``state_dict`` strictly."""
-    from mmengine.config import Config
-
-    from mmmt.registry import MODELS
-    from mmmt.structures import register_tasks
-    from mmmt.utils import CHECKPOINT_ERRORS, load_model_weights, register_all_modules
-    register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(config)
-    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model)
+    from mmmt.utils import CHECKPOINT_ERRORS, load_model_weights
+    from mmmt.utils.analysis import build_model
+    model = build_model(config)  # the config's own tasks registered, no Pretrained
     try:
         load_model_weights(model, dict(state_dict=state_dict), 'the converted checkpoint')
     except CHECKPOINT_ERRORS as e:  # names what does not fit, in one message
