@@ -118,14 +118,43 @@ def test_ss2d_scan_directions_match_pixel_order_oracle():
     assert torch.allclose(y, expected, atol=1e-4)
 
 
+def gated_ss2d_oracle(m: SS2D, x: torch.Tensor) -> torch.Tensor:
+    """The gated SS2D forward written out in float64 from its documented steps.
+
+    in_proj, first half the main branch and second half the gate; depthwise 3x3 conv and SiLU;
+    the four-direction scan (:func:`directional_oracle`, per pixel); LayerNorm over d_inner;
+    times SiLU(gate); out_proj. Only the module's parameters are used, none of its methods.
+    """
+    d = m.d_inner
+    x = x.double()
+    xz = x @ m.in_proj.weight.double().T
+    main, gate = xz[..., :d], xz[..., d:]
+    u = F.conv2d(main.permute(0, 3, 1, 2), m.conv2d.weight.double(), m.conv2d.bias.double(),
+                 padding=1, groups=d)
+    u = u * torch.sigmoid(u)
+    y = torch.stack([directional_oracle(m, u[b:b + 1]) for b in range(len(u))])
+    y = y.permute(0, 2, 3, 1)  # (B, H, W, d_inner)
+    mean = y.mean(-1, keepdim=True)
+    var = (y - mean).pow(2).mean(-1, keepdim=True)
+    y = (y - mean) / torch.sqrt(var + m.out_norm.eps) * m.out_norm.weight.double() \
+        + m.out_norm.bias.double()
+    return (y * gate * torch.sigmoid(gate)) @ m.out_proj.weight.double().T
+
+
 def test_gated_ss2d_forward():
-    m = SS2D(8)
-    x = torch.randn(2, 3, 4, 8)
-    y = m(x)
-    assert y.shape == x.shape
-    xs, z = m.split_input(x)
-    expected = m.out_proj(m.scan(m._conv_branch(xs)) * F.silu(z))
-    assert torch.allclose(y, expected)
+    torch.manual_seed(0)
+    m = SS2D(8).eval()
+    with torch.no_grad():  # away from the initial values, so that each one's role shows
+        for p in (m.A_logs, m.Ds, m.conv2d.bias, m.out_norm.weight, m.out_norm.bias):
+            p.add_(0.3 * torch.randn_like(p))
+    x = torch.randn(2, 3, 4, 8)  # H != W: row- and column-major orders differ
+    with torch.no_grad():
+        expected = gated_ss2d_oracle(m, x)
+        y = m(x)
+        y64 = m.double()(x.double())
+    assert y.shape == x.shape and y64.dtype == torch.float64
+    assert torch.allclose(y64, expected, rtol=0, atol=1e-9)
+    assert torch.allclose(y.double(), expected, rtol=0, atol=1e-5)  # the float32 path
 
 
 def test_ungated_variant_has_no_gate_or_out_proj():
