@@ -11,9 +11,11 @@ __all__ = [
 ]
 
 #: Width in degrees of the angular-error histogram the median is read from (3600 bins over
-#: [0, 180]); the median is exact to within this width (linear interpolation inside the bin).
+#: [0, 180], bin k = [k, k + 1) x width, 180 in the last one); the median is within this width
+#: of ``np.median`` of the raw angles (see :func:`_hist_median`).
 NORMALS_HIST_BIN = 0.05
-#: Angles (degrees) of the "% of pixels within" accuracies.
+#: Angles (degrees) of the "% of pixels within" accuracies; a pixel counts when its angle is
+#: strictly below (docs/metrics.md).
 NORMALS_THRESHOLDS = (11.25, 22.5, 30.0)
 _NUM_BINS = int(round(180.0 / NORMALS_HIST_BIN))
 
@@ -27,7 +29,9 @@ def normal_angles(pred: np.ndarray,
     Both maps are L2-normalised along the channel axis and the angle is
     ``2 * atan2(|p - g|, |p + g|)`` (accurate for small and large angles). Valid pixels: every
     ground-truth channel differs from ``ignore_index``, is finite, and the ground-truth vector is
-    not zero (the reference pipeline turns zero vectors into 255 beforehand).
+    not zero (the reference pipeline turns zero vectors into 255 beforehand). Non-finite
+    prediction values become 0; a zero prediction vector is 90 degrees from any ground truth
+    (as in the reference, whose normalisation keeps it zero).
 
     Args:
         pred (np.ndarray): (3, H, W) predicted normals.
@@ -70,6 +74,8 @@ def normals_stats(pred: np.ndarray,
         (uint16 bin indices) / ``hist_counts`` (uint32) with :data:`NORMALS_HIST_BIN`-degree bins.
     """
     ang = normal_angles(pred, gt, ignore_index=ignore_index)
+    # Division by the float 0.05 (slightly above 1/20) rather than multiplication by 20: an
+    # angle just below a nominal edge (the float 0.15 is below 3/20) stays in the lower bin.
     bins = np.minimum((ang / NORMALS_HIST_BIN).astype(np.int64), _NUM_BINS - 1)
     hist = np.bincount(bins, minlength=_NUM_BINS)
     nz = np.flatnonzero(hist)
@@ -84,13 +90,34 @@ def normals_stats(pred: np.ndarray,
 
 
 def _hist_median(hist: np.ndarray, count: int) -> float:
-    """Median of the histogrammed data with linear interpolation inside the median bin."""
+    """Median of histogrammed angles, within one bin width of ``np.median`` of the angles.
+
+    The k-th smallest angle (1-based) is placed inside its bin as if the bin's h angles were
+    spread evenly, the i-th of them (i = k - angles in lower bins) at (i - 0.5) / h of the bin's
+    width. The median is that estimate for rank (n + 1) / 2 when n is odd, and the mean of the
+    estimates for ranks n / 2 and n / 2 + 1 when n is even (the two middle angles, as
+    ``np.median``; they can lie in distant bins when the data are few). Every estimate lies in
+    the bin of the angle it stands for, hence the bound.
+
+    Args:
+        hist (np.ndarray): Counts per bin of :data:`NORMALS_HIST_BIN` degrees.
+        count (int): Number of angles, ``hist.sum()``.
+
+    Returns:
+        float: The median in degrees; NaN when ``count`` is 0.
+    """
+    if count <= 0:
+        return float('nan')
     cum = np.cumsum(hist)
-    target = 0.5 * count
-    b = int(np.searchsorted(cum, target, side='left'))
-    before = cum[b - 1] if b > 0 else 0
-    frac = (target - before) / hist[b]
-    return float((b + frac) * NORMALS_HIST_BIN)
+
+    def at_rank(rank: int) -> float:
+        b = int(np.searchsorted(cum, rank, side='left'))
+        before = cum[b - 1] if b > 0 else 0
+        return (b + (rank - before - 0.5) / hist[b]) * NORMALS_HIST_BIN
+
+    if count % 2:
+        return float(at_rank((count + 1) // 2))
+    return float(0.5 * (at_rank(count // 2) + at_rank(count // 2 + 1)))
 
 
 def normals_metrics(stats: Sequence[Dict[str, object]]) -> Dict[str, float]:

@@ -19,7 +19,8 @@ def segmentation_counts(pred: np.ndarray,
         pred (np.ndarray): Predicted class indices, any shape.
         gt (np.ndarray): Ground-truth class indices, same shape; ``ignore_index`` is skipped.
         num_classes (int, optional): Number of classes. When None the arrays are as long as the
-            largest label seen + 1 (pad them before summing over images).
+            largest label seen + 1 (pad them before summing over images); a prediction equal to
+            ``ignore_index`` is no class (it counts as wrong, as out-of-range predictions do).
         ignore_index (int, optional): Ignored ground-truth value; None for none.
 
     Returns:
@@ -43,7 +44,10 @@ def segmentation_counts(pred: np.ndarray,
                          f'(ignore index {ignore_index})')
     n = num_classes
     if n is None:
-        n = int(max(gt.max(initial=-1), pred.max(initial=-1))) + 1
+        # A prediction of the ignore value (some models mark pixels they leave out with it) would
+        # otherwise make ignore_index + 1 classes, nearly all absent, and mIoU count them as 0.
+        labelled = pred if ignore_index is None else pred[pred != ignore_index]
+        n = int(max(gt.max(initial=-1), labelled.max(initial=-1))) + 1
     in_range = (pred >= 0) & (pred < n)
     label = np.bincount(gt, minlength=n)[:n]
     pred_area = np.bincount(pred[in_range], minlength=n)[:n]
