@@ -236,20 +236,54 @@ def test_segmentor_with_plus_head_trains_and_predicts():
             loss_combiner=dict(type='MultiTaskLoss', scheme='sum',
                                weights=dict(semseg=1.0, depth=10.0)))))
 
-    def sample():
-        s = MultiTaskDataSample(metainfo=dict(ori_shape=(64, 96), img_shape=(64, 96),
-                                              img_padding_size=[0, 0, 0, 0]))
+    def sample(**meta):
+        s = MultiTaskDataSample(metainfo=dict(dict(ori_shape=(64, 96), img_shape=(64, 96),
+                                                   img_padding_size=[0, 0, 0, 0]), **meta))
         s.gt_semseg = PixelData(data=torch.randint(0, 5, (1, 64, 96)))
-        s.gt_depth = PixelData(data=torch.rand(1, 64, 96) * 5)
+        s.gt_depth = PixelData(data=torch.rand(1, 64, 96) * 5 + 0.1)  # every pixel valid
         return s
 
-    data = dict(inputs=[torch.randn(3, 64, 96)] * 2, data_samples=[sample(), sample()])
+    def expected_losses(logits, samples):
+        """The 'sum' scheme of cross-entropy and L1 (written out), weighted 1 and 10."""
+        gt_semseg = torch.cat([s.gt_semseg.data for s in samples])
+        gt_depth = torch.stack([s.gt_depth.data for s in samples])
+        ce = -logits['semseg'].log_softmax(1).gather(1, gt_semseg[:, None]).mean()
+        l1 = (logits['depth'] - gt_depth).abs().mean()
+        return dict(loss_semseg=ce, loss_depth=10 * l1, raw_semseg=ce, raw_depth=l1)
+
+    images = [torch.randn(3, 64, 96), torch.randn(3, 64, 96)]
+    data = dict(inputs=images, data_samples=[sample(), sample()])
     batch = model.data_preprocessor(data, training=True)
+    # training mode (batch-norm statistics of the batch, stochastic depth): the same random
+    # draws give the loss forward and the plain forward the same logits
+    torch.manual_seed(1)
     losses = model(**batch, mode='loss')
-    assert torch.isfinite(losses['loss_semseg']) and torch.isfinite(losses['loss_depth'])
+    torch.manual_seed(1)
+    with torch.no_grad():
+        logits = model(batch['inputs'], mode='tensor')
+    assert {t: v.shape[1:] for t, v in logits.items()} == dict(semseg=(5, 64, 96),
+                                                              depth=(1, 64, 96))
+    for key, value in expected_losses(logits, batch['data_samples']).items():
+        assert torch.allclose(losses[key], value, rtol=1e-5), key
     model.eval()
+    with torch.no_grad():  # some depth logits below 0, so that the ReLU of depth shows
+        model.decode_head.final_project['depth'].bias -= 0.3
+    # predictions: image 0 a 50x70 image centre-padded to 64x96 (left/right 13, top/bottom
+    # 7), image 1 the input at half its original 128x192 size
+    data = dict(inputs=images, data_samples=[
+        sample(ori_shape=(50, 70), img_padding_size=[13, 13, 7, 7]),
+        sample(ori_shape=(128, 192))])
     with torch.no_grad():
         batch = model.data_preprocessor(data, training=False)
+        logits = model(batch['inputs'], mode='tensor')
         preds = model(**batch, mode='predict')
-    assert preds[0].pred_semseg.data.shape == (1, 64, 96)
-    assert preds[0].pred_depth.data.shape == (1, 64, 96)
+    crops = [{t: v[0:1, :, 7:57, 13:83] for t, v in logits.items()},
+             {t: F.interpolate(v[1:2], size=(128, 192), mode='bilinear', align_corners=False)
+              for t, v in logits.items()}]
+    for pred, crop in zip(preds, crops):
+        semseg, depth = crop['semseg'][0], crop['depth'][0]
+        assert torch.allclose(pred.semseg_logits.data, semseg, atol=1e-6)
+        assert pred.pred_semseg.data.dtype == torch.int64
+        assert torch.equal(pred.pred_semseg.data, semseg.argmax(0, keepdim=True))
+        assert torch.allclose(pred.pred_depth.data, depth.clamp(min=0), atol=1e-6)
+        assert (depth < 0).any() and (depth > 0).any()
