@@ -188,8 +188,10 @@ def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta
                                                   delta_softplus)
             if reason:
                 raise TritonSelfCheckError(reason)
-        res = triton_scan.selective_scan_triton(u, delta, A, B, C, D, z, delta_bias,
-                                                delta_softplus, return_last_state)
+        # check_supported ran when the backend was picked, check_inputs above
+        res = triton_scan.scan_checked_inputs(u, delta, A, B, C, D, z, delta_bias,
+                                              delta_softplus, return_last_state,
+                                              backward_fallback=not forced)
     except torch.OutOfMemoryError:
         raise
     except Exception as e:  # noqa: BLE001 -- compile errors come in many types

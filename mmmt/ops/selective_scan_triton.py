@@ -33,7 +33,8 @@ from .selective_scan_recompute import grads_by_recompute
 __all__ = [
     'selective_scan_triton', 'triton_available', 'interpreter_enabled', 'kernel_choice',
     'kernel_name', 'parse_kernel', 'run_length', 'KernelConfig', 'CONFIGS', 'KERNEL_ENV',
-    'MAX_STATE', 'MAX_GRID_YZ', 'check_supported', 'check_inputs', 'describe_failure'
+    'MAX_STATE', 'MAX_GRID_YZ', 'check_supported', 'check_inputs', 'describe_failure',
+    'scan_checked_inputs'
 ]
 
 #: Largest state size N supported (the ``tile`` kernels hold all the states of a channel block
@@ -99,9 +100,6 @@ failure: Optional[str] = None
 #: The backward kinds (:func:`_backward_key`) whose kernel failed: their backward passes go
 #: straight to the PyTorch recompute, without compiling again.
 _failed_backwards: set = set()
-#: The backend a forced ``MMMT_SCAN_BACKEND=triton`` names (read here: the dispatcher imports
-#: this module); forced, a failing backward raises instead of falling back.
-_BACKEND_ENV = 'MMMT_SCAN_BACKEND'
 #: The most programs CUDA launches along a grid's y and z axes (B/C groups and the batch).
 MAX_GRID_YZ = 65535
 
@@ -287,7 +285,8 @@ def _opt(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
 class SelectiveScanTritonFn(torch.autograd.Function):
 
     @staticmethod
-    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, need_grad):
+    def forward(ctx, u, delta, A, B, C, D, z, delta_bias, delta_softplus, need_grad,
+                backward_fallback):
         name, cfg = kernel_choice()
         fwd_kernel = _kernel_fns(_kernels(interpreter_enabled()), name)[0]
         batch, dim, length = u.shape
@@ -328,6 +327,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
             # the same kernels and sizes backward; block_l is the checkpoint interval
             ctx.kernel, ctx.cfg, ctx.block_l = name, cfg, block_l
             ctx.b_ndim, ctx.c_ndim = B.dim(), C.dim()
+            ctx.backward_fallback = backward_fallback
         ctx.set_materialize_grads(False)
         return out, last
 
@@ -346,7 +346,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
             except torch.OutOfMemoryError:
                 raise
             except Exception as e:  # noqa: BLE001 -- compile errors come in many types
-                if os.environ.get(_BACKEND_ENV, '').strip().lower() == 'triton':
+                if not ctx.backward_fallback:
                     raise
                 _failed_backwards.add(key)
                 if record_failure(e):
@@ -360,7 +360,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         for i, ndim in ((3, ctx.b_ndim), (4, ctx.c_ndim)):
             if grads[i] is not None and ndim == 3:
                 grads[i] = grads[i].squeeze(1)
-        return tuple(grads) + (None, None)
+        return tuple(grads) + (None, None, None)
 
 
 def _backward_key(ctx, saved) -> tuple:
@@ -498,11 +498,35 @@ def selective_scan_triton(
     Inputs may be float32, float16 or bfloat16 (each read in its own dtype); the state and all
     sums are float32 (float64 for float64 ``u``). Returns the output in ``u``'s dtype and, if
     asked, the last state (batch, D, N) in the compute dtype; the last state is differentiable.
+    A backward kernel that fails raises (the dispatcher's automatic backend recomputes with the
+    PyTorch scan instead, :func:`scan_checked_inputs`).
+
+    Raises:
+        ValueError: inputs the kernels do not take (:func:`check_supported`) or that do not fit
+            together (:func:`check_inputs`).
     """
     reason = check_supported(u, B, C)
     if reason:
         raise ValueError(f'selective_scan_triton: {reason}')
     check_inputs(u, delta, A, B, C, D, z, delta_bias)
+    return scan_checked_inputs(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                               return_last_state)
+
+
+def scan_checked_inputs(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
+                        B: torch.Tensor, C: torch.Tensor, D: Optional[torch.Tensor] = None,
+                        z: Optional[torch.Tensor] = None,
+                        delta_bias: Optional[torch.Tensor] = None,
+                        delta_softplus: bool = False, return_last_state: bool = False,
+                        backward_fallback: bool = False):
+    """:func:`selective_scan_triton` for inputs the caller has passed through
+    :func:`check_supported` and :func:`check_inputs` (the dispatcher does, before choosing a
+    backend; checking twice per call is wasted host time on a launch-bound op).
+
+    With ``backward_fallback``, a backward kernel that fails to compile or launch is recorded
+    (:data:`failure`), warned about once, and its gradients are recomputed with the PyTorch
+    scan; without it, the failure is raised.
+    """
     batch, dim, length = u.shape
     args = [_opt(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
     need_grad = torch.is_grad_enabled() and any(
@@ -512,5 +536,6 @@ def selective_scan_triton(
         last = u.new_zeros(batch, dim, A.shape[1],
                            dtype=torch.float64 if u.dtype == torch.float64 else torch.float32)
         return (out, last) if return_last_state else out
-    out, last = SelectiveScanTritonFn.apply(*args, bool(delta_softplus), need_grad)
+    out, last = SelectiveScanTritonFn.apply(*args, bool(delta_softplus), need_grad,
+                                            bool(backward_fallback))
     return (out, last) if return_last_state else out

@@ -83,8 +83,8 @@ def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path
     assert all(r['out_rel_err'] < 1e-5 for r in res['rows'] if ':' not in r['cuda'])
     assert 'PARITY OK' in capsys.readouterr().out
 
-    real = triton_scan.selective_scan_triton
-    monkeypatch.setattr(triton_scan, 'selective_scan_triton',
+    real = triton_scan.scan_checked_inputs
+    monkeypatch.setattr(triton_scan, 'scan_checked_inputs',
                         lambda *a, **k: real(*a, **k) * 1.01)
     res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--backends', 'triton-tile',
                      'torch', '--no-bf16'])
@@ -95,7 +95,7 @@ def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path
     def broken(*args, **kwargs):
         raise RuntimeError('ptxas fatal: out of registers')
 
-    monkeypatch.setattr(triton_scan, 'selective_scan_triton', broken)
+    monkeypatch.setattr(triton_scan, 'scan_checked_inputs', broken)
     res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--no-bf16'])
     rows = {r['cuda']: r for r in res['rows']}
     assert 'ptxas fatal' in rows['triton-runs']['error'] and not res['ok']

@@ -174,7 +174,7 @@ def test_compile_failure_falls_back_with_one_warning(interpreted, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError('Failed to find C compiler')
 
-    monkeypatch.setattr(triton_scan, 'selective_scan_triton', broken)
+    monkeypatch.setattr(triton_scan, 'scan_checked_inputs', broken)
     x = make_inputs(length=4)
     with pytest.warns(RuntimeWarning, match='Triton selective scan failed'):
         assert dispatch._triton_or_fallback(False, *x.values(), True, False) is None
@@ -191,19 +191,21 @@ def test_backward_failure_recomputes_with_pytorch(interpreted, monkeypatch):
 
     monkeypatch.setattr(triton_scan, '_backward_kernel', broken)
     monkeypatch.setattr(triton_scan, '_failed_backwards', set())
+    monkeypatch.setattr(dispatch, '_triton_calls', set())
     x = make_inputs(batch=1, dim=4, length=9, n=3, groups=2)
-    # forced (as the fixture sets it): the backward's failure is raised
-    leaves = {k: v.clone().requires_grad_(True) for k, v in x.items() if v is not None}
-    with pytest.raises(RuntimeError, match='ptxas failed'):
-        selective_scan_fn(**leaves, delta_softplus=True).sum().backward()
+    # forced (as the fixture sets it), or the Triton function called directly: the backward's
+    # failure is raised
+    for scan in (selective_scan_fn, triton_scan.selective_scan_triton):
+        leaves = {k: v.clone().requires_grad_(True) for k, v in x.items()}
+        with pytest.raises(RuntimeError, match='ptxas failed'):
+            scan(**leaves, delta_softplus=True).sum().backward()
     assert triton_scan.failure is None and not triton_scan._failed_backwards
 
     def grads_of_a_run():
-        leaves = {k: v.clone().requires_grad_(True) for k, v in x.items() if v is not None}
-        out, last = selective_scan_fn(**leaves, delta_softplus=True, return_last_state=True)
-        with monkeypatch.context() as m:  # automatic, as a CUDA call's backward would be
-            m.delenv('MMMT_SCAN_BACKEND')
-            (out.sin().sum() + last.cos().sum()).backward()
+        leaves = {k: v.clone().requires_grad_(True) for k, v in x.items()}
+        # the automatic backend's Triton call, as a CUDA call's would be
+        out, last = dispatch._triton_or_fallback(False, *leaves.values(), True, True)
+        (out.sin().sum() + last.cos().sum()).backward()
         return {k: v.grad for k, v in leaves.items()}
 
     with pytest.warns(RuntimeWarning, match='backward failed .*ptxas failed'):
@@ -218,9 +220,7 @@ def test_backward_failure_recomputes_with_pytorch(interpreted, monkeypatch):
     # the same kind of call again: straight to the PyTorch recompute, without a new warning
     # (and without compiling the failing kernel again)
     monkeypatch.setattr(triton_scan, '_backward_kernel', None)
-    # (a CUDA call of a kind that ran with Triton keeps its Triton forward after a failure;
-    # these CPU tensors need the forced backend, which refuses once a failure is recorded)
-    monkeypatch.setattr(triton_scan, 'failure', None)
+    # (a kind of call that ran with Triton keeps its Triton forward after a failure)
     with warnings.catch_warnings():
         warnings.simplefilter('error')
         again = grads_of_a_run()
@@ -480,3 +480,16 @@ def test_automatic_order_for_cuda_calls(triton_interpreter, monkeypatch):
     assert pick(x['u'], x['B'], x['C'], 'a kind that ran') == 'triton'
     monkeypatch.setattr(dispatch, '_mamba_cuda_fn', lambda: None)
     assert pick(x['u'], x['B'], x['C'], None) == 'torch'
+
+
+def test_inputs_are_checked_once_per_call(interpreted, monkeypatch):
+    """The dispatcher checks a Triton call's inputs once (they are launch-bound calls, dozens per
+    step); a direct call of the Triton function checks them itself."""
+    calls = []
+    real = triton_scan.check_inputs
+    monkeypatch.setattr(triton_scan, 'check_inputs', lambda *a: calls.append(1) or real(*a))
+    x = make_inputs(batch=1, dim=4, length=3, n=2)
+    for scan in (selective_scan_fn, triton_scan.selective_scan_triton):
+        calls.clear()
+        scan(**x)
+        assert calls == [1], scan

@@ -151,19 +151,19 @@ def test_after_a_failure_calls_that_ran_with_triton_keep_it(small_check, monkeyp
     later = make_inputs(batch=1, dim=8, length=24, n=16, groups=4)
     selective_scan_fn(**early, delta_softplus=True)  # runs with Triton
     assert len(dispatch._triton_calls) == 1
-    real = triton_scan.selective_scan_triton
+    real = triton_scan.scan_checked_inputs
 
     def fails_for_the_later_shape(u, *args, **kwargs):
         if u.shape[-1] == 24:
             raise RuntimeError('out of resources: shared memory')
         return real(u, *args, **kwargs)
 
-    monkeypatch.setattr(triton_scan, 'selective_scan_triton', fails_for_the_later_shape)
+    monkeypatch.setattr(triton_scan, 'scan_checked_inputs', fails_for_the_later_shape)
     with pytest.warns(RuntimeWarning, match='out of resources'):
         selective_scan_fn(**later, delta_softplus=True)
     assert 'out of resources' in triton_scan.failure
     calls = []
-    monkeypatch.setattr(triton_scan, 'selective_scan_triton',
+    monkeypatch.setattr(triton_scan, 'scan_checked_inputs',
                         lambda *a, **k: calls.append(1) or real(*a, **k))
     selective_scan_fn(**early, delta_softplus=True)  # the kind that ran with Triton: Triton
     selective_scan_fn(**later, delta_softplus=True)  # the failed kind: PyTorch
