@@ -74,12 +74,43 @@ def test_grid_size_and_panels(tmp_path):
     assert len({tuple(c) for c in depth[:H // 2].reshape(-1, 3)}) > 10  # colour-mapped
 
 
+def _one_of_two_levels(panel, values01, lut):
+    """Whether each pixel is the colour of ``values01`` in a 256-entry ``lut``: the level
+    below or above ``255 * value`` (how a drawing rounds is not its contract)."""
+    level = np.clip(values01, 0, 1) * 255
+    below, above = lut[np.floor(level).astype(int)], lut[np.ceil(level).astype(int)]
+    return ((panel == below).all(-1) | (panel == above).all(-1)).all()
+
+
 def test_prediction_only_and_default_palette():
-    vis = _vis(tasks=['semseg', 'edge'], title_height=0)
-    drawn = vis.add_datasample('s', None, _sample(with_gt=False), out_file=None)
-    assert drawn.shape == (H, 3 * W, 3)
+    from matplotlib import colormaps
+    h, w = 48, 64  # tall enough for the depth colour bar to leave the top half alone
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 40, (1, h, w))
+    depth = rng.uniform(1, 4, (1, h, w)).astype(np.float32)
+    edge = rng.uniform(0, 1, (1, h, w)).astype(np.float32)
+    sample = MultiTaskDataSample(metainfo=dict(img_path='x.png'))
+    for task, value in (('semseg', labels), ('depth', depth), ('edge', edge)):
+        sample.set_pred(task, torch.from_numpy(value))
+    vis = _vis(tasks=['semseg', 'depth', 'edge'], title_height=0)
+    drawn = vis.add_datasample('s', None, sample, out_file=None)
+    assert drawn.shape == (h, 4 * w, 3)
+    image, seg, depth_panel, edge_panel = (drawn[:, i * w:(i + 1) * w] for i in range(4))
+    assert (image == 0).all()  # no image: a black panel of the maps' size
+    # no dataset palette: every pixel the default palette's colour of its predicted class
     pal = default_palette()
-    assert pal.shape == (256, 3) and (default_palette() == pal).all()
+    assert pal.shape == (256, 3) and pal.dtype == np.uint8 and (default_palette() == pal).all()
+    assert len({tuple(c) for c in pal[:40]}) == 40  # NYUD's 40 classes are told apart
+    np.testing.assert_array_equal(seg, pal[labels[0]])
+    # depth: plasma over the prediction's 1st-99th percentile (no ground truth to take it from)
+    lo, hi = np.percentile(depth, [1, 99])
+    plasma = np.rint(colormaps['plasma'](np.arange(256) / 255)[:, :3] * 255).astype(np.uint8)
+    top = slice(0, h // 2)  # the colour bar and its limits are drawn in the bottom rows
+    assert _one_of_two_levels(depth_panel[top], (depth[0, top] - lo) / (hi - lo), plasma)
+    assert len({tuple(c) for c in depth_panel[top].reshape(-1, 3)}) > 50
+    # edge probabilities in grey: value 1 is white
+    grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+    assert _one_of_two_levels(edge_panel, edge[0], grey)
 
 
 def test_draw_flags():
