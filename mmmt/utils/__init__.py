@@ -51,6 +51,10 @@ _EXPORTS = {
     'check_launcher_env': 'dist_utils',
     'cpu_dist_cfg': 'dist_utils',
     'enable_tta': 'tta',
+    'UserInputError': 'errors',
+    'InputFileNotFoundError': 'errors',
+    'RunStopped': 'errors',
+    'run_main': 'errors',
 }
 
 __all__ = list(_EXPORTS)

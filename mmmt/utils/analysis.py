@@ -43,9 +43,10 @@ def build_model(config, device='cpu',
 
     from mmmt.registry import MODELS
     from mmmt.structures import register_tasks
+    from .cli import read_config
     from .setup_env import register_all_modules
     register_all_modules()
-    cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    cfg = config if isinstance(config, Config) else read_config(config)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself

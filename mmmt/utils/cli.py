@@ -17,6 +17,7 @@ import os.path as osp
 import re
 from typing import TYPE_CHECKING, Any, List, Optional
 
+from .errors import InputFileNotFoundError
 from .threads import configure_cpu_threads
 
 if TYPE_CHECKING:
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
-    'merge_cfg_options', 'LazyDictAction'
+    'merge_cfg_options', 'LazyDictAction', 'read_config'
 ]
 
 
@@ -199,6 +200,25 @@ def merge_cfg_options(cfg: 'Config', cfg_options: Optional[dict],
     return cfg
 
 
+def read_config(path: str) -> 'Config':
+    """``Config.fromfile(path)``, stopping with a one-line error when the file is missing.
+
+    Args:
+        path (str): The config file.
+
+    Returns:
+        Config: The config.
+
+    Raises:
+        InputFileNotFoundError: ``path`` is not a file (mmengine would raise a plain
+            ``FileNotFoundError``, which the tools cannot tell from a bug).
+    """
+    if not osp.isfile(path):
+        raise InputFileNotFoundError(f'config file not found: {path}')
+    from mmengine.config import Config
+    return Config.fromfile(path)
+
+
 def load_runner_config(args: argparse.Namespace) -> 'Config':
     """Read ``args.config`` and fold in the shared options.
 
@@ -213,6 +233,8 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     Returns:
         Config: The config, ready for tool-specific changes.
     """
+    if not osp.isfile(args.config):  # before the imports below (seconds)
+        raise SystemExit(f'config file not found: {args.config}')
     from mmengine.config import Config
 
     from .checkpoint import TRUST_ENV
@@ -220,8 +242,6 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
     register_all_modules(init_default_scope=False)
-    if not osp.isfile(args.config):
-        raise SystemExit(f'config file not found: {args.config}')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options, args.data_root)

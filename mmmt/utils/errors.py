@@ -1,0 +1,136 @@
+"""Errors the user can fix, and the one place where the command-line tools report them.
+
+Every script of ``tools/`` runs its ``main`` through :func:`run_main`. A :class:`UserInputError`
+(raised by the checks on a config field, an input file or an option, before the work starts)
+or a tool's own ``raise SystemExit('message')`` then ends the run with one line on stderr,
+
+    train.py: error: <message>
+
+and exit status 2, as argparse does for a bad argument. Any other exception keeps Python's
+traceback and status 1, so a bug (or a crash at iteration 500) is never reduced to a line.
+``MMMT_DEBUG=1`` in the environment prints the traceback of the one-line errors as well (an
+environment variable rather than an option: it reaches every tool, every rank under
+``torchrun``/``srun`` and errors raised while the arguments are still being read).
+
+Only the standard library is imported here: the tools import this module before torch.
+"""
+import os
+import os.path as osp
+import sys
+import traceback
+from typing import Callable, NoReturn, Optional, TypeVar
+
+__all__ = [
+    'UserInputError', 'InputFileNotFoundError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS',
+    'debug_enabled', 'format_error', 'run_main'
+]
+
+#: Set to 1 to see the traceback of the errors :func:`run_main` reports in one line.
+DEBUG_ENV = 'MMMT_DEBUG'
+#: Exit status of a user-input error (argparse's status for a usage error).
+USAGE_STATUS = 2
+
+T = TypeVar('T')
+
+
+class UserInputError(ValueError):
+    """A config field, input file or option is wrong; the message names it and what was expected.
+
+    Raise it only from checks that run before the work starts (reading the config, building
+    the model and the datasets, opening the inputs): the tools print it as one line without a
+    traceback. A problem found while the work runs (a bad label in the batch of iteration 500)
+    stays a plain ``ValueError`` and keeps its traceback. A ``ValueError`` subclass, so that
+    ``except ValueError`` and ``pytest.raises(ValueError)`` keep catching it.
+    """
+
+
+class InputFileNotFoundError(UserInputError, FileNotFoundError):
+    """An input file or folder (a dataset's split list, a config) does not exist.
+
+    Also a ``FileNotFoundError``, so that ``except FileNotFoundError`` keeps catching it.
+    """
+
+
+class RunStopped(SystemExit):
+    """A check stopped the work after it had started, e.g. ``train.py`` on a non-finite loss;
+    the message says where (the iteration, the images) and what to do.
+
+    :func:`run_main` prints it as one line like a :class:`UserInputError` but with exit status
+    1: the inputs passed every check. Without :func:`run_main` it behaves as
+    ``SystemExit(message)`` (the message on stderr, status 1).
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+def debug_enabled() -> bool:
+    """Whether ``MMMT_DEBUG`` asks for tracebacks (set, and not 0/false/no/off)."""
+    return os.environ.get(DEBUG_ENV, '').strip().lower() not in ('', '0', 'false', 'no', 'off')
+
+
+def _rank_and_world() -> tuple:
+    """(rank, world size) of this process: from the process group when one is up, else from
+    the launcher's environment (torchrun, srun, mpirun), else (0, 1)."""
+    dist = sys.modules.get('torch.distributed')  # not imported here: it would import torch
+    try:
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    except Exception:  # noqa: BLE001  (a broken process group must not hide the message)
+        pass
+    for rank_key, world_key in (('RANK', 'WORLD_SIZE'), ('SLURM_PROCID', 'SLURM_NTASKS'),
+                                ('OMPI_COMM_WORLD_RANK', 'OMPI_COMM_WORLD_SIZE')):
+        try:
+            return int(os.environ[rank_key]), int(os.environ[world_key])
+        except (KeyError, ValueError):
+            continue
+    return 0, 1
+
+
+def format_error(prog: str, message: str) -> str:
+    """``<prog>: error: <message>``; under a launcher with several processes the message is
+    prefixed with ``[rank R/N]``.
+
+    Every rank prints its own line: a check can fail on one rank only (its own files, its
+    device), and a rank that stays silent would leave the launcher's summary (``exitcode: 2``)
+    as the only trace. Checks on the config fail alike on every rank, hence N similar lines.
+    """
+    rank, world = _rank_and_world()
+    where = f'[rank {rank}/{world}] ' if world > 1 else ''
+    return f'{prog}: error: {where}{message}'
+
+
+def _report(prog: str, message: str, status: int) -> NoReturn:
+    if debug_enabled():
+        traceback.print_exc()
+    sys.stdout.flush()  # the progress printed so far comes before the error
+    print(format_error(prog, message), file=sys.stderr, flush=True)
+    raise SystemExit(status)
+
+
+def run_main(main: Callable[[], T], prog: Optional[str] = None) -> T:
+    """Run a tool's ``main()``; report the user's input errors in one line.
+
+    Args:
+        main (Callable[[], T]): The tool's entry point, called without arguments (it reads
+            ``sys.argv``).
+        prog (str, optional): The name in the message; by default the script's file name, as
+            argparse names it.
+
+    Returns:
+        T: What ``main`` returned (e.g. the exit status of tools that ``sys.exit`` with it).
+
+    Raises:
+        SystemExit: status 2 after printing ``<prog>: error: <message>`` for a
+            :class:`UserInputError` or a ``SystemExit`` with a message; status 1 for a
+            :class:`RunStopped`. Other exceptions propagate unchanged (traceback, status 1).
+    """
+    prog = prog or osp.basename(sys.argv[0])
+    try:
+        return main()
+    except UserInputError as e:
+        _report(prog, str(e) or type(e).__name__, USAGE_STATUS)
+    except SystemExit as e:
+        if not isinstance(e.code, str):  # argparse's exits, sys.exit(status)
+            raise
+        _report(prog, e.code, 1 if isinstance(e, RunStopped) else USAGE_STATUS)
