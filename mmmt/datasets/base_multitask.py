@@ -4,6 +4,8 @@ from typing import Dict, List, Optional, Sequence
 import mmengine.fileio as fileio
 from mmengine.dataset import BaseDataset
 
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError
+
 __all__ = ['BaseMultiTaskDataset']
 
 
@@ -47,11 +49,11 @@ class BaseMultiTaskDataset(BaseDataset):
                  **kwargs) -> None:
         tasks = tuple(self.DEFAULT_TASKS if tasks is None else tasks)
         if isinstance(tasks, str) or not tasks:
-            raise ValueError(f'tasks must be a non-empty list of task names, got {tasks!r}')
+            raise UserInputError(f'tasks must be a non-empty list of task names, got {tasks!r}')
         unknown = [t for t in tasks if t not in self.SUPPORTED_TASKS]
         if unknown:
-            raise ValueError(f'{type(self).__name__} has no task(s) {unknown}; supported: '
-                             f'{list(self.SUPPORTED_TASKS)}')
+            raise UserInputError(f'{type(self).__name__} has no task(s) {unknown}; supported: '
+                                 f'{list(self.SUPPORTED_TASKS)}')
         self.tasks = tasks
         self.split = split
         self.check_files = check_files
@@ -68,7 +70,7 @@ class BaseMultiTaskDataset(BaseDataset):
         """The sample ids of the split list (one per line, blank lines skipped)."""
         path = self.ann_file
         if not fileio.isfile(path, backend_args=self.backend_args):
-            raise FileNotFoundError(
+            raise InputFileNotFoundError(
                 f"Split list '{path}' of split '{self.split}' does not exist "
                 f"(data_root='{self.data_root}'). Prepare the dataset as README.md ('Data') "
                 'describes, set data_root to where it is, or write a synthetic one with '
@@ -76,11 +78,11 @@ class BaseMultiTaskDataset(BaseDataset):
         try:  # utf-8-sig: a byte-order mark would otherwise become part of the first id
             text = fileio.get_text(path, encoding='utf-8-sig', backend_args=self.backend_args)
         except UnicodeDecodeError as e:
-            raise ValueError(f"Split list '{path}' is not UTF-8 text ({e}); save it as UTF-8 "
-                             'with one sample id per line') from e
+            raise UserInputError(f"Split list '{path}' is not UTF-8 text ({e}); save it as UTF-8 "
+                                 'with one sample id per line') from e
         ids = [line.strip() for line in text.splitlines() if line.strip()]
         if not ids:
-            raise ValueError(f"Split list '{path}' of split '{self.split}' is empty.")
+            raise UserInputError(f"Split list '{path}' of split '{self.split}' is empty.")
         return ids
 
     def sample_info(self, img_id: str) -> Dict:
@@ -103,7 +105,7 @@ class BaseMultiTaskDataset(BaseDataset):
         if missing:
             shown = '\n  '.join(missing[:10])
             more = f'\n  ... and {len(missing) - 10} more' if len(missing) > 10 else ''
-            raise FileNotFoundError(
+            raise InputFileNotFoundError(
                 f"{len(missing)} file(s) needed for tasks {list(self.tasks)} by the ids in split "
                 f"list '{self.ann_file}' are missing:\n  {shown}{more}")
         return data_list

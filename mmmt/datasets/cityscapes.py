@@ -22,6 +22,7 @@ import numpy as np
 
 from mmmt.registry import ANNOTATION_DECODERS, DATASETS
 from mmmt.structures import IGNORE_INDEX
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError
 from .base_multitask import BaseMultiTaskDataset
 from .transforms.decoders import DecodeContext, _read_label_png, sample_location
 
@@ -153,7 +154,7 @@ class CityscapesMultiTaskDataset(BaseMultiTaskDataset):
             return super().read_split()
         folder = osp.join(self.data_root, 'leftImg8bit', self.split)
         if not fileio.isdir(folder, backend_args=self.backend_args):
-            raise FileNotFoundError(
+            raise InputFileNotFoundError(
                 f"Image folder '{folder}' of split '{self.split}' does not exist "
                 f"(data_root='{self.data_root}'). Unpack Cityscapes as README.md ('Data') "
                 'describes, set data_root to where it is, or write a synthetic one with '
@@ -162,8 +163,8 @@ class CityscapesMultiTaskDataset(BaseMultiTaskDataset):
                                         recursive=True, backend_args=self.backend_args)
         ids = sorted(f[:-len(self.IMG_SUFFIX)].replace(osp.sep, '/') for f in files)
         if not ids:
-            raise ValueError(f"No '*{self.IMG_SUFFIX}' image under '{folder}' "
-                             f"(split '{self.split}').")
+            raise UserInputError(f"No '*{self.IMG_SUFFIX}' image under '{folder}' "
+                                 f"(split '{self.split}').")
         return ids
 
     def _path(self, folder: str, img_id: str, suffix: str) -> str:
@@ -171,8 +172,8 @@ class CityscapesMultiTaskDataset(BaseMultiTaskDataset):
 
     def sample_info(self, img_id: str) -> Dict:
         if img_id.count('/') != 1:
-            raise ValueError(f"Cityscapes ids are '<city>/<id>', got {img_id!r}"
-                             + (f' in {self.ann_file}' if self.ann_file else ''))
+            raise UserInputError(f"Cityscapes ids are '<city>/<id>', got {img_id!r}"
+                                 + (f' in {self.ann_file}' if self.ann_file else ''))
         img_path = self._path('leftImg8bit', img_id, self.IMG_SUFFIX)
         label_path = self._path('gtFine', img_id, self.LABEL_SUFFIX)
         ann_info = {}

@@ -24,6 +24,8 @@ datasets, models and evaluation alike).
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
+from mmmt.utils.errors import UserInputError
+
 __all__ = [
     'IGNORE_INDEX', 'TaskSpec', 'TaskTable', 'TASKS', 'register_task', 'register_tasks',
     'get_task', 'ordered_tasks', 'meta_for_task'
@@ -99,18 +101,18 @@ class TaskSpec:
     def __post_init__(self) -> None:
         def check(value, allowed, what):
             if value not in allowed:
-                raise ValueError(f'task {self.name!r}: {what} must be one of {allowed}, got '
-                                 f'{value!r}')
+                raise UserInputError(f'task {self.name!r}: {what} must be one of {allowed}, got '
+                                     f'{value!r}')
 
         if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f'task name must be an identifier, got {self.name!r}')
+            raise UserInputError(f'task name must be an identifier, got {self.name!r}')
         check(self.label_dtype, _LABEL_DTYPES, 'label_dtype')
         check(self.ignore_rule, IGNORE_RULES + (None, ), 'ignore_rule')
         check(self.activation, ACTIVATIONS, 'activation')
         check(self.draw, DRAW_STYLES, 'draw')
         check(self.label_interpolation, INTERPOLATIONS, 'label_interpolation')
         if self.gt_channels < 1:
-            raise ValueError(f'task {self.name!r}: gt_channels must be >= 1')
+            raise UserInputError(f'task {self.name!r}: gt_channels must be >= 1')
         if self.delta_m is not None:
             metric, higher = self.delta_m
             object.__setattr__(self, 'delta_m', (str(metric), bool(higher)))

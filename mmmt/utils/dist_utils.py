@@ -9,6 +9,8 @@ import torch.distributed as dist
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from .errors import UserInputError
+
 __all__ = [
     'setup_cpu_distributed', 'replace_sync_bn', 'cpu_dist_cfg', 'check_launcher_env',
     'CPU_DIST_TIMEOUT'
@@ -54,8 +56,8 @@ def cpu_dist_cfg(dist_cfg: Optional[dict]) -> dict:
     out.setdefault('timeout', CPU_DIST_TIMEOUT)
     timeout = out['timeout']
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f'env_cfg.dist_cfg.timeout must be a positive number of seconds, got '
-                         f'{timeout!r}')
+        raise UserInputError(f'env_cfg.dist_cfg.timeout must be a positive number of seconds, got '
+                             f'{timeout!r}')
     return out
 
 

@@ -1,6 +1,8 @@
 """The config rewrite behind ``tools/test.py --tta``."""
 from mmengine.config import Config
 
+from .errors import UserInputError
+
 __all__ = ['enable_tta']
 
 
@@ -18,11 +20,11 @@ def enable_tta(cfg: Config) -> Config:
         Config: ``cfg``.
 
     Raises:
-        ValueError: The config has no ``tta_pipeline``.
+        UserInputError: The config has no ``tta_pipeline`` (a ``ValueError``).
     """
     if not cfg.get('tta_pipeline'):
-        raise ValueError(f'--tta needs `tta_pipeline` in the config {cfg.filename or ""} '
-                         '(see configs/_base_/datasets/nyud_mt.py for one)')
+        raise UserInputError(f'--tta needs `tta_pipeline` in the config {cfg.filename or ""} '
+                             '(see configs/_base_/datasets/nyud_mt.py for one)')
     cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
     tta_model = dict(cfg.get('tta_model') or dict(type='MultiTaskTTAModel'))
     tta_model['module'] = cfg.model

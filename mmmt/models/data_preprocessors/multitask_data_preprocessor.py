@@ -9,6 +9,7 @@ from mmengine.structures import PixelData
 
 from mmmt.registry import MODELS
 from mmmt.structures import IGNORE_INDEX
+from mmmt.utils.errors import UserInputError
 
 __all__ = ['MultiTaskDataPreProcessor']
 
@@ -42,7 +43,7 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
                  non_blocking: bool = False) -> None:
         super().__init__(non_blocking)
         if (mean is None) != (std is None):
-            raise ValueError('mean and std must be given together')
+            raise UserInputError('mean and std must be given together')
         self._normalize = mean is not None
         if self._normalize:
             self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1), False)

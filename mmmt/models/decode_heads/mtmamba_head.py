@@ -9,6 +9,7 @@ from mmseg.utils import ConfigType, SampleList
 
 from mmmt.registry import MODELS
 from mmmt.structures import TASKS, get_task, ordered_tasks
+from mmmt.utils.errors import UserInputError
 from ..layers import build_block
 from .mtmamba_stage import MTMambaDecoderStage, stage_drop_paths
 
@@ -23,8 +24,8 @@ def _per_stage(cfg: Union[BlockCfg, Sequence[BlockCfg]], name: str) -> List[Bloc
         return [cfg] * 3
     cfg = list(cfg)
     if len(cfg) != 3:
-        raise ValueError(f'{name} must be a config dict or one entry per stage (3), got '
-                         f'{len(cfg)} entries')
+        raise UserInputError(f'{name} must be a config dict or one entry per stage (3), got '
+                             f'{len(cfg)} entries')
     return cfg
 
 
@@ -105,13 +106,13 @@ class MTMambaHead(BaseModule):
                  init_cfg: Optional[dict] = None) -> None:
         name = type(self).__name__
         if not tasks:
-            raise ValueError(f'{name}: `tasks` must map task names to output channels, e.g. '
-                             'dict(semseg=40, depth=1, normals=3, edge=1)')
+            raise UserInputError(f'{name}: `tasks` must map task names to output channels, e.g. '
+                                 'dict(semseg=40, depth=1, normals=3, edge=1)')
         in_channels = list(in_channels)
         if len(in_channels) != 4 or any(in_channels[i + 1] != 2 * in_channels[i]
                                         for i in range(3)):
-            raise ValueError(f'{name}: in_channels must list 4 backbone widths, each twice the '
-                             f'previous, got {in_channels}')
+            raise UserInputError(f'{name}: in_channels must list 4 backbone widths, each twice the '
+                                 f'previous, got {in_channels}')
         BaseModule.__init__(self, init_cfg=init_cfg)  # not super(): see MTMambaSegHead's MRO
         self.in_channels = in_channels
         self.align_corners = align_corners
@@ -120,8 +121,8 @@ class MTMambaHead(BaseModule):
         for t, n in self.task_channels.items():
             fixed = getattr(get_task(t), 'out_channels', None)
             if fixed is not None and n != fixed:
-                raise ValueError(f'{name}: tasks[{t!r}] = {n}, but a {t} prediction has '
-                                 f'{fixed} channel(s) (its task definition)')
+                raise UserInputError(f'{name}: tasks[{t!r}] = {n}, but a {t} prediction has '
+                                     f'{fixed} channel(s) (its task definition)')
         self.logits_scale = logits_scale
 
         ssm_kwargs = dict(d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank)
@@ -160,19 +161,19 @@ class MTMambaHead(BaseModule):
         task_losses = dict(task_losses or {})
         unknown = set(task_losses) - set(self.tasks)
         if unknown:
-            raise ValueError(f'task_losses given for unknown tasks {sorted(unknown)}; '
-                             f'tasks are {self.tasks}')
+            raise UserInputError(f'task_losses given for unknown tasks {sorted(unknown)}; '
+                                 f'tasks are {self.tasks}')
         for t in self.tasks:
             if t not in task_losses:
                 spec = get_task(t)
                 if spec is None:
-                    raise ValueError(
+                    raise UserInputError(
                         f'decode_head.tasks: {t!r} is not a registered task (registered: '
                         f'{", ".join(TASKS)}); check the name, or define the task (in '
                         'custom_tasks or a custom_imports module, docs/how_to_add_a_task.md)')
                 if spec.loss is None:
-                    raise ValueError(f'task {t!r} has no default loss: add it to task_losses '
-                                     '(or register the task with a loss)')
+                    raise UserInputError(f'task {t!r} has no default loss: add it to task_losses '
+                                         '(or register the task with a loss)')
                 # scope-qualified: the head may be built under another default scope
                 # (default_scope='mmseg' in a plain mmseg config)
                 task_losses[t] = dict(spec.loss, _scope_='mmmt')

@@ -10,6 +10,7 @@ from mmseg.utils import ConfigType
 
 from mmmt.registry import MODELS
 from mmmt.structures import IGNORE_INDEX
+from mmmt.utils.errors import UserInputError
 from .mtmamba_head import MTMambaHead
 
 __all__ = ['MTMambaSegHead']
@@ -52,10 +53,10 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
                  **kwargs) -> None:
         if tasks is None:
             if num_classes is None:
-                raise ValueError('MTMambaSegHead needs num_classes (or tasks=dict(name=n))')
+                raise UserInputError('MTMambaSegHead needs num_classes (or tasks=dict(name=n))')
             tasks = dict(semseg=num_classes)
         if len(tasks) != 1:
-            raise ValueError(f'MTMambaSegHead is single-task, got tasks {list(tasks)}')
+            raise UserInputError(f'MTMambaSegHead is single-task, got tasks {list(tasks)}')
         for key in ('task_losses', 'loss_combiner'):
             if key in kwargs:
                 raise TypeError(f'MTMambaSegHead takes loss_decode, not {key!r}')

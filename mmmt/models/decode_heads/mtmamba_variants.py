@@ -17,6 +17,7 @@ Table 5, g = 0 / g = 1             ``MTMambaHead`` (``ctm_gate``)
 from typing import Dict, Optional, Sequence, Union
 
 from mmmt.registry import MODELS
+from mmmt.utils.errors import UserInputError
 from .mtmamba_head import MTMambaHead
 
 __all__ = ['MTMambaVariantHead']
@@ -70,17 +71,17 @@ class MTMambaVariantHead(MTMambaHead):
                  dt_rank: Union[int, str] = 'auto',
                  **kwargs) -> None:
         if block not in ('stm', 'swin'):
-            raise ValueError(f"block must be 'stm' or 'swin', got {block!r}")
+            raise UserInputError(f"block must be 'stm' or 'swin', got {block!r}")
         if mixer not in ('mfe', 'wmsa') or gate not in ('linear', 'attention'):
-            raise ValueError(f"mixer must be 'mfe'|'wmsa' and gate 'linear'|'attention', got "
-                             f'{mixer!r}, {gate!r}')
+            raise UserInputError(f"mixer must be 'mfe'|'wmsa' and gate 'linear'|'attention', got "
+                                 f'{mixer!r}, {gate!r}')
         if block == 'swin' and (use_ctm or mixer != 'mfe' or gate != 'linear'):
-            raise ValueError("block='swin' is the plain 2xSwin decoder: set use_ctm=False and "
-                             'leave mixer/gate at their defaults')
+            raise UserInputError("block='swin' is the plain 2xSwin decoder: set use_ctm=False and "
+                                 'leave mixer/gate at their defaults')
         widths = [in_channels[2], in_channels[1], in_channels[0]]  # stage widths, coarsest first
         num_heads = list(num_heads or [c // 32 for c in widths])
         if len(num_heads) != 3 or min(num_heads) < 1:
-            raise ValueError(f'num_heads must give 3 positive head counts, got {num_heads}')
+            raise UserInputError(f'num_heads must give 3 positive head counts, got {num_heads}')
         ssm_kwargs = dict(d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank)
         stm_block, ctm_block = [], []
         for heads in num_heads:

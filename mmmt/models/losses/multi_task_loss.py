@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 
 from mmmt.registry import MODELS
+from mmmt.utils.errors import UserInputError
 
 __all__ = ['MultiTaskLoss']
 
@@ -53,12 +54,12 @@ class MultiTaskLoss(nn.Module):
                  dwa_temperature: float = 2.0) -> None:
         super().__init__()
         if scheme not in SCHEMES:
-            raise ValueError(f'MultiTaskLoss: scheme must be one of {SCHEMES}, got {scheme!r}')
+            raise UserInputError(f'MultiTaskLoss: scheme must be one of {SCHEMES}, got {scheme!r}')
         self.tasks = list(tasks)
         unknown = set(weights or {}) - set(self.tasks)
         if unknown:
-            raise ValueError(f'MultiTaskLoss: weights given for unknown tasks {sorted(unknown)}; '
-                             f'tasks are {self.tasks}')
+            raise UserInputError(f'MultiTaskLoss: weights given for unknown tasks '
+                                 f'{sorted(unknown)}; tasks are {self.tasks}')
         self.scheme = scheme
         if scheme == 'log':
             print_log("MultiTaskLoss 'log' scheme: loss_<task> = weight * log(raw_<task>), "

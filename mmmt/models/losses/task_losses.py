@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from mmmt.registry import MODELS
 from mmmt.structures import IGNORE_INDEX
+from mmmt.utils.errors import UserInputError
 
 __all__ = [
     'PixelCrossEntropyLoss', 'BalancedSaliencyLoss', 'BalancedBCEEdgeLoss', 'NormalsL1Loss',
@@ -99,7 +100,7 @@ class BalancedBCEEdgeLoss(nn.Module):
     def __init__(self, pos_weight: float = 0.95, ignore_index: int = IGNORE_INDEX) -> None:
         super().__init__()
         if not 0 < pos_weight < 1:
-            raise ValueError(f'pos_weight must lie in (0, 1), got {pos_weight}')
+            raise UserInputError(f'pos_weight must lie in (0, 1), got {pos_weight}')
         self.pos_weight = pos_weight
         self.ignore_index = ignore_index
 

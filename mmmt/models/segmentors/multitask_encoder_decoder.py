@@ -10,6 +10,7 @@ from torch import Tensor
 
 from mmmt.registry import MODELS
 from mmmt.structures import MultiTaskDataSample, get_task
+from mmmt.utils.errors import UserInputError
 
 __all__ = ['MultiTaskEncoderDecoder', 'activate']
 
@@ -86,8 +87,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
             if t not in activations:
                 spec = get_task(t)
                 if spec is None:
-                    raise ValueError(f'task {t!r} has no default activation: add it to '
-                                     'task_activations (or register the task)')
+                    raise UserInputError(f'task {t!r} has no default activation: add it to '
+                                         'task_activations (or register the task)')
                 activations[t] = spec.activation
         self.task_activations = activations
         # tasks whose x/y channels change sign with a mirrored image (normals)

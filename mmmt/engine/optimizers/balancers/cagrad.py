@@ -5,6 +5,7 @@ from scipy.optimize import minimize
 from torch import Tensor
 
 from mmmt.registry import BALANCERS
+from mmmt.utils.errors import UserInputError
 from .base import BaseBalancer
 
 __all__ = ['CAGrad']
@@ -32,7 +33,7 @@ class CAGrad(BaseBalancer):
 
     def __init__(self, c: float = 0.4, rescale: bool = False) -> None:
         if not 0 <= c < 1:
-            raise ValueError(f'CAGrad: c must be in [0, 1), got {c}')
+            raise UserInputError(f'CAGrad: c must be in [0, 1), got {c}')
         self.c = c
         self.rescale = rescale
 

@@ -3,6 +3,7 @@ import torch
 from torch import Tensor
 
 from mmmt.registry import BALANCERS
+from mmmt.utils.errors import UserInputError
 from .base import BaseBalancer
 
 __all__ = ['MGDAUB', 'min_norm_weights']
@@ -90,8 +91,8 @@ class MGDAUB(BaseBalancer):
                  max_iter: int = 250,
                  tol: float = 1e-5) -> None:
         if normalization not in NORMALIZATIONS:
-            raise ValueError(f'MGDAUB: normalization must be one of {NORMALIZATIONS}, got '
-                             f'{normalization!r}')
+            raise UserInputError(f'MGDAUB: normalization must be one of {NORMALIZATIONS}, got '
+                                 f'{normalization!r}')
         self.upper_bound = upper_bound
         self.normalization = normalization
         self.max_iter = max_iter

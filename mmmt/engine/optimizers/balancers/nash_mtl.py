@@ -7,6 +7,7 @@ from scipy.optimize import minimize
 from torch import Tensor
 
 from mmmt.registry import BALANCERS
+from mmmt.utils.errors import UserInputError
 from .base import BaseBalancer
 
 __all__ = ['NashMTL', 'nash_bargaining_weights']
@@ -68,8 +69,8 @@ class NashMTL(BaseBalancer):
 
     def __init__(self, update_weights_every: int = 1, max_norm: Optional[float] = None) -> None:
         if update_weights_every < 1:
-            raise ValueError(f'NashMTL: update_weights_every must be >= 1, got '
-                             f'{update_weights_every}')
+            raise UserInputError(f'NashMTL: update_weights_every must be >= 1, got '
+                                 f'{update_weights_every}')
         self.update_weights_every = update_weights_every
         self.max_norm = max_norm
         self._step = 0
