@@ -14,6 +14,7 @@ import os.path as osp
 # only the standard library until the arguments are parsed (fast --help; thread settings
 # before torch starts OpenMP): see mmmt/utils/cli.py
 from mmmt.utils.cli import add_runner_args, parse_runner_args
+from mmmt.utils.errors import run_main
 
 
 def parse_args(argv=None):
@@ -75,13 +76,13 @@ def main(argv=None):
         raise SystemExit(f'--out must be a .pkl or .pickle file, got {args.out}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+    from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
+    cfg = load_runner_config(args)  # a missing config is named before torch is imported
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from mmmt.evaluation import DumpMultiTaskPredictions
     from mmmt.utils import (CHECKPOINT_ERRORS, describe_non_finite, enable_tta,
                             load_model_weights, non_finite_tensors)
-    from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
-    cfg = load_runner_config(args)
     # relative outputs go under the work dir (git-ignored work_dirs/ by default), not into
     # whatever folder the command runs in
     for name in ('out', 'show_dir'):
@@ -107,10 +108,7 @@ def main(argv=None):
     if args.show or args.show_dir:
         cfg = enable_visualization(cfg, args)
     if args.tta:
-        try:
-            cfg = enable_tta(cfg)
-        except ValueError as e:
-            raise SystemExit(str(e))
+        cfg = enable_tta(cfg)  # no tta_pipeline in the config: a UserInputError (one line)
     runner = build_runner(cfg, 'testing')
     try:
         load_model_weights(runner.model,
@@ -132,4 +130,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -15,6 +15,7 @@ from typing import Optional
 # only the standard library until the arguments are parsed (fast --help; thread settings
 # before torch starts OpenMP): see mmmt/utils/cli.py
 from mmmt.utils.cli import add_runner_args, parse_runner_args
+from mmmt.utils.errors import RunStopped, run_main
 
 
 def parse_args(argv=None):
@@ -207,9 +208,9 @@ def check_class_count(runner) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    from mmmt.utils import CHECKPOINT_ERRORS
     from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
     cfg = load_runner_config(args)
+    from mmmt.utils import CHECKPOINT_ERRORS  # imports torch: after the config file's check
     check_work_dir(cfg, args)
     try:
         cfg = apply_options(cfg, args)
@@ -225,11 +226,15 @@ def main(argv=None):
             runner.logger.warning(warning)
         check_class_count(runner)
         runner.train()
-    except CHECKPOINT_ERRORS + (FloatingPointError, ) as e:
-        # the message names the file (or the iteration and batch) and what to do
+    except CHECKPOINT_ERRORS as e:
+        # the message names the file and what to do: an input error (exit status 2)
         raise SystemExit(f'{type(e).__name__}: {e}') from None
+    except FloatingPointError as e:
+        # the message names the iteration and the images of the batch; the inputs passed every
+        # check, so exit status 1 (mmmt.utils.errors.RunStopped)
+        raise RunStopped(f'{type(e).__name__}: {e}') from None
     shutdown_distributed()
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

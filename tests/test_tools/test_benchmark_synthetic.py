@@ -1,6 +1,9 @@
 """Smoke test of the synthetic-generator benchmark (the figure, not a limit)."""
 import json
 
+import pytest
+
+from mmmt.utils import UserInputError
 from tests.tool_loader import load_tool
 
 
@@ -11,4 +14,5 @@ def test_prints_one_json_record(capsys):
     record = json.loads(capsys.readouterr().out)
     assert record['images'] == 2 and record['size'] == [24, 32]
     assert record['best_s'] > 0 and record['per_image_s'] > 0
-    assert tool.main(['nyud', '--repeat', '0']) == 2
+    with pytest.raises(UserInputError, match='--repeat and the number of images must be >= 1'):
+        tool.main(['nyud', '--repeat', '0'])

@@ -4,6 +4,8 @@ import os.path as osp
 import cv2
 import numpy as np
 import pytest
+
+from mmmt.utils import UserInputError
 from tests.tool_loader import load_tool
 
 from .conftest import DEMO_CONFIG
@@ -37,8 +39,10 @@ def test_pictures_show_the_denormalized_image_and_every_task(tool, tmp_path, syn
                                enlarged.astype(int), atol=1)
 
     # never into a folder with other files, unless --force
-    assert tool.main([DEMO_CONFIG, '--split', 'test', '--output-dir', str(out),
-                      '--cfg-options', root]) == 1
+    with pytest.raises(UserInputError, match='is not empty; choose another folder or pass '
+                       '--force'):
+        tool.main([DEMO_CONFIG, '--split', 'test', '--output-dir', str(out), '--cfg-options',
+                   root])
     assert tool.main([DEMO_CONFIG, '--split', 'test', '--output-dir', str(out), '--num', '1',
                       '--force', '--cfg-options', root]) == 0
 

@@ -23,6 +23,7 @@ from typing import Dict, List
 import numpy as np
 
 from mmmt.utils.analysis import read_json_lines
+from mmmt.utils.errors import run_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -132,4 +133,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -37,6 +37,7 @@ import time
 from typing import Callable, Dict, List, Optional
 
 from mmmt.utils.cli import add_model_input_args
+from mmmt.utils.errors import run_main
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -325,4 +326,4 @@ def format_result(r: Dict) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -24,6 +24,7 @@ import time
 from typing import Dict, List, Optional
 
 from mmmt.utils.cli import add_model_input_args
+from mmmt.utils.errors import run_main
 
 ALL_BALANCERS = ['PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL', 'AlignedMTL']
 
@@ -141,4 +142,4 @@ def format_result(r: Dict) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

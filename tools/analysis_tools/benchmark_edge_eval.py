@@ -25,6 +25,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import List, Optional, Tuple
 
+from mmmt.utils.errors import run_main
+
 #: mmmt.evaluation.functional's EDGE_PROTOCOLS and DEFAULT_EDGE_PROTOCOL, written out so that
 #: --help needs no import of mmmt.evaluation (which imports torch).
 PROTOCOL_NAMES = ('seism', 'seism-2016-01')
@@ -176,4 +178,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -42,6 +42,8 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
+from mmmt.utils.errors import run_main
+
 # set after the functions are defined: name -> reference implementation; the first one is the
 # baseline of the speed-up columns
 REFERENCES: Dict[str, Callable] = {}
@@ -526,4 +528,4 @@ def format_table(rows, machine, err_len) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -14,6 +14,8 @@ import sys
 import tempfile
 import time
 
+from mmmt.utils.errors import UserInputError, run_main
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -29,8 +31,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.repeat < 1 or args.train + args.val < 1:
-        print('--repeat and the number of images must be >= 1', file=sys.stderr)
-        return 2
+        raise UserInputError('--repeat and the number of images must be >= 1')
     from mmmt.testing import generate  # imports torch: not before --help
     times = []
     for _ in range(args.repeat):
@@ -46,4 +47,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

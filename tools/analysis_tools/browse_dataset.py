@@ -22,6 +22,7 @@ import numpy as np
 
 # only the standard library and numpy until the arguments are parsed (fast --help)
 from mmmt.utils.cli import LazyDictAction, merge_cfg_options
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError, run_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -65,12 +66,10 @@ def to_display_image(inputs, normalization) -> np.ndarray:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if osp.isdir(args.output_dir) and os.listdir(args.output_dir) and not args.force:
-        print(f'error: {args.output_dir} is not empty; choose another folder or pass --force',
-              file=sys.stderr)
-        return 1
-    if not osp.isfile(args.config):
-        print(f'error: config file not found: {args.config}', file=sys.stderr)
-        return 1
+        raise UserInputError(f'{args.output_dir} is not empty; choose another folder or pass '
+                             '--force')
+    if not osp.isfile(args.config):  # before the slow imports below
+        raise InputFileNotFoundError(f'config file not found: {args.config}')
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.utils import ProgressBar
@@ -84,8 +83,7 @@ def main(argv=None) -> int:
     init_default_scope(cfg.get('default_scope', 'mmmt'))
     loader_cfg = cfg.get(f'{args.split}_dataloader')
     if not loader_cfg:
-        print(f'error: the config has no {args.split}_dataloader', file=sys.stderr)
-        return 1
+        raise UserInputError(f'the config has no {args.split}_dataloader')
     dataset = DATASETS.build(loader_cfg.dataset)
     normalization = find_normalization(loader_cfg.dataset.get('pipeline', []))
     visualizer = VISUALIZERS.build(
@@ -108,4 +106,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

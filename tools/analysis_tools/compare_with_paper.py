@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 import yaml
 
 from mmmt.utils.analysis import read_json_lines
+from mmmt.utils.errors import run_main
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -141,4 +142,4 @@ def main(argv=None) -> float:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

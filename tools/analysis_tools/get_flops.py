@@ -16,6 +16,7 @@ from collections import OrderedDict
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmmt.utils.cli import LazyDictAction  # the standard library only
+from mmmt.utils.errors import run_main
 
 
 def parse_args(argv=None):
@@ -207,9 +208,9 @@ def format_report(params: Dict[str, int], flops: Optional[Dict[str, int]] = None
 
 
 def main(argv=None) -> None:
-    from mmengine.config import Config
+    from mmmt.utils.cli import read_config
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     if args.shape is None:
         shape = tuple(cfg.get('crop_size', (448, 576)))
     elif len(args.shape) == 1:
@@ -234,4 +235,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

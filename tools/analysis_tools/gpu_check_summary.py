@@ -19,6 +19,8 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
+from mmmt.utils.errors import UserInputError, run_main
+
 STAGE3 = 'swin-l stage 3'
 TARGETS = dict(speedup=50.0, fwd_vs_roofline=3.0, train_scan_share=0.25)
 
@@ -109,8 +111,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help='the Triton kernel pair the targets apply to (the default one)')
     args = parser.parse_args(argv)
     if not glob.glob(osp.join(args.out_dir, '*.json')):
-        print(f'{args.out_dir}: no results of gpu_check.sh (*.json) here', file=sys.stderr)
-        return 2
+        raise UserInputError(f'{args.out_dir}: no results of gpu_check.sh (*.json) here')
     res = summarise(args.out_dir, args.kernel)
     text = format_summary(res)
     print(text)
@@ -122,4 +123,4 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

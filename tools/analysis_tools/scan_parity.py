@@ -21,6 +21,8 @@ import time
 import warnings
 from typing import List, Optional
 
+from mmmt.utils.errors import run_main
+
 # the tolerances of a row: float32 inputs, and bfloat16 activations against float32 ones
 TOLERANCES = {False: (1e-4, 1e-3), True: (3e-2, 5e-2)}  # (output, gradients)
 
@@ -123,4 +125,4 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
 
 if __name__ == '__main__':
-    sys.exit(0 if main()['ok'] else 1)
+    sys.exit(0 if run_main(main)['ok'] else 1)

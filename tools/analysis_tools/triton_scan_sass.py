@@ -33,6 +33,8 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from mmmt.utils.errors import run_main
+
 # the Swin-L NYUD decoder stages: (name, channels per B/C group, L); N = 16, 4 groups
 STAGES = [('swin-l stage 1', 1536, 28 * 36), ('swin-l stage 2', 768, 56 * 72),
           ('swin-l stage 3', 384, 112 * 144)]
@@ -219,4 +221,4 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -11,6 +11,8 @@ import argparse
 
 import numpy as np
 
+from mmmt.utils.errors import run_main
+
 TASKS = ['semseg', 'depth', 'normals']
 LOAD = [dict(type='LoadMultiTaskAnnotations'), dict(type='AddIgnoreRegions')]
 
@@ -68,4 +70,4 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

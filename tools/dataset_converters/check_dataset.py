@@ -20,6 +20,8 @@ import argparse
 import sys
 import time
 
+from mmmt.utils.errors import run_main
+
 #: The layouts of mmmt.datasets.LAYOUTS, written out so that --help needs no import of mmmt
 #: (which imports torch).
 LAYOUT_NAMES = ('cityscapes', 'nyud', 'pascal')
@@ -84,4 +86,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

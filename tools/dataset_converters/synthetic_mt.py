@@ -16,6 +16,8 @@ import argparse
 import sys
 import time
 
+from mmmt.utils.errors import run_main
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -73,4 +75,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(run_main(main))

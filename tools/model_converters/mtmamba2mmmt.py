@@ -25,6 +25,7 @@ import os.path as osp
 
 from mmmt.utils.converters import (check_destination, extract_state_dict, load_source,
                                    save_atomic)
+from mmmt.utils.errors import run_main
 
 
 def parse_args(argv=None):
@@ -100,4 +101,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)

@@ -18,6 +18,7 @@ import os
 import os.path as osp
 
 from mmmt.utils.converters import check_destination, load_source, save_atomic
+from mmmt.utils.errors import run_main
 
 #: Entries of an mmengine checkpoint that a release keeps; everything else is training state.
 KEPT = ('state_dict', 'meta')
@@ -74,4 +75,4 @@ def main(argv=None) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    run_main(main)
