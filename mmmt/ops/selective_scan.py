@@ -28,6 +28,10 @@ Backends:
 ``MMMT_SCAN_BACKEND=torch|cpp|cuda|triton`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never
 builds or uses the C++ kernel.
 
+Under :func:`torch.compile` (mmengine's ``compile=True``) :func:`selective_scan_fn` is not
+traced: the graphs stop before each scan, which runs eagerly with the backend it would pick
+without compiling, and go on after it.
+
 Precision under :func:`torch.autocast`: the scan always runs in float32 (float64 for float64
 ``u``): every input is cast to that dtype with autocast disabled (the ``triton`` backend reads
 float16/bfloat16 inputs as they are and converts them in registers instead), and the output is
@@ -163,11 +167,9 @@ def _self_check_applies(u: torch.Tensor) -> bool:
 
 def _passes_through(e: BaseException) -> bool:
     """Exceptions that are not the kernels' failure: activation checkpointing's own (its early
-    stop of a recompute, its consistency checks) and anything raised while ``torch.compile``
-    traces the call (Dynamo then decides what to do)."""
+    stop of a recompute, its consistency checks)."""
     names = {cls.__name__ for cls in type(e).__mro__}
-    compiling = getattr(torch.compiler, 'is_compiling', lambda: False)()
-    return compiling or bool(names & {'CheckpointError', '_StopRecomputationError'})
+    return bool(names & {'CheckpointError', '_StopRecomputationError'})
 
 
 def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
@@ -230,6 +232,9 @@ class _TorchScanRecompute(torch.autograd.Function):
                                                      ctx.needs_input_grad[1:], dout, dlast))
 
 
+# Dynamo cannot trace the compiled kernels (no fake-tensor versions) nor the choice of a
+# backend (first-use checks, fallbacks), so torch.compile runs the scan eagerly between graphs.
+@torch.compiler.disable
 def selective_scan_fn(
     u: torch.Tensor,
     delta: torch.Tensor,

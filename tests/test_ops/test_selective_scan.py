@@ -130,3 +130,26 @@ def test_torch_vectorized_variant_gradcheck(layout):
     out = fn(*args)
     assert torch.allclose(out[0], ref[0], atol=1e-12) and torch.allclose(out[1], ref[1])
     assert torch.autograd.gradcheck(fn, args, eps=1e-6, atol=1e-6)
+
+
+def test_under_torch_compile(backend):
+    """torch.compile around code that calls the scan (as mmengine's ``compile=True`` wraps the
+    model): same output and gradients as eager. Dynamo cannot trace the C++ kernel (no
+    fake-tensor version), so the scan must stay out of its graphs."""
+    import torch._dynamo
+    x = make_inputs(batch=1, dim=4, length=9, n=3, groups=2)
+
+    def block(u, delta, B, C):
+        out, last = selective_scan_fn(u.tanh(), delta, x['A'], B, C, x['D'], x['z'],
+                                      x['delta_bias'], True, True)
+        return out.sin().sum() + last.cos().sum()
+
+    results = []
+    torch._dynamo.reset()
+    for fn in (block, torch.compile(block, backend='aot_eager')):
+        leaves = [x[k].clone().requires_grad_(True) for k in ('u', 'delta', 'B', 'C')]
+        loss = fn(*leaves)
+        loss.backward()
+        results.append([loss] + [t.grad for t in leaves])
+    for eager, compiled in zip(*results):
+        torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
