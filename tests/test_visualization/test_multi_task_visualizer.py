@@ -74,12 +74,12 @@ def test_grid_size_and_panels(tmp_path):
     assert len({tuple(c) for c in depth[:H // 2].reshape(-1, 3)}) > 10  # colour-mapped
 
 
-def _one_of_two_levels(panel, values01, lut):
+def _one_of_two_levels(panel: np.ndarray, values01: np.ndarray, lut: np.ndarray) -> bool:
     """Whether each pixel is the colour of ``values01`` in a 256-entry ``lut``: the level
     below or above ``255 * value`` (how a drawing rounds is not its contract)."""
     level = np.clip(values01, 0, 1) * 255
     below, above = lut[np.floor(level).astype(int)], lut[np.ceil(level).astype(int)]
-    return ((panel == below).all(-1) | (panel == above).all(-1)).all()
+    return bool(((panel == below).all(-1) | (panel == above).all(-1)).all())
 
 
 def test_prediction_only_and_default_palette():
