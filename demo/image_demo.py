@@ -20,6 +20,7 @@ import time
 # only the standard library until the arguments are parsed and the inputs checked: --help
 # answers at once and OpenMP's thread settings are made before torch starts (see
 # mmmt/utils/threads.py)
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError, run_main
 from mmmt.utils.threads import configure_cpu_threads
 
 
@@ -81,16 +82,16 @@ def check_run(args):
     from mmmt.apis.multitask_inferencer import (MultiTaskInferencer, config_tasks,
                                                 existing_outputs)
     if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
+        raise InputFileNotFoundError(f'config file not found: {args.config}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+        raise InputFileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     items = MultiTaskInferencer._inputs_to_list(args.input)  # expands folders, checks paths
     # a file that is no image would otherwise stop the run halfway, after the first outputs
     bad = [(source, why) for _, source in items if isinstance(source, str)
            for why in [image_file_problem(source)] if why]
     if bad:
         more = f' and {len(bad) - 5} more' if len(bad) > 5 else ''
-        raise OSError(f'{len(bad)} of {len(items)} input(s) are not readable images: '
+        raise UserInputError(f'{len(bad)} of {len(items)} input(s) are not readable images: '
                       + '; '.join(f'{p} ({why})' for p, why in bad[:5]) + more
                       + '. Remove them or give the other files')
     if not args.force:
@@ -99,8 +100,8 @@ def check_run(args):
                                  save_pred=args.save_pred)
         if taken:
             more = f' and {len(taken) - 5} more' if len(taken) > 5 else ''
-            raise FileExistsError(f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}'
-                                  f'{more}; choose another --out-dir or pass --force')
+            raise UserInputError(f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}'
+                             f'{more}; choose another --out-dir or pass --force')
     return items
 
 
@@ -120,12 +121,15 @@ def main(argv=None):
 
     from mmmt.apis import MultiTaskInferencer
     from mmmt.apis.multitask_inferencer import fitted_size
-    from mmmt.utils import TRUST_ENV
+    from mmmt.utils import CHECKPOINT_ERRORS, TRUST_ENV
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
-    inferencer = MultiTaskInferencer(
-        args.config, args.checkpoint, device=args.device, max_size=max_size,
-        show_progress=False)
+    try:
+        inferencer = MultiTaskInferencer(
+            args.config, args.checkpoint, device=args.device, max_size=max_size,
+            show_progress=False)
+    except CHECKPOINT_ERRORS as e:  # the message names the file and what to do
+        raise SystemExit(f'{type(e).__name__}: {e}') from None
     fed = inferencer.pipeline.max_size
     print(f'{len(items)} image(s); tasks: {", ".join(inferencer.tasks)}; device: '
           f'{next(inferencer.model.parameters()).device}; {describe_max_size(fed, args.max_size)}',
@@ -149,12 +153,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except Exception as e:  # noqa: BLE001  (mmmt.utils is imported only once torch is needed)
-        from mmmt.utils import CHECKPOINT_ERRORS
-        if not isinstance(e, (FileNotFoundError, FileExistsError, OSError, ValueError) +
-                          CHECKPOINT_ERRORS):
-            raise
-        print(f'error: {e}', file=sys.stderr)
-        sys.exit(1)
+    run_main(main)

@@ -6,6 +6,8 @@ from typing import List, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mmmt.utils.errors import UserInputError
+
 __all__ = ['IMG_EXTENSIONS', 'image_file_problem', 'list_images', 'read_image_rgb',
            'to_rgb_uint8']
 
@@ -19,7 +21,7 @@ def list_images(folder: str) -> List[str]:
     names = sorted(n for n in os.listdir(folder)
                    if n.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(folder, n)))
     if not names:
-        raise ValueError(f'No image files ({", ".join(IMG_EXTENSIONS)}) in folder {folder}')
+        raise UserInputError(f'No image files ({", ".join(IMG_EXTENSIONS)}) in folder {folder}')
     return [osp.join(folder, n) for n in names]
 
 

@@ -26,6 +26,7 @@ from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
                                    load_model_weights, non_finite_tensors, trusted)
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
@@ -236,9 +237,9 @@ class MultiTaskInferencer(BaseInferencer):
         from mmmt.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         if isinstance(model, str) and not osp.isfile(model):
-            raise FileNotFoundError(f'Config file not found: {model}')
+            raise InputFileNotFoundError(f'Config file not found: {model}')
         if isinstance(weights, str) and '://' not in weights and not osp.isfile(weights):
-            raise FileNotFoundError(f'Checkpoint file not found: {weights}')
+            raise InputFileNotFoundError(f'Checkpoint file not found: {weights}')
         if model is None and weights is not None and not trusted():
             # mmengine would run Config.fromstring on the file's message hub 'cfg'
             raise UntrustedCheckpointError(
@@ -286,7 +287,7 @@ class MultiTaskInferencer(BaseInferencer):
         state = model.state_dict()
         bad = non_finite_tensors(state)
         if bad:
-            raise ValueError(describe_non_finite(bad, len(state), str(self._weights)))
+            raise UserInputError(describe_non_finite(bad, len(state), str(self._weights)))
         self.dataset_meta = meta.get('dataset_meta')
         model.dataset_meta = self.dataset_meta
 
@@ -301,8 +302,8 @@ class MultiTaskInferencer(BaseInferencer):
         if pipeline is None:
             pipeline = cfg.get('test_pipeline')
         if pipeline is None:
-            raise ValueError('The config has no test pipeline (test_dataloader.dataset.pipeline '
-                             'or test_pipeline)')
+            raise UserInputError('The config has no test pipeline '
+                                 '(test_dataloader.dataset.pipeline or test_pipeline)')
         steps = [dict(t) for t in pipeline if _type_name(t) not in _DROPPED_TRANSFORMS]
         if max_size == 'auto':
             pads = [t['size'] for t in steps if _type_name(t) == 'CenterPad']
@@ -311,7 +312,7 @@ class MultiTaskInferencer(BaseInferencer):
             if isinstance(max_size, int):
                 max_size = (max_size, max_size)
             if len(max_size) != 2 or min(max_size) < 1:
-                raise ValueError(f'max_size must be (h, w), "auto" or None, got {max_size}')
+                raise UserInputError(f'max_size must be (h, w), "auto" or None, got {max_size}')
             max_size = (int(max_size[0]), int(max_size[1]))
         return _InferencePipeline(steps, max_size)
 
@@ -446,7 +447,7 @@ class MultiTaskInferencer(BaseInferencer):
                 if osp.isdir(item):
                     items += [(None, p) for p in list_images(item)]
                 elif not osp.exists(item):
-                    raise FileNotFoundError(f'Input image not found: {item}')
+                    raise InputFileNotFoundError(f'Input image not found: {item}')
                 else:
                     items.append((None, item))
             elif isinstance(item, np.ndarray):
@@ -455,7 +456,7 @@ class MultiTaskInferencer(BaseInferencer):
                 raise TypeError(f'input {i}: expected a path or a numpy array, got '
                                 f'{type(item).__name__}')
         if not items:
-            raise ValueError('no inputs given')
+            raise UserInputError('no inputs given')
         stems = [name or osp.splitext(osp.basename(source))[0] for name, source in items]
         return list(zip(unique_names(stems), (source for _, source in items)))
 

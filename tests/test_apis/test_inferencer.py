@@ -15,6 +15,7 @@ from PIL import Image
 
 from mmmt.apis import MultiTaskInferencer, resize_and_activate
 from mmmt.models.segmentors.multitask_encoder_decoder import activate
+from mmmt.utils.errors import UserInputError
 
 from ..test_tools.conftest import REPO, python_tool, write_tiny_config
 
@@ -246,16 +247,17 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
     assert (out_dir / 'pred' / 'im1_semseg.png').is_file()
     # the same command again: refused with one line naming the outputs, unless --force
     result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 1 and '--force' in result.stderr
+    assert result.returncode == 2 and '--force' in result.stderr
     assert 'im0.png' in result.stderr and 'Traceback' not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith('image_demo.py: error: 10 output file(s) exist: ')
     result = subprocess.run(cmd + ['--force'], cwd=REPO, capture_output=True, text=True,
                             timeout=300, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    # a file that is not an image: a one-line error naming it, exit status 1
+    # a file that is not an image: a one-line error naming it, exit status 2 (a usage error)
     (folder / 'im2.jpg').write_text('oops')
     result = subprocess.run(cmd[:2] + [str(folder / 'im2.jpg')] + cmd[3:], cwd=REPO,
                             capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert 'im2.jpg' in result.stderr and 'Traceback' not in result.stderr
 
 
@@ -308,25 +310,30 @@ def test_image_demo_checks_before_building_the_model(tmp_path, tiny_config, monk
     ckpt.write_bytes(b'not read before the checks')
     out = tmp_path / 'out'
     argv = [str(folder), tiny_config, str(ckpt), '--out-dir', str(out), '--save-pred']
-    with pytest.raises(FileNotFoundError, match='nope.jpg'):
+    # (each a UserInputError: image_demo.py reports it in one line, exit status 2)
+    with pytest.raises(UserInputError, match='nope.jpg'):
         demo.main([str(folder / 'nope.jpg')] + argv[1:])
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(UserInputError, match='No image files .* in folder .*empty'):
+        demo.main([str(empty)] + argv[1:])
     # a file of the folder that is no image (or a damaged PNG) is named before the model
     (folder / 'z.jpg').write_text('not an image')
     Image.fromarray(photo(20, 30)).save(folder / 'b.png')
     png = bytearray((folder / 'b.png').read_bytes())
     png[40] ^= 0xFF  # inside the IHDR/IDAT chunks: a checksum mismatch
     (folder / 'b.png').write_bytes(bytes(png))
-    with pytest.raises(OSError, match=r'2 of 3 input\(s\) are not readable images: .*b\.png '
+    with pytest.raises(UserInputError, match=r'2 of 3 input\(s\) are not readable images: .*b\.png '
                        r'\(.*\); .*z\.jpg \(not an image file in a format Pillow knows\)'):
         demo.main(argv)
     (folder / 'z.jpg').unlink()
     (folder / 'b.png').unlink()
-    with pytest.raises(FileNotFoundError, match='checkpoint not found.*missing.pth'):
+    with pytest.raises(UserInputError, match='checkpoint not found.*missing.pth'):
         demo.main(argv[:2] + [str(tmp_path / 'missing.pth')] + argv[3:])
     # an existing prediction of the same name: refused, naming it, before any model exists
     (out / 'pred').mkdir(parents=True)
     (out / 'pred' / 'a_depth.npy').write_bytes(b'earlier result')
-    with pytest.raises(FileExistsError, match='a_depth.npy.*--force'):
+    with pytest.raises(UserInputError, match='a_depth.npy.*--force'):
         demo.main(argv)
     # without --save-pred only the pictures count; with --force nothing is refused
     with pytest.raises(AssertionError, match='model was built'):

@@ -13,6 +13,7 @@ from mmmt.datasets import PASCAL_PART_GROUPS, VOC_CLASSES
 from mmmt.datasets.class_names import VOC_CONTEXT_IDS
 from mmmt.testing import generate
 from mmmt.datasets.transforms.loading import read_pascal_part_mask
+from mmmt.utils.errors import UserInputError
 from tests.tool_loader import load_tool
 
 
@@ -147,8 +148,8 @@ def test_cli(tmp_path, capsys):
         mod.main(['kitti', out])
     # never over an existing dataset unless asked
     (tmp_path / 'nyud' / 'images' / 'mine.png').write_bytes(b'user data')
-    assert mod.main(['nyud', out, '--train', '1', '--val', '1', '--quiet']) == 1
-    assert 'not empty' in capsys.readouterr().err
+    with pytest.raises(UserInputError, match='not empty'):  # one line, exit status 2
+        mod.main(['nyud', out, '--train', '1', '--val', '1', '--quiet'])
     assert (tmp_path / 'nyud' / 'images' / 'mine.png').read_bytes() == b'user data'
     assert tree_hash(out) != tree_hash(ref)
     assert mod.main(['nyud', out, '--train', '2', '--val', '1', '--seed', '5', '--size', '24',

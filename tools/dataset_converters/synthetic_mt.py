@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from mmmt.utils.errors import run_main
+from mmmt.utils.errors import UserInputError, run_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -64,9 +64,8 @@ def main(argv=None) -> int:
         splits = generate(args.dataset, args.out_dir, args.train, args.val, seed=args.seed,
                           size=args.size, progress=None if args.quiet else progress,
                           overwrite=args.force)
-    except (FileExistsError, NotADirectoryError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    except (FileExistsError, NotADirectoryError) as e:  # the output folder: the user's choice
+        raise UserInputError(str(e)) from None
     if not args.quiet:
         print(file=sys.stderr)
     print(f'Wrote {args.dataset} to {args.out_dir}: {len(splits["train"])} train, '
