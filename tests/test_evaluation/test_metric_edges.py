@@ -4,31 +4,15 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from _metric_testlib import evaluate
 
-from mmmt.evaluation import MultiTaskMetric
 from mmmt.evaluation.functional import (NORMALS_HIST_BIN, boundary_metrics, depth_metrics,
                                         depth_sums, normal_angles, normals_metrics,
                                         normals_stats, saliency_counts, saliency_metrics,
                                         segmentation_counts, segmentation_metrics)
 from mmmt.evaluation.functional.normals import _NUM_BINS, _hist_median
-from mmmt.structures import MultiTaskDataSample
 
 NAN_KEYS = ('mean', 'median', 'rmse', 'within_11.25', 'within_22.5', 'within_30')
-
-
-def evaluate(tasks, images):
-    """``images``: one dict task -> (pred, gt) NumPy maps (C, H, W) per image."""
-    samples = []
-    for i, maps in enumerate(images):
-        s = MultiTaskDataSample(metainfo=dict(img_id=f'{i}'))
-        for task, (pred, gt) in maps.items():
-            s.set_pred(task, torch.from_numpy(np.asarray(pred)))
-            s.set_gt(task, torch.from_numpy(np.asarray(gt)))
-        samples.append(s.to_dict())
-    metric = MultiTaskMetric(tasks=tasks, delta_m_baselines=None)
-    metric.process({}, samples)
-    return metric.evaluate(len(samples))
 
 
 def _up(n):
