@@ -155,6 +155,11 @@ def test_gated_ss2d_forward():
     assert y.shape == x.shape and y64.dtype == torch.float64
     assert torch.allclose(y64, expected, rtol=0, atol=1e-9)
     assert torch.allclose(y.double(), expected, rtol=0, atol=1e-5)  # the float32 path
+    # a float64 module scans with its float64 parameters (not rounded to float32 on the way)
+    with torch.no_grad():
+        for p in (m.A_logs, m.Ds, m.dt_projs_bias):
+            p.add_(1e-9 * torch.randn_like(p))
+        assert torch.allclose(m(x.double()), gated_ss2d_oracle(m, x), rtol=0, atol=1e-11)
 
 
 def test_ungated_variant_has_no_gate_or_out_proj():

@@ -49,6 +49,12 @@ def cross_merge(y: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return forward[:, 0] + col.reshape(batch, channels, length)
 
 
+def _scan_param(p: torch.Tensor) -> torch.Tensor:
+    """A, D and the delta bias for the scan: float32 (half-precision weights widened, as the
+    reference), or float64 for a float64 module, whose scan runs in float64."""
+    return p if p.dtype == torch.float64 else p.float()
+
+
 @MODELS.register_module()
 class SS2D(nn.Module):
     """Four-direction selective scan over a 2-D feature map.
@@ -153,11 +159,11 @@ class SS2D(nn.Module):
         y = selective_scan_fn(
             xs.reshape(batch, -1, length),
             dts.reshape(batch, -1, length),
-            -torch.exp(self.A_logs.float()),
+            -torch.exp(_scan_param(self.A_logs)),
             b_s.contiguous(),
             c_s.contiguous(),
-            self.Ds.float(),
-            delta_bias=self.dt_projs_bias.float().flatten(),
+            _scan_param(self.Ds),
+            delta_bias=_scan_param(self.dt_projs_bias).flatten(),
             delta_softplus=True,
         ).reshape(batch, NUM_DIRECTIONS, d_inner, length)
         y = cross_merge(y, height, width)
