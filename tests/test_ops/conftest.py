@@ -1,4 +1,5 @@
 import sys
+import types
 
 import pytest
 from _scan_testlib import BACKENDS, require_backend
@@ -62,7 +63,10 @@ def triton_interpreter(monkeypatch):
     yield
     for ns, attrs in saved:
         for key in set(vars(ns)) - set(attrs):
-            delattr(ns, key)
+            # submodules imported meanwhile stay bound: they are in sys.modules, and a parent
+            # without them breaks later imports (torch._inductor reads tl.extra.libdevice)
+            if not isinstance(vars(ns)[key], types.ModuleType):
+                delattr(ns, key)
         for key, value in attrs.items():
             if vars(ns).get(key, object()) is not value and key not in ('__dict__',
                                                                        '__weakref__'):
