@@ -1,0 +1,102 @@
+"""The config snippets of README.md and docs/ that are meant to be pasted into a child of a
+shipped config, pasted into one and built.
+
+Each snippet is the fenced code block after an ``<!-- snippet: NAME ... -->`` comment.
+"""
+import os.path as osp
+import re
+
+import pytest
+import torch
+from mmengine import DefaultScope
+from mmengine.config import Config
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = osp.join(REPO, 'configs')
+UPERNET_SWIN_T = ('mmseg::swin/'
+                  'swin-tiny-patch4-window7-in1k-pre_upernet_8xb2-160k_ade20k-512x512.py')
+
+
+def snippet(doc: str, name: str) -> str:
+    """The fenced code block that follows ``<!-- snippet: name`` in ``doc`` (relative to the
+    repository root)."""
+    with open(osp.join(REPO, doc), encoding='utf-8') as f:
+        text = f.read()
+    found = re.search(r'<!-- snippet: ' + re.escape(name) + r'\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```',
+                      text, re.S)
+    assert found, (f'{doc} has no fenced code block after a "<!-- snippet: {name} -->" marker '
+                   '(the test reads the snippet from there)')
+    return found.group(1) + '\n'
+
+
+def child_config(tmp_path, base: str, body: str, name: str = 'child.py') -> Config:
+    """``Config.fromfile`` of a file holding ``_base_ = [base]`` and then ``body``."""
+    path = tmp_path / name
+    path.write_text(f'_base_ = [{base!r}]\n{body}', encoding='utf-8')
+    return Config.fromfile(str(path))
+
+
+def shipped(config: str) -> str:
+    return osp.join(CONFIGS, config)
+
+
+# -- README.md: the decode head in an mmseg config -----------------------------------------------
+
+
+def test_snippet_marker_missing_fails_clearly(tmp_path):
+    (tmp_path / 'doc.md').write_text('```python\nx = 1\n```\n')
+    with pytest.raises(AssertionError, match='no fenced code block after'):
+        snippet(osp.relpath(tmp_path / 'doc.md', REPO), 'mmseg-decode-head')
+
+
+def test_readme_mmseg_head_snippet_replaces_an_upernet_head(tmp_path):
+    """The README's snippet in a child of mmseg's UPerNet Swin-T config: the model is an
+    EncoderDecoder with only the MTMamba head, which trains (loss) and predicts."""
+    from mmseg.models import EncoderDecoder
+    from mmseg.registry import MODELS
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+
+    from mmmt.models import MTMambaSegHead
+
+    # mmseg:: resolves offline, from the configs mmseg installs in its package (.mim)
+    base = child_config(tmp_path, UPERNET_SWIN_T, '', name='plain_child.py')
+    assert base.model.decode_head.type == 'UPerHead' and 'in_index' in base.model.decode_head
+    assert base.model.auxiliary_head.type == 'FCNHead'
+
+    cfg = child_config(tmp_path, UPERNET_SWIN_T, snippet('README.md', 'mmseg-decode-head'))
+    head = cfg.model.decode_head
+    assert head.type == 'mmmt.MTMambaSegHead' and head.num_classes == 150
+    assert head.in_channels == (96, 192, 384, 768)  # Swin-T's, as the base's backbone
+    assert cfg.model.auxiliary_head is None
+    # small settings: a 1-block Swin with 16 channels
+    cfg.model.backbone.update(embed_dims=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+                              window_size=4, drop_path_rate=0.0, init_cfg=None)
+    head.update(in_channels=(16, 32, 64, 128), num_stm_blocks=1, drop_path_rate=0.0)
+
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(cfg.model)
+    assert isinstance(model, EncoderDecoder) and isinstance(model.decode_head, MTMambaSegHead)
+    assert not model.with_auxiliary_head
+
+    torch.manual_seed(0)
+    size = (64, 64)
+    meta = dict(ori_shape=size, img_shape=size, pad_shape=size, padding_size=[0, 0, 0, 0])
+    inputs = torch.randn(2, 3, *size)
+    samples = [SegDataSample(metainfo=meta,
+                             gt_sem_seg=PixelData(data=torch.randint(0, 150, (1, *size))))
+               for _ in range(2)]
+    model.train()
+    losses = model.loss(inputs, samples)
+    assert set(losses) == {'decode.loss_ce', 'decode.acc_seg'}  # no aux.* loss
+    assert torch.isfinite(losses['decode.loss_ce'])
+    losses['decode.loss_ce'].backward()
+    grads = [p.grad for p in model.decode_head.final_project.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+    model.eval()
+    with torch.no_grad():
+        preds = model.predict(inputs[:1], [SegDataSample(metainfo=meta)])
+    assert preds[0].pred_sem_seg.data.shape == (1, *size)
+    assert preds[0].seg_logits.data.shape == (150, *size)
