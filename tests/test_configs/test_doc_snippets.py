@@ -100,3 +100,51 @@ def test_readme_mmseg_head_snippet_replaces_an_upernet_head(tmp_path):
         preds = model.predict(inputs[:1], [SegDataSample(metainfo=meta)])
     assert preds[0].pred_sem_seg.data.shape == (1, *size)
     assert preds[0].seg_logits.data.shape == (150, *size)
+
+
+# -- docs/test_time_augmentation.md: other TTA scales ---------------------------------------------
+
+
+def tta_scales_of(cfg: Config) -> list:
+    """The fixed RandomScaling factors of the config's TestTimeAug, in order."""
+    tta = cfg.tta_pipeline[-1]
+    assert tta.type == 'TestTimeAug'
+    scales = []
+    for view in tta.transforms[0]:
+        assert view.type == 'ImageOnly' and view.transforms[0].type == 'RandomScaling'
+        low, high = view.transforms[0].scale_range
+        assert low == high
+        scales.append(low)
+    return scales
+
+
+def paste_into_configs(tmp_path, body: str, name: str = 'child.py') -> Config:
+    """``body`` as a file of ``configs/`` (its ``'./x.py'`` bases are configs/x.py)."""
+    body = re.sub(r"_base_ = \['\./([^']+)'\]", lambda m: f'_base_ = [{shipped(m.group(1))!r}]',
+                  body)
+    assert shipped('') in body, 'the snippet names no ./ base config'
+    path = tmp_path / name
+    path.write_text(body, encoding='utf-8')
+    return Config.fromfile(str(path))
+
+
+@pytest.mark.parametrize('config', ['mtmamba_swin-l_nyud.py', 'mtmamba_swin-l_pascal.py'])
+def test_tta_scales_snippet_gives_its_scales(tmp_path, config):
+    body = snippet('docs/test_time_augmentation.md', 'tta-scales')
+    assert "_base_ = ['./mtmamba_swin-l_nyud.py']" in body
+    cfg = paste_into_configs(tmp_path, body.replace('mtmamba_swin-l_nyud.py', config))
+    base = Config.fromfile(shipped(config))
+    assert tta_scales_of(base) == [0.75, 1.0, 1.25]
+    assert tta_scales_of(cfg) == [1.0, 1.25]
+    # everything but the scales is the base's: the loaders, the flips, the base's own
+    # normalisation and its crop (448x576 NYUD, 512x512 PASCAL), the packing
+    assert cfg.tta_pipeline[:-1] == base.tta_pipeline[:-1]
+    assert cfg.tta_pipeline[-1].transforms[1:] == base.tta_pipeline[-1].transforms[1:]
+    assert cfg.tta_model == base.tta_model
+
+
+def test_tta_scales_alone_in_a_child_changes_nothing(tmp_path):
+    """What the doc warns about: the base built tta_pipeline from its own tta_scales."""
+    cfg = child_config(tmp_path, shipped('mtmamba_swin-l_nyud.py'), 'tta_scales = (1.0, )\n')
+    assert cfg.tta_scales == (1.0, )
+    assert tta_scales_of(cfg) == [0.75, 1.0, 1.25]
