@@ -148,3 +148,39 @@ def test_tta_scales_alone_in_a_child_changes_nothing(tmp_path):
     cfg = child_config(tmp_path, shipped('mtmamba_swin-l_nyud.py'), 'tta_scales = (1.0, )\n')
     assert cfg.tta_scales == (1.0, )
     assert tta_scales_of(cfg) == [0.75, 1.0, 1.25]
+
+
+# -- docs/multi_task_balancing.md: a balancer in a shipped config --------------------------------
+
+
+@pytest.mark.parametrize('config', [
+    'mtmamba_swin-l_nyud.py',  # MTMamba's recipe, configs/_base_/schedules/schedule_50k.py
+    'mtmamba_plus/mtmamba-plus_swin-l_8xb1-40k_nyudv2-448x576.py',  # its own lr / decay
+])
+def test_balancer_snippet_keeps_the_configs_optimizer(tmp_path, config):
+    import torch.nn as nn
+    from mmengine.optim import build_optim_wrapper
+
+    import mmmt.engine  # noqa: F401  registers the wrapper and the balancers
+    from mmmt.engine import MultiTaskOptimWrapper, PCGrad
+
+    base = Config.fromfile(shipped(config))
+    cfg = child_config(tmp_path, shipped(config),
+                       snippet('docs/multi_task_balancing.md', 'balancer'))
+    assert base.optim_wrapper.type == 'OptimWrapper'
+    assert cfg.optim_wrapper.type == 'MultiTaskOptimWrapper'
+    assert cfg.optim_wrapper.balancer == dict(type='PCGrad')
+    # the recipe is untouched: the same optimizer (type, lr, weight decay, betas, ...) and
+    # clip_grad
+    assert cfg.optim_wrapper.optimizer == base.optim_wrapper.optimizer
+    assert cfg.optim_wrapper.get('clip_grad') == base.optim_wrapper.get('clip_grad')
+
+    model = nn.Module()
+    model.backbone, model.head = nn.Linear(3, 4), nn.Linear(4, 1)
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    assert isinstance(wrapper, MultiTaskOptimWrapper) and isinstance(wrapper.balancer, PCGrad)
+    group = wrapper.optimizer.param_groups[0]
+    assert type(wrapper.optimizer).__name__ == base.optim_wrapper.optimizer.type
+    assert group['lr'] == base.optim_wrapper.optimizer.lr
+    assert group['weight_decay'] == base.optim_wrapper.optimizer.weight_decay
