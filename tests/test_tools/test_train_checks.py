@@ -113,6 +113,20 @@ def test_resuming_a_finished_run_exits_cleanly_and_keeps_the_checkpoints(tmp_pat
     assert past.stderr.splitlines()[-1].startswith('train.py: error: --resume: ')
     assert 'is at iter 2, past train_cfg.max_iters=1' in past.stderr
     assert sorted(os.listdir(work)) == before  # nothing pruned, nothing written
+    # training it further: mmengine would restore the saved schedule (end 2) and train
+    # iterations 2-4 at lr 0 whatever the config says; refused, naming what works instead
+    further = subprocess.run(
+        [sys.executable, os.path.join(REPO, 'tools', 'train.py'), str(cfg), '--work-dir',
+         str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=4',
+         'param_scheduler.0.end=4'],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert further.returncode == 2, further.stderr[-3000:]
+    last = further.stderr.splitlines()[-1]
+    assert last.startswith('train.py: error: --resume ') and 'iter_2.pth' in last
+    assert 'saved in it ends at iteration 2' in last and '(end=4)' in last
+    assert 'iterations 2-4' in last and 'load_from=' in last and 'without --resume' in last
+    assert not [n for n in os.listdir(work) if n.startswith('iter_') and n != 'iter_2.pth']
 
 
 STUB = """#!{python}

@@ -6,7 +6,8 @@ state silently starts a fresh optimizer; and ``Runner.resume`` runs ``Config.fro
 ``meta['config']`` string of the file, i.e. Python code stored in it.
 """
 import logging
-from typing import Iterator, List, Tuple
+import math
+from typing import Iterator, List, Optional, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -15,6 +16,7 @@ from mmengine.model import is_model_wrapper
 from mmmt.registry import HOOKS
 from mmmt.utils.checkpoint import (TRUST_ENV, CheckpointMismatchError, check_model_weights,
                                    trusted)
+from mmmt.utils.errors import UserInputError
 
 __all__ = ['CheckpointFitHook']
 
@@ -31,6 +33,36 @@ def _pretrained_modules(model) -> Iterator[Tuple[str, object, dict]]:
                 yield name or 'model', module, item
 
 
+def _latest_iteration_end(schedulers) -> Optional[float]:
+    """The latest ``end`` of the iteration-based schedulers (configs or saved states)."""
+    if isinstance(schedulers, dict) and 'type' not in schedulers and 'end' not in schedulers:
+        schedulers = [s for group in schedulers.values() for s in group]  # one per optimizer
+    schedulers = [schedulers] if isinstance(schedulers, dict) else list(schedulers or [])
+    ends = [s.get('end', math.inf) for s in schedulers
+            if isinstance(s, dict) and s.get('by_epoch') is False]
+    return max(ends) if ends else None
+
+
+def _check_resumed_schedule(cfg, checkpoint: dict, source: str) -> None:
+    """Stop a resume whose saved lr schedule ends before ``train_cfg.max_iters`` when the
+    config's schedule does not: mmengine restores the checkpoint's schedulers whole (their
+    ``end`` included), so raising ``max_iters`` and ``end`` to train a finished run further
+    would train the added iterations at the schedule's final learning rate (0 for the
+    shipped PolyLR) without a word."""
+    max_iters = (cfg.get('train_cfg') or {}).get('max_iters')
+    saved_end = _latest_iteration_end(checkpoint.get('param_schedulers'))
+    config_end = _latest_iteration_end(cfg.get('param_scheduler'))
+    if not max_iters or saved_end is None or saved_end >= max_iters or saved_end == config_end:
+        return  # (a config schedule that ends early is train.py's warning, not this error)
+    raise UserInputError(
+        f'--resume {source}: the lr schedule saved in it ends at iteration {saved_end}, and '
+        f'mmengine restores it whatever param_scheduler says (end={config_end}); so iterations '
+        f'{saved_end}-{max_iters} (train_cfg.max_iters) would train at its final learning '
+        'rate (0 for PolyLR with eta_min=0). To train further with a new schedule, start '
+        f'from its weights instead: --cfg-options load_from={source} without --resume, in a '
+        'new --work-dir')
+
+
 @HOOKS.register_module()
 class CheckpointFitHook(Hook):
     """Refuse (or, with ``allow_partial``, loudly warn about) checkpoints that do not fit.
@@ -38,7 +70,9 @@ class CheckpointFitHook(Hook):
     - ``load_from`` / ``--resume``: any missing, unexpected or reshaped weight is an error
       naming examples (:func:`~mmmt.utils.check_model_weights`), before anything is loaded.
     - ``--resume`` of a file without ``optimizer`` state (a published model) warns that the
-      optimizer starts fresh; one without ``meta.iter`` is an error.
+      optimizer starts fresh; one without ``meta.iter`` is an error; so is one whose saved
+      lr schedule ends before ``max_iters`` where the config's does not (mmengine restores
+      the saved schedule: the added iterations would train at its final learning rate).
     - A ``meta['config']`` string is dropped unless checkpoints are trusted (mmengine would
       execute it to compare GPU counts).
     - Modules with ``init_cfg=dict(type='Pretrained')``: after initialisation, the file is
@@ -88,6 +122,7 @@ class CheckpointFitHook(Hook):
             print_log(f'--resume {source}: it holds no optimizer state (a published model?); '
                       'the optimizer starts fresh, so training does not continue exactly',
                       logger='current', level=logging.WARNING)
+        _check_resumed_schedule(runner.cfg, checkpoint, source)
 
     def before_train(self, runner) -> None:
         from mmengine.runner.checkpoint import CheckpointLoader
