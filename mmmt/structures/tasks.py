@@ -18,8 +18,8 @@ A new task is one :func:`register_task` call, in a module named by a config's
 which ``tools/train.py``, ``tools/test.py`` and the inferencer register (:func:`register_tasks`)
 before building anything. See docs/how_to_add_a_task.md.
 
-This module imports nothing heavy (the layering of docs/architecture.md: structures are read by
-datasets, models and evaluation alike).
+This module itself imports only the standard library and :mod:`mmmt.utils.errors`: datasets,
+models and evaluation all read it.
 """
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
