@@ -184,3 +184,29 @@ def test_balancer_snippet_keeps_the_configs_optimizer(tmp_path, config):
     assert type(wrapper.optimizer).__name__ == base.optim_wrapper.optimizer.type
     assert group['lr'] == base.optim_wrapper.optimizer.lr
     assert group['weight_decay'] == base.optim_wrapper.optimizer.weight_decay
+
+
+# -- docs/how_to_add_a_task.md: a new task in a shipped config -----------------------------------
+
+
+@pytest.mark.parametrize('config', [
+    'mtmamba_swin-l_nyud.py',  # the evaluator's tasks a dict
+    'demo/mtmamba-tiny_synthetic-nyud.py',  # the evaluator's tasks a list
+])
+def test_task_snippet_replaces_the_tasks_of_a_shipped_config(tmp_path, config):
+    base = Config.fromfile(shipped(config))
+    cfg = child_config(tmp_path, shipped(config),
+                       snippet('docs/how_to_add_a_task.md', 'task-config'))
+    tasks = ['semseg', 'depth', 'occupancy']
+    head = cfg.model.decode_head
+    assert head.tasks == dict(semseg=40, depth=1, occupancy=3)
+    # the rest of the head is the base's
+    assert {k: v for k, v in head.items() if k != 'tasks'} == \
+        {k: v for k, v in base.model.decode_head.items() if k != 'tasks'}
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset.tasks == tasks, loader
+        assert cfg[loader].dataset.type == base[loader].dataset.type
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        assert cfg[evaluator].type == 'MultiTaskMetric'
+        assert cfg[evaluator].tasks == dict(semseg=None, depth=None,
+                                            occupancy=dict(num_classes=3)), evaluator
