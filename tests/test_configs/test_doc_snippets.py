@@ -18,8 +18,8 @@ UPERNET_SWIN_T = ('mmseg::swin/'
 
 
 def snippet(doc: str, name: str) -> str:
-    """The fenced code block that follows ``<!-- snippet: name`` in ``doc`` (relative to the
-    repository root)."""
+    """The fenced code block that follows ``<!-- snippet: name`` in ``doc`` (a path relative to
+    the repository root)."""
     with open(osp.join(REPO, doc), encoding='utf-8') as f:
         text = f.read()
     found = re.search(r'<!-- snippet: ' + re.escape(name) + r'\b[^>]*-->\s*\n```[a-z]*\n(.*?)\n```',
@@ -46,16 +46,16 @@ def shipped(config: str) -> str:
 def test_snippet_marker_missing_fails_clearly(tmp_path):
     (tmp_path / 'doc.md').write_text('```python\nx = 1\n```\n')
     with pytest.raises(AssertionError, match='no fenced code block after'):
-        snippet(osp.relpath(tmp_path / 'doc.md', REPO), 'mmseg-decode-head')
+        snippet(str(tmp_path / 'doc.md'), 'mmseg-decode-head')  # an absolute path
 
 
 def test_readme_mmseg_head_snippet_replaces_an_upernet_head(tmp_path):
     """The README's snippet in a child of mmseg's UPerNet Swin-T config: the model is an
     EncoderDecoder with only the MTMamba head, which trains (loss) and predicts."""
+    from mmengine.structures import PixelData
     from mmseg.models import EncoderDecoder
     from mmseg.registry import MODELS
     from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
 
     from mmmt.models import MTMambaSegHead
 
