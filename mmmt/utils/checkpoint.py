@@ -26,6 +26,8 @@ from typing import Any, List, Optional, Tuple
 import numpy as np
 import torch
 
+from .errors import InputFileNotFoundError
+
 __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
     'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_allowlist', 'checkpoint_getattr',
@@ -167,12 +169,12 @@ def load_checkpoint_file(filename: str,
             variable ``MMMT_TRUST_CHECKPOINTS``.
 
     Raises:
-        FileNotFoundError: The file does not exist.
+        InputFileNotFoundError: The file does not exist (a ``FileNotFoundError``).
         CorruptCheckpointError: The file is empty, truncated or not a checkpoint.
         UntrustedCheckpointError: The file holds objects outside the allow-list.
     """
     if not osp.isfile(filename):
-        raise FileNotFoundError(f'checkpoint file not found: {filename}')
+        raise InputFileNotFoundError(f'checkpoint file not found: {filename}')
     _check_container(filename)
     full = trust if trust is not None else trusted()
     try:

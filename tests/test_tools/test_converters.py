@@ -146,7 +146,7 @@ def test_variant_detection_and_wrong_variant(tool, tmp_path):
     reference = fake_reference_state_dict('mtmamba_plus', 'nyud')
     src = str(tmp_path / 'src.pth')
     torch.save({'model': reference}, src)
-    with pytest.raises(KeyError, match='mtmamba decoder key'):
+    with pytest.raises(SystemExit, match=r'src\.pth: not a reference mtmamba decoder key'):
         tool.main([src, str(tmp_path / 'out.pth'), '--variant', 'mtmamba'])
     assert not osp.exists(tmp_path / 'out.pth')
 
@@ -331,3 +331,21 @@ def test_config_check_names_what_does_not_fit_and_knows_config_tasks(tmp_path, c
             tool.check_loads(str(cfg_file), state)
     finally:
         TASKS.unregister('albedo')
+
+
+@pytest.mark.parametrize('tool', ['mtmamba2mmmt', 'swin2mmpretrain'])
+def test_converter_tools_name_a_missing_or_foreign_source(tool, tmp_path):
+    """A source that is missing, or a checkpoint of another kind, is the user's error: the tool
+    stops with the file and the reason (one line, status 2 through run_main), writing nothing."""
+    from mmmt.utils import UserInputError
+    main = load_tool('tools', 'model_converters', tool).main
+    dst = tmp_path / 'out.pth'
+    with pytest.raises(UserInputError, match=r'checkpoint file not found: .*missing\.pth'):
+        main([str(tmp_path / 'missing.pth'), str(dst)])
+    foreign = tmp_path / 'foreign.pth'
+    torch.save({'model': {'fc.weight': torch.ones(2, 2)}}, foreign)  # a classifier's layout
+    why = 'not a reference mtmamba decoder key' if tool == 'mtmamba2mmmt' else \
+        'not a Microsoft Swin checkpoint'
+    with pytest.raises(SystemExit, match=rf'foreign\.pth: .*{why}'):
+        main([str(foreign), str(dst)])
+    assert not dst.exists()

@@ -87,14 +87,17 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     check_destination(args.dst, args.force)
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
-    if args.reverse:
-        out = convert_back(ckpt, args.variant)
-        n = len(out['model'])
-    else:
-        out = convert(ckpt, args.variant, osp.basename(args.src))
-        n = len(out['state_dict'])
-        if args.config:
-            check_loads(args.config, out['state_dict'])
+    try:
+        if args.reverse:
+            out = convert_back(ckpt, args.variant)
+            n = len(out['model'])
+        else:
+            out = convert(ckpt, args.variant, osp.basename(args.src))
+            n = len(out['state_dict'])
+    except KeyError as e:  # a name the layout does not have: the file is of another kind
+        raise SystemExit(f'{args.src}: {e.args[0]}') from None
+    if args.config and not args.reverse:
+        check_loads(args.config, out['state_dict'])
     save_atomic(out, args.dst, force=args.force)
     what = 'reference layout' if args.reverse else f"mmmt ({out['meta']['variant']})"
     print(f'wrote {n} tensors in the {what} to {args.dst}')
