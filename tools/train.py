@@ -11,6 +11,7 @@ import logging
 import math
 import os
 from typing import Optional
+from urllib.error import URLError
 
 # only the standard library until the arguments are parsed (fast --help; thread settings
 # before torch starts OpenMP): see mmmt/utils/cli.py
@@ -169,6 +170,30 @@ def check_resume_target(cfg) -> Optional[str]:
             f'{limit_key} to train further')
 
 
+def describe_download_failure(cfg, error) -> str:
+    """One line for a checkpoint download that failed: the URLs the config names (load_from,
+    every ``init_cfg`` checkpoint) and what to pass instead on a machine without network."""
+    urls = []
+
+    def collect(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                collect(value, f'{path}.{key}' if path else key)
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                collect(value, f'{path}.{i}')
+        elif isinstance(node, str) and '://' in node and (
+                path == 'load_from' or path.endswith('init_cfg.checkpoint')):
+            urls.append(f'{path}={node}')
+
+    collect(dict(model=cfg.get('model'), load_from=cfg.get('load_from')), '')
+    named = '; '.join(urls) or 'a checkpoint URL'
+    return (f'could not download {named} ({getattr(error, "reason", error)}). Without network, '
+            'fetch the file on another machine (or convert it, README.md "Published '
+            'checkpoints and Swin weights") and pass its path instead, e.g. --cfg-options '
+            'model.backbone.init_cfg.checkpoint=FILE')
+
+
 def check_work_dir(cfg, args) -> None:
     """Stop a new training that would replace the checkpoints of an earlier one."""
     if args.resume is not None or args.force:
@@ -229,6 +254,8 @@ def main(argv=None):
     except CHECKPOINT_ERRORS as e:
         # the message names the file and what to do: an input error (exit status 2)
         raise SystemExit(f'{type(e).__name__}: {e}') from None
+    except URLError as e:  # an init_cfg or load_from URL, unreachable (offline?)
+        raise SystemExit(describe_download_failure(cfg, e)) from None
     except FloatingPointError as e:
         # the message names the iteration and the images of the batch; the inputs passed every
         # check, so exit status 1 (mmmt.utils.errors.RunStopped)

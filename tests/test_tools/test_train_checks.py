@@ -183,3 +183,21 @@ def test_class_count_is_checked_for_every_class_task(train):
     with pytest.raises(SystemExit, match=f'model.decode_head.tasks.human_parts is 3 but the '
                        f'training set .* has {parts} human_parts classes; set it to {parts}'):
         train.check_class_count(runner(dict(semseg=classes, human_parts=3, sal=1)))
+
+
+def test_an_unreachable_checkpoint_url_is_named_with_the_offline_way(train, tmp_path,
+                                                                      synthetic_nyud):
+    """Offline, the Swin-L configs' Pretrained URL failed with a urllib traceback; now one line
+    names the config key and the URL, and what to pass instead."""
+    url = 'http://127.0.0.1:9/swin.pth'  # port 9 (discard): refused at once, no network needed
+    cfg = write_tiny_config(
+        tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
+        extra=(f'model.update(backbone=dict(init_cfg=dict(type="Pretrained", checkpoint={url!r}),'
+               ' **model["backbone"]))\nval_cfg = None\nval_dataloader = None\n'
+               'val_evaluator = None\n'))
+    with pytest.raises(SystemExit) as info:
+        train.main([cfg, '--work-dir', str(tmp_path / 'work')])
+    message = str(info.value)
+    assert message.startswith(f'could not download model.backbone.init_cfg.checkpoint={url} (')
+    assert 'Connection refused' in message
+    assert '--cfg-options model.backbone.init_cfg.checkpoint=FILE' in message
