@@ -210,3 +210,93 @@ def test_task_snippet_replaces_the_tasks_of_a_shipped_config(tmp_path, config):
         assert cfg[evaluator].type == 'MultiTaskMetric'
         assert cfg[evaluator].tasks == dict(semseg=None, depth=None,
                                             occupancy=dict(num_classes=3)), evaluator
+
+
+# -- docs/how_to_add_a_dataset.md: a dataset of one's own in a shipped config --------------------
+
+
+def page_dataset_module(tmp_path, monkeypatch):
+    """The page's dataset class, as the page's ``my_project/datasets.py`` under ``tmp_path``
+    (on ``sys.path``, so that the snippet's ``custom_imports`` imports it)."""
+    import sys
+
+    code = snippet('docs/how_to_add_a_dataset.md', 'dataset-class')
+    assert code.startswith('# my_project/datasets.py\n')
+    (tmp_path / 'my_project').mkdir()
+    (tmp_path / 'my_project' / '__init__.py').write_text('')
+    (tmp_path / 'my_project' / 'datasets.py').write_text(code, encoding='utf-8')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # imported (and the class registered) once per process: DATASETS refuses a second
+    # MyIndoorDataset, so a later test finds it in sys.modules
+    assert 'my_project' not in sys.modules or \
+        sys.modules['my_project.datasets'].MyIndoorDataset.SUPPORTED_TASKS == ('semseg', 'depth')
+
+
+def write_my_indoor(root, ids, split):
+    """The page's layout: images/<id>.jpg, seg/<id>.png, depth/<id>.npy, splits/<split>.txt;
+    the page's METAINFO has 3 classes ('wall', 'floor', ...), labels 0..2 and 255."""
+    import mmcv
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for sub in ('images', 'seg', 'depth', 'splits'):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        mmcv.imwrite(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8), str(root / 'images' /
+                                                                          f'{i}.jpg'))
+        seg = rng.choice(np.array([0, 1, 2, 255], np.uint8), (32, 40))
+        mmcv.imwrite(seg, str(root / 'seg' / f'{i}.png'))
+        np.save(str(root / 'depth' / f'{i}.npy'), rng.uniform(0.5, 5, (32, 40)).astype('float32'))
+    (root / 'splits' / f'{split}.txt').write_text('\n'.join(ids) + '\n')
+
+
+@pytest.mark.parametrize('config', [
+    'mtmamba_swin-l_nyud.py',  # the evaluator's tasks a dict
+    'demo/mtmamba-tiny_synthetic-nyud.py',  # the evaluator's tasks a list
+    'mtmamba/mtmamba_swin-l_8xb1-40k_cityscapes-512x1024.py',  # a dataset argument of its own
+])
+def test_dataset_snippet_replaces_the_dataset_of_a_shipped_config(tmp_path, monkeypatch,
+                                                                   config):
+    """The page's config snippet in a child of a shipped config: the page's dataset with its
+    two tasks everywhere, the base's pipelines, none of the base dataset's arguments."""
+    page_dataset_module(tmp_path, monkeypatch)
+    base = Config.fromfile(shipped(config))
+    cfg = child_config(tmp_path, shipped(config),
+                       snippet('docs/how_to_add_a_dataset.md', 'dataset-config'))
+    tasks = ['semseg', 'depth']
+    for loader, split, pipeline in (('train_dataloader', 'train', 'train_pipeline'),
+                                    ('val_dataloader', 'val', 'test_pipeline'),
+                                    ('test_dataloader', 'val', 'test_pipeline')):
+        dataset = cfg[loader].dataset
+        expected = dict(type='MyIndoorDataset', data_root='data/my_indoor', split=split,
+                        tasks=tasks, pipeline=base[pipeline])
+        if split == 'val':
+            expected['test_mode'] = True
+        assert dataset == expected, loader
+        assert cfg[loader].batch_size == base[loader].batch_size  # the rest is the base's
+    assert cfg.model.decode_head.tasks == dict(semseg=13, depth=1)
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        assert cfg[evaluator].type == 'MultiTaskMetric'
+        assert cfg[evaluator].tasks == dict(semseg=None, depth=None), evaluator
+    assert 'my_project.datasets' in cfg.custom_imports.imports  # imported by fromfile
+
+
+def test_dataset_snippet_builds_the_page_dataset(tmp_path, monkeypatch):
+    """The merged train dataset, built on a 1-image dataset in the page's layout, reads a
+    sample through the base's train pipeline."""
+    from mmmt.registry import DATASETS
+
+    page_dataset_module(tmp_path, monkeypatch)
+    cfg = child_config(tmp_path, shipped('mtmamba_swin-l_nyud.py'),
+                       snippet('docs/how_to_add_a_dataset.md', 'dataset-config'))
+    root = tmp_path / 'my_indoor'
+    write_my_indoor(root, ['a0'], 'train')
+    cfg.train_dataloader.dataset.data_root = str(root)
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+        sample = dataset[0]
+    assert type(dataset).__name__ == 'MyIndoorDataset' and len(dataset) == 1
+    data = sample['data_samples']
+    assert sample['inputs'].shape == (3, 448, 576)  # NYUD's crop, from the base's pipeline
+    assert data.gt_semseg.data.shape == data.gt_depth.data.shape == (1, 448, 576)
+    assert not hasattr(data, 'gt_normals')
