@@ -300,3 +300,70 @@ def test_dataset_snippet_builds_the_page_dataset(tmp_path, monkeypatch):
     assert sample['inputs'].shape == (3, 448, 576)  # NYUD's crop, from the base's pipeline
     assert data.gt_semseg.data.shape == data.gt_depth.data.shape == (1, 448, 576)
     assert not hasattr(data, 'gt_normals')
+
+
+# -- docs/metrics.md: the evaluators in a shipped config -----------------------------------------
+
+NYUD_METRIC_TASKS = dict(semseg=dict(num_classes=40), depth=None, normals=None,
+                         edge=dict(max_dist=0.011))
+PASCAL_METRIC_TASKS = dict(semseg=None, human_parts=None, sal=dict(legacy_double_sigmoid=True),
+                           normals=None, edge=dict(max_dist=0.0075, gt_mode='thin'))
+
+
+def build_metric(evaluator):
+    from mmmt.evaluation.metrics import MultiTaskMetric
+    from mmmt.registry import METRICS
+
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        metric = METRICS.build(evaluator)
+    assert isinstance(metric, MultiTaskMetric)
+    return metric
+
+
+@pytest.mark.parametrize('config', [
+    'mtmamba_swin-l_nyud.py',  # tasks a dict, the four NYUD tasks
+    'demo/mtmamba-tiny_synthetic-nyud.py',  # tasks a list, delta_m_baselines=None
+    'mtmamba_swin-l_pascal.py',  # tasks a dict, the five PASCAL tasks
+])
+@pytest.mark.parametrize('name, tasks', [('metric-nyud', NYUD_METRIC_TASKS),
+                                         ('metric-pascal', PASCAL_METRIC_TASKS)])
+def test_metric_snippets_give_exactly_their_tasks(tmp_path, config, name, tasks):
+    base = Config.fromfile(shipped(config))
+    cfg = child_config(tmp_path, shipped(config), snippet('docs/metrics.md', name))
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        merged = cfg[evaluator]
+        assert merged.type == 'MultiTaskMetric'
+        assert merged.tasks == tasks, evaluator
+        # the snippet's delta_m_baselines, else the base's
+        assert merged.get('delta_m_baselines') == (
+            'auto' if name == 'metric-nyud' else base[evaluator].get('delta_m_baselines'))
+        metric = build_metric(merged)
+        assert metric.tasks == list(tasks)
+    if name == 'metric-nyud':
+        assert metric.delta_m_baselines is not None  # exactly the four NYUD tasks
+
+
+@pytest.mark.parametrize('config', ['mtmamba_swin-l_nyud.py', 'mtmamba_swin-l_pascal.py'])
+def test_metric_edge_png_snippet_keeps_the_base_tasks(tmp_path, config):
+    base = Config.fromfile(shipped(config))
+    cfg = child_config(tmp_path, shipped(config), snippet('docs/metrics.md', 'metric-edge-png'))
+    assert cfg.val_evaluator == base.val_evaluator  # validation evaluates as before
+    merged, before = cfg.test_evaluator, base.test_evaluator
+    assert {k: v for k, v in merged.items() if k != 'tasks'} == \
+        {k: v for k, v in before.items() if k != 'tasks'}
+    assert list(merged.tasks) == list(before.tasks)
+    assert {t: o for t, o in merged.tasks.items() if t != 'edge'} == \
+        {t: o for t, o in before.tasks.items() if t != 'edge'}
+    # the base's edge options (tolerance, protocol, ...) and the two of the snippet
+    assert merged.tasks.edge == dict(before.tasks.edge, save_dir='work_dirs/x/edge',
+                                     evaluate=False)
+    metric = build_metric(merged)
+    assert metric.evaluators['edge'].save_dir == 'work_dirs/x/edge'
+    assert not metric.evaluators['edge'].evaluate
+
+
+def test_metric_edge_png_snippet_does_not_fit_the_demo(tmp_path):
+    """What the doc says: a dict merged into the demo's list of tasks is refused."""
+    with pytest.raises(TypeError, match='tasks is a dict in the child config'):
+        child_config(tmp_path, shipped('demo/mtmamba-tiny_synthetic-nyud.py'),
+                     snippet('docs/metrics.md', 'metric-edge-png'))
