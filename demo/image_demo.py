@@ -20,6 +20,7 @@ import time
 # only the standard library until the arguments are parsed and the inputs checked: --help
 # answers at once and OpenMP's thread settings are made before torch starts (see
 # mmmt/utils/threads.py)
+from mmmt.utils.cli import check_config_file
 from mmmt.utils.errors import InputFileNotFoundError, UserInputError, run_main
 from mmmt.utils.threads import configure_cpu_threads
 
@@ -81,8 +82,7 @@ def check_run(args):
     from mmmt.apis.image_io import image_file_problem
     from mmmt.apis.multitask_inferencer import (MultiTaskInferencer, config_tasks,
                                                 existing_outputs)
-    if not osp.isfile(args.config):
-        raise InputFileNotFoundError(f'config file not found: {args.config}')
+    check_config_file(args.config)
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise InputFileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     items = MultiTaskInferencer._inputs_to_list(args.input)  # expands folders, checks paths

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
-    'merge_cfg_options', 'LazyDictAction', 'read_config'
+    'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file'
 ]
 
 
@@ -200,6 +200,18 @@ def merge_cfg_options(cfg: 'Config', cfg_options: Optional[dict],
     return cfg
 
 
+def check_config_file(path: str) -> None:
+    """Stop with a one-line error when the config file ``path`` is missing; cheap, so tools
+    call it before their slow imports.
+
+    Raises:
+        InputFileNotFoundError: ``path`` is not a file (mmengine would raise a plain
+            ``FileNotFoundError``, which the tools cannot tell from a bug).
+    """
+    if not osp.isfile(path):
+        raise InputFileNotFoundError(f'config file not found: {path}')
+
+
 def read_config(path: str) -> 'Config':
     """``Config.fromfile(path)``, stopping with a one-line error when the file is missing.
 
@@ -210,11 +222,9 @@ def read_config(path: str) -> 'Config':
         Config: The config.
 
     Raises:
-        InputFileNotFoundError: ``path`` is not a file (mmengine would raise a plain
-            ``FileNotFoundError``, which the tools cannot tell from a bug).
+        InputFileNotFoundError: ``path`` is not a file (:func:`check_config_file`).
     """
-    if not osp.isfile(path):
-        raise InputFileNotFoundError(f'config file not found: {path}')
+    check_config_file(path)
     from mmengine.config import Config
     return Config.fromfile(path)
 

@@ -21,8 +21,8 @@ import sys
 import numpy as np
 
 # only the standard library and numpy until the arguments are parsed (fast --help)
-from mmmt.utils.cli import LazyDictAction, merge_cfg_options
-from mmmt.utils.errors import InputFileNotFoundError, UserInputError, run_main
+from mmmt.utils.cli import LazyDictAction, check_config_file, merge_cfg_options
+from mmmt.utils.errors import UserInputError, run_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -68,8 +68,7 @@ def main(argv=None) -> int:
     if osp.isdir(args.output_dir) and os.listdir(args.output_dir) and not args.force:
         raise UserInputError(f'{args.output_dir} is not empty; choose another folder or pass '
                              '--force')
-    if not osp.isfile(args.config):  # before the slow imports below
-        raise InputFileNotFoundError(f'config file not found: {args.config}')
+    check_config_file(args.config)  # before the slow imports below
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.utils import ProgressBar
