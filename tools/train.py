@@ -125,13 +125,12 @@ def check_schedule(cfg) -> Optional[str]:
     mmengine then keeps the schedule's last learning rate, which for the shipped PolyLR
     (``eta_min=0``) is 0: the iterations past its end would change nothing.
     """
+    from mmmt.engine.hooks.checkpoint_fit_hook import latest_iteration_scheduler
     max_iters = (cfg.get('train_cfg') or {}).get('max_iters')
-    schedulers = cfg.get('param_scheduler') or []
-    schedulers = [schedulers] if isinstance(schedulers, dict) else list(schedulers)
-    stepped = [(i, s) for i, s in enumerate(schedulers) if s.get('by_epoch') is False]
-    if not max_iters or not stepped:
+    latest = latest_iteration_scheduler(cfg.get('param_scheduler'))
+    if not max_iters or latest is None:
         return None
-    index, last = max(stepped, key=lambda item: item[1].get('end', math.inf))
+    index, last = latest
     end = last.get('end', math.inf)
     if end >= max_iters:
         return None

@@ -18,7 +18,7 @@ from mmmt.utils.checkpoint import (TRUST_ENV, CheckpointMismatchError, check_mod
                                    trusted)
 from mmmt.utils.errors import UserInputError
 
-__all__ = ['CheckpointFitHook']
+__all__ = ['CheckpointFitHook', 'latest_iteration_scheduler']
 
 #: Below this share of a module's parameters found in its Pretrained file, it is refused.
 _MIN_PRETRAINED_SHARE = 0.5
@@ -33,14 +33,26 @@ def _pretrained_modules(model) -> Iterator[Tuple[str, object, dict]]:
                 yield name or 'model', module, item
 
 
-def _latest_iteration_end(schedulers) -> Optional[float]:
-    """The latest ``end`` of the iteration-based schedulers (configs or saved states)."""
+def latest_iteration_scheduler(schedulers) -> Optional[Tuple[int, dict]]:
+    """(index, scheduler) of the iteration-based scheduler that ends last, or None.
+
+    Args:
+        schedulers: ``param_scheduler`` of a config (a dict or a list of dicts) or the
+            ``param_schedulers`` states of a checkpoint (a list, or one list per optimizer;
+            the index then counts through them in order). A missing ``end`` is infinite, as
+            in mmengine.
+    """
     if isinstance(schedulers, dict) and 'type' not in schedulers and 'end' not in schedulers:
         schedulers = [s for group in schedulers.values() for s in group]  # one per optimizer
     schedulers = [schedulers] if isinstance(schedulers, dict) else list(schedulers or [])
-    ends = [s.get('end', math.inf) for s in schedulers
-            if isinstance(s, dict) and s.get('by_epoch') is False]
-    return max(ends) if ends else None
+    stepped = [(i, s) for i, s in enumerate(schedulers)
+               if isinstance(s, dict) and s.get('by_epoch') is False]
+    return max(stepped, key=lambda item: item[1].get('end', math.inf)) if stepped else None
+
+
+def _latest_iteration_end(schedulers) -> Optional[float]:
+    latest = latest_iteration_scheduler(schedulers)
+    return None if latest is None else latest[1].get('end', math.inf)
 
 
 def _check_resumed_schedule(cfg, checkpoint: dict, source: str) -> None:
