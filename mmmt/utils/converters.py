@@ -1,12 +1,15 @@
 """Helpers of the model converters (``tools/model_converters/``): safe loading, state_dict
 extraction and atomic writing of checkpoints."""
+import contextlib
 import os.path as osp
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 # torch, mmengine and the checkpoint helpers are imported by the functions that need them, so
 # that the converters answer --help at once
 
-__all__ = ['load_source', 'check_destination', 'save_atomic', 'extract_state_dict']
+__all__ = [
+    'load_source', 'check_destination', 'save_atomic', 'extract_state_dict', 'source_layout_errors'
+]
 
 
 def load_source(path: str, trust: bool = False) -> Any:
@@ -17,6 +20,16 @@ def load_source(path: str, trust: bool = False) -> Any:
         return load_checkpoint_file(path, map_location='cpu', trust=True if trust else None)
     except CHECKPOINT_ERRORS as e:  # the message names the file and what to do
         raise SystemExit(str(e)) from None
+
+
+@contextlib.contextmanager
+def source_layout_errors(path: str) -> Iterator[None]:
+    """A ``KeyError`` of the key mapping inside (a name the source layout does not have: the
+    file is a checkpoint of another kind) becomes a one-line error naming ``path``."""
+    try:
+        yield
+    except KeyError as e:
+        raise SystemExit(f'{path}: {e.args[0]}') from None
 
 
 def check_destination(path: str, force: bool) -> None:

@@ -24,7 +24,7 @@ import argparse
 import os.path as osp
 
 from mmmt.utils.converters import (check_destination, extract_state_dict, load_source,
-                                   save_atomic)
+                                   save_atomic, source_layout_errors)
 from mmmt.utils.errors import run_main
 
 
@@ -87,15 +87,13 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     check_destination(args.dst, args.force)
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
-    try:
+    with source_layout_errors(args.src):
         if args.reverse:
             out = convert_back(ckpt, args.variant)
             n = len(out['model'])
         else:
             out = convert(ckpt, args.variant, osp.basename(args.src))
             n = len(out['state_dict'])
-    except KeyError as e:  # a name the layout does not have: the file is of another kind
-        raise SystemExit(f'{args.src}: {e.args[0]}') from None
     if args.config and not args.reverse:
         check_loads(args.config, out['state_dict'])
     save_atomic(out, args.dst, force=args.force)

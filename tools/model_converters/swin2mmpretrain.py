@@ -16,7 +16,7 @@ import argparse
 import os.path as osp
 
 from mmmt.utils.converters import (check_destination, extract_state_dict, load_source,
-                                   save_atomic)
+                                   save_atomic, source_layout_errors)
 from mmmt.utils.errors import run_main
 
 
@@ -37,11 +37,9 @@ def main(argv=None) -> None:
     from mmmt.models.utils import microsoft_swin_to_mmpretrain
     check_destination(args.dst, args.force)
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
-    try:
+    with source_layout_errors(args.src):
         state_dict = microsoft_swin_to_mmpretrain(
             extract_state_dict(ckpt, ('model', 'state_dict')), keep_head=not args.no_head)
-    except KeyError as e:  # a name Swin v1 does not have: the file is of another kind
-        raise SystemExit(f'{args.src}: {e.args[0]}') from None
     meta = dict(converted_from=osp.basename(args.src), source_layout='microsoft swin v1')
     save_atomic(dict(state_dict=state_dict, meta=meta), args.dst, force=args.force)
     print(f'wrote {len(state_dict)} tensors to {args.dst}')
