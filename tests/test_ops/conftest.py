@@ -34,6 +34,31 @@ def _scan_in_log_steps(self, input):
             for a, arg in zip(arrays, input)]
 
 
+def _device_call_patching_once(patched_modules):
+    """``InterpretedFunction.__call__`` (a ``@triton.jit`` helper called from a kernel) that
+    patches ``triton.language`` once per test and helper module instead of at every call.
+
+    Triton 3.8's interpreter re-patches the language at each helper call: a scan of every
+    member of ``triton.language`` (``inspect.getmembers``) that was more than half of the
+    scan tests' time, since the kernels call small helpers inside their loops. The repeat is
+    redundant: each launch patches the kernel module's namespaces itself and restores them
+    afterwards, and a helper call's patches are never undone before the fixture's teardown.
+    """
+    from triton.runtime import interpreter
+
+    def call(self, *args, **kwargs):
+        module = self.fn.__module__
+        if module not in patched_modules:
+            patched_modules.add(module)
+            interpreter._patch_lang(self.fn)
+        fn = self.rewrite()
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            raise interpreter.InterpreterError(repr(e)) from e
+    return call
+
+
 def _language_namespaces():
     import triton.language as tl
     mods = [m for name, m in sorted(sys.modules.items()) if name.startswith('triton.language')]
@@ -58,6 +83,8 @@ def triton_interpreter(monkeypatch):
     from mmmt.ops import selective_scan_triton as triton_scan
     saved = [(ns, dict(vars(ns))) for ns in _language_namespaces()]
     monkeypatch.setattr(interpreter.ScanOps, 'generic_scan', _scan_in_log_steps)
+    monkeypatch.setattr(interpreter.InterpretedFunction, '__call__',
+                        _device_call_patching_once(set()))
     monkeypatch.setenv('TRITON_INTERPRET', '1')
     monkeypatch.setattr(triton_scan, 'failure', None)
     yield
