@@ -29,8 +29,10 @@ def test_sequential_reference_matches_oracle():
 
 
 def test_benchmark_scan_quick_small_shape(capsys):
+    """In this process (the fresh worker process per implementation, the default, is run by
+    tests/test_tools/test_gpu_check_script.py's dry run)."""
     bs = load_analysis_tool('benchmark_scan')
-    res = bs.main(['--quick', '--shapes', 'small', '--err-length', '64'])
+    res = bs.main(['--quick', '--shapes', 'small', '--err-length', '64', '--in-process'])
     impls = {r['impl']: r for r in res['rows']}
     assert {'sequential', 'sequential-grouped', 'torch', 'cpp'} <= set(impls)
     for name, r in impls.items():

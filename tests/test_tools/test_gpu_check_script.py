@@ -1,5 +1,6 @@
 """tools/analysis_tools/gpu_check.sh: what its one GPU run will try, checked here, where a
 typo would otherwise cost a lent GPU's time."""
+import json
 import os
 import re
 import subprocess
@@ -50,6 +51,11 @@ def test_dry_run_on_cpu(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         'gpu_check.log', 'gpu_check_details.tar.gz', 'summary.md']
     assert '| parity | True |' in (out / 'summary.md').read_text()
+    # benchmark_scan.py's default (a fresh worker process per backend) timed each backend
+    scan = json.loads((tmp_path / 'detail' / 'benchmark_scan.json').read_text())
+    assert {r['impl'] for r in scan['rows']} == {'torch', 'cpp'}
+    for row in scan['rows']:
+        assert row['fwd_s'] > 0 and row['train_s'] > 0 and row['fwd_err'] < 1e-5, row
 
 
 def test_spent_budget_skips_steps_and_still_reports(tmp_path):
