@@ -1,8 +1,7 @@
 import pytest
 import torch
 
-# the synthetic NYUD fixture of the tool tests (imported to be registered here too)
-from ..test_tools.conftest import synthetic_nyud, write_tiny_config  # noqa: F401
+from ..test_tools.conftest import write_tiny_config
 
 
 @pytest.fixture(scope='session')

@@ -15,9 +15,9 @@ from PIL import Image
 
 from mmmt.apis import MultiTaskInferencer, resize_and_activate
 from mmmt.models.segmentors.multitask_encoder_decoder import activate
-from mmmt.utils.errors import UserInputError
+from mmmt.utils.errors import UserInputError, run_main
 
-from ..test_tools.conftest import REPO, python_tool, write_tiny_config
+from ..test_tools.conftest import REPO
 
 TASKS = ('semseg', 'depth', 'normals', 'edge')
 
@@ -206,13 +206,12 @@ def test_banded_resize_equals_interpolate(monkeypatch, activation, channels, ali
             np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=2e-5)
 
 
-def test_agrees_with_tools_test_py(tmp_path, synthetic_nyud):
-    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
-                            extra='val_cfg = None\nval_dataloader = None\nval_evaluator = None\n')
-    python_tool('train.py', cfg, '--work-dir', tmp_path / 'work')
-    ckpt = tmp_path / 'work' / 'iter_1.pth'
+def test_agrees_with_tools_test_py(tmp_path, tiny_training):
+    from ..tool_loader import load_tool
+    cfg, ckpt = tiny_training.config, osp.join(tiny_training.work_dir, 'iter_4.pth')
     out_pkl = tmp_path / 'preds.pkl'
-    python_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'work', '--out', out_pkl)
+    load_tool('tools', 'test').main([cfg, ckpt, '--work-dir', str(tmp_path / 'work'), '--out',
+                                     str(out_pkl)])
     with open(out_pkl, 'rb') as f:
         dumped = pickle.load(f)
     assert len(dumped) == 2  # the 2 val images, batch of 2 in test.py
@@ -228,7 +227,7 @@ def test_agrees_with_tools_test_py(tmp_path, synthetic_nyud):
             np.testing.assert_allclose(pred[task], dumped_pred[task], rtol=1e-4, atol=1e-5)
 
 
-def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
+def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint, capsys):
     folder = tmp_path / 'in'
     folder.mkdir()
     for i, (h, w) in enumerate(((50, 60), (70, 40))):
@@ -245,20 +244,29 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint):
     assert 'larger than 128x160' in result.stdout and '--max-size none' in result.stdout
     assert sorted(os.listdir(out_dir / 'vis')) == ['im0.png', 'im1.png']
     assert (out_dir / 'pred' / 'im1_semseg.png').is_file()
+    # the rest in this process (the checks come before the model is built); run_main is what
+    # the script's `__main__` calls
+    from ..tool_loader import load_tool
+    demo = load_tool('demo', 'image_demo')
+
+    def demo_cli(args):
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(lambda: demo.main(args), prog='image_demo.py')
+        return exit_info.value.code, capsys.readouterr().err
+
     # the same command again: refused with one line naming the outputs, unless --force
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 2 and '--force' in result.stderr
-    assert 'im0.png' in result.stderr and 'Traceback' not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith('image_demo.py: error: 10 output file(s) exist: ')
-    result = subprocess.run(cmd + ['--force'], cwd=REPO, capture_output=True, text=True,
-                            timeout=300, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
+    status, err = demo_cli(cmd[2:])
+    assert status == 2 and '--force' in err and 'im0.png' in err
+    assert err.splitlines() == [err.splitlines()[0]]
+    assert err.startswith('image_demo.py: error: 10 output file(s) exist: ')
+    before = (out_dir / 'pred' / 'im1_depth.npy').stat().st_mtime_ns
+    demo.main(cmd[2:] + ['--force'])
+    assert (out_dir / 'pred' / 'im1_depth.npy').stat().st_mtime_ns != before
     # a file that is not an image: a one-line error naming it, exit status 2 (a usage error)
     (folder / 'im2.jpg').write_text('oops')
-    result = subprocess.run(cmd[:2] + [str(folder / 'im2.jpg')] + cmd[3:], cwd=REPO,
-                            capture_output=True, text=True, timeout=300, env=env)
-    assert result.returncode == 2
-    assert 'im2.jpg' in result.stderr and 'Traceback' not in result.stderr
+    status, err = demo_cli([str(folder / 'im2.jpg')] + cmd[3:])
+    assert status == 2 and len(err.splitlines()) == 1
+    assert 'im2.jpg' in err and 'Traceback' not in err
 
 
 def test_output_names_are_unique_for_any_inputs(tmp_path, inferencer):

@@ -1,23 +1,36 @@
+"""Helpers of the tests that run mmmt's tools (the shared fixtures built with them, such as
+``synthetic_nyud`` and ``tiny_training``, are in tests/conftest.py, so that one session builds
+them once for every test folder)."""
 import os
 import os.path as osp
+import shutil
 import socket
 import subprocess
 import sys
-
-import pytest
-
-from mmmt.testing import generate_nyud
+from typing import NamedTuple
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
 
 
-@pytest.fixture(scope='session')
-def synthetic_nyud(tmp_path_factory):
-    """A tiny synthetic NYUD layout: 6 train and 2 val images of the demo's 128x160."""
-    root = tmp_path_factory.mktemp('synthetic_nyud')
-    generate_nyud(str(root), n_train=6, n_val=2, seed=3, size=(128, 160))
-    return str(root)
+NO_VAL = 'val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
+
+
+class TrainedRun(NamedTuple):
+    """A finished training of :func:`tiny_training`."""
+    config: str  # the config file it was started with
+    work_dir: str  # iter_2.pth, iter_4.pth, last_checkpoint, cfg.py and the log folder
+    log: str  # what train.py printed (stdout and stderr)
+
+    def copy_to(self, dest) -> str:
+        """The work dir copied to `dest`, with ``last_checkpoint`` naming the copy's file."""
+        shutil.copytree(self.work_dir, dest)
+        pointer = osp.join(dest, 'last_checkpoint')
+        with open(pointer) as f:
+            name = osp.basename(f.read().strip())
+        with open(pointer, 'w') as f:
+            f.write(osp.join(str(dest), name))
+        return str(dest)
 
 
 def write_tiny_config(path, data_root, max_iters=4, val_interval=4, extra=''):

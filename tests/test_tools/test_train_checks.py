@@ -96,37 +96,36 @@ def test_resume_target_past_or_at_the_end(train, tmp_path):
 
 
 def test_resuming_a_finished_run_exits_cleanly_and_keeps_the_checkpoints(tmp_path,
-                                                                          synthetic_nyud):
-    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=2,
-                            extra='val_cfg = None\nval_dataloader = None\nval_evaluator = None\n')
-    work = tmp_path / 'work'
-    python_tool('train.py', cfg, '--work-dir', work)
+                                                                          tiny_training):
+    cfg = tiny_training.config  # 4 iterations, a checkpoint every 2
+    work = tiny_training.copy_to(tmp_path / 'work')
     before = sorted(os.listdir(work))
     done = python_tool('train.py', cfg, '--work-dir', work, '--resume')
     assert 'this training has finished, nothing to do' in done.stdout + done.stderr
     past = subprocess.run(
         [sys.executable, os.path.join(REPO, 'tools', 'train.py'), str(cfg), '--work-dir',
-         str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=1'],
+         str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=3'],
         capture_output=True, text=True, cwd=REPO, timeout=600,
         env=dict(os.environ, PYTHONPATH=REPO))
     assert past.returncode == 2  # an input error, in one line (mmmt.utils.errors.run_main)
     assert past.stderr.splitlines()[-1].startswith('train.py: error: --resume: ')
-    assert 'is at iter 2, past train_cfg.max_iters=1' in past.stderr
+    assert 'is at iter 4, past train_cfg.max_iters=3' in past.stderr
     assert sorted(os.listdir(work)) == before  # nothing pruned, nothing written
-    # training it further: mmengine would restore the saved schedule (end 2) and train
-    # iterations 2-4 at lr 0 whatever the config says; refused, naming what works instead
+    # training it further: mmengine would restore the saved schedule (end 4) and train
+    # iterations 4-8 at lr 0 whatever the config says; refused, naming what works instead
     further = subprocess.run(
         [sys.executable, os.path.join(REPO, 'tools', 'train.py'), str(cfg), '--work-dir',
-         str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=4',
-         'param_scheduler.0.end=4'],
+         str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=8',
+         'param_scheduler.0.end=8'],
         capture_output=True, text=True, cwd=REPO, timeout=600,
         env=dict(os.environ, PYTHONPATH=REPO))
     assert further.returncode == 2, further.stderr[-3000:]
     last = further.stderr.splitlines()[-1]
-    assert last.startswith('train.py: error: --resume ') and 'iter_2.pth' in last
-    assert 'saved in it ends at iteration 2' in last and '(end=4)' in last
-    assert 'iterations 2-4' in last and 'load_from=' in last and 'without --resume' in last
-    assert not [n for n in os.listdir(work) if n.startswith('iter_') and n != 'iter_2.pth']
+    assert last.startswith('train.py: error: --resume ') and 'iter_4.pth' in last
+    assert 'saved in it ends at iteration 4' in last and '(end=8)' in last
+    assert 'iterations 4-8' in last and 'load_from=' in last and 'without --resume' in last
+    assert sorted(n for n in os.listdir(work) if n.startswith('iter_')) == [
+        'iter_2.pth', 'iter_4.pth']
 
 
 STUB = """#!{python}

@@ -10,13 +10,8 @@ import torch
 
 from mmmt.utils import UntrustedCheckpointError, load_checkpoint_file
 
-from .conftest import REPO, free_port, python_tool, run_tool, write_tiny_config
-
-NO_VAL = """
-val_cfg = None
-val_dataloader = None
-val_evaluator = None
-"""
+from ..tool_loader import load_tool
+from .conftest import NO_VAL, REPO, free_port, python_tool, run_tool, write_tiny_config
 
 
 def state_of(ckpt_path):
@@ -24,19 +19,18 @@ def state_of(ckpt_path):
     return ckpt['state_dict'], ckpt['optimizer']
 
 
-def test_resume_is_exact(tmp_path, synthetic_nyud):
-    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=4, val_interval=2,
-                            extra=NO_VAL)
-    straight, split = tmp_path / 'straight', tmp_path / 'split'
-    common = ['--deterministic', '--seed', '0']
-    python_tool('train.py', cfg, '--work-dir', straight, *common)
-    # the same run stopped after 2 iterations, then resumed from its latest checkpoint
-    python_tool('train.py', cfg, '--work-dir', split, *common, '--cfg-options',
-                'train_cfg.max_iters=2')
-    out = python_tool('train.py', cfg, '--work-dir', split, *common, '--resume')
+def test_resume_is_exact(tmp_path, tiny_training):
+    """A 4-iteration run stopped after its checkpoint at iteration 2 (as a killed job leaves
+    it) and resumed ends with the straight run's weights and optimizer state."""
+    split = tiny_training.copy_to(tmp_path / 'split')
+    os.remove(osp.join(split, 'iter_4.pth'))
+    with open(osp.join(split, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(split, 'iter_2.pth'))
+    out = python_tool('train.py', tiny_training.config, '--work-dir', split, '--deterministic',
+                      '--seed', '0', '--resume')
     assert 'resumed epoch: 0, iter: 2' in out.stdout + out.stderr
-    params_a, optim_a = state_of(straight / 'iter_4.pth')
-    params_b, optim_b = state_of(split / 'iter_4.pth')
+    params_a, optim_a = state_of(osp.join(tiny_training.work_dir, 'iter_4.pth'))
+    params_b, optim_b = state_of(osp.join(split, 'iter_4.pth'))
     assert params_a.keys() == params_b.keys()
     for key in params_a:
         assert torch.equal(params_a[key], params_b[key]), key
@@ -93,22 +87,21 @@ HARMLESS_NOTICES = ('The draw is False', '"FileClient" will be deprecated',
                     '"HardDiskBackend" is the alias')
 
 
-def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
-    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
-                            extra=NO_VAL)
-    trained = python_tool('train.py', cfg, '--work-dir', tmp_path / 'work')
-    ckpt = tmp_path / 'work' / 'iter_1.pth'
+def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud, tiny_training):
+    cfg = tiny_training.config
+    work = tiny_training.copy_to(tmp_path / 'work')
+    ckpt = osp.join(work, 'iter_4.pth')
     training_config = (tmp_path / 'work' / 'cfg.py').read_text()
     show_dir = tmp_path / 'vis'
     out_pkl = tmp_path / 'preds.pkl'
-    result = python_tool('test.py', cfg, ckpt, '--work-dir', tmp_path / 'work',
-                         '--show-dir', show_dir, '--out', out_pkl)
+    result = python_tool('test.py', cfg, ckpt, '--work-dir', work, '--show-dir', show_dir,
+                         '--out', out_pkl)
     assert 'semseg/mIoU' in result.stdout + result.stderr
-    for log in (trained.stdout + trained.stderr, result.stdout + result.stderr):
+    for log in (tiny_training.log, result.stdout + result.stderr):
         assert 'Saving checkpoint' in log or 'Load checkpoint' in log
         assert not [n for n in HARMLESS_NOTICES if n in log], log[-3000:]
     images = glob.glob(osp.join(show_dir, '**', '*.png'), recursive=True) + \
-        glob.glob(osp.join(tmp_path, 'work', '**', 'vis', '**', '*.png'), recursive=True)
+        glob.glob(osp.join(work, '**', 'vis', '**', '*.png'), recursive=True)
     with open(osp.join(synthetic_nyud, 'gt_sets', 'val.txt')) as f:
         num_val = len(f.read().split())
     assert len(set(images)) >= num_val
@@ -127,15 +120,16 @@ def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud):
     assert osp.getsize(out_pkl) < num_val * h * w * (1 + 4 + 12 + 4) + 100_000
     # the training's config copy is kept; the test run's (other settings) is in its log dir
     assert (tmp_path / 'work' / 'cfg.py').read_text() == training_config
-    (test_copy, ) = glob.glob(str(tmp_path / 'work' / '*' / 'cfg.py'))
+    (test_copy, ) = glob.glob(osp.join(work, '*', 'cfg.py'))
     with open(test_copy) as f:
         assert f.read() != training_config
-    # --out never overwrites unless asked
-    with pytest.raises(AssertionError, match='exists; remove it, choose another name or pass '
+    # --out never overwrites unless asked (checked before anything is built: in this process)
+    test = load_tool('tools', 'test')
+    with pytest.raises(SystemExit, match='exists; remove it, choose another name or pass '
                        '--force'):
-        python_tool('test.py', cfg, ckpt, '--out', out_pkl)
+        test.main([cfg, ckpt, '--out', str(out_pkl), '--work-dir', str(tmp_path / 'w2')])
     out_pkl.write_bytes(b'old')
-    python_tool('test.py', cfg, ckpt, '--out', out_pkl, '--force')
+    test.main([cfg, ckpt, '--out', str(out_pkl), '--force', '--work-dir', str(tmp_path / 'w2')])
     with open(out_pkl, 'rb') as f:
         assert len(pickle.load(f)) == num_val
 
