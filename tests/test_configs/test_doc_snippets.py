@@ -234,7 +234,7 @@ def page_dataset_module(tmp_path, monkeypatch):
 
 def write_my_indoor(root, ids, split):
     """The page's layout: images/<id>.jpg, seg/<id>.png, depth/<id>.npy, splits/<split>.txt;
-    the page's METAINFO has 3 classes ('wall', 'floor', ...), labels 0..2 and 255."""
+    labels 0..12 (the page's 13 classes) and 255."""
     import mmcv
     import numpy as np
 
@@ -244,7 +244,7 @@ def write_my_indoor(root, ids, split):
     for i in ids:
         mmcv.imwrite(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8), str(root / 'images' /
                                                                           f'{i}.jpg'))
-        seg = rng.choice(np.array([0, 1, 2, 255], np.uint8), (32, 40))
+        seg = rng.choice(np.array([0, 5, 12, 255], np.uint8), (32, 40))
         mmcv.imwrite(seg, str(root / 'seg' / f'{i}.png'))
         np.save(str(root / 'depth' / f'{i}.npy'), rng.uniform(0.5, 5, (32, 40)).astype('float32'))
     (root / 'splits' / f'{split}.txt').write_text('\n'.join(ids) + '\n')
@@ -296,6 +296,8 @@ def test_dataset_snippet_builds_the_page_dataset(tmp_path, monkeypatch):
         dataset = DATASETS.build(cfg.train_dataloader.dataset)
         sample = dataset[0]
     assert type(dataset).__name__ == 'MyIndoorDataset' and len(dataset) == 1
+    # as many class names as the head's semseg channels (labels up to 12 pass the check)
+    assert len(dataset.metainfo['classes']) == cfg.model.decode_head.tasks['semseg'] == 13
     data = sample['data_samples']
     assert sample['inputs'].shape == (3, 448, 576)  # NYUD's crop, from the base's pipeline
     assert data.gt_semseg.data.shape == data.gt_depth.data.shape == (1, 448, 576)
