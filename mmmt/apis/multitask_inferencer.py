@@ -26,7 +26,7 @@ from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
                                    load_model_weights, non_finite_tensors, trusted)
-from mmmt.utils.errors import InputFileNotFoundError, UserInputError
+from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError
 from mmmt.utils.fileio import atomic_write
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
@@ -265,14 +265,14 @@ class MultiTaskInferencer(BaseInferencer):
                     ) -> torch.nn.Module:
         model_type = (cfg.get('model') or {}).get('type', '')
         if isinstance(model_type, str) and model_type.split('.')[-1] == 'EncoderDecoder':
-            raise TypeError('MultiTaskInferencer runs mmmt multi-task models '
-                            '(MultiTaskEncoderDecoder); for single-task mmseg configs use '
-                            'mmseg.apis.MMSegInferencer')
+            raise InvalidOptionError('MultiTaskInferencer runs mmmt multi-task models '
+                                     '(MultiTaskEncoderDecoder); for single-task mmseg configs '
+                                     'use mmseg.apis.MMSegInferencer')
         register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
         model = super()._init_model(cfg, weights, device)
         for attr in ('encode_decode', 'task_activations', 'tasks'):
             if not hasattr(model, attr):
-                raise TypeError(
+                raise InvalidOptionError(
                     f'MultiTaskInferencer needs an mmmt multi-task segmentor '
                     f'(MultiTaskEncoderDecoder), got {type(model).__name__}')
         return model

@@ -24,7 +24,8 @@ models and evaluation all read it.
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
-from mmmt.utils.errors import UserInputError
+from mmmt.utils.errors import (DuplicateNameError, InvalidOptionError, UnknownNameError,
+                               UserInputError)
 
 __all__ = [
     'IGNORE_INDEX', 'TaskSpec', 'TaskTable', 'TASKS', 'register_task', 'register_tasks',
@@ -138,13 +139,13 @@ class TaskTable(Mapping):
         if isinstance(spec, Mapping):
             spec = TaskSpec(**dict(spec))
         elif not isinstance(spec, TaskSpec):
-            raise TypeError(f'a task is a TaskSpec or a dict, got {type(spec).__name__}')
+            raise InvalidOptionError(f'a task is a TaskSpec or a dict, got {type(spec).__name__}')
         old = self._specs.get(spec.name)
         if old is not None and not force:
             if old == spec and old.loss == spec.loss:
                 return old
-            raise KeyError(f'task {spec.name!r} is already registered with another '
-                           'definition; pass force=True to replace it')
+            raise DuplicateNameError(f'task {spec.name!r} is already registered with another '
+                                     'definition; pass force=True to replace it')
         self._specs[spec.name] = spec
         return spec
 
@@ -156,9 +157,10 @@ class TaskTable(Mapping):
         try:
             return self._specs[name]
         except KeyError:
-            raise KeyError(f'unknown task {name!r}: registered tasks are {sorted(self._specs)}; '
-                           'define it with mmmt.structures.register_task (see '
-                           'docs/how_to_add_a_task.md)') from None
+            raise UnknownNameError(f'unknown task {name!r}: registered tasks are '
+                                   f'{sorted(self._specs)}; define it with '
+                                   'mmmt.structures.register_task (see '
+                                   'docs/how_to_add_a_task.md)') from None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._specs)
@@ -191,7 +193,7 @@ def register_task(spec: Union[TaskSpec, dict, None] = None, force: bool = False,
     if spec is None:
         spec = kwargs
     elif kwargs:
-        raise TypeError('give a spec or keyword arguments, not both')
+        raise InvalidOptionError('register_task: give a spec or keyword arguments, not both')
     return TASKS.register(spec, force=force)
 
 

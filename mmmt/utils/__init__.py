@@ -53,6 +53,9 @@ _EXPORTS = {
     'enable_tta': 'tta',
     'UserInputError': 'errors',
     'InputFileNotFoundError': 'errors',
+    'UnknownNameError': 'errors',
+    'DuplicateNameError': 'errors',
+    'InvalidOptionError': 'errors',
     'RunStopped': 'errors',
     'run_main': 'errors',
 }

@@ -12,6 +12,10 @@ traceback and status 1, so a bug (or a crash at iteration 500) is never reduced 
 environment variable rather than an option: it reaches every tool, every rank under
 ``torchrun``/``srun`` and errors raised while the arguments are still being read).
 
+:class:`UnknownNameError` (an unknown task, evaluator type, ...), :class:`DuplicateNameError` (a
+name registered twice) and :class:`InvalidOptionError` (an option of the wrong kind) are
+:class:`UserInputError` s that stay a ``KeyError``, a ``KeyError`` and a ``TypeError``.
+
 Only the standard library is imported here: the tools import this module before torch.
 """
 import os
@@ -21,7 +25,8 @@ import traceback
 from typing import Callable, NoReturn, Optional, TypeVar
 
 __all__ = [
-    'UserInputError', 'InputFileNotFoundError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS',
+    'UserInputError', 'InputFileNotFoundError', 'UnknownNameError', 'DuplicateNameError',
+    'InvalidOptionError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS',
     'debug_enabled', 'format_error', 'run_main'
 ]
 
@@ -48,6 +53,44 @@ class InputFileNotFoundError(UserInputError, FileNotFoundError):
     """An input file or folder (a dataset's split list, a config) does not exist.
 
     Also a ``FileNotFoundError``, so that ``except FileNotFoundError`` keeps catching it.
+    """
+
+
+class _KeyInputError(UserInputError, KeyError):
+    """The base of the user input errors that are also a ``KeyError``; ``str()`` is the message.
+
+    ``KeyError`` quotes its argument (it expects the missing key, not a sentence): the quotes
+    would end up in the tools' one-line report.
+    """
+
+    def __str__(self) -> str:
+        # BaseException's rule (the message for one argument), not KeyError's repr of the key
+        return BaseException.__str__(self)
+
+
+class UnknownNameError(_KeyInputError):
+    """A name the config gives is not registered or known (a task, an evaluator type, ...).
+
+    Also a ``KeyError``, so that ``except KeyError`` and ``pytest.raises(KeyError)`` keep
+    catching the lookups that raised ``KeyError`` before; unlike a ``KeyError``, ``str()`` is the
+    message itself, without quotes.
+    """
+
+
+class DuplicateNameError(_KeyInputError):
+    """A name is registered already with another definition (a config's ``custom_tasks``
+    redefining a task).
+
+    Also a ``KeyError``, like :class:`UnknownNameError`, and ``str()`` is the message itself.
+    """
+
+
+class InvalidOptionError(UserInputError, TypeError):
+    """A config option or value is of the wrong kind: an option the class does not take, a
+    value that is neither of the accepted types.
+
+    Also a ``TypeError``, so that ``except TypeError`` and ``pytest.raises(TypeError)`` keep
+    catching the checks that raised ``TypeError`` before.
     """
 
 

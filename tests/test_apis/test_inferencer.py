@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmmt.apis import MultiTaskInferencer, resize_and_activate
 from mmmt.models.segmentors.multitask_encoder_decoder import activate
-from mmmt.utils.errors import UserInputError, run_main
+from mmmt.utils.errors import InvalidOptionError, UserInputError, run_main
 
 from ..test_tools.conftest import REPO
 
@@ -185,6 +185,17 @@ def test_checkpoint_errors(tmp_path, tiny_config):
                             'mtmamba_swin-t_ade20k-512x512.py')
     with pytest.raises(TypeError, match='MMSegInferencer'):
         MultiTaskInferencer(mmseg_config, device='cpu')
+
+
+def test_a_single_task_mmseg_config_is_a_one_line_input_error():
+    # image_demo.py reports it in one line; still a TypeError for the code that caught that
+    mmseg_config = osp.join(REPO, 'configs', 'mmseg_examples',
+                            'mtmamba_swin-t_ade20k-512x512.py')
+    with pytest.raises(InvalidOptionError) as info:
+        MultiTaskInferencer(mmseg_config, device='cpu')
+    assert str(info.value) == ('MultiTaskInferencer runs mmmt multi-task models '
+                               '(MultiTaskEncoderDecoder); for single-task mmseg configs use '
+                               'mmseg.apis.MMSegInferencer')
 
 
 @pytest.mark.parametrize('align_corners', [False, True])

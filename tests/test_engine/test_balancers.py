@@ -105,6 +105,17 @@ def test_aligned_mtl_equalises_the_singular_values():
         direction(b)
 
 
+def test_aligned_mtl_weights_of_unknown_tasks_are_a_one_line_input_error():
+    # found at the first step, but a config error: an UnknownNameError (still a KeyError)
+    from mmmt.utils.errors import UnknownNameError
+    b = AlignedMTL(task_weights=dict(b=3.0, z=1.0))
+    b.task_names = ['a', 'b']
+    with pytest.raises(UnknownNameError) as info:
+        direction(b)
+    assert str(info.value) == "AlignedMTL: task_weights for unknown tasks ['z']; tasks are " \
+        "['a', 'b']"
+
+
 def test_nash_mtl_satisfies_the_bargaining_optimality_condition():
     # orthogonal gradients: alpha_t = 1 / |g_t|
     orth = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)

@@ -94,6 +94,15 @@ def test_update_params_without_a_recorded_forward_is_a_clear_error():
             .backward_balanced(model, model(**batch(0)))
 
 
+def test_a_balancer_of_the_wrong_kind_is_a_one_line_input_error():
+    # an InvalidOptionError (still a TypeError): the tools report it in one line
+    from mmmt.utils.errors import InvalidOptionError
+    with pytest.raises(InvalidOptionError) as info:
+        wrapper_for(TinyTwoTask(), 'PCGrad')
+    assert str(info.value) == ('MultiTaskOptimWrapper: balancer must be a BALANCERS config or a '
+                               'BaseBalancer, got str')
+
+
 def test_shared_modules_given_must_exist_and_may_be_dotted():
     model = TinyTwoTask()
     # the default's neck may be absent (this model has none)

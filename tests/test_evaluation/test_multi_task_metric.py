@@ -10,6 +10,7 @@ from mmmt.evaluation import MultiTaskMetric, delta_m
 from mmmt.evaluation.functional import NYUD_SINGLE_TASK_BASELINES
 from mmmt.registry import METRICS
 from mmmt.structures.multitask_data_sample import MultiTaskDataSample
+from mmmt.utils.errors import InvalidOptionError, UnknownNameError
 
 H, W = 24, 32
 
@@ -160,6 +161,40 @@ def test_bad_config():
         MultiTaskMetric(tasks=dict(depth=dict(typo_option=1)))
     m = MultiTaskMetric(tasks=dict(my_seg=dict(type='segmentation', num_classes=2)))
     assert m.evaluators['my_seg'].kind == 'segmentation'
+
+
+def test_config_errors_are_one_line_input_errors():
+    # UserInputErrors (the tools print them in one line), still KeyError / TypeError
+    kinds = "['boundary', 'depth', 'normals', 'saliency', 'segmentation']"
+    with pytest.raises(UnknownNameError) as info:
+        MultiTaskMetric(tasks=['unknown_task'])
+    assert str(info.value) == f"unknown task 'unknown_task': give its evaluator with type=one " \
+        f'of {kinds}'
+    with pytest.raises(UnknownNameError) as info:
+        MultiTaskMetric(tasks=dict(depth=dict(type='dept')))
+    assert str(info.value) == f"unknown evaluator type 'dept'; choose from {kinds}"
+    with pytest.raises(InvalidOptionError) as info:
+        MultiTaskMetric(tasks=dict(depth=dict(typo_option=1)))
+    assert str(info.value) == ("bad options for task 'depth' (depth): got an unexpected keyword "
+                               "argument 'typo_option'; the depth evaluator takes "
+                               "['ignore_index', 'min_depth', 'max_depth']")
+    with pytest.raises(UnknownNameError) as info:
+        MultiTaskMetric(tasks=['semseg'], delta_m_baselines=dict(foo=1.0))
+    assert str(info.value) == "no Δm metric known for ['foo']; pass delta_m_metrics"
+
+
+def test_a_type_error_inside_an_evaluator_keeps_its_traceback(monkeypatch):
+    # the options fit the signature: a TypeError raised by __init__ itself is a bug, not an
+    # input error the tools would reduce to one line
+    from mmmt.evaluation.metrics.task_evaluators import DepthEvaluator
+
+    def broken_init(self, task, ignore_index=None, min_depth=None, max_depth=None):
+        raise TypeError('a bug in the evaluator')
+
+    monkeypatch.setattr(DepthEvaluator, '__init__', broken_init)
+    with pytest.raises(TypeError, match='^a bug in the evaluator$') as info:
+        MultiTaskMetric(tasks=['depth'])
+    assert not isinstance(info.value, InvalidOptionError)
 
 
 def test_edge_png_export_through_the_metric(tmp_path):

@@ -177,6 +177,16 @@ def test_seg_head_follows_mmseg_decode_head_contract():
         MTMambaSegHead(tasks=dict(semseg=3, depth=1), in_channels=(8, 16, 32, 64))
 
 
+@pytest.mark.parametrize('key', ['task_losses', 'loss_combiner'])
+def test_seg_head_refuses_the_multi_task_losses_in_one_line(key):
+    # an InvalidOptionError: the tools report it in one line (and it is still a TypeError)
+    from mmmt.models.decode_heads import MTMambaSegHead
+    from mmmt.utils.errors import InvalidOptionError
+    with pytest.raises(InvalidOptionError) as info:
+        MTMambaSegHead(num_classes=5, in_channels=(8, 16, 32, 64), **{key: {}})
+    assert str(info.value) == f'MTMambaSegHead takes loss_decode, not {key!r}'
+
+
 def test_head_is_built_from_block_configs():
     """A decoder with other blocks is a config of the same class, no subclass needed."""
     from mmmt.models.layers import LinearNHWC, PointwiseConvNHWC, SCTMBlock, STMBlock

@@ -201,6 +201,16 @@ def test_head_rejects_mtmamba_only_options():
         MTMambaPlusDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1), use_ctm=False)
 
 
+@pytest.mark.parametrize('key', ['use_ctm', 'ctm_block', 'logits_scale'])
+def test_a_fixed_option_is_a_one_line_input_error(key):
+    # an InvalidOptionError: the tools report it in one line (and it is still a TypeError)
+    from mmmt.utils.errors import InvalidOptionError
+    with pytest.raises(InvalidOptionError) as info:
+        MTMambaPlusDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1), **{key: None})
+    assert str(info.value) == (f"MTMambaPlusHead has no {key!r} option (it is MTMambaHead with "
+                               'fixed blocks)')
+
+
 @pytest.mark.parametrize('config,lr,scheme,weights,tasks', [
     (NYUD_CFG, 2e-5, 'sum', dict(semseg=1.0, depth=1.0, normals=10.0, edge=50.0), NYUD_TASKS),
     (PASCAL_CFG, 8e-5, 'log', None, PASCAL_TASKS),

@@ -20,6 +20,7 @@ from mmmt.registry import ANNOTATION_DECODERS, DATASETS
 from mmmt.structures import (IGNORE_INDEX, TASKS, TaskSpec, get_task, meta_for_task,
                              ordered_tasks, register_task, register_tasks)
 from mmmt.utils import register_all_modules
+from mmmt.utils.errors import DuplicateNameError, InvalidOptionError, UnknownNameError
 
 OCCUPANCY = dict(name='occupancy', label_dtype='int64', loss=dict(type='PixelCrossEntropyLoss'),
                  activation='argmax', evaluator='segmentation', draw='segmentation',
@@ -71,6 +72,28 @@ def test_registration_rules():
         assert spec.order == -1 and register_task(**OCCUPANCY) is spec
     finally:
         TASKS.unregister('occupancy')
+
+
+def test_registration_errors_are_one_line_input_errors():
+    # UserInputErrors (the tools print them in one line) that stay KeyError / TypeError
+    with pytest.raises(UnknownNameError) as info:
+        TASKS['albedo']
+    assert str(info.value).startswith(
+        "unknown task 'albedo': registered tasks are ['depth', ")  # no KeyError quotes
+    assert str(info.value).endswith('define it with mmmt.structures.register_task (see '
+                                    'docs/how_to_add_a_task.md)')
+    assert 'albedo' not in TASKS and TASKS.get('albedo') is None  # Mapping still catches it
+    with pytest.raises(DuplicateNameError) as info:
+        register_task(name='depth')
+    assert str(info.value) == ("task 'depth' is already registered with another definition; "
+                               'pass force=True to replace it')
+    with pytest.raises(InvalidOptionError) as info:
+        TASKS.register(['depth'])
+    assert str(info.value) == 'a task is a TaskSpec or a dict, got list'
+    with pytest.raises(InvalidOptionError) as info:
+        register_task(dict(OCCUPANCY), name='occupancy')
+    assert str(info.value) == 'register_task: give a spec or keyword arguments, not both'
+    assert 'occupancy' not in TASKS
 
 
 @pytest.mark.parametrize('names', [('zeta', 'alpha'), ('alpha', 'zeta')])

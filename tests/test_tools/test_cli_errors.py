@@ -15,7 +15,8 @@ import sys
 import numpy as np
 import pytest
 
-from mmmt.utils import InputFileNotFoundError, RunStopped, UserInputError, run_main
+from mmmt.utils import (DuplicateNameError, InputFileNotFoundError, InvalidOptionError,
+                        RunStopped, UnknownNameError, UserInputError, run_main)
 from mmmt.utils.errors import DEBUG_ENV
 from tests.tool_loader import REPO, load_tool
 
@@ -97,6 +98,20 @@ def test_train_misspelt_decode_head_task_is_one_line(tmp_path):
     assert 'Traceback' not in err
 
 
+def test_train_bad_decode_head_option_is_one_line(tmp_path):
+    # an InvalidOptionError (a TypeError too), raised while the Runner builds the model: one
+    # line like the UserInputErrors, where a TypeError used to print its traceback
+    cfg = write_tiny_config(tmp_path / 'cfg.py', str(tmp_path / 'data'))
+    status, err = run_script('train.py', cfg, '--work-dir', tmp_path / 'w', '--cfg-options',
+                             'model.decode_head.type=MTMambaPlusHead',
+                             'model.decode_head.use_ctm=False')
+    assert status == 2
+    assert last_line(err) == ("train.py: error: MTMambaPlusHead has no 'use_ctm' option "
+                              '(it is MTMambaHead with fixed blocks)')
+    assert err.count('train.py: error: ') == 1
+    assert 'Traceback' not in err
+
+
 def test_test_py_missing_checkpoint_is_one_line(tmp_path):
     cfg = write_tiny_config(tmp_path / 'cfg.py', str(tmp_path / 'data'))
     missing = tmp_path / 'nope.pth'
@@ -138,7 +153,12 @@ def raiser(exc):
     (InputFileNotFoundError('model.x: expected 3, got 4'), 2),
     (SystemExit('model.x: expected 3, got 4'), 2),  # the tools' own refusals
     (RunStopped('model.x: expected 3, got 4'), 1),  # stopped during the work
-], ids=['UserInputError', 'InputFileNotFoundError', 'SystemExit', 'RunStopped'])
+    # without KeyError's quotes around the message
+    (UnknownNameError('model.x: expected 3, got 4'), 2),
+    (DuplicateNameError('model.x: expected 3, got 4'), 2),
+    (InvalidOptionError('model.x: expected 3, got 4'), 2),
+], ids=['UserInputError', 'InputFileNotFoundError', 'SystemExit', 'RunStopped',
+        'UnknownNameError', 'DuplicateNameError', 'InvalidOptionError'])
 def test_one_line_with_the_status(no_launcher, capsys, exc, status):
     with pytest.raises(SystemExit) as info:
         run_main(raiser(exc), prog='tool.py')
@@ -212,6 +232,23 @@ def test_the_exception_types_keep_their_bases():
     assert issubclass(InputFileNotFoundError, FileNotFoundError)
     assert str(InputFileNotFoundError('split list x.txt is missing')) == \
         'split list x.txt is missing'
+
+
+@pytest.mark.parametrize('cls, base', [(UnknownNameError, KeyError),
+                                       (DuplicateNameError, KeyError),
+                                       (InvalidOptionError, TypeError)])
+def test_the_key_and_type_errors_are_caught_as_before_and_print_their_message(cls, base):
+    message = "unknown task 'albedo': registered tasks are ['depth']"
+    for catch in (base, ValueError, UserInputError):  # the code that caught them before
+        try:
+            raise cls(message)
+        except catch as err:
+            caught = err
+        assert type(caught) is cls
+    assert str(caught) == message  # KeyError's str() would be repr(message)
+    assert caught.args == (message, )
+    assert str(cls()) == ''  # as any exception without a message
+    assert repr(cls('x')) == f"{cls.__name__}('x')"
 
 
 # -- the checks that raise UserInputError -------------------------------------------------------

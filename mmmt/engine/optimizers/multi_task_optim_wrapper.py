@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from mmmt.registry import BALANCERS, OPTIM_WRAPPERS
+from mmmt.utils.errors import InvalidOptionError
 from .balancers import BaseBalancer
 
 __all__ = ['MultiTaskOptimWrapper', 'task_objectives']
@@ -120,8 +121,8 @@ class MultiTaskOptimWrapper(OptimWrapper):
         if isinstance(balancer, dict):
             balancer = BALANCERS.build(balancer)
         if not isinstance(balancer, BaseBalancer):
-            raise TypeError(f'MultiTaskOptimWrapper: balancer must be a BALANCERS config or a '
-                            f'BaseBalancer, got {type(balancer).__name__}')
+            raise InvalidOptionError(f'MultiTaskOptimWrapper: balancer must be a BALANCERS '
+                                     f'config or a BaseBalancer, got {type(balancer).__name__}')
         self.balancer = balancer
         self._shared_optional = () if shared_modules is not None else ('neck', )
         self.shared_modules = tuple(shared_modules if shared_modules is not None

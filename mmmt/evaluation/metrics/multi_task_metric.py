@@ -11,6 +11,7 @@ from mmengine.utils import ProgressBar
 
 from mmmt.registry import METRICS
 from mmmt.structures import IGNORE_INDEX
+from mmmt.utils.errors import UnknownNameError
 from ..functional.delta_m import DELTA_M_METRICS, NYUD_SINGLE_TASK_BASELINES, delta_m
 from .task_evaluators import TaskEvaluator, build_task_evaluator
 
@@ -130,7 +131,7 @@ class MultiTaskMetric(BaseMetric):
         baselines = {str(k): float(v) for k, v in dict(spec).items()}
         unknown = [t for t in baselines if t not in self.delta_m_metrics]
         if unknown:
-            raise KeyError(f'no Δm metric known for {unknown}; pass delta_m_metrics')
+            raise UnknownNameError(f'no Δm metric known for {unknown}; pass delta_m_metrics')
         return baselines or None
 
     @property

@@ -6,12 +6,14 @@ mmengine gathers across processes, so their size bounds the memory of a distribu
 The boundary adapter, the largest, is in ``boundary_evaluator.py``; the base class in
 ``base_task_evaluator.py``.
 """
+import inspect
 from typing import Dict, List, Optional, Sequence, Type
 
 import numpy as np
 from prettytable import PrettyTable
 
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task
+from mmmt.utils.errors import InvalidOptionError, UnknownNameError
 from ..functional import (depth_metrics, depth_sums, normals_metrics, normals_stats,
                           saliency_counts, saliency_metrics, segmentation_counts,
                           segmentation_metrics)
@@ -213,6 +215,7 @@ TASK_EVALUATORS: Dict[str, Type[TaskEvaluator]] = {
                 BoundaryEvaluator)
 }
 
+
 def build_task_evaluator(task: str, options: Optional[dict] = None,
                          ignore_index: Optional[float] = IGNORE_INDEX) -> TaskEvaluator:
     """Build the adapter of ``task`` from its config options.
@@ -231,13 +234,20 @@ def build_task_evaluator(task: str, options: Optional[dict] = None,
     options = dict(options or {})
     kind = options.pop('type', None) or getattr(get_task(task), 'evaluator', None)
     if kind is None:
-        raise KeyError(f'unknown task {task!r}: give its evaluator with type=one of '
-                       f'{sorted(TASK_EVALUATORS)}')
+        raise UnknownNameError(f'unknown task {task!r}: give its evaluator with type=one of '
+                               f'{sorted(TASK_EVALUATORS)}')
     if kind not in TASK_EVALUATORS:
-        raise KeyError(f'unknown evaluator type {kind!r}; choose from {sorted(TASK_EVALUATORS)}')
+        raise UnknownNameError(f'unknown evaluator type {kind!r}; choose from '
+                               f'{sorted(TASK_EVALUATORS)}')
     options.setdefault('ignore_index', ignore_index)
     cls = TASK_EVALUATORS[kind]
+    # the options are checked against the signature, not by catching the TypeError of the
+    # call: a TypeError raised inside __init__ is a bug and keeps its traceback
+    signature = inspect.signature(cls)
     try:
-        return cls(task, **options)
+        signature.bind(task, **options)
     except TypeError as err:
-        raise TypeError(f'bad options for task {task!r} ({kind}): {err}') from err
+        accepted = [name for name in signature.parameters if name != 'task']
+        raise InvalidOptionError(f'bad options for task {task!r} ({kind}): {err}; the {kind} '
+                                 f'evaluator takes {accepted}') from None
+    return cls(task, **options)

@@ -4,6 +4,7 @@ from typing import Dict, Optional, Sequence, Union
 from mmseg.utils import ConfigType
 
 from mmmt.registry import MODELS
+from mmmt.utils.errors import InvalidOptionError
 from .mtmamba_head import MTMambaHead
 
 __all__ = ['MTMambaPlusHead', 'MTMambaPlusDecodeHead']
@@ -53,8 +54,8 @@ class MTMambaPlusHead(MTMambaHead):
         for key in ('use_ctm', 'ctm_gate', 'ctm_block', 'skip_fuse', 'final_head',
                     'logits_scale'):
             if key in kwargs:
-                raise TypeError(f'{type(self).__name__} has no {key!r} option (it is '
-                                'MTMambaHead with fixed blocks)')
+                raise InvalidOptionError(f'{type(self).__name__} has no {key!r} option (it is '
+                                         'MTMambaHead with fixed blocks)')
         ssm_kwargs = dict(d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank)
         super().__init__(
             in_channels=in_channels, tasks=tasks, num_stm_blocks=num_stm_blocks,

@@ -10,7 +10,7 @@ from mmseg.utils import ConfigType
 
 from mmmt.registry import MODELS
 from mmmt.structures import IGNORE_INDEX
-from mmmt.utils.errors import UserInputError
+from mmmt.utils.errors import InvalidOptionError, UserInputError
 from .mtmamba_head import MTMambaHead
 
 __all__ = ['MTMambaSegHead']
@@ -59,7 +59,7 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
             raise UserInputError(f'MTMambaSegHead is single-task, got tasks {list(tasks)}')
         for key in ('task_losses', 'loss_combiner'):
             if key in kwargs:
-                raise TypeError(f'MTMambaSegHead takes loss_decode, not {key!r}')
+                raise InvalidOptionError(f'MTMambaSegHead takes loss_decode, not {key!r}')
         super().__init__(tasks=tasks, **kwargs)
         channels = self.task_channels[self.tasks[0]]
         # what BaseDecodeHead.__init__ sets and its loss/predict methods read

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from mmmt.registry import BALANCERS
+from mmmt.utils.errors import UnknownNameError
 from .base import BaseBalancer
 
 __all__ = ['AlignedMTL']
@@ -41,8 +42,10 @@ class AlignedMTL(BaseBalancer):
             names = self.task_names or []
             unknown = set(self.task_weights) - set(names)
             if unknown:
-                raise KeyError(f'AlignedMTL: task_weights for unknown tasks {sorted(unknown)}; '
-                               f'tasks are {names}')
+                # found at the first step (the task names come with the losses), but only
+                # the config can fix it: a one-line input error, not a crash
+                raise UnknownNameError(f'AlignedMTL: task_weights for unknown tasks '
+                                       f'{sorted(unknown)}; tasks are {names}')
             w = torch.tensor([self.task_weights.get(t, 1.0) for t in names],
                              dtype=gram.dtype, device=gram.device)
         lambdas, vectors = torch.linalg.eigh(gram)
