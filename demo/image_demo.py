@@ -14,7 +14,6 @@ work_dirs/image_demo.
 import argparse
 import os
 import os.path as osp
-import sys
 import time
 
 # only the standard library until the arguments are parsed and the inputs checked: --help
@@ -80,8 +79,7 @@ def check_run(args):
     from mmengine.config import Config
 
     from mmmt.apis.image_io import image_file_problem
-    from mmmt.apis.multitask_inferencer import (MultiTaskInferencer, config_tasks,
-                                                existing_outputs)
+    from mmmt.apis.multitask_inferencer import MultiTaskInferencer, config_tasks, existing_outputs
     check_config_file(args.config)
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise InputFileNotFoundError(f'checkpoint not found: {args.checkpoint}')
@@ -92,8 +90,8 @@ def check_run(args):
     if bad:
         more = f' and {len(bad) - 5} more' if len(bad) > 5 else ''
         raise UserInputError(f'{len(bad)} of {len(items)} input(s) are not readable images: '
-                      + '; '.join(f'{p} ({why})' for p, why in bad[:5]) + more
-                      + '. Remove them or give the other files')
+                             + '; '.join(f'{p} ({why})' for p, why in bad[:5]) + more
+                             + '. Remove them or give the other files')
     if not args.force:
         taken = existing_outputs([name for name, _ in items], args.out_dir,
                                  config_tasks(Config.fromfile(args.config)),
@@ -101,7 +99,7 @@ def check_run(args):
         if taken:
             more = f' and {len(taken) - 5} more' if len(taken) > 5 else ''
             raise UserInputError(f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}'
-                             f'{more}; choose another --out-dir or pass --force')
+                                 f'{more}; choose another --out-dir or pass --force')
     return items
 
 

@@ -4,7 +4,6 @@ import pytest
 
 from mmmt.testing import generate_nyud
 from mmmt.utils import register_all_modules
-
 from .test_tools.conftest import NO_VAL, TrainedRun, python_tool, write_tiny_config
 
 DATA_DIR = osp.join(osp.dirname(__file__), 'data')

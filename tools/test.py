@@ -81,8 +81,9 @@ def main(argv=None):
     from mmengine.runner.checkpoint import CheckpointLoader
 
     from mmmt.evaluation import DumpMultiTaskPredictions
-    from mmmt.utils import (CHECKPOINT_ERRORS, describe_non_finite, enable_tta,
-                            load_model_weights, non_finite_tensors)
+    from mmmt.utils import (CHECKPOINT_ERRORS, describe_non_finite, enable_tta, load_model_weights,
+                            non_finite_tensors)
+
     # relative outputs go under the work dir (git-ignored work_dirs/ by default), not into
     # whatever folder the command runs in
     for name in ('out', 'show_dir'):

@@ -1,4 +1,4 @@
-from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
+from mmmt import _package_check  # noqa: F401  # isort: skip  (first: names the clone-folder trap)
 from .image_io import IMG_EXTENSIONS, list_images, read_image_rgb, to_rgb_uint8
 from .multitask_inferencer import MultiTaskInferencer, resize_and_activate
 

@@ -399,7 +399,7 @@ class MultiTaskInferencer(BaseInferencer):
                      return_datasamples: bool = False,
                      overwrite: bool = False
                      ) -> Iterator[Tuple[Optional[str], Union[Dict[str, np.ndarray],
-                                                                MultiTaskDataSample],
+                                                              MultiTaskDataSample],
                                          Optional[np.ndarray]]]:
         """Like :meth:`__call__`, but yield ``(img_path, prediction, visualization)`` per image
         as soon as its batch is done (for long folders: nothing accumulates)."""

@@ -74,7 +74,8 @@ def _read_label_ids(path: str, ctx: DecodeContext) -> np.ndarray:
     bad = (raw < 0) | (raw > MAX_LABEL_ID)
     if bad.any():
         raise ValueError(f'Cityscapes label ids must be 0..{MAX_LABEL_ID}, found '
-                         f'{np.unique(raw[bad])[:10].tolist()} in {path}{sample_location(ctx.results)} '
+                         f'{np.unique(raw[bad])[:10].tolist()} in '
+                         f'{path}{sample_location(ctx.results)} '
                          '(is it a *_gtFine_labelIds.png, not a color or trainIds image?)')
     return raw
 
@@ -96,14 +97,16 @@ def decode_cityscapes_disparity_png(path: str, info: dict, ctx: DecodeContext) -
     raw = _read_label_png(path, ctx.results, ctx.backend_args)
     if raw.min() < 0 or raw.max() > np.iinfo(np.uint16).max:
         raise ValueError(f'Cityscapes disparity PNG must be uint16, found values '
-                         f'{int(raw.min())}..{int(raw.max())} in {path}{sample_location(ctx.results)}')
+                         f'{int(raw.min())}..{int(raw.max())} in '
+                         f'{path}{sample_location(ctx.results)}')
     disparity = np.where(raw > 0, (raw - 1) / 256.0, 0.0).astype(np.float32)
     sky = info.get('sky_label_id')
     if sky is not None:
         label_ids = _read_label_ids(info['label_path'], ctx)
         if label_ids.shape != disparity.shape:
             raise ValueError(f'label map {info["label_path"]} {label_ids.shape} and disparity '
-                             f'{path} {disparity.shape} differ in size{sample_location(ctx.results)}')
+                             f'{path} {disparity.shape} differ in size'
+                             f'{sample_location(ctx.results)}')
         disparity[label_ids == int(sky)] = 0.0
     return disparity
 

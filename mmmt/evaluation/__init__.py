@@ -2,7 +2,7 @@
 
 Never imports ``mmmt.models`` or ``mmmt.datasets``.
 """
-from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
+from mmmt import _package_check  # noqa: F401  # isort: skip  (first: names the clone-folder trap)
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_all
 from .metrics import *  # noqa: F401,F403

@@ -815,7 +815,7 @@ def _runs_fwd_chunk(c, u_ptr, delta_ptr, A_ptr, B_ptr, C_ptr, z_ptr, out_ptr, ca
             ys = _add_outputs(ys, states, _run_rows(C_ptr, c_base, n, L, tiles, ACC))
             _store_chunk_end(carry_ptr, state_out + n, h_end, last_run, j, T)
     for k in tl.static_range(RUN // 4):
-        _t, m, offs, uu = tiles[k][0], tiles[k][1], tiles[k][2], tiles[k][3]
+        _t, m, offs, uu = tiles[k][0], tiles[k][1], tiles[k][2], tiles[k][3]  # noqa: F841
         y = _run_output(ys[k], uu, Dv, z_ptr, offs, m, HAS_D, HAS_Z, ACC)
         tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=m)
 

@@ -19,8 +19,9 @@ name, so machines of different levels keep separate builds in one cache director
 ``-ffast-math``: the kernel's exp/softplus are written to vectorise without it.
 
 Concurrency. Builders serialise on a ``filelock.FileLock`` next to the build directory (an OS
-lock, released if a process dies; ``filelock`` comes with PyTorch), and re-check for a finished library once they hold it, so parallel
-test workers or DDP ranks build once and the rest wait and load.
+lock, released if a process dies; ``filelock`` comes with PyTorch), and re-check for a
+finished library once they hold it, so parallel test workers or DDP ranks build once and the
+rest wait and load.
 """
 import hashlib
 import os

@@ -69,8 +69,7 @@ _triton_calls: set = set()
 def _mamba_cuda_fn() -> Optional[Callable]:
     """mamba-ssm's fused CUDA scan, or None where mamba-ssm is not importable."""
     try:
-        from mamba_ssm.ops.selective_scan_interface import \
-            selective_scan_fn as fn
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn as fn
     except Exception:  # ImportError, or a broken CUDA build (e.g. selective_scan_cuda missing)
         return None
     return fn
@@ -229,7 +228,7 @@ class _TorchScanRecompute(torch.autograd.Function):
     def backward(ctx, dout, dlast):
         args = ctx.saved_tensors
         return (None, ) + tuple(grads_by_recompute(ctx.delta_softplus, args,
-                                                     ctx.needs_input_grad[1:], dout, dlast))
+                                                   ctx.needs_input_grad[1:], dout, dlast))
 
 
 # Dynamo cannot trace the compiled kernels (no fake-tensor versions) nor the choice of a
@@ -251,8 +250,8 @@ def selective_scan_fn(
 
     Shapes: ``u``, ``delta``, ``z``: (batch, D, L); ``A``: (D, N); ``B``, ``C``: (batch, N, L) or
     grouped (batch, G, N, L) (channel d uses group ``d // (D // G)``, as SS2D's four directions
-    do); ``D``, ``delta_bias``: (D,). See :func:`~mmmt.ops.selective_scan_torch.selective_scan_torch`
-    for the recurrence.
+    do); ``D``, ``delta_bias``: (D,). See
+    :func:`~mmmt.ops.selective_scan_torch.selective_scan_torch` for the recurrence.
 
     The backend is chosen per call (see the module docstring): the compiled kernel for CPU
     tensors, the Triton kernels for CUDA tensors where Triton imports (else mamba-ssm's fused

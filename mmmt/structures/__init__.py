@@ -1,4 +1,4 @@
-from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
+from mmmt import _package_check  # noqa: F401  # isort: skip  (first: names the clone-folder trap)
 from .multitask_data_sample import MultiTaskDataSample, class_map_dtype, pred_to_array
 from .tasks import (IGNORE_INDEX, TASKS, TaskSpec, get_task, meta_for_task, ordered_tasks,
                     register_task, register_tasks)

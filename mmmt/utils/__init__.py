@@ -5,7 +5,7 @@ The names are loaded on first use (PEP 562): the command-line tools import
 argument errors answer at once and the thread settings of :func:`configure_cpu_threads` reach
 OpenMP before it starts.
 """
-from mmmt import _package_check  # noqa: F401,I001  (names the clone-folder trap)
+from mmmt import _package_check  # noqa: F401  # isort: skip  (first: names the clone-folder trap)
 import importlib
 from typing import Any
 

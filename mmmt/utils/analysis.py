@@ -160,7 +160,7 @@ def select_scan_backends(available: List[str], wanted: List[str]) -> List[str]:
     for want in wanted:
         base = want.partition('-')[0]
         if want in available or (want != base and base in {b.partition('-')[0]
-                                                            for b in available}):
+                                                           for b in available}):
             scan_backend_env(want)  # a wrong kernel name or size fails here
             chosen.append(want)
         else:

@@ -90,7 +90,7 @@ def checkpoint_getattr(obj: Any, name: Any, *default: Any) -> Any:
         if obj is cls and isinstance(name, str) and name in names and not default:
             return getattr(cls, name)
     what = 'getattr' if obj is checkpoint_getattr else getattr(obj, '__qualname__',
-                                                                type(obj).__name__)
+                                                               type(obj).__name__)
     raise UntrustedCheckpointError(
         f'refused getattr({what}, {name!r}): genuine checkpoints only fetch '
         + ', '.join(f'{c.__name__}.{n}' for c, ns in _getattr_pairs() for n in sorted(ns))

@@ -47,7 +47,6 @@ class LazyDictAction(argparse.Action):
             parser, namespace, values, option_string)
 
 
-
 def _runner_keys() -> set:
     """The top-level config keys that mmengine's Runner (or mmmt's tools) read."""
     import inspect

@@ -85,7 +85,7 @@ def test_list_images(tmp_path):
     (tmp_path / 'readme.txt').write_text('x')
     (tmp_path / 'sub.png').mkdir()
     assert [p.rsplit('/', 1)[1] for p in list_images(str(tmp_path))] == ['a.png', 'b.JPG',
-                                                                        'c.tif']
+                                                                         'c.tif']
     with pytest.raises(ValueError, match='No image files'):
         list_images(str(tmp_path / 'sub.png'))
 

@@ -16,7 +16,6 @@ from PIL import Image
 from mmmt.apis import MultiTaskInferencer, resize_and_activate
 from mmmt.models.segmentors.multitask_encoder_decoder import activate
 from mmmt.utils.errors import InvalidOptionError, UserInputError, run_main
-
 from ..test_tools.conftest import REPO
 
 TASKS = ('semseg', 'depth', 'normals', 'edge')
@@ -318,7 +317,6 @@ class _NoModel:
 
 def test_image_demo_checks_before_building_the_model(tmp_path, tiny_config, monkeypatch):
     import mmmt.apis
-
     from ..tool_loader import load_tool
     demo = load_tool('demo', 'image_demo')
     monkeypatch.setattr(mmmt.apis, 'MultiTaskInferencer', _NoModel)

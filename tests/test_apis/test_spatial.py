@@ -17,10 +17,10 @@ from mmengine import DefaultScope
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
-from mmmt.testing import generate_nyud
 from mmmt.models.segmentors.multitask_encoder_decoder import activate
 from mmmt.registry import DATASETS, TRANSFORMS
 from mmmt.structures import pred_to_array
+from mmmt.testing import generate_nyud
 
 FRAME = (128, 160)  # the tiny (demo) config's CenterPad size
 ODD = (97, 131)

@@ -243,7 +243,7 @@ def write_my_indoor(root, ids, split):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in ids:
         mmcv.imwrite(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8), str(root / 'images' /
-                                                                          f'{i}.jpg'))
+                                                                            f'{i}.jpg'))
         seg = rng.choice(np.array([0, 5, 12, 255], np.uint8), (32, 40))
         mmcv.imwrite(seg, str(root / 'seg' / f'{i}.png'))
         np.save(str(root / 'depth' / f'{i}.npy'), rng.uniform(0.5, 5, (32, 40)).astype('float32'))
@@ -256,7 +256,7 @@ def write_my_indoor(root, ids, split):
     'mtmamba/mtmamba_swin-l_8xb1-40k_cityscapes-512x1024.py',  # a dataset argument of its own
 ])
 def test_dataset_snippet_replaces_the_dataset_of_a_shipped_config(tmp_path, monkeypatch,
-                                                                   config):
+                                                                  config):
     """The page's config snippet in a child of a shipped config: the page's dataset with its
     two tasks everywhere, the base's pipelines, none of the base dataset's arguments."""
     page_dataset_module(tmp_path, monkeypatch)

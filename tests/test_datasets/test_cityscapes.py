@@ -11,8 +11,7 @@ from PIL import Image
 
 from mmmt.datasets import CityscapesMultiTaskDataset
 from mmmt.datasets.cityscapes import REFERENCE_SKY_LABEL_ID
-from mmmt.datasets.transforms import (AddIgnoreRegions, LoadMultiTaskAnnotations,
-                                      LoadMultiTaskImage)
+from mmmt.datasets.transforms import AddIgnoreRegions, LoadMultiTaskAnnotations, LoadMultiTaskImage
 from mmmt.evaluation.metrics import MultiTaskMetric
 from mmmt.testing.synthetic_cityscapes import encode_disparity, generate_cityscapes
 from tests.tool_loader import load_tool

@@ -9,8 +9,8 @@ import scipy.io
 import torch
 from PIL import Image
 
-from mmmt.datasets import (NYUDv2MultiTaskDataset, PascalContextMultiTaskDataset,
-                           PASCAL_NORMALS_VALID_CONTEXT_IDS)
+from mmmt.datasets import (PASCAL_NORMALS_VALID_CONTEXT_IDS, NYUDv2MultiTaskDataset,
+                           PascalContextMultiTaskDataset)
 from mmmt.registry import DATASETS
 from mmmt.structures import MultiTaskDataSample
 
@@ -113,7 +113,8 @@ def test_test_pipeline(synthetic_roots, name, n_sem, crop, dataset_cfg):
 
 
 def test_nyud_decoding(synthetic_roots, dataset_cfg):
-    """Each NYUD modality decodes as the reference decodes it (independent re-decoding of the files)."""
+    """Each NYUD modality decodes as the reference decodes it (independent re-decoding of the
+    files)."""
     root = synthetic_roots['nyud']
     ds = DATASETS.build(dataset_cfg('nyud', 'val', root))
     out = ds[0]

@@ -11,11 +11,10 @@ from PIL import Image
 
 from mmmt.datasets import PASCAL_PART_GROUPS, VOC_CLASSES
 from mmmt.datasets.class_names import VOC_CONTEXT_IDS
-from mmmt.testing import generate
 from mmmt.datasets.transforms.loading import read_pascal_part_mask
+from mmmt.testing import generate
 from mmmt.utils.errors import UserInputError
 from tests.tool_loader import load_tool
-
 
 
 def tree_hash(root: str) -> str:

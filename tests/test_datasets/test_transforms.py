@@ -8,8 +8,8 @@ import torch
 from mmcv.transforms import Normalize
 
 from mmmt.datasets.transforms import (AddIgnoreRegions, CenterPad, MultiTaskPhotoMetricDistortion,
-                                      MultiTaskRandomCrop, MultiTaskRandomFlip,
-                                      PackMultiTaskInputs, RandomScaling)
+                                      MultiTaskRandomCrop, MultiTaskRandomFlip, PackMultiTaskInputs,
+                                      RandomScaling)
 from mmmt.registry import TRANSFORMS
 
 TASKS = ['semseg', 'depth', 'normals', 'edge', 'human_parts', 'sal']

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmmt.engine import (MGDAUB, AlignedMTL, CAGrad, GradNorm, IMTLG, NashMTL, PCGrad)
+from mmmt.engine import IMTLG, MGDAUB, AlignedMTL, CAGrad, GradNorm, NashMTL, PCGrad
 from mmmt.registry import BALANCERS
 
 # two conflicting 2-D gradients (g1 . g2 = -1 < 0)

@@ -7,7 +7,7 @@ import torch
 import torch.multiprocessing as mp
 from mmengine.logging import MessageHub
 
-from mmmt.engine import MGDAUB, GradNorm, MultiTaskOptimWrapper, PCGrad
+from mmmt.engine import MGDAUB, PCGrad
 from mmmt.engine.optimizers.balancers import min_norm_weights
 from mmmt.registry import OPTIM_WRAPPERS
 from ._tiny_model import TinyTwoTask, batch
@@ -71,8 +71,8 @@ def test_mgda_ub_uses_the_representation_gradient():
     # the same losses as a function of the representation z
     la = ((model.head_a(z) - data['data_samples'][:, :1])**2).mean()
     lb = ((model.head_b(z) - data['data_samples'][:, 1:])**2).mean()
-    rep = torch.stack([torch.autograd.grad(l, z, retain_graph=True)[0].reshape(-1)
-                       for l in (la, lb)])
+    rep = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].reshape(-1)
+                       for loss in (la, lb)])
     w = min_norm_weights((rep @ rep.T).double()).float()
     shared = list(model.backbone.parameters())
     expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(w[0] * la + w[1] * lb,
@@ -110,7 +110,8 @@ def test_shared_modules_given_must_exist_and_may_be_dotted():
         list(model.backbone.parameters())
     # a misspelt name next to a real one would leave the neck's parameters unbalanced
     with pytest.raises(ValueError, match=r"shared_modules \['nek'\] are not modules of "
-                       r"TinyTwoTask \(its modules: \['data_preprocessor', 'backbone', 'head_a', 'head_b'\]"):
+                       r"TinyTwoTask \(its modules: \['data_preprocessor', 'backbone', "
+                       r"'head_a', 'head_b'\]"):
         wrapper_for(model, dict(type='PCGrad'), shared_modules=('backbone', 'nek')) \
             ._split_params(model)
     shared, specific = wrapper_for(model, dict(type='PCGrad'),

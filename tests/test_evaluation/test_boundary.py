@@ -9,9 +9,9 @@ from scipy.optimize import linear_sum_assignment
 from skimage.morphology import thin as skimage_thin
 
 from mmmt.evaluation.functional import (BoundaryMatcher, boundary_metrics, boundary_pr_counts,
-                                        center_crop, correspond_pixels, edge_nms,
-                                        quantize_to_uint8, resolve_edge_thresholds,
-                                        save_edge_png, seg2bmap, thin_binary)
+                                        center_crop, correspond_pixels, edge_nms, quantize_to_uint8,
+                                        resolve_edge_thresholds, save_edge_png, seg2bmap,
+                                        thin_binary)
 
 
 def _line_image(h=40, w=50, row=20, col=None):

@@ -7,9 +7,9 @@ import pytest
 from _metric_testlib import evaluate
 
 from mmmt.evaluation.functional import (NORMALS_HIST_BIN, boundary_metrics, depth_metrics,
-                                        depth_sums, normal_angles, normals_metrics,
-                                        normals_stats, saliency_counts, saliency_metrics,
-                                        segmentation_counts, segmentation_metrics)
+                                        depth_sums, normal_angles, normals_metrics, normals_stats,
+                                        saliency_counts, saliency_metrics, segmentation_counts,
+                                        segmentation_metrics)
 from mmmt.evaluation.functional.normals import _NUM_BINS, _hist_median
 
 NAN_KEYS = ('mean', 'median', 'rmse', 'within_11.25', 'within_22.5', 'within_30')

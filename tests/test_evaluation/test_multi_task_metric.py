@@ -72,9 +72,10 @@ def test_keys_units_and_registry():
     res = metric.compute_metrics(metric.results)
     expected = {
         'semseg/mIoU', 'semseg/mIoU_present', 'semseg/pixel_acc', 'depth/rmse', 'depth/abs_rel',
-        'depth/sq_rel', 'depth/log_rmse', 'depth/delta1', 'depth/delta2', 'depth/delta3', 'normals/mean',
-        'normals/median', 'normals/rmse', 'normals/within_11.25', 'normals/within_22.5',
-        'normals/within_30', 'edge/odsF', 'edge/oisF', 'edge/AP', 'multi_task/delta_m'
+        'depth/sq_rel', 'depth/log_rmse', 'depth/delta1', 'depth/delta2', 'depth/delta3',
+        'normals/mean', 'normals/median', 'normals/rmse', 'normals/within_11.25',
+        'normals/within_22.5', 'normals/within_30', 'edge/odsF', 'edge/oisF', 'edge/AP',
+        'multi_task/delta_m'
     }
     assert set(res) == expected
     # the values (and their units) against hand computations: test_metric_values.py

@@ -3,9 +3,8 @@ import numpy as np
 import pytest
 
 from mmmt.evaluation.functional import (NORMALS_HIST_BIN, SAL_THRESHOLDS,
-                                        legacy_effective_thresholds, normal_angles,
-                                        normals_metrics, normals_stats, saliency_counts,
-                                        saliency_metrics)
+                                        legacy_effective_thresholds, normal_angles, normals_metrics,
+                                        normals_stats, saliency_counts, saliency_metrics)
 
 
 def _unit(rng, shape):

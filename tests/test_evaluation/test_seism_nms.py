@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from mmmt.evaluation.functional import (conv_tri, seism_nms, seism_orientation,
-                                        structured_edge_nms)
+from mmmt.evaluation.functional import conv_tri, seism_nms, seism_orientation, structured_edge_nms
 from mmmt.evaluation.functional.seism_nms import triangle_kernel
 
 H, W = 48, 64

@@ -8,8 +8,8 @@ import torch
 from mmengine.config import Config
 
 from mmmt.models.decode_heads import MTMambaVariantHead, MultiTaskMambaDecodeHead
-from mmmt.models.layers import (AttentionGatedSS2D, CrossTaskMixerBlock, MixerBlock,
-                                SwinBlock2d, WindowAttentionMixer)
+from mmmt.models.layers import (AttentionGatedSS2D, CrossTaskMixerBlock, MixerBlock, SwinBlock2d,
+                                WindowAttentionMixer)
 from mmmt.registry import MODELS
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.dirname(__file__))), 'configs')

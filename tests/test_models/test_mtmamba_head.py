@@ -145,9 +145,9 @@ def test_old_names_build_the_new_classes():
 
 
 def test_seg_head_follows_mmseg_decode_head_contract():
+    from mmengine.structures import PixelData
     from mmseg.models.decode_heads.decode_head import BaseDecodeHead
     from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
 
     from mmmt.models.decode_heads import MTMambaSegHead
     torch.manual_seed(0)

@@ -272,7 +272,7 @@ def test_segmentor_with_plus_head_trains_and_predicts():
     with torch.no_grad():
         logits = model(batch['inputs'], mode='tensor')
     assert {t: v.shape[1:] for t, v in logits.items()} == dict(semseg=(5, 64, 96),
-                                                              depth=(1, 64, 96))
+                                                               depth=(1, 64, 96))
     for key, value in expected_losses(logits, batch['data_samples']).items():
         assert torch.allclose(losses[key], value, rtol=1e-5), key
     model.eval()

@@ -96,5 +96,5 @@ def triton_interpreter(monkeypatch):
                 delattr(ns, key)
         for key, value in attrs.items():
             if vars(ns).get(key, object()) is not value and key not in ('__dict__',
-                                                                       '__weakref__'):
+                                                                        '__weakref__'):
                 setattr(ns, key, value)

@@ -3,6 +3,7 @@ import os.path as osp
 
 import torch
 from _scan_testlib import make_inputs, rel_err, scan_oracle
+
 from tests.tool_loader import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -67,7 +68,7 @@ def test_scan_roofline_arithmetic():
 
 
 def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path, monkeypatch,
-                                                     capsys):
+                                                    capsys):
     """gpu_check.sh's parity step, on CPU tensors: each Triton kernel pair (float32 and
     bfloat16 activations) and the PyTorch scan against the C++ kernel; a backend that is off
     by 1% is reported as a mismatch."""

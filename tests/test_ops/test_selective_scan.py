@@ -91,7 +91,6 @@ def test_torch_backend_keeps_only_inputs_for_backward(monkeypatch):
 
 @pytest.mark.parametrize('layout', ['grouped', 'ungrouped', 'mixed', 'constant_b'])
 def test_torch_backend_recomputes_by_channel_slices(layout, monkeypatch):
-    dispatch = importlib.import_module('mmmt.ops.selective_scan')
     monkeypatch.setenv('MMMT_SCAN_BACKEND', 'torch')
     monkeypatch.setattr(importlib.import_module('mmmt.ops.selective_scan_recompute'),
                         'RECOMPUTE_BYTES', 1)  # one channel per slice

@@ -64,7 +64,7 @@ def _broken(what):
 
 
 @pytest.mark.parametrize('dtype,z,softplus', [(torch.float32, False, True),
-                                               (torch.bfloat16, True, False)])
+                                              (torch.bfloat16, True, False)])
 def test_kernels_pass_and_the_result_is_kept(small_check, monkeypatch, dtype, z, softplus):
     with torch.inference_mode():  # as a model under test may first call it: still checked
         assert check.self_check(**_call(dtype, z, softplus)) is None

@@ -17,8 +17,8 @@ from PIL import Image
 
 from mmmt.datasets import BaseMultiTaskDataset
 from mmmt.registry import ANNOTATION_DECODERS, DATASETS
-from mmmt.structures import (IGNORE_INDEX, TASKS, TaskSpec, get_task, meta_for_task,
-                             ordered_tasks, register_task, register_tasks)
+from mmmt.structures import (IGNORE_INDEX, TASKS, TaskSpec, get_task, meta_for_task, ordered_tasks,
+                             register_task, register_tasks)
 from mmmt.utils import register_all_modules
 from mmmt.utils.errors import DuplicateNameError, InvalidOptionError, UnknownNameError
 

@@ -7,7 +7,6 @@ import pytest
 
 from mmmt.utils import UserInputError
 from tests.tool_loader import load_tool
-
 from .conftest import DEMO_CONFIG
 
 

@@ -9,7 +9,6 @@ import torch
 from mmmt.utils import TRUST_ENV, UntrustedCheckpointError
 from tests.checkpoint_payloads import PAYLOADS, write_payload
 from tests.tool_loader import load_tool
-
 from .conftest import write_tiny_config
 
 NO_VAL = 'val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
@@ -38,7 +37,7 @@ def refused(call):
 
 def test_test_py(payload, cfg, tmp_path):
     refused(lambda: load_tool('tools', 'test').main([cfg, payload, '--work-dir',
-                                                      str(tmp_path / 'w')]))
+                                                     str(tmp_path / 'w')]))
 
 
 @pytest.mark.parametrize('how', ['resume', 'load_from', 'pretrained'])
@@ -48,7 +47,7 @@ def test_train_py(payload, cfg, tmp_path, how):
                    pretrained=['--cfg-options', 'model.backbone.init_cfg.type=Pretrained',
                                f'model.backbone.init_cfg.checkpoint={payload}'])[how]
     refused(lambda: load_tool('tools', 'train').main([cfg, '--work-dir', str(tmp_path / 'w'),
-                                                       *options]))
+                                                      *options]))
     assert not osp.exists(tmp_path / 'w' / 'iter_1.pth')
 
 

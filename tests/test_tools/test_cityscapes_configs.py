@@ -10,7 +10,6 @@ from mmengine.runner import Runner
 
 from mmmt.registry import MODELS
 from mmmt.testing.synthetic_cityscapes import generate_cityscapes
-
 from .conftest import REPO
 
 CONFIGS = dict(
@@ -69,7 +68,7 @@ def tiny_config(name, data_root, work_dir):
     cfg.work_dir = str(work_dir)
     cfg.model.backbone = dict(
         type='mmpretrain.SwinTransformer', arch=dict(embed_dims=16, depths=[1, 1, 1, 1],
-                                                      num_heads=[1, 1, 1, 1]),
+                                                     num_heads=[1, 1, 1, 1]),
         window_size=4, out_indices=(0, 1, 2, 3), pad_small_map=True)
     head = cfg.model.decode_head
     head.update(in_channels=(16, 32, 64, 128), num_stm_blocks=1, drop_path_rate=0.0)

@@ -15,11 +15,10 @@ import sys
 import numpy as np
 import pytest
 
-from mmmt.utils import (DuplicateNameError, InputFileNotFoundError, InvalidOptionError,
-                        RunStopped, UnknownNameError, UserInputError, run_main)
+from mmmt.utils import (DuplicateNameError, InputFileNotFoundError, InvalidOptionError, RunStopped,
+                        UnknownNameError, UserInputError, run_main)
 from mmmt.utils.errors import DEBUG_ENV
 from tests.tool_loader import REPO, load_tool
-
 from .conftest import write_tiny_config
 
 #: The launcher variables that would add a rank prefix to the message.
@@ -256,8 +255,8 @@ def test_the_key_and_type_errors_are_caught_as_before_and_print_their_message(cl
 
 def _head(cls_name='MTMambaHead', **kwargs):
     import mmmt.models.decode_heads as heads
-    from mmmt.models.decode_heads.mtmamba_variants import MTMambaVariantHead
     from mmmt.models.decode_heads.mtmamba_seg_head import MTMambaSegHead
+    from mmmt.models.decode_heads.mtmamba_variants import MTMambaVariantHead
     cls = dict(MTMambaVariantHead=MTMambaVariantHead,
                MTMambaSegHead=MTMambaSegHead).get(cls_name) or getattr(heads, cls_name)
     return cls(**kwargs)

@@ -53,7 +53,8 @@ def fake_reference_state_dict(variant, dataset, seed=0):
     """``{'module.' + name: tensor}`` with the shapes of the key lists, as DDP saves them."""
     pool = torch.randn(POOL_SIZE, generator=torch.Generator().manual_seed(seed))
     prefix = 'mtmamba_plus' if variant == 'mtmamba_plus' else 'mtmamba'
-    names = [('backbone.' + k, s) for k, s in read_keys('swin_large_mmseg_backbone_keys.txt').items()]
+    names = [('backbone.' + k, s)
+             for k, s in read_keys('swin_large_mmseg_backbone_keys.txt').items()]
     names += list(read_keys(f'{prefix}_{dataset}_decoder_keys.txt').items())
     state = OrderedDict()
     for i, (name, shape) in enumerate(names):
@@ -125,7 +126,8 @@ def test_reference_checkpoint_converts_loads_strictly_and_round_trips(
             'decode_head.stages.0.stm_blocks.normals.1.op.dt_projs_bias',
             'module.block_ctm.1.0.op.semseg.in_proj_cross.weight':
             'decode_head.stages.1.ctm.op.semseg.in_proj_cross.weight',
-            'module.final_expand.edge.1.running_mean': 'decode_head.final_conv.edge.bn.running_mean',
+            'module.final_expand.edge.1.running_mean':
+            'decode_head.final_conv.edge.bn.running_mean',
             'module.final_expand.semseg.0.weight': 'decode_head.final_conv.semseg.conv.weight',
         },
     }[variant]
@@ -259,7 +261,7 @@ def test_swin2mmpretrain_loads_strictly_into_mmpretrain_classifier(tmp_path):
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         classifier = ImageClassifier(
             backbone=dict(type='SwinTransformer', arch=dict(embed_dims=16, depths=[2, 2, 2, 2],
-                                                             num_heads=[1, 2, 2, 4]),
+                                                            num_heads=[1, 2, 2, 4]),
                           img_size=224, window_size=7),
             neck=dict(type='GlobalAveragePooling'),
             head=dict(type='LinearClsHead', num_classes=10, in_channels=128))

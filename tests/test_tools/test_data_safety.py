@@ -1,6 +1,5 @@
 """No silent overwrite, resumable work dirs, and no NaN trained or tested silently."""
 import os
-import os.path as osp
 import shutil
 
 import numpy as np
@@ -9,7 +8,6 @@ import torch
 
 from mmmt.utils import RunStopped
 from tests.tool_loader import load_tool
-
 from .conftest import write_tiny_config
 
 NO_VAL = 'val_cfg = None\nval_dataloader = None\nval_evaluator = None\n'
@@ -94,7 +92,7 @@ def test_test_py_refuses_a_used_show_dir_and_nan_weights(tmp_path, synthetic_nyu
 
 
 def test_checkpoints_that_do_not_fit_are_refused_unless_partial(tmp_path, synthetic_nyud,
-                                                                 capsys):
+                                                                capsys):
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 

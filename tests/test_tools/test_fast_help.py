@@ -54,7 +54,6 @@ def test_help_imports_no_torch(tool):
 def test_check_dataset_names_every_layout():
     # check_dataset.py writes its layout names out (mmmt.datasets imports torch)
     from mmmt.datasets import LAYOUTS
-
     from ..tool_loader import load_tool
     assert tuple(sorted(LAYOUTS)) == load_tool('tools', 'dataset_converters',
                                                'check_dataset').LAYOUT_NAMES
@@ -63,7 +62,6 @@ def test_check_dataset_names_every_layout():
 def test_benchmark_edge_eval_names_every_protocol():
     # benchmark_edge_eval.py writes the protocol names out (mmmt.evaluation imports torch)
     from mmmt.evaluation.functional import DEFAULT_EDGE_PROTOCOL, EDGE_PROTOCOLS
-
     from ..tool_loader import load_tool
     tool = load_tool('tools', 'analysis_tools', 'benchmark_edge_eval')
     assert tool.PROTOCOL_NAMES == tuple(sorted(EDGE_PROTOCOLS))

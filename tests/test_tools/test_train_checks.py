@@ -10,7 +10,6 @@ import pytest
 from mmengine.config import Config
 
 from tests.tool_loader import REPO, load_tool
-
 from .conftest import python_tool, write_tiny_config
 
 DEMO_CONFIG = os.path.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
@@ -96,7 +95,7 @@ def test_resume_target_past_or_at_the_end(train, tmp_path):
 
 
 def test_resuming_a_finished_run_exits_cleanly_and_keeps_the_checkpoints(tmp_path,
-                                                                          tiny_training):
+                                                                         tiny_training):
     cfg = tiny_training.config  # 4 iterations, a checkpoint every 2
     work = tiny_training.copy_to(tmp_path / 'work')
     before = sorted(os.listdir(work))
@@ -185,7 +184,7 @@ def test_class_count_is_checked_for_every_class_task(train):
 
 
 def test_an_unreachable_checkpoint_url_is_named_with_the_offline_way(train, tmp_path,
-                                                                      synthetic_nyud):
+                                                                     synthetic_nyud):
     """Offline, the Swin-L configs' Pretrained URL failed with a urllib traceback; now one line
     names the config key and the URL, and what to pass instead."""
     url = 'http://127.0.0.1:9/swin.pth'  # port 9 (discard): refused at once, no network needed

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from mmmt.utils import UntrustedCheckpointError, load_checkpoint_file
-
 from ..tool_loader import load_tool
 from .conftest import NO_VAL, REPO, free_port, python_tool, run_tool, write_tiny_config
 

@@ -3,6 +3,7 @@ sizes were chosen by (mmmt/ops/selective_scan_triton.py, docs/benchmarks_gpu.md)
 import json
 
 import pytest
+
 from tests.tool_loader import load_tool
 
 triton = pytest.importorskip('triton')

@@ -17,9 +17,7 @@ Examples::
 """
 import argparse
 import json
-import os.path as osp
 import statistics
-import sys
 import time
 from typing import Dict, List, Optional
 

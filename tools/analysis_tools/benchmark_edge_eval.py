@@ -60,8 +60,8 @@ import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
 from mmmt.evaluation.functional import (DEFAULT_EDGE_THRESHOLDS, boundary_metrics,  # noqa: E402
-                                        boundary_pr_counts, edge_protocol,
-                                        resolve_edge_thresholds, seg2bmap, thin_binary)
+                                        boundary_pr_counts, edge_protocol, resolve_edge_thresholds,
+                                        seg2bmap, thin_binary)
 
 
 def synthesize(seed: int, size: Tuple[int, int]) -> Tuple[np.ndarray, np.ndarray]:

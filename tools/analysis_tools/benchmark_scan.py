@@ -31,7 +31,6 @@ Examples::
     python tools/analysis_tools/benchmark_scan.py --device cuda --json work_dirs/scan.json
 """
 from __future__ import annotations  # torch, imported after --help, in annotations
-
 import argparse
 import json
 import os

@@ -39,7 +39,7 @@ if __name__ == '__main__':
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from mmmt.utils.analysis import build_model as build_random_model
+from mmmt.utils.analysis import build_model as build_random_model  # noqa: E402
 
 #: Name of the traced op the scan becomes (``prim::PythonOp.<class name>``).
 SCAN_OP = 'prim::PythonOp.SelectiveScanForFlops'

@@ -46,9 +46,9 @@ def main(argv: Optional[List[str]] = None) -> dict:
     import torch
 
     from mmmt.ops import available_backends, selective_scan_fn
-    from mmmt.utils.analysis import (SCAN_GRAD_NAMES, SCAN_SHAPES, forced_scan_backend,
-                                     rel_err, scan_backend_names, scan_inputs,
-                                     scan_outputs_and_grads, select_scan_backends)
+    from mmmt.utils.analysis import (SCAN_GRAD_NAMES, SCAN_SHAPES, forced_scan_backend, rel_err,
+                                     scan_backend_names, scan_inputs, scan_outputs_and_grads,
+                                     select_scan_backends)
     device = torch.device(args.device)
 
     def run(backend, x, grad_out, dtype=None):

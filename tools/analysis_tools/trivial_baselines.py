@@ -32,8 +32,7 @@ def main():
     # after parsing (mmmt's datasets and metrics import torch): --help answers at once
     from mmmt.evaluation.functional.depth import depth_metrics, depth_sums
     from mmmt.evaluation.functional.normals import normals_metrics, normals_stats
-    from mmmt.evaluation.functional.segmentation import (segmentation_counts,
-                                                         segmentation_metrics)
+    from mmmt.evaluation.functional.segmentation import segmentation_counts, segmentation_metrics
     from mmmt.utils import register_all_modules
     register_all_modules()
 

@@ -15,8 +15,8 @@ atomically and never over an existing file unless ``--force``.
 import argparse
 import os.path as osp
 
-from mmmt.utils.converters import (check_destination, extract_state_dict, load_source,
-                                   save_atomic, source_layout_errors)
+from mmmt.utils.converters import (check_destination, extract_state_dict, load_source, save_atomic,
+                                   source_layout_errors)
 from mmmt.utils.errors import run_main
 
 

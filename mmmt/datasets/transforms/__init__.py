@@ -2,9 +2,9 @@
 from .decoders import DecodeContext
 from .formatting import PackMultiTaskInputs
 from .loading import LoadMultiTaskAnnotations, LoadMultiTaskImage
+from .test_time_aug import ImageOnly
 from .transforms import (AddIgnoreRegions, CenterPad, MultiTaskPhotoMetricDistortion,
                          MultiTaskRandomCrop, MultiTaskRandomFlip, RandomScaling)
-from .test_time_aug import ImageOnly
 
 __all__ = [
     'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'RandomScaling', 'MultiTaskRandomCrop',

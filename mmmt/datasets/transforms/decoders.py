@@ -17,8 +17,7 @@ from PIL import Image
 
 from mmmt.registry import ANNOTATION_DECODERS
 from mmmt.structures import IGNORE_INDEX, get_task
-from ..class_names import (PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS,
-                           PERSON_CLASS_ID)
+from ..class_names import PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS, PERSON_CLASS_ID
 
 __all__ = [
     'DecodeContext', 'decode_annotation', 'fit_to_size', 'read_context_labelmap',

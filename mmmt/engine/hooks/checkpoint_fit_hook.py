@@ -14,8 +14,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmmt.registry import HOOKS
-from mmmt.utils.checkpoint import (TRUST_ENV, CheckpointMismatchError, check_model_weights,
-                                   trusted)
+from mmmt.utils.checkpoint import TRUST_ENV, CheckpointMismatchError, check_model_weights, trusted
 from mmmt.utils.errors import UserInputError
 
 __all__ = ['CheckpointFitHook', 'latest_iteration_scheduler']

@@ -1,6 +1,5 @@
 """Optimisation components: the multi-task optim wrapper and its gradient balancers."""
-from .balancers import (MGDAUB, AlignedMTL, BaseBalancer, CAGrad, GradNorm, IMTLG, NashMTL,
-                        PCGrad)
+from .balancers import IMTLG, MGDAUB, AlignedMTL, BaseBalancer, CAGrad, GradNorm, NashMTL, PCGrad
 from .multi_task_optim_wrapper import MultiTaskOptimWrapper, task_objectives
 
 __all__ = [

@@ -27,11 +27,10 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 from scipy import ndimage
 
+from mmmt.structures import IGNORE_INDEX
 from .boundary_matching import BoundaryMatcher, correspond_pixels, disk_offsets
 from .seism_nms import seism_nms
 from .thinning import seg2bmap, thin_binary
-
-from mmmt.structures import IGNORE_INDEX
 
 __all__ = [
     'DEFAULT_EDGE_THRESHOLDS', 'SEISM_HED_THRESHOLDS', 'SEISM_HED_VOC_THRESHOLDS',
@@ -120,7 +119,6 @@ def edge_nms(prob: np.ndarray, sigma: float = 1.0) -> np.ndarray:
             prob, [rows + sign * n_y, cols + sign * n_x], order=1, mode='nearest')
         keep &= prob >= neighbour - 1e-12
     return np.where(keep | flat, prob, 0.0)
-
 
 
 def quantize_to_uint8(prob: np.ndarray) -> np.ndarray:

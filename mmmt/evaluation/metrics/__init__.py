@@ -1,10 +1,9 @@
 """mmengine metrics of mmmt."""
 from .dump_predictions import DumpMultiTaskPredictions
 from .multi_task_metric import MultiTaskMetric
-from .task_evaluators import (TASK_EVALUATORS, BoundaryEvaluator,
-                              DepthEvaluator, NormalsEvaluator, SaliencyEvaluator,
-                              SegmentationEvaluator, TaskEvaluator, build_task_evaluator,
-                              meta_for_task)
+from .task_evaluators import (TASK_EVALUATORS, BoundaryEvaluator, DepthEvaluator, NormalsEvaluator,
+                              SaliencyEvaluator, SegmentationEvaluator, TaskEvaluator,
+                              build_task_evaluator, meta_for_task)
 
 __all__ = [
     'MultiTaskMetric', 'DumpMultiTaskPredictions', 'TaskEvaluator', 'SegmentationEvaluator',

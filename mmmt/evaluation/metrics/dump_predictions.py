@@ -39,8 +39,8 @@ class DumpMultiTaskPredictions(DumpResults):
     Each image gives one dict: the metainfo of :data:`META_KEYS` and ``pred``, a dict
     task -> numpy array at the original image size, as the inferencer returns them: class maps
     (H, W) uint8 0-based class indices, depth (H, W) float32 metres, normals (H, W, 3) unit
-    vectors, boundary and saliency probabilities (H, W) float32. Logits and ground truth are left out (at NYUD size the
-    semseg logits alone are 41 MB per image).
+    vectors, boundary and saliency probabilities (H, W) float32. Logits and ground truth are
+    left out (at NYUD size the semseg logits alone are 41 MB per image).
 
     Unlike mmengine's ``DumpResults``, the file is written to a temporary name and linked into
     place only if the name is still free: earlier results are never overwritten and an

@@ -68,7 +68,8 @@ class MTMambaDecoderStage(nn.Module):
             return cp.checkpoint(module, x, use_reentrant=False)
         return module(x)
 
-    def forward(self, feats: Dict[str, torch.Tensor], skip: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, feats: Dict[str, torch.Tensor],
+                skip: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Args:
             feats: task -> (B, in_channels, h, w) NCHW.
             skip: (B, in_channels / 2, 2h, 2w) NCHW encoder feature.

@@ -1,7 +1,6 @@
 """Backbone + multi-task decode head, with per-task pre- and post-processing."""
 from typing import Dict, List, Optional
 
-import torch
 import torch.nn.functional as F
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
@@ -93,7 +92,7 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.task_activations = activations
         # tasks whose x/y channels change sign with a mirrored image (normals)
         self.mirrored_tasks = {t for t in self.tasks if getattr(get_task(t), 'mirror_channels',
-                                                                 False)}
+                                                                False)}
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
 

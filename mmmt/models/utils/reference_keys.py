@@ -52,16 +52,20 @@ def _rules(pairs) -> _Rules:
 
 _RULES: Dict[str, _Rules] = {
     'mtmamba': _rules([
-        (rf'^expand_layers\.{_TASK_STAGE}\.(?P<rest>.+)$', 'stages.{stage}.upsample.{task}.{rest}'),
-        (rf'^concat_layers\.{_TASK_STAGE}\.(?P<rest>.+)$', 'stages.{stage}.skip_fuse.{task}.{rest}'),
+        (rf'^expand_layers\.{_TASK_STAGE}\.(?P<rest>.+)$',
+         'stages.{stage}.upsample.{task}.{rest}'),
+        (rf'^concat_layers\.{_TASK_STAGE}\.(?P<rest>.+)$',
+         'stages.{stage}.skip_fuse.{task}.{rest}'),
         (rf'^block_(?P<block>[12])\.{_TASK_STAGE}\.(?P<rest>.+)$',
          'stages.{stage}.stm_blocks.{task}.{index}.{rest}'),
         (r'^block_3\.(?P<stage>\d+)\.(?P<rest>.+)$', 'stages.{stage}.ctm.{rest}'),
         (r'^(?P<head>final_expand|final_project)\.(?P<rest>.+)$', '{head}.{rest}'),
     ]),
     'mtmamba_plus': _rules([
-        (rf'^expand_layers\.{_TASK_STAGE}\.(?P<rest>.+)$', 'stages.{stage}.upsample.{task}.{rest}'),
-        (rf'^concat_layers\.{_TASK_STAGE}\.(?P<rest>.+)$', 'stages.{stage}.skip_fuse.{task}.{rest}'),
+        (rf'^expand_layers\.{_TASK_STAGE}\.(?P<rest>.+)$',
+         'stages.{stage}.upsample.{task}.{rest}'),
+        (rf'^concat_layers\.{_TASK_STAGE}\.(?P<rest>.+)$',
+         'stages.{stage}.skip_fuse.{task}.{rest}'),
         (rf'^block_stm\.{_TASK_STAGE}\.(?P<index>\d+)\.(?P<rest>.+)$',
          'stages.{stage}.stm_blocks.{task}.{index}.{rest}'),
         (r'^block_ctm\.(?P<stage>\d+)\.0\.(?P<rest>.+)$', 'stages.{stage}.ctm.{rest}'),

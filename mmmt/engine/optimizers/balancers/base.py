@@ -64,4 +64,3 @@ class BaseBalancer:
     def __repr__(self) -> str:
         args = ', '.join(f'{k}={v!r}' for k, v in vars(self).items() if not k.startswith('_'))
         return f'{type(self).__name__}({args})'
-
