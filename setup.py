@@ -9,12 +9,18 @@ import os
 import os.path as osp
 import platform
 import re
+import setuptools
 import shutil
 import sys
 import warnings
 from setuptools import find_packages, setup
 
 HERE = osp.dirname(osp.abspath(__file__))
+
+#: The licence as PEP 639's SPDX ``License-Expression`` where setuptools writes one (77 and
+#: later; it deprecates the ``License ::`` classifier), else as the older ``License`` field.
+LICENSE = (dict(license_expression='Apache-2.0')
+           if int(setuptools.__version__.split('.')[0]) >= 77 else dict(license='Apache-2.0'))
 
 #: What OpenMIM expects inside ``<package>/.mim``.
 MIM_FILES = ('configs', 'tools', 'model-index.yml')
@@ -84,7 +90,7 @@ if __name__ == '__main__':
         '(MTMamba, MTMamba++) for OpenMMLab',
         long_description=read_readme(),
         long_description_content_type='text/markdown',
-        license='Apache-2.0',
+        **LICENSE,
         license_files=['LICENSE'],
         # the C++ scan's sources are a data-only package (built on first use, mmmt.ops.cpp_loader):
         # named here, as setuptools asks, so that future versions still ship them
@@ -100,7 +106,6 @@ if __name__ == '__main__':
             'tests': parse_requirements('tests'),
         },
         classifiers=[
-            'License :: OSI Approved :: Apache Software License',
             'Programming Language :: Python :: 3',
             'Topic :: Scientific/Engineering :: Artificial Intelligence',
         ],
