@@ -75,3 +75,17 @@ def run_tool(args, timeout=600, env=None):
 def python_tool(script, *args, **kwargs):
     return run_tool([sys.executable, osp.join(REPO, 'tools', script), *map(str, args)],
                     **kwargs)
+
+
+def cli(tool, args, capsys, prog='train.py'):
+    """``tool.main(args)`` as the script's ``__main__`` runs it (through ``run_main``), in this
+    process: (exit status, stdout, stderr)."""
+    from mmmt.utils.errors import run_main
+    capsys.readouterr()
+    try:
+        run_main(lambda: tool.main([str(a) for a in args]), prog=prog)
+        status = 0
+    except SystemExit as e:
+        status = e.code
+    out = capsys.readouterr()
+    return status, out.out, out.err
