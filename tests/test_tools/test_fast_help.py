@@ -24,6 +24,7 @@ TOOLS = [
     'tools/dataset_converters/check_dataset.py',
     'tools/dataset_converters/synthetic_mt.py', 'tools/model_converters/mtmamba2mmmt.py',
     'tools/model_converters/publish_model.py', 'tools/model_converters/swin2mmpretrain.py',
+    'tools/misc/print_config.py',
 ]
 
 # runs the tool as `python TOOL --help` would, then reports the heavy modules it imported
