@@ -16,18 +16,24 @@ environment variable rather than an option: it reaches every tool, every rank un
 name registered twice) and :class:`InvalidOptionError` (an option of the wrong kind) are
 :class:`UserInputError` s that stay a ``KeyError``, a ``KeyError`` and a ``TypeError``.
 
+mmengine's own ``KeyError`` for a ``type=`` that no registry knows (a misspelt class name, a
+missing ``custom_imports``) is a config error too: :func:`run_main` reports it in one line,
+with the closest registered names (:func:`registry_miss_message`).
+
 Only the standard library is imported here: the tools import this module before torch.
 """
+import difflib
 import os
 import os.path as osp
+import re
 import sys
 import traceback
-from typing import Callable, NoReturn, Optional, TypeVar
+from typing import Callable, List, NoReturn, Optional, TypeVar
 
 __all__ = [
     'UserInputError', 'InputFileNotFoundError', 'UnknownNameError', 'DuplicateNameError',
     'InvalidOptionError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS',
-    'debug_enabled', 'format_error', 'run_main'
+    'debug_enabled', 'format_error', 'registry_miss_message', 'run_main'
 ]
 
 #: Set to 1 to see the traceback of the errors :func:`run_main` reports in one line.
@@ -151,6 +157,55 @@ def _report(prog: str, message: str, status: int) -> NoReturn:
     raise SystemExit(status)
 
 
+# mmengine's message (build_from_cfg, build_runner_from_cfg, build_scheduler_from_cfg)
+_REGISTRY_MISS = re.compile(r'(?P<type>\S+) is not in the (?:(?P<scope>\w+)::)?'
+                            r'(?P<registry>[\w ]+?) registry')
+
+
+def _registered_names(registry_name: str) -> List[str]:
+    """Every name registered in the registries called ``registry_name`` (mmengine's root
+    and its children: mmmt, mmseg, mmpretrain, ...), as ``scope.Name`` outside mmmt."""
+    root_module = sys.modules.get('mmengine.registry')  # imported by whoever built the config
+    names = set()
+
+    def walk(registry, depth=0):
+        for name in getattr(registry, 'module_dict', {}):
+            names.add(name if depth == 0 or registry.scope == 'mmmt' else
+                      f'{registry.scope}.{name}')
+        for child in getattr(registry, 'children', {}).values():
+            walk(child, depth + 1)
+
+    for value in vars(root_module).values() if root_module else ():
+        if type(value).__name__ == 'Registry' and getattr(value, 'name', None) == registry_name:
+            walk(value)
+    return sorted(names)
+
+
+def registry_miss_message(exc: BaseException) -> Optional[str]:
+    """One line for mmengine's ``KeyError`` "X is not in the mmmt::model registry", with the
+    closest registered names; None for any other exception.
+
+    Args:
+        exc (BaseException): The exception.
+
+    Returns:
+        str or None: The message, e.g. ``MTMambaHeadd is not in the mmmt::model registry; did
+        you mean 'MTMambaHead'? ...``.
+    """
+    if not isinstance(exc, KeyError) or isinstance(exc, UserInputError) or not exc.args:
+        return None
+    match = _REGISTRY_MISS.search(str(exc.args[0]))
+    if match is None:
+        return None
+    kind, scope, registry = match.group('type', 'scope', 'registry')
+    where = f'{scope}::{registry}' if scope else registry
+    close = difflib.get_close_matches(kind, _registered_names(registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else '.'
+    return (f"type={kind!r} is not in the {where} registry{hint} A class of another OpenMMLab "
+            "package takes its scope (type='mmseg.XXX'); a module of your own must be imported "
+            "first (custom_imports = dict(imports=[...]) in the config)")
+
+
 def run_main(main: Callable[[], T], prog: Optional[str] = None) -> T:
     """Run a tool's ``main()``; report the user's input errors in one line.
 
@@ -165,8 +220,9 @@ def run_main(main: Callable[[], T], prog: Optional[str] = None) -> T:
 
     Raises:
         SystemExit: status 2 after printing ``<prog>: error: <message>`` for a
-            :class:`UserInputError` or a ``SystemExit`` with a message; status 1 for a
-            :class:`RunStopped`. Other exceptions propagate unchanged (traceback, status 1).
+            :class:`UserInputError`, a ``SystemExit`` with a message or mmengine's unknown
+            ``type=`` (:func:`registry_miss_message`); status 1 for a :class:`RunStopped`.
+            Other exceptions propagate unchanged (traceback, status 1).
     """
     prog = prog or osp.basename(sys.argv[0])
     try:
@@ -177,3 +233,8 @@ def run_main(main: Callable[[], T], prog: Optional[str] = None) -> T:
         if not isinstance(e.code, str):  # argparse's exits, sys.exit(status)
             raise
         _report(prog, e.code, 1 if isinstance(e, RunStopped) else USAGE_STATUS)
+    except KeyError as e:
+        message = registry_miss_message(e)
+        if message is None:
+            raise
+        _report(prog, message, USAGE_STATUS)

@@ -185,7 +185,8 @@ def test_the_debug_switch_prints_the_traceback_first(no_launcher, capsys):
     ValueError('a bug, not a check'),  # only UserInputError is an input error
     FileNotFoundError('a file the code, not the user, got wrong'),
     RuntimeError('crash at iteration 500'),
-], ids=['ValueError', 'FileNotFoundError', 'RuntimeError'])
+    KeyError('semseg'),  # a lookup that failed in the code, not mmengine's unknown type=
+], ids=['ValueError', 'FileNotFoundError', 'RuntimeError', 'KeyError'])
 def test_other_exceptions_propagate_unchanged(no_launcher, capsys, exc):
     with pytest.raises(type(exc)) as info:
         run_main(raiser(exc), prog='tool.py')
@@ -385,3 +386,47 @@ def test_a_bad_sample_during_training_is_no_input_error():
     with pytest.raises(ValueError, match='Depth map has 1 NaN pixel') as info:
         run_main(lambda: _check_depth(np.array([[1.0, np.nan]]), 'd.npy', {}), prog='train.py')
     assert not isinstance(info.value, UserInputError)
+
+
+# -- mmengine's KeyError for an unknown type= ---------------------------------------------------
+
+TYPE_HINT = ("A class of another OpenMMLab package takes its scope (type='mmseg.XXX'); a module "
+             'of your own must be imported first (custom_imports = dict(imports=[...]) in the '
+             'config)')
+
+
+@pytest.mark.parametrize('cfg, message', [
+    (dict(type='MTMambaHeadd'), "type='MTMambaHeadd' is not in the mmmt::model registry; did you "
+     "mean 'MTMambaHead' or 'MTMambaSegHead' or 'MTMambaPlusHead'? "),
+    # a class of mmseg's asked for with its scope: that scope's names (mmengine names the
+    # registry it searched from)
+    (dict(type='mmseg.SwinTransformr'), "type='mmseg.SwinTransformr' is not in the mmmt::model "
+     "registry; did you mean 'mmseg.SwinTransformer'"),
+    (dict(type='NoSuchModelAtAll'), "type='NoSuchModelAtAll' is not in the mmmt::model "
+     'registry. '),
+], ids=['mmmt', 'mmseg-scope', 'nothing-close'])
+def test_an_unknown_type_is_one_line_with_the_closest_names(no_launcher, capsys, cfg, message):
+    from mmengine.registry import DefaultScope
+
+    from mmmt.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        with pytest.raises(SystemExit) as info:
+            run_main(lambda: MODELS.build(cfg), prog='tool.py')
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith('tool.py: error: ' + message), err
+    assert err.endswith(TYPE_HINT + '\n') and len(err.splitlines()) == 1
+
+
+def test_train_with_a_misspelt_dataset_type_is_one_line(tmp_path, synthetic_nyud, capsys):
+    """train.py as its script runs it, in this process: mmengine builds the dataset inside
+    ``runner.train()``, where the KeyError has travelled through the Runner."""
+    from .conftest import cli
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1)
+    status, _, err = cli(load_tool('tools', 'train'), [
+        cfg, '--work-dir', tmp_path / 'w', '--cfg-options',
+        'train_dataloader.dataset.type=NYUDv2Dataset'], capsys)
+    assert status == 2
+    assert last_line(err).startswith("train.py: error: type='NYUDv2Dataset' is not in the "
+                                     "mmmt::dataset registry; did you mean "
+                                     "'NYUDv2MultiTaskDataset'")
