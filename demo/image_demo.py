@@ -19,7 +19,7 @@ import time
 # only the standard library until the arguments are parsed and the inputs checked: --help
 # answers at once and OpenMP's thread settings are made before torch starts (see
 # mmmt/utils/threads.py)
-from mmmt.utils.cli import check_config_file
+from mmmt.utils.cli import check_config_file, config_from_file
 from mmmt.utils.errors import InputFileNotFoundError, UserInputError, run_main
 from mmmt.utils.threads import configure_cpu_threads
 
@@ -76,11 +76,10 @@ def check_run(args):
     Returns:
         list: The (name, path) pairs of the inputs.
     """
-    from mmengine.config import Config
-
     from mmmt.apis.image_io import image_file_problem
     from mmmt.apis.multitask_inferencer import MultiTaskInferencer, config_tasks, existing_outputs
     check_config_file(args.config)
+    cfg = config_from_file(args.config)  # a syntax error: one line, naming the file
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
         raise InputFileNotFoundError(f'checkpoint not found: {args.checkpoint}')
     items = MultiTaskInferencer._inputs_to_list(args.input)  # expands folders, checks paths
@@ -94,7 +93,7 @@ def check_run(args):
                              + '. Remove them or give the other files')
     if not args.force:
         taken = existing_outputs([name for name, _ in items], args.out_dir,
-                                 config_tasks(Config.fromfile(args.config)),
+                                 config_tasks(cfg),
                                  save_pred=args.save_pred)
         if taken:
             more = f' and {len(taken) - 5} more' if len(taken) > 5 else ''

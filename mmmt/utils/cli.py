@@ -10,6 +10,7 @@ imported by the functions that need them, after :func:`parse_runner_args` has an
 which OpenMP reads when torch is imported.
 """
 import argparse
+import ast
 import difflib
 import logging
 import os
@@ -17,7 +18,7 @@ import os.path as osp
 import re
 from typing import TYPE_CHECKING, Any, List, Optional
 
-from .errors import InputFileNotFoundError
+from .errors import InputFileNotFoundError, UserInputError
 from .threads import configure_cpu_threads
 
 if TYPE_CHECKING:
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
-    'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file'
+    'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
+    'config_from_file'
 ]
 
 
@@ -211,6 +213,54 @@ def check_config_file(path: str) -> None:
         raise InputFileNotFoundError(f'config file not found: {path}')
 
 
+def _syntax_error_in(path: str) -> Optional[str]:
+    """``'<file>, line N: <what>'`` for the first of ``path`` and its ``_base_`` files given by
+    a relative path (a package's ``mmseg::`` bases are not the user's) that Python cannot
+    parse; None if they all parse."""
+    pending, seen = [path], set()
+    while pending:
+        file = pending.pop(0)
+        if file in seen or not osp.isfile(file):
+            continue
+        seen.add(file)
+        with open(file, encoding='utf-8') as f:
+            source = f.read()
+        try:
+            tree = ast.parse(source, filename=file)
+        except SyntaxError as e:
+            return f'{file}, line {e.lineno}: {e.msg}'
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
+                try:
+                    bases = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                for base in [bases] if isinstance(bases, str) else list(bases):
+                    if isinstance(base, str) and '::' not in base:
+                        pending.append(osp.normpath(osp.join(osp.dirname(file), base)))
+    return None
+
+
+def config_from_file(path: str) -> 'Config':
+    """``Config.fromfile(path)``; a Python syntax error in the config or one of its
+    ``_base_`` files is a one-line :class:`~mmmt.utils.UserInputError` naming the file and the
+    line (mmengine's own ``SyntaxError`` names neither).
+
+    Args:
+        path (str): The config file (its existence is the caller's check).
+
+    Returns:
+        Config: The config.
+    """
+    from mmengine.config import Config
+    try:
+        return Config.fromfile(path)
+    except SyntaxError as e:
+        where = _syntax_error_in(path) or f'{path} or one of its _base_ files: {e.msg or e}'
+        raise UserInputError(f'config syntax error in {where}') from e
+
+
 def read_config(path: str) -> 'Config':
     """``Config.fromfile(path)``, stopping with a one-line error when the file is missing.
 
@@ -224,8 +274,7 @@ def read_config(path: str) -> 'Config':
         InputFileNotFoundError: ``path`` is not a file (:func:`check_config_file`).
     """
     check_config_file(path)
-    from mmengine.config import Config
-    return Config.fromfile(path)
+    return config_from_file(path)
 
 
 def load_runner_config(args: argparse.Namespace) -> 'Config':
@@ -244,14 +293,12 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     """
     if not osp.isfile(args.config):  # before the imports below (seconds)
         raise SystemExit(f'config file not found: {args.config}')
-    from mmengine.config import Config
-
     from .checkpoint import TRUST_ENV
     from .setup_env import register_all_modules
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
     register_all_modules(init_default_scope=False)
-    cfg = Config.fromfile(args.config)
+    cfg = config_from_file(args.config)
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options, args.data_root)
     from mmmt.structures import register_tasks

@@ -430,3 +430,23 @@ def test_train_with_a_misspelt_dataset_type_is_one_line(tmp_path, synthetic_nyud
     assert last_line(err).startswith("train.py: error: type='NYUDv2Dataset' is not in the "
                                      "mmmt::dataset registry; did you mean "
                                      "'NYUDv2MultiTaskDataset'")
+
+
+# -- a config that is not valid Python -----------------------------------------------------------
+
+
+@pytest.mark.parametrize('broken', ['child', 'base'])
+def test_a_config_syntax_error_names_the_file_and_line(tmp_path, broken):
+    """mmengine's SyntaxError names neither the file nor, for a base, which config it is."""
+    from mmmt.utils.cli import config_from_file, read_config
+    (tmp_path / 'base.py').write_text('model = dict(a=1)\n' if broken == 'child' else
+                                      'model = dict(\n    a=1,\n    b=2\n')
+    (tmp_path / 'child.py').write_text("_base_ = ['./base.py']\n" + (
+        'x = [1, 2\n' if broken == 'child' else 'x = 1\n'))
+    line = {'child': 2, 'base': 1}[broken]
+    for read in (config_from_file, read_config):
+        with pytest.raises(UserInputError) as info:
+            read(str(tmp_path / 'child.py'))
+        assert str(info.value) == (f'config syntax error in {tmp_path / f"{broken}.py"}, line '
+                                   f"{line}: '{'[' if broken == 'child' else '('}' was never "
+                                   'closed')

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 # only the standard library and numpy until the arguments are parsed (fast --help)
-from mmmt.utils.cli import LazyDictAction, check_config_file, merge_cfg_options
+from mmmt.utils.cli import LazyDictAction, check_config_file, config_from_file, merge_cfg_options
 from mmmt.utils.errors import UserInputError, run_main
 
 
@@ -69,14 +69,13 @@ def main(argv=None) -> int:
         raise UserInputError(f'{args.output_dir} is not empty; choose another folder or pass '
                              '--force')
     check_config_file(args.config)  # before the slow imports below
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.utils import ProgressBar
 
     from mmmt.registry import DATASETS, VISUALIZERS
     from mmmt.utils import register_all_modules
     register_all_modules(init_default_scope=False)
-    cfg = merge_cfg_options(Config.fromfile(args.config), args.cfg_options, args.data_root)
+    cfg = merge_cfg_options(config_from_file(args.config), args.cfg_options, args.data_root)
     from mmmt.structures import register_tasks
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     init_default_scope(cfg.get('default_scope', 'mmmt'))
