@@ -245,7 +245,8 @@ def _syntax_error_in(path: str) -> Optional[str]:
 def config_from_file(path: str) -> 'Config':
     """``Config.fromfile(path)``; a Python syntax error in the config or one of its
     ``_base_`` files is a one-line :class:`~mmmt.utils.UserInputError` naming the file and the
-    line (mmengine's own ``SyntaxError`` names neither).
+    line (mmengine's own ``SyntaxError`` names neither), and so is a name the config uses but
+    does not define (most often a base's variable, which a child cannot name).
 
     Args:
         path (str): The config file (its existence is the caller's check).
@@ -259,6 +260,12 @@ def config_from_file(path: str) -> 'Config':
     except SyntaxError as e:
         where = _syntax_error_in(path) or f'{path} or one of its _base_ files: {e.msg or e}'
         raise UserInputError(f'config syntax error in {where}') from e
+    except NameError as e:
+        name = getattr(e, 'name', None) or 'X'
+        raise UserInputError(
+            f'config {path} (or one of its _base_ files): {e}. A config cannot name the '
+            f"variables of its _base_ files: write {{{{_base_.{name}}}}} for a base's value, or "
+            'define it in the file') from e
 
 
 def read_config(path: str) -> 'Config':

@@ -450,3 +450,20 @@ def test_a_config_syntax_error_names_the_file_and_line(tmp_path, broken):
         assert str(info.value) == (f'config syntax error in {tmp_path / f"{broken}.py"}, line '
                                    f"{line}: '{'[' if broken == 'child' else '('}' was never "
                                    'closed')
+
+
+def test_a_base_variable_named_in_a_child_config_is_one_line_with_the_way(tmp_path):
+    """``pipeline=train_pipeline`` in a child: mmengine's bare NameError names no file."""
+    from mmmt.utils.cli import config_from_file
+    (tmp_path / 'base.py').write_text('crop_size = (64, 96)\n')
+    (tmp_path / 'child.py').write_text("_base_ = ['./base.py']\nx = dict(size=crop_size)\n")
+    with pytest.raises(UserInputError) as info:
+        config_from_file(str(tmp_path / 'child.py'))
+    assert str(info.value) == (
+        f"config {tmp_path / 'child.py'} (or one of its _base_ files): name 'crop_size' is not "
+        'defined. A config cannot name the variables of its _base_ files: write '
+        "{{_base_.crop_size}} for a base's value, or define it in the file")
+    # the way it names works
+    (tmp_path / 'child.py').write_text(
+        "_base_ = ['./base.py']\nx = dict(size={{_base_.crop_size}})\n")
+    assert tuple(config_from_file(str(tmp_path / 'child.py')).x['size']) == (64, 96)
