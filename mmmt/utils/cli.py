@@ -16,7 +16,8 @@ import logging
 import os
 import os.path as osp
 import re
-from typing import TYPE_CHECKING, Any, List, Optional
+import traceback
+from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
 
 from .errors import InputFileNotFoundError, UserInputError
 from .threads import configure_cpu_threads
@@ -213,11 +214,11 @@ def check_config_file(path: str) -> None:
         raise InputFileNotFoundError(f'config file not found: {path}')
 
 
-def _syntax_error_in(path: str) -> Optional[str]:
-    """``'<file>, line N: <what>'`` for the first of ``path`` and its ``_base_`` files given by
-    a relative path (a package's ``mmseg::`` bases are not the user's) that Python cannot
-    parse; None if they all parse."""
-    pending, seen = [path], set()
+def _local_config_files(path: str) -> Iterator[Tuple[str, Optional[SyntaxError]]]:
+    """``path`` and its ``_base_`` files given by a relative path (a package's ``mmseg::``
+    bases are not the user's), each with the ``SyntaxError`` Python finds in it (or None;
+    the bases of a file that does not parse are not followed)."""
+    pending, seen = [osp.abspath(path)], set()
     while pending:
         file = pending.pop(0)
         if file in seen or not osp.isfile(file):
@@ -228,7 +229,9 @@ def _syntax_error_in(path: str) -> Optional[str]:
         try:
             tree = ast.parse(source, filename=file)
         except SyntaxError as e:
-            return f'{file}, line {e.lineno}: {e.msg}'
+            yield file, e
+            continue
+        yield file, None
         for node in tree.body:
             if isinstance(node, ast.Assign) and any(
                     isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
@@ -239,7 +242,6 @@ def _syntax_error_in(path: str) -> Optional[str]:
                 for base in [bases] if isinstance(bases, str) else list(bases):
                     if isinstance(base, str) and '::' not in base:
                         pending.append(osp.normpath(osp.join(osp.dirname(file), base)))
-    return None
 
 
 def config_from_file(path: str) -> 'Config':
@@ -258,14 +260,22 @@ def config_from_file(path: str) -> 'Config':
     try:
         return Config.fromfile(path)
     except SyntaxError as e:
-        where = _syntax_error_in(path) or f'{path} or one of its _base_ files: {e.msg or e}'
+        where = next((f'{file}, line {err.lineno}: {err.msg}'
+                      for file, err in _local_config_files(path) if err), None)
+        where = where or f'{path} or one of its _base_ files: {e.msg or e}'
         raise UserInputError(f'config syntax error in {where}') from e
     except NameError as e:
+        # only a name in a config file itself (mmengine runs it under its own file name), not
+        # one in a module its custom_imports import: that is a bug with its traceback
+        frames = traceback.extract_tb(e.__traceback__)
+        configs = {file for file, _ in _local_config_files(path)}
+        if not frames or osp.abspath(frames[-1].filename) not in configs:
+            raise
         name = getattr(e, 'name', None) or 'X'
         raise UserInputError(
-            f'config {path} (or one of its _base_ files): {e}. A config cannot name the '
-            f"variables of its _base_ files: write {{{{_base_.{name}}}}} for a base's value, or "
-            'define it in the file') from e
+            f'config {frames[-1].filename}, line {frames[-1].lineno}: {e}. A config cannot '
+            f"name the variables of its _base_ files: write {{{{_base_.{name}}}}} for a base's "
+            'value, or define it in the file') from e
 
 
 def read_config(path: str) -> 'Config':

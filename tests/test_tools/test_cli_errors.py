@@ -460,10 +460,22 @@ def test_a_base_variable_named_in_a_child_config_is_one_line_with_the_way(tmp_pa
     with pytest.raises(UserInputError) as info:
         config_from_file(str(tmp_path / 'child.py'))
     assert str(info.value) == (
-        f"config {tmp_path / 'child.py'} (or one of its _base_ files): name 'crop_size' is not "
-        'defined. A config cannot name the variables of its _base_ files: write '
-        "{{_base_.crop_size}} for a base's value, or define it in the file")
+        f"config {tmp_path / 'child.py'}, line 2: name 'crop_size' is not defined. A config "
+        'cannot name the variables of its _base_ files: write {{_base_.crop_size}} for a '
+        "base's value, or define it in the file")
     # the way it names works
     (tmp_path / 'child.py').write_text(
         "_base_ = ['./base.py']\nx = dict(size={{_base_.crop_size}})\n")
     assert tuple(config_from_file(str(tmp_path / 'child.py')).x['size']) == (64, 96)
+    # a NameError in a module the config imports is that module's bug: kept as it is
+    (tmp_path / 'my_broken_module.py').write_text('value = undefined_name\n')
+    (tmp_path / 'child.py').write_text(
+        "custom_imports = dict(imports=['my_broken_module'], allow_failed_imports=False)\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(NameError) as info:
+            config_from_file(str(tmp_path / 'child.py'))
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop('my_broken_module', None)
+    assert not isinstance(info.value, UserInputError)
