@@ -15,7 +15,7 @@ from PIL import Image
 
 from mmmt.apis import MultiTaskInferencer, resize_and_activate
 from mmmt.models.segmentors.multitask_encoder_decoder import activate
-from mmmt.utils.errors import InvalidOptionError, UserInputError, run_main
+from mmmt.utils.errors import InvalidOptionError, UserInputError
 from ..test_tools.conftest import REPO
 
 TASKS = ('semseg', 'depth', 'normals', 'edge')
@@ -256,13 +256,13 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint, capsys):
     assert (out_dir / 'pred' / 'im1_semseg.png').is_file()
     # the rest in this process (the checks come before the model is built); run_main is what
     # the script's `__main__` calls
+    from ..test_tools.conftest import cli
     from ..tool_loader import load_tool
     demo = load_tool('demo', 'image_demo')
 
     def demo_cli(args):
-        with pytest.raises(SystemExit) as exit_info:
-            run_main(lambda: demo.main(args), prog='image_demo.py')
-        return exit_info.value.code, capsys.readouterr().err
+        status, _, err = cli(demo, args, capsys, prog='image_demo.py')
+        return status, err
 
     # the same command again: refused with one line naming the outputs, unless --force
     status, err = demo_cli(cmd[2:])

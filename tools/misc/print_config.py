@@ -35,10 +35,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def config_text(cfg, ext: str) -> str:
-    """The config as ``Config.dump`` would write it to a file ending in ``ext``."""
+def config_text(cfg, ext: str, pretty_text: str) -> str:
+    """The config as ``Config.dump`` would write it to a file ending in ``ext``
+    (``pretty_text``, already formatted, for ``.py``)."""
     if ext == '.py':
-        return cfg.pretty_text
+        return pretty_text
     from mmengine.fileio import dump
     return dump(cfg.to_dict(), file_format='json' if ext == '.json' else 'yaml')
 
@@ -61,7 +62,7 @@ def main(argv=None) -> str:
     if args.save_path is not None:
         from mmmt.utils.fileio import atomic_write
         ext = osp.splitext(args.save_path)[1]
-        atomic_write(config_text(cfg, ext), args.save_path, overwrite=args.force)
+        atomic_write(config_text(cfg, ext, text), args.save_path, overwrite=args.force)
         print(f'saved to {args.save_path}')
     return text
 
