@@ -307,9 +307,12 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
 
     Returns:
         Config: The config, ready for tool-specific changes.
+
+    Raises:
+        InputFileNotFoundError: ``args.config`` is not a file (checked before the imports
+            below, which take seconds).
     """
-    if not osp.isfile(args.config):  # before the imports below (seconds)
-        raise SystemExit(f'config file not found: {args.config}')
+    check_config_file(args.config)
     from .checkpoint import TRUST_ENV
     from .setup_env import register_all_modules
     if args.trust_checkpoint:

@@ -5,6 +5,7 @@ import os.path as osp
 import pytest
 
 from mmmt.utils import TRUST_ENV, add_runner_args, load_runner_config, parse_runner_args
+from mmmt.utils.errors import InputFileNotFoundError
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py')
@@ -45,7 +46,7 @@ def test_options_are_folded_in(monkeypatch, tmp_path):
 def test_missing_config_names_the_file(tmp_path):
     missing = str(tmp_path / 'nope.py')
     args = parse_runner_args(make_parser(), [missing])
-    with pytest.raises(SystemExit, match='nope.py'):
+    with pytest.raises(InputFileNotFoundError, match='config file not found: .*nope.py'):
         load_runner_config(args)
 
 
