@@ -5,7 +5,9 @@ import logging
 import os
 
 import pytest
+import torch
 from mmengine.evaluator import BaseMetric, Evaluator
+from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 from mmmt.utils import AtomicLocalBackend, atomic_write, load_checkpoint_file
@@ -121,3 +123,29 @@ def test_resume_keeps_the_best_bookkeeping(tmp_path):
     assert resumed.message_hub.get_info('best_ckpt') == str(tmp_path / 'best_acc_iter_4.pth')
     assert load_checkpoint_file(str(tmp_path / 'iter_4.pth'))['message_hub']['runtime_info'][
         'best_ckpt'] == str(tmp_path / 'best_acc_iter_4.pth')
+
+
+class PoisonAfterSecondIteration(Hook):
+    """Sets a weight to inf after iteration 2's periodic save, before its validation: a finite
+    loss can still leave the weights non-finite (an overflowing step)."""
+
+    priority = 'LOWEST'  # after the checkpoint hook
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.iter == 1:  # the second iteration (runner.iter counts from 0 here)
+            with torch.no_grad():
+                runner.model.linear.weight.fill_(float('inf'))
+
+
+@pytest.mark.parametrize('interval', [1, 100])  # 100: no periodic save before the validation
+def test_non_finite_weights_never_become_the_best(tmp_path, interval):
+    # the scores improve whatever the weights are (NaN weights give finite metrics)
+    runner = make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5), dict(acc=0.9)], max_iters=3,
+                         custom_hooks=[PoisonAfterSecondIteration()])
+    hook_of(runner).interval = interval
+    with pytest.raises(FloatingPointError, match=r'iteration 2: .*linear\.weight.*as the best'):
+        runner.train()
+    assert best_files(tmp_path) == ['best_acc_iter_1.pth']
+    state = load_checkpoint_file(str(tmp_path / 'best_acc_iter_1.pth'))['state_dict']
+    assert all(torch.isfinite(v).all() for v in state.values())
+    assert runner.message_hub.get_info('best_score') == 0.1

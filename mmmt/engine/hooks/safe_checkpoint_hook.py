@@ -7,7 +7,8 @@ no checkpoint at all and a ``last_checkpoint`` naming a deleted file, and a full
 file backend), then ``last_checkpoint`` (atomically), then the deletion of outdated ones; a
 crash at any point leaves the previous complete checkpoint and a pointer to a complete file.
 ``save_best`` likewise writes the new ``best_*.pth`` before it removes the previous one (mmengine
-removes it first, so a crash or a full disk in between leaves no best checkpoint).
+removes it first, so a crash or a full disk in between leaves no best checkpoint), and
+never from a model with NaN/inf weights (training stops instead, as for a periodic save).
 Temporary files of a save that was interrupted earlier are removed, and named, when training
 starts.
 """
@@ -82,13 +83,9 @@ class SafeCheckpointHook(CheckpointHook):
             self.keep_ckpt_ids.append(step)
             runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
 
-        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        state = model.state_dict()
-        bad = non_finite_tensors(state)
-        if bad:  # NonFiniteLossHook catches most; finite losses can still give inf weights
-            raise FloatingPointError(
-                describe_non_finite(bad, len(state), f'the model at iteration {runner.iter + 1}')
-                + ' Not saved: the previous checkpoint stays the latest.')
+        # NonFiniteLossHook catches most; finite losses can still give inf weights
+        self._check_finite(runner, runner.iter + 1,
+                           'Not saved: the previous checkpoint stays the latest.')
         ckpt_filename = self.filename_tmpl.format(step)
         self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
@@ -119,6 +116,12 @@ class SafeCheckpointHook(CheckpointHook):
         """
         if not self.save_best:
             return
+        # before mmengine compares scores: a model with NaN/inf weights still gets finite,
+        # even improved, metrics (argmax of NaN is class 0), and mmengine's save_best saves it
+        # without the check of the periodic save; where no periodic checkpoint was saved yet
+        # in this run, nothing re-saves it either, so the NaN file would become the only best
+        self._check_finite(runner, runner.iter,
+                           'Not saved as the best: the previous best checkpoint stays.')
         hub = runner.message_hub
         previous = self._best_paths()
         previous_info = _best_info(hub)
@@ -140,6 +143,17 @@ class SafeCheckpointHook(CheckpointHook):
         for old, new in zip(previous, current):
             if old and new and old not in kept and self._remove_path(old):
                 runner.logger.info(f'The previous best checkpoint {old} is removed')
+
+    @staticmethod
+    def _check_finite(runner, iteration: int, consequence: str) -> None:
+        """Raise ``FloatingPointError`` if the model holds NaN/inf weights."""
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        state = model.state_dict()
+        bad = non_finite_tensors(state)
+        if bad:
+            raise FloatingPointError(
+                describe_non_finite(bad, len(state), f'the model at iteration {iteration}')
+                + f' {consequence}')
 
     def _best_paths(self) -> List[Optional[str]]:
         """The best checkpoint of each key indicator, in their order (None: none yet).
