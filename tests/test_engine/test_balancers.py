@@ -48,15 +48,16 @@ def test_mgda_normalization_rescales_the_returned_weights():
 
 
 def test_cagrad_closed_form_for_symmetric_gradients():
-    # g1 = (a, b), g2 = (-a, b): w* = (1/2, 1/2), g_w = g0 = (0, b), d = (1 + c) g0
+    # g1 = (a, b), g2 = (-a, b): w* = (1/2, 1/2), g_w = g0 = (0, b), d = (1 + c) g0 for the
+    # average loss; mmmt trains the sum (T = 2 times the average): d = 2 (1 + c) g0
     a, b, c = 2.0, 0.5, 0.4
     sym = torch.tensor([[a, b], [-a, b]], dtype=torch.float64)
     assert torch.allclose(direction(CAGrad(c=c), sym),
-                          torch.tensor([0.0, (1 + c) * b], dtype=torch.float64), atol=1e-6)
+                          torch.tensor([0.0, 2 * (1 + c) * b], dtype=torch.float64), atol=1e-6)
     # rescale divides by 1 + c^2 (the authors' option)
     assert torch.allclose(direction(CAGrad(c=c, rescale=True), sym),
-                          torch.tensor([0.0, (1 + c) * b / (1 + c**2)], dtype=torch.float64),
-                          atol=1e-6)
+                          torch.tensor([0.0, 2 * (1 + c) * b / (1 + c**2)],
+                                       dtype=torch.float64), atol=1e-6)
 
 
 def test_cagrad_matches_a_dense_search_of_its_dual():
@@ -67,10 +68,17 @@ def test_cagrad_matches_a_dense_search_of_its_dual():
     ws = np.linspace(0, 1, 200001)
     gw = ws[:, None] * g1 + (1 - ws[:, None]) * g2
     best = gw[np.argmin(gw @ g0 + radius * np.linalg.norm(gw, axis=1))]
-    expected = g0 + radius / np.linalg.norm(best) * best
+    expected = 2 * (g0 + radius / np.linalg.norm(best) * best)  # of the sum: T = 2 x average
     assert np.allclose(direction(CAGrad(c=c)).numpy(), expected, atol=1e-4)
-    # c = 0 is gradient descent on the average
-    assert torch.allclose(direction(CAGrad(c=0.0)), G.mean(0))
+
+
+def test_cagrad_with_c_zero_is_plain_training_of_the_summed_loss():
+    # the paper: c = 0 is gradient descent. The task-specific parameters get the gradient of the
+    # sum of the losses, so the shared ones must too (w = 1), not the average's (w = 1 / T)
+    grads = torch.tensor([[3.0, 1.0, 0.0], [-1.0, 2.0, 1.0], [0.5, -1.0, 2.0]],
+                         dtype=torch.float64)
+    w = CAGrad(c=0.0).weights(grads @ grads.T, torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(w, torch.ones(3, dtype=torch.float64))
 
 
 def test_imtlg_has_equal_projections_on_every_task_direction():

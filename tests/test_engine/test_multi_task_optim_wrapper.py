@@ -64,6 +64,17 @@ def test_train_step_updates_the_parameters_with_the_balanced_gradient():
     assert all(p.grad is None or not p.grad.any() for p in model.parameters())  # zeroed
 
 
+def test_cagrad_without_conflict_aversion_is_plain_training():
+    """CAGrad with c = 0 is gradient descent on the loss that is trained (the sum)."""
+    model, data = TinyTwoTask(), batch(5)
+    losses = model(**data)
+    expected = torch.autograd.grad(losses['loss_a'] + losses['loss_b'], list(model.parameters()))
+    wrapper = wrapper_for(model, dict(type='CAGrad', c=0.0))
+    wrapper.backward_balanced(model, model(**data))
+    for p, g in zip(model.parameters(), expected):
+        assert torch.allclose(p.grad, g, atol=1e-6)
+
+
 def test_mgda_ub_uses_the_representation_gradient():
     model, data = TinyTwoTask(), batch(2)
     losses = model(**data)

@@ -24,11 +24,19 @@ class CAGrad(BaseBalancer):
     and update with ``d = g_0 + sqrt(phi) / ||g_w*|| * g_w*``. Both terms only need the Gram
     matrix; the small convex problem is solved with scipy's SLSQP.
 
+    The paper states CAGrad for the *average* loss; mmmt trains the *sum* of the task losses
+    (the task-specific parameters get the sum's gradient). The returned coefficients are
+    therefore T times the paper's, i.e. CAGrad of the sum, as the authors' code does (it
+    multiplies its update by T to match the summed loss): with ``c = 0`` the update is exactly
+    plain training (w = 1 for every task), and the encoder is not trained at 1/T of the
+    decoder's rate.
+
     Args:
         c (float): Radius of the ball around g_0 (the paper's c in [0, 1)). Defaults to 0.4,
             the value of the paper's NYUv2 experiments.
         rescale (bool): Divide d by (1 + c^2), an option of the authors' code that keeps the
-            step size comparable to plain descent. Defaults to False (the paper's Algorithm 1).
+            step size comparable to plain descent; the authors' NYUv2 and Cityscapes runs use it.
+            Defaults to False (the paper's Algorithm 1).
     """
 
     def __init__(self, c: float = 0.4, rescale: bool = False) -> None:
@@ -63,6 +71,7 @@ class CAGrad(BaseBalancer):
             gw_norm = np.sqrt(max(w @ gram @ w, 0.0))
             if gw_norm > 0:
                 coeffs = mean + radius / gw_norm * w
+        coeffs = num * coeffs  # CAGrad of the sum of the losses (see the class doc)
         if self.rescale:
             coeffs = coeffs / (1 + self.c**2)
         return torch.as_tensor(coeffs, dtype=torch.float64, device=gram_t.device)
