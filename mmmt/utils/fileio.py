@@ -8,9 +8,10 @@ name only ever points at a complete file.
 """
 import os
 import os.path as osp
+import secrets
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Union
+from typing import BinaryIO, Callable, Tuple, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
@@ -48,7 +49,7 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
         raise FileExistsError(f'{path} exists; refusing to overwrite it')
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', suffix='.tmp', dir=directory)
+    fd, tmp = _create_temporary(directory, osp.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
             if callable(data):
@@ -58,9 +59,6 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -69,6 +67,24 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
+    """Create a new ``.<name>.<random>.tmp`` in ``directory``; return its descriptor and path.
+
+    Not ``tempfile.mkstemp``: its files are 0600, and setting the usual permissions afterwards
+    needs the umask, which can only be read by setting it (``os.umask(0)``), and in between any
+    other thread of the process (a logger, a data loader thread) creates its files world-
+    writable. Created with 0666 here, the kernel applies the umask itself.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    for _ in range(tempfile.TMP_MAX):
+        tmp = osp.join(directory, f'.{name}.{secrets.token_hex(4)}.tmp')
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f'no free temporary name for {name} in {directory}')
 
 
 def _link_exclusive(tmp: str, path: str) -> None:

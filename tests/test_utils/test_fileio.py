@@ -84,3 +84,27 @@ def test_a_writer_callable_streams_into_the_temporary_file(tmp_path):
     atomic_write(lambda f: torch.save({'x': torch.ones(2)}, f), path)
     assert torch.equal(torch.load(path, weights_only=True)['x'], torch.ones(2))
     assert os.listdir(tmp_path) == ['w.pth']
+
+
+def test_permissions_follow_the_umask_without_changing_it(tmp_path, monkeypatch):
+    previous = os.umask(0o027)
+    try:
+        calls = []
+        real_umask = os.umask
+
+        def recording_umask(mask):
+            calls.append(mask)
+            return real_umask(mask)
+
+        # reading the umask means setting it (to 0, then back): meanwhile every file another
+        # thread creates is world-writable, so atomic_write must not touch it
+        monkeypatch.setattr(os, 'umask', recording_umask)
+        path = tmp_path / 'pred.npy'
+        atomic_write(b'data', path, fsync=False)
+        atomic_write(b'more', path, fsync=False)
+        assert calls == []
+        assert (path.stat().st_mode & 0o777) == 0o640
+        assert path.read_bytes() == b'more'
+        assert os.listdir(tmp_path) == ['pred.npy']
+    finally:
+        os.umask(previous)
