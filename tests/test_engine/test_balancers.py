@@ -38,6 +38,34 @@ def test_mgda_gives_the_min_norm_point_of_the_segment():
     assert torch.allclose(w, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), atol=1e-4)
 
 
+def test_mgda_three_tasks_by_hand():
+    # g1 = (2, 0), g2 = (0, 1), g3 = (1, 1): the segment g1-g2's min-norm point w = (1/5, 4/5)
+    # (d = (0.4, 0.8), |d|^2 = 0.8) is optimal for the triangle: g3 . d = 1.2 >= 0.8. The
+    # Frank-Wolfe iteration from the centre stops with w_3 = 0.0025, w_2 = 0.798
+    grads = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+    w = MGDAUB().weights(grads @ grads.T, torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(w, torch.tensor([0.2, 0.8, 0.0], dtype=torch.float64), atol=1e-12)
+
+
+def test_mgda_matches_a_generic_solver_of_the_min_norm_problem():
+    from scipy.optimize import minimize
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        num = int(rng.integers(3, 6))
+        grads = rng.normal(size=(num, 6)) * rng.uniform(0.1, 10, size=(num, 1))
+        gram = grads @ grads.T
+        ref = minimize(lambda w: w @ gram @ w, np.full(num, 1 / num), jac=lambda w: 2 * gram @ w,
+                       method='SLSQP', bounds=[(0, 1)] * num,
+                       constraints=[dict(type='eq', fun=lambda w: w.sum() - 1)],
+                       options=dict(ftol=1e-16, maxiter=1000)).x
+        w = MGDAUB().weights(torch.from_numpy(gram), torch.ones(num, dtype=torch.float64))
+        w = w.numpy()
+        assert abs(w.sum() - 1) < 1e-12 and (w >= 0).all()
+        # never worse than the generic solver, and the same point (the min-norm d is unique)
+        assert w @ gram @ w <= ref @ gram @ ref * (1 + 1e-8)
+        assert np.allclose(w @ grads, ref @ grads, atol=1e-5 * np.abs(grads).max())
+
+
 def test_mgda_normalization_rescales_the_returned_weights():
     w = MGDAUB(normalization='l2').weights(G @ G.T, ONES)
     unit = G / G.norm(dim=1, keepdim=True)
