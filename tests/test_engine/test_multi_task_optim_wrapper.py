@@ -172,10 +172,12 @@ def _free_port():
         return s.getsockname()[1]
 
 
-#: every balancer: on the shared parameters' gradients, MGDA-UB on the representation's
+#: every balancer: on the shared parameters' gradients, MGDA-UB on the representation's; a
+#: normalisation by the gradients' norms needs the representation's global Gram matrix itself,
+#: not a multiple of it
 BALANCERS_IN_DDP = tuple(
     dict(type=name) for name in ('PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL',
-                                 'AlignedMTL'))
+                                 'AlignedMTL')) + (dict(type='MGDAUB', normalization='l2'), )
 
 
 def _ddp_worker(rank, port, out_dir):

@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmengine.dist import all_reduce
+from mmengine.dist import all_reduce, get_world_size
 from mmengine.logging import MessageHub
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
@@ -92,10 +92,10 @@ class MultiTaskOptimWrapper(OptimWrapper):
 
     Balancers that use the shared representation (MGDA-UB) get, instead of step 1's ``g_t``,
     the gradients w.r.t. the output of the last shared module; the Gram matrix is then summed
-    over ranks (the ranks' features are disjoint coordinates of the global batch's
-    representation, so the sum is the global Gram matrix up to a constant factor, which leaves
-    the min-norm weights unchanged), and ``sum_t w_t dL_t/dZ`` is back-propagated through the
-    encoder once.
+    over ranks and divided by the squared world size (the ranks' features are disjoint
+    coordinates of the global batch's representation, and each rank's loss is R times the
+    global loss's share of its images, so this is the global batch's Gram matrix exactly), and
+    ``sum_t w_t dL_t/dZ`` is back-propagated through the encoder once.
 
     Gradients are added to ``.grad``, so ``accumulative_counts`` and ``clip_grad`` work as in
     :class:`~mmengine.optim.OptimWrapper`; the balancer's state (GradNorm's weights, PCGrad's
@@ -253,7 +253,11 @@ class MultiTaskOptimWrapper(OptimWrapper):
             torch.stack([o.detach().double() for o in objectives.values()]), op='mean')
         self.balancer.task_names = names
         if use_repr:
-            gram = _reduced((task_grads @ task_grads.T).double(), op='sum')
+            # each rank's loss is the mean over its 1/R of the global batch, so its gradient
+            # w.r.t. its images' features is R times that of the global batch's loss: the sum of
+            # the ranks' Gram matrices over R^2 is the global batch's Gram matrix itself (a
+            # multiple of it would change normalised or norm-dependent weights, e.g. MGDA's 'l2')
+            gram = _reduced((task_grads @ task_grads.T).double(), op='sum') / get_world_size()**2
             weights = self.balancer.weights(gram, loss_values)
             repr_grad = _unflatten(weights.to(task_grads.dtype) @ task_grads, features)
             shared_grad = _flatten(
