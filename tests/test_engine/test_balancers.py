@@ -66,11 +66,27 @@ def test_mgda_matches_a_generic_solver_of_the_min_norm_problem():
         assert np.allclose(w @ grads, ref @ grads, atol=1e-5 * np.abs(grads).max())
 
 
-def test_mgda_normalization_rescales_the_returned_weights():
-    w = MGDAUB(normalization='l2').weights(G @ G.T, ONES)
-    unit = G / G.norm(dim=1, keepdim=True)
-    w_unit = MGDAUB().weights(unit @ unit.T, ONES)
-    assert torch.allclose(w, w_unit / G.norm(dim=1))
+def test_mgda_normalization_weights_the_unscaled_gradients_as_the_authors_code():
+    # the weights are those of the min-norm point of the scaled gradients, used (as in Sener &
+    # Koltun's code) on the unscaled ones: a convex combination of the real gradients
+    grads = torch.tensor([[1e-3, 0.0], [-2e-3, 2e-3]], dtype=torch.float64)
+    gram, losses = grads @ grads.T, torch.tensor([0.5, 2.0], dtype=torch.float64)
+    unit = grads / grads.norm(dim=1, keepdim=True)
+    w = MGDAUB(normalization='l2').weights(gram, losses)
+    # unit vectors (1, 0) and (-1, 1)/sqrt(2): w_1 = (u2 - u1) . u2 / |u1 - u2|^2
+    w1 = float((unit[1] - unit[0]) @ unit[1] / (unit[0] - unit[1]).norm()**2)
+    assert torch.allclose(w, torch.tensor([w1, 1 - w1], dtype=torch.float64))
+    assert torch.allclose(w, MGDAUB().weights(unit @ unit.T, losses))
+    for norm in ('loss', 'loss+'):
+        w = MGDAUB(normalization=norm).weights(gram, losses)
+        assert abs(float(w.sum()) - 1) < 1e-12 and (w >= 0).all()
+        assert float((w @ grads).norm()) <= float(grads.norm(dim=1).max())
+    # 'loss': g / L, so (1e-3, 0) / 0.5 and (-1e-3, 1e-3): w_1 from the scaled pair
+    scaled = grads / losses[:, None]
+    w = MGDAUB(normalization='loss').weights(gram, losses)
+    assert torch.allclose(w, MGDAUB().weights(scaled @ scaled.T, losses))
+    with pytest.raises(ValueError, match='normalization'):
+        MGDAUB(normalization='bad')
     with pytest.raises(ValueError, match='normalization'):
         MGDAUB(normalization='bad')
 

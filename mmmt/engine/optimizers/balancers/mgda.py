@@ -132,8 +132,12 @@ class MGDAUB(BaseBalancer):
         upper_bound (bool): Use the representation's gradients (MGDA-UB). Defaults to True.
         normalization (str): Scaling of each gradient before the min-norm solve, as in the
             authors' code: 'none' (the paper's formulation, default), 'l2' (unit norm), 'loss'
-            (divided by the loss), 'loss+' (by loss x norm). The returned weights apply to the
-            unscaled gradients.
+            (divided by the loss), 'loss+' (by loss x norm). As in the authors' code, the
+            weights found for the scaled gradients multiply the unscaled ones: the update is
+            still a convex combination of the task gradients, of their scale (dividing the
+            weights by the scales instead would make it the min-norm point of the scaled
+            gradients, whose length is unrelated to the gradients' and, with 'loss+', of the
+            order of 1 / (loss x norm)).
         max_iter (int): Frank-Wolfe iterations at most (more than 10 tasks). Defaults to 250.
         tol (float): Frank-Wolfe stopping threshold. Defaults to 1e-5.
     """
@@ -167,5 +171,5 @@ class MGDAUB(BaseBalancer):
         else:
             scale = torch.ones_like(norms)
         scale = scale.clamp(min=1e-12)
-        w = min_norm_weights(gram / torch.outer(scale, scale), self.max_iter, self.tol)
-        return w / scale
+        # the authors' code: solve on the scaled gradients, weight the unscaled ones
+        return min_norm_weights(gram / torch.outer(scale, scale), self.max_iter, self.tol)
