@@ -193,18 +193,36 @@ def describe_download_failure(cfg, error) -> str:
             'model.backbone.init_cfg.checkpoint=FILE')
 
 
+def checkpoint_out_dir(cfg) -> Optional[str]:
+    """The local folder of the checkpoints when ``default_hooks.checkpoint.out_dir`` is set
+    (mmengine's layout: ``<out_dir>/<name of the work dir>``), else None (the work dir)."""
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    out_dir = hook.get('out_dir')
+    if not out_dir or '://' in str(out_dir):
+        return None
+    return os.path.join(str(out_dir), os.path.basename(os.path.abspath(cfg.work_dir)))
+
+
 def check_work_dir(cfg, args) -> None:
-    """Stop a new training that would replace the checkpoints of an earlier one."""
+    """Stop a new training that would replace the checkpoints of an earlier one (in the work
+    dir, or in the checkpoint hook's ``out_dir``, which another work dir of the same name
+    shares)."""
     if args.resume is not None or args.force:
         return
     from mmmt.utils import existing_training_outputs
-    found = existing_training_outputs(cfg.work_dir)
-    if found:
-        more = f' and {len(found) - 5} more' if len(found) > 5 else ''
-        raise SystemExit(
-            f'work dir {cfg.work_dir} already holds {", ".join(found[:5])}{more} from an earlier '
-            'run; a new training would replace them. Pass --resume to continue it, --force '
-            'to train into it anyway, or choose another --work-dir')
+    out_dir = checkpoint_out_dir(cfg)
+    # --resume reads the work dir's last_checkpoint: it is the way on only for the work dir
+    for what, folder, remedy in (
+            ('work dir', cfg.work_dir, 'Pass --resume to continue it, --force to train into it '
+             'anyway, or choose another --work-dir'),
+            ('checkpoint folder (default_hooks.checkpoint.out_dir)', out_dir, 'Pass --force to '
+             'train into it anyway, or choose a --work-dir of another name')):
+        found = existing_training_outputs(folder) if folder else []
+        if found:
+            more = f' and {len(found) - 5} more' if len(found) > 5 else ''
+            raise SystemExit(
+                f'{what} {folder} already holds {", ".join(found[:5])}{more} from an earlier '
+                f'run; a new training would replace them. {remedy}')
 
 
 def check_class_count(runner) -> None:

@@ -128,3 +128,22 @@ def test_a_semseg_head_of_another_class_count_is_named(tmp_path, synthetic_nyud)
                        r'set \(NYUDv2MultiTaskDataset\) has 40 semseg classes'):
         train(cfg, '--work-dir', tmp_path / 'w', '--cfg-options',
               'model.decode_head.tasks.semseg=12')
+
+
+def test_a_new_training_never_replaces_the_checkpoints_of_the_out_dir(tmp_path):
+    # with default_hooks.checkpoint.out_dir, mmengine saves into <out_dir>/<work dir name>:
+    # a new work dir of the same name (or a cleaned one) shares that folder
+    from mmengine.config import Config
+    tool = load_tool('tools', 'train')
+    shared = tmp_path / 'ckpts' / 'exp1'
+    shared.mkdir(parents=True)
+    (shared / 'iter_50.pth').write_bytes(b'an earlier run')
+    cfg = Config(dict(work_dir=str(tmp_path / 'new' / 'exp1'),
+                      default_hooks=dict(checkpoint=dict(out_dir=str(tmp_path / 'ckpts')))))
+    with pytest.raises(SystemExit, match=r'checkpoint folder \(default_hooks\.checkpoint\.'
+                       rf'out_dir\) {shared} already holds iter_50\.pth .*--force'):
+        tool.check_work_dir(cfg, tool.parse_args(['cfg.py']))
+    tool.check_work_dir(cfg, tool.parse_args(['cfg.py', '--force']))  # asked for
+    cfg.work_dir = str(tmp_path / 'new' / 'exp2')  # another folder under out_dir
+    tool.check_work_dir(cfg, tool.parse_args(['cfg.py']))
+    assert (shared / 'iter_50.pth').read_bytes() == b'an earlier run'
