@@ -6,7 +6,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-__all__ = ['MultiTaskDataSample', 'pred_to_array']
+__all__ = ['MultiTaskDataSample', 'pred_to_array', 'array_to_pred']
 
 
 class MultiTaskDataSample(SegDataSample):
@@ -83,3 +83,32 @@ def pred_to_array(x: torch.Tensor, num_classes: Optional[int] = None) -> np.ndar
             num_classes = int(arr.max(initial=0)) + 1
         return arr.astype(class_map_dtype(num_classes))
     return np.ascontiguousarray(arr.astype(np.float32, copy=False))
+
+
+def array_to_pred(arr: np.ndarray) -> torch.Tensor:
+    """The (C, H, W) prediction tensor of an array in :func:`pred_to_array`'s layout.
+
+    The exact inverse of :func:`pred_to_array`, for predictions read back from a file
+    (``tools/test.py --out``): class maps become (1, H, W) int64, float maps (1, H, W) or
+    (C, H, W) float32, as ``MultiTaskEncoderDecoder.predict`` writes ``pred_<task>``.
+
+    Args:
+        arr (np.ndarray): (H, W) or (H, W, C); integer class indices or floats.
+
+    Returns:
+        Tensor: The prediction, with its own memory.
+
+    Raises:
+        ValueError: ``arr`` is not 2-D or 3-D, or neither integer nor floating point.
+    """
+    arr = np.asarray(arr)
+    if arr.ndim not in (2, 3):
+        raise ValueError(f'a prediction array is (H, W) or (H, W, C), got shape {arr.shape}')
+    if np.issubdtype(arr.dtype, np.integer):
+        arr = arr.astype(np.int64)
+    elif np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float32)
+    else:
+        raise ValueError(f'a prediction array holds class indices or floats, got {arr.dtype}')
+    chw = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return torch.from_numpy(np.ascontiguousarray(chw))

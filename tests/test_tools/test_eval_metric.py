@@ -1,0 +1,143 @@
+"""tools/analysis_tools/eval_metric.py: saved predictions evaluated offline give the run's
+metrics, and bad prediction files are refused in one line."""
+import glob
+import json
+import os.path as osp
+import pickle
+import re
+
+import numpy as np
+import pytest
+
+from ..tool_loader import load_tool
+from .conftest import cli
+
+TOOL = load_tool('tools', 'analysis_tools', 'eval_metric')
+
+
+def run(tool, args, capsys):
+    return cli(tool, args, capsys, prog='eval_metric.py')
+
+
+@pytest.fixture(scope='module')
+def tested_run(tiny_training, tmp_path_factory):
+    """tools/test.py on the tiny run's last checkpoint with --out: (config, predictions file,
+    the metrics test.py wrote)."""
+    root = tmp_path_factory.mktemp('eval_metric')
+    work, preds = root / 'work', root / 'preds.pkl'
+    ckpt = osp.join(tiny_training.work_dir, 'iter_4.pth')
+    load_tool('tools', 'test').main([tiny_training.config, ckpt, '--work-dir', str(work),
+                                     '--out', str(preds)])
+    (metrics_file, ) = [f for f in glob.glob(osp.join(work, '*', '*.json'))
+                        if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))]
+    with open(metrics_file) as f:
+        metrics = [json.loads(line) for line in f if line.strip()][-1]
+    return tiny_training.config, preds, {k: v for k, v in metrics.items() if '/' in k}
+
+
+def test_gives_the_metrics_of_the_run_that_wrote_the_predictions(tested_run, tmp_path, capsys):
+    cfg, preds, expected = tested_run
+    assert {'semseg/mIoU', 'depth/rmse', 'normals/mean', 'edge/odsF'} <= set(expected)
+    out = tmp_path / 'metrics.json'
+    status, stdout, _ = run(TOOL, [cfg, str(preds), '--out', str(out)], capsys)
+    assert status == 0
+    with open(out) as f:
+        (line, ) = f.read().splitlines()
+    got = json.loads(line)
+    assert set(expected) <= set(got)
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+    assert re.search(rf'^semseg/mIoU +{got["semseg/mIoU"]:.4f}$', stdout, re.M), stdout
+    # --out is never replaced unless asked
+    status, _, err = run(TOOL, [cfg, str(preds), '--out', str(out)], capsys)
+    assert status == 2 and f'--out {out} exists' in err
+    assert json.loads(out.read_text()) == got
+
+
+def test_predictions_change_the_metrics(tested_run, tmp_path, capsys):
+    """The tool evaluates what the file holds (not, say, a fresh model run): zeroed depth
+    predictions change depth's metrics and nothing else."""
+    cfg, preds, expected = tested_run
+    with open(preds, 'rb') as f:
+        records = pickle.load(f)  # our own file
+    for record in records:
+        record['pred']['depth'][:] = 0
+    edited = tmp_path / 'edited.pkl'
+    edited.write_bytes(pickle.dumps(records))
+    out = tmp_path / 'm.json'
+    # with the documented example option (another boundary protocol)
+    assert run(TOOL, [cfg, str(edited), '--out', str(out), '--cfg-options',
+                      'test_evaluator.tasks.edge.protocol=seism-2016-01'], capsys)[0] == 0
+    got = json.loads(out.read_text())
+    assert got['semseg/mIoU'] == pytest.approx(expected['semseg/mIoU'], rel=1e-6)
+    assert got['depth/rmse'] != pytest.approx(expected['depth/rmse'], rel=1e-3)
+    assert got['depth/delta1'] == 0
+    assert got['normals/mean'] == pytest.approx(expected['normals/mean'], rel=1e-6)
+
+
+def test_a_crafted_pickle_is_refused_without_running(tested_run, tmp_path, capsys):
+    cfg, _, _ = tested_run
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), 'w'))
+
+    crafted = tmp_path / 'crafted.pkl'
+    crafted.write_bytes(pickle.dumps([{'img_id': 'x', 'pred': {'semseg': Payload()}}]))
+    status, _, err = run(TOOL, [cfg, str(crafted)], capsys)
+    assert status == 2
+    assert f'{crafted} names io.open' in err or f'{crafted} names builtins.open' in err
+    assert 'refused without running it' in err
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('edit,message', [
+    (lambda r: r[:-1], 'has no prediction of 1 of the 2 test images'),
+    (lambda r: r + [dict(r[0], img_id='elsewhere')], 'not in the test split (elsewhere)'),
+    (lambda r: r + [r[0]], 'two predictions of img_id'),
+    (lambda r: {'pred': r}, 'expected a list of dicts'),
+], ids=['missing', 'extra', 'duplicate', 'layout'])
+def test_predictions_that_do_not_fit_the_split(tested_run, tmp_path, capsys, edit, message):
+    cfg, preds, _ = tested_run
+    with open(preds, 'rb') as f:
+        records = pickle.load(f)
+    bad = tmp_path / 'bad.pkl'
+    bad.write_bytes(pickle.dumps(edit(records)))
+    status, _, err = run(TOOL, [cfg, str(bad)], capsys)
+    assert status == 2 and message in err, err
+
+
+def test_not_a_pickle(tmp_path, tiny_training, capsys):
+    bad = tmp_path / 'preds.pkl'
+    bad.write_bytes(b'\x80\x05not really')
+    status, _, err = run(TOOL, [tiny_training.config, str(bad)], capsys)
+    assert status == 2 and f'{bad} is not a readable pickle' in err
+    status, _, err = run(TOOL, [tiny_training.config, str(tmp_path / 'none.pkl')], capsys)
+    assert status == 2 and 'predictions file not found' in err
+
+
+def test_load_predictions_reads_every_protocol_and_array_kind(tmp_path):
+    import torch
+
+    from mmmt.evaluation import load_predictions
+    from mmmt.structures import array_to_pred, pred_to_array
+    records = [{'img_id': 'a', 'img_path': 'x/a.png', 'ori_shape': (2, 3), 'flip': False,
+                'pred': {'semseg': np.arange(6, dtype=np.uint8).reshape(2, 3),
+                         'normals': np.random.rand(3, 2, 3).astype(np.float32).transpose(1, 2, 0),
+                         'score': np.float32(0.5) * np.ones((2, 3), np.float32)}}]
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        path = tmp_path / f'p{protocol}.pkl'
+        path.write_bytes(pickle.dumps(records, protocol=protocol))
+        (got, ) = load_predictions(str(path))
+        assert got.keys() == records[0].keys() and got['ori_shape'] == (2, 3)
+        for task, arr in records[0]['pred'].items():
+            np.testing.assert_array_equal(got['pred'][task], arr)
+            assert got['pred'][task].dtype == arr.dtype
+    # array_to_pred is pred_to_array's inverse
+    semseg = torch.tensor([[[0, 4, 2]]])
+    normals = torch.randn(3, 1, 3)
+    assert torch.equal(array_to_pred(pred_to_array(semseg)), semseg)
+    assert torch.equal(array_to_pred(pred_to_array(normals)), normals)
+    with pytest.raises(ValueError, match=r'\(H, W\) or \(H, W, C\)'):
+        array_to_pred(np.zeros(3))

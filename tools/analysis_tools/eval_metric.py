@@ -1,0 +1,124 @@
+"""Evaluate saved predictions (``tools/test.py --out``) against a config's test split.
+
+Examples::
+
+    python tools/test.py configs/mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py CKPT \
+        --out preds.pkl
+    python tools/analysis_tools/eval_metric.py \
+        configs/mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py work_dirs/.../preds.pkl
+    # the same predictions under the earlier boundary protocol, no model run
+    python tools/analysis_tools/eval_metric.py CONFIG preds.pkl \
+        --cfg-options test_evaluator.tasks.edge.protocol=seism-2016-01
+
+The ground truth comes from the config's ``test_dataloader`` dataset through its test
+pipeline, and the metrics from its ``test_evaluator``, exactly as ``tools/test.py`` computes
+them: on the predictions of a run the numbers are the run's. Predictions are matched to the
+dataset's images by ``img_id``; each image of the split needs one, and predictions of images
+outside the split are refused. The file is read with
+:func:`mmmt.evaluation.load_predictions`, which builds nothing but numpy arrays (a crafted
+pickle is refused, not run). ``--out`` writes the metrics as one JSON line, the format of
+``tools/test.py``'s metrics file, which ``compare_with_paper.py`` reads.
+"""
+import argparse
+import json
+import os.path as osp
+import sys
+from typing import Dict, List
+
+# only the standard library until the arguments are parsed (fast --help)
+from mmmt.utils.cli import LazyDictAction, check_config_file, config_from_file, merge_cfg_options
+from mmmt.utils.errors import UserInputError, run_main
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Evaluate tools/test.py --out predictions with a config's test_evaluator")
+    parser.add_argument('config', help='config file (its test_dataloader and test_evaluator)')
+    parser.add_argument('predictions', help='the .pkl file written by tools/test.py --out')
+    parser.add_argument('--out', metavar='FILE.json',
+                        help='also write the metrics to this new JSON file')
+    parser.add_argument('--force', action='store_true', help='replace an existing --out file')
+    parser.add_argument('--data-root', metavar='DIR',
+                        help="the dataset folder (the config's data_root)")
+    parser.add_argument('--cfg-options', nargs='+', action=LazyDictAction, metavar='KEY=VALUE',
+                        help='override settings, e.g. '
+                        'test_evaluator.tasks.edge.protocol=seism-2016-01')
+    return parser.parse_args(argv)
+
+
+def _few(names: List[str], n: int = 3) -> str:
+    return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
+
+
+def match_predictions(records: List[dict], image_ids: List[str], path: str) -> Dict[str, dict]:
+    """``img_id`` -> record, refusing duplicates, images without a prediction and predictions
+    of images outside the split (each names a few ``img_id``)."""
+    by_id: Dict[str, dict] = {}
+    for i, record in enumerate(records):
+        img_id = record.get('img_id')
+        if img_id is None:
+            raise UserInputError(f'{path}: record {i} has no img_id to match it to an image')
+        if img_id in by_id:
+            raise UserInputError(f'{path}: two predictions of img_id {img_id!r}')
+        by_id[img_id] = record
+    missing = [i for i in image_ids if i not in by_id]
+    extra = sorted(set(by_id) - set(image_ids))
+    if missing:
+        raise UserInputError(
+            f'{path} has no prediction of {len(missing)} of the {len(image_ids)} test images '
+            f'({_few(missing)}); predict the whole test split of this config')
+    if extra:
+        raise UserInputError(
+            f'{path} holds predictions of {len(extra)} images that are not in the test split '
+            f'({_few(extra)}): another split or dataset?')
+    return by_id
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.out is not None and osp.exists(args.out) and not args.force:
+        raise UserInputError(f'--out {args.out} exists; choose another name or pass --force')
+    check_config_file(args.config)  # before the slow imports below
+    from mmengine.evaluator import Evaluator
+    from mmengine.registry import init_default_scope
+    from mmengine.structures import PixelData
+    from mmengine.utils import ProgressBar
+
+    from mmmt.evaluation import load_predictions
+    from mmmt.registry import DATASETS
+    from mmmt.structures import array_to_pred, register_tasks
+    from mmmt.utils import register_all_modules
+    from mmmt.utils.fileio import atomic_write
+    register_all_modules(init_default_scope=False)
+    records = load_predictions(args.predictions)  # before the dataset: a bad file ends at once
+    cfg = merge_cfg_options(config_from_file(args.config), args.cfg_options, args.data_root)
+    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
+    init_default_scope(cfg.get('default_scope', 'mmmt'))
+    if not cfg.get('test_dataloader') or not cfg.get('test_evaluator'):
+        raise UserInputError(f'{args.config} needs a test_dataloader and a test_evaluator')
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    image_ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
+    by_id = match_predictions(records, image_ids, args.predictions)
+    evaluator = Evaluator(cfg.test_evaluator)
+    evaluator.dataset_meta = dataset.metainfo
+    print(f'Evaluating {len(records)} predictions of {args.predictions}')
+    progress = ProgressBar(len(dataset), file=sys.stdout)
+    for i, img_id in enumerate(image_ids):
+        sample = dataset[i]['data_samples']
+        for task, array in by_id[img_id]['pred'].items():
+            sample.set_field(PixelData(data=array_to_pred(array)), f'pred_{task}')
+        evaluator.process([sample])
+        progress.update()
+    print()
+    metrics = evaluator.evaluate(len(dataset))
+    width = max(map(len, metrics), default=0)
+    for key, value in metrics.items():
+        print(f'{key:<{width}}  {value:.4f}' if isinstance(value, float) else f'{key}  {value}')
+    if args.out is not None:
+        atomic_write(json.dumps(metrics) + '\n', args.out, overwrite=args.force)
+        print(f'metrics written to {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_main(main))
