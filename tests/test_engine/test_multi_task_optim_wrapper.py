@@ -7,7 +7,7 @@ import torch
 import torch.multiprocessing as mp
 from mmengine.logging import MessageHub
 
-from mmmt.engine import MGDAUB, PCGrad
+from mmmt.engine import IMTLG, MGDAUB, PCGrad
 from mmmt.engine.optimizers.balancers import min_norm_weights
 from mmmt.registry import OPTIM_WRAPPERS
 from ._tiny_model import TinyTwoTask, batch
@@ -75,7 +75,8 @@ def test_cagrad_without_conflict_aversion_is_plain_training():
         assert torch.allclose(p.grad, g, atol=1e-6)
 
 
-def test_mgda_ub_uses_the_representation_gradient():
+@pytest.mark.parametrize('balancer', [MGDAUB(), IMTLG(representation=True)])
+def test_balancers_on_the_representation_use_its_gradient(balancer):
     model, data = TinyTwoTask(), batch(2)
     losses = model(**data)
     z = model.backbone(data['inputs'])
@@ -84,11 +85,11 @@ def test_mgda_ub_uses_the_representation_gradient():
     lb = ((model.head_b(z) - data['data_samples'][:, 1:])**2).mean()
     rep = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].reshape(-1)
                        for loss in (la, lb)])
-    w = min_norm_weights((rep @ rep.T).double()).float()
+    w = balancer.weights((rep @ rep.T).double(), torch.ones(2, dtype=torch.float64)).float()
     shared = list(model.backbone.parameters())
     expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(w[0] * la + w[1] * lb,
                                                                      shared)])
-    wrapper = wrapper_for(model, MGDAUB())
+    wrapper = wrapper_for(model, balancer)
     with wrapper.optim_context(model):
         losses = model(**data)
     wrapper.backward_balanced(model, losses, wrapper._features)

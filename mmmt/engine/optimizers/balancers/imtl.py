@@ -21,7 +21,23 @@ class IMTLG(BaseBalancer):
     and ``d = sum_t alpha_t g_t`` satisfies ``d . u_1 = ... = d . u_T``. Every product is an
     entry of the Gram matrix divided by a norm. IMTL-G has no hyper-parameters. (The paper also
     learns loss scales, IMTL-L; that part is a loss weighting, not a gradient balancer.)
+
+    The paper's algorithm takes g_t w.r.t. the shared feature z (the encoder's output, as
+    MGDA-UB) and back-propagates ``sum_t alpha_t L_t`` through the encoder;
+    ``representation=True`` does that. By default the gradients w.r.t. the shared parameters
+    are balanced (the closed form is the same; the gradients are the exact ones).
+
+    Args:
+        representation (bool): Balance the gradients w.r.t. the shared representation, as the
+            paper. Defaults to False (the shared parameters' gradients).
     """
+
+    def __init__(self, representation: bool = False) -> None:
+        self.representation = representation
+
+    @property
+    def uses_representation(self) -> bool:  # type: ignore[override]
+        return self.representation
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, _ = self._prepare(gram, losses)
