@@ -244,8 +244,10 @@ def _kernel_fns(kern: ModuleType, name: str):
 
 
 def _fast_exp(u: torch.Tensor, acc: torch.dtype) -> bool:
-    """Whether the kernels may use PTX's ``ex2.approx.ftz`` (float32 on an NVIDIA GPU)."""
-    return u.is_cuda and torch.version.hip is None and acc == torch.float32
+    """Whether the kernels may use PTX's ``ex2.approx.ftz`` (float32 on an NVIDIA GPU, compiled:
+    Triton's interpreter, which also takes CUDA tensors, cannot run inline assembly)."""
+    return (u.is_cuda and torch.version.hip is None and acc == torch.float32
+            and not interpreter_enabled())
 
 
 def _launch(name: str, cfg: KernelConfig, block_d: int, block_l: int, softplus: bool,

@@ -493,3 +493,35 @@ def test_inputs_are_checked_once_per_call(interpreted, monkeypatch):
         calls.clear()
         scan(**x)
         assert calls == [1], scan
+
+
+def test_no_inline_assembly_for_the_interpreter(triton_interpreter, monkeypatch):
+    """``TRITON_INTERPRET=1`` also runs the kernels on CUDA tensors (copied to the host), and
+    the interpreter has no inline assembly: PTX's ``ex2.approx.ftz`` is for compiled kernels
+    on an NVIDIA GPU only (float32 state), whatever device the tensors are on."""
+    import types
+    cuda_u = types.SimpleNamespace(is_cuda=True)  # what _fast_exp reads of u
+    monkeypatch.setattr(torch.version, 'hip', None)
+    assert not triton_scan._fast_exp(cuda_u, torch.float32)
+    monkeypatch.delenv('TRITON_INTERPRET')  # compiled kernels: float32 only, NVIDIA only
+    assert triton_scan._fast_exp(cuda_u, torch.float32)
+    assert not triton_scan._fast_exp(cuda_u, torch.float64)
+    assert not triton_scan._fast_exp(types.SimpleNamespace(is_cuda=False), torch.float32)
+    monkeypatch.setattr(torch.version, 'hip', '6.2')
+    assert not triton_scan._fast_exp(cuda_u, torch.float32)
+    # and why the flag must be off there: the interpreted kernels cannot take it
+    monkeypatch.setenv('TRITON_INTERPRET', '1')
+    exp2 = triton_scan._kernels(True)._exp2
+    tl = triton.language
+
+    def apply(x_ptr, out_ptr, FN: tl.constexpr, FAST: tl.constexpr):
+        offs = tl.arange(0, 16)
+        tl.store(out_ptr + offs, FN(tl.load(x_ptr + offs), FAST))
+
+    apply = triton.jit(apply)
+    v = torch.linspace(-4, 4, 16)
+    out = torch.empty_like(v)
+    apply[(1, )](v, out, FN=exp2, FAST=False)
+    torch.testing.assert_close(out, torch.exp2(v))
+    with pytest.raises(Exception, match='inline_asm not supported'):
+        apply[(1, )](v, out, FN=exp2, FAST=True)
