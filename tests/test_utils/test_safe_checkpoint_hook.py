@@ -10,7 +10,7 @@ import torch
 from mmengine.logging import MessageHub, MMLogger
 
 from mmmt.engine.hooks import SafeCheckpointHook
-from mmmt.utils import atomic_write, find_resume_checkpoint, load_checkpoint_file
+from mmmt.utils import UserInputError, atomic_write, find_resume_checkpoint, load_checkpoint_file
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -138,3 +138,59 @@ def test_kill_9_during_a_save(tmp_path):
     make_hook(runner)
     assert sorted(os.listdir(work)) == ['iter_1.pth', 'last_checkpoint']
     assert len(messages) == 1 and stale[0] in messages[0]
+
+
+# the child saves iter_1, then writes iter_2 until its stdin gives a line
+WRITER = """
+import sys
+from tests.tool_loader import load_tool
+t = load_tool('tests', 'test_utils', 'test_safe_checkpoint_hook')
+runner = t.FakeRunner(sys.argv[1])
+hook = t.make_hook(runner)
+t.save(hook, runner, 1)
+def slow(obj, f):
+    f.write(b'PK\\x03\\x04')
+    f.flush()
+    print('writing', flush=True)
+    sys.stdin.readline()
+    f.seek(0)
+    t.torch.save(obj, f)
+runner.writer = slow
+t.save(hook, runner, 2)
+print('saved', flush=True)
+"""
+
+
+@pytest.mark.skipif(sys.platform == 'win32', reason='no flock')
+def test_a_second_training_in_the_work_dir_stops_before_touching_it(tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    child = subprocess.Popen([sys.executable, '-c', WRITER, str(work)], cwd=REPO,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=REPO))
+    try:
+        assert any(line.strip() == 'writing' for line in iter(child.stdout.readline, ''))
+        before = sorted(os.listdir(work))
+        assert len(before) == 3 and before[0].startswith('.iter_2.pth.')
+        # e.g. a re-queued job with --resume while the first still runs: before the lock, it
+        # deleted the first one's half-written iter_2 as a leftover, and that save failed
+        with pytest.raises(UserInputError, match=f'another training is running in the work '
+                           f'dir {work}: .*another --work-dir'):
+            make_hook(FakeRunner(str(work)))
+        assert sorted(os.listdir(work)) == before
+        out, _ = child.communicate('go\n', timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 0 and out.strip().endswith('saved')
+    assert resumable_step(str(work)) == 2
+    runner = FakeRunner(str(work))  # the first has ended: the work dir is free again
+    hook = make_hook(runner)
+    save(hook, runner, 3)
+    assert resumable_step(str(work)) == 3
+    locker = [sys.executable, '-c', 'import sys; from mmmt.engine.hooks.safe_checkpoint_hook '
+              'import lock_work_dir; print(lock_work_dir(sys.argv[1]))', str(work)]
+    run = dict(cwd=REPO, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=REPO))
+    assert 'another training is running' in subprocess.run(locker, **run).stderr
+    hook.after_run(runner)  # a training that ends releases the work dir
+    assert subprocess.run(locker, **run).stdout.strip() == 'True'

@@ -10,12 +10,14 @@ crash at any point leaves the previous complete checkpoint and a pointer to a co
 removes it first, so a crash or a full disk in between leaves no best checkpoint), and
 never from a model with NaN/inf weights (training stops instead, as for a periodic save).
 Temporary files of a save that was interrupted earlier are removed, and named, when training
-starts.
+starts; before that, the work dir is locked (:func:`lock_work_dir`), so that a second training
+in it (a re-queued job while the first still runs) stops at once instead of deleting the first
+one's checkpoint being written and saving over its files.
 """
 import glob
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
@@ -23,9 +25,59 @@ from mmengine.model import is_model_wrapper
 
 from mmmt.registry import HOOKS
 from mmmt.utils.checkpoint import describe_non_finite, non_finite_tensors
+from mmmt.utils.errors import UserInputError
 from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
 
-__all__ = ['SafeCheckpointHook', 'remove_stale_temporaries']
+__all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'unlock_work_dir']
+
+#: Work dirs (real paths) this process holds the lock of, with the descriptor holding it.
+_HELD_LOCKS: Dict[str, int] = {}
+
+
+def lock_work_dir(directory: str) -> bool:
+    """Lock ``directory`` for this process's training, or raise if another process holds it.
+
+    An advisory ``flock`` on the folder itself (no lock file to clutter it or to go stale: the
+    kernel releases the lock however the process ends, ``kill -9`` included), held until
+    :func:`unlock_work_dir` or the end of the process. A process that holds it may lock it
+    again. Where there are no such locks (Windows, some network file systems) nothing is
+    locked.
+
+    Returns:
+        bool: Whether this call took the lock (False: already held, or no locking here).
+
+    Raises:
+        UserInputError: Another process holds the lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return False
+    key = osp.realpath(directory)
+    if key in _HELD_LOCKS:
+        return False
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserInputError(
+            f'another training is running in the work dir {directory}: two trainings in one '
+            "work dir save over each other's checkpoints (and the second would delete the "
+            "first one's checkpoint being written). Wait for it to end, stop it, or choose "
+            'another --work-dir') from None
+    except OSError:  # a file system without flock: train unlocked, as before
+        os.close(fd)
+        return False
+    _HELD_LOCKS[key] = fd
+    return True
+
+
+def unlock_work_dir(directory: str) -> None:
+    """Release the lock :func:`lock_work_dir` took (nothing if this process holds none)."""
+    fd = _HELD_LOCKS.pop(osp.realpath(directory), None)
+    if fd is not None:
+        os.close(fd)  # closing the only descriptor of the lock releases it
 
 
 def remove_stale_temporaries(directory: str) -> List[str]:
@@ -65,6 +117,8 @@ class SafeCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if not is_main_process():
             return
+        # first: the temporaries below may be another running training's checkpoints
+        lock_work_dir(runner.work_dir)
         removed: List[str] = []
         for directory in dict.fromkeys([runner.work_dir, self.out_dir]):
             if osp.isdir(directory):
@@ -73,6 +127,11 @@ class SafeCheckpointHook(CheckpointHook):
             runner.logger.warning(
                 f'Removed {len(removed)} temporary file(s) left by an interrupted save: '
                 + ', '.join(removed))
+
+    def after_run(self, runner) -> None:
+        # a training that raised never gets here: its lock lasts until the process ends
+        if is_main_process():
+            unlock_work_dir(runner.work_dir)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         outdated: Optional[int] = None
