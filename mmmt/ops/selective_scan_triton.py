@@ -195,6 +195,14 @@ def parse_kernel(text: str) -> Tuple[str, KernelConfig]:
             or any(v & (v - 1) for v in (cfg.block_l, cfg.tile, cfg.num_warps))):
         raise ValueError(f'{text!r}: expected NAME:STEPS:TILE:WARPS, three powers of 2 (and '
                          'for runs optionally :prefetch)')
+    # found here rather than by the compiler (a bare IndexError of the kernel's tuple of
+    # tiles) or, for the warps, only at the first launch on a GPU (Triton's OutOfResources)
+    if name == 'runs' and cfg.block_l < 4:
+        raise ValueError(f'{text!r}: the runs kernels need chunks of at least 4 steps (a '
+                         f'thread scans runs of 4 or more), not {cfg.block_l}')
+    if cfg.num_warps > 32:
+        raise ValueError(f'{text!r}: at most 32 warps per program (1024 threads, the CUDA '
+                         f'limit), not {cfg.num_warps}')
     return name, cfg
 
 

@@ -371,9 +371,15 @@ def test_parse_kernel():
     for bad, why in (('statewise:128:1024:4:prefetch', 'only the runs kernels'),
                      ('runs:128:512:prefetch', 'three powers of 2'),
                      ('runs:128:512:1:fast', 'three powers of 2'),
-                     ('serial', 'expected a kernel pair')):
+                     ('serial', 'expected a kernel pair'),
+                     # runs of 4 steps or more; no GPU launches more than 1024 threads
+                     ('runs:2:512:1', 'at least 4 steps .* not 2'),
+                     ('runs:128:512:64', 'at most 32 warps .* not 64')):
         with pytest.raises(ValueError, match=why):
             parse(bad)
+    # the smallest chunks and the most warps that launch
+    assert parse('runs:4:512:32')[1] == triton_scan.KernelConfig(4, 512, 32)
+    assert parse('statewise:1:1024:4')[1].block_l == 1
 
 
 def test_short_sequences_use_short_chunks():
