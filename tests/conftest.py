@@ -1,4 +1,7 @@
+import glob
+import json
 import os.path as osp
+from typing import NamedTuple
 
 import pytest
 
@@ -36,3 +39,29 @@ def tiny_training(synthetic_nyud, tmp_path_factory):
     work = root / 'work'
     result = python_tool('train.py', cfg, '--work-dir', work, '--deterministic', '--seed', '0')
     return TrainedRun(cfg, str(work), result.stdout + result.stderr)
+
+
+class SavedPredictions(NamedTuple):
+    """A ``tools/test.py --out`` run: its config, predictions file and the metrics it wrote."""
+    config: str
+    predictions: str
+    metrics: dict
+
+
+@pytest.fixture(scope='session')
+def tiny_predictions(tiny_training, tmp_path_factory):
+    """``tools/test.py --out`` (in this process) on the last checkpoint of
+    :func:`tiny_training`, shared by the tests of what reads predictions files: the 2 val
+    images' predictions and the metrics the run wrote (``<timestamp>/<timestamp>.json``)."""
+    from .tool_loader import load_tool
+    root = tmp_path_factory.mktemp('tiny_predictions')
+    work, preds = root / 'work', root / 'preds.pkl'
+    ckpt = osp.join(tiny_training.work_dir, 'iter_4.pth')
+    load_tool('tools', 'test').main([tiny_training.config, ckpt, '--work-dir', str(work),
+                                     '--out', str(preds)])
+    (metrics_file, ) = [f for f in glob.glob(osp.join(work, '*', '*.json'))
+                        if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))]
+    with open(metrics_file) as f:
+        metrics = [json.loads(line) for line in f if line.strip()][-1]
+    return SavedPredictions(tiny_training.config, str(preds),
+                            {k: v for k, v in metrics.items() if '/' in k})

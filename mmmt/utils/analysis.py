@@ -1,16 +1,20 @@
 """Helpers of the analysis tools (``tools/analysis_tools/``): the model of a timing run,
-progress output, device sync, machine name, mmengine JSON-lines logs, and what the scan tools
-share (the scan shapes and their inputs, the benchmark names of the scan backends)."""
+progress output, device sync, machine name, mmengine JSON-lines logs, the test split paired
+with saved predictions, and what the scan tools share (the scan shapes and their inputs, the
+benchmark names of the scan backends)."""
 import contextlib
 import json
 import os
 import os.path as osp
 import platform
 import sys
-from typing import Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+from .errors import UserInputError
 
 __all__ = [
-    'build_model', 'log', 'sync', 'cpu_name', 'read_json_lines', 'scan_backend_env',
+    'build_model', 'log', 'sync', 'cpu_name', 'read_json_lines', 'match_predictions',
+    'samples_with_predictions', 'scan_backend_env',
     'scan_backend_names', 'forced_scan_backend', 'select_scan_backends', 'scan_inputs',
     'rel_err', 'scan_outputs_and_grads', 'SCAN_SHAPES', 'SCAN_STATES', 'SCAN_GROUPS',
     'SCAN_GRAD_NAMES'
@@ -54,6 +58,72 @@ def build_model(config, device='cpu',
     if cfg.model.get('backbone') is not None:
         cfg.model.backbone.init_cfg = None
     return MODELS.build(cfg.model).to(device)
+
+
+def _few(names: List[str], n: int = 3) -> str:
+    return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
+
+
+def match_predictions(records: List[dict], image_ids: List[str], path: str) -> Dict[str, dict]:
+    """``img_id`` -> record of a predictions file (``tools/test.py --out``).
+
+    Raises:
+        UserInputError: A record without ``img_id``, two records of one image, an image of
+            ``image_ids`` without a prediction, or predictions of images not in it (each names
+            ``path`` and a few ``img_id``).
+    """
+    by_id: Dict[str, dict] = {}
+    for i, record in enumerate(records):
+        img_id = record.get('img_id')
+        if img_id is None:
+            raise UserInputError(f'{path}: record {i} has no img_id to match it to an image')
+        if img_id in by_id:
+            raise UserInputError(f'{path}: two predictions of img_id {img_id!r}')
+        by_id[img_id] = record
+    missing = [i for i in image_ids if i not in by_id]
+    extra = sorted(set(by_id) - set(image_ids))
+    if missing:
+        raise UserInputError(
+            f'{path} has no prediction of {len(missing)} of the {len(image_ids)} test images '
+            f'({_few(missing)}); predict the whole test split of this config')
+    if extra:
+        raise UserInputError(
+            f'{path} holds predictions of {len(extra)} images that are not in the test split '
+            f'({_few(extra)}): another split or dataset?')
+    return by_id
+
+
+def samples_with_predictions(dataset: Any, records: List[dict],
+                             path: str) -> Iterator[Tuple[Any, dict]]:
+    """Each image of ``dataset`` as its pipeline gives it (with the test pipeline, the ground
+    truth as ``tools/test.py`` evaluates it), with the predictions of ``records`` set as
+    ``pred_<task>`` fields.
+
+    Args:
+        dataset (BaseDataset): The dataset the predictions were made on.
+        records (list[dict]): :func:`mmmt.evaluation.load_predictions` of ``path``.
+        path (str): The predictions file (for messages).
+
+    Yields:
+        tuple: ``(data_sample, record)`` in dataset order. A progress bar goes to stdout.
+
+    Raises:
+        UserInputError: Predictions that do not fit the dataset (:func:`match_predictions`).
+    """
+    from mmengine.structures import PixelData
+    from mmengine.utils import ProgressBar
+
+    from mmmt.structures import array_to_pred
+    image_ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
+    by_id = match_predictions(records, image_ids, path)
+    progress = ProgressBar(len(dataset), file=sys.stdout)
+    for i, img_id in enumerate(image_ids):
+        sample = dataset[i]['data_samples']
+        for task, array in by_id[img_id]['pred'].items():
+            sample.set_field(PixelData(data=array_to_pred(array)), f'pred_{task}')
+        progress.update()
+        yield sample, by_id[img_id]
+    print()
 
 
 def log(msg: str) -> None:

@@ -216,13 +216,9 @@ def test_banded_resize_equals_interpolate(monkeypatch, activation, channels, ali
             np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=2e-5)
 
 
-def test_agrees_with_tools_test_py(tmp_path, tiny_training):
-    from ..tool_loader import load_tool
+def test_agrees_with_tools_test_py(tiny_training, tiny_predictions):
     cfg, ckpt = tiny_training.config, osp.join(tiny_training.work_dir, 'iter_4.pth')
-    out_pkl = tmp_path / 'preds.pkl'
-    load_tool('tools', 'test').main([cfg, ckpt, '--work-dir', str(tmp_path / 'work'), '--out',
-                                     str(out_pkl)])
-    with open(out_pkl, 'rb') as f:
+    with open(tiny_predictions.predictions, 'rb') as f:
         dumped = pickle.load(f)
     assert len(dumped) == 2  # the 2 val images, batch of 2 in test.py
 

@@ -1,8 +1,6 @@
 """tools/analysis_tools/eval_metric.py: saved predictions evaluated offline give the run's
 metrics, and bad prediction files are refused in one line."""
-import glob
 import json
-import os.path as osp
 import pickle
 import re
 
@@ -19,24 +17,8 @@ def run(tool, args, capsys):
     return cli(tool, args, capsys, prog='eval_metric.py')
 
 
-@pytest.fixture(scope='module')
-def tested_run(tiny_training, tmp_path_factory):
-    """tools/test.py on the tiny run's last checkpoint with --out: (config, predictions file,
-    the metrics test.py wrote)."""
-    root = tmp_path_factory.mktemp('eval_metric')
-    work, preds = root / 'work', root / 'preds.pkl'
-    ckpt = osp.join(tiny_training.work_dir, 'iter_4.pth')
-    load_tool('tools', 'test').main([tiny_training.config, ckpt, '--work-dir', str(work),
-                                     '--out', str(preds)])
-    (metrics_file, ) = [f for f in glob.glob(osp.join(work, '*', '*.json'))
-                        if osp.basename(f)[:-5] == osp.basename(osp.dirname(f))]
-    with open(metrics_file) as f:
-        metrics = [json.loads(line) for line in f if line.strip()][-1]
-    return tiny_training.config, preds, {k: v for k, v in metrics.items() if '/' in k}
-
-
-def test_gives_the_metrics_of_the_run_that_wrote_the_predictions(tested_run, tmp_path, capsys):
-    cfg, preds, expected = tested_run
+def test_gives_the_metrics_of_the_run_that_wrote_them(tiny_predictions, tmp_path, capsys):
+    cfg, preds, expected = tiny_predictions
     assert {'semseg/mIoU', 'depth/rmse', 'normals/mean', 'edge/odsF'} <= set(expected)
     out = tmp_path / 'metrics.json'
     status, stdout, _ = run(TOOL, [cfg, str(preds), '--out', str(out)], capsys)
@@ -54,10 +36,10 @@ def test_gives_the_metrics_of_the_run_that_wrote_the_predictions(tested_run, tmp
     assert json.loads(out.read_text()) == got
 
 
-def test_predictions_change_the_metrics(tested_run, tmp_path, capsys):
+def test_predictions_change_the_metrics(tiny_predictions, tmp_path, capsys):
     """The tool evaluates what the file holds (not, say, a fresh model run): zeroed depth
     predictions change depth's metrics and nothing else."""
-    cfg, preds, expected = tested_run
+    cfg, preds, expected = tiny_predictions
     with open(preds, 'rb') as f:
         records = pickle.load(f)  # our own file
     for record in records:
@@ -65,8 +47,15 @@ def test_predictions_change_the_metrics(tested_run, tmp_path, capsys):
     edited = tmp_path / 'edited.pkl'
     edited.write_bytes(pickle.dumps(records))
     out = tmp_path / 'm.json'
-    # with the documented example option (another boundary protocol)
-    assert run(TOOL, [cfg, str(edited), '--out', str(out), '--cfg-options',
+    # with the documented example option (another boundary protocol), in a config whose
+    # evaluator has per-task options as the shipped NYUD configs
+    child = tmp_path / 'child.py'
+    child.write_text(f'_base_ = [{cfg!r}]\n'
+                     'test_evaluator = dict(_delete_=True, type="MultiTaskMetric", '
+                     'delta_m_baselines=None, '
+                     'tasks=dict(semseg=None, depth=None, normals=None, edge=dict('
+                     'max_dist=0.011, protocol="seism")))\n')
+    assert run(TOOL, [child, str(edited), '--out', str(out), '--cfg-options',
                       'test_evaluator.tasks.edge.protocol=seism-2016-01'], capsys)[0] == 0
     got = json.loads(out.read_text())
     assert got['semseg/mIoU'] == pytest.approx(expected['semseg/mIoU'], rel=1e-6)
@@ -75,8 +64,8 @@ def test_predictions_change_the_metrics(tested_run, tmp_path, capsys):
     assert got['normals/mean'] == pytest.approx(expected['normals/mean'], rel=1e-6)
 
 
-def test_a_crafted_pickle_is_refused_without_running(tested_run, tmp_path, capsys):
-    cfg, _, _ = tested_run
+def test_a_crafted_pickle_is_refused_without_running(tiny_predictions, tmp_path, capsys):
+    cfg, _, _ = tiny_predictions
     marker = tmp_path / 'ran'
 
     class Payload:
@@ -98,8 +87,9 @@ def test_a_crafted_pickle_is_refused_without_running(tested_run, tmp_path, capsy
     (lambda r: r + [r[0]], 'two predictions of img_id'),
     (lambda r: {'pred': r}, 'expected a list of dicts'),
 ], ids=['missing', 'extra', 'duplicate', 'layout'])
-def test_predictions_that_do_not_fit_the_split(tested_run, tmp_path, capsys, edit, message):
-    cfg, preds, _ = tested_run
+def test_predictions_that_do_not_fit_the_split(tiny_predictions, tmp_path, capsys, edit,
+                                               message):
+    cfg, preds, _ = tiny_predictions
     with open(preds, 'rb') as f:
         records = pickle.load(f)
     bad = tmp_path / 'bad.pkl'

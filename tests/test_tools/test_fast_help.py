@@ -19,6 +19,7 @@ TOOLS = [
     'tools/analysis_tools/benchmark_scan.py', 'tools/analysis_tools/benchmark_synthetic.py',
     'tools/analysis_tools/browse_dataset.py', 'tools/analysis_tools/eval_metric.py',
     'tools/analysis_tools/compare_with_paper.py', 'tools/analysis_tools/get_flops.py',
+    'tools/analysis_tools/confusion_matrix.py',
     'tools/analysis_tools/trivial_baselines.py', 'tools/analysis_tools/triton_scan_sass.py',
     'tools/analysis_tools/gpu_check_summary.py', 'tools/analysis_tools/scan_parity.py',
     'tools/dataset_converters/check_dataset.py',

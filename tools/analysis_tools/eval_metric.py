@@ -23,7 +23,6 @@ import argparse
 import json
 import os.path as osp
 import sys
-from typing import Dict, List
 
 # only the standard library until the arguments are parsed (fast --help)
 from mmmt.utils.cli import LazyDictAction, check_config_file, config_from_file, merge_cfg_options
@@ -46,34 +45,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _few(names: List[str], n: int = 3) -> str:
-    return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
-
-
-def match_predictions(records: List[dict], image_ids: List[str], path: str) -> Dict[str, dict]:
-    """``img_id`` -> record, refusing duplicates, images without a prediction and predictions
-    of images outside the split (each names a few ``img_id``)."""
-    by_id: Dict[str, dict] = {}
-    for i, record in enumerate(records):
-        img_id = record.get('img_id')
-        if img_id is None:
-            raise UserInputError(f'{path}: record {i} has no img_id to match it to an image')
-        if img_id in by_id:
-            raise UserInputError(f'{path}: two predictions of img_id {img_id!r}')
-        by_id[img_id] = record
-    missing = [i for i in image_ids if i not in by_id]
-    extra = sorted(set(by_id) - set(image_ids))
-    if missing:
-        raise UserInputError(
-            f'{path} has no prediction of {len(missing)} of the {len(image_ids)} test images '
-            f'({_few(missing)}); predict the whole test split of this config')
-    if extra:
-        raise UserInputError(
-            f'{path} holds predictions of {len(extra)} images that are not in the test split '
-            f'({_few(extra)}): another split or dataset?')
-    return by_id
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.out is not None and osp.exists(args.out) and not args.force:
@@ -81,13 +52,12 @@ def main(argv=None) -> int:
     check_config_file(args.config)  # before the slow imports below
     from mmengine.evaluator import Evaluator
     from mmengine.registry import init_default_scope
-    from mmengine.structures import PixelData
-    from mmengine.utils import ProgressBar
 
     from mmmt.evaluation import load_predictions
     from mmmt.registry import DATASETS
-    from mmmt.structures import array_to_pred, register_tasks
+    from mmmt.structures import register_tasks
     from mmmt.utils import register_all_modules
+    from mmmt.utils.analysis import samples_with_predictions
     from mmmt.utils.fileio import atomic_write
     register_all_modules(init_default_scope=False)
     records = load_predictions(args.predictions)  # before the dataset: a bad file ends at once
@@ -97,19 +67,11 @@ def main(argv=None) -> int:
     if not cfg.get('test_dataloader') or not cfg.get('test_evaluator'):
         raise UserInputError(f'{args.config} needs a test_dataloader and a test_evaluator')
     dataset = DATASETS.build(cfg.test_dataloader.dataset)
-    image_ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
-    by_id = match_predictions(records, image_ids, args.predictions)
     evaluator = Evaluator(cfg.test_evaluator)
     evaluator.dataset_meta = dataset.metainfo
     print(f'Evaluating {len(records)} predictions of {args.predictions}')
-    progress = ProgressBar(len(dataset), file=sys.stdout)
-    for i, img_id in enumerate(image_ids):
-        sample = dataset[i]['data_samples']
-        for task, array in by_id[img_id]['pred'].items():
-            sample.set_field(PixelData(data=array_to_pred(array)), f'pred_{task}')
+    for sample, _ in samples_with_predictions(dataset, records, args.predictions):
         evaluator.process([sample])
-        progress.update()
-    print()
     metrics = evaluator.evaluate(len(dataset))
     width = max(map(len, metrics), default=0)
     for key, value in metrics.items():
