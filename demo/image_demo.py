@@ -91,6 +91,12 @@ def check_run(args):
         raise UserInputError(f'{len(bad)} of {len(items)} input(s) are not readable images: '
                              + '; '.join(f'{p} ({why})' for p, why in bad[:5]) + more
                              + '. Remove them or give the other files')
+    # before the model is built (else a traceback at the first output)
+    for folder in [args.out_dir, osp.join(args.out_dir, 'vis')] + (
+            [osp.join(args.out_dir, 'pred')] if args.save_pred else []):
+        if osp.exists(folder) and not osp.isdir(folder):
+            raise UserInputError(f'--out-dir: {folder} is a file, where the outputs need a '
+                                 'folder; choose another --out-dir')
     if not args.force:
         taken = existing_outputs([name for name, _ in items], args.out_dir,
                                  config_tasks(cfg),

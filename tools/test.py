@@ -94,6 +94,9 @@ def main(argv=None):
         # checked before any work so that a long test run cannot end in a refusal
         raise SystemExit(f'--out {args.out} exists; remove it, choose another name or pass '
                          '--force to replace it')
+    if args.show_dir and osp.exists(args.show_dir) and not osp.isdir(args.show_dir):
+        # before the model is built (else a traceback at the first picture)
+        raise SystemExit(f'--show-dir {args.show_dir} is a file; give a folder')
     if args.show_dir and not args.force:
         pictures = existing_pictures(args.show_dir)
         if pictures:

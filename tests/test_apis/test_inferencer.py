@@ -354,3 +354,20 @@ def test_image_demo_checks_before_building_the_model(tmp_path, tiny_config, monk
     with pytest.raises(AssertionError, match='model was built'):
         demo.main(argv + ['--force'])
     assert (out / 'pred' / 'a_depth.npy').read_bytes() == b'earlier result'
+
+
+@pytest.mark.parametrize('taken', ['out', 'out/vis', 'out/pred'])
+def test_image_demo_refuses_an_out_dir_that_is_a_file(tmp_path, tiny_config, monkeypatch, taken):
+    import mmmt.apis
+    from ..tool_loader import load_tool
+    demo = load_tool('demo', 'image_demo')
+    monkeypatch.setattr(mmmt.apis, 'MultiTaskInferencer', _NoModel)
+    Image.fromarray(photo(20, 30)).save(tmp_path / 'a.jpg')
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read before the checks')
+    (tmp_path / taken).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / taken).write_text('a file of the user')
+    with pytest.raises(UserInputError, match=f'--out-dir: {tmp_path / taken} is a file'):
+        demo.main([str(tmp_path / 'a.jpg'), tiny_config, str(ckpt), '--out-dir',
+                   str(tmp_path / 'out'), '--save-pred'])
+    assert (tmp_path / taken).read_text() == 'a file of the user'

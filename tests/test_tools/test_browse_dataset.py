@@ -55,3 +55,12 @@ def test_training_pipeline_pictures(tool, tmp_path, synthetic_nyud):
         ids = set(f.read().split())
     assert {name[:-4] for name in os.listdir(out)} <= ids
     assert len(os.listdir(out)) == 3
+
+
+def test_an_output_dir_that_is_a_file_is_refused_first(tool, tmp_path):
+    out = tmp_path / 'browse.png'
+    out.write_bytes(b'a file of the user')
+    # refused before the config is read (it does not even exist here)
+    with pytest.raises(UserInputError, match=f'--output-dir {out} is a file; give a folder'):
+        tool.main([str(tmp_path / 'missing.py'), '--output-dir', str(out)])
+    assert out.read_bytes() == b'a file of the user'

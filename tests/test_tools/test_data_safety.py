@@ -89,6 +89,9 @@ def test_test_py_refuses_a_used_show_dir_and_nan_weights(tmp_path, synthetic_nyu
     (show / 'earlier_0.png').write_bytes(b'')
     with pytest.raises(SystemExit, match=r'already holds 1 picture.*earlier_0\.png.*--force'):
         test.main([cfg, str(ckpt), '--show-dir', str(tmp_path / 'vis')])
+    (tmp_path / 'vis.png').write_bytes(b'a file of the user')
+    with pytest.raises(SystemExit, match=f'--show-dir {tmp_path}/vis.png is a file; give a folder'):
+        test.main([cfg, str(ckpt), '--show-dir', str(tmp_path / 'vis.png')])
 
 
 def test_checkpoints_that_do_not_fit_are_refused_unless_partial(tmp_path, synthetic_nyud,

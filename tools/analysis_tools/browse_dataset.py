@@ -65,6 +65,9 @@ def to_display_image(inputs, normalization) -> np.ndarray:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if osp.exists(args.output_dir) and not osp.isdir(args.output_dir):
+        # before the dataset is built (else a FileExistsError traceback at the first picture)
+        raise UserInputError(f'--output-dir {args.output_dir} is a file; give a folder')
     if osp.isdir(args.output_dir) and os.listdir(args.output_dir) and not args.force:
         raise UserInputError(f'{args.output_dir} is not empty; choose another folder or pass '
                              '--force')
