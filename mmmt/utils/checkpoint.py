@@ -7,15 +7,18 @@ torch 2.6 ``torch.load`` defaults to ``weights_only=True``, but mmengine 0.10.7 
 
 :func:`load_checkpoint_file` loads with ``weights_only=True`` and an allow-list of exactly the
 non-tensor types that mmengine/OpenMMLab checkpoints contain (mmengine's ``HistoryBuffer``,
-numpy arrays, dtypes and scalars). Anything else is refused with an error that names the file
-and the way to trust it: the ``--trust-checkpoint`` flag of mmmt's tools, or the environment
-variable ``MMMT_TRUST_CHECKPOINTS=1``.
+numpy arrays, dtypes and scalars; numpy's names resolve to stand-ins that accept only plain,
+unstructured dtypes, because numpy's own ``__setstate__`` lets a crafted state turn file bytes
+into object pointers). Anything else is refused with an error that names the file and the way
+to trust it: the ``--trust-checkpoint`` flag of mmmt's tools, or the environment variable
+``MMMT_TRUST_CHECKPOINTS=1``.
 
 :func:`register_safe_checkpoint_loaders` installs this loader for local paths and http(s) URLs
 in mmengine's ``CheckpointLoader``, which ``load_from``, ``--resume`` and ``init_cfg`` with
 ``type='Pretrained'`` all go through.
 """
 import glob
+import math
 import os
 import os.path as osp
 import pickle
@@ -97,20 +100,176 @@ def checkpoint_getattr(obj: Any, name: Any, *default: Any) -> Any:
         + ' this way; this file reaches for other objects, as files crafted to run code do')
 
 
-def checkpoint_allowlist() -> List[Any]:
-    """The classes and functions that may appear in an mmengine checkpoint."""
-    from mmengine.logging.history_buffer import HistoryBuffer
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, (checkpoint_getattr, 'builtins.getattr')]
+#: numpy dtype kinds a checkpoint may hold: bool, integers, floats, complex, fixed strings.
+_NUMPY_KINDS = frozenset('biufcSU')
+
+
+def _refuse_numpy(what: str) -> UntrustedCheckpointError:
+    return UntrustedCheckpointError(
+        f'refused {what}: genuine checkpoints only hold numpy arrays and scalars of plain number, '
+        'bool and fixed-length string types as numpy pickles them; a hand-made numpy state can '
+        'make numpy read memory outside the file (as files crafted to run code do)')
+
+
+def _plain_dtype(spec: Any, byteorder: Any = '=') -> np.dtype:
+    """The dtype ``spec`` names, built by numpy itself, if it is a plain (unstructured) type."""
+    try:
+        dtype = np.dtype(spec) if isinstance(spec, str) else None
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in _NUMPY_KINDS or dtype.fields is not None \
+            or dtype.subdtype is not None or dtype.hasobject or dtype.metadata is not None \
+            or not (isinstance(byteorder, str) and byteorder in ('<', '>', '|', '=')):
+        raise _refuse_numpy(f'numpy.dtype({spec!r}) with byte order {byteorder!r}')
+    return dtype.newbyteorder(byteorder) if byteorder in ('<', '>') else dtype
+
+
+class _CheckpointDtype:
+    """What ``numpy.dtype`` is while a checkpoint is unpickled without trust.
+
+    numpy pickles a dtype as ``dtype(spec, False, True)`` followed by ``__setstate__`` with its
+    byte order, fields, item size and flags. Applied to a real dtype, a crafted state makes
+    numpy treat raw bytes of the file as object pointers or read past an array's buffer (a
+    crash, or worse, from a file ``weights_only=True`` accepts). This stand-in keeps only the
+    spec and the byte order, refuses any other state, and :meth:`resolve` always rebuilds the
+    dtype from them with numpy's own constructor. :func:`load_checkpoint_file` replaces it by
+    that dtype in the loaded checkpoint.
+    """
+
+    __slots__ = ('spec', 'byteorder')
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = True) -> None:
+        self.spec, self.byteorder = spec, '='
+        self.resolve()
+
+    def __setstate__(self, state: Any) -> None:
+        # numpy's state: (version, byteorder, subarray, names, fields, elsize, alignment,
+        # flags[, metadata]); a plain type has no subarray, names, fields or metadata
+        if not (isinstance(state, tuple) and len(state) in (8, 9) and state[0] in (3, 4)
+                and all(item is None for item in state[2:5] + state[8:])):
+            raise _refuse_numpy(f'numpy dtype state {state!r:.200}')
+        self.byteorder = state[1]
+        if state[5] not in (-1, self.resolve().itemsize):
+            raise _refuse_numpy(f'numpy.dtype({self.spec!r}) of {state[5]!r} bytes')
+
+    def resolve(self) -> np.dtype:
+        """The dtype, rebuilt and checked again (attributes may have been set since)."""
+        return _plain_dtype(self.spec, self.byteorder)
+
+    def __reduce__(self):
+        return self.resolve().__reduce__()
+
+
+class _CheckpointArray(np.ndarray):
+    """What ``numpy.ndarray`` is while a checkpoint is unpickled without trust.
+
+    Made only by :func:`_checkpoint_reconstruct` (as numpy's pickles make arrays); its
+    ``__setstate__`` takes only a :class:`_CheckpointDtype` and exactly the bytes that shape and
+    dtype need. :func:`load_checkpoint_file` turns it into a plain ``np.ndarray``.
+    """
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> '_CheckpointArray':
+        # numpy pickles arrays with _reconstruct, never by calling ndarray(shape, dtype, buffer)
+        raise _refuse_numpy('numpy.ndarray(...) called from the file')
+
+    def __setstate__(self, state: Any) -> None:
+        # numpy's state: (version, shape, dtype, is_fortran, raw bytes)
+        if not (isinstance(state, tuple) and len(state) == 5
+                and isinstance(state[2], _CheckpointDtype)):
+            raise _refuse_numpy(f'numpy array state {state!r:.200}')
+        version, shape, dtype, fortran, raw = state
+        dtype = dtype.resolve()
+        if not (version == 1 and type(fortran) is bool and type(shape) is tuple
+                and all(type(n) is int and n >= 0 for n in shape)
+                and isinstance(raw, (bytes, bytearray))
+                and len(raw) == math.prod(shape) * dtype.itemsize):
+            raise _refuse_numpy(f'numpy array of shape {shape!r:.100} and dtype {dtype} from '
+                                f'{type(raw).__name__} data')
+        np.ndarray.__setstate__(self, (version, shape, dtype, fortran, raw))
+
+    def __reduce__(self):
+        return self.view(np.ndarray).__reduce__()
+
+
+def _numpy_pickle_functions() -> Tuple[Any, Any]:
     try:  # numpy >= 2
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy 1.x
         from numpy.core.multiarray import _reconstruct, scalar
-    allowed += [_reconstruct, scalar]
-    # the concrete dtype classes of numpy >= 1.25 (np.dtypes.Float64DType, ...)
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        allowed += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
-    return allowed
+    return _reconstruct, scalar
+
+
+def _checkpoint_reconstruct(cls: Any, shape: Any, dtype: Any) -> _CheckpointArray:
+    """numpy's ``_reconstruct`` for the empty array that ``__setstate__`` then fills."""
+    if cls is not _CheckpointArray or shape != (0, ) or dtype not in (b'b', 'b'):
+        raise _refuse_numpy(f'numpy _reconstruct({getattr(cls, "__name__", cls)!r:.50}, '
+                            f'{shape!r:.50}, {dtype!r:.50})')
+    return _numpy_pickle_functions()[0](_CheckpointArray, (0, ), b'b')
+
+
+def _checkpoint_scalar(dtype: Any, data: Any) -> np.generic:
+    """numpy's ``scalar`` for a plain dtype and exactly its item size of bytes."""
+    real = dtype.resolve() if isinstance(dtype, _CheckpointDtype) else None
+    if real is None or not isinstance(data, bytes) or len(data) != real.itemsize:
+        raise _refuse_numpy(f'numpy scalar of {type(dtype).__name__} from '
+                            f'{type(data).__name__} data')
+    return _numpy_pickle_functions()[1](real, data)
+
+
+def _empty_bytes(*args: Any) -> bytes:
+    """``bytes()``: how pickle protocol 2 writes ``b''`` (the raw data of an empty array).
+
+    Other bytes are written as ``_codecs.encode(text, 'latin1')``; ``bytes(n)`` would allocate
+    n bytes on the file's say.
+    """
+    if args:
+        raise UntrustedCheckpointError(f'refused bytes{args!r:.50}: genuine checkpoints only '
+                                       'call bytes() for an empty bytes object')
+    return b''
+
+
+def _plain_numpy(obj: Any, done: dict) -> Any:
+    """``obj`` with the unpickling stand-ins replaced by numpy arrays and dtypes.
+
+    Containers are changed in place (tuples and sets are rebuilt); the ``__dict__`` of an
+    allow-listed object (``HistoryBuffer``) is walked as a dict. ``done`` maps the id of each
+    object seen to its result, so that shared and self-referencing objects stay so.
+    """
+    if isinstance(obj, (torch.Tensor, str, bytes, int, float)) or obj is None:
+        return obj
+    if id(obj) in done:
+        return done[id(obj)]
+    done[id(obj)] = obj
+    if isinstance(obj, _CheckpointArray):
+        done[id(obj)] = obj.view(np.ndarray)
+    elif isinstance(obj, _CheckpointDtype):
+        done[id(obj)] = obj.resolve()
+    elif isinstance(obj, dict):
+        for key, value in list(obj.items()):
+            obj[key] = _plain_numpy(value, done)
+    elif isinstance(obj, list):
+        obj[:] = [_plain_numpy(value, done) for value in obj]
+    elif type(obj) in (tuple, set, frozenset):
+        done[id(obj)] = type(obj)(_plain_numpy(value, done) for value in obj)
+    elif isinstance(getattr(obj, '__dict__', None), dict):
+        _plain_numpy(obj.__dict__, done)
+    return done[id(obj)]
+
+
+def checkpoint_allowlist() -> List[Any]:
+    """The classes and functions that may appear in an mmengine checkpoint.
+
+    numpy's names (``numpy.dtype``, ``numpy.ndarray`` and the ``_reconstruct`` and ``scalar``
+    of ``numpy._core.multiarray``) resolve to checking stand-ins, never to numpy's own
+    objects, whose ``__setstate__`` trusts the file: see :class:`_CheckpointDtype`.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    return [
+        HistoryBuffer, (checkpoint_getattr, 'builtins.getattr'),
+        (_CheckpointDtype, 'numpy.dtype'), (_CheckpointArray, 'numpy.ndarray'),
+        (_checkpoint_reconstruct, 'numpy._core.multiarray._reconstruct'),
+        (_checkpoint_scalar, 'numpy._core.multiarray.scalar'), (_empty_bytes, 'builtins.bytes')
+    ]
 
 
 #: Messages of torch's weights-only unpickler that mean "a type outside the allow-list", as
@@ -181,7 +340,8 @@ def load_checkpoint_file(filename: str,
         if full:
             return torch.load(filename, map_location=map_location, weights_only=False)
         with torch.serialization.safe_globals(checkpoint_allowlist()):
-            return torch.load(filename, map_location=map_location, weights_only=True)
+            checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
+        return _plain_numpy(checkpoint, {})
     except (pickle.UnpicklingError, UntrustedCheckpointError, EOFError, RuntimeError,
             KeyError, ValueError, zipfile.BadZipFile) as e:
         unreadable = isinstance(e, (EOFError, pickle.UnpicklingError, zipfile.BadZipFile)) \

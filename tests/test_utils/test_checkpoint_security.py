@@ -1,0 +1,129 @@
+"""Crafted numpy states in checkpoints that ``weights_only=True`` with numpy's own objects on
+the allow-list accepts, and genuine numpy content that must still load untrusted.
+
+numpy's ``dtype.__setstate__`` and ``ndarray.__setstate__`` trust their input: a pickled
+state can give a dtype an object field without the flags that make numpy initialise and
+reference-count it, so the array's raw bytes (from the file) are used as object pointers; or
+an item size smaller than its fields, so reads go past the buffer. Loading such a file is
+silent; touching the array crashes the process (tested here only on the refused side).
+"""
+import collections
+
+import numpy as np
+import pytest
+import torch
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from mmmt.utils import TRUST_ENV, UntrustedCheckpointError, load_checkpoint_file
+from tests.tool_loader import load_tool
+
+try:  # numpy >= 2
+    from numpy._core.multiarray import _reconstruct, scalar
+except ImportError:  # numpy 1.x
+    from numpy.core.multiarray import _reconstruct, scalar
+
+POINTER = (0x4141414141414141).to_bytes(8, 'little')  # what the file makes numpy dereference
+
+
+class Reduce:
+    """Pickles as ``func(*args)`` followed by ``__setstate__(state)`` when a state is given."""
+
+    def __init__(self, func, args, state=None):
+        self.value = (func, args) if state is None else (func, args, state)
+
+    def __reduce__(self):
+        return self.value
+
+
+def dtype(spec, state):
+    return Reduce(np.dtype, (spec, False, True), state)
+
+
+def array(dtype_, raw, shape=(1, )):
+    return Reduce(_reconstruct, (np.ndarray, (0, ), b'b'), (1, shape, dtype_, False, raw))
+
+
+OBJECT_FIELD = (3, '|', None, ('a', ), {'a': (np.dtype('O'), 0)}, 8, 1, 0)
+CRAFTED = {
+    # a void dtype given an object field with flags 0: the 8 bytes become a PyObject pointer
+    'object field on void': array(dtype('V8', OBJECT_FIELD), POINTER),
+    # the same state applied to a copy of float64
+    'object field on float64': array(dtype('f8', OBJECT_FIELD), POINTER),
+    # an int64 field at offset 64 of a 1-byte item: reads past the buffer
+    'field past the item': array(
+        dtype('V1', (3, '|', None, ('a', ), {'a': (np.dtype('i8'), 64)}, 1, 1, 0)), b'x'),
+    # a U2 (8 bytes) that claims 4 bytes per item
+    'item size lie': array(dtype('U2', (3, '<', None, None, None, 4, 4, 8)), b'x' * 4),
+    # object arrays hold whatever the pickle builds; no checkpoint needs them
+    'object dtype': array(dtype('O8', (3, '|', None, None, None, -1, -1, 63)), [1]),
+    'metadata': array(dtype('f8', (4, '<', None, None, None, -1, -1, 0, {'k': 1})), POINTER),
+    # ndarray(shape, dtype, buffer) called directly, and _reconstruct of a prepared shape
+    'ndarray call': Reduce(np.ndarray, ((1, ), np.dtype('f8'), POINTER)),
+    'reconstruct shape': Reduce(_reconstruct, (np.ndarray, (4, ), b'b')),
+    'array of other length': array(dtype('f8', (3, '<', None, None, None, -1, -1, 0)),
+                                   POINTER, shape=(2, )),
+    'scalar of short data': Reduce(scalar, (np.dtype('f8'), b'\0' * 4)),
+}
+
+
+@pytest.fixture
+def untrusted(monkeypatch):
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+
+
+@pytest.mark.parametrize('kind', CRAFTED)
+def test_crafted_numpy_states_are_refused(tmp_path, untrusted, kind):
+    path = str(tmp_path / 'crafted.pth')
+    torch.save(dict(state_dict={}, meta=dict(dataset_meta=dict(palette=CRAFTED[kind]))), path)
+    for load in (load_checkpoint_file, CheckpointLoader.load_checkpoint):
+        with pytest.raises(UntrustedCheckpointError, match=r'crafted\.pth: refused numpy'):
+            load(path)
+
+
+def test_a_converter_refuses_a_crafted_numpy_state(tmp_path, untrusted):
+    path = str(tmp_path / 'crafted.pth')
+    torch.save(dict(state_dict=dict(w=torch.ones(1)),
+                    meta=dict(x=CRAFTED['object field on void'])), path)
+    with pytest.raises(SystemExit, match='refused numpy'):
+        load_tool('tools', 'model_converters', 'publish_model').main(
+            [path, str(tmp_path / 'out.pth')])
+    assert not (tmp_path / 'out.pth').exists()
+
+
+def test_genuine_numpy_content_loads_as_plain_numpy(tmp_path, untrusted):
+    """Every plain dtype kind, both byte orders, scalars, shared and nested objects, the RNG
+    state and a message hub: equal to full unpickling, and of numpy's own classes."""
+    from mmengine.logging import MessageHub
+    hub = MessageHub.get_instance('mmmt_test_checkpoint_security')
+    hub.update_scalar('train/loss', np.float32(1.5))
+    shared = np.arange(6, dtype=np.int16).reshape(2, 3)
+    content = dict(
+        arrays=[np.array([True, False]), np.arange(3, dtype='>i4'), np.arange(3, dtype='<u2'),
+                np.linspace(0, 1, 4, dtype=np.float16), np.array([1 + 2j]), np.array(['ab', 'c']),
+                np.array([b'xyz']), np.zeros((0, 2)), np.asfortranarray(np.eye(2))],
+        scalars=(np.int64(3), np.float32(0.25), np.bool_(True), np.str_('s')),
+        dtypes=collections.OrderedDict(f=np.dtype('f4'), big=np.dtype('>i8')),
+        shared=(shared, shared), rng=np.random.RandomState(0).get_state(),
+        hub=hub.state_dict())
+    path = tmp_path / 'genuine.pth'
+    torch.save(content, path)
+    loaded = load_checkpoint_file(str(path))
+    full = torch.load(path, weights_only=False)
+    for mine, theirs in zip(loaded['arrays'], full['arrays']):
+        assert type(mine) is np.ndarray and mine.dtype == theirs.dtype
+        assert mine.flags.f_contiguous == theirs.flags.f_contiguous
+        np.testing.assert_array_equal(mine, theirs)
+    assert loaded['scalars'] == full['scalars']
+    assert [type(s) for s in loaded['scalars']] == [type(s) for s in full['scalars']]
+    assert loaded['dtypes'] == full['dtypes'] and type(loaded['dtypes']['f']) is type(
+        np.dtype('f4'))
+    assert loaded['shared'][0] is loaded['shared'][1]
+    assert type(loaded['shared'][0]) is np.ndarray
+    assert loaded['rng'][0] == 'MT19937' and type(loaded['rng'][1]) is np.ndarray
+    np.testing.assert_array_equal(loaded['rng'][1], full['rng'][1])
+    history = loaded['hub']['log_scalars']['train/loss']
+    assert type(history._log_history) is np.ndarray and history.mean() == 1.5
+    # what was loaded saves and loads again (no stand-in class is written)
+    torch.save(loaded, tmp_path / 'again.pth')
+    again = load_checkpoint_file(str(tmp_path / 'again.pth'))
+    np.testing.assert_array_equal(again['arrays'][1], np.arange(3))
