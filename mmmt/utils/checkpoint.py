@@ -260,15 +260,19 @@ def checkpoint_allowlist() -> List[Any]:
     """The classes and functions that may appear in an mmengine checkpoint.
 
     numpy's names (``numpy.dtype``, ``numpy.ndarray`` and the ``_reconstruct`` and ``scalar``
-    of ``numpy._core.multiarray``) resolve to checking stand-ins, never to numpy's own
-    objects, whose ``__setstate__`` trusts the file: see :class:`_CheckpointDtype`.
+    of ``numpy._core.multiarray``, or ``numpy.core.multiarray`` in numpy 1 files) resolve to
+    checking stand-ins, never to numpy's own objects, whose ``__setstate__`` trusts the file:
+    see :class:`_CheckpointDtype`.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
     return [
         HistoryBuffer, (checkpoint_getattr, 'builtins.getattr'),
         (_CheckpointDtype, 'numpy.dtype'), (_CheckpointArray, 'numpy.ndarray'),
-        (_checkpoint_reconstruct, 'numpy._core.multiarray._reconstruct'),
-        (_checkpoint_scalar, 'numpy._core.multiarray.scalar'), (_empty_bytes, 'builtins.bytes')
+        (_empty_bytes, 'builtins.bytes'),
+        # numpy 2 pickles name numpy._core, numpy 1 (every checkpoint saved before 2024) numpy.core
+        *[pair for module in ('numpy._core.multiarray', 'numpy.core.multiarray')
+          for pair in ((_checkpoint_reconstruct, f'{module}._reconstruct'),
+                       (_checkpoint_scalar, f'{module}.scalar'))]
     ]
 
 

@@ -127,3 +127,24 @@ def test_genuine_numpy_content_loads_as_plain_numpy(tmp_path, untrusted):
     torch.save(loaded, tmp_path / 'again.pth')
     again = load_checkpoint_file(str(tmp_path / 'again.pth'))
     np.testing.assert_array_equal(again['arrays'][1], np.arange(3))
+
+
+def test_numpy_1_checkpoints_load_untrusted(tmp_path, untrusted):
+    """numpy < 2 pickles name ``numpy.core.multiarray``; such a file (here a legacy-format
+    save, whose pickles end by themselves, with the module renamed) is no less genuine."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    history = HistoryBuffer()
+    history.update(2.0)
+    content = dict(state_dict=dict(w=torch.ones(2)),
+                   meta=dict(seed=np.int64(3), hist=np.arange(3.0)), history=history)
+    numpy2 = tmp_path / 'numpy2.pth'
+    torch.save(content, numpy2, _use_new_zipfile_serialization=False)
+    data = numpy2.read_bytes()
+    assert data.count(b'numpy._core.multiarray') >= 2  # _reconstruct and scalar
+    numpy1 = tmp_path / 'numpy1.pth'
+    numpy1.write_bytes(data.replace(b'numpy._core.multiarray', b'numpy.core.multiarray'))
+    loaded = load_checkpoint_file(str(numpy1))
+    assert loaded['meta']['seed'] == 3 and type(loaded['meta']['seed']) is np.int64
+    np.testing.assert_array_equal(loaded['meta']['hist'], [0.0, 1.0, 2.0])
+    assert loaded['history'].current() == 2.0
+    assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
