@@ -194,3 +194,18 @@ def test_a_second_training_in_the_work_dir_stops_before_touching_it(tmp_path):
     assert 'another training is running' in subprocess.run(locker, **run).stderr
     hook.after_run(runner)  # a training that ends releases the work dir
     assert subprocess.run(locker, **run).stdout.strip() == 'True'
+
+
+def test_only_the_temporaries_of_atomic_writes_are_removed(tmp_path):
+    from mmmt.engine.hooks.safe_checkpoint_hook import remove_stale_temporaries
+    from mmmt.utils.fileio import _create_temporary
+    for name in ('.notes.tmp', '.cache.tmp', '.iter_2.pth.tmp'):  # a user's hidden files
+        (tmp_path / name).write_text('mine')
+    (tmp_path / '.last_checkpoint.ab12cd34.tmp').mkdir()  # a folder: no atomic_write's
+    fd, left = _create_temporary(str(tmp_path), 'iter_3.pth')  # as a kill -9 leaves it
+    os.close(fd)
+    (tmp_path / '.iter_1.pth.k2_x9abc.tmp').write_bytes(b'half')  # mkstemp's name (before)
+    assert remove_stale_temporaries(str(tmp_path)) == sorted(
+        [left, str(tmp_path / '.iter_1.pth.k2_x9abc.tmp')])
+    assert sorted(os.listdir(tmp_path)) == ['.cache.tmp', '.iter_2.pth.tmp',
+                                            '.last_checkpoint.ab12cd34.tmp', '.notes.tmp']

@@ -14,9 +14,9 @@ starts; before that, the work dir is locked (:func:`lock_work_dir`), so that a s
 in it (a re-queued job while the first still runs) stops at once instead of deleting the first
 one's checkpoint being written and saving over its files.
 """
-import glob
 import os
 import os.path as osp
+import re
 from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
@@ -80,6 +80,10 @@ def unlock_work_dir(directory: str) -> None:
         os.close(fd)  # closing the only descriptor of the lock releases it
 
 
+#: Names of :func:`~mmmt.utils.atomic_write`'s temporary files: ``.<name>.<8 random>.tmp``.
+_TEMPORARY = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp\Z')
+
+
 def remove_stale_temporaries(directory: str) -> List[str]:
     """Delete the temporary files (``.<name>.<random>.tmp``) of interrupted atomic writes.
 
@@ -88,7 +92,10 @@ def remove_stale_temporaries(directory: str) -> List[str]:
     Returns:
         list[str]: The removed files.
     """
-    stale = sorted(glob.glob(osp.join(glob.escape(directory), '.*.tmp')))
+    # only the names atomic_write gives (8 random characters; mkstemp's before), not any
+    # hidden .tmp file a user or another tool keeps there
+    stale = sorted(osp.join(directory, name) for name in os.listdir(directory)
+                   if _TEMPORARY.match(name) and osp.isfile(osp.join(directory, name)))
     for path in stale:
         os.remove(path)
     return stale
