@@ -177,6 +177,33 @@ def set_data_root(cfg: 'Config', data_root: str) -> int:
     return count
 
 
+def _option_path_problem(cfg: Any, key: str) -> Optional[str]:
+    """Where the dotted ``key`` stops fitting ``cfg``: a part after a value that is neither a
+    dict nor a list, or a list indexed by a name (None when every step fits)."""
+    node, path = cfg, []
+    for part in key.split('.')[:-1]:
+        where = '.'.join(path) or 'the config'
+        if isinstance(node, dict) or hasattr(node, 'keys'):  # a ConfigDict or the Config
+            if part not in node:
+                return None  # a new key: mmengine creates it
+            node = node[part]
+        elif isinstance(node, (list, tuple)):
+            if not part.isdigit() or int(part) >= len(node):
+                return (f'{where} is a list of {len(node)}: index it by number '
+                        f'({where}.0...) or set it whole')
+            node = node[int(part)]
+        else:
+            return f'{where} is {node!r}, not a dict'
+        path.append(part)
+    if path and not (isinstance(node, (dict, list, tuple)) or hasattr(node, 'keys')):
+        return f"{'.'.join(path)} is {node!r}, not a dict"
+    if isinstance(node, (list, tuple)):
+        where = '.'.join(path)
+        return (f'{where} is a list, whose items --cfg-options can only merge dicts into; '
+                f'set {where}=[...] whole')
+    return None
+
+
 def merge_cfg_options(cfg: 'Config', cfg_options: Optional[dict],
                       data_root: Optional[str] = None) -> 'Config':
     """Apply ``--cfg-options`` and ``--data-root`` to a config.
@@ -191,12 +218,21 @@ def merge_cfg_options(cfg: 'Config', cfg_options: Optional[dict],
 
     Returns:
         Config: ``cfg``.
+
+    Raises:
+        UserInputError: An option that does not fit the config (e.g. a dotted key through a
+            list by name, or a dict over a value that is not one); the message names it.
     """
     options = dict(cfg_options or {})
     data_root = data_root or options.pop('data_root', None)
     options.pop('data_root', None)
-    if options:
-        cfg.merge_from_dict(options)
+    for key, value in options.items():  # one at a time, so that an error names its key
+        try:
+            cfg.merge_from_dict({key: value})
+        except (TypeError, KeyError, AttributeError) as e:
+            # mmengine's own words ("'str' object has no attribute 'copy'") name no key
+            raise UserInputError(f'--cfg-options {key}={value!r} does not fit the config: '
+                                 f'{_option_path_problem(cfg, key) or e}') from e
     if data_root is not None:
         set_data_root(cfg, data_root)
     return cfg
@@ -247,8 +283,9 @@ def _local_config_files(path: str) -> Iterator[Tuple[str, Optional[SyntaxError]]
 def config_from_file(path: str) -> 'Config':
     """``Config.fromfile(path)``; a Python syntax error in the config or one of its
     ``_base_`` files is a one-line :class:`~mmmt.utils.UserInputError` naming the file and the
-    line (mmengine's own ``SyntaxError`` names neither), and so is a name the config uses but
-    does not define (most often a base's variable, which a child cannot name).
+    line (mmengine's own ``SyntaxError`` names neither), and so are a name the config uses but
+    does not define (most often a base's variable, which a child cannot name) and a child's
+    dict over a base's value of another type (without ``_delete_=True``).
 
     Args:
         path (str): The config file (its existence is the caller's check).
@@ -264,6 +301,12 @@ def config_from_file(path: str) -> 'Config':
                       for file, err in _local_config_files(path) if err), None)
         where = where or f'{path} or one of its _base_ files: {e.msg or e}'
         raise UserInputError(f'config syntax error in {where}') from e
+    except TypeError as e:
+        # mmengine's message on a child dict over a base's non-dict names the key and the way
+        # out (_delete_=True) but no file
+        if 'cannot inherit from base' not in str(e):
+            raise
+        raise UserInputError(f'config {path} (or one of its _base_ files): {e}') from e
     except NameError as e:
         # only a name in a config file itself (mmengine runs it under its own file name), not
         # one in a module its custom_imports import: that is a bug with its traceback

@@ -130,3 +130,45 @@ def test_startup_log_is_short_unless_debug(tmp_path, level):
         assert len(log.splitlines()) < 80
     else:
         assert 'train_pipeline' in log and 'before_train_iter' in log
+
+
+def test_cfg_options_that_do_not_fit_name_the_option():
+    from mmengine.config import Config
+
+    from mmmt.utils.cli import merge_cfg_options
+    from mmmt.utils.errors import UserInputError
+    cfg = Config.fromfile(DEMO_CONFIG)  # test_evaluator.tasks is a list of names
+    with pytest.raises(UserInputError, match=r"^--cfg-options test_evaluator\.tasks\.edge\."
+                       r"protocol='x' does not fit the config: test_evaluator\.tasks is a list "
+                       r"of 4: index it by number \(test_evaluator\.tasks\.0\.\.\.\) or set "
+                       r"it whole$"):
+        merge_cfg_options(cfg, {'test_evaluator.tasks.edge.protocol': 'x'})
+    with pytest.raises(UserInputError, match=r"train_cfg\.max_iters is 600, not a dict$"):
+        merge_cfg_options(cfg, {'train_cfg.max_iters.x': 1})
+    # the others still merge as mmengine merges them, list indices included
+    with pytest.raises(UserInputError, match=r"tasks\.0='depth' does not fit the config: "
+                       r'test_evaluator\.tasks is a list, whose items --cfg-options can only '
+                       r'merge dicts into; set test_evaluator\.tasks=\[\.\.\.\] whole$'):
+        merge_cfg_options(cfg, {'test_evaluator.tasks.0': 'depth'})
+    # options that fit merge as mmengine merges them, list indices included
+    merge_cfg_options(cfg, {'train_cfg.max_iters': 7, 'model.decode_head.num_stm_blocks': 1,
+                            'train_pipeline.2.scale_range': (1.0, 1.0),
+                            'test_evaluator.tasks': ['depth']})
+    assert cfg.train_cfg.max_iters == 7 and cfg.model.decode_head.num_stm_blocks == 1
+    assert cfg.train_pipeline[2].scale_range == (1.0, 1.0)
+    assert cfg.test_evaluator.tasks == ['depth']
+
+
+def test_a_child_dict_over_a_base_list_names_the_config(tmp_path):
+    from mmmt.utils.cli import config_from_file
+    from mmmt.utils.errors import UserInputError
+    child = tmp_path / 'child.py'
+    child.write_text(f'_base_ = [{DEMO_CONFIG!r}]\n'
+                     'test_evaluator = dict(tasks=dict(semseg=None))\n')
+    with pytest.raises(UserInputError, match=rf'^config {child} \(or one of its _base_ '
+                       r'files\): tasks=.* cannot inherit .* `_delete_=True`'):
+        config_from_file(str(child))
+    child.write_text(f'_base_ = [{DEMO_CONFIG!r}]\n'
+                     'test_evaluator = dict(_delete_=True, type="MultiTaskMetric", '
+                     'tasks=dict(semseg=None))\n')
+    assert dict(config_from_file(str(child)).test_evaluator.tasks) == {'semseg': None}
