@@ -5,8 +5,11 @@ their Triton for their GPU. Before the first call with a combination of options 
 :func:`self_check` runs the kernels on a small problem with those options and compares the
 output, the last state and every input gradient with :func:`selective_scan_torch` in
 float64 on the CPU. A disagreement is reported (and the dispatcher falls back, see
-:mod:`mmmt.ops.selective_scan`) instead of training on wrong values. It costs one small launch
-of each kernel (272 steps, 16 channels per B/C group) and the float64 scan of that problem, once per
+:mod:`mmmt.ops.selective_scan`) instead of training on wrong values. The check problem is
+compiled as the call is: the call's chunk length and channel block, and whether that block
+divides its channels per group (:func:`check_shape`), select other compiled code, so a call
+that differs in them is checked again. It costs one small launch of each kernel (272 steps,
+16 channels per B/C group, for the usual calls) and the float64 scan of that problem, once per
 process and combination; ``MMMT_TRITON_SELF_CHECK=0`` skips it.
 """
 import os
@@ -17,12 +20,13 @@ import torch
 from . import selective_scan_triton as triton_scan
 from .selective_scan_torch import selective_scan_torch
 
-__all__ = ['self_check', 'self_check_enabled', 'SELF_CHECK_ENV']
+__all__ = ['self_check', 'self_check_enabled', 'check_shape', 'SELF_CHECK_ENV']
 
 SELF_CHECK_ENV = 'MMMT_TRITON_SELF_CHECK'
 #: The problem: 272 steps (three 128-step chunks, the last one partial, and divisible by 16
 #: like the Swin-L lengths, so the kernels compiled for it are those the model uses), 16
-#: channels per B/C group.
+#: channels per B/C group (17 for a call whose channel block leaves a remainder); shorter or
+#: fewer where the call's launch sizes need them (:func:`check_shape`).
 LENGTH, CHANNELS_PER_GROUP = 272, 16
 #: Largest relative error (max |difference| / max |reference|) accepted, by input dtype: the
 #: kernels' float32 sums differ from float64 by about 1e-6; half-precision inputs and
@@ -38,36 +42,64 @@ def self_check_enabled() -> bool:
     return os.environ.get(SELF_CHECK_ENV, '1').strip().lower() not in ('0', 'false', 'no', 'off')
 
 
-def _problem(u, delta, A, B, C, D, z, delta_bias,
-             delta_softplus: bool) -> Dict[str, Optional[torch.Tensor]]:
+def check_shape(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
+                A: torch.Tensor) -> Tuple[int, int, tuple]:
+    """(steps, channels per B/C group) of the check problem for this call, and what of the
+    call's launch it reproduces: the kernels' chunk length and channel block (they set the
+    chunk loop and the runs of a thread, :func:`~mmmt.ops.selective_scan_triton._launch_sizes`)
+    and whether the block divides the channels of a group (the ``runs`` kernels then drop the
+    channel masks). The problem is :data:`LENGTH` x :data:`CHANNELS_PER_GROUP` where that
+    compiles the same; else twice a chunk and 16 steps (chunks longer than :data:`LENGTH`) or
+    a chunk less 3 steps (a call shorter than the configured chunk), and 1 more channel (a
+    remainder) or the call's own channels per group (a channel block fitted to fewer)."""
+    name, cfg = triton_scan.kernel_choice()
+    groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
+    dim_group, dim_state = u.shape[1] // groups, A.shape[1]
+
+    def launch(channels: int, steps: int) -> tuple:
+        block_d, _, block_l = triton_scan._launch_sizes(name, channels, dim_state, steps,
+                                                        cfg=cfg)
+        return block_l, block_d, channels % block_d == 0
+
+    want = launch(dim_group, u.shape[2])
+    steps = next(s for s in (LENGTH, 2 * want[0] + 16, want[0] - 3)
+                 if s > 0 and launch(dim_group, s)[0] == want[0])
+    channels = next(c for c in (CHANNELS_PER_GROUP + (not want[2]), max(dim_group, 1))
+                    if launch(c, steps) == want)
+    return steps, channels, want
+
+
+def _problem(u, delta, A, B, C, D, z, delta_bias, delta_softplus: bool, length: int,
+             channels: int) -> Dict[str, Optional[torch.Tensor]]:
     """Random inputs shaped like the call's (its dtypes, options, B/C groups and N), on its
-    device, with steps dt of about 0.05 as SS2D's (positive without the softplus too, so that
-    no state grows without bound)."""
+    device, of `length` steps and `channels` per B/C group (:func:`check_shape`), with steps
+    dt of about 0.05 as SS2D's (positive without the softplus too, so that no state grows
+    without bound)."""
     g = torch.Generator().manual_seed(0)
     groups = [m.shape[1] if m.dim() == 4 else 1 for m in (B, C)]
-    dim, n = max(groups) * CHANNELS_PER_GROUP, A.shape[1]
+    dim, n = max(groups) * channels, A.shape[1]
 
     def rand(*shape, like, scale=1.0, shift=0.0):
         x = torch.randn(*shape, generator=g) * scale + shift
         return x.to(device=like.device, dtype=like.dtype)
 
     def bc(m, groups_m):
-        shape = (1, groups_m, n, LENGTH) if m.dim() == 4 else (1, n, LENGTH)
+        shape = (1, groups_m, n, length) if m.dim() == 4 else (1, n, length)
         return rand(*shape, like=m)
 
     if delta_softplus:  # softplus(delta + bias) ~ softplus(-3 +- 0.7)
-        dt = rand(1, dim, LENGTH, like=delta, scale=0.5, shift=-1.0)
+        dt = rand(1, dim, length, like=delta, scale=0.5, shift=-1.0)
         bias = None if delta_bias is None else rand(dim, like=delta_bias, scale=0.5, shift=-2.0)
     else:
-        dt = rand(1, dim, LENGTH, like=delta).abs_().mul_(0.05)
+        dt = rand(1, dim, length, like=delta).abs_().mul_(0.05)
         bias = None if delta_bias is None else rand(dim, like=delta_bias).abs_().mul_(0.01)
     return dict(
-        u=rand(1, dim, LENGTH, like=u), delta=dt,
+        u=rand(1, dim, length, like=u), delta=dt,
         A=-torch.rand(dim, n, generator=g).add(0.5).mul(
             torch.arange(1, n + 1)).to(device=A.device, dtype=A.dtype),
         B=bc(B, groups[0]), C=bc(C, groups[1]),
         D=None if D is None else rand(dim, like=D),
-        z=None if z is None else rand(1, dim, LENGTH, like=z), delta_bias=bias)
+        z=None if z is None else rand(1, dim, length, like=z), delta_bias=bias)
 
 
 def _run(x: Dict[str, Optional[torch.Tensor]], fn, delta_softplus: bool,
@@ -103,11 +135,13 @@ def self_check(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.T
     arguments are only read for those. Errors of the kernels themselves (a failed compile)
     propagate.
     """
+    length, channels, launch = check_shape(u, B, C, A)
     key = (u.device, u.dtype, delta.dtype, A.dtype, B.dtype, C.dtype, B.dim(), C.dim(),
            None if D is None else D.dtype, None if z is None else z.dtype,
            None if delta_bias is None else delta_bias.dtype, bool(delta_softplus),
            A.shape[1], triton_scan.kernel_choice(),
-           torch.are_deterministic_algorithms_enabled())  # another backward variant
+           torch.are_deterministic_algorithms_enabled(),  # another backward variant
+           launch)  # other compiled code (check_shape)
     if key in _results:
         return _results[key]
     # its own tensors and gradients, whatever mode the call came in (no_grad, inference_mode,
@@ -115,7 +149,7 @@ def self_check(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.T
     # checkpoint (--with-cp) from tracking it, which would re-run the checkpointed block here
     with torch.inference_mode(False), torch.autocast(u.device.type, enabled=False), \
             torch.autograd.graph.saved_tensors_hooks(lambda t: t, lambda t: t):
-        x = _problem(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+        x = _problem(u, delta, A, B, C, D, z, delta_bias, delta_softplus, length, channels)
         out, last, grads, weights = _run(x, triton_scan.selective_scan_triton, delta_softplus)
         with torch.no_grad():  # inference keeps two state slots instead of every chunk's
             plain_out, plain_last = triton_scan.selective_scan_triton(
@@ -137,6 +171,6 @@ def self_check(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.T
     if bad:
         name, cfg = triton_scan.kernel_choice()
         reason = (f'the {name} kernels ({cfg}) disagree with the float64 PyTorch scan on a '
-                  f'{LENGTH}-step check problem, relative error: {", ".join(bad)}')
+                  f'{length}-step check problem, relative error: {", ".join(bad)}')
     _results[key] = reason
     return reason

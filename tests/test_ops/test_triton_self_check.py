@@ -179,3 +179,52 @@ def test_inputs_that_do_not_fit_are_the_callers_error(small_check, monkeypatch):
     with pytest.raises(ValueError, match=r'B has shape \(1, 4, 16, 39\), expected'):
         dispatch._triton_or_fallback(False, *x.values(), True, False)
     assert triton_scan.failure is None
+
+
+def _launch_of(u, B, C, A):
+    """(chunk length, channel block, block divides the channels per group) of a call."""
+    name, cfg = triton_scan.kernel_choice()
+    groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
+    block_d, _, block_l = triton_scan._launch_sizes(name, u.shape[1] // groups, A.shape[1],
+                                                    u.shape[2], cfg=cfg)
+    return block_l, block_d, u.shape[1] // groups % block_d == 0
+
+
+@pytest.mark.parametrize('dim,length,want', [
+    (16, 40, (70, 4, (32, 4, True))),  # the usual problem: whole 32-step chunks, 4 | 4
+    (16, 5, (13, 4, (16, 4, True))),  # shorter than a chunk: 16-step chunks (one run)
+    (24, 40, (70, 5, (32, 4, False))),  # 6 channels per group: a remainder of the block
+    (4, 40, (70, 1, (32, 1, True))),  # 1 channel per group: a block of 1
+])
+def test_the_problem_is_compiled_as_the_call(small_check, dim, length, want):
+    """The check problem's kernels get the call's chunk length (and so its runs per thread)
+    and channel block, with or without a remainder: the launch sizes that select compiled
+    code (shapes, and constant masks for the runs kernels), so each is checked once."""
+    x = make_inputs(batch=1, dim=dim, length=length, n=16, groups=4)
+    got = check.check_shape(x['u'], x['B'], x['C'], x['A'])
+    assert got == want and got[2] == _launch_of(x['u'], x['B'], x['C'], x['A'])
+    steps, channels, _ = got
+    problem = check._problem(*x.values(), True, steps, channels)
+    assert _launch_of(problem['u'], problem['B'], problem['C'], problem['A']) == want[2]
+
+
+def test_a_wrong_short_sequence_kernel_is_found(small_check, monkeypatch):
+    """Kernels that are wrong only in the variant compiled for sequences shorter than a chunk
+    (16-step chunks) pass the check of long calls, and are found at the first short call
+    instead of being used untested."""
+    real = triton_scan.selective_scan_triton
+
+    def wrong_when_short(u, delta, A, B, C, D=None, z=None, delta_bias=None,
+                         delta_softplus=False, return_last_state=False):
+        out, last = real(u, delta, A, B, C, D, z, delta_bias, delta_softplus, True)
+        if _launch_of(u, B, C, A)[0] == 16:
+            out = out * 1.1
+        return (out, last) if return_last_state else out
+
+    monkeypatch.setattr(triton_scan, 'selective_scan_triton', wrong_when_short)
+    x = make_inputs(batch=1, dim=16, length=40, n=16, groups=4)
+    assert check.self_check(**x, delta_softplus=True) is None
+    short = {k: v[..., :5] if k in ('u', 'delta', 'B', 'C', 'z') else v for k, v in x.items()}
+    reason = check.self_check(**short, delta_softplus=True)
+    assert reason and '13-step check problem' in reason and 'output' in reason, reason
+    assert len(check._results) == 2
