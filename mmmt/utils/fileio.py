@@ -69,6 +69,10 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
         raise
 
 
+#: The longest file name (in bytes) of the usual file systems (ext4, xfs, btrfs, NTFS, APFS).
+_NAME_MAX = 255
+
+
 def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
     """Create a new ``.<name>.<random>.tmp`` in ``directory``; return its descriptor and path.
 
@@ -78,8 +82,11 @@ def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
     writable. Created with 0666 here, the kernel applies the umask itself.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0)
+    # names are limited to 255 bytes (NAME_MAX): a valid name near it would fail as the
+    # temporary's; the 14 bytes added are kept by shortening the name part (whole characters)
+    stem = name.encode('utf-8', 'surrogateescape')[:_NAME_MAX - 14].decode('utf-8', 'ignore')
     for _ in range(tempfile.TMP_MAX):
-        tmp = osp.join(directory, f'.{name}.{secrets.token_hex(4)}.tmp')
+        tmp = osp.join(directory, f'.{stem}.{secrets.token_hex(4)}.tmp')
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:

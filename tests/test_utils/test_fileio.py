@@ -108,3 +108,12 @@ def test_permissions_follow_the_umask_without_changing_it(tmp_path, monkeypatch)
         assert os.listdir(tmp_path) == ['pred.npy']
     finally:
         os.umask(previous)
+
+
+def test_a_name_near_the_length_limit(tmp_path):
+    # 255 bytes is the most ext4 & co. allow; the temporary name adds 14 to the name
+    for name in ('a' * 251 + '.png', '\u00e9' * 124 + '.npy'):  # ASCII; 2-byte characters
+        assert len(os.fsencode(name)) in (255, 252)
+        atomic_write(b'x', tmp_path / name, overwrite=False, fsync=False)
+        assert (tmp_path / name).read_bytes() == b'x'
+    assert len(os.listdir(tmp_path)) == 2  # no temporary file left
