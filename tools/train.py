@@ -64,6 +64,13 @@ def parse_args(argv=None):
 def apply_options(cfg, args):
     """Fold the training options into the config."""
     if args.amp:
+        wrapper = str(cfg.optim_wrapper.get('type', 'OptimWrapper')).split('.')[-1]
+        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+            # AmpOptimWrapper would replace it, and mmengine's constructor would then stop at
+            # its options (balancer=...) with a bare TypeError
+            raise SystemExit(f'--amp replaces optim_wrapper.type with AmpOptimWrapper, and this '
+                             f'config trains with {wrapper} (e.g. a gradient balancer), which '
+                             'has no mixed-precision variant; train it without --amp')
         import torch
         if not torch.cuda.is_available():
             raise SystemExit('--amp needs a CUDA device (mmengine\'s AmpOptimWrapper); run '

@@ -193,3 +193,13 @@ def test_an_unreachable_checkpoint_url_is_named_with_the_offline_way(train, tmp_
     assert message.startswith(f'could not download model.backbone.init_cfg.checkpoint={url} (')
     assert 'Connection refused' in message
     assert '--cfg-options model.backbone.init_cfg.checkpoint=FILE' in message
+
+
+def test_amp_with_a_balancing_optim_wrapper_is_refused_before_the_device_check(train):
+    """--amp replaces the wrapper type, which would drop a balancer (and end in mmengine's bare
+    TypeError on its options); it is refused in one line, also on a CPU-only machine."""
+    with pytest.raises(SystemExit, match=r'^--amp replaces optim_wrapper\.type with '
+                       r'AmpOptimWrapper, and this config trains with MultiTaskOptimWrapper'):
+        config_with(DEMO_CONFIG, ['--amp', 'bf16', '--cfg-options',
+                                  'optim_wrapper.type=MultiTaskOptimWrapper',
+                                  'optim_wrapper.balancer.type=PCGrad'], train)
