@@ -18,6 +18,7 @@ in mmengine's ``CheckpointLoader``, which ``load_from``, ``--resume`` and ``init
 ``type='Pretrained'`` all go through.
 """
 import glob
+import hashlib
 import math
 import os
 import os.path as osp
@@ -37,7 +38,8 @@ __all__ = [
     'load_checkpoint_file', 'is_complete_checkpoint', 'checkpoint_step',
     'existing_training_outputs', 'find_resume_checkpoint', 'non_finite_tensors',
     'describe_non_finite', 'check_model_weights', 'load_model_weights', 'load_from_local_safe',
-    'load_from_http_safe', 'register_safe_checkpoint_loaders'
+    'DOWNLOAD_SUBDIR', 'http_download_path', 'load_from_http_safe',
+    'register_safe_checkpoint_loaders'
 ]
 
 #: Set to 1 to allow full unpickling of every checkpoint (only for files you trust).
@@ -546,14 +548,43 @@ def load_from_local_safe(filename: str, map_location=None):
     return load_checkpoint_file(osp.expanduser(filename), map_location)
 
 
+#: Subfolder of torch hub's checkpoint folder that mmmt downloads checkpoints into.
+DOWNLOAD_SUBDIR = 'mmmt_downloads'
+
+
+def http_download_path(url: str, model_dir: Optional[str] = None) -> str:
+    """Where :func:`load_from_http_safe` downloads ``url``: ``<model_dir>/mmmt_downloads/
+    <hash of the URL>/<file name>``, ``model_dir`` defaulting to torch hub's ``checkpoints``.
+
+    Not torch hub's folder itself: torch.hub/torchvision load a file found there by name with
+    full unpickling (``load_state_dict_from_url`` defaults to ``weights_only=False``, and
+    checks no hash once the file exists), so a refused file downloaded under an attacker's
+    chosen name (``resnet50-0676ba61.pth``) would run its code in the next program that asks
+    torchvision for those weights. The hash keeps two URLs of one file name apart.
+    """
+    from torch.hub import get_dir
+    model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
+    name = osp.basename(url.split('?')[0].split('#')[0]) or 'checkpoint.pth'
+    key = hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]
+    return osp.join(model_dir, DOWNLOAD_SUBDIR, key, name)
+
+
 def load_from_http_safe(filename: str, map_location=None, model_dir=None, progress=None):
-    # Download into torch hub's cache like mmengine does, then load through the safe loader.
+    """Load a checkpoint URL through :func:`load_checkpoint_file`.
+
+    A file of the URL's name already in torch hub's folder (``model_dir``), put there by hand
+    for an offline machine or by mmengine/torch, is read as mmengine would; mmmt never writes
+    there but downloads into :func:`http_download_path`.
+    """
     from torch.hub import download_url_to_file, get_dir
     model_dir = model_dir or osp.join(get_dir(), 'checkpoints')
-    os.makedirs(model_dir, exist_ok=True)
-    cached = osp.join(model_dir, osp.basename(filename.split('?')[0]))
-    if not osp.exists(cached):
-        download_url_to_file(filename, cached, progress=bool(progress))
+    shared = osp.join(model_dir, osp.basename(filename.split('?')[0]))
+    if osp.isfile(shared):
+        return load_checkpoint_file(shared, map_location)
+    cached = http_download_path(filename, model_dir)
+    if not osp.isfile(cached):
+        os.makedirs(osp.dirname(cached), exist_ok=True)
+        download_url_to_file(filename, cached, progress=bool(progress))  # atomic (temp + move)
     return load_checkpoint_file(cached, map_location)
 
 

@@ -148,3 +148,76 @@ def test_numpy_1_checkpoints_load_untrusted(tmp_path, untrusted):
     np.testing.assert_array_equal(loaded['meta']['hist'], [0.0, 1.0, 2.0])
     assert loaded['history'].current() == 2.0
     assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
+
+
+# ------------------------------------------------------------------------- http(s) downloads
+class Downloads:
+    """Stands in for ``torch.hub.download_url_to_file``: serves files of a dict by URL."""
+
+    def __init__(self, files):
+        self.files, self.urls = files, []
+
+    def __call__(self, url, dst, *args, **kwargs):
+        self.urls.append(url)
+        if url not in self.files:
+            raise ConnectionError(f'no network in tests: {url}')
+        with open(dst, 'wb') as f:
+            f.write(self.files[url])
+
+
+class Marker:
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, 'w'))  # creates the file when fully unpickled
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch, untrusted):
+    monkeypatch.setattr(torch.hub, '_hub_dir', str(tmp_path / 'hub'))
+    return tmp_path / 'hub' / 'checkpoints'
+
+
+def saved(obj, tmp_path, name='x.pth'):
+    torch.save(obj, tmp_path / name)
+    return (tmp_path / name).read_bytes()
+
+
+def test_a_refused_download_is_not_left_where_torchvision_loads_by_name(
+        tmp_path, monkeypatch, hub):
+    # the name of a torchvision weights file; torchvision loads a cached file of that name
+    # with weights_only=False and checks no hash once it exists
+    name = 'resnet18-f37072fd.pth'
+    marker = tmp_path / 'marker'
+    downloads = Downloads({f'https://example.invalid/{name}': saved(
+        dict(state_dict={}, x=Marker(str(marker))), tmp_path)})
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', downloads)
+    with pytest.raises(UntrustedCheckpointError, match=name):
+        CheckpointLoader.load_checkpoint(f'https://example.invalid/{name}')
+    assert not (hub / name).exists()
+    with pytest.raises(ConnectionError):  # torchvision's own load must download anew
+        torch.hub.load_state_dict_from_url(f'https://download.pytorch.org/models/{name}')
+    assert not marker.exists()
+
+
+def test_downloads_are_cached_per_url_and_hand_placed_files_are_used(
+        tmp_path, monkeypatch, hub):
+    from mmmt.utils.checkpoint import http_download_path
+    first, second = 'https://a.invalid/m/model.pth', 'https://b.invalid/n/model.pth?dl=1'
+    downloads = Downloads({first: saved(dict(w=torch.ones(1)), tmp_path, 'a.pth'),
+                           second: saved(dict(w=torch.zeros(1)), tmp_path, 'b.pth')})
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', downloads)
+    for _ in range(2):
+        assert torch.equal(CheckpointLoader.load_checkpoint(first)['w'], torch.ones(1))
+        assert torch.equal(CheckpointLoader.load_checkpoint(second)['w'], torch.zeros(1))
+    assert downloads.urls == [first, second]  # each downloaded once, into a folder of its own
+    assert http_download_path(first) != http_download_path(second)
+    assert http_download_path(first).startswith(str(hub / 'mmmt_downloads'))
+    assert http_download_path(first).endswith('model.pth')
+    # a file put into torch hub's folder by hand (an offline machine) is read, not downloaded
+    hub.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(w=torch.full((1, ), 7.0)), hub / 'offline.pth')
+    assert CheckpointLoader.load_checkpoint('https://c.invalid/offline.pth')['w'].item() == 7.0
+    assert downloads.urls == [first, second]
