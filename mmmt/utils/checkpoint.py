@@ -108,9 +108,11 @@ _NUMPY_KINDS = frozenset('biufcSU')
 
 def _refuse_numpy(what: str) -> UntrustedCheckpointError:
     return UntrustedCheckpointError(
-        f'refused {what}: genuine checkpoints only hold numpy arrays and scalars of plain number, '
-        'bool and fixed-length string types as numpy pickles them; a hand-made numpy state can '
-        'make numpy read memory outside the file (as files crafted to run code do)')
+        f'refused {what}: without trust, numpy content loads only as arrays and scalars of '
+        'bool, number and fixed-length string types, as numpy pickles them (a hand-made numpy '
+        'state can make numpy use bytes of the file as memory addresses). If the file is '
+        'genuine (e.g. it holds datetime or structured arrays) and you trust its source, pass '
+        f'--trust-checkpoint to the mmmt tool, or set {TRUST_ENV}=1.')
 
 
 def _plain_dtype(spec: Any, byteorder: Any = '=') -> np.dtype:

@@ -221,3 +221,19 @@ def test_downloads_are_cached_per_url_and_hand_placed_files_are_used(
     torch.save(dict(w=torch.full((1, ), 7.0)), hub / 'offline.pth')
     assert CheckpointLoader.load_checkpoint('https://c.invalid/offline.pth')['w'].item() == 7.0
     assert downloads.urls == [first, second]
+
+
+def test_genuine_but_unsupported_numpy_content_names_the_opt_in(tmp_path, monkeypatch):
+    """A datetime array is genuine numpy that the safe loader does not take: the one-line error
+    names the file and the way to trust it, and trusting loads it."""
+    path = tmp_path / 'dated.pth'
+    stamp = np.array(['2024-01-02'], dtype='M8[D]')
+    torch.save(dict(state_dict={}, meta=dict(time=stamp)), path)
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    with pytest.raises(UntrustedCheckpointError) as info:
+        load_checkpoint_file(str(path))
+    message = str(info.value)
+    assert message.startswith(f'{path}: refused numpy.dtype(') and '\n' not in message
+    assert '--trust-checkpoint' in message and f'{TRUST_ENV}=1' in message
+    monkeypatch.setenv(TRUST_ENV, '1')
+    np.testing.assert_array_equal(load_checkpoint_file(str(path))['meta']['time'], stamp)
