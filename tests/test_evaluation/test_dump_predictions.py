@@ -51,3 +51,25 @@ def test_dump_never_overwrites(tmp_path):
     with pytest.raises(FileExistsError, match='preds.pkl'):
         metric.evaluate(size=1)
     assert out.read_bytes() == b'earlier results'
+
+
+def test_the_file_is_streamed_not_built_in_memory(tmp_path):
+    # a PASCAL-Context test set holds ~20 GB of predictions: a second copy in memory as one
+    # bytes object (pickle.dumps) would fail at the very end of the run
+    import tracemalloc
+    out = tmp_path / 'preds.pkl'
+    metric = DumpMultiTaskPredictions(out_file_path=str(out))
+    metric.process({}, [make_sample(torch.randn(4, 7, 512, 512), i) for i in range(4)])
+    size = sum(a.nbytes for r in metric.results for a in r['pred'].values())
+    assert size > 16 * 2**20
+    tracemalloc.start()
+    try:
+        metric.compute_metrics(metric.results)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 4
+    with open(out, 'rb') as f:
+        records = pickle.load(f)
+    np.testing.assert_array_equal(records[3]['pred']['normals'],
+                                  metric.results[3]['pred']['normals'])

@@ -71,7 +71,9 @@ class DumpMultiTaskPredictions(DumpResults):
 
     def compute_metrics(self, results: list) -> dict:
         try:
-            atomic_write(pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL),
+            # streamed into the file: pickle.dumps would hold a second copy of every
+            # prediction (~20 GB for a PASCAL-Context test set) at the end of the run
+            atomic_write(lambda f: pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL),
                          self.out_file_path, overwrite=self.overwrite)
         except FileExistsError as exc:
             raise FileExistsError(
