@@ -76,7 +76,7 @@ def test_scan_parity_tool_in_the_triton_interpreter(triton_interpreter, tmp_path
 
     from mmmt.ops import selective_scan_triton as triton_scan
     tool = load_analysis_tool('scan_parity')
-    out = tmp_path / 'parity.json'
+    out = tmp_path / 'detail' / 'parity.json'  # its folder is made
     res = tool.main(['--device', 'cpu', '--size', '8', '3', '5', '--json', str(out)])
     assert json.loads(out.read_text()) == res
     assert [r['cuda'] for r in res['rows']] == [

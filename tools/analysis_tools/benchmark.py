@@ -293,10 +293,9 @@ def main(argv: Optional[List[str]] = None) -> Dict:
             f'ms of {statistics.mean(t) * 1e3:.0f} ms ({100 * result["train_scan_share"]:.1f}%)')
 
     print(format_result(result))
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+    if args.json:  # a measurement log: replaced on a re-run (docs/tools.md), atomically
+        from mmmt.utils.fileio import atomic_write
+        atomic_write(json.dumps(result, indent=1), args.json, fsync=False)
     return result
 
 

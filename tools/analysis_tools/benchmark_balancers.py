@@ -123,9 +123,10 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                   step_s={m: statistics.median(t) for m, t in times.items()})
     result['ratio'] = {m: s / base for m, s in result['step_s'].items()}
     print(format_result(result))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
+    if args.json:  # a measurement log: replaced on a re-run (docs/tools.md), atomically, and
+        # into a folder made if missing (not a traceback after the whole benchmark)
+        from mmmt.utils.fileio import atomic_write
+        atomic_write(json.dumps(result, indent=2), args.json, fsync=False)
     return result
 
 

@@ -117,9 +117,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
     result = dict(backends=list(backends), ok=ok, rows=rows,
                   gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else
                   str(device))
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+    if args.json:  # a measurement log: replaced on a re-run (docs/tools.md), atomically, and
+        # into a folder made if missing (not a traceback after the whole comparison)
+        from mmmt.utils.fileio import atomic_write
+        atomic_write(json.dumps(result, indent=1), args.json, fsync=False)
     print('PARITY', 'OK' if ok else 'MISMATCH')
     return result
 
