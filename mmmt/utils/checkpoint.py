@@ -38,6 +38,7 @@ __all__ = [
     'load_checkpoint_file', 'is_complete_checkpoint', 'checkpoint_step',
     'existing_training_outputs', 'find_resume_checkpoint', 'non_finite_tensors',
     'describe_non_finite', 'check_model_weights', 'load_model_weights', 'load_from_local_safe',
+    'RefusedNumpyState', 'numpy_stand_ins', 'checkpoint_frombuffer', 'plain_numpy',
     'DOWNLOAD_SUBDIR', 'http_download_path', 'load_from_http_safe',
     'register_safe_checkpoint_loaders'
 ]
@@ -106,13 +107,15 @@ def checkpoint_getattr(obj: Any, name: Any, *default: Any) -> Any:
 _NUMPY_KINDS = frozenset('biufcSU')
 
 
-def _refuse_numpy(what: str) -> UntrustedCheckpointError:
-    return UntrustedCheckpointError(
-        f'refused {what}: without trust, numpy content loads only as arrays and scalars of '
+class RefusedNumpyState(UntrustedCheckpointError):
+    """A pickle's numpy content is not what numpy writes for a plain array, dtype or scalar."""
+
+
+def _refuse_numpy(what: str) -> RefusedNumpyState:
+    return RefusedNumpyState(
+        f'refused {what}: mmmt\'s safe loaders take numpy content only as arrays and scalars of '
         'bool, number and fixed-length string types, as numpy pickles them (a hand-made numpy '
-        'state can make numpy use bytes of the file as memory addresses). If the file is '
-        'genuine (e.g. it holds datetime or structured arrays) and you trust its source, pass '
-        f'--trust-checkpoint to the mmmt tool, or set {TRUST_ENV}=1.')
+        'state can make numpy use bytes of the file as memory addresses)')
 
 
 def _plain_dtype(spec: Any, byteorder: Any = '=') -> np.dtype:
@@ -220,6 +223,42 @@ def _checkpoint_scalar(dtype: Any, data: Any) -> np.generic:
     return _numpy_pickle_functions()[1](real, data)
 
 
+def checkpoint_frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any,
+                          axis_order: Any = None) -> np.ndarray:
+    """numpy's ``_frombuffer`` (arrays in pickle protocol 5) for a plain dtype.
+
+    ``order`` 'K' with ``axis_order`` (a permutation of the axes) is how numpy pickles a
+    transposed array. Also used by :func:`mmmt.evaluation.load_predictions`, as are the other
+    stand-ins of :func:`numpy_stand_ins`.
+    """
+    real = dtype.resolve() if isinstance(dtype, _CheckpointDtype) else None
+    if real is None or not isinstance(buffer, (bytes, bytearray)) \
+            or order not in ('C', 'F', 'K', 'A') \
+            or type(shape) is not tuple or not all(type(n) is int and n >= 0 for n in shape) \
+            or len(buffer) != math.prod(shape) * real.itemsize \
+            or not (axis_order is None or (type(axis_order) is tuple
+                                           and sorted(axis_order) == list(range(len(shape))))):
+        raise _refuse_numpy(f'numpy _frombuffer of {type(dtype).__name__} and shape '
+                            f'{shape!r:.100} from {type(buffer).__name__} data')
+    array = np.frombuffer(buffer, dtype=real)
+    if order == 'K' and axis_order is not None:
+        return array.reshape(shape, order='C').transpose(axis_order)
+    return array.reshape(shape, order=order)
+
+
+def numpy_stand_ins() -> dict:
+    """``{(module, name): stand-in}`` for the numpy globals of numpy 1 and 2 pickles.
+
+    For a restricted unpickler of any kind; what it loads goes through :func:`plain_numpy`.
+    """
+    names = {('numpy', 'dtype'): _CheckpointDtype, ('numpy', 'ndarray'): _CheckpointArray}
+    for module in ('numpy._core', 'numpy.core'):
+        names[(f'{module}.multiarray', '_reconstruct')] = _checkpoint_reconstruct
+        names[(f'{module}.multiarray', 'scalar')] = _checkpoint_scalar
+        names[(f'{module}.numeric', '_frombuffer')] = checkpoint_frombuffer
+    return names
+
+
 def _empty_bytes(*args: Any) -> bytes:
     """``bytes()``: how pickle protocol 2 writes ``b''`` (the raw data of an empty array).
 
@@ -260,6 +299,11 @@ def _plain_numpy(obj: Any, done: dict) -> Any:
     return done[id(obj)]
 
 
+def plain_numpy(obj: Any) -> Any:
+    """``obj``, loaded with :func:`numpy_stand_ins`, with numpy's own arrays and dtypes."""
+    return _plain_numpy(obj, {})
+
+
 def checkpoint_allowlist() -> List[Any]:
     """The classes and functions that may appear in an mmengine checkpoint.
 
@@ -274,9 +318,8 @@ def checkpoint_allowlist() -> List[Any]:
         (_CheckpointDtype, 'numpy.dtype'), (_CheckpointArray, 'numpy.ndarray'),
         (_empty_bytes, 'builtins.bytes'),
         # numpy 2 pickles name numpy._core, numpy 1 (every checkpoint saved before 2024) numpy.core
-        *[pair for module in ('numpy._core.multiarray', 'numpy.core.multiarray')
-          for pair in ((_checkpoint_reconstruct, f'{module}._reconstruct'),
-                       (_checkpoint_scalar, f'{module}.scalar'))]
+        *[(stand_in, f'{module}.{name}') for (module, name), stand_in in numpy_stand_ins().items()
+          if name in ('_reconstruct', 'scalar')]
     ]
 
 
@@ -307,6 +350,11 @@ def _check_container(filename: str) -> None:
 
 def _describe_failure(filename: str, error: BaseException) -> Exception:
     """Turn an error of ``torch.load`` into one naming the file and what to do."""
+    if isinstance(error, RefusedNumpyState):
+        return UntrustedCheckpointError(
+            f'{filename}: {error}. If the file is genuine (e.g. it holds datetime or structured '
+            'arrays) and you trust its source, pass --trust-checkpoint to the mmmt tool, or set '
+            f'{TRUST_ENV}=1.')
     if isinstance(error, UntrustedCheckpointError):
         return UntrustedCheckpointError(f'{filename}: {error}')
     text = str(error)

@@ -237,3 +237,31 @@ def test_genuine_but_unsupported_numpy_content_names_the_opt_in(tmp_path, monkey
     assert '--trust-checkpoint' in message and f'{TRUST_ENV}=1' in message
     monkeypatch.setenv(TRUST_ENV, '1')
     np.testing.assert_array_equal(load_checkpoint_file(str(path))['meta']['time'], stamp)
+
+
+# ------------------------------------------------------- tools/test.py --out prediction files
+@pytest.mark.parametrize('protocol', [2, 5])
+def test_prediction_files_refuse_crafted_numpy_states(tmp_path, protocol):
+    """``load_predictions`` (eval_metric.py, confusion_matrix.py) has its own restricted
+    unpickler, with the same numpy globals: it uses the same stand-ins."""
+    import pickle
+
+    from mmmt.evaluation import load_predictions
+    from mmmt.utils import UserInputError
+    bad_dtype = dtype('V8', OBJECT_FIELD)
+    for name, bad in (('reconstruct', array(bad_dtype, POINTER)),
+                      ('frombuffer', Reduce(np._core.numeric._frombuffer,
+                                            (POINTER, bad_dtype, (1, ), 'C')))):
+        path = tmp_path / f'{name}.pkl'
+        path.write_bytes(pickle.dumps([dict(pred=dict(semseg=bad))], protocol=protocol))
+        with pytest.raises(UserInputError, match=rf'{name}\.pkl: refused numpy\.dtype'):
+            load_predictions(str(path))
+    # what DumpMultiTaskPredictions writes (protocol 5 and, from older writers, 2) still loads
+    genuine = [dict(img_id=0, pred=dict(semseg=np.arange(6, dtype=np.uint8).reshape(2, 3),
+                                        normals=np.asfortranarray(np.ones((2, 2, 3), 'f4'))))]
+    path = tmp_path / 'genuine.pkl'
+    path.write_bytes(pickle.dumps(genuine, protocol=protocol))
+    loaded = load_predictions(str(path))[0]['pred']
+    for task, value in genuine[0]['pred'].items():
+        assert type(loaded[task]) is np.ndarray and loaded[task].dtype == value.dtype
+        np.testing.assert_array_equal(loaded[task], value)

@@ -37,9 +37,10 @@ class _PredictionUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in PREDICTION_PICKLE_GLOBALS:
             raise _RefusedGlobal(f'{module}.{name}')
-        if module.startswith('numpy.core.') and hasattr(np, '_core'):
-            module = 'numpy._core.' + module[len('numpy.core.'):]  # numpy 2 renamed it
-        return super().find_class(module, name)
+        # numpy's own dtype/ndarray __setstate__ trust the file (a crafted dtype state turns
+        # file bytes into object pointers): the checkpoint loader's checking stand-ins instead
+        from mmmt.utils.checkpoint import numpy_stand_ins
+        return numpy_stand_ins().get((module, name)) or super().find_class(module, name)
 
 
 def _check_records(records: Any, path: str) -> None:
@@ -80,8 +81,12 @@ def load_predictions(path: str) -> List[Dict[str, Any]]:
         raise InputFileNotFoundError(f'predictions file not found: {path}')
     with open(path, 'rb') as f:
         data = f.read()
+    from mmmt.utils.checkpoint import RefusedNumpyState, plain_numpy
     try:
-        records = _PredictionUnpickler(io.BytesIO(data)).load()
+        records = plain_numpy(_PredictionUnpickler(io.BytesIO(data)).load())
+    except RefusedNumpyState as e:
+        raise UserInputError(f'{path}: {e}; a tools/test.py --out file never holds that, so '
+                             'it was refused without using it') from e
     except _RefusedGlobal as e:
         raise UserInputError(
             f'{path} names {e}, which a tools/test.py --out file never holds (only numpy '
