@@ -33,8 +33,8 @@ from .selective_scan_recompute import grads_by_recompute
 __all__ = [
     'selective_scan_triton', 'triton_available', 'interpreter_enabled', 'kernel_choice',
     'kernel_name', 'parse_kernel', 'run_length', 'KernelConfig', 'CONFIGS', 'KERNEL_ENV',
-    'MAX_STATE', 'MAX_GRID_YZ', 'check_supported', 'check_inputs', 'describe_failure',
-    'scan_checked_inputs'
+    'MAX_STATE', 'MAX_GRID_YZ', 'MAX_STATE_STEPS', 'check_supported', 'check_inputs',
+    'describe_failure', 'scan_checked_inputs'
 ]
 
 #: Largest state size N supported (the ``tile`` kernels hold all the states of a channel block
@@ -102,6 +102,10 @@ failure: Optional[str] = None
 _failed_backwards: set = set()
 #: The most programs CUDA launches along a grid's y and z axes (B/C groups and the batch).
 MAX_GRID_YZ = 65535
+#: The most elements of one batch element's (N, L) block of B or C: the kernels find state
+#: n's row at ``n * L``, a product of two int32 values (int32 too; the other offsets are
+#: int64, from the batch index), which wraps past it.
+MAX_STATE_STEPS = 2**31
 
 
 def record_failure(e: BaseException) -> bool:
@@ -462,6 +466,9 @@ def check_supported(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> Option
     groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
     if u.shape[0] > MAX_GRID_YZ or groups > MAX_GRID_YZ:
         return f'batch {u.shape[0]} and B/C groups {groups} must be at most {MAX_GRID_YZ}'
+    if B.shape[-2] * u.shape[-1] > MAX_STATE_STEPS:
+        return (f'N x L = {B.shape[-2]} x {u.shape[-1]} states and steps, at most '
+                f'{MAX_STATE_STEPS} (int32 offsets into B and C)')
     return None
 
 

@@ -470,6 +470,20 @@ def test_batches_past_the_grid_limit_are_not_taken(triton_interpreter):
     assert triton_scan.check_supported(big['u'][:-1], big['B'][:-1], big['C'][:-1]) is None
 
 
+def test_state_rows_past_int32_offsets_are_not_taken(triton_interpreter):
+    """The kernels index state n's row of B and C at n * L in int32: a call whose (N, L) block
+    has more than 2^31 elements is not Triton's (shapes only: stride-0 views, no memory)."""
+    def call(n, length):
+        u = torch.empty(1, 1, 1).expand(1, 8, length)
+        return u, torch.empty(1, 1, 1, 1).expand(1, 4, n, length)
+
+    u, B = call(64, 2**25 + 1)  # 64 x (2^25 + 1) > 2^31
+    assert 'N x L = 64 x 33554433' in triton_scan.check_supported(u, B, B)
+    assert triton_scan.check_supported(*call(64, 2**25), call(64, 2**25)[1]) is None
+    u, B = call(1, 2**31)  # one state: its row starts at 0
+    assert triton_scan.check_supported(u, B, B) is None
+
+
 def test_automatic_order_for_cuda_calls(triton_interpreter, monkeypatch):
     """For CUDA tensors (here the same decision on interpreter tensors): Triton first, then
     mamba-ssm's kernel where it imports, then the PyTorch scan; after a Triton failure a call
