@@ -265,3 +265,26 @@ def test_prediction_files_refuse_crafted_numpy_states(tmp_path, protocol):
     for task, value in genuine[0]['pred'].items():
         assert type(loaded[task]) is np.ndarray and loaded[task].dtype == value.dtype
         np.testing.assert_array_equal(loaded[task], value)
+
+
+# ------------------------------------------------------------------------ a fresh tool process
+def test_test_py_in_a_fresh_process_refuses_a_crafted_numpy_state(tmp_path, synthetic_nyud):
+    """The in-process tool tests run after this suite's session fixture installed the safe
+    loaders; a fresh ``python tools/test.py`` must install them itself, and end in one line."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_tools.conftest import REPO, write_tiny_config
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud)
+    path = tmp_path / 'crafted.pth'
+    torch.save(dict(state_dict={}, meta=dict(dataset_meta=dict(
+        palette=CRAFTED['object field on void']))), path)
+    env = {k: v for k, v in os.environ.items() if k != TRUST_ENV}
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO, 'tools', 'test.py'), cfg, str(path), '--work-dir',
+         str(tmp_path / 'work')], cwd=REPO, capture_output=True, text=True, timeout=600,
+        env=dict(env, PYTHONPATH=REPO))
+    assert result.returncode == 2, result.stderr[-2000:]  # a usage error, not a crash (-11)
+    assert f'{path}: refused numpy.dtype(' in result.stderr
+    assert '--trust-checkpoint' in result.stderr and 'Traceback' not in result.stderr
