@@ -126,8 +126,14 @@ def tensor_signature(tensors) -> tuple:
 def describe_failure(e: BaseException) -> str:
     """One line for a failed compile or launch: Triton's ``CompilationError`` keeps the cause
     in ``error_message`` (its text starts with the source position); others in their first
-    line."""
+    line. A ``PTXASError``'s ``error_message`` is the kind of failure, then ptxas' whole log
+    and the command to repeat it: the kind and the log's first line."""
     detail = getattr(e, 'error_message', None)
+    if detail and '\n' in detail.strip():
+        lines = [line.strip() for line in detail.splitlines() if line.strip()]
+        detail = lines[0]
+        if len(lines) > 2 and lines[1].endswith('stderr:'):  # '`ptxas` stderr:', its log
+            detail = f'{detail}: {lines[2]}'
     if not detail:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         detail = lines[0] if lines else ''

@@ -460,6 +460,15 @@ def test_failure_descriptions_keep_the_cause():
         'RuntimeError: bad shape'
     assert triton_scan.describe_failure(RuntimeError('Failed to find C compiler.\nhint')) == \
         'RuntimeError: Failed to find C compiler.'
+    # as Triton's NVIDIA backend raises it when ptxas fails: the kind, ptxas' log, the command
+    from triton.runtime.errors import PTXASError
+    error = PTXASError('Internal Triton PTX codegen error\n`ptxas` stderr:\nptxas /tmp/k.ptx, '
+                       "line 99; error   : Arguments mismatch for instruction 'ex2'\nptxas "
+                       'fatal   : Ptx assembly aborted due to errors\n\nRepro command: '
+                       '/x/ptxas -lineinfo -v --gpu-name sm_90a /tmp/k.ptx -o /tmp/k.cubin\n')
+    assert triton_scan.describe_failure(error) == (
+        'PTXASError: Internal Triton PTX codegen error: ptxas /tmp/k.ptx, line 99; error   : '
+        "Arguments mismatch for instruction 'ex2'")
 
 
 def test_batches_past_the_grid_limit_are_not_taken(triton_interpreter):
