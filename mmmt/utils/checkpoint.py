@@ -17,6 +17,7 @@ to trust it: the ``--trust-checkpoint`` flag of mmmt's tools, or the environment
 in mmengine's ``CheckpointLoader``, which ``load_from``, ``--resume`` and ``init_cfg`` with
 ``type='Pretrained'`` all go through.
 """
+import contextlib
 import glob
 import hashlib
 import math
@@ -24,8 +25,9 @@ import os
 import os.path as osp
 import pickle
 import re
+import threading
 import zipfile
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -372,6 +374,31 @@ def _describe_failure(filename: str, error: BaseException) -> Exception:
         'truncated, damaged or not written by torch.save. Download or save it again')
 
 
+_SAFE_GLOBALS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _only_these_safe_globals(allowed: List[Any]) -> Iterator[None]:
+    """torch's weights-only allow-list is exactly ``allowed`` inside (restored on exit).
+
+    ``torch.serialization.safe_globals`` only adds to a process-wide set that others extend
+    at import: ``torch.distributed`` (imported by mmengine) adds every builtin exception and
+    ``traceback.FrameSummary``, whose constructor reads the source line of any file a pickle
+    names (``/dev/zero`` exhausts the memory, a FIFO blocks, a secret file's line ends up in
+    the checkpoint that ``publish_model.py`` writes for publication).
+    """
+    serialization = torch.serialization
+    with _SAFE_GLOBALS_LOCK:  # two loads in threads must not restore each other's set
+        previous = serialization.get_safe_globals()
+        serialization.clear_safe_globals()
+        serialization.add_safe_globals(allowed)
+        try:
+            yield
+        finally:
+            serialization.clear_safe_globals()
+            serialization.add_safe_globals(previous)
+
+
 def load_checkpoint_file(filename: str,
                          map_location: Optional[Any] = None,
                          trust: Optional[bool] = None) -> Any:
@@ -395,7 +422,7 @@ def load_checkpoint_file(filename: str,
     try:
         if full:
             return torch.load(filename, map_location=map_location, weights_only=False)
-        with torch.serialization.safe_globals(checkpoint_allowlist()):
+        with _only_these_safe_globals(checkpoint_allowlist()):
             checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
         return _plain_numpy(checkpoint, {})
     except (pickle.UnpicklingError, UntrustedCheckpointError, EOFError, RuntimeError,

@@ -288,3 +288,35 @@ def test_test_py_in_a_fresh_process_refuses_a_crafted_numpy_state(tmp_path, synt
     assert result.returncode == 2, result.stderr[-2000:]  # a usage error, not a crash (-11)
     assert f'{path}: refused numpy.dtype(' in result.stderr
     assert '--trust-checkpoint' in result.stderr and 'Traceback' not in result.stderr
+
+
+# ------------------------------------------------ globals others add to torch's process-wide set
+class LineOf:
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import traceback
+        return (traceback.FrameSummary, (self.path, 1, 'f'))  # reads self.path's first line
+
+
+def test_globals_that_torch_distributed_allows_are_not_allowed_here(tmp_path, untrusted):
+    """``import torch.distributed`` (mmengine does) allow-lists every builtin exception and
+    ``traceback.FrameSummary`` process-wide; the latter reads any file a pickle names."""
+    import traceback
+
+    import torch.distributed  # noqa: F401
+    assert traceback.FrameSummary in torch.serialization.get_safe_globals()
+    secret = tmp_path / 'secret.txt'
+    secret.write_text('token-123\n')
+    for name, obj in (('frame', LineOf(str(secret))), ('error', Reduce(SystemExit, (3, )))):
+        path = tmp_path / f'{name}.pth'
+        torch.save(dict(state_dict={}, meta=dict(x=obj)), path)
+        with pytest.raises(UntrustedCheckpointError, match=rf'{name}\.pth: refused to unpickle'):
+            load_checkpoint_file(str(path))
+    # torch's own set is back as it was for whoever relies on it
+    assert traceback.FrameSummary in torch.serialization.get_safe_globals()
+    assert _reconstruct not in torch.serialization.get_safe_globals()
+    frame = torch.load(tmp_path / 'frame.pth', weights_only=True)['meta']['x']
+    assert frame.line == 'token-123'  # what mmmt's loader refused to do
