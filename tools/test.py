@@ -129,7 +129,10 @@ def main(argv=None):
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out,
                                                                       overwrite=args.force))
-    runner.test()
+    try:
+        runner.test()
+    except FileExistsError as e:  # --out appeared during the run; the message says where to
+        raise SystemExit(str(e))  # find the predictions (one line, no traceback)
     shutdown_distributed()
 
 

@@ -48,9 +48,16 @@ def test_dump_never_overwrites(tmp_path):
     out.write_bytes(b'earlier results')
     metric = DumpMultiTaskPredictions(out_file_path=str(out))
     metric.process({}, [make_sample(torch.zeros(1, 7, 4, 5), 0)])
-    with pytest.raises(FileExistsError, match='preds.pkl'):
+    (tmp_path / 'preds_1.pkl').write_bytes(b'more earlier results')
+    # e.g. the file appeared during the run: the predictions are not lost either
+    with pytest.raises(FileExistsError, match=f'{out} exists .*choose another --out.*written '
+                       f'to {tmp_path}/preds_2.pkl instead'):
         metric.evaluate(size=1)
     assert out.read_bytes() == b'earlier results'
+    assert (tmp_path / 'preds_1.pkl').read_bytes() == b'more earlier results'
+    with open(tmp_path / 'preds_2.pkl', 'rb') as f:
+        assert [r['img_id'] for r in pickle.load(f)] == ['0000']
+    assert sorted(os.listdir(tmp_path)) == ['preds.pkl', 'preds_1.pkl', 'preds_2.pkl']
 
 
 def test_the_file_is_streamed_not_built_in_memory(tmp_path):

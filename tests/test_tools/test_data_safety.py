@@ -1,5 +1,6 @@
 """No silent overwrite, resumable work dirs, and no NaN trained or tested silently."""
 import os
+import pickle
 import shutil
 
 import numpy as np
@@ -150,3 +151,35 @@ def test_a_new_training_never_replaces_the_checkpoints_of_the_out_dir(tmp_path):
     cfg.work_dir = str(tmp_path / 'new' / 'exp2')  # another folder under out_dir
     tool.check_work_dir(cfg, tool.parse_args(['cfg.py']))
     assert (shared / 'iter_50.pth').read_bytes() == b'an earlier run'
+
+
+def test_an_out_file_that_appears_during_the_test_run_is_kept(tmp_path, synthetic_nyud,
+                                                              monkeypatch, capsys):
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmmt.evaluation import DumpMultiTaskPredictions
+    from mmmt.registry import MODELS
+    from .conftest import cli
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud)
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        model = MODELS.build(Config.fromfile(cfg).model)
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    out = tmp_path / 'preds.pkl'
+    process = DumpMultiTaskPredictions.process
+
+    def another_run_writes_it(self, data_batch, data_samples):  # after the start-up check
+        if not out.exists():
+            out.write_bytes(b'the other run')
+        process(self, data_batch, data_samples)
+
+    monkeypatch.setattr(DumpMultiTaskPredictions, 'process', another_run_writes_it)
+    status, _, err = cli(load_tool('tools', 'test'), [cfg, ckpt, '--out', out], capsys,
+                         prog='test.py')
+    assert status == 2 and err.count('\n') == 1
+    assert err.startswith(f'test.py: error: {out} exists (remove it or choose another --out); '
+                          f'the predictions of this run were written to {tmp_path}/preds_1.pkl')
+    assert out.read_bytes() == b'the other run'
+    with open(tmp_path / 'preds_1.pkl', 'rb') as f:
+        assert len(pickle.load(f)) == 2  # the 2 val images

@@ -1,4 +1,5 @@
 """Dump the per-task predictions of a test run to a pickle file (``tools/test.py --out``)."""
+import os.path as osp
 import pickle
 from typing import Any, Dict, Sequence
 
@@ -44,7 +45,8 @@ class DumpMultiTaskPredictions(DumpResults):
 
     Unlike mmengine's ``DumpResults``, the file is written to a temporary name and linked into
     place only if the name is still free: earlier results are never overwritten and an
-    interrupted run leaves no truncated file.
+    interrupted run leaves no truncated file. If the name is taken by then, the predictions go
+    to the first free ``<name>_<k>.pkl`` and ``FileExistsError`` names both files.
 
     Args:
         out_file_path (str): Destination, ending in ``.pkl`` or ``.pickle``.
@@ -70,14 +72,33 @@ class DumpMultiTaskPredictions(DumpResults):
             self.results.append(record)
 
     def compute_metrics(self, results: list) -> dict:
+        # streamed into the file: pickle.dumps would hold a second copy of every prediction
+        # (~20 GB for a PASCAL-Context test set) at the end of the run
+        def write(f):
+            pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL)
+
         try:
-            # streamed into the file: pickle.dumps would hold a second copy of every
-            # prediction (~20 GB for a PASCAL-Context test set) at the end of the run
-            atomic_write(lambda f: pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL),
-                         self.out_file_path, overwrite=self.overwrite)
+            atomic_write(write, self.out_file_path, overwrite=self.overwrite)
         except FileExistsError as exc:
+            # tools/test.py refuses an existing --out before testing, so the file appeared
+            # during the run (e.g. a second run with the same --out): it is kept, and the
+            # hours of this run's predictions are not thrown away either
+            kept = self._write_beside(write)
             raise FileExistsError(
-                f'{self.out_file_path} exists; remove it or choose another --out') from exc
+                f'{self.out_file_path} exists (remove it or choose another --out); the '
+                f'predictions of this run were written to {kept} instead') from exc
         print_log(f'Predictions of {len(results)} images written to {self.out_file_path}.',
                   logger='current')
         return {}
+
+    def _write_beside(self, write) -> str:
+        """Write with ``write`` to the first free ``<name>_<k>.<ext>``; return that path."""
+        root, ext = osp.splitext(self.out_file_path)
+        for k in range(1, 10000):
+            path = f'{root}_{k}{ext}'
+            try:
+                atomic_write(write, path, overwrite=False)
+                return path
+            except FileExistsError:
+                continue
+        raise FileExistsError(f'no free name {root}_<k>{ext} for the predictions')
