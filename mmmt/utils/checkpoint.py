@@ -425,8 +425,11 @@ def load_checkpoint_file(filename: str,
         with _only_these_safe_globals(checkpoint_allowlist()):
             checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
         return _plain_numpy(checkpoint, {})
+    # TypeError, AttributeError, IndexError: an allow-listed class or function called with what
+    # torch.save never writes (wrong arguments, a BUILD before its __init__)
     except (pickle.UnpicklingError, UntrustedCheckpointError, EOFError, RuntimeError,
-            KeyError, ValueError, zipfile.BadZipFile) as e:
+            KeyError, ValueError, TypeError, AttributeError, IndexError,
+            zipfile.BadZipFile) as e:
         unreadable = isinstance(e, (EOFError, pickle.UnpicklingError, zipfile.BadZipFile)) \
             or 'PytorchStreamReader' in str(e)
         if full and not unreadable:

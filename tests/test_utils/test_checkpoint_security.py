@@ -320,3 +320,20 @@ def test_globals_that_torch_distributed_allows_are_not_allowed_here(tmp_path, un
     assert _reconstruct not in torch.serialization.get_safe_globals()
     frame = torch.load(tmp_path / 'frame.pth', weights_only=True)['meta']['x']
     assert frame.line == 'token-123'  # what mmmt's loader refused to do
+
+
+def test_allow_listed_callables_with_wrong_arguments_end_in_one_named_line(tmp_path, untrusted):
+    """An allowed class called as torch.save never calls it raised a bare TypeError (a
+    traceback in the tools) instead of naming the file."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    from mmmt.utils import CorruptCheckpointError
+    for name, obj in (('no_spec', Reduce(np.dtype, ())),
+                      ('history', Reduce(HistoryBuffer, (1, 2, 3, 4, 5)))):
+        path = tmp_path / f'{name}.pth'
+        torch.save(dict(state_dict={}, x=obj), path)
+        with pytest.raises(CorruptCheckpointError) as info:
+            load_checkpoint_file(str(path))
+        message = str(info.value)
+        assert message.startswith(f'{path} is not a readable checkpoint (TypeError: ')
+        assert '--trust' not in message
