@@ -66,3 +66,20 @@ def test_plot_keeps_what_exists_and_names_what_is_missing(tool, tmp_path, capsys
     assert 'loss, semseg/mIoU of 2 log(s)' in captured.out
     with pytest.raises(SystemExit, match='none of nope'):
         tool.main(['plot_curve', str(b), '--keys', 'nope', '--out', str(tmp_path / 'x.png')])
+
+
+def test_a_picture_that_appears_while_plotting_is_kept(tool, tmp_path, monkeypatch):
+    log = write_log(tmp_path / 'a.json')
+    out = tmp_path / 'curves.png'
+    load_log = tool.load_log
+
+    def meanwhile(path):  # after the start-up check: e.g. another plot to the same name
+        out.write_bytes(b'the other picture')
+        return load_log(path)
+
+    monkeypatch.setattr(tool, 'load_log', meanwhile)
+    with pytest.raises(SystemExit, match=f'{out} exists; pass --force'):
+        tool.main(['plot_curve', log, '--keys', 'loss', '--out', str(out)])
+    assert out.read_bytes() == b'the other picture'
+    tool.main(['plot_curve', log, '--keys', 'loss', '--out', str(out), '--force'])
+    assert cv2.imread(str(out)).shape == (300, 800, 3)

@@ -106,7 +106,10 @@ def plot_curve(args) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format=osp.splitext(args.out)[1][1:] or 'png', dpi=100)
     plt.close(fig)
-    atomic_write(buffer.getvalue(), args.out)
+    try:  # not a plain replace: the file may have appeared since the check above
+        atomic_write(buffer.getvalue(), args.out, overwrite=args.force)
+    except FileExistsError:
+        raise SystemExit(f'{args.out} exists; pass --force to overwrite it') from None
     print(f'{", ".join(keys)} of {len(logs)} log(s) plotted to {args.out}')
 
 
