@@ -367,6 +367,11 @@ def _describe_failure(filename: str, error: BaseException) -> Exception:
             f'numpy types ({detail}). Loading it fully can execute code stored in the file. '
             'If you trust its source, pass --trust-checkpoint to the mmmt tool, or set '
             f'{TRUST_ENV}=1.')
+    if 'TorchScript archive' in text:
+        # torch.load refuses these with weights_only; trusting would return a ScriptModule
+        return CorruptCheckpointError(
+            f'{filename} is a TorchScript archive (torch.jit.save), not a checkpoint of weights: '
+            'save the state_dict of the model with torch.save and load that')
     detail = (text.split('WeightsUnpickler error:')[-1].strip().splitlines() or [''])[0][:200]
     detail = detail or 'no details'
     return CorruptCheckpointError(

@@ -337,3 +337,13 @@ def test_allow_listed_callables_with_wrong_arguments_end_in_one_named_line(tmp_p
         message = str(info.value)
         assert message.startswith(f'{path} is not a readable checkpoint (TypeError: ')
         assert '--trust' not in message
+
+
+def test_a_torchscript_archive_is_named_as_such(tmp_path, untrusted):
+    from mmmt.utils import CorruptCheckpointError
+    path = tmp_path / 'scripted.pth'
+    torch.jit.script(torch.nn.Linear(2, 2)).save(str(path))
+    with pytest.raises(CorruptCheckpointError) as info:
+        load_checkpoint_file(str(path))
+    assert str(info.value).startswith(f'{path} is a TorchScript archive (torch.jit.save)')
+    assert '--trust' not in str(info.value)
