@@ -14,7 +14,7 @@ from .errors import UserInputError
 
 __all__ = [
     'build_model', 'log', 'sync', 'cpu_name', 'read_json_lines', 'match_predictions',
-    'samples_with_predictions', 'scan_backend_env',
+    'samples_with_predictions', 'predictions_and_test_dataset', 'scan_backend_env',
     'scan_backend_names', 'forced_scan_backend', 'select_scan_backends', 'scan_inputs',
     'rel_err', 'scan_outputs_and_grads', 'SCAN_SHAPES', 'SCAN_STATES', 'SCAN_GROUPS',
     'SCAN_GRAD_NAMES'
@@ -91,6 +91,41 @@ def match_predictions(records: List[dict], image_ids: List[str], path: str) -> D
             f'{path} holds predictions of {len(extra)} images that are not in the test split '
             f'({_few(extra)}): another split or dataset?')
     return by_id
+
+
+def predictions_and_test_dataset(config: str, predictions: str,
+                                 cfg_options: Optional[dict] = None,
+                                 data_root: Optional[str] = None) -> Tuple[Any, list, Any]:
+    """What the tools that read ``tools/test.py --out`` files start from.
+
+    Args:
+        config (str): The config file (checked to exist by the caller).
+        predictions (str): The predictions file, read first (a bad file ends at once).
+        cfg_options (dict, optional): ``--cfg-options``.
+        data_root (str, optional): ``--data-root``.
+
+    Returns:
+        tuple: The config (options applied, its own tasks registered, its scope the default),
+        the records (:func:`mmmt.evaluation.load_predictions`) and its test dataset.
+
+    Raises:
+        UserInputError: An unsafe or malformed predictions file, or no ``test_dataloader``.
+    """
+    from mmengine.registry import init_default_scope
+
+    from mmmt.evaluation import load_predictions
+    from mmmt.registry import DATASETS
+    from mmmt.structures import register_tasks
+    from .cli import config_from_file, merge_cfg_options
+    from .setup_env import register_all_modules
+    register_all_modules(init_default_scope=False)
+    records = load_predictions(predictions)
+    cfg = merge_cfg_options(config_from_file(config), cfg_options, data_root)
+    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
+    init_default_scope(cfg.get('default_scope', 'mmmt'))
+    if not cfg.get('test_dataloader'):
+        raise UserInputError(f'{config} has no test_dataloader')
+    return cfg, records, DATASETS.build(cfg.test_dataloader.dataset)
 
 
 def samples_with_predictions(dataset: Any, records: List[dict],

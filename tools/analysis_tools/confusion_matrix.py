@@ -23,7 +23,7 @@ from typing import List, Optional
 import numpy as np
 
 # only the standard library and numpy until the arguments are parsed (fast --help)
-from mmmt.utils.cli import LazyDictAction, check_config_file, config_from_file, merge_cfg_options
+from mmmt.utils.cli import LazyDictAction, check_config_file
 from mmmt.utils.errors import UserInputError, run_main
 
 
@@ -111,26 +111,15 @@ def main(argv=None) -> int:
     if existing and not args.force:
         raise UserInputError(f'{existing[0]} exists; choose another SAVE_DIR or pass --force')
     check_config_file(args.config)  # before the slow imports below
-    from mmengine.registry import init_default_scope
-
-    from mmmt.evaluation import load_predictions
-    from mmmt.registry import DATASETS
-    from mmmt.structures import IGNORE_INDEX, TASKS, register_tasks
-    from mmmt.utils import register_all_modules
-    from mmmt.utils.analysis import samples_with_predictions
+    from mmmt.structures import IGNORE_INDEX, TASKS
+    from mmmt.utils.analysis import predictions_and_test_dataset, samples_with_predictions
     from mmmt.utils.fileio import atomic_write
-    register_all_modules(init_default_scope=False)
-    records = load_predictions(args.predictions)  # before the dataset: a bad file ends at once
-    cfg = merge_cfg_options(config_from_file(args.config), args.cfg_options, args.data_root)
-    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
-    init_default_scope(cfg.get('default_scope', 'mmmt'))
+    _, records, dataset = predictions_and_test_dataset(args.config, args.predictions,
+                                                       args.cfg_options, args.data_root)
     spec = TASKS.get(args.task)
     if spec is None or spec.label_dtype != 'int64':
         classes = sorted(t for t, s in TASKS.items() if s.label_dtype == 'int64')
         raise UserInputError(f'--task {args.task} is not a class task; choose one of {classes}')
-    if not cfg.get('test_dataloader'):
-        raise UserInputError(f'{args.config} has no test_dataloader')
-    dataset = DATASETS.build(cfg.test_dataloader.dataset)
     names = class_names(dataset.metainfo, args.task)
     if not records or args.task not in records[0]['pred']:
         raise UserInputError(f'{args.predictions} holds no {args.task} predictions')

@@ -25,7 +25,7 @@ import os.path as osp
 import sys
 
 # only the standard library until the arguments are parsed (fast --help)
-from mmmt.utils.cli import LazyDictAction, check_config_file, config_from_file, merge_cfg_options
+from mmmt.utils.cli import LazyDictAction, check_config_file
 from mmmt.utils.errors import UserInputError, run_main
 
 
@@ -51,22 +51,13 @@ def main(argv=None) -> int:
         raise UserInputError(f'--out {args.out} exists; choose another name or pass --force')
     check_config_file(args.config)  # before the slow imports below
     from mmengine.evaluator import Evaluator
-    from mmengine.registry import init_default_scope
 
-    from mmmt.evaluation import load_predictions
-    from mmmt.registry import DATASETS
-    from mmmt.structures import register_tasks
-    from mmmt.utils import register_all_modules
-    from mmmt.utils.analysis import samples_with_predictions
+    from mmmt.utils.analysis import predictions_and_test_dataset, samples_with_predictions
     from mmmt.utils.fileio import atomic_write
-    register_all_modules(init_default_scope=False)
-    records = load_predictions(args.predictions)  # before the dataset: a bad file ends at once
-    cfg = merge_cfg_options(config_from_file(args.config), args.cfg_options, args.data_root)
-    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
-    init_default_scope(cfg.get('default_scope', 'mmmt'))
-    if not cfg.get('test_dataloader') or not cfg.get('test_evaluator'):
-        raise UserInputError(f'{args.config} needs a test_dataloader and a test_evaluator')
-    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    cfg, records, dataset = predictions_and_test_dataset(args.config, args.predictions,
+                                                         args.cfg_options, args.data_root)
+    if not cfg.get('test_evaluator'):
+        raise UserInputError(f'{args.config} has no test_evaluator')
     evaluator = Evaluator(cfg.test_evaluator)
     evaluator.dataset_meta = dataset.metainfo
     print(f'Evaluating {len(records)} predictions of {args.predictions}')
