@@ -209,3 +209,32 @@ def test_only_the_temporaries_of_atomic_writes_are_removed(tmp_path):
         [left, str(tmp_path / '.iter_1.pth.k2_x9abc.tmp')])
     assert sorted(os.listdir(tmp_path)) == ['.cache.tmp', '.iter_2.pth.tmp',
                                             '.last_checkpoint.ab12cd34.tmp', '.notes.tmp']
+
+
+@pytest.mark.skipif(sys.platform == 'win32', reason='no flock')
+def test_a_shared_checkpoint_out_dir_is_locked_too(tmp_path):
+    # <out_dir>/<work dir name>: work dirs of the same name elsewhere save into one folder
+    shared = tmp_path / 'ckpts' / 'exp'
+    shared.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys; from mmmt.engine.hooks.safe_checkpoint_hook import '
+         'lock_work_dir; lock_work_dir(sys.argv[1]); print("locked", flush=True); '
+         'sys.stdin.readline()', str(shared)],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        (tmp_path / 'b' / 'exp').mkdir(parents=True)
+        runner = FakeRunner(str(tmp_path / 'b' / 'exp'))
+        hook = SafeCheckpointHook(interval=1, by_epoch=False, out_dir=str(tmp_path / 'ckpts'))
+        with pytest.raises(UserInputError, match=r'another training is running in the '
+                           r'checkpoint folder \(default_hooks\.checkpoint\.out_dir\) '
+                           f'{shared}:'):
+            hook.before_train(runner)
+    finally:
+        holder.kill()
+        holder.wait()
+    hook = SafeCheckpointHook(interval=1, by_epoch=False, out_dir=str(tmp_path / 'ckpts'))
+    hook.before_train(runner)  # free again
+    save(hook, runner, 1)
+    assert os.listdir(shared) == ['iter_1.pth']

@@ -20,6 +20,7 @@ import re
 from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
+from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 
@@ -34,7 +35,7 @@ __all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'u
 _HELD_LOCKS: Dict[str, int] = {}
 
 
-def lock_work_dir(directory: str) -> bool:
+def lock_work_dir(directory: str, what: str = 'the work dir') -> bool:
     """Lock ``directory`` for this process's training, or raise if another process holds it.
 
     An advisory ``flock`` on the folder itself (no lock file to clutter it or to go stale: the
@@ -42,6 +43,10 @@ def lock_work_dir(directory: str) -> bool:
     :func:`unlock_work_dir` or the end of the process. A process that holds it may lock it
     again. Where there are no such locks (Windows, some network file systems) nothing is
     locked.
+
+    Args:
+        directory (str): The folder to lock.
+        what (str): How the error message names it. Defaults to 'the work dir'.
 
     Returns:
         bool: Whether this call took the lock (False: already held, or no locking here).
@@ -62,8 +67,8 @@ def lock_work_dir(directory: str) -> bool:
     except BlockingIOError:
         os.close(fd)
         raise UserInputError(
-            f'another training is running in the work dir {directory}: two trainings in one '
-            "work dir save over each other's checkpoints (and the second would delete the "
+            f'another training is running in {what} {directory}: two trainings in one '
+            "folder save over each other's checkpoints (and the second would delete the "
             "first one's checkpoint being written). Wait for it to end, stop it, or choose "
             'another --work-dir') from None
     except OSError:  # a file system without flock: train unlocked, as before
@@ -124,8 +129,12 @@ class SafeCheckpointHook(CheckpointHook):
         super().before_train(runner)
         if not is_main_process():
             return
-        # first: the temporaries below may be another running training's checkpoints
-        lock_work_dir(runner.work_dir)
+        # first: the temporaries below may be another running training's checkpoints; an
+        # out_dir (<out_dir>/<work dir name>) is shared by work dirs of the same name
+        for directory in self._local_dirs(runner):
+            os.makedirs(directory, exist_ok=True)
+            lock_work_dir(directory, 'the work dir' if directory == runner.work_dir else
+                          'the checkpoint folder (default_hooks.checkpoint.out_dir)')
         removed: List[str] = []
         for directory in dict.fromkeys([runner.work_dir, self.out_dir]):
             if osp.isdir(directory):
@@ -138,7 +147,13 @@ class SafeCheckpointHook(CheckpointHook):
     def after_run(self, runner) -> None:
         # a training that raised never gets here: its lock lasts until the process ends
         if is_main_process():
-            unlock_work_dir(runner.work_dir)
+            for directory in self._local_dirs(runner):
+                unlock_work_dir(directory)
+
+    def _local_dirs(self, runner) -> List[str]:
+        """The work dir, and the checkpoint folder when it is another local one."""
+        local = isinstance(self.file_backend, LocalBackend)
+        return list(dict.fromkeys([runner.work_dir] + ([self.out_dir] if local else [])))
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         outdated: Optional[int] = None
