@@ -6,6 +6,7 @@ from typing import List, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from mmmt.datasets.transforms.decoders import PIL_READ_FORMATS
 from mmmt.utils.errors import UserInputError
 
 __all__ = ['IMG_EXTENSIONS', 'image_file_problem', 'list_images', 'read_image_rgb',
@@ -85,7 +86,7 @@ def read_image_rgb(path: str) -> np.ndarray:
     if osp.isdir(path):
         raise IsADirectoryError(f'Expected an image file, got the folder {path}')
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=PIL_READ_FORMATS) as im:
             im.load()
             try:
                 im = ImageOps.exif_transpose(im)
@@ -116,7 +117,7 @@ def image_file_problem(path: str) -> Optional[str]:
     :func:`read_image_rgb`.
     """
     try:
-        with Image.open(path) as im:
+        with Image.open(path, formats=PIL_READ_FORMATS) as im:
             im.verify()
     except UnidentifiedImageError:
         return 'not an image file in a format Pillow knows'

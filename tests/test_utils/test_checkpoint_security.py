@@ -347,3 +347,40 @@ def test_a_torchscript_archive_is_named_as_such(tmp_path, untrusted):
         load_checkpoint_file(str(path))
     assert str(info.value).startswith(f'{path} is a TorchScript archive (torch.jit.save)')
     assert '--trust' not in str(info.value)
+
+
+# ----------------------------------------------------------- images that other programs decode
+EPS = (b'%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 8 8\n%%EndComments\n'
+       b'(would run in Ghostscript) print showpage\n%%EOF\n')
+
+
+def test_an_eps_file_named_jpg_never_reaches_ghostscript(tmp_path, monkeypatch):
+    """PIL identifies files by content and hands EPS to Ghostscript (a PostScript interpreter):
+    the demo/inferencer reader and the dataset reader take raster formats only."""
+    from PIL import EpsImagePlugin, Image
+
+    from mmmt.apis.image_io import image_file_problem, read_image_rgb
+    from mmmt.datasets.transforms.decoders import read_image
+    calls = []
+
+    def ghostscript(*args, **kwargs):
+        calls.append(args)
+        return Image.new('RGB', (8, 8)).im  # what a Ghostscript run would give PIL
+
+    monkeypatch.setattr(EpsImagePlugin, 'Ghostscript', ghostscript)
+    monkeypatch.setattr(EpsImagePlugin, 'has_ghostscript', lambda: True)
+    path = tmp_path / 'photo.jpg'
+    path.write_bytes(EPS)
+    assert Image.open(path).format == 'EPS'  # what PIL would take it for
+    with pytest.raises(OSError, match='photo.jpg'):
+        read_image_rgb(str(path))
+    with pytest.raises(OSError, match=r'photo\.jpg'):
+        read_image(str(path), dict(sample_idx=0))
+    assert image_file_problem(str(path)) is not None
+    assert calls == []
+    # the raster formats of IMG_EXTENSIONS still read
+    for ext in ('png', 'jpg', 'bmp', 'tif', 'webp', 'ppm', 'gif'):
+        image = tmp_path / f'room.{ext}'
+        Image.fromarray(np.full((4, 6, 3), 100, np.uint8)).save(image)
+        assert read_image_rgb(str(image)).shape == (4, 6, 3)
+        assert read_image(str(image), {}).size == (6, 4)

@@ -21,8 +21,14 @@ from ..class_names import PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS, 
 
 __all__ = [
     'DecodeContext', 'decode_annotation', 'fit_to_size', 'read_context_labelmap',
-    'read_pascal_part_mask', 'read_image', 'sample_location'
+    'read_pascal_part_mask', 'read_image', 'sample_location', 'PIL_READ_FORMATS'
 ]
+
+#: The only formats PIL may take an image or label file for. PIL goes by the content, not the
+#: name, and some of its formats are decoded by other programs: an EPS file (named ``.jpg`` in a
+#: downloaded dataset or given to the demo) is PostScript that PIL hands to Ghostscript, a
+#: language interpreter with a history of sandbox escapes.
+PIL_READ_FORMATS = ('JPEG', 'PNG', 'BMP', 'DIB', 'TIFF', 'WEBP', 'PPM', 'GIF')
 
 
 def sample_location(results: dict) -> str:
@@ -55,7 +61,7 @@ def read_image(path: str, results: dict, backend_args: Optional[dict] = None,
     """
     data = _read_bytes(path, results, backend_args)
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=PIL_READ_FORMATS)
         img.load()
     except Exception as e:  # PIL raises several types for truncated / corrupt data
         raise OSError(f'Cannot read image file {path}{sample_location(results)}: {e}') from e
