@@ -238,3 +238,9 @@ def test_a_shared_checkpoint_out_dir_is_locked_too(tmp_path):
     hook.before_train(runner)  # free again
     save(hook, runner, 1)
     assert os.listdir(shared) == ['iter_1.pth']
+
+
+def test_a_test_only_run_ends_without_a_lock_to_release(tmp_path):
+    # Runner.test() calls after_run, never before_train
+    SafeCheckpointHook(interval=1, by_epoch=False).after_run(FakeRunner(str(tmp_path)))
+    assert os.listdir(tmp_path) == []

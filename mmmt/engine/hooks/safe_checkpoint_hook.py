@@ -124,6 +124,7 @@ class SafeCheckpointHook(CheckpointHook):
         if kwargs.get('backend_args') is None and kwargs.get('file_client_args') is None:
             kwargs['backend_args'] = dict(backend=ATOMIC_BACKEND)
         super().__init__(*args, **kwargs)
+        self._locked: List[str] = []  # the folders before_train locked, for after_run
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
@@ -133,8 +134,9 @@ class SafeCheckpointHook(CheckpointHook):
         # out_dir (<out_dir>/<work dir name>) is shared by work dirs of the same name
         for directory in self._local_dirs(runner):
             os.makedirs(directory, exist_ok=True)
-            lock_work_dir(directory, 'the work dir' if directory == runner.work_dir else
-                          'the checkpoint folder (default_hooks.checkpoint.out_dir)')
+            if lock_work_dir(directory, 'the work dir' if directory == runner.work_dir else
+                             'the checkpoint folder (default_hooks.checkpoint.out_dir)'):
+                self._locked.append(directory)
         removed: List[str] = []
         for directory in dict.fromkeys([runner.work_dir, self.out_dir]):
             if osp.isdir(directory):
@@ -146,9 +148,9 @@ class SafeCheckpointHook(CheckpointHook):
 
     def after_run(self, runner) -> None:
         # a training that raised never gets here: its lock lasts until the process ends
-        if is_main_process():
-            for directory in self._local_dirs(runner):
-                unlock_work_dir(directory)
+        # (also after a test-only run, which calls after_run without before_train)
+        while self._locked:
+            unlock_work_dir(self._locked.pop())
 
     def _local_dirs(self, runner) -> List[str]:
         """The work dir, and the checkpoint folder when it is another local one."""
