@@ -15,7 +15,7 @@ from typing import BinaryIO, Callable, Tuple, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
-__all__ = ['atomic_write', 'AtomicLocalBackend', 'ATOMIC_BACKEND']
+__all__ = ['atomic_write', 'move_exclusive', 'AtomicLocalBackend', 'ATOMIC_BACKEND']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -62,7 +62,7 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
         if overwrite:
             os.replace(tmp, path)
         else:
-            _link_exclusive(tmp, path)
+            move_exclusive(tmp, path)
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
@@ -94,8 +94,13 @@ def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
     raise FileExistsError(f'no free temporary name for {name} in {directory}')
 
 
-def _link_exclusive(tmp: str, path: str) -> None:
-    """Move ``tmp`` to ``path`` unless ``path`` exists (also if it appeared meanwhile)."""
+def move_exclusive(tmp: str, path: str) -> None:
+    """Move the complete file ``tmp`` to ``path`` unless ``path`` exists (also if it appeared
+    meanwhile); ``tmp`` must be in ``path``'s file system, e.g. its folder.
+
+    Raises:
+        FileExistsError: ``path`` exists; ``tmp`` is left in place.
+    """
     try:
         os.link(tmp, path)  # unlike a rename, fails if the name is taken
     except FileExistsError:

@@ -53,3 +53,17 @@ def test_rejects_files_without_a_state_dict(tool, tmp_path):
     torch.save({'w': torch.ones(1)}, src)
     with pytest.raises(SystemExit, match='raw.pth'):
         tool.main([src, str(tmp_path / 'out.pth')])
+
+
+@pytest.mark.parametrize('force', [False, True], ids=['plain', 'force'])
+def test_files_beside_the_release_are_never_touched(tool, tmp_path, force):
+    """The release is first written under a hidden unique name: a user's file named like the
+    old fixed temporary (<stem>.unhashed.pth) was replaced, then deleted, with --force."""
+    src = str(tmp_path / 'iter_50000.pth')
+    training_checkpoint(src)
+    mine = tmp_path / 'model.unhashed.pth'
+    mine.write_bytes(b'my own file')
+    final = tool.main([src, str(tmp_path / 'model.pth')] + (['--force'] if force else []))
+    assert mine.read_bytes() == b'my own file'
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ['iter_50000.pth', 'model.unhashed.pth', osp.basename(final)])

@@ -16,6 +16,7 @@ import argparse
 import hashlib
 import os
 import os.path as osp
+import tempfile
 
 from mmmt.utils.converters import check_destination, load_source, save_atomic
 from mmmt.utils.errors import run_main
@@ -49,19 +50,32 @@ def sha256_of(path: str, chunk: int = 1 << 20) -> str:
 def main(argv=None) -> str:
     args = parse_args(argv)
     import torch  # after parsing: --help answers at once
+
+    from mmmt.utils.fileio import move_exclusive
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
         raise SystemExit(f'{args.src}: expected an mmengine checkpoint with a state_dict')
     dropped = sorted(k for k in ckpt if k not in KEPT)
     release = {k: ckpt[k] for k in KEPT if k in ckpt}
-    # written under a temporary name first: the hash is only known once the file exists
+    # written under a hidden temporary name first (the hash is only known once the file
+    # exists), unique so that no file of the user's is ever replaced or removed
     stem = args.dst[:-len('.pth')]
-    tmp = f'{stem}.unhashed.pth'
-    save_atomic(release, tmp, force=args.force)  # refuses an existing tmp unless --force
+    folder = osp.dirname(osp.abspath(args.dst))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(stem)}.', suffix='.unhashed.pth',
+                               dir=folder)
+    os.close(fd)
     try:
+        save_atomic(release, tmp, force=True)  # our own empty file
         final = f'{stem}-{sha256_of(tmp)[:8]}.pth'
         check_destination(final, args.force)
-        os.replace(tmp, final)
+        if args.force:
+            os.replace(tmp, final)
+        else:
+            try:
+                move_exclusive(tmp, final)
+            except FileExistsError:  # appeared meanwhile
+                check_destination(final, False)
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
