@@ -6,8 +6,8 @@ from typing import List, Optional, Union
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mmmt.datasets.transforms.decoders import PIL_READ_FORMATS
 from mmmt.utils.errors import UserInputError
+from mmmt.utils.image_formats import PIL_READ_FORMATS
 
 __all__ = ['IMG_EXTENSIONS', 'image_file_problem', 'list_images', 'read_image_rgb',
            'to_rgb_uint8']

@@ -33,6 +33,7 @@ _EXPORTS = {
     'ATOMIC_BACKEND': 'fileio',
     'AtomicLocalBackend': 'fileio',
     'atomic_write': 'fileio',
+    'PIL_READ_FORMATS': 'image_formats',
     'install_mmcv_ext_placeholder': 'mmcv_compat',
     'mmcv_has_compiled_ops': 'mmcv_compat',
     'register_all_modules': 'setup_env',

@@ -17,18 +17,13 @@ from PIL import Image
 
 from mmmt.registry import ANNOTATION_DECODERS
 from mmmt.structures import IGNORE_INDEX, get_task
+from mmmt.utils.image_formats import PIL_READ_FORMATS
 from ..class_names import PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS, PERSON_CLASS_ID
 
 __all__ = [
     'DecodeContext', 'decode_annotation', 'fit_to_size', 'read_context_labelmap',
     'read_pascal_part_mask', 'read_image', 'sample_location', 'PIL_READ_FORMATS'
 ]
-
-#: The only formats PIL may take an image or label file for. PIL goes by the content, not the
-#: name, and some of its formats are decoded by other programs: an EPS file (named ``.jpg`` in a
-#: downloaded dataset or given to the demo) is PostScript that PIL hands to Ghostscript, a
-#: language interpreter with a history of sandbox escapes.
-PIL_READ_FORMATS = ('JPEG', 'PNG', 'BMP', 'DIB', 'TIFF', 'WEBP', 'PPM', 'GIF')
 
 
 def sample_location(results: dict) -> str:
