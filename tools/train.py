@@ -45,8 +45,9 @@ def parse_args(argv=None):
         'actual global batch (GPUs x train_dataloader.batch_size)')
     parser.add_argument(
         '--force', action='store_true',
-        help='train into a work dir that already holds checkpoints (files of the same names '
-        'are replaced); by default such a run stops before training and names them')
+        help='train into a work dir that already holds checkpoints, or --resume an earlier '
+        'checkpoint than its latest (files of the same names are replaced); by default such '
+        'a run stops before training and names them')
     parser.add_argument(
         '--partial-load', action='store_true',
         help='load the parts of load_from/--resume/Pretrained checkpoints that fit the model '
@@ -214,10 +215,13 @@ def check_work_dir(cfg, args) -> None:
     """Stop a new training that would replace the checkpoints of an earlier one (in the work
     dir, or in the checkpoint hook's ``out_dir``, which another work dir of the same name
     shares)."""
-    if args.resume is not None or args.force:
+    if args.force:
         return
     from mmmt.utils import existing_training_outputs
     out_dir = checkpoint_out_dir(cfg)
+    if args.resume is not None:
+        check_resume_branch(cfg, args.resume, out_dir or cfg.work_dir)
+        return
     # --resume reads the work dir's last_checkpoint: it is the way on only for the work dir
     for what, folder, remedy in (
             ('work dir', cfg.work_dir, 'Pass --resume to continue it, --force to train into it '
@@ -230,6 +234,29 @@ def check_work_dir(cfg, args) -> None:
             raise SystemExit(
                 f'{what} {folder} already holds {", ".join(found[:5])}{more} from an earlier '
                 f'run; a new training would replace them. {remedy}')
+
+
+def check_resume_branch(cfg, resume: str, folder: str) -> None:
+    """Stop a ``--resume`` of a named checkpoint when the checkpoint folder holds later ones of
+    the same kind: training on from the earlier one saves under their names (``iter_N.pth``),
+    replacing them, and ``--resume`` without a file would later take them for this run's.
+    Without a file (``auto``) ``--resume`` takes the latest, so nothing is checked then."""
+    from mmmt.utils import checkpoint_step, existing_training_outputs
+    step = checkpoint_step(resume) if resume != 'auto' and '://' not in resume else None
+    if step is None:
+        return
+    later = []
+    for name in existing_training_outputs(folder):
+        other = checkpoint_step(name)
+        if other is not None and other[0] == step[0] and other[1] > step[1]:
+            later.append((other[1], name))
+    if later:
+        names = [name for _, name in sorted(later)]
+        raise SystemExit(
+            f'--resume {resume} is at {step[0]} {step[1]}, but {folder} holds later '
+            f'checkpoints ({", ".join(names[:5])}{" ..." if len(names) > 5 else ""}) that '
+            'training on from it would replace. Pass --resume without a file to continue '
+            'from the latest, resume it in another --work-dir, or pass --force to replace them')
 
 
 def check_class_count(runner) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmmt.utils import RunStopped
+from mmmt.utils import RunStopped, load_runner_config
 from tests.tool_loader import load_tool
 from .conftest import write_tiny_config
 
@@ -183,3 +183,26 @@ def test_an_out_file_that_appears_during_the_test_run_is_kept(tmp_path, syntheti
     assert out.read_bytes() == b'the other run'
     with open(tmp_path / 'preds_1.pkl', 'rb') as f:
         assert len(pickle.load(f)) == 2  # the 2 val images
+
+
+def test_resuming_an_earlier_checkpoint_never_replaces_the_later_ones(tmp_path, tiny_training):
+    """--resume iter_2.pth where iter_4.pth exists: training on would save over iter_4.pth
+    (and --resume without a file would later take the old iter_4 for this run's); refused
+    before anything is built, unless --force. Without a file, --resume takes the latest."""
+    work = tiny_training.copy_to(tmp_path / 'work')
+    stamps = {n: os.stat(os.path.join(work, n)).st_mtime_ns for n in ('iter_2.pth', 'iter_4.pth')}
+    tool = load_tool('tools', 'train')
+    with pytest.raises(SystemExit, match=r'iter 2, but .* holds later checkpoints \(iter_4\.pth\)'
+                       r' that training on from it would replace\. Pass --resume without a '
+                       r'file .* --force'):
+        tool.main([tiny_training.config, '--work-dir', work, '--resume',
+                   os.path.join(work, 'iter_2.pth')])
+    assert {n: os.stat(os.path.join(work, n)).st_mtime_ns for n in stamps} == stamps
+    # the latest itself, --force, and a file of another folder's numbering are not checked here
+    args = tool.parse_args([tiny_training.config, '--work-dir', work, '--resume',
+                            os.path.join(work, 'iter_4.pth')])
+    cfg = tool.apply_options(load_runner_config(args), args)
+    tool.check_work_dir(cfg, args)
+    tool.check_resume_branch(cfg, 'auto', work)
+    args.force, args.resume = True, os.path.join(work, 'iter_2.pth')
+    tool.check_work_dir(cfg, args)
