@@ -1,5 +1,4 @@
 """Read the prediction files of ``tools/test.py --out`` without running code from them."""
-import io
 import os.path as osp
 import pickle
 from typing import Any, Dict, List
@@ -79,11 +78,10 @@ def load_predictions(path: str) -> List[Dict[str, Any]]:
     """
     if not osp.isfile(path):
         raise InputFileNotFoundError(f'predictions file not found: {path}')
-    with open(path, 'rb') as f:
-        data = f.read()
     from mmmt.utils.checkpoint import RefusedNumpyState, plain_numpy
     try:
-        records = plain_numpy(_PredictionUnpickler(io.BytesIO(data)).load())
+        with open(path, 'rb') as f:  # read as it unpickles: no second copy of the file
+            records = plain_numpy(_PredictionUnpickler(f).load())
     except RefusedNumpyState as e:
         raise UserInputError(f'{path}: {e}; a tools/test.py --out file never holds that, so '
                              'it was refused without using it') from e
