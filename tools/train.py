@@ -242,6 +242,7 @@ def check_resume_branch(cfg, resume: str, folder: str) -> None:
     replacing them, and ``--resume`` without a file would later take them for this run's.
     Without a file (``auto``) ``--resume`` takes the latest, so nothing is checked then."""
     from mmmt.utils import checkpoint_step, existing_training_outputs
+    from mmmt.utils.errors import name_some
     step = checkpoint_step(resume) if resume != 'auto' and '://' not in resume else None
     if step is None:
         return
@@ -254,7 +255,7 @@ def check_resume_branch(cfg, resume: str, folder: str) -> None:
         names = [name for _, name in sorted(later)]
         raise SystemExit(
             f'--resume {resume} is at {step[0]} {step[1]}, but {folder} holds later '
-            f'checkpoints ({", ".join(names[:5])}{" ..." if len(names) > 5 else ""}) that '
+            f'checkpoints ({name_some(names, 5)}) that '
             'training on from it would replace. Pass --resume without a file to continue '
             'from the latest, resume it in another --work-dir, or pass --force to replace them')
 

@@ -10,7 +10,7 @@ import platform
 import sys
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .errors import UserInputError
+from .errors import UserInputError, name_some
 
 __all__ = [
     'build_model', 'log', 'sync', 'cpu_name', 'read_json_lines', 'match_predictions',
@@ -60,10 +60,6 @@ def build_model(config, device='cpu',
     return MODELS.build(cfg.model).to(device)
 
 
-def _few(names: List[str], n: int = 3) -> str:
-    return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
-
-
 def match_predictions(records: List[dict], image_ids: List[str], path: str) -> Dict[str, dict]:
     """``img_id`` -> record of a predictions file (``tools/test.py --out``).
 
@@ -85,11 +81,11 @@ def match_predictions(records: List[dict], image_ids: List[str], path: str) -> D
     if missing:
         raise UserInputError(
             f'{path} has no prediction of {len(missing)} of the {len(image_ids)} test images '
-            f'({_few(missing)}); predict the whole test split of this config')
+            f'({name_some(missing)}); predict the whole test split of this config')
     if extra:
         raise UserInputError(
             f'{path} holds predictions of {len(extra)} images that are not in the test split '
-            f'({_few(extra)}): another split or dataset?')
+            f'({name_some(extra)}): another split or dataset?')
     return by_id
 
 

@@ -32,7 +32,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .errors import InputFileNotFoundError
+from .errors import InputFileNotFoundError, name_some
 
 __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
@@ -429,7 +429,7 @@ def load_checkpoint_file(filename: str,
             return torch.load(filename, map_location=map_location, weights_only=False)
         with _only_these_safe_globals(checkpoint_allowlist()):
             checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
-        return _plain_numpy(checkpoint, {})
+        return plain_numpy(checkpoint)
     # TypeError, AttributeError, IndexError: an allow-listed class or function called with what
     # torch.save never writes (wrong arguments, a BUILD before its __init__)
     except (pickle.UnpicklingError, UntrustedCheckpointError, EOFError, RuntimeError,
@@ -537,16 +537,12 @@ def describe_non_finite(bad: List[str], total: int, source: str) -> str:
         source (str): How to name the checkpoint (usually its path).
     """
     return (f'{source}: {len(bad)} of its {total} tensors hold NaN/inf values (e.g. '
-            f'{_examples(bad)}); the model it gives predicts garbage. Was it saved after '
+            f'{name_some(bad)}); the model it gives predicts garbage. Was it saved after '
             'training diverged?')
 
 
 #: Names that only the reference implementation's decoder uses (see reference_keys.py).
 _REFERENCE_NAME_PARTS = ('expand_layers.', 'concat_layers.', 'final_expand_layers.')
-
-
-def _examples(names: List[str], n: int = 3) -> str:
-    return ', '.join(names[:n]) + (f' ... ({len(names)} in all)' if len(names) > n else '')
 
 
 def check_model_weights(model: torch.nn.Module, checkpoint: Any, source: str) -> dict:
@@ -588,13 +584,13 @@ def check_model_weights(model: torch.nn.Module, checkpoint: Any, source: str) ->
     problems = []
     if missing:
         problems.append(f'{len(missing)} weights of the model are not in it '
-                        f'({_examples(missing)})')
+                        f'({name_some(missing)})')
     if unexpected:
         problems.append(f'{len(unexpected)} of its weights are not in the model '
-                        f'({_examples(unexpected)})')
+                        f'({name_some(unexpected)})')
     if reshaped:
         problems.append(f'{len(reshaped)} have other shapes, checkpoint vs model '
-                        f'({_examples(reshaped)})')
+                        f'({name_some(reshaped)})')
     nested = checkpoint.get('model')
     names = list(state) + (list(nested) if isinstance(nested, dict) else [])
     hint = ''

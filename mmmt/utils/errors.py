@@ -32,7 +32,7 @@ from typing import Callable, List, NoReturn, Optional, TypeVar
 
 __all__ = [
     'UserInputError', 'InputFileNotFoundError', 'UnknownNameError', 'DuplicateNameError',
-    'InvalidOptionError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS',
+    'InvalidOptionError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS', 'name_some',
     'debug_enabled', 'format_error', 'registry_miss_message', 'run_main'
 ]
 
@@ -111,6 +111,11 @@ class RunStopped(SystemExit):
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
+
+
+def name_some(names: List[str], n: int = 3) -> str:
+    """The first ``n`` of ``names`` for a message, with the count when there are more."""
+    return ', '.join(names[:n]) + (f' ... ({len(names)} in all)' if len(names) > n else '')
 
 
 def debug_enabled() -> bool:
