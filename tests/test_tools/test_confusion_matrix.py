@@ -55,3 +55,16 @@ def test_a_task_without_classes_is_refused(tiny_predictions, tmp_path, capsys):
                           str(tmp_path / 'cm'), '--task', 'depth'], capsys)
     assert status == 2 and '--task depth is not a class task' in err
     assert not (tmp_path / 'cm').exists()
+
+
+def test_images_without_the_tasks_prediction_are_named(tiny_predictions, tmp_path, capsys):
+    import pickle
+    with open(tiny_predictions.predictions, 'rb') as f:
+        records = pickle.load(f)  # our own file
+    del records[1]['pred']['semseg']
+    edited = tmp_path / 'edited.pkl'
+    edited.write_bytes(pickle.dumps(records))
+    status, _, err = run([tiny_predictions.config, str(edited), str(tmp_path / 'cm')], capsys)
+    assert status == 2
+    assert (f'{edited} holds no semseg prediction of 1 of its 2 images '
+            f'({records[1]["img_id"]})') in err

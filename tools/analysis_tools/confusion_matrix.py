@@ -24,7 +24,7 @@ import numpy as np
 
 # only the standard library and numpy until the arguments are parsed (fast --help)
 from mmmt.utils.cli import LazyDictAction, check_config_file
-from mmmt.utils.errors import UserInputError, run_main
+from mmmt.utils.errors import UserInputError, name_some, run_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -121,8 +121,13 @@ def main(argv=None) -> int:
         classes = sorted(t for t, s in TASKS.items() if s.label_dtype == 'int64')
         raise UserInputError(f'--task {args.task} is not a class task; choose one of {classes}')
     names = class_names(dataset.metainfo, args.task)
-    if not records or args.task not in records[0]['pred']:
-        raise UserInputError(f'{args.predictions} holds no {args.task} predictions')
+    without = [str(r.get('img_id', i)) for i, r in enumerate(records)
+               if args.task not in r['pred']]
+    if not records or without:
+        raise UserInputError(f'{args.predictions} holds no {args.task} prediction of '
+                             f'{len(without)} of its {len(records)} images '
+                             f'({name_some(without)})' if without else
+                             f'{args.predictions} holds no predictions')
     counts = np.zeros((len(names), len(names)), np.int64)
     for sample, record in samples_with_predictions(dataset, records, args.predictions):
         gt = sample.get(f'gt_{args.task}')
