@@ -4,7 +4,10 @@ mmengine's ``LocalBackend.put`` opens the destination with ``'wb'`` and streams 
 crash, a pre-emption or a full disk while a 1.2 GB Swin-L checkpoint is written leaves a
 truncated ``iter_N.pth`` under the right name. Writing into a temporary file in the same
 directory and renaming it into place (``os.replace`` is atomic on POSIX and Windows) means the
-name only ever points at a complete file.
+name only ever points at a complete file. The rename itself is an entry of the directory: on
+ext4/xfs it reaches the disk when the directory is synced, so after a power loss a "saved"
+checkpoint can be missing (or the old one back) unless the directory is fsynced too
+(:func:`fsync_directory`, done by both functions here when ``fsync`` is on).
 """
 import os
 import os.path as osp
@@ -15,7 +18,8 @@ from typing import BinaryIO, Callable, Tuple, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
-__all__ = ['atomic_write', 'move_exclusive', 'AtomicLocalBackend', 'ATOMIC_BACKEND']
+__all__ = ['atomic_write', 'move_exclusive', 'fsync_directory', 'AtomicLocalBackend',
+           'ATOMIC_BACKEND']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -39,8 +43,9 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
             exists (also if it appeared while writing), ``FileExistsError`` is raised and
             nothing is changed. Defaults to True.
         fsync (bool): Flush the data to disk before the rename, so that the name never points
-            at unwritten blocks after a power loss. Worth it for checkpoints; callers writing
-            thousands of small files may skip it. Defaults to True.
+            at unwritten blocks after a power loss, and the folder after it, so that the rename
+            itself survives one. Worth it for checkpoints; callers writing thousands of small
+            files may skip it. Defaults to True.
     """
     path = os.fspath(path)
     if isinstance(data, str):
@@ -62,11 +67,33 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
         if overwrite:
             os.replace(tmp, path)
         else:
-            move_exclusive(tmp, path)
+            move_exclusive(tmp, path, fsync=False)  # synced once, below
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    if fsync:
+        fsync_directory(directory)
+
+
+def fsync_directory(directory: Union[str, Path]) -> None:
+    """Flush ``directory``'s entries (renames, new and removed names) to disk.
+
+    POSIX only: elsewhere (Windows cannot open a folder as a file) nothing is done, and so on
+    file systems that refuse to sync a folder (some network ones answer ``EINVAL``).
+    """
+    if os.name != 'posix':
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # not supported for folders here: the data itself was synced
+        pass
+    finally:
+        os.close(fd)
 
 
 #: The longest file name (in bytes) of the usual file systems (ext4, xfs, btrfs, NTFS, APFS).
@@ -94,9 +121,16 @@ def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
     raise FileExistsError(f'no free temporary name for {name} in {directory}')
 
 
-def move_exclusive(tmp: str, path: str) -> None:
+def move_exclusive(tmp: str, path: str, fsync: bool = True) -> None:
     """Move the complete file ``tmp`` to ``path`` unless ``path`` exists (also if it appeared
     meanwhile); ``tmp`` must be in ``path``'s file system, e.g. its folder.
+
+    Args:
+        tmp (str): The complete file (its data already on disk if it has to survive a power
+            loss).
+        path (str): The new name.
+        fsync (bool): Flush ``path``'s folder afterwards (:func:`fsync_directory`), so that the
+            new name survives a power loss. Defaults to True.
 
     Raises:
         FileExistsError: ``path`` exists; ``tmp`` is left in place.
@@ -110,8 +144,10 @@ def move_exclusive(tmp: str, path: str) -> None:
         if osp.exists(path):
             raise FileExistsError(f'{path} exists; refusing to overwrite it') from None
         os.replace(tmp, path)
-        return
-    os.remove(tmp)
+    else:
+        os.remove(tmp)
+    if fsync:
+        fsync_directory(osp.dirname(osp.abspath(path)))
 
 
 @register_backend(ATOMIC_BACKEND)

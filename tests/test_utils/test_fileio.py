@@ -117,3 +117,52 @@ def test_a_name_near_the_length_limit(tmp_path):
         atomic_write(b'x', tmp_path / name, overwrite=False, fsync=False)
         assert (tmp_path / name).read_bytes() == b'x'
     assert len(os.listdir(tmp_path)) == 2  # no temporary file left
+
+
+@pytest.mark.skipif(os.name != 'posix', reason='folders are synced on POSIX only')
+@pytest.mark.parametrize('overwrite', [True, False])
+def test_the_rename_is_synced_to_disk(tmp_path, monkeypatch, overwrite):
+    # a rename is an entry of the folder: without an fsync of the folder, a power loss on
+    # ext4/xfs can lose the name of a checkpoint that was reported saved
+    events, opened = [], {}
+    real_open, real_fsync, real_replace, real_link = os.open, os.fsync, os.replace, os.link
+
+    def record_open(path, flags, *args, **kwargs):
+        fd = real_open(path, flags, *args, **kwargs)
+        opened[fd] = osp.abspath(os.fspath(path))
+        return fd
+
+    def record_fsync(fd):
+        path = opened.get(fd, '')
+        events.append(('fsync', path if osp.isdir(path) else 'data file'))
+        real_fsync(fd)
+
+    def record(name, real):
+        def call(src, dst):
+            events.append((name, osp.basename(os.fspath(dst))))
+            real(src, dst)
+        return call
+
+    monkeypatch.setattr(os, 'open', record_open)
+    monkeypatch.setattr(os, 'fsync', record_fsync)
+    monkeypatch.setattr(os, 'replace', record('rename', real_replace))
+    monkeypatch.setattr(os, 'link', record('rename', real_link))
+    atomic_write(b'ckpt', tmp_path / 'iter_4.pth', overwrite=overwrite)
+    assert events == [('fsync', 'data file'), ('rename', 'iter_4.pth'),
+                      ('fsync', str(tmp_path))]
+    events.clear()
+    atomic_write(b'many small files', tmp_path / 'pred.png', overwrite=overwrite, fsync=False)
+    assert events == [('rename', 'pred.png')]  # nothing synced when not asked
+
+
+def test_move_exclusive_syncs_the_folder(tmp_path, monkeypatch):
+    from mmmt.utils.fileio import move_exclusive
+    synced = []
+    monkeypatch.setattr('mmmt.utils.fileio.fsync_directory', synced.append)
+    (tmp_path / 'a.tmp').write_bytes(b'x')
+    move_exclusive(str(tmp_path / 'a.tmp'), str(tmp_path / 'a.pth'))
+    assert synced == [str(tmp_path)] and (tmp_path / 'a.pth').read_bytes() == b'x'
+    (tmp_path / 'b.tmp').write_bytes(b'y')
+    with pytest.raises(FileExistsError, match='a.pth'):
+        move_exclusive(str(tmp_path / 'b.tmp'), str(tmp_path / 'a.pth'))
+    assert synced == [str(tmp_path)]  # nothing moved: nothing to sync
