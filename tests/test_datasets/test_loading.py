@@ -359,3 +359,26 @@ def test_split_list_with_bom_crlf_or_latin1(copy_root):
         f.write('caf\xe9\n'.encode('latin-1'))
     with pytest.raises(ValueError, match=r"gt_sets/val\.txt' is not UTF-8 text"):
         NYUDv2MultiTaskDataset(data_root=root, split='val')
+
+
+# ------------------------------------------------------------------------- label PNGs
+@pytest.mark.parametrize('encoding', ['semseg_png', 'nyud_semseg_png'])
+def test_label_png_without_num_classes_names_the_task_and_file(tmp_path, encoding):
+    """A new dataset's sample_info that gives a label PNG no num_classes (the values are
+    checked against it) is named with the task and the file, not a bare KeyError."""
+    path = str(tmp_path / 'occ.png')
+    Image.fromarray(np.array([[0, 1], [2, 255]], np.uint8)).save(path)
+    with pytest.raises(ValueError, match=rf"ann_info\['occupancy'\] has no 'num_classes' "
+                       rf"\(encoding '{encoding}'.*occ\.png \(id 'x', listed in list\.txt\)"):
+        load('occupancy', dict(path=path, encoding=encoding))
+
+
+def test_label_values_out_of_range_name_their_task(tmp_path):
+    path = str(tmp_path / 'occ.png')
+    labels = np.zeros((H, W), np.uint8)
+    labels[0, :3] = 1, 3, 255
+    Image.fromarray(labels).save(path)
+    with pytest.raises(ValueError, match=r'occupancy label values \[3\] outside 0\.\.2 and 255'):
+        load('occupancy', dict(path=path, encoding='semseg_png', num_classes=3))
+    np.testing.assert_array_equal(
+        load('occupancy', dict(path=path, encoding='semseg_png', num_classes=4)), labels)

@@ -245,16 +245,27 @@ def decode_annotation(task: str, info: dict, ctx: DecodeContext) -> np.ndarray:
     return decoder(info['path'], info, ctx)
 
 
+def _num_classes(path: str, info: dict, ctx: DecodeContext) -> int:
+    """``info['num_classes']``, which a label decoder checks the values against; a dataset
+    that gives none (a new dataset's ``sample_info``) is named, not a bare KeyError."""
+    if 'num_classes' not in info:
+        raise ValueError(f"ann_info['{ctx.task}'] has no 'num_classes' (encoding "
+                         f"'{info.get('encoding')}' checks the labels against it): the "
+                         f"dataset's sample_info must set it, for "
+                         f'{path}{sample_location(ctx.results)}')
+    return int(info['num_classes'])
+
+
 # Decoders of the encodings of mmmt's datasets (docs/differences.md). A new dataset
 # registers its own: ``@ANNOTATION_DECODERS.register_module('my_encoding')`` on a function
 # ``(path, info, ctx) -> np.ndarray`` (see docs/how_to_add_a_dataset.md).
 @ANNOTATION_DECODERS.register_module('nyud_semseg_png')
 def decode_nyud_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
     raw = _read_label_png(path, ctx.results, ctx.backend_args)
-    n = int(info['num_classes'])
+    n = _num_classes(path, info, ctx)
     bad = (raw < 0) | (raw > n)
     if bad.any():
-        raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
+        raise ValueError(f'{ctx.task} label values {np.unique(raw[bad])[:10].tolist()} '
                          f'outside 0..{n} in {path}{sample_location(ctx.results)}')
     out = (raw - 1).astype(np.int64)
     out[raw == 0] = IGNORE_INDEX
@@ -264,10 +275,10 @@ def decode_nyud_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndar
 @ANNOTATION_DECODERS.register_module('semseg_png')
 def decode_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
     raw = _read_label_png(path, ctx.results, ctx.backend_args)
-    n = int(info['num_classes'])
+    n = _num_classes(path, info, ctx)
     bad = ((raw < 0) | (raw >= n)) & (raw != IGNORE_INDEX)
     if bad.any():
-        raise ValueError(f'semseg label values {np.unique(raw[bad])[:10].tolist()} '
+        raise ValueError(f'{ctx.task} label values {np.unique(raw[bad])[:10].tolist()} '
                          f'outside 0..{n - 1} and {IGNORE_INDEX} in '
                          f'{path}{sample_location(ctx.results)}')
     return raw.astype(np.uint8)
