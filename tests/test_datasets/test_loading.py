@@ -382,3 +382,74 @@ def test_label_values_out_of_range_name_their_task(tmp_path):
         load('occupancy', dict(path=path, encoding='semseg_png', num_classes=3))
     np.testing.assert_array_equal(
         load('occupancy', dict(path=path, encoding='semseg_png', num_classes=4)), labels)
+
+
+@pytest.mark.parametrize('encoding', ['semseg_png', 'nyud_semseg_png'])
+def test_more_classes_than_uint8_maps_hold_is_refused(tmp_path, encoding):
+    """The maps are uint8 with 255 = ignore: with 300 classes, label 299 became 43 (or 42) and
+    256 became 0 (or the ignore value) without a word."""
+    path = str(tmp_path / 'occ.png')
+    labels = np.ones((H, W), np.uint16)
+    labels[0, :2] = 299, 256
+    Image.fromarray(labels).save(path)
+    with pytest.raises(ValueError, match=rf"ann_info\['occupancy'\]\['num_classes'\] is 300; "
+                       rf"encoding '{encoding}' holds 1\.\.255 classes.*occ\.png \(id 'x'"):
+        load('occupancy', dict(path=path, encoding=encoding, num_classes=300))
+    labels[0, :2] = 254, 255
+    Image.fromarray(labels.astype(np.uint8)).save(path)
+    np.testing.assert_array_equal(
+        load('occupancy', dict(path=path, encoding='semseg_png', num_classes=255)), labels)
+
+
+# ------------------------------------------------------ normals, edge, saliency PNG kinds
+def _png(tmp_path, arr, name='m.png'):
+    path = str(tmp_path / name)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.mark.parametrize('task,encoding,arr,what', [
+    # a grayscale "normals" map became (v, v, v): 200 -> (0.569, 0.569, 0.569)
+    ('normals', 'normals_png', np.full((H, W), 200, np.uint8), "8-bit RGB PNG, got mode 'L'"),
+    ('normals', 'normals_png', np.full((H, W), 1000, np.uint16),
+     "8-bit RGB PNG, got mode 'I;16'"),
+    # 16-bit maps were clipped at 255 by PIL's conversion to 'L': 1000 -> edge 1.0, sal 1
+    ('edge', 'edge_png', np.full((H, W), 1000, np.uint16),
+     r"8-bit grayscale PNG \(values 0\.\.255\), got mode 'I;16'"),
+    ('sal', 'sal_png', np.full((H, W), 1000, np.uint16),
+     r"8-bit grayscale PNG \(values 0\.\.255\), got mode 'I;16'"),
+])
+def test_png_of_the_wrong_kind_names_the_file(tmp_path, task, encoding, arr, what):
+    path = _png(tmp_path, arr)
+    with pytest.raises(ValueError, match=rf"{task} map must be an {what}: .*m\.png \(id 'x'"):
+        load(task, dict(path=path, encoding=encoding))
+
+
+def test_normals_png_colour_kinds_decode_exactly(tmp_path):
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[..., 0], rgb[..., 1], rgb[..., 2] = 0, 128, 255
+    rgb[0, 0] = 17, 200, 64
+    exp = 2 * rgb.astype(np.float64) / 255 - 1
+    rgba = np.concatenate([rgb, np.full((H, W, 1), 9, np.uint8)], axis=-1)
+    for arr in (rgb, rgba):  # the alpha channel is not part of the vector
+        n = load('normals', dict(path=_png(tmp_path, arr), encoding='normals_png'))
+        assert n.dtype == np.float32 and n.shape == (H, W, 3)
+        np.testing.assert_allclose(n, exp, atol=1e-6)
+    palette = Image.fromarray(rgb).quantize(colors=4, method=Image.Quantize.MAXCOVERAGE)
+    palette.save(str(tmp_path / 'p.png'))
+    n = load('normals', dict(path=str(tmp_path / 'p.png'), encoding='normals_png'))
+    np.testing.assert_allclose(
+        n, 2 * np.asarray(palette.convert('RGB'), np.float64) / 255 - 1, atol=1e-6)
+
+
+@pytest.mark.parametrize('dtype', [np.uint16, np.int32, bool])
+def test_integer_depth_is_refused(tmp_path, dtype):
+    """A uint16 Kinect map (millimetres) was taken for metres: 3000 became 3000 m."""
+    path = str(tmp_path / 'd.npy')
+    np.save(path, np.full((H, W), 3000).astype(dtype))
+    with pytest.raises(ValueError, match=rf'Depth map has dtype {np.dtype(dtype)}, expected '
+                       r"floating-point metres .*d\.npy \(id 'x'"):
+        load('depth', dict(path=path, encoding='depth_npy'))
+    np.save(path, np.full((H, W), 3.25, np.float16))  # half precision is fine
+    depth = load('depth', dict(path=path, encoding='depth_npy'))
+    assert depth.dtype == np.float32 and (depth == 3.25).all()

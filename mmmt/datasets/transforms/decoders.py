@@ -117,7 +117,12 @@ def _check_depth(depth: np.ndarray, path: str, results: dict) -> np.ndarray:
     0 marks a pixel without measurement (ignored by the loss and the metrics); there is no
     other ignore value, so a NaN or a negative number is a broken file, not a mask.
     """
-    depth = _check_map(depth, 'Depth map', path, results).astype(np.float32)
+    depth = _check_map(depth, 'Depth map', path, results)
+    if not np.issubdtype(depth.dtype, np.floating):
+        # an integer map is the raw sensor's (Kinect: uint16 millimetres), 1000x metres
+        raise ValueError(f'Depth map has dtype {depth.dtype}, expected floating-point metres '
+                         f'(divide raw millimetre maps by 1000): {path}{sample_location(results)}')
+    depth = depth.astype(np.float32)
     problems = []
     for name, mask in (('NaN', np.isnan(depth)), ('infinite', np.isinf(depth)),
                        ('negative', depth < 0),
@@ -253,7 +258,15 @@ def _num_classes(path: str, info: dict, ctx: DecodeContext) -> int:
                          f"'{info.get('encoding')}' checks the labels against it): the "
                          f"dataset's sample_info must set it, for "
                          f'{path}{sample_location(ctx.results)}')
-    return int(info['num_classes'])
+    n = int(info['num_classes'])
+    if not 1 <= n <= IGNORE_INDEX:
+        # the maps are uint8 with IGNORE_INDEX = 255: class 255 would be ignored and classes
+        # from 256 on would wrap around to 0, 1, ...
+        raise ValueError(f"ann_info['{ctx.task}']['num_classes'] is {n}; encoding "
+                         f"'{info.get('encoding')}' holds 1..{IGNORE_INDEX} classes (0-based "
+                         f'indices below the ignore value {IGNORE_INDEX}), for '
+                         f'{path}{sample_location(ctx.results)}')
+    return n
 
 
 # Decoders of the encodings of mmmt's datasets (docs/differences.md). A new dataset
@@ -294,9 +307,29 @@ def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
     return _check_depth(depth, path, ctx.results)
 
 
+#: PIL modes of an 8-bit colour PNG: converted to RGB, the stored colour values are unchanged.
+_COLOUR_MODES = ('RGB', 'RGBA', 'P')
+#: PIL modes of single-channel images with more than 8 bits: converting them to 'L' clips
+#: every value above 255.
+_WIDE_MODES = ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
+
+
+def _read_8bit(path: str, ctx: DecodeContext, what: str, mode: str) -> np.ndarray:
+    """``path`` as an 8-bit ``mode`` ('RGB' or 'L') array; an image whose values do not fit
+    that (a grayscale normals map, a 16-bit edge map) is an error naming the file."""
+    img = read_image(path, ctx.results, ctx.backend_args)
+    if mode == 'RGB' and img.mode not in _COLOUR_MODES:
+        raise ValueError(f'{what} must be an 8-bit RGB PNG, got mode {img.mode!r}: '
+                         f'{path}{sample_location(ctx.results)}')
+    if mode == 'L' and img.mode in _WIDE_MODES:
+        raise ValueError(f'{what} must be an 8-bit grayscale PNG (values 0..255), got mode '
+                         f'{img.mode!r}: {path}{sample_location(ctx.results)}')
+    return np.asarray(img if img.mode == mode else img.convert(mode))
+
+
 @ANNOTATION_DECODERS.register_module('normals_png')
 def decode_normals_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    rgb = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'RGB')).astype(np.float32)
+    rgb = _read_8bit(path, ctx, f'{ctx.task} map', 'RGB').astype(np.float32)
     return (2.0 * rgb / 255.0 - 1.0).astype(np.float32)
 
 
@@ -312,7 +345,7 @@ def decode_context_masked_normals_png(path: str, info: dict,
 
 @ANNOTATION_DECODERS.register_module('edge_png')
 def decode_edge_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    gray = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'L'))
+    gray = _read_8bit(path, ctx, f'{ctx.task} map', 'L')
     return gray.astype(np.float32) / 255.0
 
 
@@ -334,5 +367,5 @@ def decode_pascal_parts_mat(path: str, info: dict, ctx: DecodeContext) -> np.nda
 
 @ANNOTATION_DECODERS.register_module('sal_png')
 def decode_sal_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
-    gray = np.asarray(read_image(path, ctx.results, ctx.backend_args, 'L')).astype(np.float32)
+    gray = _read_8bit(path, ctx, f'{ctx.task} map', 'L').astype(np.float32)
     return (gray / 255.0 > 0.5).astype(np.float32)

@@ -74,18 +74,21 @@ class LoadMultiTaskAnnotations(BaseTransform):
     - ``semseg_png``: PNG values 0..num_classes-1 and 255, used as is.
     - ``depth_npy``: float depth map in metres, cast to float32; 0 = no measurement (the only
       ignore value). NaN, inf, negative values (and values above ``MAX_DEPTH`` of
-      ``decoders.py``), a non-numeric, empty or 3-D array raise an error naming the file.
-    - ``normals_png``: RGB PNG mapped to ``2 v / 255 - 1``.
+      ``decoders.py``), an integer (raw millimetre), non-numeric, empty or 3-D array raise an
+      error naming the file.
+    - ``normals_png``: 8-bit RGB (or RGBA, palette) PNG mapped to ``2 v / 255 - 1``; a
+      grayscale or 16-bit PNG is an error naming the file.
     - ``context_masked_normals_png``: as ``normals_png``, then zeroed on pixels whose Context
       label (``context_path``) is not one of the 170 valid classes.
-    - ``edge_png``: ``v / 255``.
+    - ``edge_png``: ``v / 255`` of an 8-bit PNG (16-bit: an error, as for ``sal_png``).
     - ``context_edge_mat``: ``|Laplacian(LabelMap)| > 0`` (cv2, float64), thinned with
       ``skimage.morphology.thin``, binary float32.
     - ``pascal_parts_mat``: :func:`read_pascal_part_mask`; no person with parts gives an
       all-zero map (ignored entirely by :class:`AddIgnoreRegions`).
     - ``sal_png``: grayscale ``v / 255 > 0.5`` as float32 {0, 1}.
 
-    Semseg values outside the class range raise an error naming the file. An annotation whose
+    Semseg values outside the class range, and a ``num_classes`` above 255 (the maps are uint8
+    with 255 = ignore), raise an error naming the file. An annotation whose
     size differs from the image is resized to the image size (nearest, bicubic for normals) as
     the reference does, with a warning naming the file.
 
