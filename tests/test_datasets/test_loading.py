@@ -453,3 +453,21 @@ def test_integer_depth_is_refused(tmp_path, dtype):
     np.save(path, np.full((H, W), 3.25, np.float16))  # half precision is fine
     depth = load('depth', dict(path=path, encoding='depth_npy'))
     assert depth.dtype == np.float32 and (depth == 3.25).all()
+
+
+def test_map_with_rows_and_columns_swapped_is_refused(tmp_path):
+    """A (W, H) map for an (H, W) image was resized to (H, W) with a warning: every label
+    stretched to another place (depth (10, 8) -> (8, 10))."""
+    path = str(tmp_path / 'd.npy')
+    np.save(path, np.ones((W, H), np.float32))
+    with pytest.raises(ValueError, match=r'depth annotation .*d\.npy has size \(10, 8\), its '
+                       r'image \(8, 10\): rows and columns are swapped'):
+        load('depth', dict(path=path, encoding='depth_npy'))
+    mat = str(tmp_path / 'ctx.mat')
+    _write_labelmap(mat, np.ones((W, H)))
+    with pytest.raises(ValueError, match=r'Context LabelMap .*ctx\.mat has size \(10, 8\), '
+                       r'its image \(8, 10\): rows and columns are swapped'):
+        load('edge', dict(path=mat, encoding='context_edge_mat'))
+    np.save(path, np.full((H // 2, W // 2), 2.0, np.float32))  # another size: resized
+    with pytest.warns(UserWarning, match=r'has size \(4, 5\) but its image has size \(8, 10\)'):
+        assert (load('depth', dict(path=path, encoding='depth_npy')) == 2).all()

@@ -184,9 +184,21 @@ def read_pascal_part_mask(path: str, results: Optional[dict] = None,
     return target
 
 
+def _refuse_transposed(what: str, shape: Tuple[int, ...], size: Tuple[int, int],
+                       path: str) -> None:
+    """A map of size (w, h) for an (h, w) image has its rows and columns swapped (saved
+    column-major, or rotated): resizing it would stretch every label to the wrong place."""
+    hw, size = tuple(int(v) for v in shape[:2]), tuple(int(v) for v in size)
+    if size[0] != size[1] and hw == size[::-1]:
+        raise ValueError(f'{what} {path} has size {hw}, its image {size}: rows and columns '
+                         'are swapped (expected the image size)')
+
+
 def fit_to_size(task: str, arr: np.ndarray, size: Tuple[int, int], path: str) -> np.ndarray:
     """``arr`` resized to ``size`` (h, w) with a warning naming the file: nearest, or bicubic
-    for tasks whose definition says so (normals, as the reference)."""
+    for tasks whose definition says so (normals, as the reference). A map of the transposed
+    size is an error instead."""
+    _refuse_transposed(f'{task} annotation', arr.shape, size, path)
     how = getattr(get_task(task), 'label_interpolation', 'nearest')
     warnings.warn(f'{task} annotation {path} has size {arr.shape[:2]} but its image has '
                   f'size {tuple(size)}; resizing it to the image size ({how}).')
@@ -223,6 +235,7 @@ class DecodeContext:
         if path not in self._cache:
             lm = read_context_labelmap(path, self.results, self.backend_args)
             if size is not None and lm.shape != tuple(size):
+                _refuse_transposed('Context LabelMap', lm.shape, size, path)
                 warnings.warn(f'Context LabelMap {path} has size {lm.shape} but its image has '
                               f'size {tuple(size)}; resizing it (nearest).')
                 lm = cv2.resize(lm.astype(np.float32), (int(size[1]), int(size[0])),
