@@ -22,6 +22,9 @@ default_hooks = dict(
         max_keep_ckpts=3,
         backend_args=dict(backend='mmmt_atomic_local')),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # torch reseeded from (seed, iteration) before each iteration: --resume draws the same
+    # drop-path masks as the uninterrupted run (mmmt/engine/hooks/iteration_seed_hook.py)
+    iteration_seed=dict(type='IterationSeedHook'),
     # stops at the first NaN/inf loss, naming the batch's files, before a checkpoint is saved
     non_finite_loss=dict(type='NonFiniteLossHook'),
     # load_from/--resume/Pretrained checkpoints that do not fit the model are refused
