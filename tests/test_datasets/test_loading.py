@@ -471,3 +471,13 @@ def test_map_with_rows_and_columns_swapped_is_refused(tmp_path):
     np.save(path, np.full((H // 2, W // 2), 2.0, np.float32))  # another size: resized
     with pytest.warns(UserWarning, match=r'has size \(4, 5\) but its image has size \(8, 10\)'):
         assert (load('depth', dict(path=path, encoding='depth_npy')) == 2).all()
+
+
+def test_part_mask_of_another_size_names_the_file(tmp_path):
+    """A part mask whose size differs from the person's ended in numpy's bare IndexError
+    ('boolean index did not match'), naming no file."""
+    p = str(tmp_path / 'parts.mat')
+    write_parts_mat(p, [('person', 15, _box(0, 8, 0, 4), [('head', np.ones((3, 3), bool))])])
+    with pytest.raises(ValueError, match=r"PASCAL-Part mask of part 'head' has size \(3, 3\), "
+                       r"the person masks \(8, 10\): .*parts\.mat \(id 'x'"):
+        load('human_parts', dict(path=p, encoding='pascal_parts_mat'))

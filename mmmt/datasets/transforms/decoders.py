@@ -180,7 +180,12 @@ def read_pascal_part_mask(path: str, results: Optional[dict] = None,
             target = np.zeros(np.asarray(obj[2]).shape, dtype=np.uint8)
         for part in parts[0]:
             name = str(part[0][0])
-            target[np.asarray(part[1]).astype(bool)] = PASCAL_PART_GROUPS.get(name, 0)
+            mask = np.asarray(part[1]).astype(bool)
+            if mask.shape != target.shape:  # numpy would raise a bare IndexError
+                raise ValueError(f"PASCAL-Part mask of part '{name}' has size {mask.shape}, "
+                                 f'the person masks {target.shape}: '
+                                 f'{path}{sample_location(results)}')
+            target[mask] = PASCAL_PART_GROUPS.get(name, 0)
     return target
 
 
