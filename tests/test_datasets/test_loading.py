@@ -8,7 +8,7 @@ import scipy.io
 from PIL import Image
 
 from mmmt.datasets import NYUDv2MultiTaskDataset, PascalContextMultiTaskDataset
-from mmmt.datasets.transforms import AddIgnoreRegions, LoadMultiTaskAnnotations
+from mmmt.datasets.transforms import AddIgnoreRegions, LoadMultiTaskAnnotations, LoadMultiTaskImage
 
 H, W = 8, 10
 
@@ -293,8 +293,6 @@ def test_files_are_read_through_mmengine_fileio_backends(synthetic_roots):
     """Every read of the dataset and both loaders goes through ``backend_args``: the dataset
     below exists only in memory, yet loads as the same dataset on disk does."""
     from mmengine.fileio.backends import BaseStorageBackend, register_backend
-
-    from mmmt.datasets.transforms import LoadMultiTaskImage
     backend = type('MemoryBackend', (_MemoryBackend, BaseStorageBackend), {})
     register_backend('mmmt_test_memory', backend, force=True)
     root = synthetic_roots['pascal']
@@ -481,3 +479,18 @@ def test_part_mask_of_another_size_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"PASCAL-Part mask of part 'head' has size \(3, 3\), "
                        r"the person masks \(8, 10\): .*parts\.mat \(id 'x'"):
         load('human_parts', dict(path=p, encoding='pascal_parts_mat'))
+
+
+def test_16_bit_image_is_refused_and_8_bit_kinds_load(tmp_path):
+    """PIL's conversion of a 16-bit image to RGB clipped it at 255 (1000 -> 255, 100 -> 100)."""
+    path = str(tmp_path / 'im.png')
+    Image.fromarray(np.full((H, W), 1000, np.uint16)).save(path)
+    res = dict(img_path=path, img_id='x', split_file='list.txt')
+    with pytest.raises(ValueError, match=r"Image must have 8 bits per channel, got mode "
+                       r"'I;16': .*im\.png \(id 'x', listed in list\.txt\)"):
+        LoadMultiTaskImage()(dict(res))
+    gray = np.arange(H * W, dtype=np.uint8).reshape(H, W)
+    Image.fromarray(gray).save(path)
+    img = LoadMultiTaskImage()(dict(res))['img']
+    assert img.dtype == np.float32 and img.shape == (H, W, 3)
+    np.testing.assert_array_equal(img, np.repeat(gray[..., None], 3, axis=-1))

@@ -22,7 +22,7 @@ from ..class_names import PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS, 
 
 __all__ = [
     'DecodeContext', 'decode_annotation', 'fit_to_size', 'read_context_labelmap',
-    'read_pascal_part_mask', 'read_image', 'sample_location', 'PIL_READ_FORMATS'
+    'read_pascal_part_mask', 'read_image', 'sample_location', 'PIL_READ_FORMATS', 'WIDE_MODES'
 ]
 
 
@@ -329,7 +329,7 @@ def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
 _COLOUR_MODES = ('RGB', 'RGBA', 'P')
 #: PIL modes of single-channel images with more than 8 bits: converting them to 'L' clips
 #: every value above 255.
-_WIDE_MODES = ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
+WIDE_MODES = ('I', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'F')
 
 
 def _read_8bit(path: str, ctx: DecodeContext, what: str, mode: str) -> np.ndarray:
@@ -339,7 +339,7 @@ def _read_8bit(path: str, ctx: DecodeContext, what: str, mode: str) -> np.ndarra
     if mode == 'RGB' and img.mode not in _COLOUR_MODES:
         raise ValueError(f'{what} must be an 8-bit RGB PNG, got mode {img.mode!r}: '
                          f'{path}{sample_location(ctx.results)}')
-    if mode == 'L' and img.mode in _WIDE_MODES:
+    if mode == 'L' and img.mode in WIDE_MODES:
         raise ValueError(f'{what} must be an 8-bit grayscale PNG (values 0..255), got mode '
                          f'{img.mode!r}: {path}{sample_location(ctx.results)}')
     return np.asarray(img if img.mode == mode else img.convert(mode))

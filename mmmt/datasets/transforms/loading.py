@@ -27,7 +27,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmmt.registry import TRANSFORMS
-from .decoders import (DecodeContext, decode_annotation, fit_to_size, read_image,
+from .decoders import (WIDE_MODES, DecodeContext, decode_annotation, fit_to_size, read_image,
                        read_pascal_part_mask, sample_location)
 
 __all__ = ['LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'read_pascal_part_mask']
@@ -40,7 +40,9 @@ class LoadMultiTaskImage(BaseTransform):
     Differs from ``mmcv.LoadImageFromFile``: decodes with PIL and keeps **RGB** order (the
     reference pipeline, its photometric distortion and its normalisation constants are RGB),
     and returns float32 so that random scaling interpolates un-rounded values as the reference
-    does. A missing or corrupt file raises an error naming the file (and its split list).
+    does. A missing or corrupt file, or one with more than 8 bits per channel (16-bit PNG,
+    which the conversion to RGB would clip at 255), raises an error naming the file (and its
+    split list).
 
     Args:
         backend_args (dict, optional): Arguments of mmengine's file backend (e.g.
@@ -54,8 +56,11 @@ class LoadMultiTaskImage(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         path = results['img_path']
-        img = read_image(path, results, self.backend_args, mode='RGB')
-        arr = np.asarray(img, dtype=np.float32)
+        img = read_image(path, results, self.backend_args)
+        if img.mode in WIDE_MODES:  # PIL's conversion to RGB clips every value above 255
+            raise ValueError(f'Image must have 8 bits per channel, got mode {img.mode!r}: '
+                             f'{path}{sample_location(results)}')
+        arr = np.asarray(img if img.mode == 'RGB' else img.convert('RGB'), dtype=np.float32)
         results['img'] = arr
         results['img_shape'] = arr.shape[:2]
         results['ori_shape'] = arr.shape[:2]
