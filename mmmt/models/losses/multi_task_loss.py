@@ -3,6 +3,7 @@ from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn as nn
+from mmengine.dist import all_reduce
 from mmengine.logging import print_log
 
 from mmmt.registry import MODELS
@@ -30,7 +31,8 @@ class MultiTaskLoss(nn.Module):
     * ``'dwa'`` (Dynamic Weight Average, Liu et al., CVPR 2019): ``sum_t lambda_t * w_t * mean_b
       L_{t,b}`` with ``lambda = T * softmax(r / temperature)``, r_t the ratio of task t's mean
       loss over the last two windows of ``dwa_window`` iterations (lambda = 1 until two windows
-      exist). The window statistics are buffers, so they are saved and resumed.
+      exist). The window statistics are buffers, so they are saved and resumed; under data
+      parallelism they are the global batch's (the ranks' means averaged), the same on every rank.
 
     Returns a dict with ``loss_<task>`` (the task's contribution; they sum to the objective, which
     is what mmengine's ``parse_losses`` adds up) and ``raw_<task>`` (the batch mean of the plain
@@ -87,7 +89,13 @@ class MultiTaskLoss(nn.Module):
         else:
             lambdas = torch.ones(num, dtype=torch.float64, device=means.device)
         if self.training:
-            self.dwa_sum += means.detach().double()
+            # the window statistics of the global batch: each rank's means averaged (equal
+            # batches per rank), so every rank keeps the same history whether or not DDP
+            # broadcasts buffers (mmengine's GPU default does not), and it is the history one
+            # process training on the whole global batch keeps
+            global_means = means.detach().double()
+            all_reduce(global_means, op='mean')  # nothing without a process group
+            self.dwa_sum += global_means
             self.dwa_count += 1
             if self.dwa_count >= self.dwa_window:
                 self.dwa_history[0] = self.dwa_history[1]
