@@ -30,7 +30,7 @@ __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
-    'config_from_file'
+    'config_from_file', 'check_class_counts'
 ]
 
 
@@ -367,11 +367,46 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     from mmmt.structures import register_tasks
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     warn_misspelled_keys(cfg)
+    check_class_counts(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def check_class_counts(cfg: 'Config') -> None:
+    """Stop when an evaluator's ``num_classes`` for a task differs from the head's channels.
+
+    A new class task (docs/how_to_add_a_task.md) has no class names in the dataset meta, so its
+    evaluator's ``num_classes`` is the only count the metric has: with more classes than the
+    head predicts, the classes it can never predict count as IoU 0 and mIoU comes out too low;
+    with fewer, the head's extra class counts as wrong everywhere. Neither fails by itself.
+
+    Args:
+        cfg (Config): The merged config.
+
+    Raises:
+        UserInputError: A ``{val,test}_evaluator.tasks.<task>.num_classes`` differs from
+            ``model.decode_head.tasks.<task>``.
+    """
+    head = (cfg.get('model') or {}).get('decode_head') or {}
+    channels = head.get('tasks') if isinstance(head, dict) else None
+    if not isinstance(channels, dict):
+        return
+    for key in ('val_evaluator', 'test_evaluator'):
+        evaluator = cfg.get(key)
+        tasks = evaluator.get('tasks') if isinstance(evaluator, dict) else None
+        if not isinstance(tasks, dict):  # a list of names, or no evaluator (val_cfg=None)
+            continue
+        for task, options in tasks.items():
+            n = options.get('num_classes') if isinstance(options, dict) else None
+            c = channels.get(task)
+            if isinstance(n, int) and isinstance(c, int) and n != c:
+                raise UserInputError(
+                    f'{key}.tasks.{task}.num_classes is {n} but model.decode_head.tasks.{task} '
+                    f'is {c}: the metric would score {n} classes of a head that predicts {c}; '
+                    'set them to the same count')
 
 
 def build_runner(cfg: 'Config', what: str) -> 'Runner':

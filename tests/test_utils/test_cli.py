@@ -172,3 +172,31 @@ def test_a_child_dict_over_a_base_list_names_the_config(tmp_path):
                      'test_evaluator = dict(_delete_=True, type="MultiTaskMetric", '
                      'tasks=dict(semseg=None))\n')
     assert dict(config_from_file(str(child)).test_evaluator.tasks) == {'semseg': None}
+
+
+def test_evaluator_class_count_must_match_the_head(tmp_path):
+    """how_to_add_a_task's config with the evaluator's num_classes off by one: the metric
+    would score 4 classes of a 3-class head (the 4th IoU 0, mIoU 3/4 of the truth) or 2."""
+    from mmmt.utils.errors import UserInputError
+    cfg_file = tmp_path / 'occupancy.py'
+    cfg_file.write_text(
+        f"_base_ = [{osp.join(REPO, 'configs', 'mtmamba_swin-l_nyud.py')!r}]\n"
+        "model = dict(decode_head=dict(tasks=dict(_delete_=True, semseg=40, occupancy=3)))\n"
+        "val_evaluator = dict(type='MultiTaskMetric', tasks=dict(\n"
+        "    _delete_=True, semseg=dict(num_classes=40), occupancy=dict(num_classes=3)))\n"
+        "test_evaluator = val_evaluator\n")
+    cfg = load_runner_config(parse_runner_args(make_parser(), [str(cfg_file)]))
+    assert cfg.test_evaluator.tasks.occupancy.num_classes == 3  # consistent: accepted
+    for key, n in (('val_evaluator', 4), ('test_evaluator', 2)):
+        argv = [str(cfg_file), '--cfg-options', f'{key}.tasks.occupancy.num_classes={n}']
+        with pytest.raises(UserInputError, match=(
+                rf'^{key}\.tasks\.occupancy\.num_classes is {n} but '
+                r'model\.decode_head\.tasks\.occupancy is 3: .*set them to the same count$')):
+            load_runner_config(parse_runner_args(make_parser(), argv))
+    # the head's count is what the evaluator must follow, whichever of the two was changed
+    argv = [str(cfg_file), '--cfg-options', 'model.decode_head.tasks.semseg=13']
+    with pytest.raises(UserInputError, match=r'semseg\.num_classes is 40 but .*semseg is 13'):
+        load_runner_config(parse_runner_args(make_parser(), argv))
+    # no evaluator (make demo's val_evaluator=None) and the demo's list of tasks pass
+    argv = [DEMO_CONFIG, '--cfg-options', 'val_evaluator=None']
+    assert load_runner_config(parse_runner_args(make_parser(), argv)).val_evaluator is None
