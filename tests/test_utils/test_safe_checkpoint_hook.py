@@ -244,3 +244,45 @@ def test_a_test_only_run_ends_without_a_lock_to_release(tmp_path):
     # Runner.test() calls after_run, never before_train
     SafeCheckpointHook(interval=1, by_epoch=False).after_run(FakeRunner(str(tmp_path)))
     assert os.listdir(tmp_path) == []
+
+
+def flock_is_free(directory) -> bool:
+    """Whether another open file description can lock ``directory`` now (as another process
+    would: flock locks belong to the open file, so this works within one process)."""
+    import fcntl
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.skipif(sys.platform == 'win32', reason='no flock')
+@pytest.mark.parametrize('error', [RuntimeError, KeyboardInterrupt])
+def test_a_training_that_raises_releases_the_work_dir(tmp_path, error):
+    # mmengine calls no hook when training raises: the lock lasted until the process ended,
+    # so after a failed runner.train() in a notebook, tools/train.py in a terminal was refused
+    from mmengine.runner import BaseLoop
+
+    class Loop(BaseLoop):
+        def run(self):
+            self.runner.call_hook('before_train')
+            assert not flock_is_free(self.runner.work_dir)  # held during the training
+            raise error('diverged')
+
+    runner = FakeRunner(str(tmp_path))
+    hook = SafeCheckpointHook(interval=1, by_epoch=False)
+    runner.call_hook = lambda name: getattr(hook, name)(runner)
+    runner._train_loop = Loop(runner, [])
+    hook.before_run(runner)  # as Runner.train: the loop is built before before_run
+    with pytest.raises(error, match='diverged'):
+        runner._train_loop.run()
+    assert flock_is_free(str(tmp_path))
+    # a test-only run has no loop built (a dict): nothing is built or wrapped
+    runner._train_loop = dict(type='IterBasedTrainLoop')
+    hook.before_run(runner)
+    hook.after_run(runner)
+    assert runner._train_loop == dict(type='IterBasedTrainLoop')

@@ -12,8 +12,12 @@ never from a model with NaN/inf weights (training stops instead, as for a period
 Temporary files of a save that was interrupted earlier are removed, and named, when training
 starts; before that, the work dir is locked (:func:`lock_work_dir`), so that a second training
 in it (a re-queued job while the first still runs) stops at once instead of deleting the first
-one's checkpoint being written and saving over its files.
+one's checkpoint being written and saving over its files. The lock is released when the
+training ends, by an exception too (mmengine calls no hook then: the hook wraps the train
+loop's ``run``), so that a notebook whose ``runner.train()`` raised does not keep the folder
+locked against other processes while the kernel lives.
 """
+import functools
 import os
 import os.path as osp
 import re
@@ -23,6 +27,7 @@ from mmengine.dist import is_main_process
 from mmengine.fileio.backends import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
+from mmengine.runner import BaseLoop
 
 from mmmt.registry import HOOKS
 from mmmt.utils.checkpoint import describe_non_finite, non_finite_tensors
@@ -126,6 +131,26 @@ class SafeCheckpointHook(CheckpointHook):
         super().__init__(*args, **kwargs)
         self._locked: List[str] = []  # the folders before_train locked, for after_run
 
+    def before_run(self, runner) -> None:
+        super().before_run(runner)
+        # mmengine has no hook for a training that raises (Runner.train calls after_run only
+        # when the loop returns): without this, the lock before_train takes would last until
+        # the process ends. Runner.train builds the loop before before_run; test()/val() have
+        # none built (a dict or None), and building it here would need the training data.
+        loop = getattr(runner, '_train_loop', None)
+        if isinstance(loop, BaseLoop) and 'run' not in vars(loop):
+            run = loop.run
+
+            @functools.wraps(run)
+            def run_then_unlock_on_error(*args, **kwargs):
+                try:
+                    return run(*args, **kwargs)
+                except BaseException:
+                    self._unlock()
+                    raise
+
+            loop.run = run_then_unlock_on_error
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
         if not is_main_process():
@@ -147,8 +172,12 @@ class SafeCheckpointHook(CheckpointHook):
                 + ', '.join(removed))
 
     def after_run(self, runner) -> None:
-        # a training that raised never gets here: its lock lasts until the process ends
-        # (also after a test-only run, which calls after_run without before_train)
+        # a training that raised never gets here (see before_run); a test-only run calls
+        # after_run without before_train: nothing to release then
+        self._unlock()
+
+    def _unlock(self) -> None:
+        """Release the folders :meth:`before_train` locked."""
         while self._locked:
             unlock_work_dir(self._locked.pop())
 
