@@ -141,14 +141,17 @@ def main(argv=None):
     results = inferencer.iter_predict(
         args.input, batch_size=args.batch_size, out_dir=args.out_dir, show=args.show,
         wait_time=args.wait_time, save_pred=args.save_pred, overwrite=args.force)
-    for done, (path, pred, _) in enumerate(results, 1):
-        height, width = next(iter(pred.values())).shape[:2]
-        fh, fw = fitted_size(height, width, fed)
-        size = f'{height}x{width}' + (f', fed at {fh}x{fw}' if (fh, fw) != (height, width)
-                                      else '')  # HxW, as --max-size
-        print(f'[{done}/{len(items)}] {path or items[done - 1][0]} ({size}) '
-              f'{time.time() - tic:.2f}s', flush=True)
-        tic = time.time()
+    try:
+        for done, (path, pred, _) in enumerate(results, 1):
+            height, width = next(iter(pred.values())).shape[:2]
+            fh, fw = fitted_size(height, width, fed)
+            size = f'{height}x{width}' + (f', fed at {fh}x{fw}' if (fh, fw) != (height, width)
+                                          else '')  # HxW, as --max-size
+            print(f'[{done}/{len(items)}] {path or items[done - 1][0]} ({size}) '
+                  f'{time.time() - tic:.2f}s', flush=True)
+            tic = time.time()
+    except FileExistsError as e:  # an output appeared during the run: kept, and named
+        raise UserInputError(str(e)) from None
     print(f'Done in {time.time() - start:.1f}s. Pictures: {osp.join(args.out_dir, "vis")}'
           + ('' if not args.save_pred else f'; predictions: {osp.join(args.out_dir, "pred")} '
              '(class maps: PNG, 0-based class indices; other tasks: float32 .npy)'),

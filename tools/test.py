@@ -60,6 +60,11 @@ def enable_visualization(cfg, args):
     if args.show_dir:
         # the visualizer's LocalVisBackend writes <show_dir>/vis_data/vis_image/*.png
         cfg.visualizer['save_dir'] = args.show_dir
+    for backend in cfg.visualizer.get('vis_backends') or []:
+        if str(backend.get('type')).split('.')[-1] == 'MultiTaskLocalVisBackend':
+            # each picture is written exclusively unless --force: the check of the folder
+            # below is at the start, and another run can save into it meanwhile
+            backend['overwrite'] = bool(args.force)
     return cfg
 
 
@@ -131,8 +136,10 @@ def main(argv=None):
                                                                       overwrite=args.force))
     try:
         runner.test()
-    except FileExistsError as e:  # --out appeared during the run; the message says where to
-        raise SystemExit(str(e))  # find the predictions (one line, no traceback)
+    # --out or a --show-dir picture appeared during the run (another run into the same place):
+    # the message names it (and for --out where this run's predictions are); one line
+    except FileExistsError as e:
+        raise SystemExit(str(e))
     shutdown_distributed()
 
 

@@ -5,6 +5,7 @@ Over 400 lines on purpose: mmengine's ``BaseInferencer`` is one class whose meth
 helpers that need no model (output names, collision checks, the fitted size) are module
 functions so that ``demo/image_demo.py`` can run them before a model is built.
 """
+import contextlib
 import math
 import os
 import os.path as osp
@@ -364,7 +365,9 @@ class MultiTaskInferencer(BaseInferencer):
                 (``pred_<task>`` tensors of shape (C, H, W)) instead of numpy dicts.
             overwrite (bool): Replace files of the same names in ``out_dir``. By default a run
                 whose outputs would replace existing files stops before predicting anything
-                and names them. Files are always written atomically. Defaults to False.
+                and names them, and each file is written exclusively, so that one that
+                appears meanwhile (a second run into the same folder) is kept and the run
+                stops naming it. Files are always written atomically. Defaults to False.
 
         Returns:
             dict: ``predictions`` (one ``dict[task, np.ndarray]`` per image, in input order),
@@ -374,7 +377,8 @@ class MultiTaskInferencer(BaseInferencer):
         Raises:
             FileNotFoundError, OSError, ValueError: an input is missing or not a readable
                 image; the message names it.
-            FileExistsError: outputs would replace existing files and ``overwrite`` is False.
+            FileExistsError: outputs would replace existing files and ``overwrite`` is False
+                (also a file that appeared during the run: it is kept).
         """
         predictions, paths, visualizations = [], [], []
         for path, pred, vis in self.iter_predict(
@@ -425,9 +429,11 @@ class MultiTaskInferencer(BaseInferencer):
         for data, images in batches:
             preds = self.forward(data)
             vis = self.visualize(images, preds, show=show, wait_time=wait_time,
-                                 return_vis=return_vis, out_dir=out_dir, draw_pred=draw_pred)
+                                 return_vis=return_vis, out_dir=out_dir, draw_pred=draw_pred,
+                                 overwrite=overwrite)
             result = self.postprocess(preds, vis, return_datasamples=return_datasamples,
-                                      save_pred=save_pred, out_dir=out_dir)
+                                      save_pred=save_pred, out_dir=out_dir,
+                                      overwrite=overwrite)
             for i, ((sample, _), pred) in enumerate(zip(preds, result['predictions'])):
                 yield sample.metainfo.get('img_path'), pred, vis[i] if return_vis else None
 
@@ -503,8 +509,9 @@ class MultiTaskInferencer(BaseInferencer):
                   preds: List[Tuple[MultiTaskDataSample, Dict[str, np.ndarray]]],
                   show: bool = False, wait_time: float = 0, return_vis: bool = False,
                   out_dir: Optional[str] = None, draw_pred: bool = True,
-                  **kwargs) -> Optional[List[np.ndarray]]:
-        """Draw each image with its predictions (``out_dir/vis/<name>.png``)."""
+                  overwrite: bool = False, **kwargs) -> Optional[List[np.ndarray]]:
+        """Draw each image with its predictions (``out_dir/vis/<name>.png``; an existing
+        picture is replaced only with ``overwrite``)."""
         if not (show or return_vis or out_dir):
             return None
         results = []
@@ -513,9 +520,11 @@ class MultiTaskInferencer(BaseInferencer):
             out_file = osp.join(out_dir, 'vis', f'{name}.png') if out_dir else None
             if out_file:
                 os.makedirs(osp.dirname(out_file), exist_ok=True)
-            self.visualizer.add_datasample(
-                name, img, data_sample=sample, draw_gt=False, draw_pred=draw_pred, show=show,
-                wait_time=wait_time, out_file=out_file, step=0)
+            with _kept_if_taken():
+                self.visualizer.add_datasample(
+                    name, img, data_sample=sample, draw_gt=False, draw_pred=draw_pred,
+                    show=show, wait_time=wait_time, out_file=out_file, step=0,
+                    overwrite=overwrite)
             if return_vis:
                 results.append(self.visualizer.get_image())
         return results
@@ -523,13 +532,17 @@ class MultiTaskInferencer(BaseInferencer):
     def postprocess(self, preds: List[Tuple[MultiTaskDataSample, Dict[str, np.ndarray]]],
                     visualization=None,
                     return_datasamples: bool = False, save_pred: bool = True,
-                    out_dir: Optional[str] = None, **kwargs) -> dict:
-        """Collect the numpy predictions (or the data samples); save them under ``out_dir``."""
+                    out_dir: Optional[str] = None, overwrite: bool = False,
+                    **kwargs) -> dict:
+        """Collect the numpy predictions (or the data samples); save them under ``out_dir``
+        (an existing file is replaced only with ``overwrite``)."""
         if out_dir and save_pred:
             pred_dir = osp.join(out_dir, 'pred')
             os.makedirs(pred_dir, exist_ok=True)
             for sample, arrays in preds:
-                self._save(arrays, osp.join(pred_dir, sample.metainfo['img_id']))
+                with _kept_if_taken():
+                    self._save(arrays, osp.join(pred_dir, sample.metainfo['img_id']),
+                               overwrite)
         if return_datasamples:
             return dict(predictions=[s for s, _ in preds], visualization=visualization)
         return dict(predictions=[a for _, a in preds], visualization=visualization)
@@ -544,15 +557,29 @@ class MultiTaskInferencer(BaseInferencer):
                                       f"{name}_{task}.{'png' if class_map else 'npy'}"))
         return files
 
-    def _save(self, preds: Dict[str, np.ndarray], prefix: str) -> None:
-        # atomic (temporary file + rename) so that an interrupted run leaves no partial file;
-        # no fsync: many small files, each cheap to regenerate
+    def _save(self, preds: Dict[str, np.ndarray], prefix: str, overwrite: bool = False) -> None:
+        # atomic (temporary file + rename) so that an interrupted run leaves no partial file,
+        # and without overwrite exclusive (the check before the run cannot see a file that
+        # appears later); no fsync: many small files, each cheap to regenerate
         for task, arr in preds.items():
             if arr.dtype.kind == 'u':  # class map: a PNG of the same dtype
                 ok, buf = cv2.imencode('.png', arr)
                 if not ok:
                     raise IOError(f'PNG encoding failed for {prefix}_{task}.png')
-                atomic_write(buf.tobytes(), f'{prefix}_{task}.png', fsync=False)
+                atomic_write(buf.tobytes(), f'{prefix}_{task}.png', overwrite=overwrite,
+                             fsync=False)
             else:
                 atomic_write(lambda f, a=arr: np.save(f, a), f'{prefix}_{task}.npy',
-                             fsync=False)
+                             overwrite=overwrite, fsync=False)
+
+
+@contextlib.contextmanager
+def _kept_if_taken() -> Iterator[None]:
+    """Say what to do when an output file appeared after the check at the start."""
+    try:
+        yield
+    except FileExistsError as e:
+        raise FileExistsError(
+            f'{e} (it appeared during this run: another run writing into the same folder?); '
+            'it is kept and the run stops here. Choose another out_dir or pass overwrite=True '
+            '(image_demo.py: --force)') from None

@@ -97,7 +97,19 @@ class MultiTaskLocalVisBackend(LocalVisBackend):
     ``LocalVisBackend`` names every picture ``<name>_<step>.png``; a test run (step 0, names
     ``test_<img_id>``) gets ``<name>.png`` instead, a validation during training
     ``<name>_iter<step>.png``. Scalars and configs are saved as by ``LocalVisBackend``.
+
+    Args:
+        save_dir (str): As for ``LocalVisBackend``; its other arguments are passed on.
+        overwrite (bool): Whether a picture may replace an existing file of its name
+            (``tools/test.py --force`` sets it). By default each picture is written
+            exclusively: one that exists, also if it appeared during the run (a second run
+            into the same ``--show-dir``), is kept and ``FileExistsError`` names it. Defaults
+            to False.
     """
+
+    def __init__(self, save_dir: str, *args, overwrite: bool = False, **kwargs) -> None:
+        super().__init__(save_dir, *args, **kwargs)
+        self.overwrite = overwrite
 
     @force_init_env
     def add_image(self, name: str, image: np.ndarray, step: int = 0, **kwargs) -> None:
@@ -107,7 +119,14 @@ class MultiTaskLocalVisBackend(LocalVisBackend):
         if not ok:
             raise IOError(f'could not encode the picture {file}')
         os.makedirs(self._img_save_dir, exist_ok=True)
-        atomic_write(buf.tobytes(), os.path.join(self._img_save_dir, file), fsync=False)
+        try:
+            atomic_write(buf.tobytes(), os.path.join(self._img_save_dir, file),
+                         overwrite=self.overwrite, fsync=False)
+        except FileExistsError as e:
+            raise FileExistsError(
+                f'{e} (it was there before, or appeared during this run: another run saving '
+                'pictures into the same folder?); it is kept and the run stops here. Choose '
+                'another --show-dir or pass --force (vis_backends: overwrite=True)') from None
 
 
 @VISUALIZERS.register_module()
@@ -526,7 +545,8 @@ class MultiTaskVisualizer(Visualizer):
                        show: bool = False,
                        wait_time: float = 0,
                        out_file: Optional[str] = None,
-                       step: int = 0) -> np.ndarray:
+                       step: int = 0,
+                       overwrite: bool = False) -> np.ndarray:
         """Draw a sample, then show it, write it to ``out_file`` or hand it to the backends.
 
         Same signature and behaviour as mmseg's ``SegLocalVisualizer.add_datasample``.
@@ -542,6 +562,8 @@ class MultiTaskVisualizer(Visualizer):
             wait_time (float): Seconds to wait when showing. Defaults to 0.
             out_file (str, optional): Write the image here instead of the backends.
             step (int): Global step for the backends. Defaults to 0.
+            overwrite (bool): Whether an existing ``out_file`` may be replaced (mmseg's
+                does replace it). Defaults to False: ``FileExistsError``, the file is kept.
 
         Returns:
             np.ndarray: The drawn RGB grid.
@@ -555,7 +577,7 @@ class MultiTaskVisualizer(Visualizer):
             if not ok:
                 raise IOError(f'could not encode a picture for {out_file}')
             # temporary file + rename: an interrupted run leaves no half-written picture
-            atomic_write(buf.tobytes(), out_file, fsync=False)
+            atomic_write(buf.tobytes(), out_file, overwrite=overwrite, fsync=False)
         else:
             self.add_image(name, drawn, step)
         return drawn

@@ -371,3 +371,53 @@ def test_image_demo_refuses_an_out_dir_that_is_a_file(tmp_path, tiny_config, mon
         demo.main([str(tmp_path / 'a.jpg'), tiny_config, str(ckpt), '--out-dir',
                    str(tmp_path / 'out'), '--save-pred'])
     assert (tmp_path / taken).read_text() == 'a file of the user'
+
+
+@pytest.mark.parametrize('appears', ['pred/b_depth.npy', 'vis/b.png'])
+def test_an_output_that_appears_during_the_run_is_kept(tmp_path, inferencer, appears):
+    # the check before the run cannot see a file that another run writes later: each output
+    # is written exclusively, so that file is kept and the run stops naming it
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    for name in 'ab':
+        Image.fromarray(photo(30, 40)).save(folder / f'{name}.png')
+    out_dir = tmp_path / 'out'
+    results = inferencer.iter_predict(str(folder), out_dir=str(out_dir))
+    assert osp.basename(next(results)[0]) == 'a.png'  # a's outputs are written
+    other = out_dir / appears
+    other.parent.mkdir(exist_ok=True)
+    other.write_bytes(b'the other run')
+    with pytest.raises(FileExistsError, match=rf'{other} exists.* appeared during this run.* '
+                       r'kept .*overwrite=True'):
+        next(results)
+    assert other.read_bytes() == b'the other run'
+    assert not [f for _, _, files in os.walk(out_dir) for f in files if f.endswith('.tmp')]
+    # asked for: replaced
+    again = inferencer(str(folder / 'b.png'), out_dir=str(out_dir), overwrite=True)
+    if appears.endswith('.npy'):
+        np.testing.assert_array_equal(np.load(other), again['predictions'][0]['depth'])
+    else:
+        assert cv2.imread(str(other)).ndim == 3
+
+
+def test_image_demo_names_an_output_that_appears_during_the_run(tmp_path, tiny_config,
+                                                                tiny_checkpoint, monkeypatch,
+                                                                capsys):
+    from ..test_tools.conftest import cli
+    from ..tool_loader import load_tool
+    Image.fromarray(photo(30, 40)).save(tmp_path / 'a.png')
+    taken = tmp_path / 'out' / 'pred' / 'a_depth.npy'
+    save = MultiTaskInferencer._save
+
+    def another_run_writes_first(self, preds, prefix, overwrite=False):
+        taken.write_bytes(b'the other run')
+        save(self, preds, prefix, overwrite)
+
+    monkeypatch.setattr(MultiTaskInferencer, '_save', another_run_writes_first)
+    status, _, err = cli(load_tool('demo', 'image_demo'),
+                         [tmp_path / 'a.png', tiny_config, tiny_checkpoint, '--out-dir',
+                          tmp_path / 'out', '--device', 'cpu', '--save-pred'], capsys,
+                         prog='image_demo.py')
+    assert status == 2 and len(err.splitlines()) == 1 and 'Traceback' not in err
+    assert err.startswith(f'image_demo.py: error: {taken} exists') and '--force' in err
+    assert taken.read_bytes() == b'the other run'

@@ -51,6 +51,9 @@ def test_a_diverging_training_stops_before_saving(tmp_path, synthetic_nyud):
                        r'.*images of the batch: .*\.png'):
         train(cfg, '--work-dir', tmp_path / 'work')
     assert not [p for p in os.listdir(tmp_path / 'work') if p.endswith('.pth')]
+    if os.name == 'posix':  # and the work dir is not left locked against other processes
+        from tests.test_utils.test_safe_checkpoint_hook import flock_is_free
+        assert flock_is_free(str(tmp_path / 'work'))
 
 
 def test_one_nan_depth_pixel_stops_training_naming_the_file(tmp_path, synthetic_nyud):
@@ -183,6 +186,60 @@ def test_an_out_file_that_appears_during_the_test_run_is_kept(tmp_path, syntheti
     assert out.read_bytes() == b'the other run'
     with open(tmp_path / 'preds_1.pkl', 'rb') as f:
         assert len(pickle.load(f)) == 2  # the 2 val images
+
+
+def test_a_picture_that_appears_during_the_test_run_is_kept(tmp_path, synthetic_nyud,
+                                                            monkeypatch, capsys):
+    """The --show-dir check is at the start; a picture another run saves there later is
+    kept (each picture is written exclusively) and the run stops naming it, unless --force."""
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    from mmmt.registry import MODELS
+    from mmmt.visualization import MultiTaskLocalVisBackend
+    from .conftest import cli
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud)
+    with DefaultScope.overwrite_default_scope('mmmt'):
+        model = MODELS.build(Config.fromfile(cfg).model)
+    ckpt = tmp_path / 'model.pth'
+    torch.save(dict(state_dict=model.state_dict()), ckpt)
+    add_image = MultiTaskLocalVisBackend.add_image
+    taken = []
+
+    def another_run_saves_it_first(self, name, image, step=0, **kwargs):
+        path = os.path.join(self._save_dir, 'vis_image', f'{name}.png')
+        if not taken:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, 'wb') as f:
+                f.write(b'the other run')
+            taken.append(path)
+        add_image(self, name, image, step, **kwargs)
+
+    monkeypatch.setattr(MultiTaskLocalVisBackend, 'add_image', another_run_saves_it_first)
+    show = tmp_path / 'vis'
+    # a visualizer name of its own: mmengine hands a Runner the visualizer of that name that
+    # this process built before (an earlier test's), with its backends and folder
+    status, _, err = cli(load_tool('tools', 'test'),
+                         [cfg, ckpt, '--show-dir', show, '--cfg-options',
+                          f'visualizer.name=kept_{id(taken)}'], capsys, prog='test.py')
+    assert status == 2 and err.count('\n') == 1, err
+    assert err.startswith(f'test.py: error: {taken[0]} exists') and '--force' in err
+    with open(taken[0], 'rb') as f:
+        assert f.read() == b'the other run'
+    taken.clear()
+    status, _, err = cli(load_tool('tools', 'test'),
+                         [cfg, ckpt, '--show-dir', show, '--force', '--cfg-options',
+                          f'visualizer.name=forced_{id(taken)}'], capsys, prog='test.py')
+    assert status == 0, err
+    pictures = sorted(os.listdir(show / 'vis_data' / 'vis_image'))
+    assert len(pictures) == 2 and all(p.endswith('.png') for p in pictures)  # 2 val images
+    assert cv2_shape(taken[0]) is not None  # replaced by a real picture, as asked
+
+
+def cv2_shape(path):
+    import cv2
+    image = cv2.imread(path)
+    return None if image is None else image.shape
 
 
 def test_resuming_an_earlier_checkpoint_never_replaces_the_later_ones(tmp_path, tiny_training):

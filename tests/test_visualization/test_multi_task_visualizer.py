@@ -283,3 +283,28 @@ def test_maps_no_style_can_draw_get_a_titled_empty_panel():
         assert drawn.shape[1] == 3 * W
     finally:
         TASKS.unregister('flow')
+
+
+def test_pictures_never_replace_a_file_unless_asked(tmp_path):
+    from mmmt.visualization import MultiTaskLocalVisBackend
+    picture = np.zeros((4, 6, 3), np.uint8)
+    taken = tmp_path / 'vis_image' / 'test_0007.png'
+    taken.parent.mkdir()
+    taken.write_bytes(b'another run')  # e.g. a second tools/test.py into the same --show-dir
+    backend = MultiTaskLocalVisBackend(save_dir=str(tmp_path))
+    with pytest.raises(FileExistsError, match=rf'{taken} exists.* is kept .*--force'):
+        backend.add_image('test_0007', picture)
+    assert taken.read_bytes() == b'another run'
+    assert os.listdir(taken.parent) == ['test_0007.png']  # no temporary left either
+    MultiTaskLocalVisBackend(save_dir=str(tmp_path), overwrite=True).add_image(
+        'test_0007', picture)
+    assert cv2.imread(str(taken)).shape == (4, 6, 3)
+    # add_datasample(out_file=...) likewise
+    out = tmp_path / 'mine.png'
+    out.write_bytes(b'user file')
+    vis = _vis()
+    with pytest.raises(FileExistsError, match='mine.png'):
+        vis.add_datasample('s', None, _sample(), out_file=str(out))
+    assert out.read_bytes() == b'user file'
+    drawn = vis.add_datasample('s', None, _sample(), out_file=str(out), overwrite=True)
+    np.testing.assert_array_equal(cv2.imread(str(out))[..., ::-1], drawn)
