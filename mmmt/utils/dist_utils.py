@@ -80,7 +80,8 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     CUDA device ids, both of which fail without CUDA. When CUDA is unavailable and a launcher is
     used, this initialises a gloo process group from the launcher's environment with the
     config's ``env_cfg.dist_cfg`` (backend forced to gloo, see :func:`cpu_dist_cfg`; the Runner
-    then skips its own initialisation), lets DDP run on the CPU (``device_ids=None``) and replaces
+    then skips its own initialisation), lets DDP run on the CPU (``device_ids=None``, otherwise
+    the options mmengine gives DDP on GPUs) and replaces
     SyncBN, which has no CPU implementation, by plain BN.
 
     Args:
@@ -94,7 +95,12 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
         return False
     env_cfg = cfg.setdefault('env_cfg', {})
     env_cfg['dist_cfg'] = dist_cfg = cpu_dist_cfg(env_cfg.get('dist_cfg'))
-    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    # mmengine's Runner.wrap_model builds this wrapper when model_wrapper_cfg is None (GPUs):
+    # the same options here, or a config's find_unused_parameters would be lost on the CPU and
+    # buffers broadcast from rank 0 at each forward where GPU runs keep them per rank
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
     if replace_sync_bn(cfg.model):
