@@ -3,11 +3,12 @@
 The reference's layout; where mmmt reads it differently: docs/differences.md.
 """
 import os.path as osp
-from typing import Dict
+from typing import Dict, List
 
 import mmengine.fileio as fileio
 
 from mmmt.registry import DATASETS
+from mmmt.utils.errors import InputFileNotFoundError
 from .base_multitask import BaseMultiTaskDataset
 from .class_names import HUMAN_PART_CLASSES, HUMAN_PART_PALETTE, VOC_CLASSES, VOC_PALETTE
 
@@ -31,9 +32,11 @@ class PascalContextMultiTaskDataset(BaseMultiTaskDataset):
         sal_distill/<id>.png              grayscale, v / 255 > 0.5
 
     A missing ``human_parts/<id>.mat`` means "no annotated person": the map is all ignored, as
-    in the reference. The reference's JSON cache ``ImageSets/Parts/*.txt`` is neither read nor
-    written (the object classes are read from the ``.mat`` directly), and ``edge/*.png`` is not
-    needed (edges are derived from the LabelMap).
+    in the reference; but when no id of the split has one (the folder was not extracted, or is
+    elsewhere), construction stops with an error naming the folder (``check_files``), rather
+    than train and test human parts on nothing. The reference's JSON cache
+    ``ImageSets/Parts/*.txt`` is neither read nor written (the object classes are read from the
+    ``.mat`` directly), and ``edge/*.png`` is not needed (edges are derived from the LabelMap).
 
     Args:
         data_root (str): Dataset root, e.g. ``'data/PASCALContext'``.
@@ -78,3 +81,17 @@ class PascalContextMultiTaskDataset(BaseMultiTaskDataset):
             ann_info[task] = ann
         return dict(img_path=img_path, ann_info=ann_info,
                     required_files=list(dict.fromkeys(required)))
+
+    def load_data_list(self) -> List[dict]:
+        data_list = super().load_data_list()
+        if self.check_files and 'human_parts' in self.tasks and not any(
+                fileio.isfile(d['ann_info']['human_parts']['path'],
+                              backend_args=self.backend_args) for d in data_list):
+            # one missing file is an image without persons; all of them missing is a
+            # missing folder, which would silently ignore every human-parts pixel
+            folder = osp.dirname(data_list[0]['ann_info']['human_parts']['path'])
+            raise InputFileNotFoundError(
+                f"None of the {len(data_list)} ids of split list '{self.ann_file}' has a "
+                f"PASCAL-Part file in '{folder}' (human_parts/<id>.mat); extract the "
+                "human_parts annotations there, or leave human_parts out of tasks")
+        return data_list

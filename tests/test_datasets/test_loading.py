@@ -1,6 +1,7 @@
 """Annotation decoding on hand-made files, and the bad-input errors of the issue's acceptance."""
 import os
 import os.path as osp
+import re
 
 import numpy as np
 import pytest
@@ -158,6 +159,29 @@ def test_missing_pascal_file_names_file_and_split(copy_root, what):
         PascalContextMultiTaskDataset(data_root=root, split='val')
     msg = str(err.value)
     assert osp.join(root, what.format(i)) in msg and 'ImageSets/Context/val.txt' in msg
+
+
+def test_missing_human_parts_folder_is_an_error(copy_root):
+    """One missing PASCAL-Part file is an image without persons, but with the folder missing
+    every image's human parts were ignored: training and testing on nothing, without a word."""
+    root = copy_root('pascal')
+    folder = osp.join(root, 'human_parts')
+    keep = {f'{_first_id(root, f"ImageSets/Context/{s}.txt")}.mat' for s in ('train', 'val')}
+    for name in os.listdir(folder):  # one file per split left: images without persons
+        if name not in keep:
+            os.remove(osp.join(folder, name))
+    PascalContextMultiTaskDataset(data_root=root, split='val')
+    PascalContextMultiTaskDataset(data_root=root, split='train')
+    for name in keep:
+        os.remove(osp.join(folder, name))
+    with pytest.raises(FileNotFoundError, match=rf"None of the 3 ids of split list "
+                       rf"'.*ImageSets/Context/val\.txt' has a PASCAL-Part file in "
+                       rf"'{re.escape(folder)}'"):
+        PascalContextMultiTaskDataset(data_root=root, split='val')
+    # without the task, or without the file check, the folder is not needed
+    ds = PascalContextMultiTaskDataset(data_root=root, split='val', tasks=['semseg', 'sal'])
+    assert len(ds) == 3
+    assert len(PascalContextMultiTaskDataset(data_root=root, split='val', check_files=False))
 
 
 def test_missing_file_at_load_time_names_file(copy_root, dataset_cfg):
