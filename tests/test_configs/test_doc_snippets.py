@@ -222,9 +222,16 @@ def page_dataset_module(tmp_path, monkeypatch):
 
     code = snippet('docs/how_to_add_a_dataset.md', 'dataset-class')
     assert code.startswith('# my_project/datasets.py\n')
+    # how_to_add_a_task's subclass for its occupancy task, "after MyIndoorDataset"
+    occupancy = snippet('docs/how_to_add_a_task.md', 'task-dataset')
+    assert occupancy.startswith('# my_project/datasets.py, after MyIndoorDataset\n')
+    tasks = snippet('docs/how_to_add_a_task.md', 'task-module')
+    assert tasks.startswith('# my_project/tasks.py\n')
     (tmp_path / 'my_project').mkdir()
     (tmp_path / 'my_project' / '__init__.py').write_text('')
-    (tmp_path / 'my_project' / 'datasets.py').write_text(code, encoding='utf-8')
+    (tmp_path / 'my_project' / 'datasets.py').write_text(code + '\n\n' + occupancy,
+                                                         encoding='utf-8')
+    (tmp_path / 'my_project' / 'tasks.py').write_text(tasks, encoding='utf-8')
     monkeypatch.syspath_prepend(str(tmp_path))
     # imported (and the class registered) once per process: DATASETS refuses a second
     # MyIndoorDataset, so a later test finds it in sys.modules
@@ -232,20 +239,23 @@ def page_dataset_module(tmp_path, monkeypatch):
         sys.modules['my_project.datasets'].MyIndoorDataset.SUPPORTED_TASKS == ('semseg', 'depth')
 
 
-def write_my_indoor(root, ids, split):
+def write_my_indoor(root, ids, split, occupancy=(0, 1, 2, 255)):
     """The page's layout: images/<id>.jpg, seg/<id>.png, depth/<id>.npy, splits/<split>.txt;
-    labels 0..12 (the page's 13 classes) and 255."""
+    labels 0..12 (the page's 13 classes) and 255; and how_to_add_a_task's occ/<id>.png with
+    the ``occupancy`` values."""
     import mmcv
     import numpy as np
 
     rng = np.random.default_rng(0)
-    for sub in ('images', 'seg', 'depth', 'splits'):
+    for sub in ('images', 'seg', 'depth', 'splits', 'occ'):
         (root / sub).mkdir(parents=True, exist_ok=True)
     for i in ids:
         mmcv.imwrite(rng.integers(0, 256, (32, 40, 3), dtype=np.uint8), str(root / 'images' /
                                                                             f'{i}.jpg'))
         seg = rng.choice(np.array([0, 5, 12, 255], np.uint8), (32, 40))
         mmcv.imwrite(seg, str(root / 'seg' / f'{i}.png'))
+        occ = rng.choice(np.array(occupancy, np.uint8), (32, 40))
+        mmcv.imwrite(occ, str(root / 'occ' / f'{i}.png'))
         np.save(str(root / 'depth' / f'{i}.npy'), rng.uniform(0.5, 5, (32, 40)).astype('float32'))
     (root / 'splits' / f'{split}.txt').write_text('\n'.join(ids) + '\n')
 
@@ -302,6 +312,70 @@ def test_dataset_snippet_builds_the_page_dataset(tmp_path, monkeypatch):
     assert sample['inputs'].shape == (3, 448, 576)  # NYUD's crop, from the base's pipeline
     assert data.gt_semseg.data.shape == data.gt_depth.data.shape == (1, 448, 576)
     assert not hasattr(data, 'gt_normals')
+
+
+def test_task_pages_dataset_loads_the_new_task(tmp_path, monkeypatch):
+    """how_to_add_a_task end to end on its files: the task module registered, the page's
+    occupancy dataset (a subclass of how_to_add_a_dataset's) in a child of the demo config
+    reads occ/<id>.png through the base's train pipeline as int64 class indices; the head
+    predicts the task and the evaluator scores it; a label the task's 3 classes do not have
+    is named with the task and the file."""
+    import sys
+
+    import numpy as np
+    from mmengine.registry import init_default_scope
+
+    from mmmt.registry import DATASETS, METRICS, MODELS
+    from mmmt.structures import TASKS
+    from mmmt.utils.errors import UserInputError
+
+    page_dataset_module(tmp_path, monkeypatch)
+    sys.modules.pop('my_project.tasks', None)  # registers the task again when imported
+    root = tmp_path / 'my_indoor'
+    write_my_indoor(root, ['a0'], 'train')
+    # the task page's config in a child of the dataset page's, with the two changes the task
+    # page names: the dataset type and the page's 13 classes
+    indoor = tmp_path / 'my_indoor_demo.py'
+    indoor.write_text(f"_base_ = [{shipped('demo/mtmamba-tiny_synthetic-nyud.py')!r}]\n" +
+                      snippet('docs/how_to_add_a_dataset.md', 'dataset-config'))
+    body = snippet('docs/how_to_add_a_task.md', 'task-config').replace(
+        'semseg=40', 'semseg=13').replace(
+            'dataset=dict(tasks=tasks)', "dataset=dict(type='MyOccupancyDataset', tasks=tasks)")
+    body += ("custom_imports = dict(imports=['mmmt', 'my_project.tasks', "
+             "'my_project.datasets'], allow_failed_imports=False)\n")
+    try:
+        cfg = child_config(tmp_path, str(indoor), body)
+        assert cfg.val_dataloader.dataset.type == 'MyOccupancyDataset'
+        assert cfg.test_dataloader.dataset.tasks == ['semseg', 'depth', 'occupancy']
+        assert TASKS['occupancy'].activation == 'argmax'  # the page's task module ran
+        cfg.train_dataloader.dataset.data_root = str(root)
+        init_default_scope('mmmt')
+        dataset = DATASETS.build(cfg.train_dataloader.dataset)
+        assert type(dataset).__name__ == 'MyOccupancyDataset'
+        assert tuple(dataset.tasks) == ('semseg', 'depth', 'occupancy')
+        data = dataset[0]['data_samples']
+        occ = data.gt_occupancy.data
+        assert occ.dtype == torch.int64 and occ.shape == (1, 128, 160)  # the demo's crop
+        assert set(np.unique(occ.numpy())) <= {0, 1, 2, 255}
+        assert {0, 1, 2} <= set(np.unique(occ.numpy()))
+        head = MODELS.build(cfg.model).decode_head
+        assert head.task_channels['occupancy'] == 3
+        metric = METRICS.build(cfg.val_evaluator)
+        assert metric.evaluators['occupancy'].num_classes == 3
+
+        # the page's message for a shipped dataset, which knows only its own tasks
+        nyud = child_config(tmp_path, shipped('mtmamba_swin-l_nyud.py'),
+                            snippet('docs/how_to_add_a_task.md', 'task-config'), 'nyud.py')
+        with pytest.raises(UserInputError, match=re.escape(
+                "NYUDv2MultiTaskDataset has no task(s) ['occupancy']")):
+            DATASETS.build(nyud.train_dataloader.dataset)
+
+        write_my_indoor(root, ['a0'], 'train', occupancy=(0, 3))
+        with pytest.raises(ValueError, match=r'occupancy label values \[3\] outside 0\.\.2 '
+                           r'and 255 in .*occ[/\\]a0\.png'):
+            dataset[0]
+    finally:
+        TASKS.unregister('occupancy')
 
 
 # -- docs/metrics.md: the evaluators in a shipped config -----------------------------------------
