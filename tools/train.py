@@ -177,6 +177,35 @@ def check_resume_target(cfg) -> Optional[str]:
             f'{limit_key} to train further')
 
 
+def adopt_resumed_seed(cfg) -> Optional[str]:
+    """On ``--resume``, put the checkpoint's seed (``meta.seed``) into ``cfg.randomness``
+    before anything is built.
+
+    mmengine restores that seed too, but only inside ``Runner.resume``, after the training
+    dataloader exists: its sampler's shuffling seed and the workers' seeds came from the
+    config's seed, so a run resumed without the original ``--seed`` (or with
+    ``randomness.seed=None``) trained on another data order than the uninterrupted run.
+    The checkpoint is read once more for it (on the CPU).
+
+    Returns:
+        str or None: A warning when the config's seed differs from the checkpoint's.
+    """
+    if not cfg.get('resume') or not cfg.get('load_from') or '://' in str(cfg.load_from):
+        return None
+    from mmmt.utils import load_checkpoint_file
+    checkpoint = load_checkpoint_file(cfg.load_from, map_location='cpu')
+    seed = (checkpoint.get('meta') or {}).get('seed') if isinstance(checkpoint, dict) else None
+    del checkpoint
+    randomness = cfg.setdefault('randomness', {})
+    current = randomness.get('seed')
+    if seed is None or seed == current:
+        return None
+    randomness['seed'] = seed
+    return (f'--resume: training on with the seed of {cfg.load_from} ({seed}) instead of '
+            f'randomness.seed={current}, so that the data order and the random draws continue '
+            'those of the interrupted run')
+
+
 def describe_download_failure(cfg, error) -> str:
     """One line for a checkpoint download that failed: the URLs the config names (load_from,
     every ``init_cfg`` checkpoint) and what to pass instead on a machine without network."""
@@ -297,9 +326,9 @@ def main(argv=None):
             print_log(finished, logger='current')
             shutdown_distributed()
             return
-        warning = check_schedule(cfg)
+        warnings = [w for w in (adopt_resumed_seed(cfg), check_schedule(cfg)) if w]
         runner = build_runner(cfg, 'training')
-        if warning:
+        for warning in warnings:
             runner.logger.warning(warning)
         check_class_count(runner)
         runner.train()
