@@ -518,3 +518,24 @@ def test_16_bit_image_is_refused_and_8_bit_kinds_load(tmp_path):
     img = LoadMultiTaskImage()(dict(res))['img']
     assert img.dtype == np.float32 and img.shape == (H, W, 3)
     np.testing.assert_array_equal(img, np.repeat(gray[..., None], 3, axis=-1))
+
+
+def test_nyud_depth_in_other_units_than_metres_is_refused(copy_root):
+    """A float depth map in millimetres passed every check (the bound was 1e5 m), so depth
+    RMSE came out 1000 times the metres' one; NYUD's own bound is 100 m (Kinect: ~10 m)."""
+    root = copy_root('nyud')
+    i = _first_id(root, 'gt_sets/val.txt')
+    path = osp.join(root, 'depth', f'{i}.npy')
+    metres = np.load(path)
+    assert 0 < metres.max() < 100
+    np.save(path, metres * 1000)
+    pipeline = [dict(type='LoadMultiTaskImage'), dict(type='LoadMultiTaskAnnotations')]
+    ds = NYUDv2MultiTaskDataset(data_root=root, split='val', pipeline=pipeline)
+    n = int((metres * 1000 > 100).sum())
+    with pytest.raises(ValueError, match=rf'Depth map has {n} > 100 m pixel\(s\) \(expected '
+                       rf"metres >= 0, 0 = no measurement\): .*{i}\.npy \(id '{i}'"):
+        ds[0]
+    ds = NYUDv2MultiTaskDataset(data_root=root, split='val', pipeline=pipeline, max_depth=1e5)
+    np.testing.assert_array_equal(ds[0]['gt_depth'], (metres * 1000).astype(np.float32))
+    with pytest.raises(ValueError, match='max_depth must be a positive number of metres'):
+        NYUDv2MultiTaskDataset(data_root=root, split='val', max_depth=0)

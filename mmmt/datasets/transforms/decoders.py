@@ -111,8 +111,10 @@ def _check_map(arr, what: str, path: str, results: dict) -> np.ndarray:
 MAX_DEPTH = 1e5
 
 
-def _check_depth(depth: np.ndarray, path: str, results: dict) -> np.ndarray:
-    """Depth as float32 (H, W) metres; NaN, inf, negative or absurd values are an error.
+def _check_depth(depth: np.ndarray, path: str, results: dict,
+                 max_depth: float = MAX_DEPTH) -> np.ndarray:
+    """Depth as float32 (H, W) metres; NaN, inf, negative or absurd values (above
+    ``max_depth``) are an error.
 
     0 marks a pixel without measurement (ignored by the loss and the metrics); there is no
     other ignore value, so a NaN or a negative number is a broken file, not a mask.
@@ -126,7 +128,7 @@ def _check_depth(depth: np.ndarray, path: str, results: dict) -> np.ndarray:
     problems = []
     for name, mask in (('NaN', np.isnan(depth)), ('infinite', np.isinf(depth)),
                        ('negative', depth < 0),
-                       (f'> {MAX_DEPTH:g} m', np.isfinite(depth) & (depth > MAX_DEPTH))):
+                       (f'> {max_depth:g} m', np.isfinite(depth) & (depth > max_depth))):
         if mask.any():
             problems.append(f'{int(mask.sum())} {name}')
     if problems:
@@ -322,7 +324,7 @@ def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
         depth = np.load(io.BytesIO(data))
     except Exception as e:
         raise OSError(f'Cannot read depth file {path}{sample_location(ctx.results)}: {e}') from e
-    return _check_depth(depth, path, ctx.results)
+    return _check_depth(depth, path, ctx.results, float(info.get('max_depth', MAX_DEPTH)))
 
 
 #: PIL modes of an 8-bit colour PNG: converted to RGB, the stored colour values are unchanged.

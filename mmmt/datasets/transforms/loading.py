@@ -78,9 +78,9 @@ class LoadMultiTaskAnnotations(BaseTransform):
     - ``nyud_semseg_png``: PNG values 0..num_classes; ``v - 1``, 0 (unlabelled) becomes 255.
     - ``semseg_png``: PNG values 0..num_classes-1 and 255, used as is.
     - ``depth_npy``: float depth map in metres, cast to float32; 0 = no measurement (the only
-      ignore value). NaN, inf, negative values (and values above ``MAX_DEPTH`` of
-      ``decoders.py``), an integer (raw millimetre), non-numeric, empty or 3-D array raise an
-      error naming the file.
+      ignore value). NaN, inf, negative values (and values above ``ann_info``'s ``max_depth``:
+      ``MAX_DEPTH`` of ``decoders.py`` by default, 100 m for NYUD), an integer (raw
+      millimetre), non-numeric, empty or 3-D array raise an error naming the file.
     - ``normals_png``: 8-bit RGB (or RGBA, palette) PNG mapped to ``2 v / 255 - 1``; a
       grayscale or 16-bit PNG is an error naming the file.
     - ``context_masked_normals_png``: as ``normals_png``, then zeroed on pixels whose Context
