@@ -38,7 +38,8 @@ __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
     'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_allowlist', 'checkpoint_getattr',
     'load_checkpoint_file', 'is_complete_checkpoint', 'checkpoint_step',
-    'existing_training_outputs', 'find_resume_checkpoint', 'non_finite_tensors',
+    'existing_training_outputs', 'find_resume_checkpoint', 'ABANDONED_RECORD',
+    'record_abandoned_checkpoints', 'abandoned_checkpoints', 'non_finite_tensors',
     'describe_non_finite', 'check_model_weights', 'load_model_weights', 'load_from_local_safe',
     'RefusedNumpyState', 'numpy_stand_ins', 'checkpoint_frombuffer', 'plain_numpy',
     'DOWNLOAD_SUBDIR', 'http_download_path', 'load_from_http_safe',
@@ -473,13 +474,54 @@ def existing_training_outputs(work_dir: str) -> List[str]:
                   if name.endswith('.pth') or name == 'last_checkpoint')
 
 
+#: The work dir's record of the checkpoints a resume of an earlier one left behind.
+ABANDONED_RECORD = 'abandoned_checkpoints.json'
+
+
+def _identity(path: str) -> List[int]:
+    """(inode, size, mtime in ns): a checkpoint saved over under the same name (a new file,
+    renamed into place) gets another."""
+    stat = os.stat(path)
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+
+
+def record_abandoned_checkpoints(work_dir: str, paths: List[str]) -> None:
+    """Record ``paths`` (later checkpoints than the one a training resumed from) as another
+    branch of training, so that :func:`find_resume_checkpoint` never falls back to one of
+    them; a file saved over later under the same name is this run's again."""
+    import json
+
+    from .fileio import atomic_write
+    record = {p: _identity(p) for p in abandoned_checkpoints(work_dir)}
+    record.update({osp.abspath(p): _identity(p) for p in paths})
+    atomic_write(json.dumps(record, indent=1) + '\n', osp.join(work_dir, ABANDONED_RECORD))
+
+
+def abandoned_checkpoints(work_dir: str) -> List[str]:
+    """The checkpoints recorded by :func:`record_abandoned_checkpoints` that are unchanged."""
+    import json
+    record_file = osp.join(work_dir, ABANDONED_RECORD)
+    if not osp.isfile(record_file):
+        return []
+    try:
+        with open(record_file, encoding='utf-8') as f:
+            record = json.load(f)
+    except ValueError as e:
+        raise CorruptCheckpointError(f'{record_file} is not the JSON record mmmt writes ({e}); '
+                                     'delete it or repair it') from None
+    return sorted(p for p, identity in record.items()
+                  if osp.isfile(p) and _identity(p) == identity)
+
+
 def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` continues from, and a note when it is not the usual one.
 
     Normally the file named in ``work_dir/last_checkpoint``. If that pointer is missing, empty
     (a full disk), names a deleted file (a crash during rotation) or a truncated one, the
     newest complete ``iter_N.pth``/``epoch_N.pth`` of the work dir (and of the pointer's
-    directory) is used instead, and the note says so.
+    directory) is used instead, and the note says so; checkpoints of an abandoned branch
+    (later ones that a resume of an earlier checkpoint left, see
+    :func:`record_abandoned_checkpoints`) are never taken, and the note names them.
 
     Returns:
         tuple: (path or None when there is nothing to resume, note or None).
@@ -508,13 +550,17 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
         problem = f'names {named}, which does not exist'
     else:
         problem = f'names {named}, which is incomplete'
-    complete = [p for p in candidates if is_complete_checkpoint(p)]
+    abandoned = set(abandoned_checkpoints(work_dir))
+    skipped = [p for p in candidates if osp.abspath(p) in abandoned]
+    complete = [p for p in candidates if p not in skipped and is_complete_checkpoint(p)]
+    other_branch = (f' (not {name_some(skipped)}: of a training abandoned by a resume of an '
+                    f'earlier checkpoint, {ABANDONED_RECORD})') if skipped else ''
     if not complete:
         raise CorruptCheckpointError(
             f'--resume: {pointer} {problem}, and no complete checkpoint is in '
-            f'{", ".join(folders)} (found: {", ".join(candidates) or "none"})')
+            f'{", ".join(folders)} (found: {", ".join(candidates) or "none"}){other_branch}')
     return complete[0], (f'--resume: {pointer} {problem}; resuming from the newest complete '
-                         f'checkpoint, {complete[0]}')
+                         f'checkpoint, {complete[0]}{other_branch}')
 
 
 def non_finite_tensors(state: dict) -> List[str]:

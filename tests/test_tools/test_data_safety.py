@@ -263,3 +263,24 @@ def test_resuming_an_earlier_checkpoint_never_replaces_the_later_ones(tmp_path, 
     tool.check_resume_branch(cfg, 'auto', work)
     args.force, args.resume = True, os.path.join(work, 'iter_2.pth')
     tool.check_work_dir(cfg, args)
+
+
+def test_a_forced_resume_of_an_earlier_checkpoint_is_not_lost_to_the_later_ones(
+        tmp_path, tiny_training, monkeypatch):
+    """--resume iter_2.pth --force, and the run stops before its first save: a --resume then
+    continued the abandoned training from iter_4.pth (last_checkpoint still named it)."""
+    from mmmt.engine.hooks import SafeCheckpointHook
+    from mmmt.utils import find_resume_checkpoint
+    work = tiny_training.copy_to(tmp_path / 'work')
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # e.g. pre-empted before the first save of this run
+
+    monkeypatch.setattr(SafeCheckpointHook, '_save_checkpoint_with_step', crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_training.config, '--work-dir', work, '--resume',
+              os.path.join(work, 'iter_2.pth'), '--force')
+    assert find_resume_checkpoint(work) == (os.path.join(work, 'iter_2.pth'), None)
+    os.remove(os.path.join(work, 'last_checkpoint'))
+    path, note = find_resume_checkpoint(work)  # and not the highest step either
+    assert path == os.path.join(work, 'iter_2.pth') and 'iter_4.pth: of a training ' in note

@@ -286,3 +286,33 @@ def test_a_training_that_raises_releases_the_work_dir(tmp_path, error):
     hook.before_run(runner)
     hook.after_run(runner)
     assert runner._train_loop == dict(type='IterBasedTrainLoop')
+
+
+def test_a_resume_of_an_earlier_checkpoint_never_falls_back_to_the_abandoned_ones(tmp_path):
+    # a training saved iter_1..3; --resume iter_1.pth --force trained on from iter 1: the old
+    # iter_3 stays until saved over, and was taken for this run's by --resume after a crash
+    # (the pointer still named it) or when the pointer was lost (the highest step)
+    work = str(tmp_path)
+    first = FakeRunner(work)
+    hook = make_hook(first, max_keep_ckpts=3)
+    for step in (1, 2, 3):
+        save(hook, first, step)
+    hook.after_run(first)
+    runner = FakeRunner(work)
+    runner.iter = 1  # as mmengine's resume leaves it before before_train
+    runner._load_from = osp.join(work, 'iter_1.pth')
+    make_hook(runner, max_keep_ckpts=3)
+    assert find_resume_checkpoint(work) == (osp.join(work, 'iter_1.pth'), None)  # a crash now
+    hook = make_hook(runner, max_keep_ckpts=3)
+    save(hook, runner, 2)  # this run's iter_2 replaces the old one: its own again
+    assert find_resume_checkpoint(work) == (osp.join(work, 'iter_2.pth'), None)
+    with open(osp.join(work, 'last_checkpoint'), 'w'):
+        pass  # the pointer is lost (a full disk)
+    path, note = find_resume_checkpoint(work)
+    assert path == osp.join(work, 'iter_2.pth')
+    assert note.endswith(f'iter_2.pth (not {work}/iter_3.pth: of a training abandoned by a '
+                         'resume of an earlier checkpoint, abandoned_checkpoints.json)')
+    save(hook, runner, 3)  # saved over: this run's
+    assert find_resume_checkpoint(work) == (osp.join(work, 'iter_3.pth'), None)
+    os.remove(osp.join(work, 'last_checkpoint'))
+    assert find_resume_checkpoint(work)[0] == osp.join(work, 'iter_3.pth')

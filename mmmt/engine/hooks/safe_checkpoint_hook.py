@@ -30,8 +30,10 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
 from mmmt.registry import HOOKS
-from mmmt.utils.checkpoint import describe_non_finite, non_finite_tensors
-from mmmt.utils.errors import UserInputError
+from mmmt.utils.checkpoint import (ABANDONED_RECORD, checkpoint_step, describe_non_finite,
+                                   existing_training_outputs, non_finite_tensors,
+                                   record_abandoned_checkpoints)
+from mmmt.utils.errors import UserInputError, name_some
 from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
 
 __all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'unlock_work_dir']
@@ -170,6 +172,31 @@ class SafeCheckpointHook(CheckpointHook):
             runner.logger.warning(
                 f'Removed {len(removed)} temporary file(s) left by an interrupted save: '
                 + ', '.join(removed))
+        self._record_abandoned_branch(runner)
+
+    def _record_abandoned_branch(self, runner) -> None:
+        """After a resume of an earlier checkpoint than the folder's latest (``--force``), mark
+        the later ones as another branch of training and point ``last_checkpoint`` at the
+        resumed file: until this run saves over them, they looked like its own, and a
+        ``--resume`` after a crash continued the abandoned training (from the pointer, or from
+        the highest step when the pointer was lost)."""
+        step = runner.epoch if self.by_epoch else runner.iter
+        if not step or not isinstance(self.file_backend, LocalBackend):
+            return  # not resumed (a fresh or load_from training starts at 0)
+        kind = 'epoch' if self.by_epoch else 'iter'
+        later = [osp.join(self.out_dir, name) for name in existing_training_outputs(self.out_dir)
+                 if (checkpoint_step(name) or ('', 0))[0] == kind
+                 and checkpoint_step(name)[1] > step]
+        if not later:
+            return
+        record_abandoned_checkpoints(runner.work_dir, later)
+        resumed = getattr(runner, '_load_from', None)
+        if resumed and osp.isfile(resumed):
+            atomic_write(osp.abspath(resumed), osp.join(runner.work_dir, 'last_checkpoint'))
+        runner.logger.warning(
+            f'Resumed at {kind} {step}, before {name_some(later)} of an earlier training: '
+            f'recorded in {ABANDONED_RECORD} so that --resume never continues from them; '
+            'this run saves over those of its steps')
 
     def after_run(self, runner) -> None:
         # a training that raised never gets here (see before_run); a test-only run calls
