@@ -295,7 +295,8 @@ def config_from_file(path: str) -> 'Config':
     """
     from mmengine.config import Config
     try:
-        return Config.fromfile(path)
+        # custom_imports are imported below, where a module that is not there is named
+        cfg = Config.fromfile(path, import_custom_modules=False)
     except SyntaxError as e:
         where = next((f'{file}, line {err.lineno}: {err.msg}'
                       for file, err in _local_config_files(path) if err), None)
@@ -319,6 +320,37 @@ def config_from_file(path: str) -> 'Config':
             f'config {frames[-1].filename}, line {frames[-1].lineno}: {e}. A config cannot '
             f"name the variables of its _base_ files: write {{{{_base_.{name}}}}} for a base's "
             'value, or define it in the file') from e
+    _import_custom_modules(cfg, path)
+    return cfg
+
+
+def _import_custom_modules(cfg: 'Config', path: str) -> None:
+    """Import the config's ``custom_imports`` as ``Config.fromfile`` would, but name an entry
+    that is not importable at all (a misspelt name, a project that is not on ``sys.path``) in
+    one line: mmengine's error is a traceback that lists ``sys.path``. A module that is found
+    but fails inside (its own imports) keeps its traceback: that is a bug in it."""
+    import importlib
+
+    from mmengine.utils import import_modules_from_strings
+    custom = cfg.get('custom_imports')
+    if not custom:
+        return
+    if isinstance(custom, dict) and not custom.get('allow_failed_imports', False):
+        entries = custom.get('imports') or []
+        for entry in [entries] if isinstance(entries, str) else entries:
+            if not isinstance(entry, str):
+                continue  # mmengine's own TypeError below names it
+            try:
+                importlib.import_module(entry)
+            except ModuleNotFoundError as e:
+                parts = entry.split('.')
+                if e.name not in {'.'.join(parts[:i]) for i in range(1, len(parts) + 1)}:
+                    raise
+                raise UserInputError(
+                    f'config {path} (or one of its _base_ files): custom_imports entry '
+                    f"{entry!r} cannot be imported (no module named {e.name!r}); put the folder "
+                    'that holds it on PYTHONPATH or install it') from e
+    import_modules_from_strings(**custom)
 
 
 def read_config(path: str) -> 'Config':

@@ -200,3 +200,41 @@ def test_evaluator_class_count_must_match_the_head(tmp_path):
     # no evaluator (make demo's val_evaluator=None) and the demo's list of tasks pass
     argv = [DEMO_CONFIG, '--cfg-options', 'val_evaluator=None']
     assert load_runner_config(parse_runner_args(make_parser(), argv)).val_evaluator is None
+
+
+def test_custom_imports_that_are_not_there_are_one_line(tmp_path, monkeypatch):
+    """A misspelt custom_imports entry, or a project not on sys.path, is named in one line
+    (mmengine's ImportError is a traceback listing sys.path); a module that is found but fails
+    inside keeps its own error; a module that is there is imported (and registers)."""
+    from mmmt.utils.cli import read_config
+    from mmmt.utils.errors import UserInputError
+    (tmp_path / 'occ_project').mkdir()
+    (tmp_path / 'occ_project' / '__init__.py').write_text('')
+    (tmp_path / 'occ_project' / 'fine.py').write_text('IMPORTED = True\n')
+    (tmp_path / 'occ_project' / 'broken.py').write_text('import no_such_dependency_xyz\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def config(*imports, allow=False):
+        path = tmp_path / 'cfg.py'
+        path.write_text(f'_base_ = [{DEMO_CONFIG!r}]\ncustom_imports = dict(imports='
+                        f'{list(imports)!r}, allow_failed_imports={allow})\n')
+        return str(path)
+
+    for entry, missing in (('occ_projekt.tasks', 'occ_projekt'),
+                           ('occ_project.taskz', 'occ_project.taskz')):
+        with pytest.raises(UserInputError, match=(
+                rf"^config .*cfg\.py \(or one of its _base_ files\): custom_imports entry "
+                rf"'{entry}' cannot be imported \(no module named '{missing}'\); put the "
+                r'folder that holds it on PYTHONPATH or install it$')):
+            read_config(config('mmmt', entry))
+    with pytest.raises(ModuleNotFoundError, match='no_such_dependency_xyz') as info:
+        read_config(config('occ_project.broken'))
+    assert not isinstance(info.value, UserInputError)
+    import sys
+    sys.modules.pop('occ_project.fine', None)
+    cfg = read_config(config('mmmt', 'occ_project.fine'))
+    assert sys.modules['occ_project.fine'].IMPORTED and cfg.custom_imports.imports[1] == \
+        'occ_project.fine'
+    # allow_failed_imports=True keeps mmengine's behaviour: a warning, no error
+    with pytest.warns(UserWarning, match='occ_projekt.tasks failed to import'):
+        read_config(config('occ_projekt.tasks', allow=True))
