@@ -346,3 +346,34 @@ def test_pack_dtypes_shapes_and_defaults():
     res['tasks'] = ['depth']
     s = PackMultiTaskInputs()(res)['data_samples']
     assert s.has_gt('depth') and not s.has_gt('semseg')
+
+
+# ------------------------------------------------------------------------ config checks
+@pytest.mark.parametrize('build,msg', [
+    (lambda: RandomScaling(scale_range=(2.0, 0.5)),
+     r'RandomScaling: scale_range must be \(low, high\) with 0 < low <= high, got \(2\.0, 0\.5\)'),
+    (lambda: RandomScaling(scale_range=(0, 1)), r'scale_range .* got \(0, 1\)'),
+    (lambda: RandomScaling(scale_range=1.5), r'scale_range .* got 1\.5'),
+    (lambda: MultiTaskRandomFlip(direction='diagonal'),
+     r"MultiTaskRandomFlip: direction must be 'horizontal' or 'vertical', got 'diagonal'"),
+    (lambda: MultiTaskRandomFlip(prob=1.5), r'MultiTaskRandomFlip: prob must be a number in '
+     r'\[0, 1\], got 1\.5'),
+    (lambda: MultiTaskRandomCrop(crop_size=(0, 10)),
+     r'MultiTaskRandomCrop: crop_size must be \(h, w\) of two positive integers, got \(0, 10\)'),
+    (lambda: MultiTaskRandomCrop(crop_size=(448, )), r'crop_size .* got \(448,\)'),
+    (lambda: CenterPad(size=(448.5, 576)),
+     r'CenterPad: size must be \(h, w\) of two positive integers, got \(448\.5, 576\)'),
+])
+def test_bad_transform_options_name_the_field(build, msg):
+    """These were bare AssertionErrors without a message, or a TypeError."""
+    with pytest.raises(ValueError, match=msg):
+        build()
+
+
+def test_good_transform_options_are_kept():
+    assert MultiTaskRandomCrop(crop_size=[448, 576]).crop_size == (448, 576)
+    assert MultiTaskRandomCrop(crop_size=512).crop_size == (512, 512)
+    assert CenterPad(size=32).size == (32, 32)
+    assert RandomScaling(scale_range=[1, 1]).scale_range == (1.0, 1.0)
+    res = MultiTaskRandomFlip(prob=1)(make_results())  # an int, which mmcv refuses
+    assert res['flip'] is True

@@ -17,11 +17,26 @@ from mmseg.datasets.transforms.transforms import RandomCrop as MMSEG_RandomCrop
 
 from mmmt.registry import TRANSFORMS
 from mmmt.structures import IGNORE_INDEX, get_task
+from mmmt.utils.errors import UserInputError
 
 __all__ = [
     'RandomScaling', 'MultiTaskRandomCrop', 'MultiTaskRandomFlip',
     'MultiTaskPhotoMetricDistortion', 'CenterPad', 'AddIgnoreRegions'
 ]
+
+
+def _size_pair(value, what: str) -> Tuple[int, int]:
+    """``(h, w)`` of a config's size field (an int means a square), both positive integers,
+    or a one-line error naming the field: the bare asserts gave no message at all."""
+    pair = (value, value) if isinstance(value, int) else value
+    try:
+        h, w = (int(v) for v in pair)
+        ok = (h, w) == tuple(pair) and h > 0 and w > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise UserInputError(f'{what} must be (h, w) of two positive integers, got {value!r}')
+    return h, w
 
 
 def _task_of(key: str) -> str:
@@ -55,8 +70,15 @@ class RandomScaling(BaseTransform):
 
     def __init__(self, scale_range: Sequence[float] = (0.5, 2.0),
                  depth_key: str = 'gt_depth') -> None:
-        assert len(scale_range) == 2 and 0 < scale_range[0] <= scale_range[1]
-        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        try:
+            lo, hi = (float(v) for v in scale_range)
+            ok = 0 < lo <= hi
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise UserInputError(f'RandomScaling: scale_range must be (low, high) with '
+                                 f'0 < low <= high, got {scale_range!r}')
+        self.scale_range = (lo, hi)
         self.depth_key = depth_key
 
     @cache_randomness
@@ -107,8 +129,7 @@ class MultiTaskRandomCrop(MMSEG_RandomCrop):
 
     def __init__(self, crop_size: Union[int, Sequence[int]], cat_max_ratio: float = 0.75,
                  ignore_index: int = IGNORE_INDEX, seg_key: str = 'gt_semseg') -> None:
-        if not isinstance(crop_size, int):
-            crop_size = tuple(int(c) for c in crop_size)
+        crop_size = _size_pair(crop_size, 'MultiTaskRandomCrop: crop_size')
         super().__init__(crop_size, cat_max_ratio, ignore_index)
         self.seg_key = seg_key
 
@@ -160,8 +181,13 @@ class MultiTaskRandomFlip(MMCV_RandomFlip):
 
     def __init__(self, prob: float = 0.5, direction: str = 'horizontal',
                  normals_key: Optional[str] = None) -> None:
-        assert direction in ('horizontal', 'vertical')
-        super().__init__(prob=prob, direction=direction)
+        if direction not in ('horizontal', 'vertical'):
+            raise UserInputError(f"MultiTaskRandomFlip: direction must be 'horizontal' or "
+                                 f"'vertical', got {direction!r}")
+        if not (isinstance(prob, (int, float)) and 0 <= prob <= 1):
+            raise UserInputError(f'MultiTaskRandomFlip: prob must be a number in [0, 1], got '
+                                 f'{prob!r}')
+        super().__init__(prob=float(prob), direction=direction)  # mmcv refuses an int
         self.normals_key = normals_key
 
     def _flip(self, results: dict) -> None:
@@ -297,7 +323,7 @@ class CenterPad(BaseTransform):
     ``BaseSegmentor.postprocess_result`` crops back.
 
     Args:
-        size (tuple[int, int]): Target (h, w).
+        size (int | tuple[int, int]): Target (h, w); an int is a square.
         pad_val (dict, optional): Overrides of the fill values by task name (``img`` for the
             image).
         pad_gt (bool): Also pad the ``seg_fields`` labels (training). With False only the image
@@ -308,9 +334,10 @@ class CenterPad(BaseTransform):
     Added keys: ``pad_shape``, ``img_padding_size``.
     """
 
-    def __init__(self, size: Sequence[int], pad_val: Optional[Dict[str, float]] = None,
+    def __init__(self, size: Union[int, Sequence[int]],
+                 pad_val: Optional[Dict[str, float]] = None,
                  pad_gt: bool = True) -> None:
-        self.size = (int(size[0]), int(size[1]))
+        self.size = _size_pair(size, 'CenterPad: size')
         self.pad_val = dict(img=0)
         if pad_val:
             self.pad_val.update(pad_val)
