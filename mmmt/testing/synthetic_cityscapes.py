@@ -27,7 +27,7 @@ from PIL import Image
 
 from mmmt.datasets.cityscapes import (CITYSCAPES_LABEL_TO_TRAIN_ID, CITYSCAPES_PALETTE,
                                       CITYSCAPES_SKY_LABEL_ID)
-from .synthetic_writers import check_out_dir
+from .synthetic_writers import staged_out_dir
 
 __all__ = ['render_cityscapes_scene', 'generate_cityscapes', 'CITIES']
 
@@ -154,13 +154,21 @@ def generate_cityscapes(out_dir: str, n_train: int, n_val: int, seed: int = 0,
         seed: Random seed; the output is a function of it.
         size: (H, W) of every image (the real data is 1024x2048).
         progress: Called as ``progress(done, total, id)`` after each image.
-        overwrite: Write into ``out_dir`` even if it is not empty. Defaults to False
-            (``FileExistsError``).
+        overwrite: Replace ``out_dir`` if it holds a dataset of this generator (see
+            :func:`~mmmt.testing.synthetic_writers.staged_out_dir`). Defaults to False
+            (``FileExistsError`` if not empty).
 
     Returns:
         dict: ``{'train': ids, 'val': ids}``, ids as ``<city>/<city>_<seq>_<frame>``.
     """
-    check_out_dir(out_dir, overwrite)
+    with staged_out_dir(out_dir, overwrite) as root:
+        return _write_cityscapes(root, n_train, n_val, seed, size, progress)
+
+
+def _write_cityscapes(out_dir: str, n_train: int, n_val: int, seed: int,
+                      size: Tuple[int, int],
+                      progress: Optional[Callable[[int, int, str], None]]
+                      ) -> Dict[str, List[str]]:
     plan = [('train', i) for i in range(n_train)] + [('val', i) for i in range(n_val)]
     splits: Dict[str, List[str]] = dict(train=[], val=[])
     for index, (split, i) in enumerate(plan):

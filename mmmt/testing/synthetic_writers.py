@@ -8,18 +8,28 @@ fixed text instead of a creation time. The scenes come from :mod:`mmmt.testing.s
 
 Not written (not read by the loaders): NYUD has no extra files; PASCAL has no ``edge/*.png``,
 no ``ImageSets/Parts`` JSON cache and no ``db_info/``.
+
+A dataset is built in a hidden sibling folder and renamed into place when complete
+(:func:`staged_out_dir`), with a list of its files (``.synthetic_mt.json``): an interrupted run
+leaves no partial dataset, an interrupted ``overwrite`` re-run leaves the old one intact, and
+``overwrite`` replaces only a folder of this generator's files.
 """
+import contextlib
 import io
+import json
 import os
 import os.path as osp
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+import secrets
+import shutil
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
 
 from .synthetic_scenes import render_nyud_scene, render_pascal_scene
 
-__all__ = ['generate_nyud', 'generate_pascal', 'generate', 'savemat_deterministic', 'check_out_dir']
+__all__ = ['generate_nyud', 'generate_pascal', 'generate', 'savemat_deterministic', 'check_out_dir',
+           'staged_out_dir', 'MANIFEST']
 
 # the module's former name, kept so that a seed still gives byte-identical files
 _MAT_HEADER = b'MATLAB 5.0 MAT-file, written by mmmt.datasets.synthetic'
@@ -82,15 +92,102 @@ def _progress_cb(progress, i, n, img_id):
         progress(i + 1, n, img_id)
 
 
+#: The list of the files of a generated dataset, in its root: what ``overwrite`` may replace.
+MANIFEST = '.synthetic_mt.json'
+
+
+def _files_under(root: str) -> List[str]:
+    """Every file (and link) under ``root``, as sorted '/'-separated relative paths."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        links = [d for d in dirs if osp.islink(osp.join(folder, d))]  # not followed by walk
+        found += [osp.relpath(osp.join(folder, name), root).replace(os.sep, '/')
+                  for name in files + links]
+    return sorted(found)
+
+
+def _foreign_files(out_dir: str) -> List[str]:
+    """The files of ``out_dir`` that this generator did not write (all without a manifest)."""
+    files = [f for f in _files_under(out_dir) if f != MANIFEST]
+    try:
+        with open(osp.join(out_dir, MANIFEST), encoding='utf-8') as f:
+            own = set(json.load(f)['files'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return files
+    return [f for f in files if f not in own]
+
+
 def check_out_dir(out_dir: str, overwrite: bool) -> None:
-    """Refuse to write into a non-empty folder unless asked: a synthetic dataset written over
-    a real download (``data/NYUDv2``) would silently replace its files."""
-    if not overwrite and osp.isdir(out_dir) and os.listdir(out_dir):
+    """Refuse to write into a non-empty folder unless asked, and even then unless it holds
+    only a dataset this generator wrote (its ``.synthetic_mt.json`` lists every file): a
+    synthetic dataset written over a real download (``data/NYUDv2``) would replace its files.
+    """
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise NotADirectoryError(f'{out_dir} exists and is not a folder')
+    if not (osp.isdir(out_dir) and os.listdir(out_dir)):
+        return
+    if not overwrite:
         raise FileExistsError(
             f'{out_dir} exists and is not empty; refusing to write a synthetic dataset into it '
             '(choose another folder, delete it, or pass overwrite=True / --force)')
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise NotADirectoryError(f'{out_dir} exists and is not a folder')
+    foreign = _foreign_files(out_dir)
+    if foreign:
+        raise FileExistsError(
+            f'{out_dir} holds files this generator did not write ({", ".join(foreign[:3])}'
+            f'{f" ... ({len(foreign)} in all)" if len(foreign) > 3 else ""}; no {MANIFEST} '
+            'lists them); overwrite/--force replaces only a synthetic dataset of its own. Move '
+            'them away, delete the folder yourself, or choose another folder')
+
+
+@contextlib.contextmanager
+def staged_out_dir(out_dir: str, overwrite: bool) -> Iterator[str]:
+    """Yield a new hidden sibling folder of ``out_dir`` to write a dataset into; when the block
+    ends normally, list its files in :data:`MANIFEST` and rename it to ``out_dir`` (the old
+    dataset, checked by :func:`check_out_dir`, is moved aside and deleted only then). When the
+    block raises, the sibling is deleted and ``out_dir`` is as it was.
+    """
+    check_out_dir(out_dir, overwrite)
+    # the real folder: a link data/NYUDv2 -> /disk/nyud keeps pointing at the new dataset
+    target = osp.realpath(out_dir)
+    parent, name = osp.split(target)
+    os.makedirs(parent, exist_ok=True)
+    while True:  # os.mkdir, not mkdtemp (0700): the kernel applies the umask
+        stage = osp.join(parent, f'.{name}.{secrets.token_hex(4)}.partial')
+        try:
+            os.mkdir(stage)
+            break
+        except FileExistsError:
+            continue
+    try:
+        yield stage
+        files = _files_under(stage)  # before the manifest exists
+        with open(osp.join(stage, MANIFEST), 'w', encoding='utf-8') as f:
+            json.dump(dict(written_by='mmmt.testing (tools/dataset_converters/synthetic_mt.py)',
+                           files=files), f, indent=0)
+            f.write('\n')
+        _swap_into_place(stage, target, out_dir, overwrite)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(stage: str, target: str, out_dir: str, overwrite: bool) -> None:
+    """Rename the complete ``stage`` to ``target``, replacing an old dataset of this generator
+    (checked again: files may have been added while the new one was written)."""
+    if osp.isdir(target) and not os.listdir(target):
+        os.rmdir(target)
+    if not osp.exists(target):
+        os.rename(stage, target)
+        return
+    check_out_dir(out_dir, overwrite)
+    old = stage[:-len('.partial')] + '.old'
+    os.rename(target, old)
+    try:
+        os.rename(stage, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old)
 
 
 def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,
@@ -106,13 +203,18 @@ def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,
         seed: Random seed; the output is a function of it.
         size: (H, W) of every image (the real data is 425x560).
         progress: Called as ``progress(done, total, id)`` after each image.
-        overwrite: Write into ``out_dir`` even if it is not empty. Defaults to False
-            (``FileExistsError``).
+        overwrite: Replace ``out_dir`` if it holds a dataset of this generator (see
+            :func:`staged_out_dir`). Defaults to False (``FileExistsError`` if not empty).
 
     Returns:
         dict: ``{'train': ids, 'val': ids}``.
     """
-    check_out_dir(out_dir, overwrite)
+    with staged_out_dir(out_dir, overwrite) as root:
+        return _write_nyud(root, n_train, n_val, seed, size, progress)
+
+
+def _write_nyud(out_dir: str, n_train: int, n_val: int, seed: int, size: Tuple[int, int],
+                progress: Optional[Callable[[int, int, str], None]]) -> Dict[str, list]:
     n = n_train + n_val
     id_rng = _image_rng(seed, 0, 10**6)
     nums = id_rng.choice(np.arange(1, max(1449, n) + 1), size=n, replace=False)
@@ -151,13 +253,20 @@ def generate_pascal(out_dir: str, n_train: int, n_val: int, seed: int = 0,
         portrait_prob: See ``size``.
         person_prob: Probability that an image contains persons (80 % of which have parts).
         progress: Called as ``progress(done, total, id)`` after each image.
-        overwrite: Write into ``out_dir`` even if it is not empty. Defaults to False
-            (``FileExistsError``).
+        overwrite: Replace ``out_dir`` if it holds a dataset of this generator (see
+            :func:`staged_out_dir`). Defaults to False (``FileExistsError`` if not empty).
 
     Returns:
         dict: ``{'train': ids, 'val': ids}``.
     """
-    check_out_dir(out_dir, overwrite)
+    with staged_out_dir(out_dir, overwrite) as root:
+        return _write_pascal(root, n_train, n_val, seed, size, portrait_prob, person_prob,
+                             progress)
+
+
+def _write_pascal(out_dir: str, n_train: int, n_val: int, seed: int, size: Tuple[int, int],
+                  portrait_prob: float, person_prob: float,
+                  progress: Optional[Callable[[int, int, str], None]]) -> Dict[str, list]:
     n = n_train + n_val
     id_rng = _image_rng(seed, 1, 10**6)
     nums = id_rng.choice(np.arange(1, max(9000, n) + 1), size=n, replace=False)

@@ -1,5 +1,6 @@
 """Cityscapes: the label-id and disparity decoders, the sky option, the dataset, the synthetic
 layout, the metric (hand computations) and the dataset checker."""
+import json
 import os
 import os.path as osp
 
@@ -206,7 +207,11 @@ def test_synthetic_mt_writes_the_cityscapes_layout(tmp_path):
     generate_cityscapes(direct, 2, 1, seed=3, size=(32, 64))
     files = sorted(osp.relpath(osp.join(d, f), direct)
                    for d, _, names in os.walk(direct) for f in names)
-    assert len(files) == 9  # image, label ids and disparity of 3 samples
+    # image, label ids and disparity of 3 samples, and the list of them (what --force may
+    # replace, mmmt/testing/synthetic_writers.py)
+    assert len(files) == 10 and files[0] == '.synthetic_mt.json'
+    with open(osp.join(direct, files[0]), encoding='utf-8') as f:
+        assert json.load(f)['files'] == files[1:]
     for rel in files:
         with open(osp.join(direct, rel), 'rb') as a, open(osp.join(via_tool, rel), 'rb') as b:
             assert a.read() == b.read(), rel

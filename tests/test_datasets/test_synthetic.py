@@ -151,10 +151,45 @@ def test_cli(tmp_path, capsys):
         mod.main(['nyud', out, '--train', '1', '--val', '1', '--quiet'])
     assert (tmp_path / 'nyud' / 'images' / 'mine.png').read_bytes() == b'user data'
     assert tree_hash(out) != tree_hash(ref)
+    # --force replaces only the generator's own files: a user's file among them stops it
+    with pytest.raises(UserInputError, match=r'holds files this generator did not write '
+                       r'\(images/mine\.png; .*Move them away'):
+        mod.main(['nyud', out, '--train', '2', '--val', '1', '--force', '--quiet'])
+    assert (tmp_path / 'nyud' / 'images' / 'mine.png').read_bytes() == b'user data'
+    (tmp_path / 'nyud' / 'images' / 'mine.png').unlink()
     assert mod.main(['nyud', out, '--train', '2', '--val', '1', '--seed', '5', '--size', '24',
                      '32', '--force', '--quiet']) == 0
+    assert tree_hash(out) == tree_hash(ref)
     with pytest.raises(FileExistsError, match='not empty'):
         generate('pascal', out, 1, 1)
+
+
+def test_a_forced_rerun_is_complete_or_leaves_the_old_dataset(tmp_path):
+    out = str(tmp_path / 'nyud')
+    generate('nyud', out, 2, 1, seed=5, size=(24, 32))
+    old = tree_hash(out)
+
+    def stop(done, total, img_id):
+        if done == 2:
+            raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of the re-run
+
+    with pytest.raises(KeyboardInterrupt):
+        generate('nyud', out, 3, 2, seed=7, size=(24, 32), overwrite=True, progress=stop)
+    assert tree_hash(out) == old  # the old dataset, whole, and nothing of the new one
+    assert os.listdir(tmp_path) == ['nyud']  # nor a half-built sibling
+    # a complete re-run with fewer images: exactly a fresh dataset (the old run wrote 3
+    # images; written into the folder, the re-run of 2 left 5 in images/)
+    generate('nyud', out, 1, 1, seed=6, size=(24, 32), overwrite=True)
+    fresh = str(tmp_path / 'fresh')
+    generate('nyud', fresh, 1, 1, seed=6, size=(24, 32))
+    assert tree_hash(out) == tree_hash(fresh)
+    assert len(os.listdir(osp.join(out, 'images'))) == 2
+    assert sorted(os.listdir(tmp_path)) == ['fresh', 'nyud']
+    # a folder without the generator's list of files is not its own: never replaced
+    os.remove(osp.join(out, '.synthetic_mt.json'))
+    with pytest.raises(FileExistsError, match=r'did not write \(depth/.*\.npy'):
+        generate('nyud', out, 1, 1, seed=6, size=(24, 32), overwrite=True)
+    assert len(os.listdir(osp.join(out, 'images'))) == 2
 
 
 def test_old_module_name_still_imports_with_a_warning():

@@ -35,8 +35,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         'cityscapes; pascal images are randomly portrait (W, H) with probability 0.3)')
     parser.add_argument('--quiet', action='store_true', help='no progress output')
     parser.add_argument('--force', action='store_true',
-                        help='write into OUT_DIR even if it is not empty (files of the same '
-                        'names are replaced)')
+                        help='replace OUT_DIR when it holds a synthetic dataset written by this '
+                        'tool (the new one is built beside it and swapped in when complete, so '
+                        'an interrupted run leaves the old one); a folder with other files is '
+                        'never replaced')
     args = parser.parse_args(argv)
     if args.train < 0 or args.val < 0 or args.train + args.val == 0:
         parser.error('--train and --val must be >= 0 and not both 0')
