@@ -64,3 +64,22 @@ def test_an_output_dir_that_is_a_file_is_refused_first(tool, tmp_path):
     with pytest.raises(UserInputError, match=f'--output-dir {out} is a file; give a folder'):
         tool.main([str(tmp_path / 'missing.py'), '--output-dir', str(out)])
     assert out.read_bytes() == b'a file of the user'
+
+
+def test_a_picture_that_appears_during_the_run_is_kept(tool, tmp_path, synthetic_nyud,
+                                                       monkeypatch):
+    from mmmt.visualization import MultiTaskVisualizer
+    add_datasample = MultiTaskVisualizer.add_datasample
+
+    def another_run_writes_first(self, name, image, *args, out_file=None, **kwargs):
+        with open(out_file, 'wb') as f:
+            f.write(b'the other run')
+        return add_datasample(self, name, image, *args, out_file=out_file, **kwargs)
+
+    monkeypatch.setattr(MultiTaskVisualizer, 'add_datasample', another_run_writes_first)
+    out = tmp_path / 'browse'
+    with pytest.raises(UserInputError, match=r'\.png exists.* it is kept\. .*--force'):
+        tool.main([DEMO_CONFIG, '--split', 'test', '--output-dir', str(out), '--num', '1',
+                   '--cfg-options', f'test_dataloader.dataset.data_root={synthetic_nyud}'])
+    (picture, ) = os.listdir(out)
+    assert (out / picture).read_bytes() == b'the other run'

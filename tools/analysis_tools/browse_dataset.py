@@ -98,9 +98,15 @@ def main(argv=None) -> int:
         item = dataset[i]
         sample = item['data_samples']
         name = sample.metainfo.get('img_id', f'{i:06d}')
-        visualizer.add_datasample(
-            name, to_display_image(item['inputs'], normalization), data_sample=sample,
-            draw_pred=False, out_file=osp.join(args.output_dir, f'{name}.png'))
+        try:
+            visualizer.add_datasample(
+                name, to_display_image(item['inputs'], normalization), data_sample=sample,
+                draw_pred=False, out_file=osp.join(args.output_dir, f'{name}.png'),
+                overwrite=args.force)
+        except FileExistsError as e:  # appeared after the check above (another run): kept
+            raise UserInputError(f'{e} (it appeared during this run: another run writing '
+                                 'into the same folder?); it is kept. Choose another folder '
+                                 'or pass --force') from None
         progress.update()
     print(f'\n{num} pictures written to {args.output_dir}')
     return 0
