@@ -288,6 +288,10 @@ def test_dataset_snippet_replaces_the_dataset_of_a_shipped_config(tmp_path, monk
     for evaluator in ('val_evaluator', 'test_evaluator'):
         assert cfg[evaluator].type == 'MultiTaskMetric'
         assert cfg[evaluator].tasks == dict(semseg=None, depth=None), evaluator
+        # no delta_m against the base dataset's single-task results (Cityscapes' semseg=80.0,
+        # depth=1.0 would otherwise stay)
+        assert cfg[evaluator].delta_m_baselines is None
+        assert build_metric(cfg[evaluator]).delta_m_baselines is None
     assert 'my_project.datasets' in cfg.custom_imports.imports  # imported by fromfile
 
 
