@@ -97,8 +97,11 @@ class MultiTaskOptimWrapper(OptimWrapper):
     global loss's share of its images, so this is the global batch's Gram matrix exactly), and
     ``sum_t w_t dL_t/dZ`` is back-propagated through the encoder once.
 
-    Gradients are added to ``.grad``, so ``accumulative_counts`` and ``clip_grad`` work as in
-    :class:`~mmengine.optim.OptimWrapper`; the balancer's state (GradNorm's weights, PCGrad's
+    Gradients are added to ``.grad``, so ``clip_grad`` works as in
+    :class:`~mmengine.optim.OptimWrapper`. With ``accumulative_counts`` the task gradients and
+    losses of the window's micro-batches are averaged and balanced once, at its last one (as
+    one batch of all their images; MGDA-UB balances each micro-batch, see
+    :meth:`backward_balanced`); the balancer's state (GradNorm's weights, PCGrad's
     generator, ...) is part of :meth:`state_dict` and so of checkpoints and ``--resume``.
     Mixed precision is not supported.
 
@@ -130,6 +133,9 @@ class MultiTaskOptimWrapper(OptimWrapper):
         self._model: Optional[nn.Module] = None
         self._losses: Optional[dict] = None
         self._features: Optional[List[Tensor]] = None
+        # (task gradients, losses) of the accumulation window so far, each scaled by
+        # 1 / accumulative_counts: balanced once, at the window's last micro-batch
+        self._window: Optional[Tuple[Tensor, Tensor]] = None
 
     # -- model structure ------------------------------------------------------------------------
     def _shared_parts(self, model: nn.Module) -> List[nn.Module]:
@@ -216,8 +222,16 @@ class MultiTaskOptimWrapper(OptimWrapper):
             self.zero_grad(**(zero_kwargs or {}))
 
     def backward_balanced(self, model: nn.Module, losses: dict,
-                          features: Optional[List[Tensor]] = None) -> Tensor:
+                          features: Optional[List[Tensor]] = None) -> Optional[Tensor]:
         """Add the balanced gradients of ``losses`` to the parameters' ``.grad``.
+
+        With ``accumulative_counts = k`` the balancers on the shared parameters' gradients
+        see the window's mean task gradients and losses, once, at its last micro-batch: the
+        update of k micro-batches of b images is that of one batch of k * b (as under DDP),
+        and stateful balancers (GradNorm's weights, Nash-MTL's ``update_weights_every``)
+        advance once per update. The representation's balancers (MGDA-UB) need each
+        micro-batch's graph to back-propagate their weights, so they balance every
+        micro-batch on its own and the balanced gradients are averaged.
 
         Args:
             model (nn.Module): The (unwrapped) model that produced ``losses``.
@@ -226,7 +240,8 @@ class MultiTaskOptimWrapper(OptimWrapper):
                 ``uses_representation``.
 
         Returns:
-            Tensor: The (T,) task weights w.
+            Tensor or None: The (T,) task weights w; None at a micro-batch before the last of
+            an accumulation window (nothing balanced yet).
         """
         objectives = task_objectives(losses)
         names = [n[len('loss_'):] if n.startswith('loss_') else n for n in objectives]
@@ -249,10 +264,15 @@ class MultiTaskOptimWrapper(OptimWrapper):
                 if g is not None:
                     specific_grads[k] = g if specific_grads[k] is None else specific_grads[k] + g
         task_grads = torch.stack(task_grads)
-        loss_values = _reduced(
-            torch.stack([o.detach().double() for o in objectives.values()]), op='mean')
+        loss_values = torch.stack([o.detach().double() for o in objectives.values()])
+        # 1 / accumulative_counts (1 without accumulation), as OptimWrapper.scale_loss applies;
+        # taken before this micro-batch is counted, as OptimWrapper.update_params does
+        factor = float(self.scale_loss(torch.ones(())))
+        self._inner_count += 1
         self.balancer.task_names = names
+        specific_flat = _reduced(_flatten(specific_grads, specific), op='mean')
         if use_repr:
+            loss_values = _reduced(loss_values, op='mean')
             # each rank's loss is the mean over its 1/R of the global batch, so its gradient
             # w.r.t. its images' features is R times that of the global batch's loss: the sum of
             # the ranks' Gram matrices over R^2 is the global batch's Gram matrix itself (a
@@ -263,25 +283,36 @@ class MultiTaskOptimWrapper(OptimWrapper):
             shared_grad = _flatten(
                 torch.autograd.grad(features, shared, grad_outputs=repr_grad,
                                     allow_unused=True), shared)
-            shared_grad = _reduced(shared_grad, op='mean')
+            shared_grad = _reduced(shared_grad, op='mean') * factor
         else:
-            task_grads = _reduced(task_grads, op='mean')
+            if self._window is None:  # in place: no second (T, P) copy of the gradients
+                window = (task_grads.mul_(factor), loss_values * factor)
+            else:
+                window = (self._window[0].add_(task_grads, alpha=factor),
+                          self._window[1] + loss_values * factor)
+            self._window = None
+            if not self.should_update():  # more micro-batches of this window to come
+                self._window = window
+                self._add_grads(specific, specific_flat, factor)
+                return None
+            # averaged across ranks once per update (the sum is linear: the same result)
+            task_grads, loss_values = (_reduced(t, op='mean') for t in window)
             weights = self.balancer.weights((task_grads @ task_grads.T).double(), loss_values)
             shared_grad = weights.to(task_grads.dtype) @ task_grads
-        specific_flat = _reduced(_flatten(specific_grads, specific), op='mean')
-        # 1 / accumulative_counts (1 without accumulation), as OptimWrapper.scale_loss applies
-        factor = float(self.scale_loss(torch.ones(())))
-        for params, flat in ((shared, shared_grad), (specific, specific_flat)):
-            for p, g in zip(params, _unflatten(flat, params)):
-                if p.grad is None:
-                    p.grad = g.detach() * factor
-                else:
-                    p.grad.add_(g.detach(), alpha=factor)
-        self._inner_count += 1
+        self._add_grads(shared, shared_grad, 1.0)
+        self._add_grads(specific, specific_flat, factor)
         hub = MessageHub.get_current_instance()
         for name, w in zip(names, weights.tolist()):
             hub.update_scalar(f'train/weight_{name}', w)
         return weights
+
+    @staticmethod
+    def _add_grads(params: List[Tensor], flat: Tensor, factor: float) -> None:
+        for p, g in zip(params, _unflatten(flat, params)):
+            if p.grad is None:
+                p.grad = g.detach() * factor
+            else:
+                p.grad.add_(g.detach(), alpha=factor)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def state_dict(self) -> dict:
