@@ -217,23 +217,26 @@ def test_a_picture_that_appears_during_the_test_run_is_kept(tmp_path, synthetic_
 
     monkeypatch.setattr(MultiTaskLocalVisBackend, 'add_image', another_run_saves_it_first)
     show = tmp_path / 'vis'
-    # a visualizer name of its own: mmengine hands a Runner the visualizer of that name that
-    # this process built before (an earlier test's), with its backends and folder
-    status, _, err = cli(load_tool('tools', 'test'),
-                         [cfg, ckpt, '--show-dir', show, '--cfg-options',
-                          f'visualizer.name=kept_{id(taken)}'], capsys, prog='test.py')
+    status, _, err = cli(load_tool('tools', 'test'), [cfg, ckpt, '--show-dir', show], capsys,
+                         prog='test.py')
     assert status == 2 and err.count('\n') == 1, err
     assert err.startswith(f'test.py: error: {taken[0]} exists') and '--force' in err
     with open(taken[0], 'rb') as f:
         assert f.read() == b'the other run'
     taken.clear()
+    # the second run of this process: its own visualizer (mmengine would hand it the first
+    # run's of the config's name, with the first run's folder and backends)
     status, _, err = cli(load_tool('tools', 'test'),
-                         [cfg, ckpt, '--show-dir', show, '--force', '--cfg-options',
-                          f'visualizer.name=forced_{id(taken)}'], capsys, prog='test.py')
+                         [cfg, ckpt, '--show-dir', show, '--force'], capsys, prog='test.py')
     assert status == 0, err
     pictures = sorted(os.listdir(show / 'vis_data' / 'vis_image'))
     assert len(pictures) == 2 and all(p.endswith('.png') for p in pictures)  # 2 val images
     assert cv2_shape(taken[0]) is not None  # replaced by a real picture, as asked
+    monkeypatch.undo()
+    other = tmp_path / 'other'  # a third run, into another folder: its pictures go there
+    assert cli(load_tool('tools', 'test'), [cfg, ckpt, '--show-dir', other], capsys,
+               prog='test.py')[0] == 0
+    assert sorted(os.listdir(other / 'vis_data' / 'vis_image')) == pictures
 
 
 def cv2_shape(path):
