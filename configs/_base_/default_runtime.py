@@ -25,6 +25,8 @@ default_hooks = dict(
     # torch reseeded from (seed, iteration) before each iteration: --resume draws the same
     # drop-path masks as the uninterrupted run (mmmt/engine/hooks/iteration_seed_hook.py)
     iteration_seed=dict(type='IterationSeedHook'),
+    # meta['mmmt_version'] in every checkpoint (mmengine records only its own version)
+    checkpoint_meta=dict(type='CheckpointMetaHook'),
     # stops at the first NaN/inf loss, naming the batch's files, before a checkpoint is saved
     non_finite_loss=dict(type='NonFiniteLossHook'),
     # load_from/--resume/Pretrained checkpoints that do not fit the model are refused

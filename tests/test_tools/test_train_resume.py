@@ -1,4 +1,4 @@
-"""tools/train.py --resume continues the interrupted run's seed, whatever the command says."""
+"""tools/train.py --resume continues the interrupted run's seed; what checkpoints record."""
 import os
 import os.path as osp
 
@@ -23,3 +23,10 @@ def test_resume_with_another_seed_continues_the_checkpoints_seed(tmp_path, tiny_
     assert resumed['meta']['seed'] == 0
     for key, value in straight['state_dict'].items():
         assert torch.equal(value, resumed['state_dict'][key]), key
+
+
+def test_checkpoints_record_the_mmmt_version(tiny_training):
+    import mmmt
+    meta = load_checkpoint_file(osp.join(tiny_training.work_dir, 'iter_2.pth'))['meta']
+    assert meta['mmmt_version'] == mmmt.__version__
+    assert meta['seed'] == 0 and 'cfg' in meta
