@@ -119,9 +119,25 @@ def add_model_input_args(parser: argparse.ArgumentParser) -> None:
         parser (argparse.ArgumentParser): The tool's parser.
     """
     parser.add_argument('config')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=[448, 576],
-                        help='input size (default 448 576, the NYUDv2 crop)')
+    parser.add_argument('--shape', type=_multiple_of_32, nargs=2, metavar=('H', 'W'),
+                        default=[448, 576],
+                        help='input size, multiples of 32 (default 448 576, the NYUDv2 crop)')
     parser.add_argument('--batch-size', type=int, default=1)
+
+
+def _multiple_of_32(value: str) -> int:
+    """An input side for the model: a positive multiple of 32, which the encoder's four 2x
+    downsamplings and the decoder's skips need (the data preprocessor pads images to it);
+    another value failed deep in the decoder with a traceback."""
+    try:
+        side = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'invalid int value: {value!r}') from None
+    if side <= 0 or side % 32:
+        raise argparse.ArgumentTypeError(
+            f'{side} is not a positive multiple of 32 (the model pads its inputs to 32, '
+            f'size_divisor=32), e.g. {max(32, -(-side // 32) * 32)}')
+    return side
 
 
 def parse_runner_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:

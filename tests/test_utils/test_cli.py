@@ -238,3 +238,26 @@ def test_custom_imports_that_are_not_there_are_one_line(tmp_path, monkeypatch):
     # allow_failed_imports=True keeps mmengine's behaviour: a warning, no error
     with pytest.warns(UserWarning, match='occ_projekt.tasks failed to import'):
         read_config(config('occ_projekt.tasks', allow=True))
+
+
+@pytest.mark.parametrize('shape, message', [
+    (['64', '80'], r'80 is not a positive multiple of 32 \(the model pads its inputs to 32, '
+                   r'size_divisor=32\), e\.g\. 96'),
+    (['0', '64'], '0 is not a positive multiple of 32 .*e.g. 32'),
+    (['6x', '64'], "invalid int value: '6x'")])
+def test_model_input_shape_is_checked_with_the_arguments(capsys, shape, message):
+    """benchmark.py / benchmark_balancers.py --shape: a side the encoder and decoder cannot
+    take is a usage error before anything is built (64 80 ended in a ValueError traceback
+    from the decoder's skip fusion: 'decoder feature (4, 6) and skip feature (4, 5)')."""
+    import re
+
+    from mmmt.utils.cli import add_model_input_args
+    parser = argparse.ArgumentParser(prog='bench')
+    add_model_input_args(parser)
+    assert parser.parse_args(['cfg.py', '--shape', '64', '96']).shape == [64, 96]
+    assert parser.parse_args(['cfg.py']).shape == [448, 576]
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args(['cfg.py', '--shape'] + shape)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.fullmatch(f'bench: error: argument --shape: {message}', err), err
