@@ -177,6 +177,27 @@ def check_resume_target(cfg) -> Optional[str]:
             f'{limit_key} to train further')
 
 
+def check_accumulation(cfg) -> Optional[str]:
+    """A warning when iteration checkpoints fall inside gradient-accumulation windows.
+
+    Checkpoints hold no gradients: a ``--resume`` from one saved after j of the window's
+    ``accumulative_counts`` micro-batches loses their gradients, and the optimizer's next
+    step averages fewer of them (the resumed run then differs from the uninterrupted one).
+    """
+    wrapper = cfg.get('optim_wrapper') or {}
+    counts = wrapper.get('accumulative_counts', 1) if isinstance(wrapper, dict) else 1
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    interval = hook.get('interval', -1)
+    if not isinstance(counts, int) or counts <= 1 or hook.get('by_epoch', True) is not False \
+            or not isinstance(interval, int) or interval <= 0 or interval % counts == 0:
+        return None
+    return (f'default_hooks.checkpoint.interval={interval} is not a multiple of '
+            f'optim_wrapper.accumulative_counts={counts}: checkpoints are saved inside '
+            'accumulation windows, whose gradients they do not hold, so a --resume from one '
+            'trains on differently from the uninterrupted run. Set the interval to a multiple '
+            f'of {counts}')
+
+
 def adopt_resumed_seed(cfg) -> Optional[str]:
     """On ``--resume``, put the checkpoint's seed (``meta.seed``) into ``cfg.randomness``
     before anything is built.
@@ -326,7 +347,8 @@ def main(argv=None):
             print_log(finished, logger='current')
             shutdown_distributed()
             return
-        warnings = [w for w in (adopt_resumed_seed(cfg), check_schedule(cfg)) if w]
+        warnings = [w for w in (adopt_resumed_seed(cfg), check_schedule(cfg),
+                                check_accumulation(cfg)) if w]
         runner = build_runner(cfg, 'training')
         for warning in warnings:
             runner.logger.warning(warning)

