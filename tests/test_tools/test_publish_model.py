@@ -56,14 +56,21 @@ def test_rejects_files_without_a_state_dict(tool, tmp_path):
 
 
 @pytest.mark.parametrize('force', [False, True], ids=['plain', 'force'])
-def test_files_beside_the_release_are_never_touched(tool, tmp_path, force):
+def test_files_beside_the_release_are_never_touched(tool, tmp_path, force, monkeypatch):
     """The release is first written under a hidden unique name: a user's file named like the
     old fixed temporary (<stem>.unhashed.pth) was replaced, then deleted, with --force."""
+    import mmmt.utils.fileio as fileio
+    synced = []
+    sync = fileio.fsync_directory
+    monkeypatch.setattr(fileio, 'fsync_directory',
+                        lambda d: (synced.append((d, sorted(os.listdir(d)))), sync(d)))
     src = str(tmp_path / 'iter_50000.pth')
     training_checkpoint(src)
     mine = tmp_path / 'model.unhashed.pth'
     mine.write_bytes(b'my own file')
     final = tool.main([src, str(tmp_path / 'model.pth')] + (['--force'] if force else []))
+    # the folder is synced after the release's rename (its final state), also with --force
+    assert synced[-1] == (str(tmp_path), sorted(os.listdir(tmp_path)))
     assert mine.read_bytes() == b'my own file'
     assert sorted(os.listdir(tmp_path)) == sorted(
         ['iter_50000.pth', 'model.unhashed.pth', osp.basename(final)])

@@ -51,7 +51,7 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     import torch  # after parsing: --help answers at once
 
-    from mmmt.utils.fileio import move_exclusive
+    from mmmt.utils.fileio import fsync_directory, move_exclusive
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
         raise SystemExit(f'{args.src}: expected an mmengine checkpoint with a state_dict')
@@ -71,6 +71,7 @@ def main(argv=None) -> str:
         check_destination(final, args.force)
         if args.force:
             os.replace(tmp, final)
+            fsync_directory(folder)  # the rename survives a power loss (as move_exclusive's)
         else:
             try:
                 move_exclusive(tmp, final)
