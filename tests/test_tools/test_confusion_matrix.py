@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from mmmt.utils.errors import UserInputError
 from ..tool_loader import load_tool
 from .conftest import cli
 
@@ -23,6 +24,29 @@ def test_count_confusion_by_hand():
         TOOL.count_confusion(np.array([3]), np.array([0]), 3)
     with pytest.raises(ValueError, match='prediction of 5 is outside'):
         TOOL.count_confusion(np.array([0]), np.array([5]), 3)
+
+
+def test_classes_as_the_evaluator_counts_them():
+    """A new task's dataset names no classes (how_to_add_a_task's occupancy): the test
+    evaluator's num_classes gives the count, as it does for the IoU; the meta's names come
+    first, class_<i> beyond them; with neither, the refusal says what to set."""
+    from mmengine.config import Config
+
+    meta = dict(classes=('wall', 'floor'), tasks=['semseg', 'occupancy'])
+    cfg = Config(dict(test_evaluator=dict(type='MultiTaskMetric', tasks=dict(
+        semseg=None, occupancy=dict(num_classes=3)))))
+    assert TOOL.evaluator_num_classes(cfg, 'occupancy') == 3
+    assert TOOL.evaluator_num_classes(cfg, 'semseg') is None
+    assert TOOL.evaluator_num_classes(Config(dict(test_evaluator=dict(
+        tasks=['semseg']))), 'semseg') is None
+    assert TOOL.class_names(meta, 'occupancy', 3) == ['class_0', 'class_1', 'class_2']
+    assert TOOL.class_names(meta, 'semseg') == ['wall', 'floor']
+    assert TOOL.class_names(meta, 'semseg', 3) == ['wall', 'floor', 'class_2']
+    with pytest.raises(UserInputError, match=(
+            r'^the test dataset names no classes of occupancy \(its metainfo has no '
+            r'occupancy_classes\) and test_evaluator\.tasks\.occupancy sets no num_classes, '
+            r'so the class count is unknown; set one of them$')):
+        TOOL.class_names(meta, 'occupancy')
 
 
 def test_the_counts_give_the_runs_miou(tiny_predictions, tmp_path, capsys):

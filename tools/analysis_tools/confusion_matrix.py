@@ -93,14 +93,27 @@ def plot_confusion(counts: np.ndarray, classes: List[str], title: str, cmap: str
     return fig
 
 
-def class_names(dataset_meta: Optional[dict], task: str) -> List[str]:
-    """The class names of ``task`` in the dataset's meta (they also give the class count)."""
+def class_names(dataset_meta: Optional[dict], task: str,
+                num_classes: Optional[int] = None) -> List[str]:
+    """The classes of ``task`` as the segmentation evaluator counts them: ``num_classes``
+    (the test evaluator's option) if given, else as many as the dataset's meta names; names
+    from the meta, ``class_<i>`` beyond them. A new task's dataset usually names none
+    (docs/how_to_add_a_task.md), and its evaluator's ``num_classes`` is its count."""
     from mmmt.structures import meta_for_task
-    names = meta_for_task(dataset_meta, task, 'classes')
-    if not names:
+    names = [str(n) for n in meta_for_task(dataset_meta, task, 'classes') or []]
+    n = int(num_classes) if num_classes else len(names)
+    if not n:
         raise UserInputError(f'the test dataset names no classes of {task} (its metainfo has '
-                             f'no {task}_classes), so the class count is unknown')
-    return [str(n) for n in names]
+                             f'no {task}_classes) and test_evaluator.tasks.{task} sets no '
+                             'num_classes, so the class count is unknown; set one of them')
+    return [names[i] if i < len(names) else f'class_{i}' for i in range(n)]
+
+
+def evaluator_num_classes(cfg, task: str) -> Optional[int]:
+    """``test_evaluator.tasks.<task>.num_classes`` of the config, if it sets one."""
+    tasks = (cfg.get('test_evaluator') or {}).get('tasks')
+    options = tasks.get(task) if isinstance(tasks, dict) else None
+    return options.get('num_classes') if isinstance(options, dict) else None
 
 
 def main(argv=None) -> int:
@@ -114,13 +127,13 @@ def main(argv=None) -> int:
     from mmmt.structures import IGNORE_INDEX, TASKS
     from mmmt.utils.analysis import predictions_and_test_dataset, samples_with_predictions
     from mmmt.utils.fileio import atomic_write
-    _, records, dataset = predictions_and_test_dataset(args.config, args.predictions,
-                                                       args.cfg_options, args.data_root)
+    cfg, records, dataset = predictions_and_test_dataset(args.config, args.predictions,
+                                                         args.cfg_options, args.data_root)
     spec = TASKS.get(args.task)
     if spec is None or spec.label_dtype != 'int64':
         classes = sorted(t for t, s in TASKS.items() if s.label_dtype == 'int64')
         raise UserInputError(f'--task {args.task} is not a class task; choose one of {classes}')
-    names = class_names(dataset.metainfo, args.task)
+    names = class_names(dataset.metainfo, args.task, evaluator_num_classes(cfg, args.task))
     without = [str(r.get('img_id', i)) for i, r in enumerate(records)
                if args.task not in r['pred']]
     if not records or without:
