@@ -313,6 +313,16 @@ def config_from_file(path: str) -> 'Config':
     try:
         # custom_imports are imported below, where a module that is not there is named
         cfg = Config.fromfile(path, import_custom_modules=False)
+    except AssertionError as e:
+        # mmengine 0.10 resolves `package::` bases only for its hard-coded OpenMMLab packages
+        found = re.match(r'mmengine does not support to load (\S+) config', str(e))
+        if not found:
+            raise
+        raise UserInputError(
+            f"config {path} (or one of its _base_ files): mmengine cannot resolve a "
+            f"'{found.group(1)}::' _base_ (it knows only its own list of OpenMMLab packages); "
+            "write the base config's path instead (docs/installation.md, 'Inheriting from "
+            "mmmt's configs')") from e
     except SyntaxError as e:
         where = next((f'{file}, line {err.lineno}: {err.msg}'
                       for file, err in _local_config_files(path) if err), None)

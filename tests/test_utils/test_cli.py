@@ -261,3 +261,20 @@ def test_model_input_shape_is_checked_with_the_arguments(capsys, shape, message)
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert re.fullmatch(f'bench: error: argument --shape: {message}', err), err
+
+
+def test_an_mmmt_package_base_is_one_line_with_the_way(tmp_path):
+    """``_base_ = ['mmmt::...']`` (mmengine 0.10 resolves ``package::`` for its own list of
+    OpenMMLab packages only) was an AssertionError traceback; mmseg:: still resolves."""
+    from mmmt.utils.cli import read_config
+    from mmmt.utils.errors import UserInputError
+    path = tmp_path / 'child.py'
+    path.write_text("_base_ = ['mmmt::mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py']\n")
+    with pytest.raises(UserInputError, match=(
+            r"^config .*child\.py \(or one of its _base_ files\): mmengine cannot resolve a "
+            r"'mmmt::' _base_ \(it knows only its own list of OpenMMLab packages\); write the "
+            r"base config's path instead \(docs/installation\.md, 'Inheriting from mmmt's "
+            r"configs'\)$")):
+        read_config(str(path))
+    path.write_text("_base_ = ['mmseg::_base_/default_runtime.py']\n")
+    assert read_config(str(path)).default_scope == 'mmseg'
