@@ -377,24 +377,3 @@ def test_good_transform_options_are_kept():
     assert RandomScaling(scale_range=[1, 1]).scale_range == (1.0, 1.0)
     res = MultiTaskRandomFlip(prob=1)(make_results())  # an int, which mmcv refuses
     assert res['flip'] is True
-
-
-# ------------------------------------------------------------- depth of a zoomed view
-def test_scaling_records_how_depth_values_were_divided():
-    """The record a test-time view needs to map its depth back: the composed factor, also
-    when the labels stay in the original frame (ImageOnly), and nothing with depth_key=None."""
-    from mmmt.datasets.transforms import ImageOnly
-    res = RandomScaling().transform(make_results(12, 16), scale=0.5)
-    out = RandomScaling().transform(res, scale=1.5)
-    assert out['value_scale'] == pytest.approx({'depth': 0.75})
-    orig = make_results(12, 16)
-    out = ImageOnly([dict(type='RandomScaling', scale_range=(1.25, 1.25))])(copy.deepcopy(orig))
-    assert out['img'].shape[:2] == (15, 20) and out['value_scale'] == {'depth': 1.25}
-    np.testing.assert_array_equal(out['gt_depth'], orig['gt_depth'])  # labels untouched
-    meta = PackMultiTaskInputs()(out)['data_samples'].metainfo
-    assert meta['value_scale'] == {'depth': 1.25}
-    out = RandomScaling(depth_key=None).transform(copy.deepcopy(orig), scale=2.0)
-    assert 'value_scale' not in out
-    np.testing.assert_array_equal(  # nothing divided either
-        out['gt_depth'], cv2.resize(orig['gt_depth'], (32, 24), interpolation=cv2.INTER_NEAREST))
-    assert 'value_scale' not in PackMultiTaskInputs()(out)['data_samples'].metainfo

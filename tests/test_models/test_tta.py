@@ -115,22 +115,3 @@ def test_enable_tta_rewrites_the_config():
     assert cfg.test_dataloader.dataset.pipeline == [dict(type='X')]
     with pytest.raises(ValueError, match='tta_pipeline'):
         enable_tta(Config(dict(model=dict(type='M'))))
-
-
-def test_depth_of_a_zoomed_view_is_multiplied_back():
-    """Training's RandomScaling teaches depth / s for an image zoomed by s; the depth of a
-    test-time view zoomed by 1.25 was merged as it came, so a model that predicts exactly what
-    it was taught gave 1.044 x the true depth over the shipped 0.75 / 1 / 1.25 views."""
-    torch.manual_seed(0)
-    model = tiny_model().eval()
-    img = torch.randn(1, 3, 64, 96)
-    meta = dict(ori_shape=(64, 96), img_shape=(64, 96), img_padding_size=[0, 0, 0, 0])
-    with torch.no_grad():
-        plain = model.predict(img, [MultiTaskDataSample(metainfo=meta)])[0]
-        zoomed = model.predict(img, [MultiTaskDataSample(
-            metainfo=dict(meta, value_scale={'depth': 1.25}))])[0]
-    assert plain.pred_depth.data.max() > 0
-    assert torch.allclose(zoomed.pred_depth.data, 1.25 * plain.pred_depth.data)
-    assert torch.allclose(zoomed.depth_logits.data, 1.25 * plain.depth_logits.data)
-    for task in ('semseg', 'normals', 'edge', 'sal'):  # no other task's values scale
-        assert torch.equal(zoomed.get(f'pred_{task}').data, plain.get(f'pred_{task}').data)

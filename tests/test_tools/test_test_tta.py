@@ -26,8 +26,7 @@ def tta_views(path: str, cfg: Config) -> Tuple[List[Tuple[Tensor, tuple]], Tuple
     Each scale of ``tta_scales`` times {as is, mirrored}: the RGB image resized bilinearly to
     ``int(side * scale)``, flipped left-right, normalised, centred in ``crop_size`` (where
     smaller) and padded at the bottom/right to a multiple of 32 (the data preprocessor). The
-    frame says where the view's own pixels are and how it was made: (top, left, height, width,
-    flipped, scale).
+    frame says where the view's own pixels are: (top, left, height, width, flipped).
     Returns the views and the image's (height, width).
     """
     img = np.asarray(Image.open(path).convert('RGB'), dtype=np.float32)
@@ -49,7 +48,7 @@ def tta_views(path: str, cfg: Config) -> Tuple[List[Tuple[Tensor, tuple]], Tuple
             pad_h, pad_w = -canvas.shape[0] % 32, -canvas.shape[1] % 32
             canvas = np.pad(canvas, [(0, pad_h), (0, pad_w), (0, 0)])
             views.append((torch.from_numpy(canvas).permute(2, 0, 1),
-                          (top, left, size[0], size[1], flipped, scale)))
+                          (top, left, size[0], size[1], flipped)))
     return views, (h, w)
 
 
@@ -69,8 +68,7 @@ def merged_by_hand(model: torch.nn.Module, paths: List[str],
                    cfg: Config) -> List[Tuple[Tensor, Dict[str, Tensor]]]:
     """Each image's views' logits in its frame, merged as MultiTaskTTAModel documents.
 
-    Un-flip (normals' x negated back), resize to the image size, depth times the view's scale
-    (a view zoomed by s sees depth / s, RandomScaling's rule); semseg: the argmax of the
+    Un-flip (normals' x negated back), resize to the image size; semseg: the argmax of the
     mean softmax; depth: the mean of max(x, 0); normals: the mean of the unit vectors, made
     unit again; edge: the mean sigmoid. Returns per image the mean semseg probabilities and
     the other tasks' maps.
@@ -80,7 +78,7 @@ def merged_by_hand(model: torch.nn.Module, paths: List[str],
     merged = []
     for views, ori in images:
         per_task = {}
-        for (_, (top, left, h, w, flipped, scale)), view in zip(views, logits[:len(views)]):
+        for (_, (top, left, h, w, flipped)), view in zip(views, logits[:len(views)]):
             for task, x in view.items():
                 x = x[:, :, top:top + h, left:left + w]
                 if flipped:
@@ -88,8 +86,6 @@ def merged_by_hand(model: torch.nn.Module, paths: List[str],
                     if task == 'normals':
                         x = x * torch.tensor([-1.0, 1.0, 1.0]).view(1, 3, 1, 1)
                 x = F.interpolate(x, size=ori, mode='bilinear', align_corners=False)[0]
-                if task == 'depth':
-                    x = x * scale
                 per_task.setdefault(task, []).append(x.double())
         logits = logits[len(views):]
         mean = lambda xs: torch.stack(xs).mean(0)  # noqa: E731

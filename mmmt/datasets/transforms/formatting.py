@@ -32,8 +32,6 @@ class PackMultiTaskInputs(BaseTransform):
       ``BaseSegmentor.postprocess_result`` to crop predictions back;
     - ``flip`` (default False), ``flip_direction`` (None);
     - ``scale_factor``: (w, h) resize ratios (default (1.0, 1.0));
-    - ``value_scale``: task -> factor its values are divided by in this view (``RandomScaling``
-      of depth; absent when none), which the segmentor multiplies predictions back by;
     - ``tasks``: list of task names.
 
     Args:
@@ -43,8 +41,7 @@ class PackMultiTaskInputs(BaseTransform):
     def __init__(self,
                  meta_keys: Sequence[str] = ('img_path', 'img_id', 'ori_shape', 'img_shape',
                                              'pad_shape', 'img_padding_size', 'flip',
-                                             'flip_direction', 'scale_factor', 'value_scale',
-                                             'tasks')
+                                             'flip_direction', 'scale_factor', 'tasks')
                  ) -> None:
         self.meta_keys = tuple(meta_keys)
 

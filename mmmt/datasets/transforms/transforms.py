@@ -59,25 +59,17 @@ class RandomScaling(BaseTransform):
     Differs from mmcv's ``RandomResize``: the factor is applied to the current size with floor
     rounding, labels of every task are resized nearest, and depth is rescaled by ``1/s``.
 
-    The factor is also recorded in ``value_scale[<depth task>]`` (composed with any previous
-    one), whether or not the depth labels come along (they do not inside
-    :class:`~mmmt.datasets.transforms.ImageOnly`): a model trained with this rule predicts the
-    depth of a view zoomed by ``s`` divided by ``s``, and ``MultiTaskEncoderDecoder`` multiplies
-    the predictions of such a test-time view back by it.
-
     Updated keys: ``img``, ``img_shape``, ``scale_factor`` (w, h ratios, composed with any
-    previous one), ``value_scale`` (task -> factor its values are divided by), every
-    ``seg_fields`` key.
+    previous one), every ``seg_fields`` key.
 
     Args:
         scale_range (tuple[float, float]): Range of the uniform scale factor.
             Defaults to (0.5, 2.0).
-        depth_key (str, optional): The key whose values are divided by the factor; None: no
-            values change (nor are recorded). Defaults to ``'gt_depth'``.
+        depth_key (str): The key whose values are divided by the factor.
     """
 
     def __init__(self, scale_range: Sequence[float] = (0.5, 2.0),
-                 depth_key: Optional[str] = 'gt_depth') -> None:
+                 depth_key: str = 'gt_depth') -> None:
         try:
             lo, hi = (float(v) for v in scale_range)
             ok = 0 < lo <= hi
@@ -109,11 +101,6 @@ class RandomScaling(BaseTransform):
         results['img_shape'] = (nh, nw)
         sw, sh = results.get('scale_factor', (1.0, 1.0))
         results['scale_factor'] = (sw * nw / w, sh * nh / h)
-        if self.depth_key:
-            task = _task_of(self.depth_key)
-            value_scale = dict(results.get('value_scale') or {})
-            value_scale[task] = value_scale.get(task, 1.0) * s
-            results['value_scale'] = value_scale
         return results
 
     def __repr__(self) -> str:

@@ -41,10 +41,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     ``mode='tensor'`` returns ``dict[task, logits]`` at the input size; ``mode='predict'`` fills
     ``pred_<task>`` (and ``<task>_logits``) of the data samples, cropped back to the original
-    image (``img_padding_size``), mirrored back (``flip``), resized to ``ori_shape`` and, for a
-    view whose values were scaled (``value_scale``: a test-time view zoomed by ``RandomScaling``,
-    whose depth the model sees divided by the zoom), multiplied back; ``mode='loss'`` returns
-    the head's loss dict.
+    image (``img_padding_size``) and resized to ``ori_shape``; ``mode='loss'`` returns the head's
+    loss dict.
 
     Args:
         backbone (dict): Backbone config, e.g. ``dict(type='mmpretrain.SwinTransformer', ...)``.
@@ -154,9 +152,6 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 if tuple(x.shape[2:]) != ori_shape:
                     x = F.interpolate(x, size=ori_shape, mode='bilinear',
                                       align_corners=self.align_corners)
-                value_scale = (meta.get('value_scale') or {}).get(t, 1.0)
-                if value_scale != 1.0:  # a zoomed view sees depth / zoom (RandomScaling's rule)
-                    x = x * value_scale
                 x = x[0]
                 sample.set_field(PixelData(data=x), f'{t}_logits')
                 sample.set_field(
