@@ -316,3 +316,22 @@ def test_a_resume_of_an_earlier_checkpoint_never_falls_back_to_the_abandoned_one
     assert find_resume_checkpoint(work) == (osp.join(work, 'iter_3.pth'), None)
     os.remove(osp.join(work, 'last_checkpoint'))
     assert find_resume_checkpoint(work)[0] == osp.join(work, 'iter_3.pth')
+
+
+@pytest.mark.skipif(sys.platform == 'win32', reason='no flock')
+def test_the_lock_is_released_while_forked_children_live(tmp_path):
+    # data loader workers forked during training (persistent validation workers) inherit the
+    # lock's descriptor: closing the parent's alone left the folder locked while they lived
+    import multiprocessing
+    import time
+
+    from mmmt.engine.hooks.safe_checkpoint_hook import lock_work_dir, unlock_work_dir
+    assert lock_work_dir(str(tmp_path))
+    worker = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60, ))
+    worker.start()
+    try:
+        unlock_work_dir(str(tmp_path))
+        assert flock_is_free(str(tmp_path))
+    finally:
+        worker.kill()
+        worker.join()

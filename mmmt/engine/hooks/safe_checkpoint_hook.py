@@ -89,7 +89,13 @@ def unlock_work_dir(directory: str) -> None:
     """Release the lock :func:`lock_work_dir` took (nothing if this process holds none)."""
     fd = _HELD_LOCKS.pop(osp.realpath(directory), None)
     if fd is not None:
-        os.close(fd)  # closing the only descriptor of the lock releases it
+        import fcntl
+
+        # unlocked explicitly: processes forked meanwhile (data loader workers started during
+        # training) hold copies of the descriptor, and closing this one alone would leave the
+        # lock with them for as long as they live
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 #: Names of :func:`~mmmt.utils.atomic_write`'s temporary files: ``.<name>.<8 random>.tmp``.
