@@ -322,6 +322,16 @@ def check_class_count(runner) -> None:
     while hasattr(dataset, 'dataset'):  # dataset wrappers
         dataset = dataset.dataset
     meta = getattr(dataset, 'metainfo', None) or {}
+    # a head task the training set does not load failed at the first iteration's loss (a
+    # KeyError traceback); most often a child config's head tasks merged into the base's
+    missing = [t for t in channels if meta.get('tasks') and t not in meta['tasks']]
+    if missing:
+        raise SystemExit(
+            f'model.decode_head.tasks has {", ".join(missing)}, which the training set '
+            f'({type(dataset).__name__}, tasks {list(meta["tasks"])}) does not load: the loss '
+            'needs their ground truth. Remove them from the head (in a child config: '
+            'tasks=dict(_delete_=True, ...), docs/how_to_add_a_task.md) or add them to the '
+            "dataset's tasks")
     for task in meta.get('tasks') or []:
         spec = get_task(task)
         classes = meta_for_task(meta, task, 'classes') if spec is not None and spec.is_int \
