@@ -291,18 +291,13 @@ def check_resume_branch(cfg, resume: str, folder: str) -> None:
     the same kind: training on from the earlier one saves under their names (``iter_N.pth``),
     replacing them, and ``--resume`` without a file would later take them for this run's.
     Without a file (``auto``) ``--resume`` takes the latest, so nothing is checked then."""
-    from mmmt.utils import checkpoint_step, existing_training_outputs
+    from mmmt.utils import checkpoint_step, later_checkpoints
     from mmmt.utils.errors import name_some
     step = checkpoint_step(resume) if resume != 'auto' and '://' not in resume else None
     if step is None:
         return
-    later = []
-    for name in existing_training_outputs(folder):
-        other = checkpoint_step(name)
-        if other is not None and other[0] == step[0] and other[1] > step[1]:
-            later.append((other[1], name))
-    if later:
-        names = [name for _, name in sorted(later)]
+    names = later_checkpoints(folder, *step)
+    if names:
         raise SystemExit(
             f'--resume {resume} is at {step[0]} {step[1]}, but {folder} holds later '
             f'checkpoints ({name_some(names, 5)}) that '

@@ -42,6 +42,7 @@ _EXPORTS = {
     'checkpoint_getattr': 'checkpoint',
     'checkpoint_step': 'checkpoint',
     'existing_training_outputs': 'checkpoint',
+    'later_checkpoints': 'checkpoint',
     'find_resume_checkpoint': 'checkpoint',
     'is_complete_checkpoint': 'checkpoint',
     'describe_non_finite': 'checkpoint',

@@ -38,7 +38,7 @@ __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
     'CHECKPOINT_ERRORS', 'trusted', 'checkpoint_allowlist', 'checkpoint_getattr',
     'load_checkpoint_file', 'is_complete_checkpoint', 'checkpoint_step',
-    'existing_training_outputs', 'find_resume_checkpoint', 'ABANDONED_RECORD',
+    'existing_training_outputs', 'later_checkpoints', 'find_resume_checkpoint', 'ABANDONED_RECORD',
     'record_abandoned_checkpoints', 'abandoned_checkpoints', 'non_finite_tensors',
     'describe_non_finite', 'check_model_weights', 'load_model_weights', 'load_from_local_safe',
     'RefusedNumpyState', 'numpy_stand_ins', 'checkpoint_frombuffer', 'plain_numpy',
@@ -472,6 +472,17 @@ def existing_training_outputs(work_dir: str) -> List[str]:
         return []
     return sorted(name for name in os.listdir(work_dir)
                   if name.endswith('.pth') or name == 'last_checkpoint')
+
+
+def later_checkpoints(folder: str, kind: str, step: int) -> List[str]:
+    """The names of ``folder``'s ``<kind>_N.pth`` checkpoints (``kind``: 'iter' or 'epoch')
+    with N above ``step``, by N."""
+    later = []
+    for name in existing_training_outputs(folder):
+        other = checkpoint_step(name)
+        if other is not None and other[0] == kind and other[1] > step:
+            later.append((other[1], name))
+    return [name for _, name in sorted(later)]
 
 
 #: The work dir's record of the checkpoints a resume of an earlier one left behind.

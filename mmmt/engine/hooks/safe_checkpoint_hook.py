@@ -30,9 +30,8 @@ from mmengine.model import is_model_wrapper
 from mmengine.runner import BaseLoop
 
 from mmmt.registry import HOOKS
-from mmmt.utils.checkpoint import (ABANDONED_RECORD, checkpoint_step, describe_non_finite,
-                                   existing_training_outputs, non_finite_tensors,
-                                   record_abandoned_checkpoints)
+from mmmt.utils.checkpoint import (ABANDONED_RECORD, describe_non_finite, later_checkpoints,
+                                   non_finite_tensors, record_abandoned_checkpoints)
 from mmmt.utils.errors import UserInputError, name_some
 from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
 
@@ -190,9 +189,8 @@ class SafeCheckpointHook(CheckpointHook):
         if not step or not isinstance(self.file_backend, LocalBackend):
             return  # not resumed (a fresh or load_from training starts at 0)
         kind = 'epoch' if self.by_epoch else 'iter'
-        later = [osp.join(self.out_dir, name) for name in existing_training_outputs(self.out_dir)
-                 if (checkpoint_step(name) or ('', 0))[0] == kind
-                 and checkpoint_step(name)[1] > step]
+        later = [osp.join(self.out_dir, name)
+                 for name in later_checkpoints(self.out_dir, kind, step)]
         if not later:
             return
         record_abandoned_checkpoints(runner.work_dir, later)
