@@ -26,6 +26,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from mmmt.utils.errors import name_some
 from .synthetic_scenes import render_nyud_scene, render_pascal_scene
 
 __all__ = ['generate_nyud', 'generate_pascal', 'generate', 'savemat_deterministic', 'check_out_dir',
@@ -133,10 +134,9 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
     foreign = _foreign_files(out_dir)
     if foreign:
         raise FileExistsError(
-            f'{out_dir} holds files this generator did not write ({", ".join(foreign[:3])}'
-            f'{f" ... ({len(foreign)} in all)" if len(foreign) > 3 else ""}; no {MANIFEST} '
-            'lists them); overwrite/--force replaces only a synthetic dataset of its own. Move '
-            'them away, delete the folder yourself, or choose another folder')
+            f'{out_dir} holds files this generator did not write ({name_some(foreign)}; no '
+            f'{MANIFEST} lists them); overwrite/--force replaces only a synthetic dataset of '
+            'its own. Move them away, delete the folder yourself, or choose another folder')
 
 
 @contextlib.contextmanager
