@@ -206,7 +206,7 @@ def adopt_resumed_seed(cfg) -> Optional[str]:
     dataloader exists: its sampler's shuffling seed and the workers' seeds came from the
     config's seed, so a run resumed without the original ``--seed`` (or with
     ``randomness.seed=None``) trained on another data order than the uninterrupted run.
-    The checkpoint is read once more for it (on the CPU).
+    Only its meta is read for it: the weights are mapped, not loaded (mmengine loads them).
 
     Returns:
         str or None: A warning when the config's seed differs from the checkpoint's.
@@ -214,7 +214,7 @@ def adopt_resumed_seed(cfg) -> Optional[str]:
     if not cfg.get('resume') or not cfg.get('load_from') or '://' in str(cfg.load_from):
         return None
     from mmmt.utils import load_checkpoint_file
-    checkpoint = load_checkpoint_file(cfg.load_from, map_location='cpu')
+    checkpoint = load_checkpoint_file(cfg.load_from, map_location='cpu', mmap=True)
     seed = (checkpoint.get('meta') or {}).get('seed') if isinstance(checkpoint, dict) else None
     del checkpoint
     randomness = cfg.setdefault('randomness', {})

@@ -202,3 +202,32 @@ def test_checkpoint_step_reads_the_hook_names():
     assert checkpoint_step('work/best_semseg_mIoU_iter_5000.pth') == ('iter', 5000)
     assert checkpoint_step('work/best_mIoU.pth') is None
     assert checkpoint_step('work/iter_500.pth.tmp') is None
+
+
+def _mapped_from(path) -> list:
+    """The address ranges of this process that map ``path`` (Linux's /proc/self/maps)."""
+    with open('/proc/self/maps') as f:
+        return [tuple(int(a, 16) for a in line.split()[0].split('-'))
+                for line in f if line.rstrip().endswith(str(path))]
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/maps'), reason='needs /proc/self/maps')
+def test_mmap_maps_the_weights_instead_of_reading_them(tmp_path, monkeypatch):
+    # train.py --resume reads a checkpoint's meta before mmengine loads it: a second full read
+    # of a 3.7 GB Swin-L file on every rank, unless its tensors are mapped
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    weights = torch.arange(4096, dtype=torch.float32)
+    path = tmp_path / 'iter_2.pth'
+    torch.save(dict(state_dict=dict(w=weights), meta=dict(seed=7)), path)
+    mapped = load_checkpoint_file(str(path), map_location='cpu', mmap=True)
+    w = mapped['state_dict']['w']
+    assert mapped['meta'] == dict(seed=7) and torch.equal(w, weights)
+    assert any(lo <= w.data_ptr() < hi for lo, hi in _mapped_from(path))
+    read = load_checkpoint_file(str(path), map_location='cpu')
+    assert not any(lo <= read['state_dict']['w'].data_ptr() < hi for lo, hi in _mapped_from(path))
+    # torch's legacy format cannot be mapped: read whole, with the same content
+    legacy = tmp_path / 'legacy.pth'
+    torch.save(dict(state_dict=dict(w=weights), meta=dict(seed=7)), legacy,
+               _use_new_zipfile_serialization=False)
+    old = load_checkpoint_file(str(legacy), map_location='cpu', mmap=True)
+    assert old['meta'] == dict(seed=7) and torch.equal(old['state_dict']['w'], weights)
