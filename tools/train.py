@@ -305,9 +305,11 @@ def check_resume_branch(cfg, resume: str, folder: str) -> None:
             'from the latest, resume it in another --work-dir, or pass --force to replace them')
 
 
-def check_class_count(runner) -> None:
-    """Stop when a class task's head has another class count than the training set's classes
-    (otherwise the loss fails with 'IndexError: Target 12 is out of bounds')."""
+def check_head_matches_dataset(runner) -> None:
+    """Stop when the head does not fit the training set: a head task the set does not load, or
+    a class task's head with another class count than the set's classes (otherwise the loss
+    fails with 'IndexError: Target 12 is out of bounds'). The evaluator's side is
+    :func:`mmmt.utils.cli.check_evaluator_matches_head`."""
     from mmengine.model import is_model_wrapper
 
     from mmmt.structures import get_task, meta_for_task
@@ -357,7 +359,7 @@ def main(argv=None):
         runner = build_runner(cfg, 'training')
         for warning in warnings:
             runner.logger.warning(warning)
-        check_class_count(runner)
+        check_head_matches_dataset(runner)
         runner.train()
     except CHECKPOINT_ERRORS as e:
         # the message names the file and what to do: an input error (exit status 2)

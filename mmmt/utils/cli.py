@@ -30,7 +30,7 @@ __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
-    'config_from_file', 'check_class_counts'
+    'config_from_file', 'check_evaluator_matches_head', 'warn_unevaluated_head_tasks'
 ]
 
 
@@ -425,7 +425,8 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     from mmmt.structures import register_tasks
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     warn_misspelled_keys(cfg)
-    check_class_counts(cfg)
+    check_evaluator_matches_head(cfg)
+    warn_unevaluated_head_tasks(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
@@ -433,7 +434,7 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     return cfg
 
 
-def check_class_counts(cfg: 'Config') -> None:
+def check_evaluator_matches_head(cfg: 'Config') -> None:
     """Stop when an evaluator's ``num_classes`` for a task differs from the head's channels.
 
     A new class task (docs/how_to_add_a_task.md) has no class names in the dataset meta, so its
@@ -465,6 +466,61 @@ def check_class_counts(cfg: 'Config') -> None:
                     f'{key}.tasks.{task}.num_classes is {n} but model.decode_head.tasks.{task} '
                     f'is {c}: the metric would score {n} classes of a head that predicts {c}; '
                     'set them to the same count')
+
+
+def _metric_tasks(evaluator: Any) -> Optional[set]:
+    """The tasks an evaluator config scores: the union of its metrics' ``tasks`` (a mapping
+    or a list of names), or None when no metric names tasks (a metric of another kind, e.g.
+    only ``DumpMultiTaskPredictions``: what it scores is unknown here)."""
+    metrics = evaluator if isinstance(evaluator, (list, tuple)) else [evaluator]
+    found = None
+    for metric in metrics:
+        tasks = metric.get('tasks') if isinstance(metric, dict) else None
+        if tasks is None:
+            continue
+        names = [tasks] if isinstance(tasks, str) else list(tasks)
+        found = (found or set()) | {t for t in names if isinstance(t, str)}
+    return found
+
+
+def warn_unevaluated_head_tasks(cfg: 'Config') -> List[str]:
+    """Warn about the head's tasks that an evaluator has no metric for.
+
+    A ``val_evaluator`` without ``edge`` while the head predicts edge trains edge and reports
+    nothing for it, silently; some do that on purpose (an auxiliary task), hence a warning and
+    not an error. ``val_evaluator`` and ``test_evaluator`` missing the same tasks (the shipped
+    configs share one dict) are named in one warning.
+
+    Args:
+        cfg (Config): The merged config.
+
+    Returns:
+        list[str]: The warnings given.
+    """
+    from mmengine.logging import print_log
+    head = (cfg.get('model') or {}).get('decode_head') or {}
+    head_tasks = head.get('tasks') if isinstance(head, dict) else None
+    if isinstance(head_tasks, str):
+        head_tasks = [head_tasks]
+    if not isinstance(head_tasks, (dict, list, tuple)):
+        return []
+    missing_by_key = {}
+    for key in ('val_evaluator', 'test_evaluator'):
+        scored = _metric_tasks(cfg.get(key))
+        if scored is None:  # no evaluator (val_cfg=None), or no metric that names tasks
+            continue
+        missing = tuple(t for t in head_tasks if t not in scored)
+        if missing:
+            missing_by_key.setdefault(missing, []).append(key)
+    warnings = []
+    for missing, keys in missing_by_key.items():
+        names, verb = ', '.join(missing), 'have' if len(keys) > 1 else 'has'
+        warnings.append(
+            f'{" and ".join(keys)} {verb} no metric for the head task(s) {names} '
+            f'(model.decode_head.tasks): they are trained and predicted, but not evaluated. '
+            f'Add them to {keys[0]}.tasks unless that is intended')
+        print_log(warnings[-1], logger='current', level=logging.WARNING)
+    return warnings
 
 
 def build_runner(cfg: 'Config', what: str) -> 'Runner':

@@ -171,10 +171,10 @@ def test_class_count_is_checked_for_every_class_task(train):
 
     classes = len(PascalContextMultiTaskDataset.METAINFO['classes'])
     parts = len(PascalContextMultiTaskDataset.METAINFO['part_classes'])
-    train.check_class_count(runner(dict(semseg=classes, human_parts=parts, sal=1)))
+    train.check_head_matches_dataset(runner(dict(semseg=classes, human_parts=parts, sal=1)))
     with pytest.raises(SystemExit, match=f'model.decode_head.tasks.human_parts is 3 but the '
                        f'training set .* has {parts} human_parts classes; set it to {parts}'):
-        train.check_class_count(runner(dict(semseg=classes, human_parts=3, sal=1)))
+        train.check_head_matches_dataset(runner(dict(semseg=classes, human_parts=3, sal=1)))
     # head tasks the training set does not load (a child's tasks merged into the base's, without
     # _delete_=True): named before training, not a KeyError at the first loss
     with pytest.raises(SystemExit, match=r"^model\.decode_head\.tasks has normals, edge, which "
@@ -182,8 +182,8 @@ def test_class_count_is_checked_for_every_class_task(train):
                        r"\['semseg', 'human_parts', 'sal'\]\) "
                        r'does not load: the loss needs their ground truth\. Remove them .*'
                        r'_delete_=True'):
-        train.check_class_count(runner(dict(semseg=classes, human_parts=parts, sal=1,
-                                            normals=3, edge=1)))
+        train.check_head_matches_dataset(runner(dict(semseg=classes, human_parts=parts, sal=1,
+                                                     normals=3, edge=1)))
 
 
 def test_an_unreachable_checkpoint_url_is_named_with_the_offline_way(train, tmp_path,

@@ -1,4 +1,5 @@
 import argparse
+import logging
 import os
 import os.path as osp
 
@@ -200,6 +201,59 @@ def test_evaluator_class_count_must_match_the_head(tmp_path):
     # no evaluator (make demo's val_evaluator=None) and the demo's list of tasks pass
     argv = [DEMO_CONFIG, '--cfg-options', 'val_evaluator=None']
     assert load_runner_config(parse_runner_args(make_parser(), argv)).val_evaluator is None
+
+
+def test_head_tasks_without_a_metric_are_warned_once(tmp_path):
+    """The demo's val_evaluator without edge (the head predicts edge) reported no edge metric
+    and no word about it; now one warning at start-up names the task (on purpose it may be:
+    a warning, not an error). The demo's test_evaluator is the same dict: one warning."""
+    from mmengine.logging import MMLogger
+    cfg_file = tmp_path / 'no_edge.py'
+    cfg_file.write_text(
+        f'_base_ = [{DEMO_CONFIG!r}]\n'
+        "val_evaluator = dict(tasks=dict(_delete_=True, semseg=None, depth=None, "
+        "normals=None))\ntest_evaluator = val_evaluator\n")
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        load_runner_config(parse_runner_args(make_parser(), [str(cfg_file)]))
+    finally:
+        logger.removeHandler(handler)
+    warned = [r.getMessage() for r in records if 'no metric' in r.getMessage()]
+    assert len(warned) == 1, warned
+    assert warned[0] == (
+        'val_evaluator and test_evaluator have no metric for the head task(s) edge '
+        '(model.decode_head.tasks): they are trained and predicted, but not evaluated. Add '
+        'them to val_evaluator.tasks unless that is intended')
+
+
+def test_unevaluated_head_tasks_by_evaluator():
+    from mmengine.config import Config
+
+    from mmmt.utils.cli import warn_unevaluated_head_tasks
+
+    def warnings(val, test, head=('semseg', 'depth', 'edge')):
+        return warn_unevaluated_head_tasks(Config(dict(
+            model=dict(decode_head=dict(tasks={t: 1 for t in head})),
+            val_evaluator=val, test_evaluator=test)))
+
+    every = dict(type='MultiTaskMetric', tasks=['semseg', 'depth', 'edge'])
+    assert warnings(every, every) == []
+    # a list of metrics scores the union of their tasks
+    assert warnings([dict(type='MultiTaskMetric', tasks=dict(semseg=None)),
+                     dict(type='MultiTaskMetric', tasks='depth'),
+                     dict(type='MultiTaskMetric', tasks=['edge'])], every) == []
+    # no evaluator (make demo's val_evaluator=None) or a metric that names no tasks: nothing
+    # is known to be missing
+    assert warnings(None, dict(type='DumpMultiTaskPredictions', out_file_path='p.pkl')) == []
+    # evaluators missing different tasks: one warning each, every missing task named
+    (val, test) = warnings(dict(tasks=['semseg']), dict(tasks=['semseg', 'depth']))
+    assert val.startswith('val_evaluator has no metric for the head task(s) depth, edge ')
+    assert test.startswith('test_evaluator has no metric for the head task(s) edge ')
+    assert test.endswith('Add them to test_evaluator.tasks unless that is intended')
 
 
 def test_custom_imports_that_are_not_there_are_one_line(tmp_path, monkeypatch):
