@@ -43,3 +43,21 @@ def test_runs_before_the_checkpoint_hook():
     from mmengine.hooks import CheckpointHook
     from mmengine.runner.priority import get_priority
     assert get_priority(NonFiniteLossHook.priority) < get_priority(CheckpointHook.priority)
+
+
+def test_the_batch_of_the_rank_whose_loss_is_not_finite_is_named():
+    """In DDP the segmentor logs the mean over the ranks: one rank's NaN is every rank's logged
+    NaN. The healthy rank, whose own values (``rank_log_vars``) are finite, stops too but
+    does not name its own images as the culprits."""
+    runner = runner_with([])
+    runner.model = types.SimpleNamespace(rank_log_vars=dict(loss=torch.tensor(1.0),
+                                                            loss_depth=torch.tensor(0.5)))
+    logged = dict(loss=torch.tensor(float('nan')), loss_depth=torch.tensor(float('nan')))
+    with pytest.raises(FloatingPointError, match='^Non-finite loss on another rank at '
+                       r'iteration 7; training stopped \(that rank names the files\)$'):
+        NonFiniteLossHook().after_train_iter(runner, 6, batch('img/a.png'), logged)
+    # the rank whose own loss is not finite names its batch
+    runner.model.rank_log_vars['loss_depth'] = torch.tensor(float('inf'))
+    with pytest.raises(FloatingPointError, match=r'\(loss_depth=inf\); task\(s\): depth; '
+                       'images of the batch: img/a.png'):
+        NonFiniteLossHook().after_train_iter(runner, 6, batch('img/a.png'), logged)

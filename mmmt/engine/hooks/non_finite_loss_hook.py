@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
 
 from mmmt.registry import HOOKS
 
@@ -20,6 +21,12 @@ def _value(v) -> Optional[float]:
     if isinstance(v, (int, float)):
         return float(v)
     return None
+
+
+def _non_finite(values) -> Dict[str, float]:
+    """The entries of ``values`` that are NaN or infinite."""
+    found = {k: _value(v) for k, v in values.items()}
+    return {k: v for k, v in found.items() if v is not None and not math.isfinite(v)}
 
 
 @HOOKS.register_module()
@@ -39,9 +46,13 @@ class NonFiniteLossHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         outputs = outputs or {}
-        bad = {k: _value(v) for k, v in outputs.items()}
-        bad = {k: v for k, v in bad.items() if v is not None and not math.isfinite(v)}
-        stop = bool(bad)
+        # mmmt's segmentor logs the mean over the ranks (one rank's NaN makes every rank's
+        # NaN) and keeps this rank's own values, which tell whose batch to name
+        model = getattr(runner, 'model', None)
+        model = model.module if is_model_wrapper(model) else model
+        own = getattr(model, 'rank_log_vars', None) or outputs
+        bad = _non_finite(own)
+        stop = bool(bad) or bool(_non_finite(outputs))
         if get_world_size() > 1:
             device = next((v.device for v in outputs.values() if isinstance(v, torch.Tensor)),
                           torch.device('cpu'))

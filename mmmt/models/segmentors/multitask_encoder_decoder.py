@@ -1,7 +1,10 @@
 """Backbone + multi-task decode head, with per-task pre- and post-processing."""
-from typing import Dict, List, Optional
+from collections import OrderedDict
+from typing import Dict, List, Optional, Tuple
 
+import torch
 import torch.nn.functional as F
+from mmengine.dist import all_reduce, get_world_size
 from mmengine.structures import PixelData
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
@@ -95,6 +98,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                                                                 False)}
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
+        # this rank's own log values of the last parse_losses (the logged ones are averaged)
+        self.rank_log_vars: Optional[Dict[str, Tensor]] = None
 
     def extract_feat(self, inputs: Tensor) -> List[Tensor]:
         x = self.backbone(inputs)
@@ -108,6 +113,34 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         return self.decode_head.loss(self.extract_feat(inputs), data_samples, self.train_cfg)
+
+    def parse_losses(self, losses: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """mmengine's sum of the loss terms, with the logged values averaged over the ranks.
+
+        mmengine's ``BaseModel.parse_losses`` does not reduce, so in distributed training the
+        log showed rank 0's batch alone (mmseg 0.x averaged the log variables over the ranks);
+        the logged values are now the mean over the ranks, by one ``all_reduce`` of them all
+        stacked. The returned loss, which is back-propagated, stays this rank's own: DDP
+        averages its gradients, which are unchanged. This rank's own values are kept in
+        :attr:`rank_log_vars` (``NonFiniteLossHook`` names the rank whose loss is not finite).
+
+        Args:
+            losses (dict[str, Tensor]): The ``mode='loss'`` outputs (``loss_<task>``,
+                ``raw_<task>``, ...).
+
+        Returns:
+            tuple[Tensor, dict[str, Tensor]]: The loss and the values to log.
+        """
+        loss, log_vars = super().parse_losses(losses)
+        self.rank_log_vars = OrderedDict((k, v.detach()) for k, v in log_vars.items())
+        if get_world_size() == 1:
+            return loss, log_vars
+        # the keys come from the head's tasks, the same on every rank; float64 holds any
+        # float dtype exactly, and each value gets its own dtype back
+        values = torch.stack([v.detach().to(torch.float64) for v in log_vars.values()])
+        all_reduce(values, op='mean')
+        return loss, OrderedDict((k, mean.to(v.dtype)) for (k, v), mean in zip(
+            self.rank_log_vars.items(), values))
 
     def _forward(self, inputs: Tensor, data_samples: SampleList = None) -> Dict[str, Tensor]:
         logits = self.decode_head.forward(self.extract_feat(inputs))
