@@ -25,7 +25,8 @@ default_hooks = dict(
     # torch reseeded from (seed, iteration) before each iteration: --resume draws the same
     # drop-path masks as the uninterrupted run (mmmt/engine/hooks/iteration_seed_hook.py)
     iteration_seed=dict(type='IterationSeedHook'),
-    # meta['mmmt_version'] in every checkpoint (mmengine records only its own version)
+    # meta['mmmt_version'], the world size and batch size per rank in every checkpoint
+    # (mmengine records neither); a --resume on another layout is warned about
     checkpoint_meta=dict(type='CheckpointMetaHook'),
     # stops at the first NaN/inf loss, naming the batch's files, before a checkpoint is saved
     non_finite_loss=dict(type='NonFiniteLossHook'),

@@ -4,8 +4,10 @@ import os.path as osp
 
 import torch
 
+from mmmt.engine.hooks import CheckpointMetaHook
 from mmmt.utils import load_checkpoint_file
 from ..tool_loader import load_tool
+from .conftest import NO_VAL, REPO, cli, free_port, run_tool, write_tiny_config
 
 
 def test_resume_with_another_seed_continues_the_checkpoints_seed(tmp_path, tiny_training):
@@ -30,6 +32,54 @@ def test_checkpoints_record_the_mmmt_version(tiny_training):
     meta = load_checkpoint_file(osp.join(tiny_training.work_dir, 'iter_2.pth'))['meta']
     assert meta['mmmt_version'] == mmmt.__version__
     assert meta['seed'] == 0 and 'cfg' in meta
+    assert meta['world_size'] == 1 and meta['batch_size_per_rank'] == 2
+
+
+def test_resume_on_another_number_of_gpus_is_warned(tmp_path, synthetic_nyud, capsys):
+    """Trained on 2 ranks (gloo), resumed on 1: the sampler's shuffle is split by the world
+    size, so the resumed run trained on other images than the interrupted one, and on half
+    the global batch, without a word. The checkpoint now records the layout and the resume
+    names both and what changes."""
+    import sys
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=1,
+                            extra=NO_VAL)
+    work = tmp_path / 'work'
+    run_tool(['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
+              str(work), '--cfg-options', 'train_cfg.max_iters=1'],
+             env=dict(PYTHON=sys.executable, PORT=str(free_port())))
+    meta = load_checkpoint_file(str(work / 'iter_1.pth'))['meta']
+    assert (meta['world_size'], meta['batch_size_per_rank']) == (2, 2)
+    status, out, err = cli(load_tool('tools', 'train'),
+                           [cfg, '--work-dir', work, '--resume', work / 'iter_1.pth'], capsys)
+    assert status == 0, err
+    assert ('--resume: the checkpoint was trained with world size 2 x batch size 2 per rank '
+            '(4 images per iteration), this run has world size 1 x batch size 2 per rank (2 '
+            "images per iteration): the data order differs from the interrupted run's (the "
+            'sampler splits its shuffle over the ranks, and each iteration takes world size x '
+            'batch size images of it), and the effective batch size changes from 4 to 2 '
+            'images, which the learning rate was tuned for') in out + err
+    assert osp.isfile(work / 'iter_2.pth')
+
+
+def test_layout_changes_that_are_warned():
+    def change(world, batch, **meta):
+        return CheckpointMetaHook.layout_change(meta, world, batch)
+
+    # checkpoints saved before the layout was recorded, and resumes on the same layout: silent
+    assert change(2, 2) is None and change(2, 2, mmmt_version='0.1.0') is None
+    assert change(2, 2, world_size=2, batch_size_per_rank=2) is None
+    assert change(2, None, world_size=2, batch_size_per_rank=2) is None
+    # the same global batch on another number of GPUs: the data order alone
+    text = change(4, 1, world_size=2, batch_size_per_rank=2)
+    assert 'world size 2 x batch size 2 per rank (4 images per iteration)' in text
+    assert 'world size 4 x batch size 1 per rank (4 images' in text
+    assert text.endswith('images of it)')
+    # another batch size per rank on as many GPUs: the images of each iteration change too
+    assert 'effective batch size changes from 4 to 8' in change(
+        2, 4, world_size=2, batch_size_per_rank=2)
+    # no batch size known on one side: the world sizes alone
+    assert change(1, 2, world_size=2).startswith(
+        '--resume: the checkpoint was trained with world size 2, this run has world size 1: ')
 
 
 def test_checkpoints_inside_accumulation_windows_are_warned():

@@ -1,4 +1,6 @@
-"""Record the mmmt version in every checkpoint's meta."""
+"""Record the mmmt version and the data-parallel layout in every checkpoint's meta."""
+from typing import Optional
+
 from mmengine.hooks import Hook
 
 from mmmt.registry import HOOKS
@@ -7,16 +9,95 @@ from mmmt.version import __version__
 __all__ = ['CheckpointMetaHook']
 
 
+def _batch_size_per_rank(runner) -> Optional[int]:
+    """The training dataloader's batch size (per process), or None when it has none."""
+    try:
+        loader = runner.train_dataloader
+    except Exception:  # no train loop (a runner built for testing)
+        return None
+    size = getattr(loader, 'batch_size', None)
+    if size is None:  # a batch sampler of its own
+        size = getattr(getattr(loader, 'batch_sampler', None), 'batch_size', None)
+    return size if isinstance(size, int) else None
+
+
 @HOOKS.register_module()
 class CheckpointMetaHook(Hook):
-    """Add ``meta['mmmt_version']`` to each checkpoint the Runner saves.
+    """Add ``meta['mmmt_version']``, ``meta['world_size']`` and ``meta['batch_size_per_rank']``
+    to each checkpoint the Runner saves, and warn on ``--resume`` when this run's world size or
+    batch size differs from the checkpoint's.
 
     mmengine's meta names its own version (``mmengine_version``), the config and the seed,
     but not the plugin's whose code the weights belong to; the converters of
     ``tools/model_converters`` already write ``mmmt_version``, trained checkpoints now too.
+
+    The number of processes is not in mmengine's meta either, and a resume on another number
+    of GPUs changed two things silently: the data order (the sampler splits its shuffled
+    indices by the world size, so every iteration after the resume trains on other images than
+    the interrupted run would have) and the effective batch size (world size x batch size per
+    rank), which the learning rate was tuned for. Checkpoints without the fields (saved before
+    they were recorded) resume without a warning.
     """
 
     priority = 'VERY_LOW'
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault('meta', {})['mmmt_version'] = __version__
+        meta = checkpoint.setdefault('meta', {})
+        meta['mmmt_version'] = __version__
+        meta['world_size'] = runner.world_size
+        batch_size = _batch_size_per_rank(runner)
+        if batch_size is not None:
+            meta['batch_size_per_rank'] = batch_size
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # mmengine calls this for load_from too, where only the weights are taken: a resume
+        # alone continues the training whose layout the checkpoint records (mmengine keeps
+        # whether it resumes in a private flag only)
+        if not getattr(runner, '_resume', False):
+            return
+        message = self.layout_change(checkpoint.get('meta') or {}, runner.world_size,
+                                     _batch_size_per_rank(runner))
+        if message:
+            runner.logger.warning(message)
+
+    @staticmethod
+    def layout_change(meta: dict, world_size: int,
+                      batch_size: Optional[int]) -> Optional[str]:
+        """A warning when ``world_size`` or ``batch_size`` (per rank) differs from the
+        checkpoint's ``meta``, else None (also for a checkpoint that records neither).
+
+        Args:
+            meta (dict): The checkpoint's meta.
+            world_size (int): This run's number of processes.
+            batch_size (int, optional): This run's training batch size per process.
+
+        Returns:
+            str or None: The warning.
+        """
+        saved_world = meta.get('world_size')
+        saved_batch = meta.get('batch_size_per_rank')
+        if saved_world is None:
+            return None
+        if saved_batch is None or batch_size is None:
+            saved_batch = batch_size = None  # compare the world sizes alone
+        if saved_world == world_size and saved_batch == batch_size:
+            return None
+
+        def layout(world, batch):
+            if batch is None:
+                return f'world size {world}'
+            return (f'world size {world} x batch size {batch} per rank ({world * batch} '
+                    'images per iteration)')
+
+        text = (f'--resume: the checkpoint was trained with {layout(saved_world, saved_batch)}, '
+                f'this run has {layout(world_size, batch_size)}: the data order differs from '
+                "the interrupted run's (the sampler splits its shuffle over the ranks, and each "
+                'iteration takes world size x batch size images of it)')
+        if batch_size is None:
+            text += (', and so does the effective batch size, which the learning rate was '
+                     'tuned for')
+        elif saved_world * saved_batch != world_size * batch_size:
+            text += (f', and the effective batch size changes from {saved_world * saved_batch}'
+                     f' to {world_size * batch_size} images, which the learning rate was tuned '
+                     'for')
+        return text
