@@ -125,6 +125,7 @@ def main(argv=None):
     from mmmt.apis import MultiTaskInferencer
     from mmmt.apis.multitask_inferencer import fitted_size
     from mmmt.utils import CHECKPOINT_ERRORS, TRUST_ENV
+    from mmmt.utils.fileio import KeptFileError, kept_file_message
     if args.trust_checkpoint:
         os.environ[TRUST_ENV] = '1'
     try:
@@ -150,7 +151,10 @@ def main(argv=None):
             print(f'[{done}/{len(items)}] {path or items[done - 1][0]} ({size}) '
                   f'{time.time() - tic:.2f}s', flush=True)
             tic = time.time()
-    except FileExistsError as e:  # an output appeared during the run: kept, and named
+    except KeptFileError as e:  # an output appeared during the run: kept, and named
+        raise UserInputError(kept_file_message(e, 'Choose another --out-dir or pass --force')) \
+            from None
+    except FileExistsError as e:
         raise UserInputError(str(e)) from None
     print(f'Done in {time.time() - start:.1f}s. Pictures: {osp.join(args.out_dir, "vis")}'
           + ('' if not args.save_pred else f'; predictions: {osp.join(args.out_dir, "pred")} '

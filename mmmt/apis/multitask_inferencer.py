@@ -28,7 +28,7 @@ from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
                                    load_model_weights, non_finite_tensors, trusted)
 from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError
-from mmmt.utils.fileio import atomic_write
+from mmmt.utils.fileio import atomic_write, keep_existing_files
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
 __all__ = ['MultiTaskInferencer', 'fitted_size', 'config_tasks', 'existing_outputs']
@@ -573,13 +573,7 @@ class MultiTaskInferencer(BaseInferencer):
                              overwrite=overwrite, fsync=False)
 
 
-@contextlib.contextmanager
-def _kept_if_taken() -> Iterator[None]:
+def _kept_if_taken() -> contextlib.AbstractContextManager:
     """Say what to do when an output file appeared after the check at the start."""
-    try:
-        yield
-    except FileExistsError as e:
-        raise FileExistsError(
-            f'{e} (it appeared during this run: another run writing into the same folder?); '
-            'it is kept and the run stops here. Choose another out_dir or pass overwrite=True '
-            '(image_demo.py: --force)') from None
+    return keep_existing_files('Choose another out_dir or pass overwrite=True '
+                               '(image_demo.py: --force)')

@@ -8,18 +8,23 @@ name only ever points at a complete file. The rename itself is an entry of the d
 ext4/xfs it reaches the disk when the directory is synced, so after a power loss a "saved"
 checkpoint can be missing (or the old one back) unless the directory is fsynced too
 (:func:`fsync_directory`, done by both functions here when ``fsync`` is on).
+
+A file written exclusively (``overwrite=False``) that another run wrote first is kept, and the
+run stops saying so: :func:`kept_file_message` words that once for every writer (the
+inferencer, the vis backend, the tools), each giving its own way out.
 """
+import contextlib
 import os
 import os.path as osp
 import secrets
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Tuple, Union
+from typing import BinaryIO, Callable, Iterator, Optional, Tuple, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
 __all__ = ['atomic_write', 'move_exclusive', 'fsync_directory', 'AtomicLocalBackend',
-           'ATOMIC_BACKEND']
+           'ATOMIC_BACKEND', 'KeptFileError', 'kept_file_message', 'keep_existing_files']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -148,6 +153,63 @@ def move_exclusive(tmp: str, path: str, fsync: bool = True) -> None:
         os.remove(tmp)
     if fsync:
         fsync_directory(osp.dirname(osp.abspath(path)))
+
+
+class KeptFileError(FileExistsError):
+    """An output file exists (another run wrote it first) and was kept; the run stops.
+
+    ``str()`` is :func:`kept_file_message`'s text; ``original`` is the ``FileExistsError`` of
+    :func:`atomic_write` / :func:`move_exclusive` naming the file, so that a caller further out
+    (a command-line tool) can word the message again with its own way out.
+    """
+
+    def __init__(self, message: str, original: Optional[FileExistsError] = None) -> None:
+        super().__init__(message)
+        self.original = original  # optional: an unpickled copy (another process) has None
+
+
+def kept_file_message(error: FileExistsError, way_out: str, maybe_before: bool = False) -> str:
+    """Say that an output file another run wrote is kept, that the run stops, and what to do.
+
+    Args:
+        error (FileExistsError): The error of the exclusive write, whose text names the file
+            (a :class:`KeptFileError`'s own ``original`` is used: worded once, not twice).
+        way_out (str): What the user can do, a sentence, e.g. ``'Choose another folder or pass
+            --force'``.
+        maybe_before (bool): The file may also have been there before the run (the writer
+            checks nothing at the start). Defaults to False: it appeared during this run.
+
+    Returns:
+        str: E.g. ``'out/a.png exists; refusing to overwrite it (it appeared during this run:
+        another run writing into the same folder?); it is kept and the run stops here.
+        Choose another folder or pass --force'``.
+    """
+    if isinstance(error, KeptFileError) and error.original is not None:
+        error = error.original
+    when = ('it was there before, or appeared during this run' if maybe_before else
+            'it appeared during this run')
+    return (f'{error} ({when}: another run writing into the same folder?); it is kept and '
+            f'the run stops here. {way_out}')
+
+
+@contextlib.contextmanager
+def keep_existing_files(way_out: str, maybe_before: bool = False,
+                        error_type: Optional[Callable[[str], BaseException]] = None
+                        ) -> Iterator[None]:
+    """Re-raise a ``FileExistsError`` of the block with :func:`kept_file_message`'s text.
+
+    Args:
+        way_out (str): See :func:`kept_file_message`.
+        maybe_before (bool): See :func:`kept_file_message`. Defaults to False.
+        error_type (callable, optional): What to raise with the text instead of a
+            :class:`KeptFileError`, e.g. a tool's one-line ``UserInputError``.
+    """
+    try:
+        yield
+    except FileExistsError as e:
+        message = kept_file_message(e, way_out, maybe_before)
+        raise (KeptFileError(message, e) if error_type is None else error_type(message)) \
+            from None
 
 
 @register_backend(ATOMIC_BACKEND)

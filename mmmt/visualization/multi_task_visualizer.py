@@ -16,7 +16,7 @@ from mmengine.visualization.vis_backend import force_init_env
 
 from mmmt.registry import VISBACKENDS, VISUALIZERS
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task, ordered_tasks
-from mmmt.utils.fileio import atomic_write
+from mmmt.utils.fileio import atomic_write, keep_existing_files
 
 __all__ = ['MultiTaskVisualizer', 'MultiTaskLocalVisBackend', 'default_palette', 'normals_key']
 
@@ -119,14 +119,12 @@ class MultiTaskLocalVisBackend(LocalVisBackend):
         if not ok:
             raise IOError(f'could not encode the picture {file}')
         os.makedirs(self._img_save_dir, exist_ok=True)
-        try:
+        # no check at the start here (training's validations write as they go): the file
+        # may also have been there before
+        with keep_existing_files('Choose another --show-dir or pass --force (vis_backends: '
+                                 'overwrite=True)', maybe_before=True):
             atomic_write(buf.tobytes(), os.path.join(self._img_save_dir, file),
                          overwrite=self.overwrite, fsync=False)
-        except FileExistsError as e:
-            raise FileExistsError(
-                f'{e} (it was there before, or appeared during this run: another run saving '
-                'pictures into the same folder?); it is kept and the run stops here. Choose '
-                'another --show-dir or pass --force (vis_backends: overwrite=True)') from None
 
 
 @VISUALIZERS.register_module()

@@ -420,4 +420,7 @@ def test_image_demo_names_an_output_that_appears_during_the_run(tmp_path, tiny_c
                          prog='image_demo.py')
     assert status == 2 and len(err.splitlines()) == 1 and 'Traceback' not in err
     assert err.startswith(f'image_demo.py: error: {taken} exists') and '--force' in err
+    # the demo's own way out, not the inferencer's (out_dir, overwrite=True)
+    assert err.rstrip().endswith('it is kept and the run stops here. Choose another --out-dir '
+                                 'or pass --force'), err
     assert taken.read_bytes() == b'the other run'

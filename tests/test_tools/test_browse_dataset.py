@@ -78,7 +78,8 @@ def test_a_picture_that_appears_during_the_run_is_kept(tool, tmp_path, synthetic
 
     monkeypatch.setattr(MultiTaskVisualizer, 'add_datasample', another_run_writes_first)
     out = tmp_path / 'browse'
-    with pytest.raises(UserInputError, match=r'\.png exists.* it is kept\. .*--force'):
+    with pytest.raises(UserInputError, match=r'\.png exists.* appeared during this run.* it '
+                       r'is kept and the run stops here\. Choose another folder or pass --force'):
         tool.main([DEMO_CONFIG, '--split', 'test', '--output-dir', str(out), '--num', '1',
                    '--cfg-options', f'test_dataloader.dataset.data_root={synthetic_nyud}'])
     (picture, ) = os.listdir(out)

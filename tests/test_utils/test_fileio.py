@@ -166,3 +166,30 @@ def test_move_exclusive_syncs_the_folder(tmp_path, monkeypatch):
     with pytest.raises(FileExistsError, match='a.pth'):
         move_exclusive(str(tmp_path / 'b.tmp'), str(tmp_path / 'a.pth'))
     assert synced == [str(tmp_path)]  # nothing moved: nothing to sync
+
+
+def test_kept_file_message_names_the_file_and_the_given_way_out(tmp_path):
+    from mmmt.utils.errors import UserInputError
+    from mmmt.utils.fileio import KeptFileError, keep_existing_files, kept_file_message
+    path = tmp_path / 'a.png'
+    path.write_bytes(b'the other run')
+    with pytest.raises(KeptFileError) as info:
+        with keep_existing_files('Choose another out_dir or pass overwrite=True'):
+            atomic_write(b'mine', path, overwrite=False)
+    assert str(info.value) == (
+        f'{path} exists; refusing to overwrite it (it appeared during this run: another run '
+        'writing into the same folder?); it is kept and the run stops here. Choose another '
+        'out_dir or pass overwrite=True')
+    assert isinstance(info.value, FileExistsError) and path.read_bytes() == b'the other run'
+    # worded again further out (a tool with its own options): once, not nested
+    again = kept_file_message(info.value, 'Choose another --out-dir or pass --force',
+                              maybe_before=True)
+    assert again == (f'{path} exists; refusing to overwrite it (it was there before, or appeared '
+                     'during this run: another run writing into the same folder?); it is kept '
+                     'and the run stops here. Choose another --out-dir or pass --force')
+    with pytest.raises(UserInputError, match=r'a\.png exists.* Pass --force\Z'):
+        with keep_existing_files('Pass --force', error_type=UserInputError):
+            atomic_write(b'mine', path, overwrite=False)
+    with keep_existing_files('never said'):  # nothing raised: nothing to say
+        atomic_write(b'mine', tmp_path / 'b.png', overwrite=False)
+    assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png']

@@ -77,6 +77,7 @@ def main(argv=None) -> int:
 
     from mmmt.registry import DATASETS, VISUALIZERS
     from mmmt.utils import register_all_modules
+    from mmmt.utils.fileio import keep_existing_files
     register_all_modules(init_default_scope=False)
     cfg = merge_cfg_options(config_from_file(args.config), args.cfg_options, args.data_root)
     from mmmt.structures import register_tasks
@@ -98,15 +99,13 @@ def main(argv=None) -> int:
         item = dataset[i]
         sample = item['data_samples']
         name = sample.metainfo.get('img_id', f'{i:06d}')
-        try:
+        # a picture that appeared after the check above (another run) is kept
+        with keep_existing_files('Choose another folder or pass --force',
+                                 error_type=UserInputError):
             visualizer.add_datasample(
                 name, to_display_image(item['inputs'], normalization), data_sample=sample,
                 draw_pred=False, out_file=osp.join(args.output_dir, f'{name}.png'),
                 overwrite=args.force)
-        except FileExistsError as e:  # appeared after the check above (another run): kept
-            raise UserInputError(f'{e} (it appeared during this run: another run writing '
-                                 'into the same folder?); it is kept. Choose another folder '
-                                 'or pass --force') from None
         progress.update()
     print(f'\n{num} pictures written to {args.output_dir}')
     return 0
