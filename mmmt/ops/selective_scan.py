@@ -28,9 +28,9 @@ Backends:
 ``MMMT_SCAN_BACKEND=torch|cpp|cuda|triton`` forces a backend; ``MMMT_DISABLE_CPP_SCAN=1`` never
 builds or uses the C++ kernel.
 
-Under :func:`torch.compile` (mmengine's ``compile=True``) :func:`selective_scan_fn` is not
-traced: the graphs stop before each scan, which runs eagerly with the backend it would pick
-without compiling, and go on after it.
+Under :func:`torch.compile` (mmengine's ``compile=True``) :func:`selective_scan_fn` is one
+opaque op in the graph, ``torch.ops.mmmt.selective_scan`` (:mod:`mmmt.ops.selective_scan_op`):
+no graph break; at run time the op picks the backend as an eager call does.
 
 Precision under :func:`torch.autocast`: the scan always runs in float32 (float64 for float64
 ``u``): every input is cast to that dtype with autocast disabled (the ``triton`` backend reads
@@ -47,7 +47,9 @@ import torch
 from . import cpp_loader
 from . import selective_scan_triton as triton_scan
 from . import triton_self_check
+from ._scan_args import bc_time_varying, compute_dtype, needs_grad
 from .selective_scan_cpu import selective_scan_cpu
+from .selective_scan_op import traceable_selective_scan
 from .selective_scan_recompute import grads_by_recompute
 from .selective_scan_torch import selective_scan_torch
 
@@ -92,7 +94,7 @@ def _triton_usable() -> bool:
 
 
 def _cpp_supports(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> bool:
-    return u.device.type == 'cpu' and B.dim() >= 3 and C.dim() >= 3
+    return u.device.type == 'cpu' and bc_time_varying(B, C)
 
 
 def _call_key(u, delta, A, B, C, D, z, delta_bias, delta_softplus) -> tuple:
@@ -134,7 +136,7 @@ def _pick_backend(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor,
             warnings.warn(
                 'mmmt: C++ selective scan unavailable, using the slower PyTorch scan '
                 f'({cpp_loader.build_error()}); set {cpp_loader.DISABLE_ENV}=1 to silence',
-                RuntimeWarning, stacklevel=3)
+                RuntimeWarning, stacklevel=4)
     return 'torch'
 
 
@@ -204,7 +206,7 @@ def _triton_or_fallback(forced: bool, u, delta, A, B, C, D, z, delta_bias, delta
                 f'using the {_cuda_fallback()} scan instead for the rest of this process (the '
                 'kinds of call that already ran with Triton keep it); set '
                 f'{BACKEND_ENV}=torch or {BACKEND_ENV}=cuda to silence', RuntimeWarning,
-                stacklevel=3)
+                stacklevel=4)
         return None
     _triton_calls.add(call)
     return res
@@ -231,9 +233,6 @@ class _TorchScanRecompute(torch.autograd.Function):
                                                    ctx.needs_input_grad[1:], dout, dlast))
 
 
-# Dynamo cannot trace the compiled kernels (no fake-tensor versions) nor the choice of a
-# backend (first-use checks, fallbacks), so torch.compile runs the scan eagerly between graphs.
-@torch.compiler.disable
 def selective_scan_fn(
     u: torch.Tensor,
     delta: torch.Tensor,
@@ -263,6 +262,14 @@ def selective_scan_fn(
         (batch, D, N) in the compute dtype (float32, or float64 for float64 ``u``) if
         ``return_last_state``.
     """
+    if torch.compiler.is_compiling():  # the graph holds one op that runs scan_eager
+        return traceable_selective_scan(u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                                        return_last_state)
+    return scan_eager(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+
+
+def scan_eager(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state):
+    """:func:`selective_scan_fn` without compiling: picks the backend and runs it."""
     kernels_may_run = u.is_cuda or triton_scan.interpreter_enabled()
     call = _call_key(u, delta, A, B, C, D, z, delta_bias,
                      delta_softplus) if kernels_may_run else None
@@ -276,7 +283,7 @@ def selective_scan_fn(
             return res
         backend = _cuda_fallback()
     dtype_in = u.dtype
-    compute = torch.float64 if dtype_in == torch.float64 else torch.float32
+    compute = compute_dtype(dtype_in)
 
     def cast(t):
         return None if t is None else t.to(compute)
@@ -287,7 +294,7 @@ def selective_scan_fn(
             res = selective_scan_cpu(*args, delta_softplus, return_last_state)
         elif backend == 'cuda':
             res = _mamba_cuda_fn()(*args, delta_softplus, return_last_state)
-        elif torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in args):
+        elif needs_grad(args):
             # Recompute in the backward pass instead of keeping the chunked scan's autograd
             # graph (about 8 x batch*D*L*N*4 bytes per call) alive until then: a model with
             # dozens of scans per step would not fit in memory otherwise.

@@ -12,6 +12,7 @@ from typing import Optional, Tuple, Union
 import torch
 from torch.autograd.function import once_differentiable
 
+from ._scan_args import TIME_VARYING_BC, bc_time_varying, compute_dtype, needs_grad
 from .cpp_loader import load_scan_ops
 
 __all__ = ['selective_scan_cpu', 'CHUNK']
@@ -90,17 +91,16 @@ def selective_scan_cpu(
     output in ``u``'s dtype and the last state in the compute dtype. The last state is
     differentiable.
     """
-    if B.dim() < 3 or C.dim() < 3:
-        raise ValueError('selective_scan_cpu needs time-varying B and C ((batch, [G,] N, L))')
+    if not bc_time_varying(B, C):
+        raise ValueError(f'selective_scan_cpu: {TIME_VARYING_BC}')
     dtype_in = u.dtype
-    compute = torch.float64 if dtype_in == torch.float64 else torch.float32
+    compute = compute_dtype(dtype_in)
 
     def prep(t):
         return None if t is None else t.to(compute).contiguous()
 
     args = [prep(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
-    need_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias))
+    need_grad = needs_grad((u, delta, A, B, C, D, z, delta_bias))
     out, last = SelectiveScanCpuFn.apply(*args, bool(delta_softplus), need_grad)
     out = out.to(dtype_in)
     return (out, last) if return_last_state else out

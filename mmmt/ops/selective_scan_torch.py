@@ -23,6 +23,8 @@ from typing import Optional, Tuple, Union
 import torch
 import torch.nn.functional as F
 
+from ._scan_args import check_channel_groups
+
 __all__ = ['selective_scan_torch']
 
 
@@ -93,8 +95,7 @@ def selective_scan_torch(
     for m, const in ((B, constant_b), (C, constant_c)):
         if not const:
             groups = max(groups, m.shape[1])
-    if dim % groups:
-        raise ValueError(f'channels ({dim}) must be divisible by the B/C groups ({groups})')
+    check_channel_groups(dim, groups)
     dg = dim // groups
 
     if length == 0:  # nothing to scan: empty output, zero state

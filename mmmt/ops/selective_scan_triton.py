@@ -28,6 +28,8 @@ from typing import Optional, Tuple, Union
 import torch
 from torch.autograd.function import once_differentiable
 
+from ._scan_args import (TIME_VARYING_BC, bc_groups, bc_time_varying, check_channel_groups,
+                         compute_dtype, needs_grad)
 from .selective_scan_recompute import grads_by_recompute
 
 __all__ = [
@@ -313,7 +315,7 @@ class SelectiveScanTritonFn(torch.autograd.Function):
         dim_state = A.shape[1]
         Bg, Cg = _as_groups(B), _as_groups(C)
         groups = max(Bg.shape[1], Cg.shape[1])
-        acc = torch.float64 if u.dtype == torch.float64 else torch.float32
+        acc = compute_dtype(u.dtype)
         block_d, block_n, block_l = _launch_sizes(name, dim // groups, dim_state, length,
                                                   cfg=cfg)
         nchunk = -(-length // block_l)
@@ -394,7 +396,7 @@ def _backward_torch(ctx, saved, dout, dlast):
     channel slices within the same memory budget as the ``torch`` backend's."""
     # in the compute dtype, as the dispatcher runs the PyTorch scan (B's and C's gradients sum
     # over channel slices)
-    compute = torch.float64 if saved[0].dtype == torch.float64 else torch.float32
+    compute = compute_dtype(saved[0].dtype)
     args = [None if t is None else t.detach().to(compute) for t in saved[:8]]
     needs = [t is not None for t in args]
     grads = grads_by_recompute(ctx.delta_softplus, args, needs,
@@ -463,13 +465,13 @@ def _backward_kernel(ctx, saved, dout, dlast):
 
 def check_supported(u: torch.Tensor, B: torch.Tensor, C: torch.Tensor) -> Optional[str]:
     """Why the Triton scan cannot take these inputs, or None if it can."""
-    if B.dim() < 3 or C.dim() < 3:
-        return 'B and C must vary over time ((batch, [G,] N, L))'
+    if not bc_time_varying(B, C):
+        return TIME_VARYING_BC
     if B.shape[-2] > MAX_STATE:
         return f'N = {B.shape[-2]} states, at most {MAX_STATE} supported'
     if not (u.is_cuda or interpreter_enabled()):
         return 'needs CUDA tensors (or TRITON_INTERPRET=1 for the interpreter)'
-    groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
+    groups = bc_groups(B, C)
     if u.shape[0] > MAX_GRID_YZ or groups > MAX_GRID_YZ:
         return f'batch {u.shape[0]} and B/C groups {groups} must be at most {MAX_GRID_YZ}'
     if B.shape[-2] * u.shape[-1] > MAX_STATE_STEPS:
@@ -485,9 +487,7 @@ def check_inputs(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch
     """Raise ``ValueError`` for inputs that do not fit together (shapes, devices): the
     caller's error, whichever backend runs, never a reason to fall back from Triton."""
     batch, dim, length = u.shape
-    groups = max(m.shape[1] if m.dim() == 4 else 1 for m in (B, C))
-    if dim % groups:
-        raise ValueError(f'channels ({dim}) must be divisible by the B/C groups ({groups})')
+    check_channel_groups(dim, bc_groups(B, C))
     for name, m in (('B', B), ('C', C)):
         if m.shape[-2:] != (A.shape[1], length) or m.shape[0] != batch:
             raise ValueError(f'selective_scan_triton: {name} has shape {tuple(m.shape)}, '
@@ -552,12 +552,10 @@ def scan_checked_inputs(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
     """
     batch, dim, length = u.shape
     args = [_opt(t) for t in (u, delta, A, B, C, D, z, delta_bias)]
-    need_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad for t in args)
+    need_grad = needs_grad(args)
     if length == 0:  # nothing to scan: empty output (in u's graph, as the other backends'),
         out = u * 0  # zero state
-        last = u.new_zeros(batch, dim, A.shape[1],
-                           dtype=torch.float64 if u.dtype == torch.float64 else torch.float32)
+        last = u.new_zeros(batch, dim, A.shape[1], dtype=compute_dtype(u.dtype))
         return (out, last) if return_last_state else out
     out, last = SelectiveScanTritonFn.apply(*args, bool(delta_softplus), need_grad,
                                             bool(backward_fallback))

@@ -176,6 +176,23 @@ def test_disable_env_selects_torch_without_warning(monkeypatch):
         selective_scan_fn(**x)
 
 
+@pytest.mark.parametrize('constant', ['B', 'C'])
+def test_constant_b_or_c_is_a_clear_error(constant):
+    """The kernel takes only time-varying B/C; constant ones are named, not mis-read."""
+    x = make_inputs(length=8)
+    x[constant] = torch.randn(8, 4)  # (D, N): constant over time
+    with pytest.raises(ValueError, match=r'selective_scan_cpu: B and C must vary over time '
+                       r'\(\(batch, \[G,\] N, L\)\)'):
+        selective_scan_cpu(**x)
+
+
+def test_channels_not_divisible_by_groups_is_a_clear_error():
+    x = make_inputs(dim=8, length=5, groups=3)
+    with pytest.raises(ValueError, match=r'channels \(8\) must be divisible by the B/C groups '
+                       r'\(3\)'):
+        selective_scan_torch(**x)
+
+
 def _run_python(code, env_extra, timeout=300):
     env = dict(os.environ, **env_extra)
     env.pop('MMMT_SCAN_BACKEND', None)
@@ -198,6 +215,7 @@ def test_build_failure_falls_back_with_one_warning(tmp_path):
         msgs = [str(m.message) for m in w]
         assert len(msgs) == 1 and 'C++ selective scan unavailable' in msgs[0], msgs
         assert '\\n' not in msgs[0]
+        assert w[0].filename == '<string>', w[0].filename  # names the caller's line
         assert torch.equal(a, b) and torch.allclose(a, selective_scan_torch(*x))
         assert available_backends() == ('torch',)
         print('OK')
