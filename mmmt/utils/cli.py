@@ -30,7 +30,8 @@ __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
-    'config_from_file', 'check_evaluator_matches_head', 'warn_unevaluated_head_tasks'
+    'config_from_file', 'check_evaluator_matches_head', 'warn_unevaluated_head_tasks',
+    'check_output_file', 'write_output_file'
 ]
 
 
@@ -643,3 +644,51 @@ def shutdown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def check_output_file(path: Optional[str], force: bool, option: Optional[str] = '--json') -> None:
+    """Stop a tool before its work if its output file ``path`` exists, unless ``force``.
+
+    The benchmarks and the GPU check's tools write their results at the end of minutes of
+    work: refused there, the numbers would be lost with the old file kept; a folder given as
+    the file is refused as well (with ``force`` it would fail only at the end too).
+
+    Args:
+        path (str, optional): The output file; None: the option was not given, nothing to check.
+        force (bool): The tool's ``--force``: an existing file will be replaced.
+        option (str, optional): The option that named the file, for the message; None for a
+            file of a fixed name (it cannot be chosen, only replaced). Defaults to '--json'.
+
+    Raises:
+        UserInputError: ``path`` exists (without ``force``) or is a folder; the message names it
+            and the way out.
+    """
+    if path is None:
+        return
+    named = f'{option} {path}' if option else path
+    if osp.isdir(path):
+        raise UserInputError(f'{named} is a folder; give a file name')
+    if osp.lexists(path) and not force:
+        other = 'choose another name or ' if option else ''
+        raise UserInputError(f'{named} exists; {other}pass --force to replace it')
+
+
+def write_output_file(data: Any, path: str, force: bool, option: Optional[str] = '--json') -> None:
+    """Write a tool's output file checked by :func:`check_output_file`, atomically.
+
+    With ``force`` an existing file is replaced; without, the file is written exclusively: one
+    that appeared since the check (another run writing the same file) is kept and named.
+
+    Args:
+        data (bytes | str | callable): As for :func:`~mmmt.utils.fileio.atomic_write`.
+        path (str): The output file.
+        force (bool): The tool's ``--force``.
+        option (str, optional): As for :func:`check_output_file`. Defaults to '--json'.
+
+    Raises:
+        UserInputError: ``path`` appeared meanwhile (without ``force``); it is kept.
+    """
+    from .fileio import atomic_write, keep_existing_files
+    with keep_existing_files(f'Choose another {option} or pass --force' if option else
+                             'Pass --force to replace it', error_type=UserInputError):
+        atomic_write(data, path, overwrite=force, fsync=False)  # a measurement log: no fsync

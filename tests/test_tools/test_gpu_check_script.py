@@ -56,6 +56,23 @@ def test_dry_run_on_cpu(tmp_path):
     assert {r['impl'] for r in scan['rows']} == {'torch', 'cpp'}
     for row in scan['rows']:
         assert row['fwd_s'] > 0 and row['train_s'] > 0 and row['fwd_err'] < 1e-5, row
+    # a re-run into the same folders (the budget spent: the measuring steps are skipped, the
+    # summary of the first run's files is made again): the script's own summary is replaced
+    (tmp_path / 'detail' / 'summary.md').write_text('the first run')
+    out, log = _run(tmp_path, GPU_CHECK_BUDGET='0')
+    assert 'summary against the targets: exit 0' in log, log
+    assert '| parity | True |' in (out / 'summary.md').read_text()
+    assert (out / 'gpu_check.log').read_text().count('=== done in') == 2  # appended to
+
+
+def test_the_tools_may_replace_the_scripts_own_files():
+    """The tools refuse an existing output file unless --force (a re-run into the same $OUT
+    would stop at every step): each --json of the script is its own, and replaced."""
+    text = SCRIPT.read_text().replace('\\\n', ' ')
+    calls = re.findall(r'--json ("[^"]+") (\S+)', text)
+    assert len(calls) == 4, calls  # parity, benchmark_scan, benchmark.py, the sweep
+    assert all(after == '--force' for _, after in calls), calls
+    assert re.search(r'gpu_check_summary\.py\s+"\$DETAIL" --force', text)
 
 
 def test_spent_budget_skips_steps_and_still_reports(tmp_path):

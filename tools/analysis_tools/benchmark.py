@@ -36,7 +36,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-from mmmt.utils.cli import add_model_input_args
+from mmmt.utils.cli import add_model_input_args, check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 
@@ -61,7 +61,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'cpp, cuda, triton, or triton-<kernel>[:STEPS:TILE:WARPS[:prefetch]] for '
                         'one Triton kernel pair (runs, statewise, tile; sets '
                         'MMMT_TRITON_SCAN_KERNEL)')
-    parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--json', default=None, help='also write the results to this new file')
+    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
     args = parser.parse_args(argv)
     args.scan_env = {}  # the environment that forces --scan-backend
     if args.scan_backend:  # resolved here, so that a misspelt name is a usage error
@@ -189,6 +190,7 @@ def time_loop(step: Callable[[], None], device: torch.device, iters: int, warmup
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     args = parse_args(argv)
+    check_output_file(args.json, args.force)  # not after minutes of measuring
     if args.device is None:
         args.device = 'cuda' if torch.cuda.is_available() else 'cpu'
 
@@ -293,9 +295,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
             f'ms of {statistics.mean(t) * 1e3:.0f} ms ({100 * result["train_scan_share"]:.1f}%)')
 
     print(format_result(result))
-    if args.json:  # a measurement log: replaced on a re-run (docs/tools.md), atomically
-        from mmmt.utils.fileio import atomic_write
-        atomic_write(json.dumps(result, indent=1), args.json, fsync=False)
+    if args.json:
+        write_output_file(json.dumps(result, indent=1), args.json, args.force)
     return result
 
 

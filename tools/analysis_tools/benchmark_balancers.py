@@ -21,7 +21,7 @@ import statistics
 import time
 from typing import Dict, List, Optional
 
-from mmmt.utils.cli import add_model_input_args
+from mmmt.utils.cli import add_model_input_args, check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 ALL_BALANCERS = ['PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL', 'AlignedMTL']
@@ -34,7 +34,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--balancers', nargs='+', default=ALL_BALANCERS, choices=ALL_BALANCERS)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
-    parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--json', default=None, help='also write the results to this new file')
+    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
     return parser.parse_args(argv)
 
 
@@ -83,6 +84,7 @@ def make_wrapper(model, method: str):
 
 def main(argv: Optional[List[str]] = None) -> Dict:
     args = parse_args(argv)
+    check_output_file(args.json, args.force)  # not after minutes of measuring
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -123,10 +125,8 @@ def main(argv: Optional[List[str]] = None) -> Dict:
                   step_s={m: statistics.median(t) for m, t in times.items()})
     result['ratio'] = {m: s / base for m, s in result['step_s'].items()}
     print(format_result(result))
-    if args.json:  # a measurement log: replaced on a re-run (docs/tools.md), atomically, and
-        # into a folder made if missing (not a traceback after the whole benchmark)
-        from mmmt.utils.fileio import atomic_write
-        atomic_write(json.dumps(result, indent=2), args.json, fsync=False)
+    if args.json:  # into a folder made if missing (not a traceback after the whole benchmark)
+        write_output_file(json.dumps(result, indent=2), args.json, args.force)
     return result
 
 

@@ -41,6 +41,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
+from mmmt.utils.cli import check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 # set after the functions are defined: name -> reference implementation; the first one is the
@@ -348,7 +349,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--peak-bandwidth', type=float, default=None, metavar='GB/S',
                         help='peak memory bandwidth for the roofline columns (default: from '
                         'the CUDA device properties)')
-    parser.add_argument('--json', default=None, help='also write the results here')
+    parser.add_argument('--json', default=None, help='also write the results to this new file')
+    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
     parser.add_argument('--worker', nargs=3, metavar=('IMPL', 'SHAPE', 'WHAT'),
                         help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -368,6 +370,7 @@ from mmmt.utils.analysis import (SCAN_GRAD_NAMES, SCAN_GROUPS, SCAN_SHAPES,  # n
 
 def main(argv: Optional[List[str]] = None) -> dict:
     args = parse_args(argv)
+    check_output_file(args.json, args.force)  # not after minutes of measuring
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -460,10 +463,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     print(table)
     result = dict(machine=machine, rows=rows, argv=sys.argv[1:] if argv is None else argv,
                   err_length=err_len, quick=args.quick)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=1)
+    if args.json:  # into a folder made if missing
+        write_output_file(json.dumps(result, indent=1), args.json, args.force)
     return result
 
 

@@ -32,6 +32,8 @@
 # Otherwise everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
 # parity.json, benchmark_scan.{md,json}, triton_sweep.{md,json},
 # benchmark_swin-l_nyud_<backend>_<fp32|bf16>.{md,json}, summary.{md,json}.
+# A re-run into the same $OUT replaces those files (the tools get --force: the files are this
+# script's own) and appends to gpu_check.log.
 set -u
 if [ $# -gt 0 ]; then  # configured through the environment only (see above)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
@@ -130,12 +132,12 @@ fi
 QUICK_SHAPES=()  # a dry run: the small shape only
 [ -n "${GPU_CHECK_QUICK:-}" ] && QUICK_SHAPES=(--shapes small)
 step "scan parity, $DEV backends vs the CPU scan" 240 "$PY" tools/analysis_tools/scan_parity.py \
-  --device "$DEV" "${QUICK_SHAPES[@]}" --json "$DETAIL/parity.json"
+  --device "$DEV" "${QUICK_SHAPES[@]}" --json "$DETAIL/parity.json" --force
 
 # no sequential per-step loops on a GPU (tens of thousands of launches each, minutes of device
 # time, and only a baseline for the speed-up columns): the backends against the roofline
 step "benchmark_scan.py on $DEV" 240 "$PY" tools/analysis_tools/benchmark_scan.py --device "$DEV" \
-  --quick --no-reference "${QUICK_SHAPES[@]}" --json "$DETAIL/benchmark_scan.json" \
+  --quick --no-reference "${QUICK_SHAPES[@]}" --json "$DETAIL/benchmark_scan.json" --force \
   > "$DETAIL/benchmark_scan.md"
 cat "$DETAIL/benchmark_scan.md"
 
@@ -161,7 +163,8 @@ for b in "${MODEL_BACKENDS[@]}"; do
     name="benchmark_swin-l_nyud_${b}_${prec}"
     step "benchmark.py Swin-L NYUD on $DEV, scan $b, $prec" 200 "$PY" \
       tools/analysis_tools/benchmark.py "${MODEL_ARGS[@]}" --device "$DEV" \
-      "${BACKEND_ARGS[@]}" "${PREC_ARGS[@]}" --json "$DETAIL/$name.json" > "$DETAIL/$name.md"
+      "${BACKEND_ARGS[@]}" "${PREC_ARGS[@]}" --json "$DETAIL/$name.json" --force \
+      > "$DETAIL/$name.md"
     cat "$DETAIL/$name.md"
   done
 done
@@ -180,11 +183,12 @@ if [ "$DEV" = cuda ] && [ -n "$SWEEP" ]; then
   step "Triton launch-size sweep at Swin-L stage 3" 240 "$PY" \
     tools/analysis_tools/benchmark_scan.py --device cuda --quick --no-reference \
     --shapes "swin-l stage 3" --backends "${SWEEP_BACKENDS[@]}" \
-    --json "$DETAIL/triton_sweep.json" > "$DETAIL/triton_sweep.md"
+    --json "$DETAIL/triton_sweep.json" --force > "$DETAIL/triton_sweep.md"
   cat "$DETAIL/triton_sweep.md"
 fi
 
-NO_BUDGET=1 step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu_check_summary.py "$DETAIL"
+NO_BUDGET=1 step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu_check_summary.py \
+  "$DETAIL" --force
 
 if [ "$DETAIL" != "$OUT" ]; then
   cp "$DETAIL/summary.md" "$OUT/" 2>/dev/null

@@ -19,6 +19,7 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional
 
+from mmmt.utils.cli import check_output_file, write_output_file
 from mmmt.utils.errors import UserInputError, run_main
 
 STAGE3 = 'swin-l stage 3'
@@ -109,16 +110,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument('out_dir', help='the folder gpu_check.sh wrote ($OUT)')
     parser.add_argument('--kernel', default='runs',
                         help='the Triton kernel pair the targets apply to (the default one)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace the summary.{json,md} of an earlier summary '
+                        '(gpu_check.sh passes it: they are its own)')
     args = parser.parse_args(argv)
+    outputs = [osp.join(args.out_dir, name) for name in ('summary.json', 'summary.md')]
+    for path in outputs:
+        check_output_file(path, args.force, option=None)
     if not glob.glob(osp.join(args.out_dir, '*.json')):
         raise UserInputError(f'{args.out_dir}: no results of gpu_check.sh (*.json) here')
     res = summarise(args.out_dir, args.kernel)
     text = format_summary(res)
     print(text)
-    with open(osp.join(args.out_dir, 'summary.json'), 'w') as f:
-        json.dump(res, f, indent=1)
-    with open(osp.join(args.out_dir, 'summary.md'), 'w') as f:
-        f.write(text + '\n')
+    write_output_file(json.dumps(res, indent=1), outputs[0], args.force, option=None)
+    write_output_file(text + '\n', outputs[1], args.force, option=None)
     return 0
 
 

@@ -21,6 +21,7 @@ import time
 import warnings
 from typing import List, Optional
 
+from mmmt.utils.cli import check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 # the tolerances of a row: float32 inputs, and bfloat16 activations against float32 ones
@@ -40,8 +41,10 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         'available; "triton" is every kernel pair)')
     parser.add_argument('--no-bf16', action='store_true',
                         help='skip the Triton rows with bfloat16 activations')
-    parser.add_argument('--json', default=None, help='also write the rows here')
+    parser.add_argument('--json', default=None, help='also write the rows to this new file')
+    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
     args = parser.parse_args(argv)
+    check_output_file(args.json, args.force)  # not after minutes of measuring
 
     import torch
 
@@ -117,10 +120,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     result = dict(backends=list(backends), ok=ok, rows=rows,
                   gpu=torch.cuda.get_device_name(device) if device.type == 'cuda' else
                   str(device))
-    if args.json:  # a measurement log: replaced on a re-run (docs/tools.md), atomically, and
-        # into a folder made if missing (not a traceback after the whole comparison)
-        from mmmt.utils.fileio import atomic_write
-        atomic_write(json.dumps(result, indent=1), args.json, fsync=False)
+    if args.json:  # into a folder made if missing (not a traceback after the whole comparison)
+        write_output_file(json.dumps(result, indent=1), args.json, args.force)
     print('PARITY', 'OK' if ok else 'MISMATCH')
     return result
 

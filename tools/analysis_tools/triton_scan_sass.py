@@ -42,6 +42,7 @@ import sys
 import tempfile
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from mmmt.utils.cli import check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 # the Swin-L NYUD decoder stages: (name, channels per B/C group, L); N = 16, 4 groups
@@ -322,8 +323,10 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                         'list the failures, exit 1 if any')
     parser.add_argument('--dtypes', nargs='+', choices=sorted(DTYPES), default=None,
                         help='--variants: the input dtypes (default: all)')
-    parser.add_argument('--json', default=None, help='also write the rows here')
+    parser.add_argument('--json', default=None, help='also write the rows to this new file')
+    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
     args = parser.parse_args(argv)
+    check_output_file(args.json, args.force)  # not after minutes of compiling
 
     from mmmt.ops import selective_scan_triton as triton_scan
     kernels = args.kernels or sorted(triton_scan.CONFIGS)
@@ -347,8 +350,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                   f"{r['variant']} {r['function']}: {r['error']}")
         print(f'{len(rows) - len(failed)} of {len(rows)} kernels compiled')
         if args.json:
-            with open(args.json, 'w') as f:
-                json.dump(rows, f, indent=1)
+            write_output_file(json.dumps(rows, indent=1), args.json, args.force)
         if failed:
             raise SystemExit(1)
         return rows
@@ -367,8 +369,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                                                             arch=arch[0], cfg=cfg)]
     print(format_table(rows))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(rows, f, indent=1)
+        write_output_file(json.dumps(rows, indent=1), args.json, args.force)
     return rows
 
 
