@@ -13,24 +13,34 @@ A dataset is built in a hidden sibling folder and renamed into place when comple
 (:func:`staged_out_dir`), with a list of its files (``.synthetic_mt.json``): an interrupted run
 leaves no partial dataset, an interrupted ``overwrite`` re-run leaves the old one intact, and
 ``overwrite`` replaces only a folder of this generator's files.
+
+A run killed outright (``kill -9``, a lost machine) cannot delete its hidden ``.NAME.<hex>.partial``
+sibling, nor, in the middle of a replacement, the old dataset moved aside (``.old``). The builder
+holds an advisory ``flock`` on each of these folders for as long as it lives (the kernel
+releases it however the process ends); a later run of the same target that can take the lock
+knows the owner is dead and removes the folder, or moves an interrupted replacement's old dataset
+back (:func:`remove_stale_builds`).
 """
 import contextlib
 import io
 import json
+import logging
 import os
 import os.path as osp
+import re
 import secrets
 import shutil
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+from mmengine.logging import print_log
 from PIL import Image
 
 from mmmt.utils.errors import name_some
 from .synthetic_scenes import render_nyud_scene, render_pascal_scene
 
 __all__ = ['generate_nyud', 'generate_pascal', 'generate', 'savemat_deterministic', 'check_out_dir',
-           'staged_out_dir', 'MANIFEST']
+           'staged_out_dir', 'remove_stale_builds', 'MANIFEST']
 
 # the module's former name, kept so that a seed still gives byte-identical files
 _MAT_HEADER = b'MATLAB 5.0 MAT-file, written by mmmt.datasets.synthetic'
@@ -139,25 +149,139 @@ def check_out_dir(out_dir: str, overwrite: bool) -> None:
             'its own. Move them away, delete the folder yourself, or choose another folder')
 
 
+def _lock_folder(path: str) -> Optional[int]:
+    """Take an exclusive ``flock`` on the folder ``path`` without waiting.
+
+    ``fcntl`` on the folder itself, as ``SafeCheckpointHook``'s work-dir lock: no lock file to
+    leave beside the user's dataset (``filelock`` keeps its file in place).
+
+    Returns:
+        int or None: The descriptor holding the lock; None if another process holds it (or
+        ``path`` was renamed meanwhile); -1 where there are no such locks (Windows, some
+        network file systems).
+
+    Raises:
+        FileNotFoundError: ``path`` is gone.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return -1
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except OSError:  # a file system without flock
+        os.close(fd)
+        return -1
+    try:
+        same = osp.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        same = False
+    if not same:  # renamed or removed by its owner meanwhile: another folder's lock
+        os.close(fd)
+        return None
+    return fd
+
+
+def _unlock(fd: Optional[int]) -> None:
+    if fd is not None and fd >= 0:
+        os.close(fd)  # releases the flock (no process is forked while a dataset is written)
+
+
+def _new_stage(parent: str, name: str) -> Tuple[str, Optional[int]]:
+    """Create a new ``.<name>.<hex>.partial`` in ``parent``, locked; return it and the lock."""
+    while True:  # os.mkdir, not mkdtemp (0700): the kernel applies the umask
+        stage = osp.join(parent, f'.{name}.{secrets.token_hex(4)}.partial')
+        try:
+            os.mkdir(stage)
+        except FileExistsError:
+            continue
+        try:
+            fd = _lock_folder(stage)
+        except FileNotFoundError:
+            fd = None
+        if fd is not None:
+            return stage, fd
+        # a run cleaning up found it between mkdir and flock and took it for a killed run's
+        # (it removes it, empty): another name
+
+
+def _complete(folder: str) -> bool:
+    """Whether every file its :data:`MANIFEST` lists is in ``folder``."""
+    try:
+        with open(osp.join(folder, MANIFEST), encoding='utf-8') as f:
+            listed = json.load(f)['files']
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return set(listed) <= set(_files_under(folder))
+
+
+def remove_stale_builds(out_dir: str) -> List[str]:
+    """Clean up after killed builds of ``out_dir``: its hidden ``.<name>.<hex>.partial`` and
+    ``.old`` siblings whose builder is dead (their lock can be taken; those of a running build
+    are left alone, and so is everything where there are no locks).
+
+    A stale ``.partial`` is deleted. A stale ``.old`` is the previous dataset that a replacement
+    had moved aside: if ``out_dir`` is missing (killed between the two renames) and the old
+    dataset is complete, it is moved back, so that the interrupted replacement changed nothing;
+    otherwise (the replacement was done, only the deletion was cut short) it is deleted.
+
+    Returns:
+        list[str]: What was done, one entry per folder (also logged, in one line).
+    """
+    target = osp.realpath(out_dir)
+    parent, name = osp.split(target)
+    try:
+        siblings = os.listdir(parent)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    pattern = re.compile(rf'\.{re.escape(name)}\.[0-9a-f]{{8}}\.(partial|old)\Z')
+    # the .old ones first: a complete one is moved back whatever comes after it
+    stale = sorted((m.group(1) == 'partial', entry) for entry in siblings
+                   if (m := pattern.match(entry)) and not osp.islink(osp.join(parent, entry))
+                   and osp.isdir(osp.join(parent, entry)))
+    done = []
+    for is_partial, entry in stale:
+        path = osp.join(parent, entry)
+        try:
+            fd = _lock_folder(path)
+        except FileNotFoundError:  # its owner finished meanwhile
+            continue
+        if fd is None or fd < 0:  # alive, or no way to know
+            continue
+        try:
+            if not is_partial and not osp.lexists(target) and _complete(path):
+                os.rename(path, target)
+                done.append(f'moved {entry} back to {name} (a replacement cut short)')
+            else:
+                shutil.rmtree(path)
+                done.append(f'removed {entry}')
+        finally:
+            _unlock(fd)
+    if done:
+        print_log(f'{out_dir}: cleaned up after a killed run: {"; ".join(done)}',
+                  logger='current', level=logging.WARNING)
+    return done
+
+
 @contextlib.contextmanager
 def staged_out_dir(out_dir: str, overwrite: bool) -> Iterator[str]:
     """Yield a new hidden sibling folder of ``out_dir`` to write a dataset into; when the block
     ends normally, list its files in :data:`MANIFEST` and rename it to ``out_dir`` (the old
     dataset, checked by :func:`check_out_dir`, is moved aside and deleted only then). When the
-    block raises, the sibling is deleted and ``out_dir`` is as it was.
+    block raises, the sibling is deleted and ``out_dir`` is as it was. The siblings that killed
+    builds left are cleaned up first (:func:`remove_stale_builds`).
     """
+    remove_stale_builds(out_dir)  # first: an interrupted replacement's old dataset is back
     check_out_dir(out_dir, overwrite)
     # the real folder: a link data/NYUDv2 -> /disk/nyud keeps pointing at the new dataset
     target = osp.realpath(out_dir)
     parent, name = osp.split(target)
     os.makedirs(parent, exist_ok=True)
-    while True:  # os.mkdir, not mkdtemp (0700): the kernel applies the umask
-        stage = osp.join(parent, f'.{name}.{secrets.token_hex(4)}.partial')
-        try:
-            os.mkdir(stage)
-            break
-        except FileExistsError:
-            continue
+    stage, lock = _new_stage(parent, name)  # held to the end: a later run sees it is alive
     try:
         yield stage
         files = _files_under(stage)  # before the manifest exists
@@ -169,6 +293,8 @@ def staged_out_dir(out_dir: str, overwrite: bool) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+    finally:
+        _unlock(lock)
 
 
 def _swap_into_place(stage: str, target: str, out_dir: str, overwrite: bool) -> None:
@@ -181,13 +307,20 @@ def _swap_into_place(stage: str, target: str, out_dir: str, overwrite: bool) -> 
         return
     check_out_dir(out_dir, overwrite)
     old = stage[:-len('.partial')] + '.old'
-    os.rename(target, old)
+    # locked before it is renamed: a later run takes an unlocked .old for a killed run's
+    lock = _lock_folder(target)
+    if lock is None:
+        raise FileExistsError(f'{out_dir} is being replaced by another run; wait for it to end')
     try:
-        os.rename(stage, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    shutil.rmtree(old)
+        os.rename(target, old)
+        try:
+            os.rename(stage, target)
+        except BaseException:
+            os.rename(old, target)
+            raise
+        shutil.rmtree(old)
+    finally:
+        _unlock(lock)
 
 
 def generate_nyud(out_dir: str, n_train: int, n_val: int, seed: int = 0,

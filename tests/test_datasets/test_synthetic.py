@@ -13,6 +13,7 @@ from mmmt.datasets import PASCAL_PART_GROUPS, VOC_CLASSES
 from mmmt.datasets.class_names import VOC_CONTEXT_IDS
 from mmmt.datasets.transforms.loading import read_pascal_part_mask
 from mmmt.testing import generate
+from mmmt.testing.synthetic_writers import remove_stale_builds
 from mmmt.utils.errors import UserInputError
 from tests.tool_loader import load_tool
 
@@ -201,3 +202,112 @@ def test_old_module_name_still_imports_with_a_warning():
     with pytest.warns(DeprecationWarning, match='mmmt.testing'):
         old = importlib.import_module('mmmt.datasets.synthetic')
     assert old.generate is mmmt.testing.generate
+
+
+# a builder in a child process that stops at a point and waits there to be killed (kill -9):
+# it writes the marker file first, so that the test knows it got there
+_BUILDER = r'''
+import os, shutil, sys, time
+from mmmt.testing import generate
+import mmmt.testing.synthetic_writers as writers
+out, marker, where = sys.argv[1:4]
+
+def wait_to_be_killed():
+    open(marker, 'w').close()
+    time.sleep(600)
+
+if where == 'writing':  # the first image written, the others not yet
+    generate('nyud', out, 2, 1, seed=7, size=(24, 32),
+             progress=lambda done, total, img_id: wait_to_be_killed())
+rename, rmtree = os.rename, shutil.rmtree
+
+def rename_then_wait(src, dst):  # the old dataset moved aside, the new one not yet in place
+    if where == 'swapping' and src.endswith('.partial'):
+        wait_to_be_killed()
+    rename(src, dst)
+
+def rmtree_after_wait(path, *args, **kwargs):  # the new one in place, the old one not deleted
+    if where == 'deleting' and path.endswith('.old'):
+        wait_to_be_killed()
+    rmtree(path, *args, **kwargs)
+
+writers.os.rename, writers.shutil.rmtree = rename_then_wait, rmtree_after_wait
+generate('nyud', out, 1, 1, seed=8, size=(24, 32), overwrite=True)
+'''
+
+
+def _builder_waiting(tmp_path, out, where):
+    """A child process building ``out``, stopped at ``where`` (it holds its locks)."""
+    import subprocess
+    import sys
+    import time
+    marker = tmp_path / f'{where}.{len(list(tmp_path.glob("*.reached")))}.reached'
+    child = subprocess.Popen([sys.executable, '-c', _BUILDER, out, str(marker), where],
+                             cwd=osp.dirname(osp.dirname(osp.dirname(__file__))))
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert child.poll() is None, f'the builder ended with {child.returncode}'
+        assert time.monotonic() < deadline, 'the builder did not get there'
+        time.sleep(0.05)
+    return child
+
+
+def _kill(child):
+    import signal
+    child.send_signal(signal.SIGKILL)
+    child.wait(30)
+
+
+def _siblings(tmp_path):
+    return sorted(p for p in os.listdir(tmp_path) if p.startswith('.nyud.'))
+
+
+def test_a_killed_build_is_cleaned_up_by_the_next_run_once_its_owner_is_dead(tmp_path,
+                                                                             capsys):
+    out = str(tmp_path / 'nyud')
+    _kill(_builder_waiting(tmp_path, out, 'writing'))  # kill -9: nothing of it can clean up
+    (stale, ) = _siblings(tmp_path)
+    assert stale.endswith('.partial') and not osp.exists(out)
+    alive = _builder_waiting(tmp_path, out, 'writing')  # the next build of the same dataset
+    try:
+        (running, ) = _siblings(tmp_path)  # it removed the dead one's folder
+        assert running != stale
+        generate('nyud', out, 1, 1, seed=6, size=(24, 32))
+        assert _siblings(tmp_path) == [running]  # a live one's folder is kept
+        assert 'killed run' not in capsys.readouterr().out
+    finally:
+        _kill(alive)
+    generate('nyud', out, 1, 1, seed=6, size=(24, 32), overwrite=True)
+    assert _siblings(tmp_path) == []  # now dead: removed, and said so in one line
+    (line, ) = [ln for ln in capsys.readouterr().out.splitlines() if 'killed run' in ln]
+    assert line.endswith(f'{out}: cleaned up after a killed run: removed {running}')
+    fresh = str(tmp_path / 'fresh')
+    generate('nyud', fresh, 1, 1, seed=6, size=(24, 32))
+    assert tree_hash(out) == tree_hash(fresh)
+
+
+def test_a_replacement_killed_in_the_swap_leaves_the_old_dataset(tmp_path):
+    out = str(tmp_path / 'nyud')
+    generate('nyud', out, 2, 1, seed=5, size=(24, 32))
+    old = tree_hash(out)
+    swapping = _builder_waiting(tmp_path, out, 'swapping')
+    try:  # alive: both its folders (the new dataset, the old one moved aside) are its own
+        assert remove_stale_builds(out) == []
+    finally:
+        _kill(swapping)
+    assert not osp.exists(out)  # between the renames: the old dataset is in .nyud.<hex>.old
+    assert [p.rsplit('.', 1)[1] for p in _siblings(tmp_path)] == ['old', 'partial']
+    # the next run moves the old one back (and refuses it: no overwrite), removes the new one
+    with pytest.raises(FileExistsError, match='not empty'):
+        generate('nyud', out, 1, 1, seed=6, size=(24, 32))
+    assert tree_hash(out) == old and _siblings(tmp_path) == []
+    # killed after the swap, in the old one's deletion: the new one stays, the old one goes
+    _kill(_builder_waiting(tmp_path, out, 'deleting'))
+    (left, ) = _siblings(tmp_path)
+    assert left.endswith('.old')
+    new = tree_hash(out)
+    assert new != old
+    generate('nyud', str(tmp_path / 'other'), 1, 1, seed=6, size=(24, 32))  # another target
+    assert _siblings(tmp_path) == [left]  # not its business
+    generate('nyud', out, 1, 1, seed=8, size=(24, 32), overwrite=True)
+    assert tree_hash(out) == new and _siblings(tmp_path) == []
