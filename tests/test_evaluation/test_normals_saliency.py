@@ -137,3 +137,15 @@ def test_saliency_thresholds_include_ties_like_the_reference_meter():
     legacy = saliency_counts(p, g, legacy_double_sigmoid=True)
     assert legacy['pp'][i05] == 4 and legacy['tp'][i05] == 3  # every pixel at t = 0.5
     assert legacy['pp'][i05 + 1] == 1  # sigmoid(p) >= 0.55 <=> p >= 0.2007: only p = 1
+
+
+def test_saliency_ground_truth_is_salient_only_above_one_half():
+    """A non-binary ground truth (0.3, 0.5) is background: salient means gt > 0.5."""
+    gt = np.array([0.3, 0.5, 0.8, 1.0, 0.0])
+    pred = np.array([0.9, 0.9, 0.9, 0.1, 0.1])
+    c = saliency_counts(pred, gt, thresholds=[0.5])
+    assert int(c['ap']) == 2  # 0.8 and 1.0
+    np.testing.assert_array_equal(c['tp'], [1])  # only 0.8 is predicted >= 0.5
+    np.testing.assert_array_equal(c['pp'], [3])
+    # IoU at 0.5: predicted 0.3, 0.5, 0.8 -> TP 1 (0.8), FP 2, FN 1 (1.0)
+    np.testing.assert_array_equal(c['iou'], [1, 2, 1])

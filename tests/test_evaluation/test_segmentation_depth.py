@@ -50,6 +50,17 @@ def test_segmentation_out_of_range_prediction_is_wrong():
     np.testing.assert_array_equal(c['label'], [1, 2])
 
 
+def test_segmentation_pixel_accuracy_is_over_valid_ground_truth_pixels():
+    # Predictions outside the classes (7, or the ignore value 255) are wrong pixels: pixel
+    # accuracy divides by the valid ground-truth pixels (4), not by the in-range predictions (2).
+    gt = np.array([[0, 1], [1, 0]])
+    pred = np.array([[0, 7], [1, 255]])
+    res = _miou([pred], [gt], 2)
+    assert res['pixel_acc'] == pytest.approx(2 / 4)
+    # class 0: TP 1, union 2; class 1: TP 1, union 2
+    np.testing.assert_allclose(res['IoU'], [1 / 2, 1 / 2])
+
+
 def test_segmentation_rejects_labels_above_num_classes():
     with pytest.raises(ValueError):
         segmentation_counts(np.zeros(3), np.array([0, 1, 5]), 3)

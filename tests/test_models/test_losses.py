@@ -105,3 +105,29 @@ def test_dwa_weights_follow_loss_ratios():
     w = torch.softmax(torch.tensor([0.5, 1.0]), 0) * 2
     assert out['loss_a'].item() == pytest.approx(w[0].item(), rel=1e-5)
     assert out['loss_b'].item() == pytest.approx(w[1].item(), rel=1e-5)
+
+
+def test_default_scheme_is_the_per_image_log():
+    # MultiTaskLoss(tasks) with no scheme is MTMamba's objective: mean_b log(L_b + 1e-8)
+    combiner = MultiTaskLoss(['semseg', 'depth'])
+    out = combiner(dict(semseg=torch.tensor([2.0, 8.0]), depth=torch.tensor([0.25, 1.0])))
+    assert out['loss_semseg'].item() == pytest.approx((math.log(2.0) + math.log(8.0)) / 2)
+    assert out['loss_depth'].item() == pytest.approx((math.log(0.25) + math.log(1.0)) / 2)
+    assert out['raw_semseg'].item() == pytest.approx(5.0)
+
+
+def test_dwa_defaults_window_100_and_temperature_2():
+    combiner = MultiTaskLoss(['a', 'b'], scheme='dwa')
+    combiner.train()
+    feed = [(4.0, 1.0)] * 100 + [(2.0, 1.0)] * 99
+    for a, b in feed:
+        combiner(dict(a=torch.tensor([a]), b=torch.tensor([b])))
+    # 199 iterations: one complete window of 100, so the weights are still 1
+    out = combiner(dict(a=torch.tensor([2.0]), b=torch.tensor([1.0])))
+    assert out['loss_a'].item() == pytest.approx(2.0)
+    assert out['loss_b'].item() == pytest.approx(1.0)
+    # two windows of means (4, 1) and (2, 1): r = (0.5, 1), lambda = 2 softmax(r / 2)
+    out = combiner(dict(a=torch.tensor([1.0]), b=torch.tensor([1.0])))
+    e = [math.exp(0.25), math.exp(0.5)]
+    assert out['loss_a'].item() == pytest.approx(2 * e[0] / sum(e), rel=1e-6)
+    assert out['loss_b'].item() == pytest.approx(2 * e[1] / sum(e), rel=1e-6)

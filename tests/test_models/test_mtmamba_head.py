@@ -206,3 +206,16 @@ def test_head_is_built_from_block_configs():
     with pytest.raises(ValueError, match='per stage'):
         MultiTaskMambaDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
                                  stm_block=[dict(type='STMBlock')] * 2)
+
+
+def test_predict_by_feat_resizes_bilinearly_to_the_batch_input_shape():
+    # only align_corners is read from the head, so no decoder is built; [0, 1] upsampled 2x
+    # with align_corners=False samples at x = -0.25 (clamped), 0.25, 0.75, 1.25 (clamped)
+    head = type('Head', (), dict(align_corners=False))()
+    logits = dict(depth=torch.tensor([[[[0.0, 1.0]]]]))
+    out = MultiTaskMambaDecodeHead.predict_by_feat(
+        head, logits, [dict(batch_input_shape=(2, 4), img_shape=(1, 1))])
+    expected = torch.tensor([0.0, 0.25, 0.75, 1.0]).expand(1, 1, 2, 4)
+    torch.testing.assert_close(out['depth'], expected)
+    same = MultiTaskMambaDecodeHead.predict_by_feat(head, logits, [dict(img_shape=(1, 2))])
+    assert same['depth'] is logits['depth']  # already at the input size: untouched
