@@ -70,7 +70,8 @@ def test_scale_factors_compose():
     assert out['scale_factor'] == pytest.approx((12 / 16, 9 / 12))
 
 
-@pytest.mark.parametrize('s', [0.5, 0.77, 1.5, 2.0])
+# 0.9: 12 x 0.9 = 10.8 -> 10 rows (floor, as the reference), not 11
+@pytest.mark.parametrize('s', [0.5, 0.77, 0.9, 1.5, 2.0])
 def test_scaling_divides_depth_and_resizes_nearest(s):
     res = make_results(12, 16)
     orig = copy.deepcopy(res)
@@ -156,6 +157,26 @@ def test_crop_tries_at_most_10_then_unchecked(good_at):
     assert gen.calls == (good_at + 1 if good_at is not None else 11)
 
 
+def test_crop_default_applies_the_075_rule():
+    """Without cat_max_ratio the crop keeps the reference's 0.75 rule: a box where one class
+    covers 75 % is redrawn, one at 74 % is kept."""
+    t = MultiTaskRandomCrop(crop_size=(10, 10))
+    res = make_results(10, 20)
+    seg = np.zeros((10, 20), np.uint8)
+    seg[:, 10:] = 1
+    seg[:5, 15:] = 0  # right box: 25 of class 0, 75 of class 1
+    seg[0, 10] = 0  # ... 26 / 74 in the box starting at column 10
+    res['gt_semseg'] = seg
+    left, right, middle = (0, 10, 0, 10), (0, 10, 10, 20), (0, 10, 5, 15)
+    gen = _Boxes([left, right])
+    t._random_bbox = gen
+    assert t.crop_bbox(res) == right and gen.calls == 2  # the all-0 left box is rejected
+    seg[0, 10] = 1  # 75 % class 1 now: the right box is rejected too, the next one is 50/50
+    gen = _Boxes([right, middle])
+    t._random_bbox = gen
+    assert t.crop_bbox(res) == middle and gen.calls == 2
+
+
 def test_crop_same_box_for_all_keys_and_small_dims_kept():
     res = make_results(20, 30)
     h, w = 20, 30
@@ -175,6 +196,16 @@ def test_crop_same_box_for_all_keys_and_small_dims_kept():
     res = make_results(10, 12)
     out = MultiTaskRandomCrop(crop_size=(10, 12))(copy.deepcopy(res))
     np.testing.assert_array_equal(out['img'], res['img'])
+
+
+def test_crop_offsets_cover_every_position_including_the_last():
+    """Offsets are uniform over 0 .. dim - crop inclusive (margins 2 and 1 here)."""
+    t = MultiTaskRandomCrop(crop_size=(4, 5), cat_max_ratio=1.0)
+    img = np.zeros((6, 6, 3), np.float32)
+    np.random.seed(0)
+    boxes = [t.crop_bbox(dict(img=img)) for _ in range(60)]
+    assert {b[0] for b in boxes} == {0, 1, 2} and {b[2] for b in boxes} == {0, 1}
+    assert all((b[1] - b[0], b[3] - b[2]) == (4, 5) for b in boxes)
 
 
 def test_crop_rule_holds_statistically():
