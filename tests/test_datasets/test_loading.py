@@ -406,6 +406,19 @@ def test_label_values_out_of_range_name_their_task(tmp_path):
         load('occupancy', dict(path=path, encoding='semseg_png', num_classes=4)), labels)
 
 
+def test_nyud_semseg_png_value_0_is_unlabelled_and_the_rest_shift_down(tmp_path):
+    """NYUD's PNG value v in 1..40 is class v - 1; 0 (unlabelled) becomes the ignore value,
+    never class 0 (wall)."""
+    path = str(tmp_path / 'seg.png')
+    raw = np.ones((H, W), np.uint8)
+    raw[0, :4] = 0, 1, 2, 40
+    Image.fromarray(raw).save(path)
+    seg = load('semseg', dict(path=path, encoding='nyud_semseg_png', num_classes=40))
+    exp = np.zeros((H, W), np.uint8)
+    exp[0, :4] = 255, 0, 1, 39
+    np.testing.assert_array_equal(seg, exp)
+
+
 @pytest.mark.parametrize('encoding', ['semseg_png', 'nyud_semseg_png'])
 def test_more_classes_than_uint8_maps_hold_is_refused(tmp_path, encoding):
     """The maps are uint8 with 255 = ignore: with 300 classes, label 299 became 43 (or 42) and

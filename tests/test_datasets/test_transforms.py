@@ -336,6 +336,38 @@ def test_photometric_hue_and_saturation_are_rgb(monkeypatch):
     assert (out[0, 0] == out[0, 0, 0]).all()
 
 
+def test_photometric_hue_wraps_around_180(monkeypatch):
+    t = MultiTaskPhotoMetricDistortion()
+    red = np.zeros((2, 2, 3), np.float32)
+    red[..., 0] = 255  # RGB red: OpenCV hue 0
+    # hue -18: 0 - 18 wraps to 162 (324 degrees): R = 255, G = 0, B = 255 * (1 - 24 / 60)
+    f = _Forced(ints=[0, 0, 0, 1, -18, 0])
+    monkeypatch.setattr(np.random, 'randint', f.randint)
+    out = t(dict(img=red.copy()))['img']
+    np.testing.assert_allclose(out[0, 0], (255, 0, 153), atol=1)
+
+
+def test_photometric_default_ranges_are_the_references(monkeypatch):
+    """The shipped pipelines use the defaults: brightness U(-32, 32), contrast and saturation
+    U(0.5, 1.5), hue randint(-18, 18)."""
+    calls = []
+
+    def randint(*args):
+        calls.append(('randint', args))
+        return 1 if args == (2, ) else args[0]  # every step on, the lowest hue shift
+
+    def uniform(*args):
+        calls.append(('uniform', args))
+        return args[0]
+
+    monkeypatch.setattr(np.random, 'randint', randint)
+    monkeypatch.setattr(np.random, 'uniform', uniform)
+    MultiTaskPhotoMetricDistortion()(dict(img=np.full((2, 2, 3), 100, np.float32)))
+    drawn = [c for c in calls if c != ('randint', (2, ))]
+    assert drawn == [('uniform', (-32, 32)), ('uniform', (0.5, 1.5)), ('uniform', (0.5, 1.5)),
+                     ('randint', (-18, 18))]
+
+
 def test_photometric_random_parameters_in_range():
     np.random.seed(0)
     t = MultiTaskPhotoMetricDistortion()
