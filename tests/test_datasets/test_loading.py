@@ -10,6 +10,7 @@ from PIL import Image
 
 from mmmt.datasets import NYUDv2MultiTaskDataset, PascalContextMultiTaskDataset
 from mmmt.datasets.transforms import AddIgnoreRegions, LoadMultiTaskAnnotations, LoadMultiTaskImage
+from mmmt.datasets.transforms.decoders import fit_to_size
 
 H, W = 8, 10
 
@@ -437,6 +438,23 @@ def test_more_classes_than_uint8_maps_hold_is_refused(tmp_path, encoding):
 
 
 # ------------------------------------------------------ normals, edge, saliency PNG kinds
+def test_normals_of_another_size_are_resized_bicubic_and_labels_nearest():
+    """A step 0 -> 1 between two columns widened 4x: output column 3 samples x = 0.375, where
+    the cubic kernel (a = -0.75, cv2's) weighs the four neighbours 0, 0, 1, 1 with
+    w(1.375), w(0.375), w(0.625), w(1.625): 0.42627 - 0.06592 = 0.36035 (linear: 0.375)."""
+    step = np.zeros((2, 2, 3), np.float32)
+    step[:, 1, 0] = 1
+    with pytest.warns(UserWarning, match=r'normals annotation n\.png .*\(bicubic\)'):
+        normals = fit_to_size('normals', step, (2, 8), 'n.png')
+    assert normals.shape == (2, 8, 3) and normals.dtype == np.float32
+    assert normals[0, 3, 0] == pytest.approx(0.36035, abs=1e-4)
+    assert normals[0, 4, 0] == pytest.approx(1 - 0.36035, abs=1e-4)
+    labels = np.array([[0, 1], [0, 1]], np.uint8)
+    with pytest.warns(UserWarning, match=r'\(nearest\)'):
+        seg = fit_to_size('semseg', labels, (2, 8), 's.png')
+    np.testing.assert_array_equal(seg, np.repeat(labels, 4, axis=1))
+
+
 def _png(tmp_path, arr, name='m.png'):
     path = str(tmp_path / name)
     Image.fromarray(arr).save(path)
