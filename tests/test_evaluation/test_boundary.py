@@ -137,6 +137,17 @@ def test_empty_ground_truth_conventions():
     assert boundary_pr_counts(np.ones((5, 5)), np.full((5, 5), 255.0)) is None
 
 
+def test_no_prediction_counts_as_precision_1_in_the_ap_curve():
+    """SEISM: a threshold with ground truth but no predicted pixel has P = 1, R = 0. Counts
+    (matched gt, gt, matched pred, pred) at two thresholds: (5, 10, 5, 5) -> P 1, R 0.5; and
+    (0, 10, 0, 0). AP samples P on recall 0, 0.01 .. 0.5 (the observed range): 51 points of
+    1, divided by 100 (with P = 0 at R = 0 it would be sum(i / 50) / 100 = 0.255)."""
+    counts = np.array([[[5, 0], [10, 10], [5, 0], [5, 0]]])
+    res = boundary_metrics(counts)
+    assert res['AP'] == pytest.approx(0.51)
+    assert res['odsF'] == pytest.approx(2 * 0.5 / 1.5)
+
+
 def test_ignored_pixels_do_not_count():
     gt = _line_image()
     pred = gt.copy()
@@ -237,6 +248,17 @@ def test_nms_thins_a_blurred_line():
     assert inner.sum(0).max() <= 2 and inner[20].all()
     res, _ = _metrics([blurred], [gt], nms=True)
     assert res['odsF'] == 1.0
+
+
+def test_nms_keeps_both_pixels_of_an_equal_valued_ridge():
+    """A pixel survives when it is not smaller than its neighbours across the edge: on a
+    two-pixel plateau each pixel ties with the other, so both stay (a strict comparison
+    would delete the whole line)."""
+    prob = np.zeros((9, 10))
+    prob[:, 4:6] = 0.8
+    expected = np.zeros(10)
+    expected[4:6] = 0.8
+    np.testing.assert_array_equal(edge_nms(prob)[4], expected)
 
 
 def test_gt_modes():
