@@ -59,6 +59,19 @@ def test_test_time_views(shipped):
     assert views[3][0]['size'] == crop and views[3][0]['pad_gt'] is False
 
 
+def test_testing_pads_to_the_crop_size_without_resizing(shipped):
+    """Testing centre-pads the image (not the labels) to TEST.SCALE = TRAIN.SCALE: the padded
+    border is part of what the network sees, so another size changes every prediction."""
+    cfg, crop = shipped
+    assert [s['type'] for s in cfg.test_pipeline] == [
+        'LoadMultiTaskImage', 'LoadMultiTaskAnnotations', 'mmcv.Normalize', 'CenterPad',
+        'AddIgnoreRegions', 'PackMultiTaskInputs']
+    pad = cfg.test_pipeline[3]
+    assert pad['size'] == crop and pad['pad_gt'] is False
+    assert cfg.val_dataloader.dataset.pipeline == cfg.test_pipeline
+    assert cfg.test_dataloader.dataset.pipeline == cfg.test_pipeline
+
+
 def test_runtime_cadence_and_seeding(shipped):
     """Validation and checkpoints every 5000 iterations keeping the last 3 plus the final one
     (docs/differences.md: no selection on the test set), and every rank seeded with 0 as the

@@ -91,6 +91,24 @@ def test_sky_option(hand_layout, sky_label_id, expected):
     np.testing.assert_array_equal(out['gt_semseg'], [[10, 10, 0], [255, 255, 0]])
 
 
+@pytest.mark.parametrize('split', ['train', 'val'])
+def test_the_config_resizes_the_image_only_to_512x1024_and_drops_sky(hand_layout, split):
+    """The shipped data config: the image (2 x 3 here) is resized to 512 x 1024, labels keep
+    the original size, and sky (label id 23) has no disparity, in training as in testing."""
+    cfg = Config.fromfile(CONFIG)
+    loader = cfg.train_dataloader if split == 'train' else cfg.val_dataloader
+    ds_cfg = dict(loader.dataset, data_root=hand_layout, split='val')
+    ds_cfg.pop('type')
+    out = CityscapesMultiTaskDataset(**ds_cfg)[1]
+    assert tuple(out['inputs'].shape) == (3, 512, 1024)
+    sample = out['data_samples']
+    assert sample.ori_shape == (2, 3)
+    # sky pixels ignored (255), rail track (label id 10) keeps its 100 px
+    np.testing.assert_array_equal(sample.gt_depth.data[0].numpy(),
+                                  [[255, 255, 255], [100, 100, 255]])
+    np.testing.assert_array_equal(sample.gt_semseg.data[0].numpy(), [[10, 10, 0], [255, 255, 0]])
+
+
 def test_bad_files_name_the_file(hand_layout):
     label = osp.join(hand_layout, 'gtFine', 'val', 'munster',
                      'munster_000001_000019_gtFine_labelIds.png')
