@@ -24,7 +24,8 @@ from typing import BinaryIO, Callable, Iterator, Optional, Tuple, Union
 from mmengine.fileio.backends import LocalBackend, register_backend
 
 __all__ = ['atomic_write', 'move_exclusive', 'fsync_directory', 'AtomicLocalBackend',
-           'ATOMIC_BACKEND', 'KeptFileError', 'kept_file_message', 'keep_existing_files']
+           'ATOMIC_BACKEND', 'KeptFileError', 'kept_file_message', 'keep_existing_files',
+           'write_first_free']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -153,6 +154,61 @@ def move_exclusive(tmp: str, path: str, fsync: bool = True) -> None:
         os.remove(tmp)
     if fsync:
         fsync_directory(osp.dirname(osp.abspath(path)))
+
+
+def write_first_free(data: Union[bytes, str, Callable[[BinaryIO], None]],
+                     path: Union[str, Path],
+                     first_suffix: int = 0,
+                     encoding: str = 'utf-8',
+                     fsync: bool = True) -> str:
+    """Write ``data`` to ``path``, or if that name is taken to the first free
+    ``<stem>_<k><ext>``, never replacing a file; return the path written.
+
+    The data is written once, into a temporary file, which is then given the first free name
+    (:func:`move_exclusive`): also a name taken meanwhile by another run is skipped.
+
+    Args:
+        data (bytes | str | callable): As for :func:`atomic_write`.
+        path (str | Path): The preferred name.
+        first_suffix (int): The first ``k`` tried; 0 tries ``path`` itself first, 1 starts at
+            ``<stem>_1<ext>``. Defaults to 0.
+        encoding (str): Encoding of ``str`` data. Defaults to 'utf-8'.
+        fsync (bool): As for :func:`atomic_write`. Defaults to True.
+
+    Returns:
+        str: The path written.
+
+    Raises:
+        FileExistsError: ``path`` and ``<stem>_1`` to ``<stem>_9999`` are all taken.
+    """
+    path = os.fspath(path)
+    if isinstance(data, str):
+        data = data.encode(encoding)
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    root, ext = osp.splitext(path)
+    fd, tmp = _create_temporary(directory, osp.basename(path))
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        for k in range(first_suffix, 10000):
+            candidate = path if k == 0 else f'{root}_{k}{ext}'
+            try:
+                move_exclusive(tmp, candidate, fsync=fsync)
+                return candidate
+            except FileExistsError:
+                continue
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    raise FileExistsError(f'{path} and {root}_<k>{ext} up to k = 9999 exist; '
+                          'refusing to overwrite them')
 
 
 class KeptFileError(FileExistsError):

@@ -9,14 +9,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from mmengine.config import Config
 from mmengine.dist import master_only
+from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from mmengine.visualization import LocalVisBackend, Visualizer
 from mmengine.visualization.vis_backend import force_init_env
 
 from mmmt.registry import VISBACKENDS, VISUALIZERS
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task, ordered_tasks
-from mmmt.utils.fileio import atomic_write, keep_existing_files
+from mmmt.utils.fileio import atomic_write, keep_existing_files, write_first_free
 
 __all__ = ['MultiTaskVisualizer', 'MultiTaskLocalVisBackend', 'default_palette', 'normals_key']
 
@@ -96,11 +98,12 @@ class MultiTaskLocalVisBackend(LocalVisBackend):
 
     ``LocalVisBackend`` names every picture ``<name>_<step>.png``; a test run (step 0, names
     ``test_<img_id>``) gets ``<name>.png`` instead, a validation during training
-    ``<name>_iter<step>.png``. Scalars and configs are saved as by ``LocalVisBackend``.
+    ``<name>_iter<step>.png``. Scalars are saved as by ``LocalVisBackend``; the config as well,
+    but a different ``config.py`` already there is kept (:meth:`add_config`).
 
     Args:
         save_dir (str): As for ``LocalVisBackend``; its other arguments are passed on.
-        overwrite (bool): Whether a picture may replace an existing file of its name
+        overwrite (bool): Whether a picture (or config.py) may replace an existing file of its name
             (``tools/test.py --force`` sets it). By default each picture is written
             exclusively: one that exists, also if it appeared during the run (a second run
             into the same ``--show-dir``), is kept and ``FileExistsError`` names it. Defaults
@@ -110,6 +113,29 @@ class MultiTaskLocalVisBackend(LocalVisBackend):
     def __init__(self, save_dir: str, *args, overwrite: bool = False, **kwargs) -> None:
         super().__init__(save_dir, *args, **kwargs)
         self.overwrite = overwrite
+
+    @force_init_env
+    def add_config(self, config: Config, **kwargs) -> None:
+        """Save ``config`` as ``<save_dir>/config.py``, keeping a different one already there.
+
+        ``LocalVisBackend`` replaces the file: runs sharing a ``save_dir`` (two ``tools/test.py``
+        runs with one ``--show-dir``, or runs started in the same second in one work dir)
+        would lose the earlier run's copy. The same text is not written again; a different
+        one goes to the first free ``config_<k>.py`` (with ``overwrite``: over the file).
+        """
+        text = config.pretty_text
+        path = self._config_save_file
+        if os.path.isfile(path):
+            with open(path, encoding='utf-8', errors='replace') as f:
+                if f.read() == text:
+                    return
+        if self.overwrite:
+            atomic_write(text, path, fsync=False)
+            return
+        written = write_first_free(text, path, fsync=False)
+        if written != path:
+            print_log(f'{path} holds another run\'s config; this run\'s is saved as {written}',
+                      logger='current')
 
     @force_init_env
     def add_image(self, name: str, image: np.ndarray, step: int = 0, **kwargs) -> None:

@@ -193,3 +193,26 @@ def test_kept_file_message_names_the_file_and_the_given_way_out(tmp_path):
     with keep_existing_files('never said'):  # nothing raised: nothing to say
         atomic_write(b'mine', tmp_path / 'b.png', overwrite=False)
     assert sorted(os.listdir(tmp_path)) == ['a.png', 'b.png']
+
+
+def test_write_first_free_never_replaces_and_writes_once(tmp_path):
+    from mmmt.utils.fileio import write_first_free
+    target = tmp_path / 'config.py'
+    assert write_first_free('a', target) == str(target)
+    assert target.read_text() == 'a'
+    (tmp_path / 'config_1.py').write_text('theirs')
+    calls = []
+
+    def write(f):  # called once, whatever the number of names tried
+        calls.append(1)
+        f.write(b'b')
+
+    assert write_first_free(write, target) == str(tmp_path / 'config_2.py')
+    assert calls == [1]
+    assert [target.read_text(), (tmp_path / 'config_1.py').read_text(),
+            (tmp_path / 'config_2.py').read_text()] == ['a', 'theirs', 'b']
+    # first_suffix=1 skips the name itself even when it is free
+    target.unlink()
+    assert write_first_free(b'c', target, first_suffix=1) == str(tmp_path / 'config_3.py')
+    assert not target.exists()
+    assert sorted(os.listdir(tmp_path)) == ['config_1.py', 'config_2.py', 'config_3.py']

@@ -308,3 +308,23 @@ def test_pictures_never_replace_a_file_unless_asked(tmp_path):
     assert out.read_bytes() == b'user file'
     drawn = vis.add_datasample('s', None, _sample(), out_file=str(out), overwrite=True)
     np.testing.assert_array_equal(cv2.imread(str(out))[..., ::-1], drawn)
+
+
+def test_config_copy_of_another_run_is_kept(tmp_path):
+    # mmengine's LocalVisBackend dumps over vis_data/config.py: two runs sharing a save_dir
+    # (one tools/test.py --show-dir, or two runs in one second) lost the first run's copy
+    from mmengine.config import Config
+
+    from mmmt.visualization import MultiTaskLocalVisBackend
+    first, second = Config(dict(lr=0.1)), Config(dict(lr=0.2))
+    MultiTaskLocalVisBackend(save_dir=str(tmp_path)).add_config(first)
+    saved = tmp_path / 'config.py'
+    assert Config.fromfile(str(saved)).lr == 0.1
+    MultiTaskLocalVisBackend(save_dir=str(tmp_path)).add_config(first)  # same text: no copy
+    assert os.listdir(tmp_path) == ['config.py']
+    MultiTaskLocalVisBackend(save_dir=str(tmp_path)).add_config(second)
+    assert sorted(os.listdir(tmp_path)) == ['config.py', 'config_1.py']
+    assert Config.fromfile(str(saved)).lr == 0.1
+    assert Config.fromfile(str(tmp_path / 'config_1.py')).lr == 0.2
+    MultiTaskLocalVisBackend(save_dir=str(tmp_path), overwrite=True).add_config(second)
+    assert Config.fromfile(str(saved)).lr == 0.2

@@ -1,5 +1,4 @@
 """Dump the per-task predictions of a test run to a pickle file (``tools/test.py --out``)."""
-import os.path as osp
 import pickle
 from typing import Any, Dict, Sequence
 
@@ -10,7 +9,7 @@ from mmengine.logging import print_log
 
 from mmmt.registry import METRICS
 from mmmt.structures import pred_to_array
-from mmmt.utils.fileio import atomic_write
+from mmmt.utils.fileio import atomic_write, write_first_free
 
 #: Metainfo kept with each image's predictions.
 META_KEYS = ('img_id', 'img_path', 'ori_shape', 'flip', 'flip_direction')
@@ -93,12 +92,4 @@ class DumpMultiTaskPredictions(DumpResults):
 
     def _write_beside(self, write) -> str:
         """Write with ``write`` to the first free ``<name>_<k>.<ext>``; return that path."""
-        root, ext = osp.splitext(self.out_file_path)
-        for k in range(1, 10000):
-            path = f'{root}_{k}{ext}'
-            try:
-                atomic_write(write, path, overwrite=False)
-                return path
-            except FileExistsError:
-                continue
-        raise FileExistsError(f'no free name {root}_<k>{ext} for the predictions')
+        return write_first_free(write, self.out_file_path, first_suffix=1)
