@@ -495,6 +495,25 @@ def test_normals_png_colour_kinds_decode_exactly(tmp_path):
         n, 2 * np.asarray(palette.convert('RGB'), np.float64) / 255 - 1, atol=1e-6)
 
 
+def test_edge_and_saliency_png_kinds_decode_to_their_values(tmp_path):
+    """v / 255 of 8-bit grayscale; a 1-bit PNG (PIL mode '1', stored 0/1) means 0/255, as it
+    displays: its edges are 1.0, not 1/255 (see docs/differences.md)."""
+    gray = np.zeros((H, W), np.uint8)
+    gray[0, :4] = [0, 51, 128, 255]
+    edge = load('edge', dict(path=_png(tmp_path, gray), encoding='edge_png'))
+    assert edge.dtype == np.float32 and edge.shape[:2] == (H, W)
+    np.testing.assert_allclose(edge[0, :4].ravel(), [0, 0.2, 128 / 255, 1.0], rtol=1e-6)
+    bits = np.zeros((H, W), bool)
+    bits[2, 3] = bits[5, 1] = True
+    path = str(tmp_path / 'bits.png')
+    Image.fromarray(bits).save(path)
+    assert Image.open(path).mode == '1'
+    edge = load('edge', dict(path=path, encoding='edge_png'))
+    np.testing.assert_array_equal(edge.reshape(H, W), bits.astype(np.float32))
+    sal = load('sal', dict(path=path, encoding='sal_png'))
+    np.testing.assert_array_equal(sal.reshape(H, W), bits.astype(np.float32))
+
+
 @pytest.mark.parametrize('dtype', [np.uint16, np.int32, bool])
 def test_integer_depth_is_refused(tmp_path, dtype):
     """A uint16 Kinect map (millimetres) was taken for metres: 3000 became 3000 m."""
