@@ -8,8 +8,9 @@ from mmengine.config import Config
 
 from mmmt.models.decode_heads import (MultiTaskMambaDecodeHead, mmmt_to_reference_key,
                                       reference_to_mmmt_key)
+from mmmt.models.losses import DepthL1Loss, MultiTaskLoss
 from mmmt.registry import MODELS
-from mmmt.structures import TASKS, register_task
+from mmmt.structures import TASKS, MultiTaskDataSample, register_task
 
 HERE = osp.dirname(osp.dirname(__file__))
 KEYS_DIR = osp.join(HERE, 'data', 'reference_keys')
@@ -219,3 +220,18 @@ def test_predict_by_feat_resizes_bilinearly_to_the_batch_input_shape():
     torch.testing.assert_close(out['depth'], expected)
     same = MultiTaskMambaDecodeHead.predict_by_feat(head, logits, [dict(img_shape=(1, 2))])
     assert same['depth'] is logits['depth']  # already at the input size: untouched
+
+
+def test_loss_by_feat_resizes_logits_to_the_labels_with_the_heads_align_corners():
+    """Cityscapes trains 512x1024 logits against 1024x2048 labels: [0, 1] widened 2x is
+    (0, 0.25, 0.75, 1) with align_corners=False (the head's default), against labels
+    (0, 0, 1, 1) an L1 of 0.5 / 4 (align_corners=True would give (0, 1/3, 2/3, 1): 2/3 / 4)."""
+    head = type('Head', (), dict(
+        align_corners=False, tasks=['depth'], task_losses=dict(depth=DepthL1Loss()),
+        loss_combiner=MultiTaskLoss(['depth'], scheme='sum'),
+        _stack_task_gt=MultiTaskMambaDecodeHead._stack_task_gt))()
+    sample = MultiTaskDataSample()
+    sample.set_gt('depth', torch.tensor([[[0.0, 0.0, 1.0, 1.0]]]))
+    out = MultiTaskMambaDecodeHead.loss_by_feat(
+        head, dict(depth=torch.tensor([[[[0.0, 1.0]]]])), [sample])
+    assert out['raw_depth'].item() == pytest.approx(0.5 / 4)
