@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from mmmt.ops import selective_scan_triton as triton_scan
@@ -56,13 +57,21 @@ def test_dry_run_on_cpu(tmp_path):
     assert {r['impl'] for r in scan['rows']} == {'torch', 'cpp'}
     for row in scan['rows']:
         assert row['fwd_s'] > 0 and row['train_s'] > 0 and row['fwd_err'] < 1e-5, row
-    # a re-run into the same folders (the budget spent: the measuring steps are skipped, the
-    # summary of the first run's files is made again): the script's own summary is replaced
-    (tmp_path / 'detail' / 'summary.md').write_text('the first run')
+    # a re-run into the same folders, its measuring steps skipped (the budget spent): the
+    # first run's files move aside, and its summary does not report them as this run's
+    first_parity = (tmp_path / 'detail' / 'parity.json').read_bytes()
     out, log = _run(tmp_path, GPU_CHECK_BUDGET='0')
-    assert 'summary against the targets: exit 0' in log, log
-    assert '| parity | True |' in (out / 'summary.md').read_text()
+    assert 'summary against the targets: exit 2' in log, log  # nothing of its own to sum up
+    for folder in (tmp_path / 'detail', out):
+        previous = [p for p in folder.iterdir() if p.name.startswith('previous-')]
+        assert len(previous) == 1, list(folder.iterdir())
+        assert (previous[0] / 'summary.md').is_file()
+    detail_previous = next((tmp_path / 'detail').glob('previous-*'))
+    assert (detail_previous / 'parity.json').read_bytes() == first_parity
+    assert not (tmp_path / 'detail' / 'parity.json').exists()
     assert (out / 'gpu_check.log').read_text().count('=== done in') == 2  # appended to
+    with tarfile.open(out / 'gpu_check_details.tar.gz') as tar:  # this run's files only
+        assert not [n for n in tar.getnames() if 'previous-' in n]
 
 
 def test_the_tools_may_replace_the_scripts_own_files():

@@ -32,8 +32,8 @@
 # Otherwise everything is written under $OUT (default work_dirs/gpu_check): gpu_check.log, env.txt,
 # parity.json, benchmark_scan.{md,json}, triton_sweep.{md,json},
 # benchmark_swin-l_nyud_<backend>_<fp32|bf16>.{md,json}, summary.{md,json}.
-# A re-run into the same $OUT replaces those files (the tools get --force: the files are this
-# script's own) and appends to gpu_check.log.
+# A re-run into the same folders first moves an earlier run's files into previous-<time>/
+# there (so its summary never reads them as its own) and appends to gpu_check.log.
 set -u
 if [ $# -gt 0 ]; then  # configured through the environment only (see above)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
@@ -52,6 +52,19 @@ export PYTHONUNBUFFERED=1
 export GPU_CHECK_DEVICE=${GPU_CHECK_DEVICE:-cuda}
 DEV=$GPU_CHECK_DEVICE
 START=$(date +%s)
+
+# an earlier run's results in these folders move to previous-<time>/ first: a step that fails
+# or is skipped this time would otherwise leave them to the summary as this run's
+OWN='^(env\.txt|parity\.json|benchmark_scan\.(md|json)|triton_sweep\.(md|json)|'
+OWN+='benchmark_swin-l_nyud_.+\.(md|json)|summary\.(md|json)|gpu_check_details\.tar\.gz)$'
+for dir in $(printf '%s\n' "$DETAIL" "$OUT" | sort -u); do
+  EARLIER=$(ls -A "$dir" | grep -E "$OWN")
+  if [ -n "$EARLIER" ]; then
+    PREV="$dir/previous-$(date -d "@$START" +%Y%m%d-%H%M%S)"
+    mkdir -p "$PREV" && (cd "$dir" && mv $EARLIER "$PREV/") &&
+      echo "an earlier run's results moved to $PREV:" $EARLIER
+  fi
+done
 
 # the whole run's budget: a step gets at most what is left of it, less RESERVE seconds kept
 # for the summary and the archive (NO_BUDGET=1 step ...: those; the device tool stops a
@@ -192,7 +205,7 @@ NO_BUDGET=1 step "summary against the targets" 30 "$PY" tools/analysis_tools/gpu
 
 if [ "$DETAIL" != "$OUT" ]; then
   cp "$DETAIL/summary.md" "$OUT/" 2>/dev/null
-  tar czf "$OUT/gpu_check_details.tar.gz" -C "$DETAIL" . &&
+  tar czf "$OUT/gpu_check_details.tar.gz" --exclude='./previous-*' -C "$DETAIL" . &&
     echo "per-step files: $OUT/gpu_check_details.tar.gz"
 fi
 echo "=== done in $(($(date +%s) - START))s; results in $OUT"
