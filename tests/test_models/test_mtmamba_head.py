@@ -46,7 +46,10 @@ def num_params(module):
     ('mtmamba_swin-l_nyud.py', dict(use_ctm=False, num_stm_blocks=3), 300_451_233),
 ])
 def test_parameter_counts_match_paper(config, overrides, expected):
-    assert num_params(build_model(config, **overrides)) == expected
+    model = build_model(config, **overrides)
+    assert num_params(model) == expected
+    # the reference's bilinear resizes (head outputs, loss) use align_corners=False
+    assert model.decode_head.align_corners is False
 
 
 @pytest.mark.parametrize('tasks,key_file', [
