@@ -10,6 +10,7 @@ import torch
 from mmengine.visualization import Visualizer
 
 from mmmt.registry import VISUALIZERS
+from mmmt.structures import IGNORE_INDEX
 from mmmt.structures.multitask_data_sample import MultiTaskDataSample
 from mmmt.visualization import MultiTaskVisualizer, default_palette, normals_key
 
@@ -328,3 +329,20 @@ def test_config_copy_of_another_run_is_kept(tmp_path):
     assert Config.fromfile(str(tmp_path / 'config_1.py')).lr == 0.2
     MultiTaskLocalVisBackend(save_dir=str(tmp_path), overwrite=True).add_config(second)
     assert Config.fromfile(str(saved)).lr == 0.2
+
+
+def test_depth_colour_range_skips_ignored_and_missing_ground_truth():
+    """The 1st-99th percentile of the valid ground truth: ignored (255) and missing (0) pixels
+    would stretch the range to 0..255 m and draw every real depth in one colour."""
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(2, 4, (20, 30))
+    gt[:5] = IGNORE_INDEX
+    gt[5:7] = 0
+    pred = rng.uniform(0, 10, (20, 30))
+    lo, hi = _vis()._depth_range(gt, pred)
+    np.testing.assert_allclose([lo, hi], np.percentile(gt[7:], [1, 99]))
+    assert 2 <= lo < hi <= 4
+    # no valid ground truth: the prediction's range
+    np.testing.assert_allclose(_vis()._depth_range(np.full((4, 4), float(IGNORE_INDEX)), pred),
+                               np.percentile(pred, [1, 99]))
+    assert _vis(depth_range=(0.5, 8))._depth_range(gt, pred) == (0.5, 8.0)
