@@ -10,7 +10,6 @@ Examples:
 import argparse
 import glob
 import os.path as osp
-import secrets
 
 # only the standard library until the arguments are parsed (fast --help; thread settings
 # before torch starts OpenMP): see mmmt/utils/cli.py
@@ -61,12 +60,6 @@ def enable_visualization(cfg, args):
     if args.show_dir:
         # the visualizer's LocalVisBackend writes <show_dir>/vis_data/vis_image/*.png
         cfg.visualizer['save_dir'] = args.show_dir
-    from mmengine.visualization import Visualizer
-    name = cfg.visualizer.get('name', 'visualizer')
-    if Visualizer.check_instance_created(name):
-        # mmengine hands a Runner the visualizer of that name built before in this process,
-        # with its folder: a second test.py run (a notebook) drew into the first's --show-dir
-        cfg.visualizer['name'] = f'{name}_{secrets.token_hex(4)}'
     for backend in cfg.visualizer.get('vis_backends') or []:
         if str(backend.get('type')).split('.')[-1] == 'MultiTaskLocalVisBackend':
             # each picture is written exclusively unless --force: the check of the folder

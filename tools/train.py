@@ -10,7 +10,6 @@ import argparse
 import logging
 import math
 import os
-import time
 from typing import Optional
 from urllib.error import URLError
 
@@ -228,45 +227,6 @@ def adopt_resumed_seed(cfg) -> Optional[str]:
             'those of the interrupted run')
 
 
-def isolate_run(cfg) -> None:
-    """Make this run build mmengine objects of its own when an earlier run of this process
-    built some (``main()`` called twice: a notebook, a sweep script).
-
-    mmengine's visualizer, logger and message hub are global by name (``ManagerMixin``) and
-    building one of a name that exists hands back the existing one. The configs name the
-    visualizer ``'visualizer'``: a second run wrote its scalars and its config into the first
-    run's log folder. The logger and message hub are named ``<config name>_<timestamp>`` and
-    the log folder ``<work_dir>/<timestamp>``, to the second: two runs started within one
-    second shared the logger (and its log file), or in one work dir the log folder.
-
-    Args:
-        cfg (Config): The final config; its visualizer name may be changed in place.
-    """
-    from mmengine.logging import MMLogger
-    from mmengine.visualization import Visualizer
-    vis = cfg.get('visualizer')
-    name = vis.get('name') if isinstance(vis, dict) else None
-    # Visualizer.get_instance files every subclass's instances under Visualizer too
-    if name is not None and Visualizer.check_instance_created(name):
-        n = 2
-        while Visualizer.check_instance_created(f'{name}_{n}'):
-            n += 1
-        vis['name'] = f'{name}_{n}'
-    if cfg.get('experiment_name'):
-        experiment = cfg.experiment_name
-    else:
-        experiment = os.path.splitext(os.path.basename(cfg.filename))[0] if cfg.filename \
-            else None
-
-    def taken(stamp):
-        return os.path.exists(os.path.join(cfg.work_dir, stamp)) or (
-            MMLogger.check_instance_created(f'{experiment}_{stamp}' if experiment else stamp))
-
-    # mmengine's timestamp has seconds: wait for one that no earlier run has taken
-    while taken(time.strftime('%Y%m%d_%H%M%S')):
-        time.sleep(1.0 - time.time() % 1.0 + 0.01)
-
-
 def describe_download_failure(cfg, error) -> str:
     """One line for a checkpoint download that failed: the URLs the config names (load_from,
     every ``init_cfg`` checkpoint) and what to pass instead on a machine without network."""
@@ -396,7 +356,6 @@ def main(argv=None):
             return
         warnings = [w for w in (adopt_resumed_seed(cfg), check_schedule(cfg),
                                 check_accumulation(cfg)) if w]
-        isolate_run(cfg)
         runner = build_runner(cfg, 'training')
         for warning in warnings:
             runner.logger.warning(warning)

@@ -23,6 +23,7 @@ _EXPORTS = {
     'parse_runner_args': 'cli',
     'load_runner_config': 'cli',
     'build_runner': 'cli',
+    'isolate_run': 'cli',
     'shutdown_distributed': 'cli',
     'set_data_root': 'cli',
     'merge_cfg_options': 'cli',

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
-    'load_runner_config', 'build_runner', 'shutdown_distributed', 'set_data_root',
+    'load_runner_config', 'build_runner', 'isolate_run', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
     'config_from_file', 'check_evaluator_matches_head', 'warn_unevaluated_head_tasks',
     'check_output_file', 'write_output_file'
@@ -524,6 +524,48 @@ def warn_unevaluated_head_tasks(cfg: 'Config') -> List[str]:
     return warnings
 
 
+def isolate_run(cfg) -> None:
+    """Make a run build mmengine objects of its own when an earlier run of this process built
+    some (a tool's ``main()`` called twice: a notebook, a sweep script); :func:`build_runner`
+    calls it.
+
+    mmengine's visualizer, logger and message hub are global by name (``ManagerMixin``) and
+    building one of a name that exists hands back the existing one. The configs name the
+    visualizer ``'visualizer'``: a second run wrote its scalars and its config into the first
+    run's log folder. The logger and message hub are named ``<config name>_<timestamp>`` and
+    the log folder ``<work_dir>/<timestamp>``, to the second: two runs started within one
+    second shared the logger (and its log file), or in one work dir the log folder.
+
+    Args:
+        cfg (Config): The final config; its visualizer name may be changed in place.
+    """
+    import time
+
+    from mmengine.logging import MMLogger
+    from mmengine.visualization import Visualizer
+    vis = cfg.get('visualizer')
+    name = vis.get('name') if isinstance(vis, dict) else None
+    # Visualizer.get_instance files every subclass's instances under Visualizer too
+    if name is not None and Visualizer.check_instance_created(name):
+        n = 2
+        while Visualizer.check_instance_created(f'{name}_{n}'):
+            n += 1
+        vis['name'] = f'{name}_{n}'
+    if cfg.get('experiment_name'):
+        experiment = cfg.experiment_name
+    else:
+        experiment = os.path.splitext(os.path.basename(cfg.filename))[0] if cfg.filename \
+            else None
+
+    def taken(stamp):
+        return os.path.exists(os.path.join(cfg.work_dir, stamp)) or (
+            MMLogger.check_instance_created(f'{experiment}_{stamp}' if experiment else stamp))
+
+    # mmengine's timestamp has seconds: wait for one that no earlier run has taken
+    while taken(time.strftime('%Y%m%d_%H%M%S')):
+        time.sleep(1.0 - time.time() % 1.0 + 0.01)
+
+
 def build_runner(cfg: 'Config', what: str) -> 'Runner':
     """Build the Runner, setting up gloo first when a launcher is used without CUDA.
 
@@ -536,6 +578,7 @@ def build_runner(cfg: 'Config', what: str) -> 'Runner':
     """
     from .dist_utils import check_launcher_env, setup_cpu_distributed
     check_launcher_env(cfg.launcher)
+    isolate_run(cfg)
     from mmengine.logging import print_log
 
     if setup_cpu_distributed(cfg, cfg.launcher):

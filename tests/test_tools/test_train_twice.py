@@ -41,7 +41,8 @@ def test_a_run_waits_for_a_timestamp_of_its_own(tmp_path):
     (named after the config and the second) and, in one work dir, the same log folder."""
     from mmengine.config import Config
     from mmengine.logging import MMLogger
-    train = load_tool('tools', 'train')
+
+    from mmmt.utils.cli import isolate_run
     cfg_file = tmp_path / 'sweep.py'
     cfg_file.write_text('visualizer = dict(type="Visualizer", name="sweep_vis")\n')
     cfg = Config.fromfile(str(cfg_file))
@@ -49,7 +50,7 @@ def test_a_run_waits_for_a_timestamp_of_its_own(tmp_path):
     now = time.strftime('%Y%m%d_%H%M%S')
     os.makedirs(osp.join(cfg.work_dir, now))  # an earlier run's log folder of this second
     MMLogger.get_instance(f'sweep_{time.strftime("%Y%m%d_%H%M%S")}')  # and its logger
-    train.isolate_run(cfg)
+    isolate_run(cfg)
     stamp = time.strftime('%Y%m%d_%H%M%S')
     assert stamp != now
     assert not osp.exists(osp.join(cfg.work_dir, stamp))
@@ -58,5 +59,5 @@ def test_a_run_waits_for_a_timestamp_of_its_own(tmp_path):
     assert cfg.visualizer.name == 'sweep_vis'
     from mmengine.visualization import Visualizer
     Visualizer.get_instance('sweep_vis')
-    train.isolate_run(cfg)
+    isolate_run(cfg)
     assert cfg.visualizer.name == 'sweep_vis_2'
