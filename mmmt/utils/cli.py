@@ -557,8 +557,10 @@ def isolate_run(cfg) -> None:
         experiment = os.path.splitext(os.path.basename(cfg.filename))[0] if cfg.filename \
             else None
 
+    work_dir = cfg.get('work_dir')
+
     def taken(stamp):
-        return os.path.exists(os.path.join(cfg.work_dir, stamp)) or (
+        return bool(work_dir) and os.path.exists(os.path.join(work_dir, stamp)) or (
             MMLogger.check_instance_created(f'{experiment}_{stamp}' if experiment else stamp))
 
     # mmengine's timestamp has seconds: wait for one that no earlier run has taken
