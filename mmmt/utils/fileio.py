@@ -62,14 +62,7 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
     os.makedirs(directory, exist_ok=True)
     fd, tmp = _create_temporary(directory, osp.basename(path))
     try:
-        with os.fdopen(fd, 'wb') as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        _fill(fd, data, fsync)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -125,6 +118,19 @@ def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
         except FileExistsError:
             continue
     raise FileExistsError(f'no free temporary name for {name} in {directory}')
+
+
+def _fill(fd: int, data: Union[bytes, Callable[[BinaryIO], None]], fsync: bool) -> None:
+    """Write ``data`` (bytes, or a callable given the file) into the open temporary ``fd`` and
+    close it, its blocks flushed to disk first with ``fsync``."""
+    with os.fdopen(fd, 'wb') as f:
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
+        if fsync:
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def move_exclusive(tmp: str, path: str, fsync: bool = True) -> None:
@@ -189,14 +195,7 @@ def write_first_free(data: Union[bytes, str, Callable[[BinaryIO], None]],
     root, ext = osp.splitext(path)
     fd, tmp = _create_temporary(directory, osp.basename(path))
     try:
-        with os.fdopen(fd, 'wb') as f:
-            if callable(data):
-                data(f)
-            else:
-                f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
+        _fill(fd, data, fsync)
         for k in range(first_suffix, 10000):
             candidate = path if k == 0 else f'{root}_{k}{ext}'
             try:
