@@ -262,25 +262,46 @@ def _siblings(tmp_path):
     return sorted(p for p in os.listdir(tmp_path) if p.startswith('.nyud.'))
 
 
-def test_a_killed_build_is_cleaned_up_by_the_next_run_once_its_owner_is_dead(tmp_path,
-                                                                             capsys):
+def _logged_lines(lines):
+    """A handler on mmengine's current logger that appends each message to ``lines``.
+
+    Not capsys: the logger's stream handler writes to whatever ``sys.stdout`` was when an
+    earlier test created the logger, which capsys does not see in a full run."""
+    import logging
+
+    class Collect(logging.Handler):
+
+        def emit(self, record):
+            lines.append(record.getMessage())
+
+    return Collect()
+
+
+def test_a_killed_build_is_cleaned_up_by_the_next_run_once_its_owner_is_dead(tmp_path):
+    from mmengine.logging import MMLogger
     out = str(tmp_path / 'nyud')
     _kill(_builder_waiting(tmp_path, out, 'writing'))  # kill -9: nothing of it can clean up
     (stale, ) = _siblings(tmp_path)
     assert stale.endswith('.partial') and not osp.exists(out)
     alive = _builder_waiting(tmp_path, out, 'writing')  # the next build of the same dataset
+    logger, lines = MMLogger.get_current_instance(), []
+    handler = _logged_lines(lines)
+    logger.addHandler(handler)
     try:
         (running, ) = _siblings(tmp_path)  # it removed the dead one's folder
         assert running != stale
         generate('nyud', out, 1, 1, seed=6, size=(24, 32))
         assert _siblings(tmp_path) == [running]  # a live one's folder is kept
-        assert 'killed run' not in capsys.readouterr().out
-    finally:
+        assert not [ln for ln in lines if 'killed run' in ln]
         _kill(alive)
-    generate('nyud', out, 1, 1, seed=6, size=(24, 32), overwrite=True)
+        generate('nyud', out, 1, 1, seed=6, size=(24, 32), overwrite=True)
+    finally:
+        logger.removeHandler(handler)
+        if alive.poll() is None:
+            _kill(alive)
     assert _siblings(tmp_path) == []  # now dead: removed, and said so in one line
-    (line, ) = [ln for ln in capsys.readouterr().out.splitlines() if 'killed run' in ln]
-    assert line.endswith(f'{out}: cleaned up after a killed run: removed {running}')
+    (line, ) = [ln for ln in lines if 'killed run' in ln]
+    assert line == f'{out}: cleaned up after a killed run: removed {running}'
     fresh = str(tmp_path / 'fresh')
     generate('nyud', fresh, 1, 1, seed=6, size=(24, 32))
     assert tree_hash(out) == tree_hash(fresh)
