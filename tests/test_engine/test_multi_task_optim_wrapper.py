@@ -1,15 +1,14 @@
 """MultiTaskOptimWrapper: which gradients reach which parameters, resume, and CPU DDP."""
 import os
-import socket
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from mmengine.logging import MessageHub
 
 from mmmt.engine import IMTLG, MGDAUB, PCGrad
 from mmmt.engine.optimizers.balancers import min_norm_weights
 from mmmt.registry import OPTIM_WRAPPERS
+from tests.gloo import init_gloo, spawn_ranks
 from ._tiny_model import TinyTwoTask, batch
 
 
@@ -198,12 +197,6 @@ def test_resume_of_the_wrapper_state_is_exact():
 
 
 # --- CPU DDP: 2 gloo processes -------------------------------------------------------------------
-def _free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
 #: every balancer: on the shared parameters' gradients, MGDA-UB on the representation's; a
 #: normalisation by the gradients' norms needs the representation's global Gram matrix itself,
 #: not a multiple of it
@@ -218,8 +211,7 @@ def _ddp_worker(rank, port, out_dir):
 
     from mmmt.utils import register_all_modules
     register_all_modules()
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=2)
+    init_gloo(rank, port)
     for i, balancer in enumerate(BALANCERS_IN_DDP):
         model = TinyTwoTask()
         ddp = MMDistributedDataParallel(module=model)
@@ -233,7 +225,7 @@ def _ddp_worker(rank, port, out_dir):
 
 
 def test_ddp_averages_task_gradients_before_balancing(tmp_path):
-    mp.spawn(_ddp_worker, args=(_free_port(), str(tmp_path)), nprocs=2)
+    spawn_ranks(_ddp_worker, str(tmp_path))
     for i, balancer in enumerate(BALANCERS_IN_DDP):
         ranks = [torch.load(tmp_path / f'{i}_{r}.pth') for r in range(2)]
         # one process on the whole global batch: what averaging before balancing reproduces

@@ -1,11 +1,10 @@
 """DWA's loss history under data parallelism: the global batch's, the same on every rank."""
 import os
-import socket
 
 import torch
-import torch.multiprocessing as mp
 
 from mmmt.models.losses import MultiTaskLoss
+from tests.gloo import init_gloo, spawn_ranks
 
 TASKS = ('semseg', 'depth')
 
@@ -28,8 +27,7 @@ def _run(combiner, halves):
 
 def _worker(rank, port, out_dir):
     import torch.distributed as dist
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=2)
+    init_gloo(rank, port)
     combiner = MultiTaskLoss(TASKS, scheme='dwa', dwa_window=1)
     lambdas = _run(combiner, halves=rank)
     torch.save(dict(history=combiner.dwa_history.clone(), lambdas=lambdas),
@@ -38,10 +36,7 @@ def _worker(rank, port, out_dir):
 
 
 def test_two_ranks_keep_the_global_batch_history(tmp_path):
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(tmp_path)), nprocs=2)
+    spawn_ranks(_worker, str(tmp_path))
     ranks = [torch.load(tmp_path / f'{r}.pth') for r in range(2)]
     # by hand: windows of one step, means of the whole batch; step 2 weights by steps 0 and 1,
     # then its own means enter the history

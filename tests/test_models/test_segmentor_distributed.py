@@ -1,13 +1,12 @@
 """The segmentor's logged losses under DDP: the mean over the ranks, the gradients unchanged."""
 import os
-import socket
 import types
 
 import torch
-import torch.multiprocessing as mp
 from mmengine.model import BaseModel
 from mmengine.optim import OptimWrapper
 
+from tests.gloo import init_gloo, spawn_ranks
 from tests.test_models.test_segmentor import make_sample, tiny_model
 
 
@@ -43,8 +42,7 @@ def _worker(rank, port, out_dir):
     from mmmt.utils import register_all_modules
     register_all_modules()
     torch.set_num_threads(1)  # two processes on the test machine's cores
-    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port))
-    dist.init_process_group('gloo', rank=rank, world_size=2)
+    init_gloo(rank, port)
     torch.manual_seed(0)
     model, before = tiny_model(), tiny_model()
     before.load_state_dict(model.state_dict())
@@ -59,10 +57,7 @@ def _worker(rank, port, out_dir):
 
 
 def test_two_ranks_log_the_mean_and_keep_their_gradients(tmp_path):
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, str(tmp_path)), nprocs=2)
+    spawn_ranks(_worker, str(tmp_path))
     ranks = [torch.load(tmp_path / f'{r}.pth') for r in range(2)]
     # one process on each rank's batch: the values a single-process run logs
     torch.manual_seed(0)

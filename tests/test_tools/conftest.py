@@ -4,7 +4,6 @@ them once for every test folder)."""
 import os
 import os.path as osp
 import shutil
-import socket
 import subprocess
 import sys
 from typing import NamedTuple
@@ -56,12 +55,6 @@ default_hooks = dict(logger=dict(interval=1), checkpoint=dict(interval={val_inte
     with open(path, 'w') as f:
         f.write(text)
     return str(path)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def run_tool(args, timeout=600, env=None):

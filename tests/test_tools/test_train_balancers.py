@@ -9,7 +9,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmmt.utils import load_checkpoint_file
-from .conftest import REPO, free_port, run_tool, write_tiny_config
+from tests.gloo import free_port
+from .conftest import REPO, run_tool, write_tiny_config
 
 NO_VAL = """
 val_cfg = None

@@ -6,8 +6,9 @@ import torch
 
 from mmmt.engine.hooks import CheckpointMetaHook
 from mmmt.utils import load_checkpoint_file
+from tests.gloo import free_port
 from ..tool_loader import load_tool
-from .conftest import NO_VAL, REPO, cli, free_port, run_tool, write_tiny_config
+from .conftest import NO_VAL, REPO, cli, run_tool, write_tiny_config
 
 
 def test_resume_with_another_seed_continues_the_checkpoints_seed(tmp_path, tiny_training):

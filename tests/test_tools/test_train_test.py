@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from mmmt.utils import UntrustedCheckpointError, load_checkpoint_file
+from tests.gloo import free_port
 from ..tool_loader import load_tool
-from .conftest import NO_VAL, REPO, cli, free_port, python_tool, run_tool, write_tiny_config
+from .conftest import NO_VAL, REPO, cli, python_tool, run_tool, write_tiny_config
 
 
 def state_of(ckpt_path):

@@ -1,10 +1,8 @@
 """The CPU DDP wrapper of ``setup_cpu_distributed`` is the one mmengine builds on GPUs."""
 import os
-import socket
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.model import BaseModel
@@ -12,6 +10,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS
 
 from mmmt.utils import setup_cpu_distributed
+from tests.gloo import spawn_ranks
 
 
 class OneHeadUnused(BaseModel):
@@ -50,10 +49,7 @@ def _worker(rank, port, find_unused, out_dir):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='the CPU setup only applies without CUDA')
 def test_config_find_unused_parameters_and_buffers_as_on_gpus(tmp_path):
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(port, True, str(tmp_path)), nprocs=2)
+    spawn_ranks(_worker, True, str(tmp_path))
     ranks = [torch.load(tmp_path / f'{r}.pth') for r in range(2)]
     for r in ranks:
         assert r['error'] is None  # two steps trained with an unused head
