@@ -31,7 +31,7 @@ __all__ = [
     'load_runner_config', 'build_runner', 'isolate_run', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
     'config_from_file', 'check_evaluator_matches_head', 'warn_unevaluated_head_tasks',
-    'check_output_file', 'write_output_file'
+    'add_json_output_args', 'check_output_file', 'write_output_file'
 ]
 
 
@@ -689,6 +689,13 @@ def shutdown_distributed() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def add_json_output_args(parser: argparse.ArgumentParser, what: str = 'results') -> None:
+    """Add a measuring tool's ``--json FILE`` and the ``--force`` that lets it replace one
+    (checked by :func:`check_output_file`, written by :func:`write_output_file`)."""
+    parser.add_argument('--json', default=None, help=f'also write the {what} to this new file')
+    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
 
 
 def check_output_file(path: Optional[str], force: bool, option: Optional[str] = '--json') -> None:

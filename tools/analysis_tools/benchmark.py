@@ -36,7 +36,8 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-from mmmt.utils.cli import add_model_input_args, check_output_file, write_output_file
+from mmmt.utils.cli import (add_json_output_args, add_model_input_args, check_output_file,
+                            write_output_file)
 from mmmt.utils.errors import run_main
 
 
@@ -61,8 +62,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'cpp, cuda, triton, or triton-<kernel>[:STEPS:TILE:WARPS[:prefetch]] for '
                         'one Triton kernel pair (runs, statewise, tile; sets '
                         'MMMT_TRITON_SCAN_KERNEL)')
-    parser.add_argument('--json', default=None, help='also write the results to this new file')
-    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
+    add_json_output_args(parser)
     args = parser.parse_args(argv)
     args.scan_env = {}  # the environment that forces --scan-backend
     if args.scan_backend:  # resolved here, so that a misspelt name is a usage error

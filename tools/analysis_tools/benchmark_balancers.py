@@ -21,7 +21,8 @@ import statistics
 import time
 from typing import Dict, List, Optional
 
-from mmmt.utils.cli import add_model_input_args, check_output_file, write_output_file
+from mmmt.utils.cli import (add_json_output_args, add_model_input_args, check_output_file,
+                            write_output_file)
 from mmmt.utils.errors import run_main
 
 ALL_BALANCERS = ['PCGrad', 'CAGrad', 'GradNorm', 'IMTLG', 'MGDAUB', 'NashMTL', 'AlignedMTL']
@@ -34,8 +35,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--balancers', nargs='+', default=ALL_BALANCERS, choices=ALL_BALANCERS)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
-    parser.add_argument('--json', default=None, help='also write the results to this new file')
-    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
+    add_json_output_args(parser)
     return parser.parse_args(argv)
 
 

@@ -41,7 +41,7 @@ import sys
 import time
 from typing import Callable, Dict, List, Optional
 
-from mmmt.utils.cli import check_output_file, write_output_file
+from mmmt.utils.cli import add_json_output_args, check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 # set after the functions are defined: name -> reference implementation; the first one is the
@@ -349,8 +349,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--peak-bandwidth', type=float, default=None, metavar='GB/S',
                         help='peak memory bandwidth for the roofline columns (default: from '
                         'the CUDA device properties)')
-    parser.add_argument('--json', default=None, help='also write the results to this new file')
-    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
+    add_json_output_args(parser)
     parser.add_argument('--worker', nargs=3, metavar=('IMPL', 'SHAPE', 'WHAT'),
                         help=argparse.SUPPRESS)
     return parser.parse_args(argv)

@@ -21,7 +21,7 @@ import time
 import warnings
 from typing import List, Optional
 
-from mmmt.utils.cli import check_output_file, write_output_file
+from mmmt.utils.cli import add_json_output_args, check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 # the tolerances of a row: float32 inputs, and bfloat16 activations against float32 ones
@@ -41,8 +41,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
                         'available; "triton" is every kernel pair)')
     parser.add_argument('--no-bf16', action='store_true',
                         help='skip the Triton rows with bfloat16 activations')
-    parser.add_argument('--json', default=None, help='also write the rows to this new file')
-    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
+    add_json_output_args(parser, 'rows')
     args = parser.parse_args(argv)
     check_output_file(args.json, args.force)  # not after minutes of measuring
 

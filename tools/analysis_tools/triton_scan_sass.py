@@ -42,7 +42,7 @@ import sys
 import tempfile
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
-from mmmt.utils.cli import check_output_file, write_output_file
+from mmmt.utils.cli import add_json_output_args, check_output_file, write_output_file
 from mmmt.utils.errors import run_main
 
 # the Swin-L NYUD decoder stages: (name, channels per B/C group, L); N = 16, 4 groups
@@ -323,8 +323,7 @@ def main(argv: Optional[List[str]] = None) -> List[dict]:
                         'list the failures, exit 1 if any')
     parser.add_argument('--dtypes', nargs='+', choices=sorted(DTYPES), default=None,
                         help='--variants: the input dtypes (default: all)')
-    parser.add_argument('--json', default=None, help='also write the rows to this new file')
-    parser.add_argument('--force', action='store_true', help='replace an existing --json file')
+    add_json_output_args(parser, 'rows')
     args = parser.parse_args(argv)
     check_output_file(args.json, args.force)  # not after minutes of compiling
 
