@@ -54,15 +54,10 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
             files may skip it. Defaults to True.
     """
     path = os.fspath(path)
-    if isinstance(data, str):
-        data = data.encode(encoding)
     if not overwrite and osp.exists(path):
         raise FileExistsError(f'{path} exists; refusing to overwrite it')
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_temporary(directory, osp.basename(path))
+    directory, tmp = _filled_temporary(path, data, encoding, fsync)
     try:
-        _fill(fd, data, fsync)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -120,17 +115,30 @@ def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
     raise FileExistsError(f'no free temporary name for {name} in {directory}')
 
 
-def _fill(fd: int, data: Union[bytes, Callable[[BinaryIO], None]], fsync: bool) -> None:
-    """Write ``data`` (bytes, or a callable given the file) into the open temporary ``fd`` and
-    close it, its blocks flushed to disk first with ``fsync``."""
-    with os.fdopen(fd, 'wb') as f:
-        if callable(data):
-            data(f)
-        else:
-            f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
+def _filled_temporary(path: str, data: Union[bytes, str, Callable[[BinaryIO], None]],
+                      encoding: str, fsync: bool) -> Tuple[str, str]:
+    """A new temporary file beside ``path`` holding ``data`` (as :func:`atomic_write` takes
+    it), its blocks flushed to disk first with ``fsync``; return its folder and its path.
+    ``path``'s folder is created if missing; a failed write leaves no temporary behind."""
+    if isinstance(data, str):
+        data = data.encode(encoding)
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = _create_temporary(directory, osp.basename(path))
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+    except BaseException:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        raise
+    return directory, tmp
 
 
 def move_exclusive(tmp: str, path: str, fsync: bool = True) -> None:
@@ -188,14 +196,9 @@ def write_first_free(data: Union[bytes, str, Callable[[BinaryIO], None]],
         FileExistsError: ``path`` and ``<stem>_1`` to ``<stem>_9999`` are all taken.
     """
     path = os.fspath(path)
-    if isinstance(data, str):
-        data = data.encode(encoding)
-    directory = osp.dirname(osp.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     root, ext = osp.splitext(path)
-    fd, tmp = _create_temporary(directory, osp.basename(path))
+    _, tmp = _filled_temporary(path, data, encoding, fsync)
     try:
-        _fill(fd, data, fsync)
         for k in range(first_suffix, 10000):
             candidate = path if k == 0 else f'{root}_{k}{ext}'
             try:
