@@ -447,8 +447,8 @@ def check_evaluator_matches_head(cfg: 'Config') -> None:
         cfg (Config): The merged config.
 
     Raises:
-        UserInputError: A ``{val,test}_evaluator.tasks.<task>.num_classes`` differs from
-            ``model.decode_head.tasks.<task>``.
+        UserInputError: A ``{val,test}_evaluator.tasks.<task>.num_classes`` (or that of
+            one metric of an evaluator list) differs from ``model.decode_head.tasks.<task>``.
     """
     head = (cfg.get('model') or {}).get('decode_head') or {}
     channels = head.get('tasks') if isinstance(head, dict) else None
@@ -456,17 +456,22 @@ def check_evaluator_matches_head(cfg: 'Config') -> None:
         return
     for key in ('val_evaluator', 'test_evaluator'):
         evaluator = cfg.get(key)
-        tasks = evaluator.get('tasks') if isinstance(evaluator, dict) else None
-        if not isinstance(tasks, dict):  # a list of names, or no evaluator (val_cfg=None)
-            continue
-        for task, options in tasks.items():
-            n = options.get('num_classes') if isinstance(options, dict) else None
-            c = channels.get(task)
-            if isinstance(n, int) and isinstance(c, int) and n != c:
-                raise UserInputError(
-                    f'{key}.tasks.{task}.num_classes is {n} but model.decode_head.tasks.{task} '
-                    f'is {c}: the metric would score {n} classes of a head that predicts {c}; '
-                    'set them to the same count')
+        # one metric, or a list of them (e.g. the metric and DumpMultiTaskPredictions)
+        metrics = enumerate(evaluator) if isinstance(evaluator, (list, tuple)) else [
+            (None, evaluator)]
+        for i, metric in metrics:
+            tasks = metric.get('tasks') if isinstance(metric, dict) else None
+            if not isinstance(tasks, dict):  # a list of names, or no evaluator (val_cfg=None)
+                continue
+            where = key if i is None else f'{key}[{i}]'
+            for task, options in tasks.items():
+                n = options.get('num_classes') if isinstance(options, dict) else None
+                c = channels.get(task)
+                if isinstance(n, int) and isinstance(c, int) and n != c:
+                    raise UserInputError(
+                        f'{where}.tasks.{task}.num_classes is {n} but '
+                        f'model.decode_head.tasks.{task} is {c}: the metric would score {n} '
+                        f'classes of a head that predicts {c}; set them to the same count')
 
 
 def _metric_tasks(evaluator: Any) -> Optional[set]:

@@ -198,6 +198,20 @@ def test_evaluator_class_count_must_match_the_head(tmp_path):
     argv = [str(cfg_file), '--cfg-options', 'model.decode_head.tasks.semseg=13']
     with pytest.raises(UserInputError, match=r'semseg\.num_classes is 40 but .*semseg is 13'):
         load_runner_config(parse_runner_args(make_parser(), argv))
+    # an evaluator list (the metric beside DumpMultiTaskPredictions) is read metric by metric
+    listed = tmp_path / 'occupancy_dump.py'
+    listed.write_text(
+        f"_base_ = [{str(cfg_file)!r}]\n"
+        "test_evaluator = [dict(type='MultiTaskMetric', tasks=dict(semseg=dict(num_classes=40),"
+        " occupancy=dict(num_classes=4))), dict(type='DumpMultiTaskPredictions', "
+        "out_file_path='p.pkl')]\n")
+    with pytest.raises(UserInputError, match=(
+            r'^test_evaluator\[0\]\.tasks\.occupancy\.num_classes is 4 but '
+            r'model\.decode_head\.tasks\.occupancy is 3: ')):
+        load_runner_config(parse_runner_args(make_parser(), [str(listed)]))
+    argv = [str(listed), '--cfg-options', 'model.decode_head.tasks.occupancy=4',
+            'val_evaluator.tasks.occupancy.num_classes=4']
+    assert len(load_runner_config(parse_runner_args(make_parser(), argv)).test_evaluator) == 2
     # no evaluator (make demo's val_evaluator=None) and the demo's list of tasks pass
     argv = [DEMO_CONFIG, '--cfg-options', 'val_evaluator=None']
     assert load_runner_config(parse_runner_args(make_parser(), argv)).val_evaluator is None
