@@ -172,9 +172,12 @@ def check_resume_target(cfg) -> Optional[str]:
             f'--resume: {cfg.load_from} is at {step[0]} {step[1]}, past '
             f'train_cfg.{limit_key}={limit}: nothing would be trained. Raise '
             f'train_cfg.{limit_key} above {step[1]} to train further')
+    # Not "raise max_iters": mmengine restores the lr schedule saved in the checkpoint, which
+    # for a finished run ends here, and CheckpointFitHook then refuses that resume.
     return (f'--resume: {cfg.load_from} is at {step[0]} {step[1]} = train_cfg.{limit_key}: '
-            'this training has finished, nothing to do. Raise train_cfg.'
-            f'{limit_key} to train further')
+            'this training has finished, nothing to do. To train it further, start from its '
+            f'weights: --cfg-options load_from={cfg.load_from} without --resume, in a new '
+            '--work-dir')
 
 
 def check_accumulation(cfg) -> Optional[str]:

@@ -83,7 +83,12 @@ def test_resume_target_past_or_at_the_end(train, tmp_path):
                        r'train_cfg.max_iters=30: nothing would be trained'):
         train.check_resume_target(cfg)
     cfg.train_cfg.max_iters = 44
-    assert 'this training has finished, nothing to do' in train.check_resume_target(cfg)
+    note = train.check_resume_target(cfg)
+    assert 'this training has finished, nothing to do' in note
+    # the way that works: raising max_iters alone would resume the saved schedule, which ends
+    # here (refused by CheckpointFitHook, see the end-to-end test below)
+    assert f'load_from={ckpt} without --resume, in a new --work-dir' in note
+    assert 'Raise train_cfg' not in note
     cfg.train_cfg.max_iters = 45
     assert train.check_resume_target(cfg) is None
     cfg.load_from = str(tmp_path / 'best_mIoU.pth')  # another name: mmengine decides
@@ -102,6 +107,7 @@ def test_resuming_a_finished_run_exits_cleanly_and_keeps_the_checkpoints(tmp_pat
     # (a subprocess: in this one mmengine's current logger may be an earlier test's runner's)
     done = python_tool('train.py', cfg, '--work-dir', work, '--resume')
     assert 'this training has finished, nothing to do' in done.stdout + done.stderr
+    assert 'iter_4.pth without --resume, in a new --work-dir' in done.stdout + done.stderr
     status, _, err = cli(train, [cfg, '--work-dir', work, '--resume', '--cfg-options',
                                  'train_cfg.max_iters=3'], capsys)
     assert status == 2  # an input error, in one line (mmmt.utils.errors.run_main)
