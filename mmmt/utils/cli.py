@@ -205,6 +205,14 @@ def _option_path_problem(cfg: Any, key: str) -> Optional[str]:
                 return None  # a new key: mmengine creates it
             node = node[part]
         elif isinstance(node, (list, tuple)):
+            if not any(isinstance(x, dict) or hasattr(x, 'keys') for x in node):
+                # indexing would only reach a value without fields (e.g. the task names of
+                # the demo's test_evaluator.tasks): say so instead of advising an index
+                shown = ', '.join(repr(x) for x in node[:4]) + (', ...' if len(node) > 4 else '')
+                return (f'{where} is a list of {len(node)} values ({shown}), none of them a '
+                        'dict, so nothing inside it can be set; set '
+                        f'{where}=[...] whole, or write the option into a child config '
+                        f'({where.rsplit(".", 1)[-1]}=dict(_delete_=True, ...) replaces it)')
             if not part.isdigit() or int(part) >= len(node):
                 return (f'{where} is a list of {len(node)}: index it by number '
                         f'({where}.0...) or set it whole')

@@ -2,6 +2,7 @@ import argparse
 import logging
 import os
 import os.path as osp
+import re
 
 import pytest
 
@@ -139,11 +140,20 @@ def test_cfg_options_that_do_not_fit_name_the_option():
     from mmmt.utils.cli import merge_cfg_options
     from mmmt.utils.errors import UserInputError
     cfg = Config.fromfile(DEMO_CONFIG)  # test_evaluator.tasks is a list of names
-    with pytest.raises(UserInputError, match=r"^--cfg-options test_evaluator\.tasks\.edge\."
-                       r"protocol='x' does not fit the config: test_evaluator\.tasks is a list "
-                       r"of 4: index it by number \(test_evaluator\.tasks\.0\.\.\.\) or set "
-                       r"it whole$"):
-        merge_cfg_options(cfg, {'test_evaluator.tasks.edge.protocol': 'x'})
+    # by name or by index: neither reaches a field (the items are strings), so no index is
+    # advised (test_evaluator.tasks.3.protocol would only fail on 'edge')
+    for key in ('test_evaluator.tasks.edge.protocol', 'test_evaluator.tasks.3.protocol'):
+        with pytest.raises(UserInputError, match=(
+                rf"^--cfg-options {re.escape(key)}='x' does not fit the config: "
+                r"test_evaluator\.tasks is a list of 4 values \('semseg', 'depth', 'normals', "
+                r"'edge'\), none of them a dict, so nothing inside it can be set; set "
+                r"test_evaluator\.tasks=\[\.\.\.\] whole, or write the option into a child "
+                r"config \(tasks=dict\(_delete_=True, \.\.\.\) replaces it\)$")):
+            merge_cfg_options(cfg, {key: 'x'})
+    # a list holding dicts is still indexed by number (a pipeline's transforms)
+    with pytest.raises(UserInputError, match=r"train_pipeline is a list of \d+: index it by "
+                       r"number \(train_pipeline\.0\.\.\.\) or set it whole$"):
+        merge_cfg_options(cfg, {'train_pipeline.crop.crop_size': (8, 8)})
     with pytest.raises(UserInputError, match=r"train_cfg\.max_iters is 600, not a dict$"):
         merge_cfg_options(cfg, {'train_cfg.max_iters.x': 1})
     # the others still merge as mmengine merges them, list indices included
