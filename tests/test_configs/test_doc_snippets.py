@@ -447,3 +447,26 @@ def test_metric_edge_png_snippet_does_not_fit_the_demo(tmp_path):
     with pytest.raises(TypeError, match='tasks is a dict in the child config'):
         child_config(tmp_path, shipped('demo/mtmamba-tiny_synthetic-nyud.py'),
                      snippet('docs/metrics.md', 'metric-edge-png'))
+
+
+# -- README.md: another boundary protocol for the demo's predictions ------------------------------
+
+
+def test_readme_demo_edge_protocol_snippet(tmp_path):
+    """The README's child of the demo config (whose evaluator lists task names, so
+    ``--cfg-options test_evaluator.tasks.edge.protocol=...`` cannot reach them): the same four
+    tasks, only the test evaluator's boundary protocol changed."""
+    demo = shipped('demo/mtmamba-tiny_synthetic-nyud.py')
+    base = Config.fromfile(demo)
+    cfg = child_config(tmp_path, demo, snippet('README.md', 'demo-edge-protocol'))
+    assert cfg.val_evaluator == base.val_evaluator  # validation evaluates as before
+    assert list(cfg.test_evaluator.tasks) == list(base.test_evaluator.tasks)
+    assert cfg.test_evaluator.delta_m_baselines is None  # the demo's, kept
+    before, after = build_metric(base.test_evaluator), build_metric(cfg.test_evaluator)
+    assert before.evaluators['edge'].protocol == 'seism'
+    assert after.evaluators['edge'].protocol == 'seism-2016-01'
+    # what the protocol changes (docs/metrics.md), at the demo's tolerance
+    assert (before.evaluators['edge'].thresholds.size, after.evaluators['edge'].thresholds.size,
+            after.evaluators['edge'].eval_kwargs['nms']) == (101, 99, False)
+    assert after.evaluators['edge'].eval_kwargs['max_dist'] == 0.011
+    assert after.tasks == before.tasks and after.delta_m_baselines is None
