@@ -87,7 +87,7 @@ def tool():
 
 @pytest.mark.parametrize('variant,dataset,config', PAIRS)
 def test_reference_checkpoint_converts_loads_strictly_and_round_trips(
-        segmentor, tool, tmp_path, variant, dataset, config):
+        segmentor, tool, tmp_path, variant, dataset, config, capsys):
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     cfg.model.backbone.init_cfg = None
     assert cfg.model.backbone == segmentor.backbone_cfg  # so the shared backbone is the config's
@@ -98,6 +98,9 @@ def test_reference_checkpoint_converts_loads_strictly_and_round_trips(
     torch.save({'model': reference}, src)
 
     tool.main([src, dst])  # --variant auto
+    n = len(reference)
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f'wrote {n} tensors in the mmmt layout ({variant}) to {dst}'
     converted = torch.load(dst, weights_only=True)
     assert set(converted) == {'state_dict', 'meta'}
     assert converted['meta']['variant'] == variant
@@ -138,6 +141,8 @@ def test_reference_checkpoint_converts_loads_strictly_and_round_trips(
 
     # round trip: every tensor bit-exact under its original name
     tool.main([dst, back, '--reverse'])
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f'wrote {n} tensors in the reference layout to {back}'
     restored = torch.load(back, weights_only=True)['model']
     assert list(restored) == list(reference)
     for key, value in reference.items():

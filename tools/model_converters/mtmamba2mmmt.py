@@ -97,7 +97,8 @@ def main(argv=None) -> None:
     if args.config and not args.reverse:
         check_loads(args.config, out['state_dict'])
     save_atomic(out, args.dst, force=args.force)
-    what = 'reference layout' if args.reverse else f"mmmt ({out['meta']['variant']})"
+    what = ('reference layout' if args.reverse
+            else f"mmmt layout ({out['meta']['variant']})")
     print(f'wrote {n} tensors in the {what} to {args.dst}')
 
 
