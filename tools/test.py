@@ -42,7 +42,9 @@ def parse_args(argv=None):
         'task by its tta_model (see mmmt.utils.enable_tta)')
     add_runner_args(
         parser,
-        trust_help='allow full unpickling of the checkpoint (only for files you trust)')
+        trust_help='allow full unpickling of the checkpoint (only for files you trust)',
+        work_dir_help='where the logs and metrics are written, and a relative --out or '
+        '--show-dir')
     return parse_runner_args(parser, argv)
 
 

@@ -84,16 +84,20 @@ def warn_misspelled_keys(cfg: 'Config') -> List[str]:
     return reported
 
 
-def add_runner_args(parser: argparse.ArgumentParser, trust_help: str) -> None:
+def add_runner_args(parser: argparse.ArgumentParser, trust_help: str,
+                    work_dir_help: str = 'where logs, metrics and checkpoints are written'
+                    ) -> None:
     """Add the options every Runner-based tool shares.
 
     Args:
         parser (argparse.ArgumentParser): The tool's parser.
         trust_help (str): Help text of ``--trust-checkpoint`` (what gets unpickled differs
             between training and testing).
+        work_dir_help (str): What the tool writes into ``--work-dir`` (a test writes no
+            checkpoints); the default folder is appended.
     """
-    parser.add_argument('--work-dir', help='where logs, metrics and checkpoints are written '
-                        '(default: ./work_dirs/<config name>)')
+    parser.add_argument('--work-dir',
+                        help=f'{work_dir_help} (default: ./work_dirs/<config name>)')
     parser.add_argument(
         '--data-root', metavar='DIR',
         help="the dataset folder of every dataloader of the config (the config's data_root; "

@@ -68,3 +68,18 @@ def test_benchmark_edge_eval_names_every_protocol():
     tool = load_tool('tools', 'analysis_tools', 'benchmark_edge_eval')
     assert tool.PROTOCOL_NAMES == tuple(sorted(EDGE_PROTOCOLS))
     assert tool.DEFAULT_PROTOCOL_NAME == DEFAULT_EDGE_PROTOCOL
+
+
+@pytest.mark.parametrize('tool, says, not_says', [
+    ('train', 'where logs, metrics and checkpoints are written', None),
+    # a test writes no checkpoints; its relative --out / --show-dir go under the work dir
+    ('test', 'where the logs and metrics are written, and a relative --out or --show-dir',
+     'checkpoints are written'),
+])
+def test_work_dir_help_says_what_the_tool_writes_there(tool, says, not_says, capsys):
+    from ..tool_loader import load_tool
+    with pytest.raises(SystemExit):
+        load_tool('tools', tool).parse_args(['--help'])
+    text = ' '.join(capsys.readouterr().out.split())  # argparse's line breaks undone
+    assert f'--work-dir WORK_DIR {says} (default: ./work_dirs/<config name>)' in text
+    assert not_says is None or not_says not in text
