@@ -4,6 +4,7 @@ from typing import Dict, List, Optional, Sequence
 import mmengine.fileio as fileio
 from mmengine.dataset import BaseDataset
 
+from mmmt.structures import TASKS
 from mmmt.utils.errors import InputFileNotFoundError, UserInputError
 
 __all__ = ['BaseMultiTaskDataset']
@@ -22,7 +23,8 @@ class BaseMultiTaskDataset(BaseDataset):
         data_root (str): Root of the dataset layout.
         split (str): ``'train'`` or ``'val'`` (the val split is the test set of the papers).
         tasks (Sequence[str], optional): Tasks to load (default :attr:`DEFAULT_TASKS`).
-            Also stored as ``metainfo['tasks']``.
+            Also stored as ``metainfo['tasks']``. Each must be in :attr:`SUPPORTED_TASKS` and
+            registered (``mmmt.structures.TASKS``).
         ann_file (str): Split list, relative to ``data_root``; defaults to
             ``SPLIT_FILE.format(split=split)``.
         check_files (bool): Check at construction that every file needed by the selected tasks
@@ -54,6 +56,17 @@ class BaseMultiTaskDataset(BaseDataset):
         if unknown:
             raise UserInputError(f'{type(self).__name__} has no task(s) {unknown}; supported: '
                                  f'{list(self.SUPPORTED_TASKS)}')
+        # every transform, the packer and the visualizer look the task up in TASKS and fall
+        # back to defaults for a task they do not find (255 padding, no ignore rule, float
+        # labels, drawn as a probability): a dataset is where a task enters the data, so an
+        # undefined one stops here instead of being loaded and drawn wrongly
+        undefined = [t for t in tasks if t not in TASKS]
+        if undefined:
+            raise UserInputError(
+                f'{type(self).__name__}: task(s) {undefined} are not registered (registered: '
+                f'{", ".join(TASKS)}); define them with mmmt.structures.register_task in a '
+                'module named by custom_imports, or in custom_tasks '
+                '(docs/how_to_add_a_task.md)')
         self.tasks = tasks
         self.split = split
         self.check_files = check_files

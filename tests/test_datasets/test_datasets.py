@@ -199,6 +199,22 @@ def test_task_selection(copy_root, dataset_cfg):
         NYUDv2MultiTaskDataset(data_root=root, split='val', tasks=['semseg'])
 
 
+def test_a_task_nobody_defined_stops_the_dataset(tmp_path):
+    # a dataset that lists a task but whose config does not import the task's definition
+    # (custom_imports without the tasks module): the pipeline would pad it with 255, pack it
+    # as float and draw it as a probability; the dataset names the task instead
+    from mmmt.utils.errors import UserInputError
+
+    class AlbedoDataset(NYUDv2MultiTaskDataset):
+        SUPPORTED_TASKS = NYUDv2MultiTaskDataset.SUPPORTED_TASKS + ('albedo', )
+
+    with pytest.raises(UserInputError) as info:
+        AlbedoDataset(data_root=str(tmp_path), tasks=['depth', 'albedo'])
+    assert str(info.value).startswith(
+        "AlbedoDataset: task(s) ['albedo'] are not registered (registered: semseg, depth, ")
+    assert 'register_task' in str(info.value) and 'custom_tasks' in str(info.value)
+
+
 def test_pascal_voc12_semseg_first(copy_root, dataset_cfg):
     """semseg/VOC12/<id>.png takes precedence over semseg/pascal-context/<id>.png."""
     root = copy_root('pascal')
