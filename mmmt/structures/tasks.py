@@ -21,7 +21,9 @@ before building anything. See docs/how_to_add_a_task.md.
 This module itself imports only the standard library and :mod:`mmmt.utils.errors`: datasets,
 models and evaluation all read it.
 """
-from dataclasses import dataclass, field
+import difflib
+from dataclasses import dataclass, field, fields
+from numbers import Real
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from mmmt.utils.errors import (DuplicateNameError, InvalidOptionError, UnknownNameError,
@@ -112,16 +114,73 @@ class TaskSpec:
         check(self.activation, ACTIVATIONS, 'activation')
         check(self.draw, DRAW_STYLES, 'draw')
         check(self.label_interpolation, INTERPOLATIONS, 'label_interpolation')
-        if self.gt_channels < 1:
-            raise UserInputError(f'task {self.name!r}: gt_channels must be >= 1')
+
+        def fail(what: str, value) -> None:
+            raise UserInputError(f'task {self.name!r}: {what}, got {value!r}')
+
+        # a definition often comes from a config (custom_tasks), where a quoted number or a
+        # bare string is easy to write; it was a TypeError or ValueError without the task's
+        # name, or registered and failed later (mirror_channels on one channel: the first flip)
+        if not _is_int(self.gt_channels) or self.gt_channels < 1:
+            fail('gt_channels must be an integer >= 1', self.gt_channels)
+        if self.out_channels is not None and (not _is_int(self.out_channels)
+                                              or self.out_channels < 1):
+            fail('out_channels must be None or an integer >= 1', self.out_channels)
+        for name in ('pad_value', 'order'):
+            if not _is_number(getattr(self, name)):
+                fail(f'{name} must be a number', getattr(self, name))
+        if not isinstance(self.mirror_channels, bool):
+            fail('mirror_channels must be True or False', self.mirror_channels)
+        if self.mirror_channels and self.gt_channels < 2:
+            # the flip negates channels 0 and 1 (x and y), which a map of one channel lacks
+            raise UserInputError(f'task {self.name!r}: mirror_channels=True needs x and y '
+                                 f'channels (gt_channels >= 2), got gt_channels='
+                                 f'{self.gt_channels}')
+        if self.loss is not None and not (isinstance(self.loss, Mapping) and 'type' in self.loss):
+            fail("loss must be None or a config dict with a 'type'", self.loss)
+        for name in ('evaluator', 'meta_prefix'):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                fail(f'{name} must be None or a string', getattr(self, name))
         if self.delta_m is not None:
-            metric, higher = self.delta_m
-            object.__setattr__(self, 'delta_m', (str(metric), bool(higher)))
+            if not (isinstance(self.delta_m, (tuple, list)) and len(self.delta_m) == 2
+                    and isinstance(self.delta_m[0], str) and isinstance(self.delta_m[1], bool)):
+                fail("delta_m must be None or a (metric, higher_is_better) pair such as "
+                     "('mIoU', True)", self.delta_m)
+            object.__setattr__(self, 'delta_m', tuple(self.delta_m))
+
+    @classmethod
+    def from_dict(cls, definition: Mapping) -> 'TaskSpec':
+        """Build a spec from a dict of its fields (``custom_tasks``, ``register_task(**kw)``),
+        with an error naming the task and any field that is not one of :class:`TaskSpec`'s
+        (the dataclass itself would raise a bare ``TypeError`` without the task's name)."""
+        definition = dict(definition)
+        known = [f.name for f in fields(cls)]
+        if 'name' not in definition:
+            raise UserInputError(f'a task definition needs a name; got the fields '
+                                 f'{sorted(definition)}')
+        unknown = [k for k in definition if k not in known]
+        if unknown:
+            hints = []
+            for key in unknown:
+                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+                hints.append(f'{key!r} (did you mean {close[0]!r}?)' if close else repr(key))
+            raise UserInputError(f"task {definition['name']!r}: unknown field(s) "
+                                 f"{', '.join(hints)}; the fields are {', '.join(known)} "
+                                 '(docs/how_to_add_a_task.md)')
+        return cls(**definition)
 
     @property
     def is_int(self) -> bool:
         """Whether the labels are class indices (packed as int64)."""
         return self.label_dtype == 'int64'
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 class TaskTable(Mapping):
@@ -137,7 +196,7 @@ class TaskTable(Mapping):
         a different one under an existing name needs ``force=True``.
         """
         if isinstance(spec, Mapping):
-            spec = TaskSpec(**dict(spec))
+            spec = TaskSpec.from_dict(spec)
         elif not isinstance(spec, TaskSpec):
             raise InvalidOptionError(f'a task is a TaskSpec or a dict, got {type(spec).__name__}')
         old = self._specs.get(spec.name)

@@ -20,7 +20,8 @@ from mmmt.registry import ANNOTATION_DECODERS, DATASETS
 from mmmt.structures import (IGNORE_INDEX, TASKS, TaskSpec, get_task, meta_for_task, ordered_tasks,
                              register_task, register_tasks)
 from mmmt.utils import register_all_modules
-from mmmt.utils.errors import DuplicateNameError, InvalidOptionError, UnknownNameError
+from mmmt.utils.errors import (DuplicateNameError, InvalidOptionError, UnknownNameError,
+                               UserInputError)
 
 OCCUPANCY = dict(name='occupancy', label_dtype='int64', loss=dict(type='PixelCrossEntropyLoss'),
                  activation='argmax', evaluator='segmentation', draw='segmentation',
@@ -93,6 +94,34 @@ def test_registration_errors_are_one_line_input_errors():
     with pytest.raises(InvalidOptionError) as info:
         register_task(dict(OCCUPANCY), name='occupancy')
     assert str(info.value) == 'register_task: give a spec or keyword arguments, not both'
+    with pytest.raises(UserInputError) as info:
+        register_task({k: v for k, v in OCCUPANCY.items() if k != 'name'})
+    assert str(info.value) == ("a task definition needs a name; got the fields ['activation', "
+                               "'delta_m', 'draw', 'evaluator', 'label_dtype', 'loss']")
+    assert 'occupancy' not in TASKS
+
+
+@pytest.mark.parametrize('fields, message', [
+    (dict(activaton='argmax'), "task 'occupancy': unknown field(s) 'activaton' (did you mean "
+     "'activation'?); the fields are name, gt_channels, label_dtype, "),
+    (dict(gt_channels='1'), "task 'occupancy': gt_channels must be an integer >= 1, got '1'"),
+    (dict(out_channels=0), "task 'occupancy': out_channels must be None or an integer >= 1, "
+     'got 0'),
+    (dict(delta_m='mIoU'), "task 'occupancy': delta_m must be None or a (metric, "
+     "higher_is_better) pair such as ('mIoU', True), got 'mIoU'"),
+    (dict(mirror_channels=True), "task 'occupancy': mirror_channels=True needs x and y "
+     'channels (gt_channels >= 2), got gt_channels=1'),
+    (dict(loss='PixelCrossEntropyLoss'), "task 'occupancy': loss must be None or a config "
+     "dict with a 'type', got 'PixelCrossEntropyLoss'"),
+    (dict(order='1'), "task 'occupancy': order must be a number, got '1'"),
+])
+def test_a_wrong_field_is_named_when_registering(fields, message):
+    # the config route (custom_tasks), where such slips are easy to make: without the check a
+    # wrong field was a bare TypeError without the task, or failed later (a 1-channel map with
+    # mirror_channels crashed the first flip, a string delta_m the first validation)
+    with pytest.raises(UserInputError) as info:
+        register_tasks([dict(OCCUPANCY, **fields)])
+    assert str(info.value).startswith(message)
     assert 'occupancy' not in TASKS
 
 

@@ -314,7 +314,7 @@ CONFIG_CHECKS = [
     (lambda: _build('mmmt.structures', 'TaskSpec', name='albedo', activation='x'),
      "task 'albedo': activation must be one of"),
     (lambda: _build('mmmt.structures', 'TaskSpec', name='albedo', gt_channels=0),
-     "task 'albedo': gt_channels must be >= 1"),
+     "task 'albedo': gt_channels must be an integer >= 1, got 0"),
     (lambda: _build('mmmt.utils.dist_utils', 'cpu_dist_cfg', dist_cfg=dict(timeout=-1)),
      'env_cfg.dist_cfg.timeout must be a positive number of seconds, got -1'),
 ]
