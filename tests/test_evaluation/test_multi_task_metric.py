@@ -271,6 +271,17 @@ def test_delta_m_options():
     assert MultiTaskMetric(tasks=['semseg', 'sal']).delta_m_baselines is None
     with pytest.raises(KeyError):
         MultiTaskMetric(tasks=['semseg'], delta_m_baselines=dict(foo=1.0))
+    # a task's delta_m naming a metric its evaluator does not report (a new task's misspelt
+    # ('miou', True)): the message names the results it has, not just the task
+    with pytest.raises(KeyError) as info:
+        delta_m(values, dict(semseg=50.0), dict(semseg=('miou', True)))
+    assert info.value.args[0] == (
+        "task 'semseg': its Δm metric 'miou' is not one of its results (semseg/mIoU, "
+        "semseg/pixel_acc); correct delta_m in the task's definition (or the metric's "
+        'delta_m_metrics)')
+    with pytest.raises(KeyError) as info:  # a task that was not evaluated at all
+        delta_m(values, dict(normals=20.0))
+    assert info.value.args[0] == "no result 'normals/mean' for task 'normals'"
 
 
 def test_evaluation_never_imports_models_or_datasets():

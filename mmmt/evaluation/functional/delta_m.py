@@ -53,7 +53,8 @@ def delta_m(results: Mapping[str, float],
         float: Δm in percent.
 
     Raises:
-        KeyError: If a baseline task has no result or no metric definition.
+        KeyError: If a baseline task has no result or no metric definition; the message says
+            which, and names a task's results when its metric is not among them.
         ValueError: If there are no baselines or a baseline is zero.
     """
     metrics = dict(DELTA_M_METRICS if metrics is None else metrics)
@@ -65,7 +66,19 @@ def delta_m(results: Mapping[str, float],
             raise KeyError(f'no Δm metric defined for task {task!r}')
         name, higher_better = metrics[task]
         key = f'{task}/{name}'
-        value = results[key] if key in results else results[task]
+        if key in results:
+            value = results[key]
+        elif task in results:
+            value = results[task]
+        else:
+            # the task was evaluated but under other names: its delta_m names a metric its
+            # evaluator does not report (a misspelt ('miou', True)), which only its results show
+            have = sorted(k for k in results if k.startswith(f'{task}/'))
+            if have:
+                raise KeyError(f'task {task!r}: its Δm metric {name!r} is not one of its results '
+                               f"({', '.join(have)}); correct delta_m in the task's definition "
+                               "(or the metric's delta_m_metrics)")
+            raise KeyError(f'no result {key!r} for task {task!r}')
         if base == 0:
             raise ValueError(f'baseline of {task!r} is zero')
         rel = (float(value) - float(base)) / float(base)

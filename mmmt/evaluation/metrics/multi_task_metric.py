@@ -228,6 +228,6 @@ class MultiTaskMetric(BaseMetric):
                           'measured on; delta_m_baselines=None turns it off)',
                           logger='current')
             except KeyError as err:
-                print_log(f'MultiTaskMetric: Δm not computed, missing result {err}',
+                print_log(f'MultiTaskMetric: Δm not computed: {err.args[0]}',
                           logger='current', level=30)
         return metrics
