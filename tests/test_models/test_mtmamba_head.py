@@ -11,6 +11,7 @@ from mmmt.models.decode_heads import (MultiTaskMambaDecodeHead, mmmt_to_referenc
 from mmmt.models.losses import DepthL1Loss, MultiTaskLoss
 from mmmt.registry import MODELS
 from mmmt.structures import TASKS, MultiTaskDataSample, register_task
+from mmmt.utils.errors import UserInputError
 
 HERE = osp.dirname(osp.dirname(__file__))
 KEYS_DIR = osp.join(HERE, 'data', 'reference_keys')
@@ -238,3 +239,29 @@ def test_loss_by_feat_resizes_logits_to_the_labels_with_the_heads_align_corners(
     out = MultiTaskMambaDecodeHead.loss_by_feat(
         head, dict(depth=torch.tensor([[[[0.0, 1.0]]]])), [sample])
     assert out['raw_depth'].item() == pytest.approx(0.5 / 4)
+
+
+class _BatchMeanL1(torch.nn.Module):
+    """A new task's loss as one might write it: the mean over the whole batch."""
+
+    def forward(self, logits, gt):
+        return (logits - gt).abs().mean()
+
+
+@pytest.mark.parametrize('loss, got', [(_BatchMeanL1(), r'\(\)'), (torch.nn.L1Loss(
+    reduction='none'), r'\(2, 1, 1, 2\)')])
+def test_a_task_loss_that_is_not_per_image_is_named(loss, got):
+    # the 'log' scheme takes the log of each image's loss: a scalar (the log of the batch
+    # mean) or a per-pixel map (a log per pixel) would train another objective without a word
+    head = type('Head', (), dict(
+        align_corners=False, tasks=['curvature'], task_losses=dict(curvature=loss),
+        loss_combiner=MultiTaskLoss(['curvature'], scheme='log'),
+        _stack_task_gt=MultiTaskMambaDecodeHead._stack_task_gt))()
+    samples = [MultiTaskDataSample() for _ in range(2)]
+    for i, sample in enumerate(samples):
+        sample.set_gt('curvature', torch.tensor([[[-1.0, float(i)]]]))
+    with pytest.raises(UserInputError, match=(
+            rf"task 'curvature': its loss {type(loss).__name__} returned {got}; a task loss "
+            r'returns one value per image, shape \(B,\) = \(2,\)')):
+        MultiTaskMambaDecodeHead.loss_by_feat(
+            head, dict(curvature=torch.zeros(2, 1, 1, 2)), samples)

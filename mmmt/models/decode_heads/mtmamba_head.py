@@ -244,7 +244,16 @@ class MTMambaHead(BaseModule):
             if logits.shape[2:] != gt.shape[2:]:
                 logits = F.interpolate(
                     logits, size=gt.shape[2:], mode='bilinear', align_corners=self.align_corners)
-            per_task[t] = self.task_losses[t](logits, gt)
+            loss = self.task_losses[t](logits, gt)
+            # the combiner's 'log' scheme takes the log per image: a batch scalar or a per-pixel
+            # map would be accepted by its arithmetic and silently optimise another objective
+            if not isinstance(loss, torch.Tensor) or tuple(loss.shape) != (gt.shape[0], ):
+                got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+                raise UserInputError(
+                    f'task {t!r}: its loss {type(self.task_losses[t]).__name__} returned '
+                    f'{got}; a task loss returns one value per image, shape (B,) = '
+                    f'({gt.shape[0]},) (docs/how_to_add_a_task.md)')
+            per_task[t] = loss
         return self.loss_combiner(per_task)
 
     def predict_by_feat(self, seg_logits: Dict[str, torch.Tensor],
