@@ -453,7 +453,8 @@ class MultiTaskVisualizer(Visualizer):
                 continue
             kind = self._draw_type(task, arrays[0])
             if kind == 'segmentation':
-                entries = [(colour, f'{i} {name}')
+                # a class without a name is named by its index: shown once ('0', not '0 0')
+                entries = [(colour, f'{i} {name}' if name != str(i) else name)
                            for i, name, colour in self.legend_entries(task, arrays)]
                 lines.append([(None, f'{task}:')] + entries)
             elif kind == 'normals':

@@ -207,6 +207,12 @@ def test_legend_truncates_and_falls_back_to_indices():
     vis = _vis(legend=True, legend_max_classes=2)
     seg = np.repeat(np.arange(3), [5, 3, 7])[None]
     assert [(i, n) for i, n, _ in vis.legend_entries('semseg', [seg])] == [(2, '2'), (0, '0')]
+    # drawn once: a new task's dataset often names no classes, and its legend read '2 2  0 0'
+    texts = []
+    put_text = vis._put_text
+    vis._put_text = lambda row, text, x, h: texts.append(text) or put_text(row, text, x, h)
+    vis._legend(['semseg'], {('gt', 'semseg'): seg}, W, H)
+    assert texts == ['semseg:', '2', '0']
 
 
 def test_normals_key_disc():
