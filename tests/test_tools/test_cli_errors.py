@@ -298,7 +298,9 @@ CONFIG_CHECKS = [
      "MultiTaskLoss: scheme must be one of .* got 'x'"),
     (lambda: _build('mmmt.models.losses', 'MultiTaskLoss', tasks=['depth'],
                     weights=dict(sal=1.0)),
-     r"MultiTaskLoss: weights given for unknown tasks \['sal'\]"),
+     r"MultiTaskLoss: weights given for unknown tasks \['sal'\]; tasks are \['depth'\] \(a "
+     r'child config that changes the tasks replaces the weights of its base: '
+     r'loss_combiner=dict\(weights=dict\(_delete_=True, \.\.\.\)\)\)'),
     (lambda: _build('mmmt.models.losses', 'BalancedBCEEdgeLoss', pos_weight=1.5),
      r'pos_weight must lie in \(0, 1\), got 1.5'),
     (lambda: _build('mmmt.models.data_preprocessors', 'MultiTaskDataPreProcessor',

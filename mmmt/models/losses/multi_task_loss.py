@@ -60,8 +60,12 @@ class MultiTaskLoss(nn.Module):
         self.tasks = list(tasks)
         unknown = set(weights or {}) - set(self.tasks)
         if unknown:
+            # typically a child config that changed the head's tasks of a base whose weights
+            # name the base's tasks (MTMamba++'s): mmengine merges the weights dict key by key
             raise UserInputError(f'MultiTaskLoss: weights given for unknown tasks '
-                                 f'{sorted(unknown)}; tasks are {self.tasks}')
+                                 f'{sorted(unknown)}; tasks are {self.tasks} (a child config '
+                                 'that changes the tasks replaces the weights of its base: '
+                                 'loss_combiner=dict(weights=dict(_delete_=True, ...)))')
         self.scheme = scheme
         if scheme == 'log':
             print_log("MultiTaskLoss 'log' scheme: loss_<task> = weight * log(raw_<task>), "
