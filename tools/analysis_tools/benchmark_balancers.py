@@ -51,21 +51,25 @@ def random_samples(model, batch_size: int, h: int, w: int, device: torch.device)
     """Data samples with random ground truth for every task of ``model``."""
     from mmengine.structures import PixelData
 
-    from mmmt.structures import MultiTaskDataSample
+    from mmmt.structures import TASKS, MultiTaskDataSample
     channels = getattr(model.decode_head, 'task_channels', {})
     samples = []
     for _ in range(batch_size):
         s = MultiTaskDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
                                               pad_shape=(h, w)))
         for t in model.tasks:
-            if t in ('semseg', 'human_parts'):
-                gt = torch.randint(0, int(channels.get(t, 2)), (1, h, w))
-            elif t == 'depth':
-                gt = torch.rand(1, h, w) * 5 + 0.1
-            elif t == 'normals':
-                gt = torch.nn.functional.normalize(torch.randn(3, h, w), dim=0)
-            else:  # edge, sal: binary maps
-                gt = (torch.rand(1, h, w) > 0.8).float()
+            # the label's kind from the task's definition, so that a config's own task gets
+            # labels its loss accepts (its channels, class indices or values)
+            spec = TASKS[t]
+            shape = (spec.gt_channels, h, w)
+            if spec.is_int:  # class indices (semseg, human_parts)
+                gt = torch.randint(0, int(channels.get(t, 2)), shape)
+            elif spec.activation == 'l2_normalize':  # unit vectors (normals)
+                gt = torch.nn.functional.normalize(torch.randn(shape), dim=0)
+            elif spec.activation in ('sigmoid', 'softmax_foreground'):  # edge, sal: binary
+                gt = (torch.rand(shape) > 0.8).float()
+            else:  # values (depth > 0)
+                gt = torch.rand(shape) * 5 + 0.1
             s.set_field(PixelData(data=gt.to(device)), f'gt_{t}')
         samples.append(s)
     return samples
