@@ -447,8 +447,24 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     return cfg
 
 
+def _head_tasks(cfg: 'Config') -> Optional[List[str]]:
+    """The task names of ``model.decode_head.tasks`` (a mapping, a list or one name), or None
+    when the head names no tasks (a single-task mmseg head)."""
+    head = (cfg.get('model') or {}).get('decode_head') or {}
+    tasks = head.get('tasks') if isinstance(head, dict) else None
+    if isinstance(tasks, str):
+        return [tasks]
+    return list(tasks) if isinstance(tasks, (dict, list, tuple)) else None
+
+
 def check_evaluator_matches_head(cfg: 'Config') -> None:
-    """Stop when an evaluator's ``num_classes`` for a task differs from the head's channels.
+    """Stop when an evaluator does not fit the head: a task it scores that the head does not
+    predict, or a ``num_classes`` for a task that differs from the head's channels.
+
+    A task the head does not predict (``model.decode_head.tasks`` without normals while the
+    evaluator lists it, e.g. a child config's head replaced with ``_delete_=True``) trained to
+    the end and then failed at the first validation with "KeyError: sample ... has gt_normals
+    but no pred_normals" (or, without its ground truth either, gave no metric for it at all).
 
     A new class task (docs/how_to_add_a_task.md) has no class names in the dataset meta, so its
     evaluator's ``num_classes`` is the only count the metric has: with more classes than the
@@ -459,9 +475,23 @@ def check_evaluator_matches_head(cfg: 'Config') -> None:
         cfg (Config): The merged config.
 
     Raises:
-        UserInputError: A ``{val,test}_evaluator.tasks.<task>.num_classes`` (or that of
-            one metric of an evaluator list) differs from ``model.decode_head.tasks.<task>``.
+        UserInputError: A ``{val,test}_evaluator`` scores a task that is not in
+            ``model.decode_head.tasks``, or its ``tasks.<task>.num_classes`` (or that of one
+            metric of an evaluator list) differs from ``model.decode_head.tasks.<task>``.
     """
+    head_tasks = _head_tasks(cfg)
+    if head_tasks is None:
+        return
+    for key in ('val_evaluator', 'test_evaluator'):
+        scored = _metric_tasks(cfg.get(key)) or set()
+        unpredicted = sorted(scored - set(head_tasks))
+        if unpredicted:
+            raise UserInputError(
+                f'{key} scores {", ".join(unpredicted)}, which the model does not predict '
+                f'(model.decode_head.tasks: {", ".join(head_tasks)}); its metric would fail '
+                f'at the first evaluation. Remove {"them" if len(unpredicted) > 1 else "it"} '
+                f'from {key}.tasks or add {"them" if len(unpredicted) > 1 else "it"} to the '
+                'head')
     head = (cfg.get('model') or {}).get('decode_head') or {}
     channels = head.get('tasks') if isinstance(head, dict) else None
     if not isinstance(channels, dict):
@@ -516,11 +546,8 @@ def warn_unevaluated_head_tasks(cfg: 'Config') -> List[str]:
         list[str]: The warnings given.
     """
     from mmengine.logging import print_log
-    head = (cfg.get('model') or {}).get('decode_head') or {}
-    head_tasks = head.get('tasks') if isinstance(head, dict) else None
-    if isinstance(head_tasks, str):
-        head_tasks = [head_tasks]
-    if not isinstance(head_tasks, (dict, list, tuple)):
+    head_tasks = _head_tasks(cfg)
+    if head_tasks is None:
         return []
     missing_by_key = {}
     for key in ('val_evaluator', 'test_evaluator'):

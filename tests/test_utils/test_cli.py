@@ -227,6 +227,30 @@ def test_evaluator_class_count_must_match_the_head(tmp_path):
     assert load_runner_config(parse_runner_args(make_parser(), argv)).val_evaluator is None
 
 
+def test_evaluator_tasks_the_head_does_not_predict_are_refused(tmp_path):
+    """The demo's head cut to semseg and depth (a child config's _delete_=True) under the
+    demo's 4-task evaluator trained to the end, then failed at the first validation with
+    "KeyError: sample ... has gt_normals but no pred_normals"; now it stops at start-up."""
+    from mmmt.utils.errors import UserInputError
+    cfg_file = tmp_path / 'two_tasks.py'
+    cfg_file.write_text(
+        f'_base_ = [{DEMO_CONFIG!r}]\n'
+        'model = dict(decode_head=dict(tasks=dict(_delete_=True, semseg=40, depth=1)))\n')
+    with pytest.raises(UserInputError, match=(
+            r'^val_evaluator scores edge, normals, which the model does not predict '
+            r'\(model\.decode_head\.tasks: semseg, depth\); its metric would fail at the first '
+            r'evaluation\. Remove them from val_evaluator\.tasks or add them to the head$')):
+        load_runner_config(parse_runner_args(make_parser(), [str(cfg_file)]))
+    # the evaluators cut too: accepted; a test_evaluator of its own is checked as well
+    argv = [str(cfg_file), '--cfg-options', 'val_evaluator.tasks=[semseg,depth]']
+    with pytest.raises(UserInputError, match=r'^test_evaluator scores normals, which .* it '):
+        load_runner_config(parse_runner_args(make_parser(), argv + [
+            'test_evaluator.tasks=[semseg,depth,normals]']))
+    cfg = load_runner_config(parse_runner_args(make_parser(), argv + [
+        'test_evaluator.tasks=[semseg,depth]']))
+    assert list(cfg.test_evaluator.tasks) == ['semseg', 'depth']
+
+
 def test_head_tasks_without_a_metric_are_warned_once(tmp_path):
     """The demo's val_evaluator without edge (the head predicts edge) reported no edge metric
     and no word about it; now one warning at start-up names the task (on purpose it may be:
