@@ -18,22 +18,26 @@ name registered twice) and :class:`InvalidOptionError` (an option of the wrong k
 
 mmengine's own ``KeyError`` for a ``type=`` that no registry knows (a misspelt class name, a
 missing ``custom_imports``) is a config error too: :func:`run_main` reports it in one line,
-with the closest registered names (:func:`registry_miss_message`).
+with the closest registered names (:func:`registry_miss_message`). So is a ``TypeError`` for
+an option that the class built from a config dict does not take (a misspelt key in the config
+or in ``--cfg-options``, :func:`unknown_option_message`).
 
 Only the standard library is imported here: the tools import this module before torch.
 """
 import difflib
+import inspect
+import linecache
 import os
 import os.path as osp
 import re
 import sys
 import traceback
-from typing import Callable, List, NoReturn, Optional, TypeVar
+from typing import Any, Callable, List, NoReturn, Optional, TypeVar
 
 __all__ = [
     'UserInputError', 'InputFileNotFoundError', 'UnknownNameError', 'DuplicateNameError',
     'InvalidOptionError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS', 'name_some',
-    'debug_enabled', 'format_error', 'registry_miss_message', 'run_main'
+    'debug_enabled', 'format_error', 'registry_miss_message', 'unknown_option_message', 'run_main'
 ]
 
 #: Set to 1 to see the traceback of the errors :func:`run_main` reports in one line.
@@ -211,6 +215,76 @@ def registry_miss_message(exc: BaseException) -> Optional[str]:
             "first (custom_imports = dict(imports=[...]) in the config)")
 
 
+# Python's message for a keyword that the callee does not take; the callee is named by its
+# qualified name from Python 3.10 (``AdamW.__init__``), as ``__init__`` alone before
+_UNEXPECTED_KEYWORD = re.compile(r"^(?P<callee>[\w.<>]+)\(\) got an unexpected keyword "
+                                 r"argument '(?P<key>\w+)'$")
+
+
+def _failed_callee(frame: Any, qualname: str, call: str) -> Optional[Callable]:
+    """The callable named ``qualname`` that ``frame`` was calling (the source text ``call``):
+    a local or global of the frame (mmengine's ``build_from_cfg`` holds the class it builds in
+    ``obj_cls``)."""
+    owner = qualname[:-len('.__init__')] if qualname.endswith('.__init__') else qualname
+    built = frame.f_locals.get('obj_cls')
+    named = {**frame.f_globals, **frame.f_locals}
+    if owner == '__init__':  # Python 3.9 names no class: the one built, or the one called
+        if inspect.isclass(built):
+            return built
+        called = [v for k, v in named.items() if inspect.isclass(v) and k != 'obj_cls'
+                  and re.search(rf'\b{re.escape(k)}\s*\(', call)]
+        return called[0] if len(called) == 1 else None
+    for value in [built, *named.values()]:
+        if callable(value) and getattr(value, '__qualname__', None) == owner:
+            return value
+    return None
+
+
+def unknown_option_message(exc: BaseException) -> Optional[str]:
+    """One line for a ``TypeError`` "X() got an unexpected keyword argument 'k'" raised where
+    keyword arguments are spread from a config dict (``obj_cls(**args)`` in mmengine's
+    ``build_from_cfg``, ``DataLoader(**dataloader_cfg)`` in its Runner): the class, the key,
+    the closest option it has and its options. None for any other exception, and for a call
+    that names its keywords in the code (a bug, whose traceback is kept).
+
+    Args:
+        exc (BaseException): The exception.
+
+    Returns:
+        str or None: The message, e.g. ``AdamW has no option 'lrr' (a key of its dict in the
+        config or --cfg-options); did you mean 'lr'? Its options: params, lr, ...``.
+    """
+    if not isinstance(exc, TypeError) or isinstance(exc, UserInputError) or \
+            len(exc.args) != 1 or exc.__traceback__ is None:
+        return None
+    match = _UNEXPECTED_KEYWORD.match(str(exc.args[0]))
+    if match is None:
+        return None
+    tb = exc.__traceback__
+    while tb.tb_next is not None:  # the caller: Python raises this before entering the callee
+        tb = tb.tb_next
+    summary = traceback.extract_tb(tb)[-1]
+    last = getattr(summary, 'end_lineno', None) or summary.lineno
+    call = ''.join(linecache.getline(summary.filename, n)
+                   for n in range(summary.lineno, last + 1))
+    if '**' not in call:
+        return None
+    callee = _failed_callee(tb.tb_frame, match.group('callee'), call)
+    key = match.group('key')
+    try:
+        parameters = inspect.signature(callee).parameters if callee is not None else None
+    except (TypeError, ValueError):  # no signature (a builtin)
+        parameters = None
+    if parameters is None or key in parameters or any(
+            p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return None  # not provably this callee's rejection of the key
+    options = [n for n, p in parameters.items() if n != 'self' and p.kind is not p.VAR_POSITIONAL]
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else '.'
+    return (f"{callee.__name__} has no option '{key}' (a key of its dict in the config or "
+            f"--cfg-options){hint} Its options: {name_some(options, 12)}")
+
+
 def run_main(main: Callable[[], T], prog: Optional[str] = None) -> T:
     """Run a tool's ``main()``; report the user's input errors in one line.
 
@@ -225,8 +299,9 @@ def run_main(main: Callable[[], T], prog: Optional[str] = None) -> T:
 
     Raises:
         SystemExit: status 2 after printing ``<prog>: error: <message>`` for a
-            :class:`UserInputError`, a ``SystemExit`` with a message or mmengine's unknown
-            ``type=`` (:func:`registry_miss_message`); status 1 for a :class:`RunStopped`.
+            :class:`UserInputError`, a ``SystemExit`` with a message, mmengine's unknown
+            ``type=`` (:func:`registry_miss_message`) or a config key that its class does not
+            take (:func:`unknown_option_message`); status 1 for a :class:`RunStopped`.
             Other exceptions propagate unchanged (traceback, status 1).
     """
     prog = prog or osp.basename(sys.argv[0])
@@ -240,6 +315,11 @@ def run_main(main: Callable[[], T], prog: Optional[str] = None) -> T:
         _report(prog, e.code, 1 if isinstance(e, RunStopped) else USAGE_STATUS)
     except KeyError as e:
         message = registry_miss_message(e)
+        if message is None:
+            raise
+        _report(prog, message, USAGE_STATUS)
+    except TypeError as e:
+        message = unknown_option_message(e)
         if message is None:
             raise
         _report(prog, message, USAGE_STATUS)

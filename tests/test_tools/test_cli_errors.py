@@ -225,6 +225,67 @@ def test_each_rank_of_a_launch_says_which_it_is(no_launcher, capsys, env, prefix
     assert capsys.readouterr().err == f'train.py: error: {prefix}bad field\n'
 
 
+def _take_options(a, b=1):
+    return a + b
+
+
+def test_a_key_the_built_class_does_not_take_is_one_line(no_launcher, capsys):
+    """A misspelt key of a config dict (the file or --cfg-options), e.g.
+    optim_wrapper.optimizer.lrr=0.1 or train_dataloader.batchsize=2, was a traceback through
+    mmengine's builders ending in "TypeError: AdamW.__init__() got an unexpected keyword
+    argument 'lrr'"; now one line with the closest option."""
+    from mmengine.runner import Runner
+
+    from mmmt.registry import MODELS
+
+    def build_loss():  # through mmengine's build_from_cfg, as the Runner builds the model
+        MODELS.build(dict(type='MultiTaskLoss', tasks=['semseg'], shceme='sum'))
+
+    def build_loader():  # Runner.build_dataloader spreads the rest into DataLoader(**cfg)
+        Runner.build_dataloader(dict(dataset=[0, 1], batchsize=2,
+                                     sampler=dict(type='DefaultSampler', shuffle=False)))
+
+    for main, message in (
+            (build_loss, "MultiTaskLoss has no option 'shceme' (a key of its dict in the "
+             "config or --cfg-options); did you mean 'scheme'? Its options: tasks, scheme, "
+             'weights, eps, dwa_window, dwa_temperature'),
+            (build_loader, "DataLoader has no option 'batchsize' (a key of its dict in the "
+             "config or --cfg-options); did you mean 'batch_size'? Its options: dataset, ")):
+        with pytest.raises(SystemExit) as info:
+            run_main(main, prog='train.py')
+        assert info.value.code == 2
+        assert capsys.readouterr().err.startswith(f'train.py: error: {message}')
+
+
+def test_a_keyword_the_code_gets_wrong_keeps_its_traceback(no_launcher, capsys):
+    """The same TypeError from a call that names its keywords in the code is a bug: it
+    propagates. A call that spreads a dict (``**kwargs``, as the builders do with a config's)
+    into a callee without the key is reported, with the closest option if one is close."""
+    from mmmt.utils.errors import unknown_option_message
+
+    def literal():
+        _take_options(1, c=2)
+
+    with pytest.raises(TypeError, match="unexpected keyword argument 'c'") as info:
+        run_main(literal, prog='train.py')
+    assert capsys.readouterr().err == ''
+    assert unknown_option_message(info.value) is None
+
+    def spread(callee, **kwargs):
+        callee(1, **kwargs)
+
+    with pytest.raises(TypeError) as info:
+        spread(_take_options, c=2)
+    assert unknown_option_message(info.value) == (
+        "_take_options has no option 'c' (a key of its dict in the config or --cfg-options). "
+        'Its options: a, b')
+    with pytest.raises(TypeError) as info:
+        spread(_take_options, bb=2)
+    assert unknown_option_message(info.value).startswith(
+        "_take_options has no option 'bb' (a key of its dict in the config or --cfg-options); "
+        "did you mean 'b'? ")
+
+
 def test_the_exception_types_keep_their_bases():
     # existing `except ValueError` / `except FileNotFoundError` keep catching the checks
     assert issubclass(UserInputError, ValueError)
