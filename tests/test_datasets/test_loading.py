@@ -1,4 +1,5 @@
 """Annotation decoding on hand-made files, and the bad-input errors of the issue's acceptance."""
+import io
 import os
 import os.path as osp
 import re
@@ -354,6 +355,26 @@ def test_broken_depth_values_name_the_file(tmp_path, value, problem):
     with pytest.raises(ValueError, match=rf'Depth map has {problem} pixel\(s\) \(expected '
                        rf"metres >= 0, 0 = no measurement\): .*d\.npy \(id 'x', listed in "):
         load('depth', dict(path=path, encoding='depth_npy'))
+
+
+def test_depth_file_that_is_no_npy_array_names_the_file_and_what_it_is(tmp_path):
+    """Bytes that are no .npy were "pickled (object) data" that numpy suggested loading
+    unsafely with allow_pickle, and a .npz under a .npy name an array of its member names
+    ("must be a numeric (H, W) array, got dtype <U1")."""
+    archive = io.BytesIO()
+    np.savez(archive, depth=np.ones((H, W), np.float32))
+    path = tmp_path / 'd.npy'
+    for what, data in ((r"not a \.npy file \(it starts with b'<html>\\n<'\)",
+                        b'<html>\n<body>not found</body>'),
+                       (r'a \.npz archive \(numpy\.savez\)', archive.getvalue()),
+                       (r'empty \(0 bytes\)', b'')):
+        path.write_bytes(data)
+        with pytest.raises(OSError, match=(
+                rf"^Cannot read depth file .*d\.npy \(id 'x', listed in list\.txt\): {what}; "
+                r'expected one \(H, W\) array saved with numpy\.save$')):
+            load('depth', dict(path=str(path), encoding='depth_npy'))
+    np.save(path, np.full((H, W), 2.5, np.float32))  # the same path with a .npy: read
+    assert load('depth', dict(path=str(path), encoding='depth_npy'))[0, 0] == 2.5
 
 
 @pytest.mark.parametrize('array,problem', [

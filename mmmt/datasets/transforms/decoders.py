@@ -320,6 +320,13 @@ def decode_semseg_png(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
 @ANNOTATION_DECODERS.register_module('depth_npy')
 def decode_depth_npy(path: str, info: dict, ctx: DecodeContext) -> np.ndarray:
     data = ctx.read_bytes(path)
+    if not data.startswith(np.lib.format.MAGIC_PREFIX):
+        # np.load would take a .npz for an archive, and call any other bytes "pickled (object)
+        # data" that "you can load unsafely" with allow_pickle
+        kind = ('empty (0 bytes)' if not data else 'a .npz archive (numpy.savez)'
+                if data.startswith(b'PK') else f'not a .npy file (it starts with {data[:8]!r})')
+        raise OSError(f'Cannot read depth file {path}{sample_location(ctx.results)}: {kind}; '
+                      'expected one (H, W) array saved with numpy.save')
     try:
         depth = np.load(io.BytesIO(data))
     except Exception as e:
