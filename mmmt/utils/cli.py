@@ -31,7 +31,7 @@ __all__ = [
     'load_runner_config', 'build_runner', 'isolate_run', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
     'config_from_file', 'check_evaluator_matches_head', 'warn_unevaluated_head_tasks',
-    'add_json_output_args', 'check_output_file', 'write_output_file'
+    'check_loop_settings', 'add_json_output_args', 'check_output_file', 'write_output_file'
 ]
 
 
@@ -612,6 +612,36 @@ def isolate_run(cfg) -> None:
         time.sleep(1.0 - time.time() % 1.0 + 0.01)
 
 
+#: The settings of each of mmengine's loops, which its Runner takes all or none of.
+_LOOP_SETTINGS = {
+    'training': ('train_dataloader', 'train_cfg', 'optim_wrapper'),
+    'validation': ('val_dataloader', 'val_cfg', 'val_evaluator'),
+    'testing': ('test_dataloader', 'test_cfg', 'test_evaluator'),
+}
+
+
+def check_loop_settings(cfg: 'Config') -> None:
+    """Stop when a loop's settings are set in part (``--cfg-options val_cfg=None`` alone, to
+    train without validation): mmengine's Runner refuses that with a ValueError traceback
+    that prints the whole of the other two.
+
+    Args:
+        cfg (Config): The final config.
+
+    Raises:
+        UserInputError: One or two of a loop's three settings are None.
+    """
+    for loop, keys in _LOOP_SETTINGS.items():
+        unset = [k for k in keys if cfg.get(k) is None]
+        if 0 < len(unset) < len(keys):
+            given = [k for k in keys if k not in unset]
+            raise UserInputError(
+                f'{" and ".join(unset)} {"is" if len(unset) == 1 else "are"} None but '
+                f'{" and ".join(given)} {"is" if len(given) == 1 else "are"} set: mmengine '
+                f'runs {loop} with all three or none. Without {loop}: --cfg-options '
+                + ' '.join(f'{k}=None' for k in keys))
+
+
 def build_runner(cfg: 'Config', what: str) -> 'Runner':
     """Build the Runner, setting up gloo first when a launcher is used without CUDA.
 
@@ -621,8 +651,12 @@ def build_runner(cfg: 'Config', what: str) -> 'Runner':
 
     Returns:
         Runner: The runner built from ``cfg``.
+
+    Raises:
+        UserInputError: A loop's settings are set in part (:func:`check_loop_settings`).
     """
     from .dist_utils import check_launcher_env, setup_cpu_distributed
+    check_loop_settings(cfg)
     check_launcher_env(cfg.launcher)
     isolate_run(cfg)
     from mmengine.logging import print_log

@@ -227,6 +227,32 @@ def test_evaluator_class_count_must_match_the_head(tmp_path):
     assert load_runner_config(parse_runner_args(make_parser(), argv)).val_evaluator is None
 
 
+def test_a_loop_set_in_part_is_one_line_before_the_runner():
+    """--cfg-options val_cfg=None alone (to train without validation) ended in mmengine's
+    ValueError traceback, "val_dataloader, val_cfg, and val_evaluator should be either all None
+    or not None", printing both dicts whole; now build_runner stops first with the way."""
+    from mmmt.utils import build_runner
+    from mmmt.utils.cli import check_loop_settings
+    from mmmt.utils.errors import UserInputError
+    cases = (
+        (['val_cfg=None'], 'val_cfg is None but val_dataloader and val_evaluator are set: '
+         'mmengine runs validation with all three or none. Without validation: --cfg-options '
+         'val_dataloader=None val_cfg=None val_evaluator=None'),
+        (['test_dataloader=None', 'test_evaluator=None'], 'test_dataloader and test_evaluator '
+         'are None but test_cfg is set: mmengine runs testing with all three or none. Without '
+         'testing: --cfg-options test_dataloader=None test_cfg=None test_evaluator=None'))
+    for options, message in cases:
+        cfg = load_runner_config(parse_runner_args(make_parser(), [
+            DEMO_CONFIG, '--cfg-options', *options]))
+        with pytest.raises(UserInputError) as info:
+            build_runner(cfg, 'training')
+        assert str(info.value) == message
+    cfg = load_runner_config(parse_runner_args(make_parser(), [
+        DEMO_CONFIG, '--cfg-options', 'val_cfg=None', 'val_dataloader=None',
+        'val_evaluator=None']))
+    check_loop_settings(cfg)  # all three: training without validation
+
+
 def test_evaluator_tasks_the_head_does_not_predict_are_refused(tmp_path):
     """The demo's head cut to semseg and depth (a child config's _delete_=True) under the
     demo's 4-task evaluator trained to the end, then failed at the first validation with
