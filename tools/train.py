@@ -157,11 +157,13 @@ def check_resume_target(cfg) -> Optional[str]:
 
     Returns:
         str or None: A note when the checkpoint is exactly at the end (nothing left to do;
-        the caller exits 0, so a re-queued finished job succeeds), else None.
+        the caller exits 0, so a re-queued finished job succeeds), else None. A local one
+        at the end that is empty or truncated stops the run instead: it is the training's
+        result, and a note would report a damaged one as finished.
     """
     if not cfg.get('resume') or not cfg.get('load_from'):
         return None
-    from mmmt.utils import checkpoint_step
+    from mmmt.utils import checkpoint_step, is_complete_checkpoint
     step = checkpoint_step(cfg.load_from)
     limit_key = {'iter': 'max_iters', 'epoch': 'max_epochs'}.get(step[0]) if step else None
     limit = (cfg.get('train_cfg') or {}).get(limit_key) if limit_key else None
@@ -172,6 +174,12 @@ def check_resume_target(cfg) -> Optional[str]:
             f'--resume: {cfg.load_from} is at {step[0]} {step[1]}, past '
             f'train_cfg.{limit_key}={limit}: nothing would be trained. Raise '
             f'train_cfg.{limit_key} above {step[1]} to train further')
+    if '://' not in str(cfg.load_from) and not is_complete_checkpoint(cfg.load_from):
+        raise SystemExit(
+            f'--resume: {cfg.load_from} is at {step[0]} {step[1]} = train_cfg.{limit_key}, but '
+            'it is not a complete checkpoint (empty or truncated: an interrupted copy?), so '
+            'this training has no usable final checkpoint. Copy it again, or --resume an '
+            f'earlier checkpoint (with --force) to train the last {step[0]}s again')
     # Not "raise max_iters": mmengine restores the lr schedule saved in the checkpoint, which
     # for a finished run ends here, and CheckpointFitHook then refuses that resume.
     return (f'--resume: {cfg.load_from} is at {step[0]} {step[1]} = train_cfg.{limit_key}: '

@@ -77,12 +77,26 @@ def test_num_workers_zero_turns_persistent_workers_off(train):
 
 def test_resume_target_past_or_at_the_end(train, tmp_path):
     ckpt = tmp_path / 'iter_44.pth'
-    ckpt.write_bytes(b'')  # only the name is read
+    ckpt.write_bytes(b'')  # past the end, only the name is read
     cfg = Config(dict(resume=True, load_from=str(ckpt), train_cfg=dict(max_iters=30)))
     with pytest.raises(SystemExit, match=r'iter_44.pth is at iter 44, past '
                        r'train_cfg.max_iters=30: nothing would be trained'):
         train.check_resume_target(cfg)
     cfg.train_cfg.max_iters = 44
+    # at the end it is the training's result: an empty or truncated one was "finished"
+    # (exit status 0) for a re-queued job
+    import torch
+    torch.save(dict(meta=dict(iter=44), state_dict={'w': torch.zeros(4096)}), ckpt)
+    whole = ckpt.read_bytes()
+    for damaged in (b'', whole[:len(whole) // 2]):
+        ckpt.write_bytes(damaged)
+        with pytest.raises(SystemExit, match=(
+                r'^--resume: .*iter_44\.pth is at iter 44 = train_cfg\.max_iters, but it is '
+                r'not a complete checkpoint \(empty or truncated: an interrupted copy\?\), .*'
+                r'Copy it again, or --resume an earlier checkpoint \(with --force\) to train '
+                r'the last iters again$')):
+            train.check_resume_target(cfg)
+    ckpt.write_bytes(whole)
     note = train.check_resume_target(cfg)
     assert 'this training has finished, nothing to do' in note
     # the way that works: raising max_iters alone would resume the saved schedule, which ends
