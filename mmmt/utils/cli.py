@@ -30,8 +30,9 @@ __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'isolate_run', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
-    'config_from_file', 'check_evaluator_matches_head', 'warn_unevaluated_head_tasks',
-    'check_loop_settings', 'add_json_output_args', 'check_output_file', 'write_output_file'
+    'config_from_file', 'check_evaluator_matches_head', 'check_evaluator_matches_data',
+    'warn_unevaluated_head_tasks', 'check_loop_settings', 'add_json_output_args',
+    'check_output_file', 'write_output_file'
 ]
 
 
@@ -439,6 +440,7 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     warn_misspelled_keys(cfg)
     check_evaluator_matches_head(cfg)
+    check_evaluator_matches_data(cfg)
     warn_unevaluated_head_tasks(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -514,6 +516,38 @@ def check_evaluator_matches_head(cfg: 'Config') -> None:
                         f'{where}.tasks.{task}.num_classes is {n} but '
                         f'model.decode_head.tasks.{task} is {c}: the metric would score {n} '
                         f'classes of a head that predicts {c}; set them to the same count')
+
+
+def check_evaluator_matches_data(cfg: 'Config') -> None:
+    """Stop when an evaluator scores a task that its dataloader's dataset does not load.
+
+    ``val_dataloader.dataset.tasks=['semseg', 'depth']`` under an evaluator of four tasks
+    trained to the end and then gave, at each validation, only "no sample with ground truth
+    for 'normals'" and no normals metric (nor ``multi_task/delta_m``). Only a dataset config
+    that lists its ``tasks`` is checked (a wrapper or a dataset's default tasks are not known
+    before it is built).
+
+    Args:
+        cfg (Config): The merged config.
+
+    Raises:
+        UserInputError: ``{val,test}_evaluator`` scores a task that is not in
+            ``{val,test}_dataloader.dataset.tasks``.
+    """
+    for split in ('val', 'test'):
+        loader = cfg.get(f'{split}_dataloader')
+        dataset = loader.get('dataset') if isinstance(loader, dict) else None
+        loaded = dataset.get('tasks') if isinstance(dataset, dict) else None
+        if not isinstance(loaded, (list, tuple)):
+            continue
+        unloaded = sorted((_metric_tasks(cfg.get(f'{split}_evaluator')) or set()) - set(loaded))
+        if unloaded:
+            them = 'them' if len(unloaded) > 1 else 'it'
+            raise UserInputError(
+                f'{split}_evaluator scores {", ".join(unloaded)}, which {split}_dataloader.'
+                f'dataset.tasks ({", ".join(loaded)}) does not load: its metric would have no '
+                f'ground truth. Add {them} to the dataset\'s tasks or remove {them} from '
+                f'{split}_evaluator.tasks')
 
 
 def _metric_tasks(evaluator: Any) -> Optional[set]:

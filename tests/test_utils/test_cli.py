@@ -193,6 +193,8 @@ def test_evaluator_class_count_must_match_the_head(tmp_path):
     cfg_file.write_text(
         f"_base_ = [{osp.join(REPO, 'configs', 'mtmamba_swin-l_nyud.py')!r}]\n"
         "model = dict(decode_head=dict(tasks=dict(_delete_=True, semseg=40, occupancy=3)))\n"
+        "val_dataloader = dict(dataset=dict(tasks=['semseg', 'occupancy']))\n"
+        "test_dataloader = val_dataloader\n"
         "val_evaluator = dict(type='MultiTaskMetric', tasks=dict(\n"
         "    _delete_=True, semseg=dict(num_classes=40), occupancy=dict(num_classes=3)))\n"
         "test_evaluator = val_evaluator\n")
@@ -225,6 +227,26 @@ def test_evaluator_class_count_must_match_the_head(tmp_path):
     # no evaluator (make demo's val_evaluator=None) and the demo's list of tasks pass
     argv = [DEMO_CONFIG, '--cfg-options', 'val_evaluator=None']
     assert load_runner_config(parse_runner_args(make_parser(), argv)).val_evaluator is None
+
+
+def test_evaluator_tasks_the_dataset_does_not_load_are_refused():
+    """val_dataloader.dataset.tasks cut to semseg and depth under the demo's 4-task evaluator
+    trained to the end, then each validation gave "no sample with ground truth for 'normals'"
+    and no normals or edge metric; now it stops at start-up."""
+    from mmmt.utils.errors import UserInputError
+    for split, message in (
+            ('val', 'val_evaluator scores edge, normals, which val_dataloader.dataset.tasks '
+             "(semseg, depth) does not load: its metric would have no ground truth. Add them to "
+             "the dataset's tasks or remove them from val_evaluator.tasks"),
+            ('test', 'test_evaluator scores edge, normals, which test_dataloader.dataset.tasks')):
+        argv = [DEMO_CONFIG, '--cfg-options', f'{split}_dataloader.dataset.tasks=[semseg,depth]']
+        with pytest.raises(UserInputError) as info:
+            load_runner_config(parse_runner_args(make_parser(), argv))
+        assert str(info.value).startswith(message)
+    # the evaluator cut too (a warning for the head's unevaluated tasks): accepted
+    argv += ['test_evaluator.tasks=[semseg,depth]']
+    assert load_runner_config(parse_runner_args(make_parser(), argv)).test_dataloader.dataset \
+        .tasks == ['semseg', 'depth']
 
 
 def test_a_loop_set_in_part_is_one_line_before_the_runner():
