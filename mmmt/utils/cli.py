@@ -31,8 +31,8 @@ __all__ = [
     'load_runner_config', 'build_runner', 'isolate_run', 'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
     'config_from_file', 'check_evaluator_matches_head', 'check_evaluator_matches_data',
-    'warn_unevaluated_head_tasks', 'check_loop_settings', 'add_json_output_args',
-    'check_output_file', 'write_output_file'
+    'warn_unevaluated_head_tasks', 'check_loop_settings', 'check_work_dir_path',
+    'add_json_output_args', 'check_output_file', 'write_output_file'
 ]
 
 
@@ -446,7 +446,34 @@ def load_runner_config(args: argparse.Namespace) -> 'Config':
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+    check_work_dir_path(str(cfg.work_dir), '--work-dir' if args.work_dir is not None else
+                        'work_dir')
     return cfg
+
+
+def check_work_dir_path(work_dir: str, what: str) -> None:
+    """Stop when ``work_dir`` cannot be a folder: it, or the nearest part of its path that
+    exists, is a file (mmengine's Runner ended in a FileExistsError or NotADirectoryError
+    traceback from ``os.makedirs``).
+
+    Args:
+        work_dir (str): The work directory (local; a URL is not checked).
+        what (str): How the user gave it (``--work-dir`` or the config's ``work_dir``).
+
+    Raises:
+        UserInputError: ``work_dir`` or one of the folders above it is a file.
+    """
+    if '://' in work_dir:
+        return
+    path = osp.abspath(work_dir)
+    while not osp.exists(path) and osp.dirname(path) != path:
+        path = osp.dirname(path)
+    if osp.isdir(path):
+        return
+    if path == osp.abspath(work_dir):
+        raise UserInputError(f'{what} {work_dir} is a file; give a folder')
+    raise UserInputError(f'{what} {work_dir} cannot be made: {path}, in its path, is a file; '
+                         'give a folder')
 
 
 def _head_tasks(cfg: 'Config') -> Optional[List[str]]:

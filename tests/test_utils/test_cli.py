@@ -249,6 +249,30 @@ def test_evaluator_tasks_the_dataset_does_not_load_are_refused():
         .tasks == ['semseg', 'depth']
 
 
+def test_a_work_dir_that_is_a_file_is_one_line(tmp_path):
+    """--work-dir FILE (or a path through a file) ended train.py and test.py in a
+    FileExistsError / NotADirectoryError traceback from the Runner's os.makedirs."""
+    from mmmt.utils.errors import UserInputError
+    afile = tmp_path / 'notes.txt'
+    afile.write_text('mine\n')
+    for work_dir, message in (
+            (afile, f'--work-dir {afile} is a file; give a folder'),
+            (afile / 'run1', f'--work-dir {afile / "run1"} cannot be made: {afile}, in its '
+             'path, is a file; give a folder')):
+        with pytest.raises(UserInputError) as info:
+            load_runner_config(parse_runner_args(make_parser(), [
+                DEMO_CONFIG, '--work-dir', str(work_dir)]))
+        assert str(info.value) == message
+    cfg_file = tmp_path / 'cfg.py'
+    cfg_file.write_text(f'_base_ = [{DEMO_CONFIG!r}]\nwork_dir = {str(afile)!r}\n')
+    with pytest.raises(UserInputError, match=r'^work_dir .*notes\.txt is a file; give a folder$'):
+        load_runner_config(parse_runner_args(make_parser(), [str(cfg_file)]))
+    new = tmp_path / 'runs' / 'a'  # folders that are not there yet: made by the Runner
+    assert load_runner_config(parse_runner_args(make_parser(), [
+        DEMO_CONFIG, '--work-dir', str(new)])).work_dir == str(new)
+    assert afile.read_text() == 'mine\n'
+
+
 def test_a_loop_set_in_part_is_one_line_before_the_runner():
     """--cfg-options val_cfg=None alone (to train without validation) ended in mmengine's
     ValueError traceback, "val_dataloader, val_cfg, and val_evaluator should be either all None
