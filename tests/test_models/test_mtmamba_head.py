@@ -102,6 +102,16 @@ def test_head_rejects_bad_configuration():
         TASKS.unregister('albedo')
     with pytest.raises(ValueError, match=r"tasks\['normals'\] = 1.*3 channel"):
         MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(normals=1))
+    # the dataset's list of names copied into the head was "list indices must be integers",
+    # a count of the wrong kind "invalid literal for int()" or truncated (40.5 -> 40)
+    with pytest.raises(ValueError, match=r"`tasks` must map task names to output channels, "
+                       r"e.g\. .*, got \['semseg', 'depth'\]$"):
+        MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=['semseg', 'depth'])
+    for bad in ('forty', 40.5, 0, True):
+        with pytest.raises(ValueError, match=re.escape(
+                f"MTMambaHead: tasks['semseg'] must be a number of output channels (an int >= "
+                f'1), got {bad!r}')):
+            MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(semseg=bad))
 
 
 def test_input_size_not_multiple_of_32_is_a_clear_error():

@@ -1,5 +1,6 @@
 """The MTMamba multi-task decoder: stages built from block configs, one head per task."""
-from typing import Dict, List, Optional, Sequence, Union
+from numbers import Integral
+from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -105,9 +106,14 @@ class MTMambaHead(BaseModule):
                  align_corners: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         name = type(self).__name__
-        if not tasks:
+        if not tasks or not isinstance(tasks, Mapping):
             raise UserInputError(f'{name}: `tasks` must map task names to output channels, e.g. '
-                                 'dict(semseg=40, depth=1, normals=3, edge=1)')
+                                 f'dict(semseg=40, depth=1, normals=3, edge=1), got {tasks!r}')
+        for t, n in tasks.items():
+            # int() would truncate 40.5 to 40 and fail on '40x' with a bare ValueError
+            if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+                raise UserInputError(f'{name}: tasks[{t!r}] must be a number of output channels '
+                                     f'(an int >= 1), got {n!r}')
         in_channels = list(in_channels)
         if len(in_channels) != 4 or any(in_channels[i + 1] != 2 * in_channels[i]
                                         for i in range(3)):
