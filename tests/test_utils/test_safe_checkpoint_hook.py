@@ -55,6 +55,33 @@ def raise_crash(*args, **kwargs):
     raise Crash
 
 
+def test_an_option_neither_the_hook_nor_the_runner_takes_stops_before_training(tmp_path):
+    """default_hooks.checkpoint.intervall=5 was kept for runner.save_checkpoint, which raised
+    "unexpected keyword argument 'intervall'" at the first save, after `interval` iterations
+    of training; now before_run refuses it."""
+    import functools
+
+    from mmengine.runner import Runner
+
+    class RealSignatureRunner(FakeRunner):
+        @functools.wraps(Runner.save_checkpoint)  # what the hook checks against
+        def save_checkpoint(self, *args, **kwargs):
+            return FakeRunner.save_checkpoint(self, *args, **kwargs)
+
+    runner = RealSignatureRunner(str(tmp_path))
+    hook = SafeCheckpointHook(interval=1, by_epoch=False, intervall=5)
+    with pytest.raises(UserInputError, match=(
+            r"^the checkpoint hook \(default_hooks\.checkpoint\) has no option 'intervall'; did "
+            r"you mean 'interval'\? Its options: interval, by_epoch, save_optimizer, .*, and "
+            r"those of the Runner's save_checkpoint$")):
+        hook.before_run(runner)
+    assert os.listdir(tmp_path) == []
+    SafeCheckpointHook(interval=1, by_epoch=False).before_run(runner)
+    # a Runner whose save_checkpoint takes more (**kwargs here) gets them, as in mmengine
+    SafeCheckpointHook(interval=1, by_epoch=False, intervall=5).before_run(FakeRunner(
+        str(tmp_path)))
+
+
 @pytest.mark.parametrize('step', ['writing', 'pointer', 'deleting'])
 def test_a_crash_at_each_step_keeps_a_complete_checkpoint(tmp_path, monkeypatch, step):
     from mmmt.engine.hooks import safe_checkpoint_hook

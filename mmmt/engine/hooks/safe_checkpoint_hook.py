@@ -17,7 +17,9 @@ training ends, by an exception too (mmengine calls no hook then: the hook wraps 
 loop's ``run``), so that a notebook whose ``runner.train()`` raised does not keep the folder
 locked against other processes while the kernel lives.
 """
+import difflib
 import functools
+import inspect
 import os
 import os.path as osp
 import re
@@ -138,7 +140,30 @@ class SafeCheckpointHook(CheckpointHook):
         super().__init__(*args, **kwargs)
         self._locked: List[str] = []  # the folders before_train locked, for after_run
 
+    def _check_extra_options(self, runner) -> None:
+        """Refuse keys that are neither the hook's options nor ``runner.save_checkpoint``'s.
+
+        mmengine's hook keeps any other key (``intervall=5``) for ``runner.save_checkpoint``,
+        which raised "unexpected keyword argument" at the first save: after ``interval``
+        iterations of training, all of them lost.
+        """
+        parameters = inspect.signature(runner.save_checkpoint).parameters
+        if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return
+        unknown = [key for key in self.args if key not in parameters]
+        if not unknown:
+            return
+        options = [name for name in inspect.signature(CheckpointHook).parameters
+                   if name != 'kwargs']
+        close = difflib.get_close_matches(unknown[0], options, n=1, cutoff=0.6)
+        hint = f"; did you mean '{close[0]}'?" if close else '.'
+        raise UserInputError(
+            f'the checkpoint hook (default_hooks.checkpoint) has no option '
+            f'{", ".join(map(repr, unknown))}{hint} Its options: {name_some(options, 12)}, and '
+            "those of the Runner's save_checkpoint")
+
     def before_run(self, runner) -> None:
+        self._check_extra_options(runner)
         super().before_run(runner)
         # mmengine has no hook for a training that raises (Runner.train calls after_run only
         # when the loop returns): without this, the lock before_train takes would last until
