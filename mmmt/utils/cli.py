@@ -268,6 +268,10 @@ def merge_cfg_options(cfg: 'Config', cfg_options: Optional[dict],
     return cfg
 
 
+#: The file types mmengine's Config.fromfile reads.
+_CONFIG_EXTENSIONS = ('.py', '.yml', '.yaml', '.json')
+
+
 def check_config_file(path: str) -> None:
     """Stop with a one-line error when the config file ``path`` is missing; cheap, so tools
     call it before their slow imports.
@@ -275,9 +279,16 @@ def check_config_file(path: str) -> None:
     Raises:
         InputFileNotFoundError: ``path`` is not a file (mmengine would raise a plain
             ``FileNotFoundError``, which the tools cannot tell from a bug).
+        UserInputError: ``path`` has none of the extensions mmengine reads configs from (a
+            checkpoint given first: ``test.py CHECKPOINT CONFIG``), where mmengine raised
+            "OSError: Only py/yml/yaml/json type are supported now!", naming no file.
     """
     if not osp.isfile(path):
         raise InputFileNotFoundError(f'config file not found: {path}')
+    if osp.splitext(path)[1] not in _CONFIG_EXTENSIONS:
+        raise UserInputError(f'{path} is not a config file (expected '
+                             f'{", ".join(_CONFIG_EXTENSIONS)}); the config comes first, e.g. '
+                             'tools/test.py CONFIG CHECKPOINT')
 
 
 def _local_config_files(path: str) -> Iterator[Tuple[str, Optional[SyntaxError]]]:

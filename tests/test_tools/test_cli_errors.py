@@ -442,6 +442,19 @@ def test_a_tool_reading_a_config_names_a_missing_one(tmp_path):
         build_model(missing)
 
 
+def test_a_checkpoint_given_as_the_config_is_named(tmp_path):
+    """tools/test.py CHECKPOINT CONFIG (the arguments swapped) ended in mmengine's traceback
+    "OSError: Only py/yml/yaml/json type are supported now!", naming no file."""
+    ckpt, cfg = tmp_path / 'iter_4.pth', tmp_path / 'cfg.py'
+    ckpt.write_bytes(b'PK')
+    cfg.write_text('x = 1\n')
+    with pytest.raises(UserInputError) as info:
+        load_tool('tools', 'test').main([str(ckpt), str(cfg)])
+    assert str(info.value) == (
+        f'{ckpt} is not a config file (expected .py, .yml, .yaml, .json); the config comes '
+        'first, e.g. tools/test.py CONFIG CHECKPOINT')
+
+
 def test_a_bad_sample_during_training_is_no_input_error():
     # found while the work runs (a broken file in iteration 500's batch): a plain ValueError,
     # which run_main lets through with its traceback
