@@ -1,11 +1,12 @@
 """Common base of the multi-task datasets: split lists, task selection, file checks."""
+from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
 import mmengine.fileio as fileio
 from mmengine.dataset import BaseDataset
 
 from mmmt.structures import TASKS
-from mmmt.utils.errors import InputFileNotFoundError, UserInputError
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError, name_some
 
 __all__ = ['BaseMultiTaskDataset']
 
@@ -96,6 +97,14 @@ class BaseMultiTaskDataset(BaseDataset):
         ids = [line.strip() for line in text.splitlines() if line.strip()]
         if not ids:
             raise UserInputError(f"Split list '{path}' of split '{self.split}' is empty.")
+        # a repeated id (two lists pasted together) counts its image that many times in the
+        # metrics, and its predictions and pictures are saved under one name
+        repeated = [i for i, n in Counter(ids).items() if n > 1]
+        if repeated:
+            raise UserInputError(
+                f"Split list '{path}' of split '{self.split}' lists {len(repeated)} id(s) more "
+                f'than once ({name_some(repeated, 5)}); list each sample once (to train on some '
+                'more often, add a dataset of a list of those: mmengine\'s ConcatDataset)')
         return ids
 
     def sample_info(self, img_id: str) -> Dict:

@@ -278,6 +278,8 @@ def test_pascal_semseg_255_is_allowed(copy_root, dataset_cfg):
 def test_empty_or_missing_split_list(copy_root, name, split_file):
     root = copy_root(name)
     cls = NYUDv2MultiTaskDataset if name == 'nyud' else PascalContextMultiTaskDataset
+    with open(osp.join(root, split_file)) as f:
+        ids = f.read().split()
     with open(osp.join(root, split_file), 'w') as f:
         f.write('\n  \n')
     with pytest.raises(ValueError, match='empty'):
@@ -287,6 +289,17 @@ def test_empty_or_missing_split_list(copy_root, name, split_file):
         cls(data_root=root, split='val')
     with pytest.raises(FileNotFoundError, match='test.txt'):
         cls(data_root=root, split='test')
+    # two lists pasted together: each repeated image loaded, and counted in the metrics, twice
+    with open(osp.join(root, split_file), 'w') as f:
+        f.write('\n'.join(ids + ids[:2]) + '\n')
+    with pytest.raises(ValueError, match=(
+            rf"^Split list '.*{split_file}' of split 'val' lists 2 id\(s\) more than once "
+            rf'\({ids[0]}, {ids[1]}\); list each sample once ')):
+        cls(data_root=root, split='val')
+    with open(osp.join(root, split_file), 'w') as f:
+        f.write('\n'.join(ids) + '\n')
+    ds = cls(data_root=root, split='val')
+    assert [ds.get_data_info(i)['img_id'] for i in range(len(ds))] == ids
 
 
 class _MemoryBackend:
