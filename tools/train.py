@@ -112,11 +112,17 @@ def apply_options(cfg, args):
 
         from mmmt.utils import find_resume_checkpoint
         latest, note = find_resume_checkpoint(cfg.work_dir)
+        if latest is None and cfg.get('load_from'):
+            # nothing to resume yet (a re-queueable job's first start): the config's load_from
+            # still gives the starting weights, as without --resume
+            note = (f'--resume: no checkpoint in {cfg.work_dir}; training starts from the '
+                    f'weights of load_from={cfg.load_from}')
         if note:
             print_log(note, logger='current', level=logging.WARNING)
         # resume=True without a file would make mmengine read last_checkpoint again
         cfg.resume = latest is not None
-        cfg.load_from = latest
+        if latest is not None:
+            cfg.load_from = latest
     elif args.resume is not None:
         if '://' not in args.resume and not os.path.isfile(args.resume):
             raise SystemExit(f'--resume: checkpoint not found: {args.resume} (without a value, '

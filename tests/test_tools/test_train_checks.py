@@ -75,6 +75,23 @@ def test_num_workers_zero_turns_persistent_workers_off(train):
     assert cfg.val_dataloader.persistent_workers is True  # its workers were left as they are
 
 
+def test_resume_with_nothing_to_resume_keeps_the_configs_load_from(train, tmp_path):
+    """--resume on a fresh work dir (a re-queueable job's first start) dropped the config's
+    load_from: a fine-tuning run trained from scratch, with only 'training starts from
+    scratch' in the log. Once the work dir has a checkpoint, --resume continues that."""
+    import torch
+    start = tmp_path / 'pretrained.pth'
+    work = tmp_path / 'work'
+    argv = ['--work-dir', str(work), '--resume', '--cfg-options', f'load_from={start}']
+    cfg, _ = config_with(DEMO_CONFIG, argv, train)
+    assert (cfg.load_from, cfg.resume) == (str(start), False)  # loaded as weights
+    work.mkdir()
+    torch.save(dict(meta=dict(iter=2)), work / 'iter_2.pth')
+    (work / 'last_checkpoint').write_text(str(work / 'iter_2.pth'))
+    cfg, _ = config_with(DEMO_CONFIG, argv, train)
+    assert (cfg.load_from, cfg.resume) == (str(work / 'iter_2.pth'), True)
+
+
 def test_resume_target_past_or_at_the_end(train, tmp_path):
     ckpt = tmp_path / 'iter_44.pth'
     ckpt.write_bytes(b'')  # past the end, only the name is read
