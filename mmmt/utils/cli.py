@@ -32,7 +32,8 @@ __all__ = [
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
     'config_from_file', 'check_evaluator_matches_head', 'check_evaluator_matches_data',
     'warn_unevaluated_head_tasks', 'check_loop_settings', 'check_work_dir_path',
-    'add_json_output_args', 'check_output_file', 'write_output_file'
+    'add_json_output_args', 'check_output_file', 'write_output_file',
+    'deterministic_cuda_setup', 'CUBLAS_DETERMINISTIC'
 ]
 
 
@@ -807,6 +808,14 @@ def _runner_class() -> type:
                             path = osp.join(self.log_dir, name)
                 atomic_write(text, path, fsync=False)
 
+            def set_randomness(self, seed, diff_rank_seed: bool = False,
+                               deterministic: bool = False) -> None:
+                if deterministic:
+                    deterministic_cuda_setup()  # before mmengine's use_deterministic_algorithms
+                super().set_randomness(seed, diff_rank_seed, deterministic)
+                if deterministic:
+                    deterministic_cuda_setup(after=True)
+
             def build_logger(self, log_level='INFO', *args, **kwargs):
                 logger = super().build_logger(log_level, *args, **kwargs)
                 level = logging.getLevelName(log_level) if isinstance(log_level, str) \
@@ -825,6 +834,37 @@ def _runner_class() -> type:
 
         _RUNNER_CLASS = ToolRunner
     return _RUNNER_CLASS
+
+
+#: cuBLAS workspace setting under which its matmuls are deterministic (CUDA >= 10.2); without
+#: it ``torch.use_deterministic_algorithms(True)`` stops at the first matmul on a GPU.
+CUBLAS_DETERMINISTIC = ':4096:8'
+
+
+def deterministic_cuda_setup(after: bool = False) -> None:
+    """Make ``randomness=dict(deterministic=True)`` (``--deterministic``) runnable on a GPU.
+
+    mmengine only calls ``torch.use_deterministic_algorithms(True)``. On CUDA that raises a
+    ``RuntimeError`` at the first matmul unless ``CUBLAS_WORKSPACE_CONFIG`` is set, and at the
+    first backward pass of the bilinear upsampling the heads and the segmentor use (CUDA has
+    no deterministic kernel for it), so such a run could not train at all. Before mmengine's
+    call (``after=False``) this sets ``CUBLAS_WORKSPACE_CONFIG`` where the user has not (it
+    must be set before cuBLAS' first use, which comes later, when the model runs); after it
+    (``after=True``) the ops without a deterministic CUDA kernel warn instead of raising, and
+    the log says so once. Nothing happens without CUDA: the CPU has neither restriction.
+    """
+    import torch
+    if not torch.cuda.is_available():
+        return
+    if not after:
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', CUBLAS_DETERMINISTIC)
+        return
+    from mmengine.logging import print_log
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    print_log('randomness.deterministic on CUDA: deterministic algorithms where CUDA has '
+              'them; the ops that have none (the backward pass of the bilinear upsampling) '
+              'warn instead of stopping the run, and their results vary in the last bits',
+              logger='current', level=logging.WARNING)
 
 
 def shutdown_distributed() -> None:

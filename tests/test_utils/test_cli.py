@@ -452,3 +452,37 @@ def test_an_mmmt_package_base_is_one_line_with_the_way(tmp_path):
         read_config(str(path))
     path.write_text("_base_ = ['mmseg::_base_/default_runtime.py']\n")
     assert read_config(str(path)).default_scope == 'mmseg'
+
+
+@pytest.fixture
+def restored_determinism():
+    import torch
+    state = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic)
+    yield
+    torch.use_deterministic_algorithms(state[0], warn_only=state[1])
+    torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = state[2:]
+
+
+@pytest.mark.parametrize('cuda', [True, False])
+def test_deterministic_runs_on_cuda(cuda, monkeypatch, restored_determinism):
+    """--deterministic on a GPU: mmengine's use_deterministic_algorithms(True) alone stopped the
+    first matmul (no CUBLAS_WORKSPACE_CONFIG) and the first backward pass of the bilinear
+    upsampling (no deterministic CUDA kernel): such a run could not train at all."""
+    import torch
+
+    from mmmt.utils.cli import CUBLAS_DETERMINISTIC, _runner_class
+    monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: int(cuda))  # the log's device id
+    runner_cls = _runner_class()
+    runner = runner_cls.__new__(runner_cls)  # only its randomness set-up runs
+    runner.set_randomness(0, deterministic=True)
+    assert torch.are_deterministic_algorithms_enabled()
+    # on the CPU every op has a deterministic version: nothing is relaxed there
+    assert torch.is_deterministic_algorithms_warn_only_enabled() is cuda
+    assert os.environ.get('CUBLAS_WORKSPACE_CONFIG') == (CUBLAS_DETERMINISTIC if cuda else None)
+    monkeypatch.setenv('CUBLAS_WORKSPACE_CONFIG', ':16:8')  # the user's own setting is kept
+    runner.set_randomness(0, deterministic=True)
+    assert os.environ['CUBLAS_WORKSPACE_CONFIG'] == ':16:8'
