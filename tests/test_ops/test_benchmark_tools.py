@@ -54,6 +54,25 @@ def test_benchmark_model_tiny_config(capsys):
     assert 'training step' in capsys.readouterr().out
 
 
+def test_scan_train_step_keeps_no_gradients_between_runs():
+    """peak_memory measures from what is allocated before a run: gradients a step left on its
+    inputs were counted there and freed inside the measured run, hiding about the inputs' size
+    of the forward+backward peak on a GPU."""
+    bs = load_analysis_tool('benchmark_scan')
+    x = make_inputs(batch=1, dim=4, length=9, n=3, groups=2)
+    seen = {}
+
+    def fn(**kw):
+        seen.update(kw)
+        return bs.backend_fn('torch')(**kw)
+
+    step = bs.train_step(fn, x, torch.ones_like(x['u']))
+    step()
+    seen.pop('delta_softplus')
+    assert set(seen) == set(x) and all(seen[k].requires_grad for k in bs.SCAN_GRAD_NAMES)
+    assert [k for k, v in seen.items() if v.grad is not None] == []
+
+
 def test_scan_roofline_arithmetic():
     bs = load_analysis_tool('benchmark_scan')
     nbytes = bs.scan_bytes(1536, 16128)  # Swin-L stage 3: u, delta, out and B, C in float32
