@@ -475,7 +475,10 @@ def test_deterministic_runs_on_cuda(cuda, monkeypatch, restored_determinism):
     from mmmt.utils.cli import CUBLAS_DETERMINISTIC, _runner_class
     monkeypatch.delenv('CUBLAS_WORKSPACE_CONFIG', raising=False)
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
-    monkeypatch.setattr(torch.cuda, 'device_count', lambda: int(cuda))  # the log's device id
+    # mmengine's log records name the device: LOCAL_RANK into CUDA_VISIBLE_DEVICES' list
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: int(cuda))
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
     runner_cls = _runner_class()
     runner = runner_cls.__new__(runner_cls)  # only its randomness set-up runs
     runner.set_randomness(0, deterministic=True)
