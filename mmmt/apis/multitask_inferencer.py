@@ -31,7 +31,10 @@ from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserIn
 from mmmt.utils.fileio import atomic_write, keep_existing_files
 from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
 
-__all__ = ['MultiTaskInferencer', 'fitted_size', 'config_tasks', 'existing_outputs']
+__all__ = [
+    'MultiTaskInferencer', 'resize_and_activate', 'unique_names', 'fitted_size', 'config_tasks',
+    'existing_outputs'
+]
 
 #: Pipeline steps replaced by the inferencer's own image reading (or not needed without labels).
 _DROPPED_TRANSFORMS = ('LoadMultiTaskImage', 'LoadImageFromFile', 'LoadMultiTaskAnnotations',

@@ -35,7 +35,9 @@ from typing import Any, List, Optional, Tuple
 import torch
 from filelock import FileLock
 
-__all__ = ['load_scan_ops', 'scan_ops_or_none', 'build_error', 'EXT_DIR_ENV', 'DISABLE_ENV']
+__all__ = [
+    'load_scan_ops', 'scan_ops_or_none', 'build_error', 'disabled', 'EXT_DIR_ENV', 'DISABLE_ENV'
+]
 
 #: Environment variable: root directory for the compiled extension (default: PyTorch's).
 EXT_DIR_ENV = 'MMMT_EXT_DIR'
@@ -50,6 +52,7 @@ _error: Optional[str] = None
 
 
 def disabled() -> bool:
+    """Whether :data:`DISABLE_ENV` is set (to anything but 0/false/no)."""
     return os.environ.get(DISABLE_ENV, '').strip().lower() not in ('', '0', 'false', 'no')
 
 
@@ -91,6 +94,7 @@ def _root_dir() -> str:
 
 
 def extension_name() -> str:
+    """``mmmt_scan_<isa>_<hash>``: the library's name and build folder (see the module doc)."""
     tag, cflags = _cflags()
     h = hashlib.sha256()
     with open(SOURCE, 'rb') as f:
@@ -98,11 +102,6 @@ def extension_name() -> str:
     for part in (cflags, torch.__version__, os.environ.get('CXX', 'c++'), sys.version):
         h.update(repr(part).encode())
     return f'mmmt_scan_{tag}_{h.hexdigest()[:12]}'
-
-
-def library_path() -> str:
-    name = extension_name()
-    return osp.join(_root_dir(), name, name + '.so')
 
 
 def _registered() -> bool:
@@ -203,4 +202,5 @@ def scan_ops_or_none() -> Optional[Any]:
 
 
 def build_error() -> Optional[str]:
+    """Why :func:`scan_ops_or_none` found no operators in this process, or None."""
     return _error

@@ -6,7 +6,7 @@ import torch
 from mmengine.structures import PixelData
 from mmseg.structures import SegDataSample
 
-__all__ = ['MultiTaskDataSample', 'pred_to_array', 'array_to_pred']
+__all__ = ['MultiTaskDataSample', 'pred_to_array', 'array_to_pred', 'class_map_dtype']
 
 
 class MultiTaskDataSample(SegDataSample):

@@ -29,7 +29,7 @@ from mmmt.datasets.cityscapes import (CITYSCAPES_LABEL_TO_TRAIN_ID, CITYSCAPES_P
                                       CITYSCAPES_SKY_LABEL_ID)
 from .synthetic_writers import staged_out_dir
 
-__all__ = ['render_cityscapes_scene', 'generate_cityscapes', 'CITIES']
+__all__ = ['render_cityscapes_scene', 'generate_cityscapes', 'encode_disparity', 'CITIES']
 
 #: Cities of each split (a subset of the real ones).
 CITIES = dict(train=('aachen', 'bochum'), val=('frankfurt', ))

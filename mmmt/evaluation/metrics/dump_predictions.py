@@ -11,6 +11,8 @@ from mmmt.registry import METRICS
 from mmmt.structures import pred_to_array
 from mmmt.utils.fileio import atomic_write, write_first_free
 
+__all__ = ['DumpMultiTaskPredictions', 'META_KEYS']
+
 #: Metainfo kept with each image's predictions.
 META_KEYS = ('img_id', 'img_path', 'ori_shape', 'flip', 'flip_direction')
 
