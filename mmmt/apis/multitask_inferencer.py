@@ -69,6 +69,13 @@ def resize_and_activate(logits: Tensor, size: Tuple[int, int], activation: str,
     output rows at a time so that the full-resolution logits of many classes never exist at
     once (40 classes at 4000x3000 would be 1.9 GB).
 
+    Args:
+        logits (Tensor): (C, h, w) logits of one image and task.
+        size (tuple[int, int]): (H, W) of the output.
+        activation (str): The task's ``activation`` (see
+            :func:`~mmmt.models.segmentors.multitask_encoder_decoder.activate`).
+        align_corners (bool): Of the bilinear resize. Defaults to False.
+
     Returns:
         np.ndarray: (H, W) for one output channel, else (H, W, C'); 0-based class indices for
         'argmax' (uint8 up to 256 classes, :func:`~mmmt.structures.class_map_dtype`), float32

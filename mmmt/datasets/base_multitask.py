@@ -31,10 +31,12 @@ class BaseMultiTaskDataset(BaseDataset):
         check_files (bool): Check at construction that every file needed by the selected tasks
             exists, and raise an error naming the first missing ones and the split list.
             Defaults to True.
+        metainfo (dict, optional): Passed to :class:`mmengine.dataset.BaseDataset`, with
+            ``tasks`` added unless it has one.
         backend_args (dict, optional): Arguments of mmengine's file backend for the split list
             and the file check (the pipeline's loaders take their own, as in mmseg).
         **kwargs: Passed to :class:`mmengine.dataset.BaseDataset` (``pipeline``,
-            ``test_mode``, ``indices``, ``lazy_init``, ``metainfo``, ...).
+            ``test_mode``, ``indices``, ``lazy_init``, ...).
     """
 
     SUPPORTED_TASKS: Sequence[str] = ()

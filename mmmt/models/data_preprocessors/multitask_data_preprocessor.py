@@ -32,6 +32,8 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         size_divisor (int, optional): Pad height and width to multiples of this (32 for the
             MTMamba decoder on a Swin backbone with inputs of arbitrary size).
         pad_val (float): Image fill value (0 = the mean colour after normalisation).
+        non_blocking (bool): Copy the batch to the device asynchronously (mmengine's
+            ``BaseDataPreprocessor``). Defaults to False.
     """
 
     def __init__(self,

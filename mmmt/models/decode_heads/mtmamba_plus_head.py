@@ -36,8 +36,11 @@ class MTMambaPlusHead(MTMambaHead):
         norm_cfg (dict): Norm of the heads: ``dict(type='SyncBN')`` for multi-GPU training as
             the reference, ``dict(type='BN')`` (default) otherwise (SyncBN needs CUDA).
         drop_path_rate (float): Largest decoder stochastic-depth rate. Defaults to 0.2.
-        **kwargs: As for :class:`MTMambaHead` (``d_state``, ``ssm_ratio``, ``dt_rank``,
-            ``with_cp``, ``task_losses``, ``loss_combiner``, ...).
+        d_state (int): SSM state size. Defaults to 16.
+        ssm_ratio (int): SS2D expansion factor. Defaults to 2.
+        dt_rank (int | str): Delta projection rank, 'auto' = ceil(C / 16). Defaults to 'auto'.
+        **kwargs: As for :class:`MTMambaHead` (``with_cp``, ``task_losses``,
+            ``loss_combiner``, ...).
     """
 
     def __init__(self,

@@ -50,6 +50,10 @@ class MTMambaVariantHead(MTMambaHead):
         swin_window_size (int): Window of the Swin blocks. Defaults to 12 (the encoder's; the
             paper's 303.18 M needs it).
         drop_path_rate (float): Largest decoder stochastic-depth rate. Defaults to 0.2.
+        d_state (int): SSM state size. Defaults to 16.
+        ssm_ratio (int): SS2D expansion factor (also the window-attention mixer's).
+            Defaults to 2.
+        dt_rank (int | str): Delta projection rank, 'auto' = ceil(C / 16). Defaults to 'auto'.
         **kwargs: As for :class:`MTMambaHead` (``task_losses``, ``loss_combiner``, ...).
     """
 

@@ -38,6 +38,8 @@ class WindowAttentionMixer(nn.Module):
         in_channels (int, optional): Input width (T*C for the CTM's shared one).
         ssm_ratio (int): Expansion factor. Defaults to 2.
         gated (bool): Gated (STM) or ungated (CTM) variant. Defaults to True.
+        **unused_ssm_kwargs: SS2D's scan options (``d_state``, ``dt_rank``, ...), accepted
+            and ignored so that the block configs stay those of the SS2D mixer.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, window_size: int = 8,

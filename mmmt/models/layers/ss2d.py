@@ -38,7 +38,9 @@ def cross_merge(y: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Inverse of :func:`cross_scan` followed by a sum over directions.
 
     Args:
-        y (Tensor): (B, 4, C, L) outputs of the four scans.
+        y (Tensor): (B, 4, C, L) outputs of the four scans, L = height * width.
+        height (int): Height of the feature map the scans came from.
+        width (int): Its width.
 
     Returns:
         Tensor: (B, C, L) in row-major order, each pixel the sum of its four direction outputs.

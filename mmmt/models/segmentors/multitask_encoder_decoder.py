@@ -49,7 +49,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
 
     Args:
         backbone (dict): Backbone config, e.g. ``dict(type='mmpretrain.SwinTransformer', ...)``.
-        decode_head (dict): Multi-task head config (``MultiTaskMambaDecodeHead``).
+        decode_head (dict): Multi-task head config (``MTMambaHead``, ``MTMambaPlusHead``,
+            ...; ``MTMambaSegHead`` for a single task).
         neck (dict, optional): Neck config.
         task_activations (dict, optional): Task -> activation turning logits into predictions
             ('argmax', 'relu', 'l2_normalize', 'sigmoid', 'softmax_foreground', 'identity');
