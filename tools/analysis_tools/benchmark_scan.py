@@ -53,6 +53,27 @@ REFERENCES: Dict[str, Callable] = {}
 # the sequential reference
 
 
+def _widened_inputs(u, delta, A, B, C, delta_bias, delta_softplus):
+    """``u``, ``delta`` (bias added, softplus applied), ``A`` and ``B``/``C`` as (batch, G, N,
+    L) in the compute dtype of both recurrences: float64 for float64 ``u``, else float32."""
+    compute = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u, delta, A = u.to(compute), delta.to(compute), A.to(compute)
+    if delta_bias is not None:
+        delta = delta + delta_bias.to(compute)[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    B = (B if B.dim() == 4 else B.unsqueeze(1)).to(compute)
+    C = (C if C.dim() == 4 else C.unsqueeze(1)).to(compute)
+    return u, delta, A, B, C
+
+
+def _skip_and_gate(y, u, D, z):
+    """The scan output ``y`` with the ``D * u`` skip and the ``silu(z)`` gate, in ``u``'s
+    (compute) dtype."""
+    out = y if D is None else y + u * D.to(u.dtype)[:, None]
+    return out if z is None else out * F.silu(z.to(u.dtype))
+
+
 def scan_sequential_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None,
                         delta_softplus=False):
     """The per-step recurrence with mamba-ssm ``selective_scan_ref``'s algorithm and layout,
@@ -63,15 +84,8 @@ def scan_sequential_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None,
     nodes whose backward would be quadratic in L); otherwise as in mamba-ssm.
     """
     dtype_in = u.dtype
-    compute = torch.float64 if dtype_in == torch.float64 else torch.float32
-    u, delta, A = u.to(compute), delta.to(compute), A.to(compute)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(compute)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    u, delta, A, B, C = _widened_inputs(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, dim, length = u.shape
-    B = (B if B.dim() == 4 else B.unsqueeze(1)).to(compute)
-    C = (C if C.dim() == 4 else C.unsqueeze(1)).to(compute)
     B = B.repeat_interleave(dim // B.shape[1], dim=1)  # (batch, D, N, L)
     C = C.repeat_interleave(dim // C.shape[1], dim=1)
     delta_a = torch.exp(torch.einsum('bdl,dn->bdln', delta, A))
@@ -82,10 +96,7 @@ def scan_sequential_ref(u, delta, A, B, C, D=None, z=None, delta_bias=None,
         x = da * x + dbu
         ys.append(torch.einsum('bdn,bdn->bd', x, c))
     y = torch.stack(ys, dim=2)
-    out = y if D is None else y + u * D.to(compute)[:, None]
-    if z is not None:
-        out = out * F.silu(z.to(compute))
-    return out.to(dtype_in)
+    return _skip_and_gate(y, u, D, z).to(dtype_in)
 
 
 def scan_sequential(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
@@ -94,16 +105,9 @@ def scan_sequential(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_so
     layout (contiguous per-step slices). Also the float64 oracle of the error columns.
     """
     dtype_in = u.dtype
-    compute = torch.float64 if dtype_in == torch.float64 else torch.float32
-    u, delta, A = u.to(compute), delta.to(compute), A.to(compute)
-    if delta_bias is not None:
-        delta = delta + delta_bias.to(compute)[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
+    u, delta, A, B, C = _widened_inputs(u, delta, A, B, C, delta_bias, delta_softplus)
     batch, dim, length = u.shape
     n = A.shape[1]
-    B = (B if B.dim() == 4 else B.unsqueeze(1)).to(compute)
-    C = (C if C.dim() == 4 else C.unsqueeze(1)).to(compute)
     groups = B.shape[1]
     assert C.shape[1] == groups, 'the reference needs B and C grouped alike'
     dg = dim // groups
@@ -117,10 +121,7 @@ def scan_sequential(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_so
         x = da * x + dbu
         ys.append(torch.einsum('bghn,bgn->bgh', x, c))
     y = torch.stack(ys, dim=-1).reshape(batch, dim, length)
-    out = y if D is None else y + u * D.to(compute)[:, None]
-    if z is not None:
-        out = out * F.silu(z.to(compute))
-    return out.to(dtype_in)
+    return _skip_and_gate(y, u, D, z).to(dtype_in)
 
 
 REFERENCES.update({
