@@ -340,6 +340,29 @@ def test_config_check_names_what_does_not_fit_and_knows_config_tasks(tmp_path, c
         TASKS.unregister('albedo')
 
 
+def test_reverse_checks_its_source_against_the_config(tmp_path, capsys):
+    """--reverse --config checks the mmmt source before exporting; the option was once
+    dropped silently, so a checkpoint of another model was exported as if checked."""
+    from mmmt.utils.analysis import build_model
+    tool = load_converter('mtmamba2mmmt')
+    demo = osp.join(CONFIGS, 'demo', 'mtmamba-tiny_synthetic-nyud.py')
+    src = tmp_path / 'demo.pth'
+    torch.save(dict(state_dict=build_model(demo).state_dict()), src)
+    back = tmp_path / 'back.pth.tar'
+    tool.main([str(src), str(back), '--reverse', '--variant', 'mtmamba', '--config', demo])
+    assert 'loads strictly into' in capsys.readouterr().out
+    assert any(k.startswith('module.block_1.semseg_0.') for k in torch.load(back)['model'])
+    other = tmp_path / 'two_tasks.py'  # the same model without normals and edge
+    other.write_text(f"_base_ = [{demo!r}]\n"
+                     "model = dict(decode_head=dict(tasks=dict(_delete_=True, semseg=40, "
+                     "depth=1)))\n")
+    dst = tmp_path / 'other.pth.tar'
+    with pytest.raises(SystemExit, match=r'--config .*two_tasks\.py: .*normals'):
+        tool.main([str(src), str(dst), '--reverse', '--variant', 'mtmamba',
+                   '--config', str(other)])
+    assert not dst.exists()
+
+
 @pytest.mark.parametrize('tool', ['mtmamba2mmmt', 'swin2mmpretrain'])
 def test_converter_tools_name_a_missing_or_foreign_source(tool, tmp_path):
     """A source that is missing, or a checkpoint of another kind, is the user's error: the tool

@@ -39,7 +39,8 @@ def parse_args(argv=None):
     parser.add_argument('--reverse', action='store_true',
                         help='mmmt checkpoint -> reference layout ({"model": ...}, module.*)')
     parser.add_argument('--config', help='also build this mmmt config and check that the '
-                        'converted weights load into it with strict=True')
+                        'mmmt weights (the converted ones; with --reverse, the source) load '
+                        'into it with strict=True')
     parser.add_argument('--trust-checkpoint', action='store_true',
                         help='allow full unpickling of SRC (runs code stored in the file: only '
                         'for files you trust)')
@@ -87,6 +88,10 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     check_destination(args.dst, args.force)
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
+    if args.config and args.reverse:
+        # the mmmt side of a reverse conversion is the source: check it before exporting
+        # instead of dropping the option (the user would take the export as checked)
+        check_loads(args.config, extract_state_dict(ckpt, ('state_dict', )))
     with source_layout_errors(args.src):
         if args.reverse:
             out = convert_back(ckpt, args.variant)
