@@ -10,6 +10,11 @@ def tool():
     return load_tool('tools', 'analysis_tools', 'compare_with_paper')
 
 
+def better_rows(out):
+    """The metrics the table marks better than published (the footer also says 'better')."""
+    return [line.split()[0] for line in out.splitlines() if line.endswith(' better')]
+
+
 def write_run(work_dir, stamp, metrics):
     folder = work_dir / stamp
     folder.mkdir(parents=True)
@@ -31,8 +36,22 @@ def test_newest_test_run_against_the_paper(tool, tmp_path, capsys):
     assert relative == pytest.approx(100 * (1 / 55.82) / 4)
     out = capsys.readouterr().out
     assert '20260102_000000.json' in out
-    assert 'semseg/mIoU' in out and '55.82' in out and '56.82' in out and 'better' in out
+    assert 'semseg/mIoU' in out and '55.82' in out and '56.82' in out
+    assert better_rows(out) == ['semseg/mIoU', 'multi_task/delta_m']
     assert 'depth/abs_rel' not in out  # the paper does not report it
+
+
+def test_exact_reproduction_is_not_called_better(tool, tmp_path, capsys):
+    """The paper's own numbers give delta_m +2.3819, which it prints truncated as 2.38."""
+    run = tmp_path / 'paper.json'
+    run.write_text(json.dumps({'semseg/mIoU': 55.82, 'depth/rmse': 0.5066, 'normals/mean': 18.63,
+                               'edge/odsF': 78.7, 'multi_task/delta_m': 2.3819}) + '\n')
+    assert tool.main([str(run), '--model', 'mtmamba_swin-l_nyud']) == pytest.approx(0)
+    out = capsys.readouterr().out
+    assert 'multi_task/delta_m' in out and '+0.0019' in out and better_rows(out) == []
+    run.write_text(json.dumps({'semseg/mIoU': 55.82, 'multi_task/delta_m': 2.39}) + '\n')
+    tool.main([str(run), '--model', 'mtmamba_swin-l_nyud'])
+    assert better_rows(capsys.readouterr().out) == ['multi_task/delta_m']
 
 
 def test_last_validation_of_a_training_log_and_explicit_model(tool, tmp_path, capsys):
