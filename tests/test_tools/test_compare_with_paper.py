@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -73,6 +74,15 @@ def test_unknown_model_and_missing_results(tool, tmp_path):
         tool.main([str(tmp_path / 'my_run')])
     with pytest.raises(SystemExit, match='no test metrics'):
         tool.main([str(tmp_path), '--model', 'mtmamba_swin-l_nyud'])
+
+
+def test_a_metric_that_is_not_a_number_is_named(tool, tmp_path):
+    run = tmp_path / 'results.json'
+    for value, shown in ((None, 'None'), ('55.8', "'55.8'"), (True, 'True')):
+        run.write_text(json.dumps({'semseg/mIoU': value, 'depth/rmse': 0.5}) + '\n')
+        with pytest.raises(SystemExit, match=rf"results\.json: metric 'semseg/mIoU' is "
+                           rf"{re.escape(shown)}, expected a number"):
+            tool.main([str(run), '--model', 'mtmamba_swin-l_nyud'])
 
 
 def test_unmapped_work_dir_is_named(tool, tmp_path):

@@ -65,8 +65,8 @@ def paper_results(model_index: str) -> Dict[str, Dict[str, float]]:
     return models
 
 
-def _is_metrics(record: dict) -> bool:
-    return any('/' in key for key in record)
+def _is_metrics(record) -> bool:
+    return isinstance(record, dict) and any('/' in key for key in record)
 
 
 def load_run(path: str) -> Tuple[Dict[str, float], str]:
@@ -84,7 +84,17 @@ def load_run(path: str) -> Tuple[Dict[str, float], str]:
     metrics = [r for r in read_json_lines(path) if _is_metrics(r)]
     if not metrics:
         return {}, path
-    return {k: float(v) for k, v in metrics[-1].items() if '/' in k}, path
+    values = {}
+    for key, value in metrics[-1].items():
+        if '/' not in key:
+            continue
+        # a hand-written or exported file (pandas writes NaN as null): name the field rather
+        # than fail in float() with a traceback
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SystemExit(f'{path}: metric {key!r} is {value!r}, expected a number '
+                             '(in the units of docs/metrics.md)')
+        values[key] = float(value)
+    return values, path
 
 
 def guess_model(results_path: str, names) -> Optional[str]:
