@@ -33,6 +33,20 @@ def test_paper_style_truncation(gf):
     assert gf.paper_millions(1_000_000) == '1.00'
 
 
+def test_flops_totals_are_truncated_as_the_docs_quote_them(gf):
+    # MTMamba++ NYUD (no reference resize): the docs' 523.90 G; rounding printed 523.91
+    params = dict(backbone=195_201_204, total=315_021_249)
+    report = gf.format_report(params, dict(backbone=202_820_000_000, total=523_906_427_520),
+                              scan=75_430_000_000)
+    assert 'FLOPs: 523.90 G (523,906,427,520;' in report
+    assert [line.split()[-1] for line in report.splitlines()
+            if line.startswith(('backbone', 'total'))] == ['202.820', '523.906']
+    # MTMamba NYUD: 540.768 G counted, 540.815 G with the reference's resize
+    report = gf.format_report(dict(total=307_999_137), dict(total=540_768_638_304),
+                              resize=46_448_640)
+    assert 'FLOPs: 540.76 G' in report and 'FLOPs as the paper counts them: 540.81 G' in report
+
+
 def test_param_groups_partition_the_model(gf, tiny_model):
     params = gf.count_params(tiny_model)
     assert list(params) == ['backbone', 'decode_head.stages.0', 'decode_head.stages.1',

@@ -181,6 +181,11 @@ def paper_millions(n: int) -> str:
     return f'{math.floor(n / 1e4) / 100:.2f}'
 
 
+def paper_billions(n: int) -> str:
+    """Billions truncated (not rounded) to two decimals, as the paper prints FLOPs."""
+    return f'{math.floor(n / 1e7) / 100:.2f}'
+
+
 def format_report(params: Dict[str, int], flops: Optional[Dict[str, int]] = None,
                   scan: int = 0, resize: int = 0) -> str:
     rows = [f'{"module":<24}{"params":>16}{"params (M)":>12}' +
@@ -188,7 +193,8 @@ def format_report(params: Dict[str, int], flops: Optional[Dict[str, int]] = None
     for group, n in params.items():
         row = f'{group:<24}{n:>16,}{n / 1e6:>12.3f}'
         if flops:
-            row += f'{flops[group] / 1e9:>14.2f}'
+            # three decimals, as params (M): the table never contradicts the truncated totals
+            row += f'{flops[group] / 1e9:>14.3f}'
         rows.append(row)
     line = '=' * len(rows[0])
     lines = [line, rows[0], '-' * len(line)] + rows[1:-1] + ['-' * len(line), rows[-1], line]
@@ -196,12 +202,14 @@ def format_report(params: Dict[str, int], flops: Optional[Dict[str, int]] = None
     lines.append(f'Params: {paper_millions(total)} M ({total:,}; millions truncated to two '
                  'decimals, as the paper prints them)')
     if flops:
-        lines.append(f'FLOPs: {flops["total"] / 1e9:.2f} G ({flops["total"]:,}; mmengine '
-                     'FlopAnalyzer, 1 multiply-add = 1 FLOP; selective scan '
-                     f'{scan / 1e9:.2f} G counted as 9*B*D*L*N + B*D*L)')
+        # truncated like the other totals (and the docs' counts): rounding printed 523.91 G
+        # for MTMamba++ NYUD where every doc quotes 523,906,427,520 as 523.90 G
+        lines.append(f'FLOPs: {paper_billions(flops["total"])} G ({flops["total"]:,}; mmengine '
+                     'FlopAnalyzer, 1 multiply-add = 1 FLOP; truncated to two decimals; '
+                     f'selective scan {scan / 1e9:.2f} G counted as 9*B*D*L*N + B*D*L)')
         if resize:
             total = flops['total'] + resize
-            lines.append(f'FLOPs as the paper counts them: {math.floor(total / 1e7) / 100:.2f} G '
+            lines.append(f'FLOPs as the paper counts them: {paper_billions(total)} G '
                          f'({total:,}; adds the reference\'s identity resize of the logits, '
                          f'{resize / 1e9:.3f} G; truncated to two decimals)')
     return '\n'.join(lines)
