@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 from mmengine.config import Config
-from mmengine.dist import master_only
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 from mmengine.visualization import LocalVisBackend, Visualizer
@@ -243,6 +243,18 @@ class MultiTaskVisualizer(Visualizer):
                              f'min_panel_size ({min_panel_size})')
         self.legend = bool(legend)
         self.legend_max_classes = int(legend_max_classes)
+
+    # mmengine's Visualizer reads and sets ``dataset_meta`` on rank 0 only (None on the other
+    # ranks), but under DDP every rank draws its share of the test images (add_datasample):
+    # without the metainfo their pictures would lose the dataset's palette and class names
+    @property
+    def dataset_meta(self) -> Optional[dict]:
+        """Optional[dict]: Meta info of the dataset, on every rank."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: Optional[dict]) -> None:
+        self._dataset_meta = dataset_meta
 
     # ------------------------------------------------------------------------------ drawing --
     def _task_list(self, data_sample: Any) -> List[str]:
@@ -560,7 +572,6 @@ class MultiTaskVisualizer(Visualizer):
                 grid = np.concatenate([grid, legend], axis=0)
         return grid
 
-    @master_only
     def add_datasample(self,
                        name: str,
                        image: Optional[np.ndarray],
@@ -574,7 +585,11 @@ class MultiTaskVisualizer(Visualizer):
                        overwrite: bool = False) -> np.ndarray:
         """Draw a sample, then show it, write it to ``out_file`` or hand it to the backends.
 
-        Same signature and behaviour as mmseg's ``SegLocalVisualizer.add_datasample``.
+        Same signature as mmseg's ``SegLocalVisualizer.add_datasample``. Unlike it (rank 0
+        only), every rank of a distributed test draws and saves its own samples (each test
+        image is on one rank), to ``out_file`` or, on ranks other than 0, to the backends that
+        write a file per picture (``LocalVisBackend``s); the others (TensorBoard, W&B) record
+        rank 0's samples, and only rank 0 shows them.
 
         Args:
             name (str): Image name (the backends' file name stem).
@@ -596,13 +611,19 @@ class MultiTaskVisualizer(Visualizer):
         drawn = self.draw_multi_task(image, data_sample, draw_gt, draw_pred)
         self.set_image(drawn)
         if show:
-            self.show(drawn, win_name=name, wait_time=wait_time)
+            self.show(drawn, win_name=name, wait_time=wait_time)  # rank 0 only
         if out_file is not None:
             ok, buf = cv2.imencode(os.path.splitext(out_file)[1] or '.png', drawn[..., ::-1])
             if not ok:
                 raise IOError(f'could not encode a picture for {out_file}')
             # temporary file + rename: an interrupted run leaves no half-written picture
             atomic_write(buf.tobytes(), out_file, overwrite=overwrite, fsync=False)
-        else:
+        elif is_main_process():
             self.add_image(name, drawn, step)
+        else:
+            # Visualizer.add_image is rank 0 only: a distributed test used to save half of
+            # the pictures. A file per picture cannot clash with rank 0's; a run log could
+            for backend in self._vis_backends.values():
+                if isinstance(backend, LocalVisBackend):
+                    backend.add_image(name, drawn, step)
         return drawn

@@ -64,10 +64,19 @@ model = dict(decode_head=dict(_delete_=True, type='MTMambaPlusDecodeHead',
 """
 
 
+# validation on 3 images (the first of the train split) over 2 ranks, every one drawn: the
+# sampler gives rank 1 a repeat of the first image to match rank 0's two
+ODD_VAL_DRAWN = """
+val_dataloader['dataset'].update(split='train', indices=3)
+default_hooks.update(visualization=dict(draw=True, interval=1))
+"""
+
+
 @pytest.mark.parametrize('head', ['mtmamba', 'mtmamba_plus_sync_bn'])
 def test_dist_train_two_processes_on_cpu_with_validation(tmp_path, synthetic_nyud, head):
     cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=2,
-                            extra=SYNC_BN_HEAD if head == 'mtmamba_plus_sync_bn' else '')
+                            extra=SYNC_BN_HEAD if head == 'mtmamba_plus_sync_bn' else
+                            ODD_VAL_DRAWN)
     import sys
     result = run_tool(
         ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), cfg, '2', '--work-dir',
@@ -79,6 +88,14 @@ def test_dist_train_two_processes_on_cpu_with_validation(tmp_path, synthetic_nyu
     assert osp.isfile(tmp_path / 'work' / 'iter_2.pth')
     if head == 'mtmamba_plus_sync_bn':  # SyncBN has no CPU implementation
         assert 'SyncBN layers of the model become BN' in log
+        return
+    # each image evaluated and drawn once: rank 1's too (only rank 0's used to be saved),
+    # the repeat neither counted nor drawn again (it was refused as an existing file)
+    assert 'over 3 images' in log
+    with open(osp.join(synthetic_nyud, 'gt_sets', 'train.txt')) as f:
+        first = f.read().split()[:3]
+    pictures = glob.glob(osp.join(tmp_path, 'work', '*', 'vis_data', 'vis_image', '*'))
+    assert sorted(map(osp.basename, pictures)) == [f'val_{i}_iter2.png' for i in sorted(first)]
 
 
 # notices a user can do nothing about, fixed (mmseg's on draw=False, mmmt's default) or dropped

@@ -5,6 +5,8 @@ from typing import Any, Optional, Sequence
 import mmcv
 import mmengine.fileio as fileio
 import numpy as np
+from mmengine.dataset import DefaultSampler
+from mmengine.dist import get_world_size
 from mmseg.engine.hooks import SegVisualizationHook
 
 from mmmt.registry import HOOKS
@@ -16,9 +18,12 @@ __all__ = ['MultiTaskVisualizationHook']
 class MultiTaskVisualizationHook(SegVisualizationHook):
     """Draw every ``interval``-th validation/test sample with the current visualizer.
 
-    mmseg's ``SegVisualizationHook`` with two differences: the window / file name uses the
-    sample's ``img_id`` when present (``<mode>_<img_id>``), and a sample whose image cannot be
-    read (no ``img_path``, e.g. synthetic data) is still drawn, on a black background.
+    mmseg's ``SegVisualizationHook`` with three differences: the window / file name uses the
+    sample's ``img_id`` when present (``<mode>_<img_id>``), a sample whose image cannot be
+    read (no ``img_path``, e.g. synthetic data) is still drawn, on a black background, and
+    under DDP each rank draws its own samples (mmseg draws rank 0's alone) but not the
+    images the sampler repeats to give every rank as many (:meth:`num_real_samples`), so
+    each image is drawn once.
 
     Args:
         draw (bool): Whether to draw at all. ``tools/test.py --show-dir`` turns it on.
@@ -56,7 +61,7 @@ class MultiTaskVisualizationHook(SegVisualizationHook):
             return
         if not self.every_n_inner_iters(batch_idx, self.interval):
             return
-        for output in outputs:
+        for output in outputs[:self.num_real_samples(runner, mode, batch_idx, len(outputs))]:
             img_id = output.get('img_id', None)
             img_path = output.get('img_path', None)
             if img_id is None:
@@ -70,3 +75,27 @@ class MultiTaskVisualizationHook(SegVisualizationHook):
                 # runner.iter would build the train loop (and its dataset) in a test-only run;
                 # test pictures are named by img_id alone (no step in the file name)
                 step=runner.iter if mode == 'val' else 0)
+
+    @staticmethod
+    def num_real_samples(runner, mode: str, batch_idx: int, batch_len: int) -> int:
+        """How many of this rank's batch ``batch_idx`` (``batch_len`` samples) are not padding.
+
+        mmengine's ``DefaultSampler`` (``round_up=True``) repeats the first images of the
+        dataset so that each of N ranks gets as many, and rank ``r``'s ``k``-th sample is the
+        ``k * N + r``-th of that padded order; the evaluator drops the repeats (it keeps the
+        first ``len(dataset)`` results of that order), and so does the drawing, or a test of 3
+        images on 2 ranks would write one picture twice (the second refused as an existing
+        file). Other samplers (no repeats known): every sample.
+        """
+        if get_world_size() == 1:
+            return batch_len  # nothing repeated; the loops are not looked at
+        loop = runner.val_loop if mode == 'val' else runner.test_loop
+        loader = loop.dataloader
+        sampler = getattr(loader, 'sampler', None)
+        batch_size = getattr(loader, 'batch_size', None)
+        if not isinstance(sampler, DefaultSampler) or not sampler.round_up or not batch_size:
+            return batch_len
+        first = batch_idx * batch_size
+        size = len(sampler.dataset)
+        return sum((first + k) * sampler.world_size + sampler.rank < size
+                   for k in range(batch_len))
