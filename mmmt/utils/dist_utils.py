@@ -2,6 +2,8 @@
 import datetime
 import logging
 import os
+import shutil
+import subprocess
 from typing import Any, Optional
 
 import torch
@@ -80,7 +82,8 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     CUDA device ids, both of which fail without CUDA. When CUDA is unavailable and a launcher is
     used, this initialises a gloo process group from the launcher's environment with the
     config's ``env_cfg.dist_cfg`` (backend forced to gloo, see :func:`cpu_dist_cfg`; the Runner
-    then skips its own initialisation), lets DDP run on the CPU (``device_ids=None``, otherwise
+    then skips its own initialisation; under srun, ``MASTER_ADDR`` / ``MASTER_PORT`` are
+    derived as mmengine does on GPUs), lets DDP run on the CPU (``device_ids=None``, otherwise
     the options mmengine gives DDP on GPUs) and replaces
     SyncBN, which has no CPU implementation, by plain BN.
 
@@ -106,11 +109,47 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     if replace_sync_bn(cfg.model):
         print_log('No CUDA device: SyncBN layers of the model become BN (statistics per '
                   'process).', logger='current', level=logging.WARNING)
+    options = dict(dist_cfg, timeout=datetime.timedelta(seconds=dist_cfg['timeout']))
+    # mmengine's slurm setup takes dist_cfg.port as the master port; init_process_group
+    # knows no such argument
+    port = options.pop('port', None)
     if launcher == 'slurm' and 'RANK' not in os.environ:
-        os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
-        os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
-        os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+        _slurm_rendezvous_env(port)
     if not dist.is_initialized():
-        options = dict(dist_cfg, timeout=datetime.timedelta(seconds=dist_cfg['timeout']))
         dist.init_process_group(**options)
     return True
+
+
+def _slurm_rendezvous_env(port: Optional[int]) -> None:
+    """Set the env:// variables from srun's, as mmengine's ``_init_dist_slurm`` does on GPUs.
+
+    srun sets neither ``MASTER_ADDR`` nor ``MASTER_PORT``: the master is the first node of
+    ``SLURM_NODELIST`` (``scontrol show hostname``) unless ``MASTER_ADDR`` is set, the port
+    ``port`` (``env_cfg.dist_cfg.port``), else ``MASTER_PORT``, else 29500.
+    """
+    addr = os.environ.get('MASTER_ADDR') or _first_slurm_node()
+    # set together, after the checks: a partial set (RANK alone) would skip this next time
+    os.environ.setdefault('RANK', os.environ['SLURM_PROCID'])
+    os.environ.setdefault('WORLD_SIZE', os.environ['SLURM_NTASKS'])
+    os.environ.setdefault('LOCAL_RANK', os.environ.get('SLURM_LOCALID', '0'))
+    os.environ['MASTER_ADDR'] = addr
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')
+
+
+def _first_slurm_node() -> str:
+    """The first host of ``SLURM_NODELIST`` (``node[1-4]`` syntax), by ``scontrol``."""
+    nodes = os.environ.get('SLURM_NODELIST')
+    scontrol = shutil.which('scontrol')
+    if not nodes or scontrol is None:
+        raise UserInputError(
+            '--launcher slurm: MASTER_ADDR is not set and cannot be derived ('
+            + ('SLURM_NODELIST is not set' if not nodes else 'scontrol is not on PATH')
+            + '); export MASTER_ADDR=<first node of the job> before srun')
+    hosts = subprocess.run([scontrol, 'show', 'hostname', nodes], capture_output=True,
+                           text=True).stdout.split()
+    if not hosts:
+        raise UserInputError(f'--launcher slurm: `scontrol show hostname {nodes}` named no '
+                             'host; export MASTER_ADDR=<first node of the job> before srun')
+    return hosts[0]

@@ -1,3 +1,4 @@
+import os
 import os.path as osp
 
 import torch
@@ -103,3 +104,45 @@ def test_a_stopped_rank_fails_the_job_after_the_configured_timeout(tmp_path):
             p.wait()
     assert procs[0].returncode != 0
     assert 'timed out' in err.lower() or 'timeout' in err.lower(), err[-2000:]
+
+
+def test_slurm_on_the_cpu_finds_its_master_like_mmengine(tmp_path, monkeypatch):
+    """srun sets no MASTER_ADDR / MASTER_PORT: `tools/slurm_train.sh` on CPU nodes failed in
+    init_process_group ('environment variable MASTER_ADDR expected'); mmengine derives them on
+    GPUs, and so does the CPU setup now (first node of SLURM_NODELIST, dist_cfg.port)."""
+    import pytest
+    import torch.distributed as dist
+    from mmengine.config import Config
+
+    from mmmt.utils import setup_cpu_distributed
+    from mmmt.utils.errors import UserInputError
+    from tests.gloo import free_port
+    if torch.cuda.is_available():
+        pytest.skip('the CPU setup only applies without CUDA')
+    for key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv('PATH', str(tmp_path))
+    monkeypatch.setenv('SLURM_PROCID', '0')
+    monkeypatch.setenv('SLURM_NTASKS', '1')
+    monkeypatch.setenv('SLURM_NODELIST', 'node[1-2]')
+    port = free_port()
+
+    def cfg():
+        return Config(dict(model=dict(), env_cfg=dict(dist_cfg=dict(backend='nccl', port=port))))
+
+    with pytest.raises(UserInputError, match='MASTER_ADDR is not set and cannot be derived '
+                       r'\(scontrol is not on PATH\); export MASTER_ADDR'):
+        setup_cpu_distributed(cfg(), 'slurm')
+    # the hosts of the node list, one a line, as scontrol prints them
+    scontrol = tmp_path / 'scontrol'
+    scontrol.write_text('#!/bin/sh\n[ "$1 $2 $3" = "show hostname node[1-2]" ] && '
+                        'printf "127.0.0.1\\nnode2\\n"\n')
+    scontrol.chmod(0o755)
+    try:
+        assert setup_cpu_distributed(cfg(), 'slurm')
+        assert dist.get_world_size() == 1 and dist.get_backend() == 'gloo'
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    assert (os.environ['MASTER_ADDR'], os.environ['MASTER_PORT']) == ('127.0.0.1', str(port))
+    assert (os.environ['RANK'], os.environ['WORLD_SIZE']) == ('0', '1')
