@@ -149,3 +149,23 @@ def test_non_finite_weights_never_become_the_best(tmp_path, interval):
     state = load_checkpoint_file(str(tmp_path / 'best_acc_iter_1.pth'))['state_dict']
     assert all(torch.isfinite(v).all() for v in state.values())
     assert runner.message_hub.get_info('best_score') == 0.1
+
+
+def test_a_resumed_best_path_outside_the_work_dir_is_never_removed(tmp_path, capsys):
+    # the hub's best_ckpt is data of the checkpoint, which loads untrusted: a crafted one can
+    # name any folder, and a genuine one copied from another work dir names that run's best
+    make_runner(tmp_path / 'a', [dict(acc=0.1)], max_iters=1).train()
+    victim = tmp_path / 'thesis'
+    victim.mkdir()
+    (victim / 'chapter1.tex').write_text('years of work')
+    checkpoint = load_checkpoint_file(str(tmp_path / 'a' / 'iter_1.pth'))
+    checkpoint['message_hub']['runtime_info']['best_ckpt'] = str(victim)
+    torch.save(checkpoint, tmp_path / 'downloaded.pth')
+    resumed = make_runner(tmp_path / 'b', [dict(acc=0.9)], max_iters=2, resume=True,
+                          load_from=str(tmp_path / 'downloaded.pth'))
+    resumed.train()
+    assert (victim / 'chapter1.tex').read_text() == 'years of work'
+    assert best_files(tmp_path / 'b') == ['best_acc_iter_2.pth']  # 0.9 beats the kept 0.1
+    assert resumed.message_hub.get_info('best_ckpt') == str(tmp_path / 'b' / 'best_acc_iter_2.pth')
+    log = ''.join(capsys.readouterr())
+    assert f"names {str(victim)!r} (best_ckpt) as the best checkpoint" in log

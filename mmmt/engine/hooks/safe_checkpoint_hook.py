@@ -185,6 +185,7 @@ class SafeCheckpointHook(CheckpointHook):
 
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        self._forget_foreign_best(runner)
         if not is_main_process():
             return
         # first: the temporaries below may be another running training's checkpoints; an
@@ -203,6 +204,48 @@ class SafeCheckpointHook(CheckpointHook):
                 f'Removed {len(removed)} temporary file(s) left by an interrupted save: '
                 + ', '.join(removed))
         self._record_abandoned_branch(runner)
+
+    def _is_own_best(self, path: str) -> bool:
+        """Whether ``path`` can be a ``best_*`` checkpoint this hook saved: directly in its
+        checkpoint folder (compared as real paths for a local one), named ``best_...``."""
+        name = osp.basename(path)
+        if not name.startswith('best_'):
+            return False
+        if isinstance(self.file_backend, LocalBackend):
+            return osp.realpath(osp.dirname(path) or '.') == osp.realpath(self.out_dir)
+        return path == self.file_backend.join_path(self.out_dir, name)
+
+    def _forget_foreign_best(self, runner) -> None:
+        """Forget a resumed ``best_ckpt`` that is not a best checkpoint of this run's folder.
+
+        mmengine takes the previous best checkpoint's path from the resumed checkpoint's
+        message hub and removes that path, a file or a whole folder, once a better model is
+        saved. The path is plain data of the checkpoint, which loads without trust: a crafted
+        file can name any file or folder of the user (``/home/me/thesis``), and a genuine one
+        resumed in another work dir names the best file of the run it came from. Such a path
+        is dropped (from the hook and the hub, so later checkpoints do not carry it) and never
+        removed; the best score stays, so a new best must still beat it.
+        """
+        if self.save_best is None:
+            return
+        hub = runner.message_hub
+        foreign = {key: value for key, value in _best_info(hub).items()
+                   if key.startswith('best_ckpt') and value is not None
+                   and not (isinstance(value, str) and self._is_own_best(value))}
+        if not foreign:
+            return
+        for key in foreign:
+            hub.pop_info(key)
+        # the hub keys mmengine's before_train read the paths from, in key_indicators' order
+        keys = (['best_ckpt'] if len(self.key_indicators) == 1 else
+                [f'best_ckpt_{key}' for key in self.key_indicators])
+        self._set_best_paths([None if key in foreign else path
+                              for key, path in zip(keys, self._best_paths())])
+        runner.logger.warning(
+            'The resumed checkpoint names ' + ', '.join(f'{value!r} ({key})' for key, value in
+                                                        foreign.items())
+            + f' as the best checkpoint, which is no best_* file of this run\'s checkpoint '
+            f'folder {self.out_dir}: forgotten, and never removed when a better one is saved')
 
     def _record_abandoned_branch(self, runner) -> None:
         """After a resume of an earlier checkpoint than the folder's latest (``--force``), mark
