@@ -351,6 +351,26 @@ def _check_container(filename: str) -> None:
             f'pickle; it starts with {head!r})')
 
 
+#: What torch wraps around its weights-only unpickler's own sentence (torch >= 2.6).
+_TORCH_ADVICE = ('Weights only load failed', 'Check the documentation of torch.load')
+
+
+def _unpickler_detail(text: str) -> str:
+    """The sentence of torch's weights-only unpickler in ``text``, with a refused global as
+    ``it names <module.name>``.
+
+    torch wraps that sentence in advice to re-run ``torch.load`` with ``weights_only=False``
+    (the unsafe load mmmt refuses) or to call ``add_safe_globals`` (which mmmt's loader
+    overrides), and puts it after the advice when the module is one torch blocks (``posix``,
+    ``subprocess``: exactly what crafted files name).
+    """
+    paragraphs = [p.strip() for p in text.split('WeightsUnpickler error:')[-1].split('\n\n')]
+    own = [p for p in paragraphs if p and not p.startswith(_TORCH_ADVICE)]
+    line = own[0].splitlines()[0].strip() if own else ''
+    refused = re.search(r'\bGLOBAL (\S+)', line)
+    return f'it names {refused.group(1)}' if refused else line[:200]
+
+
 def _describe_failure(filename: str, error: BaseException) -> Exception:
     """Turn an error of ``torch.load`` into one naming the file and what to do."""
     if isinstance(error, RefusedNumpyState):
@@ -362,7 +382,7 @@ def _describe_failure(filename: str, error: BaseException) -> Exception:
         return UntrustedCheckpointError(f'{filename}: {error}')
     text = str(error)
     if isinstance(error, pickle.UnpicklingError) and any(m in text for m in _UNTRUSTED_MARKERS):
-        detail = text.split('WeightsUnpickler error:')[-1].strip().splitlines()[0][:200]
+        detail = _unpickler_detail(text)
         return UntrustedCheckpointError(
             f'{filename}: refused to unpickle objects that are not tensors or known mmengine/'
             f'numpy types ({detail}). Loading it fully can execute code stored in the file. '
@@ -373,8 +393,7 @@ def _describe_failure(filename: str, error: BaseException) -> Exception:
         return CorruptCheckpointError(
             f'{filename} is a TorchScript archive (torch.jit.save), not a checkpoint of weights: '
             'save the state_dict of the model with torch.save and load that')
-    detail = (text.split('WeightsUnpickler error:')[-1].strip().splitlines() or [''])[0][:200]
-    detail = detail or 'no details'
+    detail = _unpickler_detail(text) or 'no details'
     return CorruptCheckpointError(
         f'{filename} is not a readable checkpoint ({type(error).__name__}: {detail}): '
         'truncated, damaged or not written by torch.save. Download or save it again')

@@ -8,6 +8,7 @@ an item size smaller than its fields, so reads go past the buffer. Loading such 
 silent; touching the array crashes the process (tested here only on the refused side).
 """
 import collections
+import os
 
 import numpy as np
 import pytest
@@ -384,3 +385,23 @@ def test_an_eps_file_named_jpg_never_reaches_ghostscript(tmp_path, monkeypatch):
         Image.fromarray(np.full((4, 6, 3), 100, np.uint8)).save(image)
         assert read_image_rgb(str(image)).shape == (4, 6, 3)
         assert read_image(str(image), {}).size == (6, 4)
+
+
+def test_the_refusal_names_the_global_and_never_advises_weights_only_false(tmp_path, untrusted):
+    """torch words a refused global of a module it blocks (``os.system``: what crafted files
+    call) as advice to load with ``weights_only=False``, the name coming after it; the message
+    showed only that advice, cut mid-sentence."""
+    import argparse
+    marker = tmp_path / 'marker'
+    for name, obj, named in (
+            ('system', Reduce(os.system, (f'touch {marker}', )), f'{os.system.__module__}.system'),
+            ('namespace', Reduce(argparse.Namespace, ()), 'argparse.Namespace')):
+        path = tmp_path / f'{name}.pth'
+        torch.save(dict(state_dict={}, optimizer=dict(state={0: dict(step=obj)})), path)
+        with pytest.raises(UntrustedCheckpointError) as info:
+            load_checkpoint_file(str(path))
+        message = str(info.value)
+        assert f'{path}: refused to unpickle objects' in message
+        assert f'(it names {named}).' in message and '--trust-checkpoint' in message
+        assert 'weights_only' not in message and 'add_safe_globals' not in message
+    assert not marker.exists()
