@@ -22,12 +22,21 @@ Concurrency. Builders serialise on a ``filelock.FileLock`` next to the build dir
 lock, released if a process dies; ``filelock`` comes with PyTorch), and re-check for a
 finished library once they hold it, so parallel test workers or DDP ranks build once and the
 rest wait and load.
+
+Ownership. The library is loaded into the process, which runs its initialisers, and its name is
+predictable (the hash covers public inputs only). In an extension directory other users can
+write to (``MMMT_EXT_DIR`` or ``TORCH_EXTENSIONS_DIR`` under ``/tmp`` on a shared machine), one
+of them could plant it before the first build, or swap it in a folder of theirs. So the library
+and every folder above it must belong to this user (or root) and be writable by no one else,
+except sticky folders such as ``/tmp``; otherwise nothing is built or loaded there and the
+scan falls back to PyTorch, naming the folder (see :func:`build_error`).
 """
 import hashlib
 import os
 import os.path as osp
 import platform
 import shutil
+import stat
 import sys
 import threading
 from typing import Any, List, Optional, Tuple
@@ -104,6 +113,41 @@ def extension_name() -> str:
     return f'mmmt_scan_{tag}_{h.hexdigest()[:12]}'
 
 
+def _check_private(path: str) -> None:
+    """Refuse ``path`` if a user other than this one or root could have written or replaced it
+    (see Ownership in the module doc): it, or the nearest existing folder above it, and every
+    folder up to the root must be owned by this user or root, and not writable by others
+    unless sticky.
+
+    Raises:
+        PermissionError: Naming the first such file or folder and its owner.
+    """
+    if not hasattr(os, 'getuid'):  # Windows: no POSIX owners and modes
+        return
+    uid = os.getuid()
+    current = osp.realpath(path)
+    while True:
+        try:
+            info = os.stat(current)
+        except FileNotFoundError:  # not built yet: its folders are what can be planted
+            info = None
+        if info is not None:
+            open_to_all = info.st_mode & stat.S_IWOTH and not (
+                stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX)
+            if info.st_uid not in (uid, 0) or open_to_all:
+                why = (f'is owned by uid {info.st_uid}' if info.st_uid not in (uid, 0) else
+                       'is writable by every user')
+                raise PermissionError(
+                    f'not loading the C++ selective scan from {path}: {current} {why}, so '
+                    'another user could have put a library there that would run as you. Set '
+                    f'{EXT_DIR_ENV} to a folder of your own (or unset it and '
+                    'TORCH_EXTENSIONS_DIR for the per-user default)')
+        parent = osp.dirname(current)
+        if parent == current:
+            return
+        current = parent
+
+
 def _registered() -> bool:
     try:
         return hasattr(torch.ops.mmmt_scan, 'fwd')
@@ -172,12 +216,14 @@ def load_scan_ops(verbose: bool = False) -> Any:
         name = extension_name()
         build_dir = osp.join(_root_dir(), name)
         so_path = osp.join(build_dir, name + '.so')
+        _check_private(so_path)  # before anything is written there
         if not osp.exists(so_path):
             os.makedirs(osp.dirname(build_dir), exist_ok=True)
             with FileLock(build_dir + '.lock'):
                 if not osp.exists(so_path):
                     _build(name, build_dir, verbose)
         if not _registered():
+            _check_private(so_path)  # the built file, and its folders as they are now
             torch.ops.load_library(so_path)
         _ops = torch.ops.mmmt_scan
         return _ops

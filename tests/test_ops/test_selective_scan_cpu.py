@@ -176,6 +176,34 @@ def test_disable_env_selects_torch_without_warning(monkeypatch):
         selective_scan_fn(**x)
 
 
+@pytest.mark.skipif(not hasattr(os, 'getuid'), reason='POSIX owners and modes')
+def test_a_library_other_users_could_plant_is_never_built_or_loaded(tmp_path, monkeypatch):
+    """An extension directory every user can write to (a shared ``/tmp/ext``): another user
+    could put a library under the predictable name before the first build."""
+    monkeypatch.setattr(cpp_loader, '_ops', None)  # as in a fresh process
+    monkeypatch.setattr(cpp_loader, '_registered', lambda: False)
+    shared = tmp_path / 'ext'
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv(cpp_loader.EXT_DIR_ENV, str(shared))
+    name = cpp_loader.extension_name()
+    planted = shared / name / f'{name}.so'
+    planted.parent.mkdir()
+    planted.write_bytes(b'not loaded')  # not a library: dlopen would fail differently
+    with pytest.raises(PermissionError, match=rf'from {planted}: {shared} is writable by'):
+        cpp_loader.load_scan_ops()
+    planted.unlink()
+    planted.parent.rmdir()
+    with pytest.raises(PermissionError, match=f'{shared} is writable by every user'):
+        cpp_loader.load_scan_ops()
+    assert os.listdir(shared) == []  # nothing built there either
+    planted.parent.mkdir()
+    planted.write_bytes(b'not loaded')
+    shared.chmod(0o1777)  # sticky, as /tmp: only the owner of an entry may replace it
+    with pytest.raises(OSError, match='Could not load this library'):  # it is this user's
+        cpp_loader.load_scan_ops()
+
+
 @pytest.mark.parametrize('constant', ['B', 'C'])
 def test_constant_b_or_c_is_a_clear_error(constant):
     """The kernel takes only time-varying B/C; constant ones are named, not mis-read."""
