@@ -13,8 +13,9 @@ into object pointers). Anything else is refused with an error that names the fil
 to trust it: the ``--trust-checkpoint`` flag of mmmt's tools, or the environment variable
 ``MMMT_TRUST_CHECKPOINTS=1``.
 
-:func:`register_safe_checkpoint_loaders` installs this loader for local paths and http(s) URLs
-in mmengine's ``CheckpointLoader``, which ``load_from``, ``--resume`` and ``init_cfg`` with
+:func:`register_safe_checkpoint_loaders` installs this loader for local paths, http(s) URLs and
+model-zoo names (``torchvision://``, ``open-mmlab://``, ``mmcls://``) in mmengine's
+``CheckpointLoader``, which ``load_from``, ``--resume`` and ``init_cfg`` with
 ``type='Pretrained'`` all go through.
 """
 import contextlib
@@ -32,7 +33,7 @@ from typing import Any, Iterator, List, Optional, Tuple
 import numpy as np
 import torch
 
-from .errors import InputFileNotFoundError, name_some
+from .errors import InputFileNotFoundError, UserInputError, name_some
 
 __all__ = [
     'TRUST_ENV', 'UntrustedCheckpointError', 'CheckpointMismatchError', 'CorruptCheckpointError',
@@ -42,8 +43,8 @@ __all__ = [
     'record_abandoned_checkpoints', 'abandoned_checkpoints', 'non_finite_tensors',
     'describe_non_finite', 'check_model_weights', 'load_model_weights', 'load_from_local_safe',
     'RefusedNumpyState', 'numpy_stand_ins', 'checkpoint_frombuffer', 'plain_numpy',
-    'DOWNLOAD_SUBDIR', 'http_download_path', 'load_from_http_safe',
-    'register_safe_checkpoint_loaders'
+    'DOWNLOAD_SUBDIR', 'http_download_path', 'load_from_http_safe', 'MODEL_ZOO_PREFIXES',
+    'load_from_model_zoo_safe', 'register_safe_checkpoint_loaders'
 ]
 
 #: Set to 1 to allow full unpickling of every checkpoint (only for files you trust).
@@ -753,9 +754,46 @@ def load_from_http_safe(filename: str, map_location=None, model_dir=None, progre
     return load_checkpoint_file(cached, map_location)
 
 
+#: mmengine's prefixes that name a model of one of its tables of URLs.
+MODEL_ZOO_PREFIXES = ('torchvision://', 'modelzoo://', 'open-mmlab://', 'openmmlab://',
+                      'mmcls://')
+
+
+def load_from_model_zoo_safe(filename: str, map_location=None):
+    """Load ``torchvision://NAME`` (``modelzoo://``), ``open-mmlab://NAME`` (``openmmlab://``)
+    or ``mmcls://NAME`` through :func:`load_from_http_safe` / :func:`load_checkpoint_file`.
+
+    The name is looked up in mmengine's tables of model URLs, as mmengine does (including a
+    user's ``$MMENGINE_HOME/open_mmlab.json``). mmengine's own loaders of these prefixes call
+    its ``load_from_http`` directly, not the loader registered for http(s): the file went into
+    torch hub's folder under its URL's name and was read by ``torch.load`` with torch's
+    process-wide allow-list, whose ``traceback.FrameSummary`` reads any file a pickle names.
+    """
+    from mmengine.runner import checkpoint as mm
+    prefix, name = filename.split('://', 1)
+    if prefix in ('torchvision', 'modelzoo'):
+        table = mm.get_torchvision_models()
+    elif prefix == 'mmcls':
+        table = mm.get_mmcls_models()
+    else:
+        name = mm.get_deprecated_model_names().get(name, name)
+        table = mm.get_external_models()
+    if name not in table:
+        raise UserInputError(f'{filename}: mmengine knows no {prefix}:// model {name!r}')
+    url = table[name]
+    if url.startswith(('http://', 'https://')):
+        checkpoint = load_from_http_safe(url, map_location)
+    else:  # open-mmlab names may map to a file under mmengine's home
+        checkpoint = load_checkpoint_file(osp.join(mm._get_mmengine_home(), url), map_location)
+    return mm._process_mmcls_checkpoint(checkpoint) if prefix == 'mmcls' else checkpoint
+
+
 def register_safe_checkpoint_loaders() -> None:
-    """Route mmengine's local and http(s) checkpoint loading through the safe loader."""
+    """Route mmengine's checkpoint loading of local files, http(s) URLs and model-zoo names
+    (:data:`MODEL_ZOO_PREFIXES`) through the safe loader."""
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safe, force=True)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'), loader=load_from_http_safe, force=True)
+    CheckpointLoader.register_scheme(
+        prefixes=MODEL_ZOO_PREFIXES, loader=load_from_model_zoo_safe, force=True)

@@ -323,6 +323,27 @@ def test_globals_that_torch_distributed_allows_are_not_allowed_here(tmp_path, un
     assert frame.line == 'token-123'  # what mmmt's loader refused to do
 
 
+def test_model_zoo_names_go_through_the_safe_loaders(tmp_path, untrusted, monkeypatch):
+    """mmengine's ``open-mmlab://`` (and ``torchvision://``, ``mmcls://``) loaders skip the
+    registered http(s) loader and call ``torch.load`` with torch's process-wide allow-list."""
+    import json
+
+    from mmmt.utils.checkpoint import MODEL_ZOO_PREFIXES
+    for prefix in MODEL_ZOO_PREFIXES:
+        assert CheckpointLoader._get_checkpoint_loader(f'{prefix}x').__name__ == \
+            'load_from_model_zoo_safe'
+    monkeypatch.setenv('MMENGINE_HOME', str(tmp_path))  # its open_mmlab.json adds names
+    (tmp_path / 'open_mmlab.json').write_text(json.dumps(dict(crafted='crafted.pth')))
+    secret = tmp_path / 'secret.txt'
+    secret.write_text('token-123\n')
+    torch.save(dict(state_dict={}, meta=dict(x=LineOf(str(secret)))), tmp_path / 'crafted.pth')
+    with pytest.raises(UntrustedCheckpointError, match=r'crafted\.pth: refused to unpickle'):
+        CheckpointLoader.load_checkpoint('open-mmlab://crafted')
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), tmp_path / 'crafted.pth')
+    assert torch.equal(CheckpointLoader.load_checkpoint('openmmlab://crafted')['state_dict']['w'],
+                       torch.ones(2))
+
+
 def test_allow_listed_callables_with_wrong_arguments_end_in_one_named_line(tmp_path, untrusted):
     """An allowed class called as torch.save never calls it raised a bare TypeError (a
     traceback in the tools) instead of naming the file."""
