@@ -157,6 +157,22 @@ def test_aligned_mtl_equalises_the_singular_values():
         direction(b)
 
 
+def test_aligned_mtl_drops_the_rounding_noise_of_a_float32_gram_matrix():
+    # g3 = g1 + g2 in float32: rank 2, but the float32 Gram matrix has a third eigenvalue of
+    # rounding size (~1e-7 of the largest). Kept as sigma_min, it would shrink the update to
+    # that noise; the authors' tolerance (the gradients' eps) aligns the system on its range
+    gen = torch.Generator().manual_seed(0)
+    two = torch.randn(2, 20000, generator=gen)
+    grads = torch.cat([two, (two[0] + two[1])[None]])
+    gram = (grads @ grads.T).double()
+    assert torch.linalg.eigvalsh(gram)[0] > gram.trace() * 1e-9  # positive: not exactly singular
+    exact = grads.double()
+    u, s, vt = np.linalg.svd(exact.numpy(), full_matrices=False)
+    aligned = s[1] * u[:, :2] @ vt[:2]  # sigma_min of the range, U_2 V_2^T
+    d = (AlignedMTL().weights(gram, torch.ones(3, dtype=torch.float64)) @ exact).numpy()
+    assert np.allclose(d, aligned.sum(0), atol=1e-4 * np.abs(aligned.sum(0)).max())
+
+
 def test_aligned_mtl_weights_of_unknown_tasks_are_a_one_line_input_error():
     # found at the first step, but a config error: an UnknownNameError (still a KeyError)
     from mmmt.utils.errors import UnknownNameError

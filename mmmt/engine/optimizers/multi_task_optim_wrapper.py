@@ -270,6 +270,7 @@ class MultiTaskOptimWrapper(OptimWrapper):
         factor = float(self.scale_loss(torch.ones(())))
         self._inner_count += 1
         self.balancer.task_names = names
+        self.balancer.grad_dtype = task_grads.dtype
         specific_flat = _reduced(_flatten(specific_grads, specific), op='mean')
         if use_repr:
             loss_values = _reduced(loss_values, op='mean')

@@ -24,7 +24,10 @@ class AlignedMTL(BaseBalancer):
     i.e. G with every singular value set to the smallest one (condition number 1), and the
     update is ``d = G_hat^T w`` for pre-defined task weights w. Eigenvalues below
     ``max(lambda) * T * eps`` are treated as zero (a rank-deficient system is aligned on its
-    range).
+    range), with eps that of the gradients' dtype (:attr:`grad_dtype`, float32 in training),
+    as the authors' code: the Gram matrix is a float32 product, so smaller eigenvalues are
+    its rounding error, and keeping one as sigma_min would shrink the whole update to that
+    noise level.
 
     Args:
         task_weights (dict, optional): Task -> pre-defined weight w_t, keyed by the loss names
@@ -49,7 +52,9 @@ class AlignedMTL(BaseBalancer):
             w = torch.tensor([self.task_weights.get(t, 1.0) for t in names],
                              dtype=gram.dtype, device=gram.device)
         lambdas, vectors = torch.linalg.eigh(gram)
-        keep = lambdas > lambdas.max().clamp(min=0) * num * torch.finfo(gram.dtype).eps
+        # the precision of the Gram matrix's entries, not of the float64 copy solved here
+        eps = torch.finfo(self.grad_dtype).eps
+        keep = lambdas > lambdas.max().clamp(min=0) * num * eps
         if not keep.any():  # all gradients are zero
             return torch.zeros(num, dtype=gram.dtype, device=gram.device)
         lambdas, vectors = lambdas[keep], vectors[:, keep]

@@ -1,6 +1,7 @@
 """The interface every gradient balancer implements."""
 from typing import Any, Dict, List, Optional
 
+import torch
 from torch import Tensor
 
 __all__ = ['BaseBalancer', 'check_gram']
@@ -33,6 +34,10 @@ class BaseBalancer:
     uses_representation: bool = False
     #: Task names in the order of the Gram matrix, set by the optim wrapper before each call.
     task_names: Optional[List[str]] = None
+    #: Dtype of the gradients the Gram matrix was computed from (their products are summed in
+    #: it), set by the optim wrapper before each call: the Gram matrix arrives in float64, but
+    #: its entries are only as precise as this dtype.
+    grad_dtype: torch.dtype = torch.float32
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         """Coefficients of the task gradients in the update direction.
