@@ -138,6 +138,14 @@ def test_imtlg_has_equal_projections_on_every_task_direction():
     assert torch.allclose(w, torch.tensor([2 - 2**0.5, 2**0.5 - 1], dtype=torch.float64))
 
 
+def test_imtlg_leaves_out_a_task_with_a_zero_gradient():
+    # a task without valid pixels has g = 0 and no direction: the others are balanced as if
+    # it were absent (the pair by hand above), not d = 0 (u = 0 would force every projection to 0)
+    grads = torch.stack([G[0], torch.zeros(2, dtype=torch.float64), G[1]])
+    w = IMTLG().weights(grads @ grads.T, torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(w, torch.tensor([2 - 2**0.5, 0.0, 2**0.5 - 1], dtype=torch.float64))
+
+
 def test_aligned_mtl_equalises_the_singular_values():
     # orthogonal gradients of norms 1 and 2: aligned to norm sigma_min = 1 each
     orth = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)

@@ -19,7 +19,9 @@ class IMTLG(BaseBalancer):
         alpha_{2:T} = g_1 U^T (D U^T)^{-1},   alpha_1 = 1 - sum_{t>=2} alpha_t,
 
     and ``d = sum_t alpha_t g_t`` satisfies ``d . u_1 = ... = d . u_T``. Every product is an
-    entry of the Gram matrix divided by a norm. IMTL-G has no hyper-parameters. (The paper also
+    entry of the Gram matrix divided by a norm. A task whose gradient is zero (e.g. no valid
+    pixel in the batch) has no direction u_t: it is left out of the system and weighted 0.
+    IMTL-G has no hyper-parameters. (The paper also
     learns loss scales, IMTL-L; that part is a loss weighting, not a gradient balancer.)
 
     The paper's algorithm takes g_t w.r.t. the shared feature z (the encoder's output, as
@@ -41,6 +43,14 @@ class IMTLG(BaseBalancer):
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, _ = self._prepare(gram, losses)
+        active = gram.diagonal() > 0
+        if not active.all() and active.any():
+            # a task with a zero gradient (no valid pixel in the batch) has no direction u_t;
+            # taking u_t = 0 would force every projection, hence d, to 0 and stop the encoder
+            # for the step. It constrains nothing: balance the others, weight it 0
+            weights = torch.zeros(gram.shape[0], dtype=gram.dtype, device=gram.device)
+            weights[active] = self.weights(gram[active][:, active], losses[active])
+            return weights
         num = gram.shape[0]
         if num == 1:
             return torch.ones(1, dtype=gram.dtype, device=gram.device)
