@@ -196,6 +196,8 @@ class MultiTaskInferencer(BaseInferencer):
     converted; EXIF orientation applied) and goes through the config's test pipeline with
     annotation loading removed. Images larger than ``max_size`` are first shrunk (keeping the
     aspect ratio) to fit it; the data preprocessor pads every batch to a multiple of 32.
+    Within a batch, images whose inputs differ in size go through the model separately, so
+    that none is padded more than alone: the predictions do not depend on ``batch_size``.
     Predictions are cropped back and resized to each image's own size.
 
     Returned per image, by task (the model's ``task_activations``):
@@ -489,10 +491,28 @@ class MultiTaskInferencer(BaseInferencer):
                 ) -> List[Tuple[MultiTaskDataSample, Dict[str, np.ndarray]]]:
         """Run the model and turn logits into per-task predictions at each image's size.
 
+        Inputs of different sizes are run as separate sub-batches: padded together, the
+        smaller would get extra padding at the bottom/right, which the Mamba scans and the
+        Swin windows see, and its prediction would change with the batch it happens to be in.
+
         Returns:
             list[tuple]: Per image, its data sample with ``pred_<task>`` (C, H, W) tensors and
-            the same predictions as numpy arrays (sharing memory) by task.
+            the same predictions as numpy arrays (sharing memory) by task, in input order.
         """
+        groups: Dict[tuple, List[int]] = {}
+        for i, x in enumerate(data['inputs']):
+            groups.setdefault(tuple(x.shape), []).append(i)
+        if len(groups) == 1:
+            return self._forward_same_size(data)
+        outputs: list = [None] * len(data['inputs'])
+        for indices in groups.values():
+            sub = {key: [data[key][i] for i in indices] for key in ('inputs', 'data_samples')}
+            for i, output in zip(indices, self._forward_same_size(sub)):
+                outputs[i] = output
+        return outputs
+
+    def _forward_same_size(self, data: dict
+                           ) -> List[Tuple[MultiTaskDataSample, Dict[str, np.ndarray]]]:
         model = self.model
         data = model.data_preprocessor(data, False)
         samples = data['data_samples']

@@ -98,11 +98,11 @@ def test_folder_batches_and_outputs(tmp_path, inferencer):
     assert [osp.basename(p) for p in batched['img_paths']] == ['a.png', 'b.png', 'c.png']
     for pred, name in zip(batched['predictions'], 'abc'):
         check_prediction(pred, sizes[name])
-    # images of different sizes in one batch are padded bottom/right and cropped back; the
-    # extra padding changes the context a little but not the result much
+    # the batch size does not change the predictions (all three fit the 128x160 frame here;
+    # inputs of different sizes: test_spatial.py)
     for single, multi in zip(one_by_one['predictions'], batched['predictions']):
-        assert (single['semseg'] == multi['semseg']).mean() > 0.5
-        np.testing.assert_allclose(single['depth'], multi['depth'], atol=0.5)
+        for task in TASKS:
+            np.testing.assert_allclose(single[task], multi[task], rtol=1e-5, atol=1e-6)
     for name, (h, w) in sizes.items():
         vis_file = out_dir / 'vis' / f'{name}.png'
         assert vis_file.is_file()

@@ -144,24 +144,32 @@ def test_test_time_flip_is_undone(inferencer, odd_dataset, direction):
 
 def test_batch_of_different_sizes_is_cropped_back_exactly(tiny_config, tiny_checkpoint):
     """Full resolution (max_size=None): the smaller image is centre-padded into the frame, the
-    larger keeps its size, and the batch is padded at the bottom/right to multiples of 32."""
+    larger keeps its size and is padded at the bottom/right to multiples of 32; in one batch
+    each is run in its own padding, so the predictions equal those of batch_size=1."""
     from mmmt.apis import MultiTaskInferencer
     inferencer = MultiTaskInferencer(tiny_config, tiny_checkpoint, device='cpu',
                                      show_progress=False, max_size=None)
     rng = np.random.default_rng(1)
     small = rng.integers(0, 256, ODD + (3, ), dtype=np.uint8)
     large = rng.integers(0, 256, (140, 170, 3), dtype=np.uint8)
-    preds = inferencer([small, large], batch_size=2)['predictions']
+    preds = inferencer([small, large, small], batch_size=3)['predictions']
     norm = Config.fromfile(tiny_config).img_norm_cfg
-    batch = np.zeros((2, 160, 192, 3), np.float32)  # 140x170 rounded up to multiples of 32
     top, left = padding_of(ODD)
-    batch[0, top:top + ODD[0], left:left + ODD[1]] = (small - norm.mean) / norm.std
-    batch[1, :140, :170] = (large - norm.mean) / norm.std
+    framed = np.zeros((1, ) + FRAME + (3, ), np.float32)  # the small image alone
+    framed[0, top:top + ODD[0], left:left + ODD[1]] = (small - norm.mean) / norm.std
+    padded = np.zeros((1, 160, 192, 3), np.float32)  # 140x170 rounded up to multiples of 32
+    padded[0, :140, :170] = (large - norm.mean) / norm.std
     model = inferencer.model
-    inputs = torch.from_numpy(batch).permute(0, 3, 1, 2)
-    for i, (t0, l0, size) in enumerate([(top, left, ODD), (0, 0, (140, 170))]):
-        expected = hand_crop(model, inputs[i:i + 1], t0, l0, size)
+    for i, (batch, t0, l0, size) in enumerate([(framed, top, left, ODD),
+                                               (padded, 0, 0, (140, 170)),
+                                               (framed, top, left, ODD)]):
+        inputs = torch.from_numpy(batch).permute(0, 3, 1, 2)
+        expected = hand_crop(model, inputs, t0, l0, size)
+        alone = inferencer([small, large][i % 2])['predictions'][0]
         for task in TASKS:
+            assert_same(preds[i][task], alone[task], task)
+            # the hand-made input is normalised in float64: float noise (normals: amplified
+            # where the raw vector is short)
             if task == 'semseg':
                 assert (preds[i][task] == expected[task]).mean() > 0.999
             else:
