@@ -352,3 +352,35 @@ def test_depth_colour_range_skips_ignored_and_missing_ground_truth():
     np.testing.assert_allclose(_vis()._depth_range(np.full((4, 4), float(IGNORE_INDEX)), pred),
                                np.percentile(pred, [1, 99]))
     assert _vis(depth_range=(0.5, 8))._depth_range(gt, pred) == (0.5, 8.0)
+
+
+def test_a_large_prediction_is_shrunk_before_it_is_coloured():
+    """The preview of a photo-sized prediction is drawn from the shrunk maps: the class colours
+    are those of the nearest labels, and no full-size colour panel or float64 copy is made."""
+    import tracemalloc
+    h, w = 1200, 1600
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    s = MultiTaskDataSample()
+    s.set_pred('semseg', torch.from_numpy((yy // 100 + xx // 130).astype(np.uint8) % 7)[None])
+    s.set_pred('depth', torch.from_numpy(1 + yy / h + xx / w)[None])
+    normals = np.stack([np.cos(xx / 400), np.sin(xx / 400), np.zeros_like(xx)])
+    s.set_pred('normals', torch.from_numpy(normals))
+    vis = _vis(max_panel_size=200)
+    tracemalloc.start()
+    try:
+        drawn = vis.draw_multi_task(np.zeros((h, w, 3), np.uint8), s)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # numpy's buffers are traced: 47 MB (the input image, the depth percentiles, one float32
+    # copy of the normals); colouring at full size, then shrinking, took 158 MB (float64
+    # steps of 46 MB each for the normals alone)
+    assert peak < 3 * normals.nbytes
+    top = vis._text_height(150)
+    seg_panel = drawn[top:top + 150, 200:400]
+    labels = cv2.resize(s.pred_semseg.data[0].numpy(), (200, 150),
+                        interpolation=cv2.INTER_NEAREST)
+    np.testing.assert_array_equal(seg_panel, default_palette()[labels])
+    n_panel = drawn[top:top + 150, 600:800].astype(np.float64) / 127.5 - 1
+    want = cv2.resize(normals.transpose(1, 2, 0), (200, 150), interpolation=cv2.INTER_AREA)
+    np.testing.assert_allclose(n_panel, want, atol=0.02)
