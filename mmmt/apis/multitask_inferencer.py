@@ -281,6 +281,11 @@ class MultiTaskInferencer(BaseInferencer):
             raise InvalidOptionError('MultiTaskInferencer runs mmmt multi-task models '
                                      '(MultiTaskEncoderDecoder); for single-task mmseg configs '
                                      'use mmseg.apis.MMSegInferencer')
+        if 'module' in (cfg.get('model') or {}):  # a TTA wrapper (mmmt.utils.enable_tta)
+            raise InvalidOptionError(
+                f'MultiTaskInferencer runs the plain model, got a test-time augmentation '
+                f'wrapper ({model_type}); pass the config without enable_tta (merged views '
+                'are tools/test.py --tta, or a flip in the test pipeline)')
         register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
         model = super()._init_model(cfg, weights, device)
         for attr in ('encode_decode', 'task_activations', 'tasks'):

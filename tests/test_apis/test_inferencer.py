@@ -184,6 +184,14 @@ def test_checkpoint_errors(tmp_path, tiny_config):
                             'mtmamba_swin-t_ade20k-512x512.py')
     with pytest.raises(TypeError, match='MMSegInferencer'):
         MultiTaskInferencer(mmseg_config, device='cpu')
+    # a TTA config is refused by name before its model is built
+    from mmengine.config import Config
+
+    from mmmt.utils import enable_tta
+    tta = Config.fromfile(tiny_config)
+    tta = enable_tta(tta) or tta
+    with pytest.raises(InvalidOptionError, match=r'augmentation wrapper \(MultiTaskTTAModel\)'):
+        MultiTaskInferencer(tta, device='cpu')
 
 
 def test_a_single_task_mmseg_config_is_a_one_line_input_error():
