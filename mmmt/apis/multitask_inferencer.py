@@ -39,6 +39,8 @@ __all__ = [
 #: Pipeline steps replaced by the inferencer's own image reading (or not needed without labels).
 _DROPPED_TRANSFORMS = ('LoadMultiTaskImage', 'LoadImageFromFile', 'LoadMultiTaskAnnotations',
                        'LoadAnnotations', 'AddIgnoreRegions')
+#: Padding steps that do not record their offsets (``img_padding_size``), refused.
+_UNRECORDED_PADDING = ('Pad', )
 #: Bytes of float32 logits resized at once when predictions are upsampled to a large image.
 _CHUNK_BYTES = 64 * 2**20
 
@@ -323,6 +325,15 @@ class MultiTaskInferencer(BaseInferencer):
             raise UserInputError('The config has no test pipeline '
                                  '(test_dataloader.dataset.pipeline or test_pipeline)')
         steps = [dict(t) for t in pipeline if _type_name(t) not in _DROPPED_TRANSFORMS]
+        for step in steps:
+            if _type_name(step) in _UNRECORDED_PADDING:
+                # mmcv's Pad makes the padded frame the image (img_shape) and records no
+                # offsets: the padding would be stretched over the image in every prediction
+                raise UserInputError(
+                    f"test pipeline step {step['type']!r} pads the image without recording "
+                    'where (img_padding_size), so predictions could not be cropped back; use '
+                    "dict(type='CenterPad', size=..., pad_gt=False), or leave the padding to "
+                    'the data preprocessor (size_divisor)')
         if max_size == 'auto':
             pads = [t['size'] for t in steps if _type_name(t) == 'CenterPad']
             max_size = tuple(pads[0]) if pads else None

@@ -192,6 +192,13 @@ def test_checkpoint_errors(tmp_path, tiny_config):
     tta = enable_tta(tta) or tta
     with pytest.raises(InvalidOptionError, match=r'augmentation wrapper \(MultiTaskTTAModel\)'):
         MultiTaskInferencer(tta, device='cpu')
+    # a test pipeline padding bottom/right without recording it (mmcv's Pad), named
+    padded = Config.fromfile(tiny_config)
+    padded.test_dataloader.dataset.pipeline = [
+        dict(type='mmcv.Pad', size=(160, 128)) if t['type'] == 'CenterPad' else t
+        for t in padded.test_pipeline]
+    with pytest.raises(UserInputError, match="step 'mmcv.Pad' pads the image without"):
+        MultiTaskInferencer(padded, device='cpu')
 
 
 def test_a_single_task_mmseg_config_is_a_one_line_input_error():
