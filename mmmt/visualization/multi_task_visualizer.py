@@ -369,20 +369,20 @@ class MultiTaskVisualizer(Visualizer):
             interpolation = cv2.INTER_NEAREST  # label maps: no invented classes
         return cv2.resize(panel, (size[1], size[0]), interpolation=interpolation)
 
-    @staticmethod
-    def _shrink(data: np.ndarray, size: Tuple[int, int], kind: str) -> np.ndarray:
-        """A (H, W) or (C, H, W) map shrunk to ``size``: label maps by nearest neighbour
-        (no invented classes), the others by area averaging."""
-        dsize = (size[1], size[0])
+    @classmethod
+    def _shrink(cls, data: np.ndarray, size: Tuple[int, int], kind: str) -> np.ndarray:
+        """A (H, W) or (C, H, W) map shrunk to ``size`` (smaller in both sides) by
+        :meth:`_resize`: label maps by nearest neighbour (no invented classes), the others
+        by area averaging."""
         if kind == 'normals':
             planes = np.ascontiguousarray(data[:3].transpose(1, 2, 0), dtype=np.float32)
-            return cv2.resize(planes, dsize, interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+            return cls._resize(planes, size, smooth=True).transpose(2, 0, 1)
         plane = data.reshape(data.shape[-2:]) if data.ndim == 3 else data
         if kind == 'segmentation':
             if plane.dtype not in (np.uint8, np.uint16, np.int16):
                 plane = plane.astype(np.int32)  # what cv2 resizes of wider integers
-            return cv2.resize(plane, dsize, interpolation=cv2.INTER_NEAREST)
-        return cv2.resize(plane.astype(np.float32), dsize, interpolation=cv2.INTER_AREA)
+            return cls._resize(plane, size, smooth=False)
+        return cls._resize(plane.astype(np.float32), size, smooth=True)
 
     def _panel(self, task: str, data: np.ndarray, is_gt: bool,
                depth_range: Tuple[float, float],
