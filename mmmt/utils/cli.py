@@ -488,11 +488,16 @@ def check_work_dir_path(work_dir: str, what: str) -> None:
                          'give a folder')
 
 
+def _head_tasks_option(cfg: 'Config') -> Any:
+    """``model.decode_head.tasks`` as the config gives it, or None."""
+    head = (cfg.get('model') or {}).get('decode_head') or {}
+    return head.get('tasks') if isinstance(head, dict) else None
+
+
 def _head_tasks(cfg: 'Config') -> Optional[List[str]]:
     """The task names of ``model.decode_head.tasks`` (a mapping, a list or one name), or None
     when the head names no tasks (a single-task mmseg head)."""
-    head = (cfg.get('model') or {}).get('decode_head') or {}
-    tasks = head.get('tasks') if isinstance(head, dict) else None
+    tasks = _head_tasks_option(cfg)
     if isinstance(tasks, str):
         return [tasks]
     return list(tasks) if isinstance(tasks, (dict, list, tuple)) else None
@@ -533,8 +538,7 @@ def check_evaluator_matches_head(cfg: 'Config') -> None:
                 f'at the first evaluation. Remove {"them" if len(unpredicted) > 1 else "it"} '
                 f'from {key}.tasks or add {"them" if len(unpredicted) > 1 else "it"} to the '
                 'head')
-    head = (cfg.get('model') or {}).get('decode_head') or {}
-    channels = head.get('tasks') if isinstance(head, dict) else None
+    channels = _head_tasks_option(cfg)
     if not isinstance(channels, dict):
         return
     for key in ('val_evaluator', 'test_evaluator'):
