@@ -24,6 +24,7 @@ _EXPORTS = {
     'load_runner_config': 'cli',
     'build_runner': 'cli',
     'isolate_run': 'cli',
+    'claim_log_stamp': 'cli',
     'shutdown_distributed': 'cli',
     'set_data_root': 'cli',
     'merge_cfg_options': 'cli',

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
-    'load_runner_config', 'build_runner', 'isolate_run', 'shutdown_distributed', 'set_data_root',
+    'load_runner_config', 'build_runner', 'isolate_run', 'claim_log_stamp',
+    'shutdown_distributed', 'set_data_root',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
     'config_from_file', 'check_evaluator_matches_head', 'check_evaluator_matches_data',
     'warn_unevaluated_head_tasks', 'check_loop_settings', 'check_work_dir_path',
@@ -654,15 +655,12 @@ def isolate_run(cfg) -> None:
     building one of a name that exists hands back the existing one. The configs name the
     visualizer ``'visualizer'``: a second run wrote its scalars and its config into the first
     run's log folder. The logger and message hub are named ``<config name>_<timestamp>`` and
-    the log folder ``<work_dir>/<timestamp>``, to the second: two runs started within one
-    second shared the logger (and its log file), or in one work dir the log folder.
+    the log folder ``<work_dir>/<timestamp>``, to the second: those are claimed when the
+    Runner is built (:func:`claim_log_stamp`).
 
     Args:
         cfg (Config): The final config; its visualizer name may be changed in place.
     """
-    import time
-
-    from mmengine.logging import MMLogger
     from mmengine.visualization import Visualizer
     vis = cfg.get('visualizer')
     name = vis.get('name') if isinstance(vis, dict) else None
@@ -672,21 +670,39 @@ def isolate_run(cfg) -> None:
         while Visualizer.check_instance_created(f'{name}_{n}'):
             n += 1
         vis['name'] = f'{name}_{n}'
-    if cfg.get('experiment_name'):
-        experiment = cfg.experiment_name
-    else:
-        experiment = os.path.splitext(os.path.basename(cfg.filename))[0] if cfg.filename \
-            else None
 
-    work_dir = cfg.get('work_dir')
 
-    def taken(stamp):
-        return bool(work_dir) and os.path.exists(os.path.join(work_dir, stamp)) or (
-            MMLogger.check_instance_created(f'{experiment}_{stamp}' if experiment else stamp))
+def claim_log_stamp(work_dir: str, experiment: Optional[str]) -> str:
+    """The timestamp for a run's log folder ``<work_dir>/<timestamp>``, which this creates.
 
-    # mmengine's timestamp has seconds: wait for one that no earlier run has taken
-    while taken(time.strftime('%Y%m%d_%H%M%S')):
-        time.sleep(1.0 - time.time() % 1.0 + 0.01)
+    mmengine names the log folder and the logger (``<experiment>_<timestamp>``) after the
+    second the Runner was built, and creates the folder if it is missing: two runs started
+    within one second, in one process (a sweep script) or in two (``tools/test.py ... &``
+    twice in one work dir), wrote into one log file and one ``vis_data``. A second whose
+    folder another run has created (``os.mkdir`` lets exactly one run create it) or whose
+    logger this process holds is passed over for the next.
+
+    Args:
+        work_dir (str): The run's work dir, which exists.
+        experiment (str, optional): The prefix of mmengine's logger name: the config's
+            ``experiment_name``, else the config file's name without extension.
+
+    Returns:
+        str: The timestamp, formatted as mmengine formats it (``%Y%m%d_%H%M%S``).
+    """
+    import time
+
+    from mmengine.logging import MMLogger
+    while True:
+        stamp = time.strftime('%Y%m%d_%H%M%S')
+        if not MMLogger.check_instance_created(f'{experiment}_{stamp}' if experiment
+                                               else stamp):
+            try:
+                os.mkdir(osp.join(work_dir, stamp))
+                return stamp
+            except FileExistsError:
+                pass
+        time.sleep(1.0 - time.time() % 1.0 + 0.01)  # the next second
 
 
 #: The settings of each of mmengine's loops, which its Runner takes all or none of.
@@ -790,12 +806,26 @@ def _runner_class() -> type:
     :class:`_HarmlessNotices`, and which never replaces another run's config copy."""
     global _RUNNER_CLASS
     if _RUNNER_CLASS is None:
-        from mmengine.dist import master_only
+        from mmengine.dist import broadcast_object_list, master_only
         from mmengine.runner import Runner
 
         from .fileio import atomic_write
 
         class ToolRunner(Runner):
+
+            def setup_env(self, env_cfg: dict) -> None:
+                super().setup_env(env_cfg)
+                # mmengine's timestamp may name another run's log folder: rank 0 claims one
+                # of its own (claim_log_stamp) and every rank takes its name
+                if self.cfg.get('experiment_name'):
+                    experiment = self.cfg.experiment_name
+                else:
+                    experiment = osp.splitext(osp.basename(self.cfg.filename))[0] \
+                        if self.cfg.filename else None
+                stamp = [claim_log_stamp(self.work_dir, experiment)
+                         if self.rank == 0 else None]
+                broadcast_object_list(stamp)
+                self._timestamp = stamp[0]
 
             @master_only
             def dump_config(self) -> None:

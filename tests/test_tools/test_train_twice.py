@@ -39,25 +39,33 @@ def test_a_second_run_in_the_process_logs_into_its_own_folder(tmp_path, syntheti
 def test_a_run_waits_for_a_timestamp_of_its_own(tmp_path):
     """Two runs started within one second had the same mmengine timestamp: the same logger
     (named after the config and the second) and, in one work dir, the same log folder."""
-    from mmengine.config import Config
     from mmengine.logging import MMLogger
+
+    from mmmt.utils.cli import claim_log_stamp
+    work_dir = tmp_path / 'work'
+    work_dir.mkdir()
+    now = time.strftime('%Y%m%d_%H%M%S')
+    os.makedirs(osp.join(work_dir, now))  # an earlier run's log folder of this second
+    MMLogger.get_instance(f'sweep_{time.strftime("%Y%m%d_%H%M%S")}')  # and its logger
+    stamp = claim_log_stamp(str(work_dir), 'sweep')
+    assert stamp > now
+    assert os.listdir(work_dir / stamp) == []  # created, for this run alone
+    assert not MMLogger.check_instance_created(f'sweep_{stamp}')
+    # a run in another work dir of this process in that second: the logger decides
+    MMLogger.get_instance(f'sweep_{stamp}')
+    assert claim_log_stamp(str(tmp_path), 'sweep') > stamp
+
+
+def test_a_second_visualizer_of_a_name_gets_its_own(tmp_path):
+    from mmengine.config import Config
+    from mmengine.visualization import Visualizer
 
     from mmmt.utils.cli import isolate_run
     cfg_file = tmp_path / 'sweep.py'
     cfg_file.write_text('visualizer = dict(type="Visualizer", name="sweep_vis")\n')
     cfg = Config.fromfile(str(cfg_file))
-    cfg.work_dir = str(tmp_path / 'work')
-    now = time.strftime('%Y%m%d_%H%M%S')
-    os.makedirs(osp.join(cfg.work_dir, now))  # an earlier run's log folder of this second
-    MMLogger.get_instance(f'sweep_{time.strftime("%Y%m%d_%H%M%S")}')  # and its logger
     isolate_run(cfg)
-    stamp = time.strftime('%Y%m%d_%H%M%S')
-    assert stamp != now
-    assert not osp.exists(osp.join(cfg.work_dir, stamp))
-    assert not MMLogger.check_instance_created(f'sweep_{stamp}')
-    # the visualizer's name is free: kept; once taken, the next run gets another
-    assert cfg.visualizer.name == 'sweep_vis'
-    from mmengine.visualization import Visualizer
+    assert cfg.visualizer.name == 'sweep_vis'  # free: kept
     Visualizer.get_instance('sweep_vis')
     isolate_run(cfg)
     assert cfg.visualizer.name == 'sweep_vis_2'

@@ -3,6 +3,7 @@ import logging
 import os
 import os.path as osp
 import re
+import time
 
 import pytest
 
@@ -132,6 +133,28 @@ def test_startup_log_is_short_unless_debug(tmp_path, level):
         assert len(log.splitlines()) < 80
     else:
         assert 'train_pipeline' in log and 'before_train_iter' in log
+
+
+def test_a_folder_taken_after_the_checks_is_not_shared(tmp_path):
+    """The folder was checked before the Runner was built and created by mmengine (exist_ok)
+    when it was: another process (``tools/test.py ... &`` twice in one work dir) that started
+    in that second wrote into the same log file and vis_data. The Runner now creates its
+    folder itself, which only one run can."""
+    from mmmt.utils import build_runner
+    from mmmt.utils.cli import isolate_run
+    args = parse_runner_args(make_parser(), [DEMO_CONFIG, '--work-dir', str(tmp_path)])
+    cfg = load_runner_config(args)
+    isolate_run(cfg)
+    t = time.time()
+    # the other run's folders, for the coming seconds (building the model takes < 1 s)
+    rival = {time.strftime('%Y%m%d_%H%M%S', time.localtime(t + d)) for d in range(4)}
+    for stamp in rival:
+        os.makedirs(tmp_path / stamp)
+    runner = build_runner(cfg, 'testing')
+    assert runner.timestamp not in rival
+    assert osp.basename(runner.log_dir) == runner.timestamp
+    for stamp in rival:
+        assert os.listdir(tmp_path / stamp) == [], stamp  # nothing of this run in them
 
 
 def test_cfg_options_that_do_not_fit_name_the_option():
