@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import minimize as scipy_minimize
 
 from mmmt.engine import IMTLG, MGDAUB, AlignedMTL, CAGrad, GradNorm, NashMTL, PCGrad
 from mmmt.registry import BALANCERS
@@ -271,3 +272,46 @@ def test_bad_gram_is_rejected():
         PCGrad().weights(torch.ones(2, 3), ONES)
     with pytest.raises(ValueError, match='losses'):
         PCGrad().weights(torch.ones(2, 2), torch.ones(3))
+
+
+def _cagrad_sum_reference(gram: np.ndarray, c: float) -> np.ndarray:
+    """CAGrad of the summed loss, solved independently (scipy's trust-constr)."""
+    from scipy.optimize import LinearConstraint
+    num = len(gram)
+    mean = np.full(num, 1.0 / num)
+    radius = c * np.sqrt(mean @ gram @ mean)
+    res = scipy_minimize(lambda w: w @ gram @ mean + radius * np.sqrt(w @ gram @ w), mean,
+                         method='trust-constr', bounds=[(0, 1)] * num,
+                         constraints=[LinearConstraint(np.ones((1, num)), 1, 1)],
+                         options=dict(gtol=1e-12, xtol=1e-14, maxiter=5000))
+    w = res.x
+    return num * (mean + radius / np.sqrt(w @ gram @ w) * w)
+
+
+@pytest.mark.parametrize('tiny', [0.0, 1e-9])
+def test_cagrad_and_nash_leave_out_a_task_with_a_zero_gradient(tiny):
+    # a task without a valid pixel: its gradient is 0 (or float32 noise, 1e-9 of the others)
+    # and got CAGrad weight 1.1e15 / Nash-MTL 5773; now 0, and the others get the method on
+    # their own, checked against independent solutions
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((2, 6))
+    grads = np.stack([g[0], tiny * rng.standard_normal(6), g[1]])
+    gram = torch.as_tensor(grads @ grads.T)
+    ones = torch.ones(3, dtype=torch.float64)
+    w = CAGrad().weights(gram, ones).numpy()
+    assert w[1] == 0
+    np.testing.assert_allclose(w[[0, 2]], _cagrad_sum_reference(g @ g.T, 0.4), rtol=1e-5)
+    alpha = NashMTL().weights(gram, ones).numpy()
+    assert alpha[1] == 0
+    sub = g @ g.T  # G G^T alpha = 1 / alpha on the two others
+    np.testing.assert_allclose(sub @ alpha[[0, 2]], 1 / alpha[[0, 2]], rtol=1e-6)
+
+
+def test_cagrad_and_nash_non_degenerate_unchanged():
+    # pinned at the commit before the zero-gradient handling: bit-identical
+    g = torch.randn(3, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gram, ones = g @ g.T, torch.ones(3, dtype=torch.float64)
+    assert [float(x).hex() for x in CAGrad().weights(gram, ones)] == [
+        '0x1.0000000000002p+0', '0x1.c209c469e2136p+0', '0x1.0000000000000p+0']
+    assert [float(x).hex() for x in NashMTL().weights(gram, ones)] == [
+        '0x1.137061e809a00p-1', '0x1.e458f73a086aap-1', '0x1.87c0cf8077a37p-2']

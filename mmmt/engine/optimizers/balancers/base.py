@@ -60,6 +60,24 @@ class BaseBalancer:
         if state:
             raise KeyError(f'{type(self).__name__} has no state, got keys {sorted(state)}')
 
+    def _nonzero_tasks(self, gram: Tensor) -> Tensor:
+        """Mask of the tasks whose gradient is not zero within :attr:`grad_dtype`'s precision.
+
+        A task without a valid pixel in the batch has a zero gradient. ``||g_t|| <=
+        eps * max_s ||g_s||`` (eps of the gradients' dtype) counts as zero: added to the others
+        in ``d = sum_t w_t g_t`` with a weight of order one, such a gradient changes no entry
+        of the largest one by more than its rounding error.
+
+        Args:
+            gram (Tensor): (T, T) float64 Gram matrix.
+
+        Returns:
+            Tensor: (T,) bool mask, all False when every gradient is zero.
+        """
+        sq_norms = gram.diagonal().clamp(min=0)
+        eps = torch.finfo(self.grad_dtype).eps
+        return sq_norms > (eps**2) * sq_norms.max()
+
     @staticmethod
     def _prepare(gram: Tensor, losses: Tensor):
         """Check shapes and return float64 copies of the Gram matrix and the losses."""

@@ -79,8 +79,14 @@ class NashMTL(BaseBalancer):
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, _ = self._prepare(gram, losses)
         if self._alpha is None or self._step % self.update_weights_every == 0:
-            alpha = nash_bargaining_weights(gram.cpu().numpy())
-            self._alpha = torch.as_tensor(alpha, dtype=torch.float64)
+            # a zero gradient (no valid pixel in the batch) has no finite alpha_t (1/alpha_t = 0;
+            # the solver stopped at its box, 5773): bargain among the others, weight it 0
+            active = self._nonzero_tasks(gram).cpu()
+            alpha = torch.zeros(gram.shape[0], dtype=torch.float64)
+            if active.any():
+                sub = gram.cpu()[active][:, active].numpy()
+                alpha[active] = torch.as_tensor(nash_bargaining_weights(sub))
+            self._alpha = alpha
         self._step += 1
         alpha = self._alpha.to(gram.device)
         if self.max_norm is not None:
