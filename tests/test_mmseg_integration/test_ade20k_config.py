@@ -128,6 +128,26 @@ def test_full_size_model_builds_and_follows_the_encoder_decoder_contract(mmseg_s
     assert preds[0].seg_logits.data.shape == (150, 64, 96)
 
 
+@pytest.mark.parametrize('head', ['mmmt.MTMambaHead', 'mmmt.MTMambaPlusHead'])
+def test_multi_task_head_in_mmseg_encoder_decoder_names_the_fix(head, mmseg_scope):
+    """mmseg's EncoderDecoder reads decode_head.num_classes while it builds: a multi-task head
+    there said only "'MTMambaHead' object has no attribute 'num_classes'"."""
+    from mmseg.registry import MODELS
+
+    from mmmt.utils.errors import UserInputError
+    cfg = tiny_config('unused', 'unused')
+    decode_head = dict(type=head, in_channels=(16, 32, 64, 128), num_stm_blocks=1,
+                       tasks=dict(semseg=40, depth=1))
+    cfg.model.decode_head = decode_head
+    with pytest.raises(UserInputError) as info:
+        MODELS.build(cfg.model)
+    message = str(info.value)
+    assert "has no single num_classes, which mmseg's EncoderDecoder needs" in message
+    assert "type='mmmt.MultiTaskEncoderDecoder'" in message
+    assert "type='mmmt.MTMambaSegHead', num_classes=" in message
+    assert '(semseg, depth)' in message
+
+
 def test_trains_and_validates_with_mmseg_components(tmp_path, mmseg_scope):
     from mmseg.datasets import ADE20KDataset
     from mmseg.evaluation import IoUMetric

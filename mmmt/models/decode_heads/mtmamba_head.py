@@ -84,6 +84,23 @@ class MTMambaHead(BaseModule):
     #: Whether the head builds ``task_losses`` and ``loss_combiner`` (its own loss).
     with_task_losses = True
 
+    @property
+    def num_classes(self) -> int:
+        """Not defined: the head predicts one map per task (``task_channels``).
+
+        mmseg's ``EncoderDecoder`` reads ``decode_head.num_classes`` while it builds; without
+        this property its error was only "'MTMambaHead' object has no attribute
+        'num_classes'". It raises :class:`UserInputError` (not ``AttributeError``, which
+        ``nn.Module.__getattr__`` would replace by that bare message) naming the two fixes.
+        """
+        name = type(self).__name__
+        raise UserInputError(
+            f'{name} predicts a dict of task maps ({", ".join(self.tasks)}) and has no single '
+            f'num_classes, which mmseg\'s EncoderDecoder needs: for several tasks use '
+            f"model=dict(type='mmmt.MultiTaskEncoderDecoder', ...); inside mmseg's "
+            f"EncoderDecoder use decode_head=dict(type='mmmt.MTMambaSegHead', num_classes=...) "
+            '(one task, a tensor output)')
+
     def __init__(self,
                  in_channels: Sequence[int] = (192, 384, 768, 1536),
                  tasks: Optional[Dict[str, int]] = None,

@@ -40,6 +40,9 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
 
     # mmseg's loss_decode replaces the per-task losses and their combination
     with_task_losses = False
+    #: Set in ``__init__``; this plain class attribute replaces MTMambaHead's raising
+    #: property, so the instance attribute can be assigned.
+    num_classes: int = None
 
     def __init__(self,
                  num_classes: Optional[int] = None,
