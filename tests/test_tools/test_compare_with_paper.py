@@ -93,3 +93,22 @@ def test_unmapped_work_dir_is_named(tool, tmp_path):
         tool.main([str(run)])
     with pytest.raises(SystemExit, match="--model 'nope' is not in"):
         tool.main([str(run), '--model', 'nope'])
+
+
+def test_fractions_of_one_are_refused_with_the_fix(tool, tmp_path):
+    work_dir = tmp_path / 'mtmamba_swin-l_nyud'
+    write_run(work_dir, '20260102_000000', {'semseg/mIoU': 0.5582, 'depth/rmse': 0.5066,
+                                            'normals/mean': 18.63, 'edge/odsF': 0.787})
+    with pytest.raises(SystemExit, match=r'20260102_000000\.json: semseg/mIoU 0\.5582 \(paper '
+                       r'55\.82\), edge/odsF 0\.787 \(paper 78\.7\): these look like '
+                       r'fractions of one.*multiply them by 100'):
+        tool.main([str(work_dir)])
+
+
+def test_one_failed_task_in_percent_is_compared(tool, tmp_path, capsys):
+    """A semseg mIoU of 0.9% next to an odsF in percent is a bad model, not a unit slip."""
+    work_dir = tmp_path / 'mtmamba_swin-l_nyud'
+    write_run(work_dir, '20260102_000000', {'semseg/mIoU': 0.9, 'depth/rmse': 0.5066,
+                                            'normals/mean': 18.63, 'edge/odsF': 78.7})
+    relative = tool.main([str(work_dir)])
+    assert relative == pytest.approx(100 * (0.9 - 55.82) / 55.82 / 4)

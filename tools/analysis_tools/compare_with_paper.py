@@ -107,6 +107,29 @@ def guess_model(results_path: str, names) -> Optional[str]:
     return None
 
 
+def check_percent_units(ours: Dict[str, float], paper: Dict[str, float], source: str,
+                        percent_keys) -> None:
+    """Stop when the run's percentages all look like fractions of one.
+
+    A file exported from another tool (or divided by 100 by hand) with mIoU 0.5582 where
+    mmmt and the papers write 55.82 compared as 55 points worse and gave a Δm near -50%.
+    Only when every percentage metric both give is at most 1 while the paper's is at least
+    10: a model that fails on one task still has the others in percent.
+
+    Args:
+        ours (dict): The run's metrics.
+        paper (dict): The paper's metrics.
+        source (str): The file the run's metrics come from, for the message.
+        percent_keys (Iterable[str]): Metric keys in percent (e.g. ``semseg/mIoU``).
+    """
+    shared = [k for k in percent_keys if k in ours and k in paper and paper[k] >= 10]
+    if shared and all(0 <= ours[k] <= 1 for k in shared):
+        listed = ', '.join(f'{k} {ours[k]:g} (paper {paper[k]:g})' for k in shared)
+        raise SystemExit(f'{source}: {listed}: these look like fractions of one, while mmmt '
+                         'and the papers give percentages (docs/metrics.md); multiply them by '
+                         '100')
+
+
 def main(argv=None) -> float:
     args = parse_args(argv)
     # after parsing (mmmt.evaluation imports torch): --help answers at once
@@ -127,6 +150,9 @@ def main(argv=None) -> float:
     ours, source = load_run(args.results)
     if not ours:
         raise SystemExit(f'no metrics in {source}')
+    # the higher-is-better metric of each task (mIoU, maxF, odsF) is a percentage
+    check_percent_units(ours, paper, source, [f'{task}/{name}' for task, (name, higher)
+                                              in DELTA_M_METRICS.items() if higher])
     print(f'{model}: {source}')
     print(f'{"metric":<22}{"paper":>10}{"mmmt":>10}{"diff":>10}')
     for key, published in paper.items():
