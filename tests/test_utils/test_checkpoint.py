@@ -1,5 +1,6 @@
 import collections
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -164,6 +165,41 @@ def test_damaged_files_are_named_and_never_answered_with_trust(tmp_path, monkeyp
             with pytest.raises(CorruptCheckpointError) as info:
                 load_checkpoint_file(path)
             assert str(info.value).startswith(path) and '--trust' not in str(info.value)
+
+
+def _flip_a_weight_byte(src, dst):
+    """``src`` (a checkpoint of zeros) with one byte of the tensor data changed."""
+    data = bytearray(src.read_bytes())
+    data[data.find(b'\x00' * 400) + 200] = 0x41
+    dst.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_in_the_weights_is_refused_with_trust_or_not(tmp_path, monkeypatch):
+    """torch.load does not verify the records' CRC-32: this file loaded as a wrong weight."""
+    from mmmt.utils import CorruptCheckpointError
+    good = tmp_path / 'good.pth'
+    torch.save(dict(state_dict=dict(w=torch.zeros(1000))), good)
+    _flip_a_weight_byte(good, tmp_path / 'flipped.pth')
+    assert torch.load(tmp_path / 'flipped.pth')['state_dict']['w'].count_nonzero() == 1
+    for trust in ('0', '1'):
+        monkeypatch.setenv(TRUST_ENV, trust)
+        with pytest.raises(CorruptCheckpointError, match=r'flipped\.pth is damaged: its record '
+                           r'good/data/0 does not match the checksum stored with it;'):
+            load_checkpoint_file(str(tmp_path / 'flipped.pth'))
+    assert load_checkpoint_file(str(good))['state_dict']['w'].count_nonzero() == 0
+
+
+def test_a_file_saved_without_checksums_loads(tmp_path):
+    """torch.serialization.set_crc32_options(False) stores CRC 0 for every record."""
+    path = tmp_path / 'no_crc.pth'
+    torch.serialization.set_crc32_options(False)
+    try:
+        torch.save(dict(w=torch.arange(5.)), path)
+    finally:
+        torch.serialization.set_crc32_options(True)
+    with zipfile.ZipFile(path) as archive:
+        assert {i.CRC for i in archive.infolist() if i.file_size} == {0}
+    assert load_checkpoint_file(str(path))['w'].tolist() == [0., 1., 2., 3., 4.]
 
 
 def test_resume_checkpoint_falls_back_to_the_newest_complete_file(tmp_path):
