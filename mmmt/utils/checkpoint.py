@@ -26,6 +26,7 @@ import os
 import os.path as osp
 import pickle
 import re
+import tempfile
 import threading
 import zipfile
 from typing import Any, Iterator, List, Optional, Tuple
@@ -44,7 +45,8 @@ __all__ = [
     'describe_non_finite', 'check_model_weights', 'load_model_weights', 'load_from_local_safe',
     'RefusedNumpyState', 'numpy_stand_ins', 'checkpoint_frombuffer', 'plain_numpy',
     'DOWNLOAD_SUBDIR', 'http_download_path', 'load_from_http_safe', 'MODEL_ZOO_PREFIXES',
-    'load_from_model_zoo_safe', 'register_safe_checkpoint_loaders'
+    'load_from_model_zoo_safe', 'STORAGE_PREFIXES', 'load_from_storage_safe', 'load_from_pavi_safe',
+    'register_safe_checkpoint_loaders'
 ]
 
 #: Set to 1 to allow full unpickling of every checkpoint (only for files you trust).
@@ -816,10 +818,58 @@ def load_from_model_zoo_safe(filename: str, map_location=None):
     return mm._process_mmcls_checkpoint(checkpoint) if prefix == 'mmcls' else checkpoint
 
 
+#: mmengine's patterns of object-storage URLs (its ``load_from_ceph``).
+STORAGE_PREFIXES = (r'(\S+\:)?s3://', r'(\S+\:)?petrel://')
+
+
+def _load_fetched(fetch, filename: str, map_location=None):
+    """:func:`load_checkpoint_file` of what ``fetch(path)`` writes into a temporary file,
+    with ``filename`` (the URL) named in its errors instead of the temporary path."""
+    with tempfile.TemporaryDirectory(prefix='mmmt_checkpoint_') as folder:
+        path = osp.join(folder, osp.basename(filename.rstrip('/')) or 'checkpoint.pth')
+        fetch(path)
+        try:
+            return load_checkpoint_file(path, map_location)
+        except (UntrustedCheckpointError, CorruptCheckpointError) as e:
+            raise type(e)(str(e).replace(path, filename)) from e.__cause__
+
+
+def load_from_storage_safe(filename: str, map_location=None, backend: str = 'petrel'):
+    """Load ``s3://`` / ``petrel://`` checkpoints through :func:`load_checkpoint_file`.
+
+    mmengine's own loader of these URLs calls ``torch.load`` on the fetched bytes with
+    torch's process-wide allow-list (see :func:`load_from_model_zoo_safe`).
+    """
+    from mmengine.fileio import get_file_backend
+    storage = get_file_backend(filename, backend_args={'backend': backend})
+
+    def fetch(path: str) -> None:
+        with open(path, 'wb') as f:
+            f.write(storage.get(filename))
+
+    return _load_fetched(fetch, filename, map_location)
+
+
+def load_from_pavi_safe(filename: str, map_location=None):
+    """Load ``pavi://`` checkpoints (OpenMMLab's model cloud) through
+    :func:`load_checkpoint_file`; mmengine's own loader fully unpickles them."""
+    try:
+        from pavi import modelcloud
+    except ImportError as e:
+        raise ImportError(f'{filename}: loading pavi:// checkpoints needs the pavi package '
+                          '(pip install pavi)') from e
+    model = modelcloud.get(filename[len('pavi://'):])
+    return _load_fetched(model.download, filename, map_location)
+
+
 def register_safe_checkpoint_loaders() -> None:
-    """Route mmengine's checkpoint loading of local files, http(s) URLs and model-zoo names
-    (:data:`MODEL_ZOO_PREFIXES`) through the safe loader."""
+    """Route mmengine's checkpoint loading of local files, http(s) URLs, model-zoo names
+    (:data:`MODEL_ZOO_PREFIXES`), object storage (:data:`STORAGE_PREFIXES`) and ``pavi://``
+    through the safe loader."""
     from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(
+        prefixes=STORAGE_PREFIXES, loader=load_from_storage_safe, force=True)
+    CheckpointLoader.register_scheme(prefixes='pavi://', loader=load_from_pavi_safe, force=True)
     CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_safe, force=True)
     CheckpointLoader.register_scheme(
         prefixes=('http://', 'https://'), loader=load_from_http_safe, force=True)

@@ -8,6 +8,7 @@ an item size smaller than its fields, so reads go past the buffer. Loading such 
 silent; touching the array crashes the process (tested here only on the refused side).
 """
 import collections
+import io
 import os
 
 import numpy as np
@@ -426,3 +427,48 @@ def test_the_refusal_names_the_global_and_never_advises_weights_only_false(tmp_p
         assert f'(it names {named}).' in message and '--trust-checkpoint' in message
         assert 'weights_only' not in message and 'add_safe_globals' not in message
     assert not marker.exists()
+
+
+class _ObjectStore:
+    """An object-storage backend (what petrel_client gives mmengine) serving ``objects``."""
+
+    objects: dict = {}
+
+    def __init__(self, **kwargs):
+        pass
+
+    def get(self, filepath):
+        return self.objects[filepath]
+
+
+def test_object_storage_urls_go_through_the_safe_loader(tmp_path, untrusted, monkeypatch):
+    """mmengine's s3:// / petrel:// loader calls torch.load on the fetched bytes with torch's
+    process-wide allow-list (traceback.FrameSummary reads the file a pickle names)."""
+    from mmengine.fileio.backends import backends
+
+    from mmmt.utils.checkpoint import STORAGE_PREFIXES
+    for url in ('s3://bucket/crafted.pth', 'cluster1:s3://bucket/x.pth', 'petrel://b/x.pth'):
+        assert CheckpointLoader._get_checkpoint_loader(url).__name__ == 'load_from_storage_safe'
+    assert len(STORAGE_PREFIXES) == 2
+    monkeypatch.setitem(backends, 'petrel', _ObjectStore)
+    secret = tmp_path / 'secret.txt'
+    secret.write_text('token-123\n')
+    crafted, genuine = io.BytesIO(), io.BytesIO()
+    torch.save(dict(state_dict={}, meta=dict(x=LineOf(str(secret)))), crafted)
+    torch.save(dict(state_dict=dict(w=torch.ones(2))), genuine)
+    monkeypatch.setattr(_ObjectStore, 'objects', {'s3://bucket/crafted.pth': crafted.getvalue(),
+                                                  's3://bucket/genuine.pth': genuine.getvalue()})
+    # the URL, not the temporary file, is named
+    with pytest.raises(UntrustedCheckpointError,
+                       match=r'^s3://bucket/crafted\.pth: refused to unpickle'):
+        CheckpointLoader.load_checkpoint('s3://bucket/crafted.pth')
+    loaded = CheckpointLoader.load_checkpoint('s3://bucket/genuine.pth')
+    assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
+
+
+def test_pavi_urls_go_through_the_safe_loader():
+    assert CheckpointLoader._get_checkpoint_loader('pavi://m/x.pth').__name__ == \
+        'load_from_pavi_safe'
+    with pytest.raises(ImportError, match=r'pavi://m/x\.pth: loading pavi:// checkpoints needs '
+                       'the pavi package'):
+        CheckpointLoader.load_checkpoint('pavi://m/x.pth')
