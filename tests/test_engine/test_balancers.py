@@ -16,6 +16,13 @@ def direction(balancer, grads=G, losses=ONES):
     return balancer.weights(grads @ grads.T, losses) @ grads
 
 
+def _with_tiny_task(pair, tiny):
+    """``pair`` with a task between them of gradient ``tiny`` x a direction of its own."""
+    noise = torch.tensor([0.6, -0.8], dtype=torch.float64) if pair.shape[1] == 2 else \
+        torch.randn(pair.shape[1], generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    return torch.stack([pair[0], tiny * noise, pair[1]])
+
+
 def test_pcgrad_projects_each_gradient_on_the_others_normal_plane():
     # g1 - (g1.g2 / |g2|^2) g2 = (1, 0) + 1/2 (-1, 1);  g2 - (g2.g1 / |g1|^2) g1 = (0, 1)
     assert torch.allclose(direction(PCGrad()), torch.tensor([0.5 + 0.0, 0.5 + 1.0],
@@ -139,10 +146,13 @@ def test_imtlg_has_equal_projections_on_every_task_direction():
     assert torch.allclose(w, torch.tensor([2 - 2**0.5, 2**0.5 - 1], dtype=torch.float64))
 
 
-def test_imtlg_leaves_out_a_task_with_a_zero_gradient():
+@pytest.mark.parametrize('tiny', [0.0, 1e-9])
+def test_imtlg_leaves_out_a_task_with_a_zero_gradient(tiny):
     # a task without valid pixels has g = 0 and no direction: the others are balanced as if
-    # it were absent (the pair by hand above), not d = 0 (u = 0 would force every projection to 0)
-    grads = torch.stack([G[0], torch.zeros(2, dtype=torch.float64), G[1]])
+    # it were absent (the pair by hand above), not d = 0 (u = 0 would force every projection to 0).
+    # Zero within float32 (1e-9 of the others, a noise direction) too: an equal projection on the
+    # noise gave it weight 1 and the others 1e-9, d of the noise's size
+    grads = _with_tiny_task(G, tiny)
     w = IMTLG().weights(grads @ grads.T, torch.ones(3, dtype=torch.float64))
     assert torch.allclose(w, torch.tensor([2 - 2**0.5, 0.0, 2**0.5 - 1], dtype=torch.float64))
 
@@ -315,3 +325,136 @@ def test_cagrad_and_nash_non_degenerate_unchanged():
         '0x1.0000000000002p+0', '0x1.c209c469e2136p+0', '0x1.0000000000000p+0']
     assert [float(x).hex() for x in NashMTL().weights(gram, ones)] == [
         '0x1.137061e809a00p-1', '0x1.e458f73a086aap-1', '0x1.87c0cf8077a37p-2']
+
+
+@pytest.mark.parametrize('tiny', [0.0, 1e-9])
+def test_mgda_leaves_out_a_task_with_a_zero_gradient(tiny):
+    # a zero gradient is the min-norm point of the hull: it took weight 1 and d = 0 for every
+    # task (1e-9 of noise: d of the noise's size). Now MGDA of the pair by hand (3/5, 2/5)
+    grads = _with_tiny_task(G, tiny)
+    three = torch.ones(3, dtype=torch.float64)
+    w = MGDAUB().weights(grads @ grads.T, three)
+    assert torch.allclose(w, torch.tensor([0.6, 0.0, 0.4], dtype=torch.float64), atol=1e-12)
+    assert w[1] == 0
+    # a normalisation divides by the norm: the noise was a unit vector of its own
+    w = MGDAUB(normalization='l2').weights(grads @ grads.T, three)
+    expected = MGDAUB(normalization='l2').weights(G @ G.T, ONES)
+    assert w[1] == 0 and torch.equal(w[[0, 2]], expected)
+
+
+@pytest.mark.parametrize('tiny', [0.0, 1e-9])
+def test_pcgrad_leaves_out_a_task_with_a_zero_gradient(tiny):
+    # the pair by hand: g1^PC = g1 + g2 / 2, g2^PC = g2 + g1, w = (2, 3/2). Projecting onto the
+    # normal plane of 1e-9 of noise gave that task coefficients up to 1e8 (order-dependent)
+    grads = _with_tiny_task(G, tiny)
+    balancer, reference = PCGrad(seed=0), PCGrad(seed=0)
+    three = torch.ones(3, dtype=torch.float64)
+    for _ in range(20):  # every task order
+        w = balancer.weights(grads @ grads.T, three)
+        assert torch.equal(w, torch.tensor([2.0, 0.0, 1.5], dtype=torch.float64)), w
+        reference.weights(torch.eye(3, dtype=torch.float64), three)
+    # the random order drawn as on any 3-task step: the later steps are unchanged
+    assert torch.equal(balancer.state_dict()['generator'], reference.state_dict()['generator'])
+
+
+def test_gradnorm_leaves_out_a_task_with_a_zero_gradient():
+    # the two-task problem of test_gradnorm_weight_update_follows_eq_2 with a third task whose
+    # gradient is 0 (no valid pixel in the batch: loss 0 after the first step, which must have
+    # positive losses): the two are balanced as without it, its weight stays 1. Before, G = 0 in
+    # mean(G) (and its loss ratio 0 in the ratios' mean) pulled both others down at every step
+    orth = torch.tensor([[1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
+    grads = torch.stack([orth[0], torch.zeros(2, dtype=torch.float64), orth[1]])
+    three, two = GradNorm(), GradNorm()
+    for step, losses in enumerate(([1.0, 1.0], [0.5, 1.0], [0.6, 0.9])):
+        pair = torch.tensor(losses, dtype=torch.float64)
+        zero_loss = pair.new_tensor(1.0 if step == 0 else 0.0)
+        w3 = three.weights(grads @ grads.T, torch.stack([pair[0], zero_loss, pair[1]]))
+        w2 = two.weights(orth @ orth.T, pair)
+        assert w3[1] == 1 and torch.allclose(w3[[0, 2]], w2, rtol=1e-14)
+    state = three.state_dict()['task_weights']
+    assert state[1] == 1 and torch.allclose(state[[0, 2]], two.state_dict()['task_weights'])
+    # a frozen head for 300 steps: the others keep weights of order one (they were driven to
+    # the 1e-8 floor and the frozen task took all of T = 3)
+    gradnorm = GradNorm()
+    for _ in range(300):
+        w = gradnorm.weights(grads @ grads.T, torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+                             if gradnorm.state_dict()['task_weights'] is not None else
+                             torch.ones(3, dtype=torch.float64))
+    assert w[1] == 1 and (w[[0, 2]] > 0.5).all(), w
+
+
+def test_aligned_mtl_zero_gradient_task_gets_weight_0():
+    # already so: a zero gradient's eigenvalue is dropped, the others are aligned on their own
+    grads = torch.stack([G[0], torch.zeros(2, dtype=torch.float64), G[1]])
+    w = AlignedMTL().weights(grads @ grads.T, torch.ones(3, dtype=torch.float64))
+    assert w[1] == 0
+    assert torch.allclose(w[[0, 2]], AlignedMTL().weights(G @ G.T, ONES), rtol=1e-12)
+
+
+def test_opposite_gradients():
+    # g2 = -g1: no direction improves both. MGDA's min-norm point (and IMTL-G's equal
+    # projections, PCGrad's two projections, CAGrad's g_0, the sum of the aligned pair) is d = 0
+    g1 = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    opp = torch.stack([g1, -g1])
+    half = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    assert torch.equal(MGDAUB().weights(opp @ opp.T, ONES), half)
+    assert torch.equal(IMTLG().weights(opp @ opp.T, ONES), half)
+    assert torch.equal(PCGrad().weights(opp @ opp.T, ONES), 2 * ONES)  # 2 g1 + 2 g2 = 0
+    assert torch.equal(CAGrad().weights(opp @ opp.T, ONES), ONES)  # g_0 = 0: radius 0
+    assert float(direction(AlignedMTL(), opp).norm()) < 1e-12
+    # g2 = -2 g1: MGDA and IMTL-G weight (2/3, 1/3), d = 0; PCGrad (3, 3/2), d = 0; the aligned
+    # system is G itself (rank 1, one singular value): d = g1 + g2 = -g1
+    opp2 = torch.stack([g1, -2 * g1])
+    third = torch.tensor([2 / 3, 1 / 3], dtype=torch.float64)
+    assert torch.allclose(MGDAUB().weights(opp2 @ opp2.T, ONES), third, atol=1e-15)
+    assert torch.allclose(IMTLG().weights(opp2 @ opp2.T, ONES), third, atol=1e-15)
+    assert torch.equal(PCGrad().weights(opp2 @ opp2.T, ONES),
+                       torch.tensor([3.0, 1.5], dtype=torch.float64))
+    assert torch.allclose(direction(AlignedMTL(), opp2), -g1, atol=1e-12)
+
+
+@pytest.mark.parametrize('eps', [1e-3, 1e-6])
+def test_nearly_opposite_gradients_give_a_small_finite_update(eps):
+    # g2 = -g1 + eps h: the updates go continuously to the exactly opposite case's d = 0
+    g1 = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    h = torch.tensor([-4.0, 3.0], dtype=torch.float64) / 5
+    near = torch.stack([g1, -g1 + eps * h])
+    for balancer in (MGDAUB(), IMTLG(), PCGrad(), AlignedMTL(), CAGrad()):
+        w = balancer.weights(near @ near.T, ONES)
+        assert torch.isfinite(w).all() and float(w.abs().max()) <= 2.5, (balancer, w)
+        assert float((w @ near).norm()) <= 3 * eps, (balancer, w @ near)
+    # MGDA by hand: w_1 = (g2 - g1) . g2 / |g1 - g2|^2 = (50 + eps^2) / (100 + eps^2)
+    w1 = (50 + eps**2) / (100 + eps**2)
+    assert torch.allclose(MGDAUB().weights(near @ near.T, ONES),
+                          torch.tensor([w1, 1 - w1], dtype=torch.float64), atol=1e-15)
+
+
+def test_mgda_pcgrad_imtlg_gradnorm_non_degenerate_unchanged():
+    # pinned at the commit before the zero-gradient handling: bit-identical
+    g = torch.randn(3, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    gram, ones = g @ g.T, torch.ones(3, dtype=torch.float64)
+    losses = torch.tensor([0.5, 1.5, 2.0], dtype=torch.float64)
+
+    def hexes(w):
+        return [float(x).hex() for x in w]
+
+    assert hexes(MGDAUB().weights(gram, losses)) == [
+        '0x1.7d03ef5cfa61ap-2', '0x1.417e085182cf4p-1', '0x0.0p+0']
+    assert hexes(MGDAUB(normalization='l2').weights(gram, losses)) == [
+        '0x1.ffffffffffffep-2', '0x1.0000000000001p-1', '0x0.0p+0']
+    assert hexes(MGDAUB(normalization='loss+').weights(gram, losses)) == [
+        '0x1.45bbff50a93adp-3', '0x1.42635f21639f8p-1', '0x1.b0b68429c8475p-3']
+    assert hexes(IMTLG().weights(gram, ones)) == [
+        '0x1.ed2bbdc75f52ep-2', '0x1.67d8600ed7fc0p-1', '-0x1.79b8fbca1e95bp-3']
+    pcgrad = PCGrad()
+    assert [hexes(pcgrad.weights(gram, ones)) for _ in range(3)] == [
+        ['0x1.73d920b7e1206p+0', '0x1.1b088baf2ef64p+1', '0x1.0c7858fe8210fp+0'],
+        ['0x1.73d920b7e1206p+0', '0x1.1b088baf2ef64p+1', '0x1.0c7858fe8210fp+0'],
+        ['0x1.77b015311150ap+0', '0x1.1b088baf2ef64p+1', '0x1.0000000000000p+0']]
+    gradnorm = GradNorm()
+    assert [hexes(gradnorm.weights(gram, losses * s)) for s in (1.0, 0.8, 0.6)] == [
+        ['0x1.0000000000000p+0', '0x1.0000000000000p+0', '0x1.0000000000000p+0'],
+        ['0x1.d7248ced13396p-1', '0x1.0a3b102d9bf0ep+0', '0x1.0a32a95bda728p+0'],
+        ['0x1.ae8d300a428c8p-1', '0x1.146513cf1208dp+0', '0x1.1454542bccb0ep+0']]
+    assert hexes(gradnorm.state_dict()['task_weights']) == [
+        '0x1.863977e0f43f8p-1', '0x1.1e7e274db332dp+0', '0x1.1e651cc1d2ad7p+0']

@@ -27,6 +27,10 @@ class GradNorm(BaseBalancer):
     gradients are computed anyway). The paper weights the task-specific parameters' losses too;
     here, as for every balancer, they get their plain task gradients.
 
+    A task whose gradient is zero within the gradients' dtype (no valid pixel in the batch) has
+    no training rate that step: it is left out of ``mean_k`` (of G and of the loss ratios), its
+    weight is kept, and the others are balanced and renormalised among themselves.
+
     Task losses must be positive (their ratios are used): combine the tasks with
     ``MultiTaskLoss(scheme='sum')``, not 'log', whose terms can be negative.
 
@@ -58,13 +62,23 @@ class GradNorm(BaseBalancer):
                              f'this step {num}')
         used = self._task_weights.to(gram.device).clone()
         norms = gram.diagonal().clamp(min=0).sqrt()
+        # a task with a zero gradient (no valid pixel in the batch, a frozen head) has G_t = 0
+        # and a loss of 0: in the means it pulled every other weight down, step after step,
+        # until its own weight was T and the others' 1e-8. It has no training rate this step:
+        # left out of the means, its weight kept, the others balanced among themselves
+        active = self._nonzero_tasks(gram)
+        if not active.any():  # every gradient is zero: no weight moves (G_t = 0 = target)
+            active = ~active
         weighted = used * norms
         ratios = losses / self._initial_losses.to(gram.device)
-        inverse_rate = ratios / ratios.mean()
-        target = weighted.mean() * inverse_rate**self.alpha
+        inverse_rate = ratios / ratios[active].mean()
+        target = weighted[active].mean() * inverse_rate**self.alpha
         new = used - self.lr * torch.sign(weighted - target) * norms
         new = new.clamp(min=1e-8)
-        self._task_weights = (num * new / new.sum()).cpu()
+        kept = used[~active].sum()  # the left-out tasks' weights, unchanged
+        new[active] = (num - kept) * new[active] / new[active].sum()
+        new[~active] = used[~active]
+        self._task_weights = new.cpu()
         return used
 
     def state_dict(self) -> Dict[str, Any]:

@@ -19,8 +19,9 @@ class IMTLG(BaseBalancer):
         alpha_{2:T} = g_1 U^T (D U^T)^{-1},   alpha_1 = 1 - sum_{t>=2} alpha_t,
 
     and ``d = sum_t alpha_t g_t`` satisfies ``d . u_1 = ... = d . u_T``. Every product is an
-    entry of the Gram matrix divided by a norm. A task whose gradient is zero (e.g. no valid
-    pixel in the batch) has no direction u_t: it is left out of the system and weighted 0.
+    entry of the Gram matrix divided by a norm. A task whose gradient is zero within the
+    gradients' dtype (e.g. no valid pixel in the batch) has no direction u_t: it is left out of
+    the system and weighted 0.
     IMTL-G has no hyper-parameters. (The paper also
     learns loss scales, IMTL-L; that part is a loss weighting, not a gradient balancer.)
 
@@ -43,11 +44,13 @@ class IMTLG(BaseBalancer):
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, _ = self._prepare(gram, losses)
-        active = gram.diagonal() > 0
+        active = self._nonzero_tasks(gram)
         if not active.all() and active.any():
             # a task with a zero gradient (no valid pixel in the batch) has no direction u_t;
             # taking u_t = 0 would force every projection, hence d, to 0 and stop the encoder
-            # for the step. It constrains nothing: balance the others, weight it 0
+            # for the step. It constrains nothing: balance the others, weight it 0. A gradient
+            # zero within the gradients' dtype counts too: its direction is rounding noise, and
+            # an equal projection on it took all the weight (d of the noise's size)
             weights = torch.zeros(gram.shape[0], dtype=gram.dtype, device=gram.device)
             weights[active] = self.weights(gram[active][:, active], losses[active])
             return weights

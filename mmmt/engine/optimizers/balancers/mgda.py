@@ -128,6 +128,10 @@ class MGDAUB(BaseBalancer):
     ``sum_t w_t dL_t/dZ`` through the backbone once. With ``upper_bound=False`` it is plain MGDA
     on the backbone's parameter gradients.
 
+    A task whose gradient is zero within the gradients' dtype (no valid pixel in the batch) is
+    left out and weighted 0: in the paper's problem it is the min-norm point itself, which would
+    give ``d = 0`` and stop the encoder for every task.
+
     Args:
         upper_bound (bool): Use the representation's gradients (MGDA-UB). Defaults to True.
         normalization (str): Scaling of each gradient before the min-norm solve, as in the
@@ -161,6 +165,14 @@ class MGDAUB(BaseBalancer):
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, losses = self._prepare(gram, losses)
+        active = self._nonzero_tasks(gram)
+        if active.any() and not active.all():
+            # a zero gradient (no valid pixel in the batch, a frozen head) is itself the min-norm
+            # point: it would take all the weight and stop the encoder (d = 0) for every task.
+            # A task not seen in the batch is not a stationary one: MGDA of the others, it 0
+            weights = torch.zeros(gram.shape[0], dtype=gram.dtype, device=gram.device)
+            weights[active] = self.weights(gram[active][:, active], losses[active])
+            return weights
         norms = gram.diagonal().clamp(min=0).sqrt()
         if self.normalization == 'l2':
             scale = norms

@@ -21,7 +21,9 @@ class PCGrad(BaseBalancer):
 
     (projection onto the normal plane of the *original* g_j), and the update is
     ``sum_i g_i^PC``. Each g_i^PC is tracked as coefficients over the original gradients, so only
-    the Gram matrix is needed. PCGrad has no hyper-parameters.
+    the Gram matrix is needed. A task whose gradient is zero within the gradients' dtype (no
+    valid pixel in the batch) has no normal plane: it is left out and weighted 0. PCGrad has no
+    hyper-parameters.
 
     Args:
         seed (int): Seed of the balancer's own generator for the random task order. It is fixed
@@ -37,10 +39,19 @@ class PCGrad(BaseBalancer):
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, _ = self._prepare(gram, losses)
         num = gram.shape[0]
-        coeffs = torch.eye(num, dtype=torch.float64)
+        # a gradient zero within the gradients' dtype (no valid pixel in the batch) has no normal
+        # plane: projecting onto that of its rounding noise gave it coefficients up to 1e8. It
+        # conflicts with nothing: left out and weighted 0
+        active = self._nonzero_tasks(gram).cpu()
+        coeffs = torch.diag(active.double())
         for i in range(num):
-            for j in torch.randperm(num, generator=self._generator).tolist():
-                if j == i or gram[j, j] <= 0:
+            # drawn for every task, left out or not: the random sequence of the later steps is
+            # the same as without the degenerate step
+            order = torch.randperm(num, generator=self._generator).tolist()
+            if not active[i]:
+                continue
+            for j in order:
+                if j == i or not active[j]:
                     continue
                 dot = coeffs[i] @ gram[:, j].cpu()
                 if dot < 0:
