@@ -15,6 +15,7 @@ import difflib
 import logging
 import os
 import os.path as osp
+import random
 import re
 import traceback
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     'add_runner_args', 'add_model_input_args', 'warn_misspelled_keys', 'parse_runner_args',
     'load_runner_config', 'build_runner', 'isolate_run', 'claim_log_stamp',
-    'shutdown_distributed', 'set_data_root',
+    'shutdown_distributed', 'set_data_root', 'pipeline_seed_offset',
     'merge_cfg_options', 'LazyDictAction', 'read_config', 'check_config_file',
     'config_from_file', 'check_evaluator_matches_head', 'check_evaluator_matches_data',
     'warn_unevaluated_head_tasks', 'check_loop_settings', 'check_work_dir_path',
@@ -798,6 +799,36 @@ class _HarmlessNotices(logging.Filter):
                     and self.NOTICE.match(record.msg))
 
 
+def pipeline_seed_offset(rank: int, world_size: int, num_workers: Optional[int],
+                         diff_rank_seed: bool) -> int:
+    """What to add to the seed of this process's ``random`` and ``np.random`` so that
+    distributed ranks without dataloader workers augment differently; 0 where nothing is to
+    change.
+
+    The training pipeline draws its crops, scales and flips from ``np.random`` (as mmcv's and
+    mmseg's transforms do). mmengine seeds every dataloader worker from its rank
+    (``worker_init_fn``), but with ``num_workers=0`` the pipeline runs in the rank's own
+    process, which ``randomness.diff_rank_seed=False`` (the default) seeds alike on every
+    rank: all ranks cropped and flipped their different images the same way. Only the data
+    streams are offset (torch's seed, and so the model's draws, stay those of the config);
+    rank 0 and single-process runs are unchanged.
+
+    Args:
+        rank (int): The process's rank.
+        world_size (int): The number of processes.
+        num_workers (int, optional): ``train_dataloader.num_workers`` (None: no training
+            dataloader config).
+        diff_rank_seed (bool): ``randomness.diff_rank_seed`` (mmengine then already seeds
+            every rank differently).
+
+    Returns:
+        int: The rank, or 0.
+    """
+    if world_size > 1 and num_workers == 0 and not diff_rank_seed:
+        return rank
+    return 0
+
+
 _RUNNER_CLASS = None
 
 
@@ -806,6 +837,7 @@ def _runner_class() -> type:
     :class:`_HarmlessNotices`, and which never replaces another run's config copy."""
     global _RUNNER_CLASS
     if _RUNNER_CLASS is None:
+        import numpy as np
         from mmengine.dist import broadcast_object_list, master_only
         from mmengine.runner import Runner
 
@@ -849,6 +881,13 @@ def _runner_class() -> type:
                 super().set_randomness(seed, diff_rank_seed, deterministic)
                 if deterministic:
                     deterministic_cuda_setup(after=True)
+                loader = self.cfg.get('train_dataloader')
+                workers = loader.get('num_workers', 0) if isinstance(loader, dict) else None
+                offset = pipeline_seed_offset(self.rank, self.world_size, workers,
+                                              diff_rank_seed)
+                if offset:
+                    random.seed(self.seed + offset)
+                    np.random.seed((self.seed + offset) % 2**32)
 
             def build_logger(self, log_level='INFO', *args, **kwargs):
                 logger = super().build_logger(log_level, *args, **kwargs)

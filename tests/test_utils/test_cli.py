@@ -504,6 +504,7 @@ def test_deterministic_runs_on_cuda(cuda, monkeypatch, restored_determinism):
     monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
     runner_cls = _runner_class()
     runner = runner_cls.__new__(runner_cls)  # only its randomness set-up runs
+    runner.cfg, runner._rank, runner._world_size = {}, 0, 1  # what setup_env gives it first
     runner.set_randomness(0, deterministic=True)
     assert torch.are_deterministic_algorithms_enabled()
     # on the CPU every op has a deterministic version: nothing is relaxed there
