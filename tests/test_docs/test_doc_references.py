@@ -1,12 +1,15 @@
 """What the documentation points at exists: every relative link (and its ``#anchor``) of
-README.md, docs/ and the configs' READMEs, and every ``--option`` that they, the docstrings
-and comments of the code and the configs, and the Makefile give a script of tools/ or demo/.
+README.md, docs/ and the configs' READMEs, every ``mmmt.<name>`` and ``from mmmt... import``
+they give, and every ``--option`` that they, the docstrings and comments of the code and the
+configs, and the Makefile give a script of tools/ or demo/.
 
-A renamed page, heading or command-line option otherwise leaves a dead link or a command that
-stops with "unrecognized arguments" for the first user who pastes it.
+A renamed page, heading, function or command-line option otherwise leaves a dead link, an
+ImportError or a command that stops with "unrecognized arguments" for the first user who
+pastes it.
 """
 import argparse
 import glob
+import importlib
 import os.path as osp
 import re
 import runpy
@@ -195,3 +198,65 @@ def test_every_relative_link_and_anchor_of_the_docs_exists():
                         _read(file)):
                     broken.append(f'{where}: {_rel(file)} has no heading #{anchor}')
     assert not broken, '\n'.join(broken)
+
+
+# a dotted name, not inside a path or a longer name (work_dirs/x_mmmt.pth)
+_NAME = re.compile(r'(?<![\w/.-])(mmmt(?:\.[A-Za-z_]\w*)+)')
+_IMPORT = re.compile(r'^\s*from\s+(mmmt[\w.]*)\s+import\s+(\([^)]*\)|[^\n#]+)', re.M)
+#: endings that make a dotted word a file name (mmmt.pth), not a Python name
+_FILE_ENDINGS = ('py', 'pth', 'json', 'yml', 'yaml', 'txt', 'md')
+
+
+def resolve(dotted: str) -> bool:
+    """Whether ``dotted`` (``mmmt.a.b``) is a module or an attribute of one, or, as
+    ``mmmt.Name``, a registered class (the ``type='mmmt.Name'`` of a config)."""
+    parts = dotted.split('.')
+    for split in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+            return True
+        except AttributeError:
+            break
+    if len(parts) == 2:
+        from mmmt import registry
+        return any(isinstance(r, registry.Registry) and r.get(parts[1]) is not None
+                   for r in vars(registry).values())
+    return False
+
+
+def name_uses(text: str) -> Iterator[Tuple[int, str]]:
+    """``(line, dotted name)`` of every ``mmmt.<name>`` and every name a ``from mmmt...
+    import`` line imports."""
+    for number, line in enumerate(text.splitlines(), 1):
+        for dotted in _NAME.findall(line):
+            if dotted.rsplit('.', 1)[1] not in _FILE_ENDINGS:
+                yield number, dotted
+    for found in _IMPORT.finditer(text):
+        number = text.count('\n', 0, found.start()) + 1
+        for item in found.group(2).strip('()').split(','):
+            if item.split():  # `a as b` imports a
+                yield number, f'{found.group(1)}.{item.split()[0]}'
+
+
+def test_name_uses_find_dotted_names_and_imports():
+    text = ('Use `mmmt.utils.run_main` or `type=\'mmmt.MTMambaSegHead\'`; not x_mmmt.pth, '
+            'mmmt.py or work_dirs/mmmt.x\n'
+            '```python\nfrom mmmt.apis import MultiTaskInferencer\n'
+            'from mmmt.registry import (MODELS,\n    DATASETS as D)\n```\n')
+    assert list(name_uses(text)) == [
+        (1, 'mmmt.utils.run_main'), (1, 'mmmt.MTMambaSegHead'), (3, 'mmmt.apis'),
+        (4, 'mmmt.registry'), (3, 'mmmt.apis.MultiTaskInferencer'), (4, 'mmmt.registry.MODELS'),
+        (4, 'mmmt.registry.DATASETS')]
+    assert resolve('mmmt.utils.run_main') and resolve('mmmt.MTMambaSegHead')
+    assert not resolve('mmmt.utils.no_such_function') and not resolve('mmmt.NoSuchHead')
+
+
+def test_every_mmmt_name_of_the_docs_exists():
+    missing = [f'{_rel(doc)}:{number}: {dotted}' for doc in DOCS
+               for number, dotted in name_uses(_read(doc)) if not resolve(dotted)]
+    assert not missing, '\n'.join(missing)
