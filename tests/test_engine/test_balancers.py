@@ -325,6 +325,12 @@ def test_cagrad_and_nash_non_degenerate_unchanged():
         '0x1.0000000000002p+0', '0x1.c209c469e2136p+0', '0x1.0000000000000p+0']
     assert [float(x).hex() for x in NashMTL().weights(gram, ones)] == [
         '0x1.137061e809a00p-1', '0x1.e458f73a086aap-1', '0x1.87c0cf8077a37p-2']
+    # a short (2e-4 of the longest) but exact gradient is the dual's vertex: not cancelled,
+    # its direction is exact, its large weight is the paper's (not the opposite-pair case)
+    short = torch.tensor([[-3e-3, 1.5e-3, 2e-3], [-19.0, 5.0, -4.5], [-0.1, 0.2, -1.5]],
+                         dtype=torch.float64)
+    assert [float(x).hex() for x in CAGrad().weights(short @ short.T, ones)] == [
+        '0x1.08ff077abb45ap+11', '0x1.0000000000000p+0', '0x1.0000004382821p+0']
 
 
 @pytest.mark.parametrize('tiny', [0.0, 1e-9])
@@ -458,3 +464,45 @@ def test_mgda_pcgrad_imtlg_gradnorm_non_degenerate_unchanged():
         ['0x1.ae8d300a428c8p-1', '0x1.146513cf1208dp+0', '0x1.1454542bccb0ep+0']]
     assert hexes(gradnorm.state_dict()['task_weights']) == [
         '0x1.863977e0f43f8p-1', '0x1.1e7e274db332dp+0', '0x1.1e651cc1d2ad7p+0']
+
+
+def test_cagrad_exactly_opposite_pair_with_a_third_task():
+    # g_2 = -g_1: the best g_w of the dual is 0 (w = (1/2, 1/2, 0)) and d = g_0 + r g_w / |g_w|
+    # is 0/0; it was g_0 + 1e10 x noise (float32 could not cancel the weights: d off by 3e3).
+    # Every d of the ball orthogonal to g_1 is optimal (the worst task gets 0); CAGrad's choice
+    # for the third: its problem projected onto g_1's orthogonal complement. By hand, for the
+    # sum (T = 3): d = P g_3 (1 + sqrt(c^2 |g_3|^2 - (g_3 . u_1)^2) / |P g_3|) = (0, 1.35553..)
+    g1, g3, c = torch.tensor([1.0, 0.0]), torch.tensor([0.2, 1.0]), 0.4
+    grads = torch.stack([g1, -g1, g3]).double()
+    w = CAGrad(c=c).weights(grads @ grads.T, torch.ones(3, dtype=torch.float64))
+    scale = 1 + (c**2 * 1.04 - 0.2**2)**0.5
+    assert torch.allclose(w @ grads, torch.tensor([0.0, scale], dtype=torch.float64), atol=1e-9)
+    # the minimum-norm coefficients: P g_3 = g_3 - 0.1 g_1 + 0.1 g_2
+    assert torch.allclose(w, scale * torch.tensor([-0.1, 0.1, 1.0], dtype=torch.float64),
+                          atol=1e-9)
+
+
+@pytest.mark.parametrize('seed,dims,scale,c', [(2, 6, 1.0, 0.4), (0, 7, 1.5, 0.8)])
+def test_cagrad_opposite_pair_float32_matches_the_primal_problem(seed, dims, scale, c):
+    # float32 tasks (g, -scale g, others): checked against the primal, solved independently
+    # in d: max t s.t. g_t.d >= t for the others, g.d = 0, |d - T g_0| <= T c |g_0|. With
+    # scale 1.5 the solver stalls with weights of 1e-4 on the others: not part of the pair
+    from scipy.optimize import minimize
+    gen = torch.Generator().manual_seed(seed)
+    base = torch.randn(dims - 3, dims, generator=gen)
+    grads = torch.cat([base[:1], -scale * base[:1], base[1:]])  # float32
+    num = len(grads)
+    gram = (grads @ grads.T).double()
+    w = CAGrad(c=c).weights(gram, torch.ones(num, dtype=torch.float64))
+    assert float(w.abs().max()) < 10, w  # was 1e10
+    d32 = (w.float() @ grads).double()
+    exact = grads.double().numpy()
+    center = exact.sum(0)  # T g_0
+    radius = c * np.linalg.norm(center)
+    cons = [dict(type='ineq', fun=lambda x: exact[2:] @ x[:dims] - x[dims]),
+            dict(type='eq', fun=lambda x: exact[0] @ x[:dims]),
+            dict(type='ineq', fun=lambda x: radius**2 - np.sum((x[:dims] - center)**2))]
+    x0 = np.concatenate([center - (center @ exact[0]) / (exact[0] @ exact[0]) * exact[0], [0.0]])
+    ref = minimize(lambda x: -x[dims], x0, method='SLSQP', constraints=cons,
+                   options=dict(ftol=1e-14, maxiter=1000)).x[:dims]
+    np.testing.assert_allclose(d32.numpy(), ref, atol=1e-4 * np.linalg.norm(ref))
