@@ -506,3 +506,22 @@ def test_cagrad_opposite_pair_float32_matches_the_primal_problem(seed, dims, sca
     ref = minimize(lambda x: -x[dims], x0, method='SLSQP', constraints=cons,
                    options=dict(ftol=1e-14, maxiter=1000)).x[:dims]
     np.testing.assert_allclose(d32.numpy(), ref, atol=1e-4 * np.linalg.norm(ref))
+
+
+def test_nash_mtl_opposite_gradients():
+    # g2 = -g1 + eps h: the bargaining solution (alpha growing as 1 / eps, 1414 at eps = 1e-3)
+    # is found while it fits in the solver's bound, with ||d||^2 = T = 2
+    g1 = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    h = torch.tensor([-4.0, 3.0], dtype=torch.float64) / 5
+    for eps in (1e-1, 1e-2, 1e-3):
+        near = torch.stack([g1, -g1 + eps * h])
+        alpha = NashMTL().weights(near @ near.T, ONES)
+        assert torch.allclose((near @ near.T) @ alpha, 1 / alpha, rtol=1e-4)
+        assert abs(float((alpha @ near).norm()) - 2**0.5) < 1e-5
+    # exactly opposite: no d improves both (the paper assumes independent gradients) and no
+    # alpha solves G G^T alpha = 1 / alpha; the solver stops at its bound 1e4 / sqrt(trace),
+    # with equal weights: d = 0, the bargaining's disagreement point
+    opp = torch.stack([g1, -g1])
+    alpha = NashMTL().weights(opp @ opp.T, ONES)
+    assert alpha[0] == alpha[1] and abs(float(alpha[0]) - 1e4 / 50**0.5) < 1e-6
+    assert float((alpha @ opp).norm()) < 1e-9
