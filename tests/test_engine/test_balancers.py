@@ -525,3 +525,36 @@ def test_nash_mtl_opposite_gradients():
     alpha = NashMTL().weights(opp @ opp.T, ONES)
     assert alpha[0] == alpha[1] and abs(float(alpha[0]) - 1e4 / 50**0.5) < 1e-6
     assert float((alpha @ opp).norm()) < 1e-9
+
+
+def test_gradnorm_task_without_labels_in_the_first_batch():
+    # loss 0 and a zero gradient at step 1 (raised 'needs positive task losses' before): its
+    # weight stays 1, the two others are balanced on their own, and its L(0) is its first
+    # positive loss (0.8 at step 2), from where it is balanced as any task
+    grads = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 2.0]], dtype=torch.float64)
+    first = grads.clone()
+    first[1] = 0
+    pair = grads[[0, 2]][:, [0, 2]]
+    gradnorm, two = GradNorm(), GradNorm()
+    assert torch.equal(gradnorm.weights(first @ first.T, torch.tensor([1.0, 0.0, 1.0],
+                                                                      dtype=torch.float64)),
+                       torch.ones(3, dtype=torch.float64))
+    two.weights(pair @ pair.T, ONES)
+    state = gradnorm.state_dict()
+    assert state['task_weights'][1] == 1
+    assert torch.equal(state['task_weights'][[0, 2]], two.state_dict()['task_weights'])
+    losses = torch.tensor([0.5, 0.8, 1.0], dtype=torch.float64)
+    w = gradnorm.weights(grads @ grads.T, losses)
+    assert torch.equal(w, state['task_weights'])
+    assert gradnorm.state_dict()['initial_losses'].tolist() == [1.0, 0.8, 1.0]
+    # the same step from a state that had L(0) = 0.8 all along
+    reference = GradNorm()
+    reference.load_state_dict(dict(task_weights=state['task_weights'],
+                                   initial_losses=torch.tensor([1.0, 0.8, 1.0],
+                                                               dtype=torch.float64)))
+    reference.weights(grads @ grads.T, losses)
+    assert torch.equal(gradnorm.state_dict()['task_weights'],
+                       reference.state_dict()['task_weights'])
+    # a loss of 0 with a nonzero gradient is not a task without labels: rejected as before
+    with pytest.raises(ValueError, match='scheme="sum"'):
+        GradNorm().weights(grads @ grads.T, torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64))

@@ -29,7 +29,8 @@ class GradNorm(BaseBalancer):
 
     A task whose gradient is zero within the gradients' dtype (no valid pixel in the batch) has
     no training rate that step: it is left out of ``mean_k`` (of G and of the loss ratios), its
-    weight is kept, and the others are balanced and renormalised among themselves.
+    weight is kept, and the others are balanced and renormalised among themselves. Its initial
+    loss L_t(0) is its first positive loss, should the first batch have none of its labels.
 
     Task losses must be positive (their ratios are used): combine the tasks with
     ``MultiTaskLoss(scheme='sum')``, not 'log', whose terms can be negative.
@@ -50,8 +51,15 @@ class GradNorm(BaseBalancer):
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, losses = self._prepare(gram, losses)
         num = gram.shape[0]
+        # a task with a zero gradient (no valid pixel in the batch, a frozen head) has G_t = 0
+        # and a loss of 0: in the means it pulled every other weight down, step after step,
+        # until its own weight was T and the others' 1e-8. It has no training rate this step:
+        # left out of the means, its weight kept, the others balanced among themselves
+        active = self._nonzero_tasks(gram)
         if self._task_weights is None:
-            if (losses <= 0).any():
+            # a loss of 0 with a zero gradient is a task not seen in the first batch, not a
+            # log-scheme loss: its L(0) is taken at its first positive loss
+            if ((losses < 0) | ((losses <= 0) & active)).any():
                 raise ValueError(
                     f'GradNorm needs positive task losses, got {losses.tolist()} for tasks '
                     f'{self.task_names}: use MultiTaskLoss(scheme="sum")')
@@ -60,17 +68,18 @@ class GradNorm(BaseBalancer):
         if self._task_weights.shape[0] != num:
             raise ValueError(f'GradNorm: state has {self._task_weights.shape[0]} tasks, '
                              f'this step {num}')
+        unset = self._initial_losses <= 0
+        if unset.any():  # tasks without a loss yet: this step's, if positive
+            self._initial_losses = torch.where(unset & (losses.cpu() > 0), losses.cpu(),
+                                               self._initial_losses)
+        initial = self._initial_losses.to(gram.device)
+        active &= initial > 0
         used = self._task_weights.to(gram.device).clone()
-        norms = gram.diagonal().clamp(min=0).sqrt()
-        # a task with a zero gradient (no valid pixel in the batch, a frozen head) has G_t = 0
-        # and a loss of 0: in the means it pulled every other weight down, step after step,
-        # until its own weight was T and the others' 1e-8. It has no training rate this step:
-        # left out of the means, its weight kept, the others balanced among themselves
-        active = self._nonzero_tasks(gram)
         if not active.any():  # every gradient is zero: no weight moves (G_t = 0 = target)
-            active = ~active
+            return used
+        norms = gram.diagonal().clamp(min=0).sqrt()
         weighted = used * norms
-        ratios = losses / self._initial_losses.to(gram.device)
+        ratios = losses / initial.where(initial > 0, torch.ones_like(initial))
         inverse_rate = ratios / ratios[active].mean()
         target = weighted[active].mean() * inverse_rate**self.alpha
         new = used - self.lr * torch.sign(weighted - target) * norms
