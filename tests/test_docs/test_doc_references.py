@@ -260,3 +260,14 @@ def test_every_mmmt_name_of_the_docs_and_docstrings_exists():
     missing = [f'{_rel(doc)}:{number}: {dotted}' for doc in DOCS + SOURCES
                for number, dotted in name_uses(_read(doc)) if not resolve(dotted)]
     assert not missing, '\n'.join(missing)
+
+
+def test_every_scan_backend_the_docs_name_exists():
+    from mmmt.ops.selective_scan import _BACKENDS
+    named = [(f'{_rel(doc)}:{number}', value) for doc in DOCS + SOURCES
+             for number, line in enumerate(_read(doc).splitlines(), 1)
+             for choice in re.findall(r'MMMT_SCAN_BACKEND=([a-z|]+)', line)
+             for value in choice.split('|')]
+    assert {v for _, v in named} == set(_BACKENDS)  # README and docs name each at least once
+    wrong = [f'{where}: {value}' for where, value in named if value not in _BACKENDS]
+    assert not wrong, '\n'.join(wrong)
