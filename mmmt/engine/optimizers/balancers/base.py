@@ -78,6 +78,29 @@ class BaseBalancer:
         eps = torch.finfo(self.grad_dtype).eps
         return sq_norms > (eps**2) * sq_norms.max()
 
+    def _weights_without_zero_tasks(self, gram: Tensor, losses: Tensor) -> Optional[Tensor]:
+        """:meth:`weights` of the tasks whose gradient is not zero (:meth:`_nonzero_tasks`),
+        0 for the others; None when there is none to leave out (every gradient, or none, is
+        zero), for the caller to solve the whole problem.
+
+        For the balancers whose problem a zero gradient makes degenerate (the min-norm point
+        of MGDA, a direction of rounding noise for IMTL-G, a shrunk g_0 for CAGrad): such a
+        task, not seen in the batch, is not one the others conflict with.
+
+        Args:
+            gram (Tensor): (T, T) float64 Gram matrix.
+            losses (Tensor): (T,) float64 task losses.
+
+        Returns:
+            Tensor or None: (T,) float64 coefficients.
+        """
+        active = self._nonzero_tasks(gram)
+        if active.all() or not active.any():
+            return None
+        weights = torch.zeros(gram.shape[0], dtype=torch.float64, device=gram.device)
+        weights[active] = self.weights(gram[active][:, active], losses[active])
+        return weights
+
     @staticmethod
     def _prepare(gram: Tensor, losses: Tensor):
         """Check shapes and return float64 copies of the Gram matrix and the losses."""

@@ -113,13 +113,11 @@ class CAGrad(BaseBalancer):
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram_t, losses_t = self._prepare(gram, losses)
-        active = self._nonzero_tasks(gram_t)
-        if active.any() and not active.all():
-            # a zero gradient (no valid pixel in the batch) would only shrink g_0 and blow up
-            # its own coefficient (1e15): CAGrad of the other tasks, this one weighted 0
-            coeffs = torch.zeros(gram_t.shape[0], dtype=torch.float64, device=gram_t.device)
-            coeffs[active] = self.weights(gram_t[active][:, active], losses_t[active])
-            return coeffs
+        # a zero gradient (no valid pixel in the batch) would only shrink g_0 and blow up its
+        # own coefficient (1e15): CAGrad of the other tasks, this one weighted 0
+        left_out = self._weights_without_zero_tasks(gram_t, losses_t)
+        if left_out is not None:
+            return left_out
         gram = gram_t.cpu().numpy()
         num = gram.shape[0]
         mean = np.full(num, 1.0 / num)

@@ -44,16 +44,14 @@ class IMTLG(BaseBalancer):
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, _ = self._prepare(gram, losses)
-        active = self._nonzero_tasks(gram)
-        if not active.all() and active.any():
-            # a task with a zero gradient (no valid pixel in the batch) has no direction u_t;
-            # taking u_t = 0 would force every projection, hence d, to 0 and stop the encoder
-            # for the step. It constrains nothing: balance the others, weight it 0. A gradient
-            # zero within the gradients' dtype counts too: its direction is rounding noise, and
-            # an equal projection on it took all the weight (d of the noise's size)
-            weights = torch.zeros(gram.shape[0], dtype=gram.dtype, device=gram.device)
-            weights[active] = self.weights(gram[active][:, active], losses[active])
-            return weights
+        # a task with a zero gradient (no valid pixel in the batch) has no direction u_t;
+        # taking u_t = 0 would force every projection, hence d, to 0 and stop the encoder for
+        # the step. It constrains nothing: balance the others, weight it 0. A gradient zero
+        # within the gradients' dtype counts too: its direction is rounding noise, and an equal
+        # projection on it took all the weight (d of the noise's size)
+        left_out = self._weights_without_zero_tasks(gram, losses)
+        if left_out is not None:
+            return left_out
         num = gram.shape[0]
         if num == 1:
             return torch.ones(1, dtype=gram.dtype, device=gram.device)

@@ -165,14 +165,12 @@ class MGDAUB(BaseBalancer):
 
     def weights(self, gram: Tensor, losses: Tensor) -> Tensor:
         gram, losses = self._prepare(gram, losses)
-        active = self._nonzero_tasks(gram)
-        if active.any() and not active.all():
-            # a zero gradient (no valid pixel in the batch, a frozen head) is itself the min-norm
-            # point: it would take all the weight and stop the encoder (d = 0) for every task.
-            # A task not seen in the batch is not a stationary one: MGDA of the others, it 0
-            weights = torch.zeros(gram.shape[0], dtype=gram.dtype, device=gram.device)
-            weights[active] = self.weights(gram[active][:, active], losses[active])
-            return weights
+        # a zero gradient (no valid pixel in the batch, a frozen head) is itself the min-norm
+        # point: it would take all the weight and stop the encoder (d = 0) for every task. A
+        # task not seen in the batch is not a stationary one: MGDA of the others, it 0
+        left_out = self._weights_without_zero_tasks(gram, losses)
+        if left_out is not None:
+            return left_out
         norms = gram.diagonal().clamp(min=0).sqrt()
         if self.normalization == 'l2':
             scale = norms
