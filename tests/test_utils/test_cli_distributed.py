@@ -31,7 +31,9 @@ def _draws():
                 torch=torch.rand(3).tolist())
 
 
-def _worker(rank, port, out_dir, workers):
+def _worker(rank, port, out_dir):
+    """Build the tools' Runner without and with dataloader workers; write the draws after
+    each."""
     import torch.distributed as dist
 
     from mmmt.utils import build_runner, load_runner_config, parse_runner_args, register_all_modules
@@ -40,24 +42,35 @@ def _worker(rank, port, out_dir, workers):
     parser = argparse.ArgumentParser()
     parser.add_argument('config')
     add_runner_args(parser, trust_help='trust')
-    args = parse_runner_args(parser, [
-        osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py'),
-        '--work-dir', os.path.join(out_dir, 'work'), '--cfg-options',
-        f'randomness.seed={SEED}', f'train_dataloader.num_workers={workers}',
-        f'train_dataloader.persistent_workers={workers > 0}', 'log_level=WARNING'])
-    runner = build_runner(load_runner_config(args), 'training')
-    assert (runner.rank, runner.world_size) == (rank, 2)
+    draws = {}
+    for workers in (0, 2):
+        args = parse_runner_args(parser, [
+            osp.join(REPO, 'configs', 'demo', 'mtmamba-tiny_synthetic-nyud.py'),
+            '--work-dir', os.path.join(out_dir, f'work{workers}'), '--cfg-options',
+            f'randomness.seed={SEED}', f'train_dataloader.num_workers={workers}',
+            f'train_dataloader.persistent_workers={workers > 0}', 'log_level=WARNING'])
+        runner = build_runner(load_runner_config(args), 'training')
+        assert (runner.rank, runner.world_size) == (rank, 2)
+        draws[workers] = _draws()
     with open(os.path.join(out_dir, f'{rank}.json'), 'w') as f:
-        json.dump(_draws(), f)
+        json.dump(draws, f)
     dist.destroy_process_group()
 
 
+@pytest.fixture(scope='module')
+def rank_draws(tmp_path_factory):
+    """Each rank's draws after building the Runner, by num_workers (0 and 2)."""
+    out = tmp_path_factory.mktemp('rank_draws')
+    spawn_ranks(_worker, str(out))
+    return [{int(k): v for k, v in json.loads((out / f'{r}.json').read_text()).items()}
+            for r in range(2)]
+
+
 @pytest.mark.parametrize('workers', [0, 2])
-def test_ranks_without_workers_draw_their_own_augmentation(tmp_path, workers):
+def test_ranks_without_workers_draw_their_own_augmentation(rank_draws, workers):
     """With num_workers=0 the pipeline draws from each rank's np.random, which mmengine
     seeded alike on every rank: both ranks cropped and flipped their images the same way."""
-    spawn_ranks(_worker, str(tmp_path), workers)
-    ranks = [json.loads((tmp_path / f'{r}.json').read_text()) for r in range(2)]
+    ranks = [draws[workers] for draws in rank_draws]
     # rank 0 keeps the config's seed, and torch (the model's draws) is alike on every rank
     random.seed(SEED)
     np.random.seed(SEED)
