@@ -502,16 +502,25 @@ def load_checkpoint_file(filename: str,
 
 
 def is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a non-empty checkpoint whose container is whole.
+    """Whether ``path`` is a non-empty checkpoint whose container is whole and undamaged.
 
     A ``torch.save`` zip archive ends with its directory, so a truncated one fails
-    :func:`zipfile.is_zipfile`; a legacy pickle (first byte 0x80) is accepted as it is.
+    :func:`zipfile.is_zipfile`, and a damaged one has a record that does not match its CRC-32
+    (this reads the whole file); a legacy pickle (first byte 0x80) is accepted as it is.
     """
     if not osp.isfile(path) or osp.getsize(path) == 0:
         return False
     with open(path, 'rb') as f:
         legacy = f.read(1) == b'\x80'
-    return legacy or zipfile.is_zipfile(path)
+    if legacy:
+        return True
+    if not zipfile.is_zipfile(path):
+        return False
+    try:
+        _check_records(path)
+    except CorruptCheckpointError:
+        return False
+    return True
 
 
 _STEP = re.compile(r'(iter|epoch)_(\d+)\.pth$')
@@ -586,7 +595,8 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
     """The checkpoint ``--resume`` continues from, and a note when it is not the usual one.
 
     Normally the file named in ``work_dir/last_checkpoint``. If that pointer is missing, empty
-    (a full disk), names a deleted file (a crash during rotation) or a truncated one, the
+    (a full disk), names a deleted file (a crash during rotation), a truncated one or one
+    whose checksums do not match (:func:`is_complete_checkpoint`), the
     newest complete ``iter_N.pth``/``epoch_N.pth`` of the work dir (and of the pointer's
     directory) is used instead, and the note says so; checkpoints of an abandoned branch
     (later ones that a resume of an earlier checkpoint left, see
@@ -618,7 +628,7 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
     elif not osp.exists(named):
         problem = f'names {named}, which does not exist'
     else:
-        problem = f'names {named}, which is incomplete'
+        problem = f'names {named}, which is incomplete or damaged'
     abandoned = set(abandoned_checkpoints(work_dir))
     skipped = [p for p in candidates if osp.abspath(p) in abandoned]
     complete = [p for p in candidates if p not in skipped and is_complete_checkpoint(p)]

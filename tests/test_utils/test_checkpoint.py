@@ -210,11 +210,14 @@ def test_resume_checkpoint_falls_back_to_the_newest_complete_file(tmp_path):
     for step in (2, 4):
         torch.save({'state_dict': {}}, work / f'iter_{step}.pth')
     (work / 'iter_6.pth').write_bytes((work / 'iter_4.pth').read_bytes()[:100])  # truncated
+    torch.save({'state_dict': dict(w=torch.zeros(1000))}, work / 'iter_8.pth')
+    _flip_a_weight_byte(work / 'iter_8.pth', work / 'iter_8.pth')  # a disk error
     pointer = work / 'last_checkpoint'
     pointer.write_text(str(work / 'iter_4.pth'))
     assert find_resume_checkpoint(str(work)) == (str(work / 'iter_4.pth'), None)
-    for text, problem in (('', 'is empty'), (str(work / 'iter_8.pth'), 'does not exist'),
-                          (str(work / 'iter_6.pth'), 'incomplete')):
+    for text, problem in (('', 'is empty'), (str(work / 'iter_10.pth'), 'does not exist'),
+                          (str(work / 'iter_6.pth'), 'incomplete'),
+                          (str(work / 'iter_8.pth'), 'incomplete or damaged')):
         pointer.write_text(text)
         path, note = find_resume_checkpoint(str(work))
         assert path == str(work / 'iter_4.pth')
