@@ -183,9 +183,9 @@ def check_resume_target(cfg) -> Optional[str]:
     if '://' not in str(cfg.load_from) and not is_complete_checkpoint(cfg.load_from):
         raise SystemExit(
             f'--resume: {cfg.load_from} is at {step[0]} {step[1]} = train_cfg.{limit_key}, but '
-            'it is not a complete checkpoint (empty or truncated: an interrupted copy?), so '
-            'this training has no usable final checkpoint. Copy it again, or --resume an '
-            f'earlier checkpoint (with --force) to train the last {step[0]}s again')
+            'it is not a complete checkpoint (empty, truncated or damaged: an interrupted '
+            'copy?), so this training has no usable final checkpoint. Copy it again, or --resume '
+            f'an earlier checkpoint (with --force) to train the last {step[0]}s again')
     # Not "raise max_iters": mmengine restores the lr schedule saved in the checkpoint, which
     # for a finished run ends here, and CheckpointFitHook then refuses that resume.
     return (f'--resume: {cfg.load_from} is at {step[0]} {step[1]} = train_cfg.{limit_key}: '

@@ -109,7 +109,8 @@ def test_resume_target_past_or_at_the_end(train, tmp_path):
         ckpt.write_bytes(damaged)
         with pytest.raises(SystemExit, match=(
                 r'^--resume: .*iter_44\.pth is at iter 44 = train_cfg\.max_iters, but it is '
-                r'not a complete checkpoint \(empty or truncated: an interrupted copy\?\), .*'
+                r'not a complete checkpoint \(empty, truncated or damaged: an interrupted '
+                r'copy\?\), .*'
                 r'Copy it again, or --resume an earlier checkpoint \(with --force\) to train '
                 r'the last iters again$')):
             train.check_resume_target(cfg)
