@@ -358,11 +358,10 @@ def _check_records(filename: str) -> None:
     """Refuse a zip checkpoint one of whose records differs from its stored CRC-32.
 
     ``torch.load`` does not verify the checksums ``torch.save`` writes: a flipped byte in
-    the tensor data (a disk or transfer error) loaded as a silently wrong weight. Reading
-    the records once more costs about as much as the load's own read (0.12 s for 256 MB
-    against 0.16 s for ``torch.load``, measured on the development machine); a stored CRC
-    of 0 is a file saved with ``torch.serialization.set_crc32_options(False)`` and is not
-    checked.
+    the tensor data (a disk or transfer error) loaded as a silently wrong weight. It reads
+    the file once more (whose pages are then cached for the load that follows); a stored CRC
+    of 0 is a file saved with
+    ``torch.serialization.set_crc32_options(False)`` and is not checked.
     """
     with zipfile.ZipFile(filename) as archive:
         for info in archive.infolist():
