@@ -1,6 +1,7 @@
 """Reading arbitrary images (files or arrays) as 8-bit RGB for inference."""
 import os
 import os.path as osp
+import warnings
 from typing import List, Optional, Union
 
 import numpy as np
@@ -9,7 +10,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from mmmt.utils.errors import UserInputError
 from mmmt.utils.image_formats import PIL_READ_FORMATS
 
-__all__ = ['IMG_EXTENSIONS', 'image_file_problem', 'list_images', 'read_image_rgb',
+__all__ = ['IMG_EXTENSIONS', 'image_file_problem', 'list_images', 'pil_to_rgb', 'read_image_rgb',
            'to_rgb_uint8']
 
 #: File name endings treated as images when a folder is given (case-insensitive).
@@ -31,8 +32,10 @@ def to_rgb_uint8(img: np.ndarray, name: str = 'array') -> np.ndarray:
 
     Accepted: (H, W), (H, W, 1) grayscale; (H, W, 3) RGB; (H, W, 4) RGBA (alpha dropped);
     (H, W, 2) grayscale + alpha. dtypes: uint8; uint16 (16-bit, scaled by 1/256 like Pillow
-    does for 16-bit colour PNGs); other integers (clipped to 16 bits, then as uint16); bool;
-    floats (in [0, 1] if the maximum is <= 1, else in [0, 255], clipped).
+    does for 16-bit colour PNGs; a warning when no value exceeds 255, which reads as nearly
+    black); other integers (int64 from ``np.array(img, int)``, int32...): 8-bit values if
+    none is above 255, else clipped to 16 bits and scaled as uint16; bool; floats (in [0, 1]
+    if the maximum is <= 1, else in [0, 255], clipped). Negative values are clipped to 0.
 
     Args:
         img (np.ndarray): The image.
@@ -55,7 +58,17 @@ def to_rgb_uint8(img: np.ndarray, name: str = 'array') -> np.ndarray:
     elif img.dtype == np.bool_:
         img = img.astype(np.uint8) * 255
     elif np.issubdtype(img.dtype, np.integer):
-        img = (np.clip(img, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
+        top = int(img.max())
+        if img.dtype == np.uint16 and top <= 255:
+            warnings.warn(f'{name}: a uint16 image is read as 16-bit (value / 256), and none of '
+                          f'its values exceeds {top}: it is nearly black; pass '
+                          'img.astype(np.uint8) if these are 8-bit values')
+        if img.dtype != np.uint16 and top <= 255:
+            # an 8-bit image held in a wider integer type (arithmetic, np.array(img, int)):
+            # scaled as 16-bit it would be black
+            img = np.clip(img, 0, 255).astype(np.uint8)
+        else:
+            img = (np.clip(img, 0, 65535).astype(np.uint32) >> 8).astype(np.uint8)
     elif np.issubdtype(img.dtype, np.floating):
         img = img.astype(np.float32)
         if not np.isfinite(img).all():
@@ -88,16 +101,7 @@ def read_image_rgb(path: str) -> np.ndarray:
     try:
         with Image.open(path, formats=PIL_READ_FORMATS) as im:
             im.load()
-            try:
-                im = ImageOps.exif_transpose(im)
-            except Exception:  # a corrupt EXIF block should not make the image unreadable
-                pass
-            mode = im.mode
-            if mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F'):
-                return to_rgb_uint8(_high_depth_array(im), path)
-            if mode != 'RGB':
-                im = im.convert('RGB')  # drops alpha; palette, CMYK, L, LA, 1... to RGB
-            arr = np.asarray(im)
+            return pil_to_rgb(im, path)
     except UnidentifiedImageError as e:
         raise OSError(f'Cannot read {path}: not an image file in a format Pillow knows') from e
     except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt data
@@ -105,7 +109,26 @@ def read_image_rgb(path: str) -> np.ndarray:
     except Image.DecompressionBombError as e:  # not an OSError
         raise OSError(f'Cannot read image file {path}: {e} (raise PIL.Image.MAX_IMAGE_PIXELS '
                       'if the file is genuine)') from e
-    return to_rgb_uint8(arr, path)
+
+
+def pil_to_rgb(im: Image.Image, name: str = 'image') -> np.ndarray:
+    """A PIL image (loaded) as (H, W, 3) uint8 RGB, converted as :func:`read_image_rgb`
+    converts files: EXIF orientation applied, alpha dropped, 16-bit to its top 8 bits,
+    palette, CMYK, YCbCr, 1-bit and float modes to RGB.
+
+    Args:
+        im (PIL.Image.Image): The image.
+        name (str): How to name it in error messages.
+    """
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a corrupt EXIF block should not make the image unreadable
+        pass
+    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N', 'I', 'F'):
+        return to_rgb_uint8(_high_depth_array(im), name)
+    if im.mode != 'RGB':
+        im = im.convert('RGB')  # drops alpha; palette, CMYK, L, LA, 1... to RGB
+    return to_rgb_uint8(np.asarray(im), name)
 
 
 def image_file_problem(path: str) -> Optional[str]:

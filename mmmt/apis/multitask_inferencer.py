@@ -10,7 +10,7 @@ import math
 import os
 import os.path as osp
 import warnings
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -21,6 +21,7 @@ from mmengine import DefaultScope
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import pseudo_collate
 from mmengine.infer import BaseInferencer
+from PIL import Image
 from torch import Tensor
 
 from mmmt.registry import INFERENCERS, TRANSFORMS
@@ -29,7 +30,7 @@ from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe
                                    load_model_weights, non_finite_tensors, trusted)
 from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError
 from mmmt.utils.fileio import atomic_write, keep_existing_files
-from .image_io import ImageInput, list_images, read_image_rgb, to_rgb_uint8
+from .image_io import ImageInput, list_images, pil_to_rgb, read_image_rgb, to_rgb_uint8
 
 __all__ = [
     'MultiTaskInferencer', 'resize_and_activate', 'unique_names', 'fitted_size', 'config_tasks',
@@ -192,12 +193,25 @@ class _InferencePipeline:
 class MultiTaskInferencer(BaseInferencer):
     """Dense multi-task predictions for images of any size and format.
 
-    Inputs may be an image path, a folder (its image files, sorted by name), a numpy array
-    (RGB, see :func:`~mmmt.apis.image_io.to_rgb_uint8`), or a list of these. Every image is
-    read as 8-bit RGB (grayscale, RGBA, palette, 16-bit and JPEG/PNG/TIFF/BMP/WebP files are
-    converted; EXIF orientation applied) and goes through the config's test pipeline with
-    annotation loading removed. Images larger than ``max_size`` are first shrunk (keeping the
-    aspect ratio) to fit it; the data preprocessor pads every batch to a multiple of 32.
+    Inputs may be an image path (``str`` or ``os.PathLike``; spaces and non-ASCII names are
+    fine), a folder (its files with an image extension, :data:`~mmmt.apis.IMG_EXTENSIONS`,
+    sorted by name; other files and sub-folders are skipped), a numpy array, a PIL image, or a
+    list of these. Every image is read as 8-bit RGB and goes through the config's test
+    pipeline with annotation loading removed:
+
+    * files (:func:`~mmmt.apis.read_image_rgb`) and PIL images: grayscale, RGBA (alpha
+      dropped), palette, CMYK, 16-bit (top 8 bits) and float modes are converted; the EXIF
+      orientation is applied, so the predictions align with the image as it is displayed
+      (and have its displayed size);
+    * arrays (:func:`~mmmt.apis.to_rgb_uint8`): (H, W), (H, W, 1), (H, W, 2), (H, W, 3) RGB
+      or (H, W, 4) RGBA; uint8, uint16 (16-bit), other integers (8-bit when no value exceeds
+      255), bool, floats ([0, 1] when the maximum is <= 1, else [0, 255]); channels-first
+      (3, H, W), NaN and empty arrays are errors naming the input.
+
+    Any size from 1x1 pixel up works: the inferencer never enlarges an image (a ``Resize``
+    step of the config's test pipeline may), small ones are padded. Images larger than
+    ``max_size`` are first shrunk (keeping the aspect ratio) to fit it; the data preprocessor
+    pads every batch to a multiple of 32.
     Within a batch, images whose inputs differ in size go through the model separately, so
     that none is padded more than alone: the predictions do not depend on ``batch_size``.
     Predictions are cropped back and resized to each image's own size.
@@ -377,7 +391,8 @@ class MultiTaskInferencer(BaseInferencer):
         """Predict every task for the inputs.
 
         Args:
-            inputs: An image path, a folder, an RGB numpy array, or a list of paths/arrays.
+            inputs: An image path, a folder, a numpy array, a PIL image, or a list of these
+                (see the class docstring for what each may hold).
             batch_size (int): Images per forward pass. Defaults to 1.
             out_dir (str, optional): Write ``vis/<name>.png`` (the visualizer's picture) and,
                 with ``save_pred``, ``pred/<name>_<task>.png`` (class maps) or ``.npy`` (the
@@ -469,14 +484,20 @@ class MultiTaskInferencer(BaseInferencer):
     def _inputs_to_list(inputs) -> List[Tuple[str, ImageInput]]:
         """(name, path or array) pairs; folders expand to their image files (needs no model:
         ``demo/image_demo.py`` checks its inputs before building one)."""
-        if isinstance(inputs, (str, os.PathLike, np.ndarray)):
+        if isinstance(inputs, (str, os.PathLike, np.ndarray, Image.Image)):
             inputs = [inputs]
         if isinstance(inputs, torch.Tensor):
             raise TypeError('pass images as paths or numpy arrays (H, W[, C]), not tensors')
+        if not isinstance(inputs, Iterable) or isinstance(inputs, (bytes, Mapping)):
+            # iterating bytes gives ints and a dict its keys: the error would name those
+            raise TypeError('inputs: expected an image path, a folder, a numpy array, a PIL '
+                            f'image or a list of these, got {type(inputs).__name__}')
         items = []
         for i, item in enumerate(inputs):
             if isinstance(item, os.PathLike):
                 item = os.fspath(item)
+            if isinstance(item, Image.Image):
+                item = pil_to_rgb(item, f'input {i}')
             if isinstance(item, str):
                 if osp.isdir(item):
                     items += [(None, p) for p in list_images(item)]
@@ -487,7 +508,7 @@ class MultiTaskInferencer(BaseInferencer):
             elif isinstance(item, np.ndarray):
                 items.append((f'{i:08d}', item))
             else:
-                raise TypeError(f'input {i}: expected a path or a numpy array, got '
+                raise TypeError(f'input {i}: expected a path, a numpy array or a PIL image, got '
                                 f'{type(item).__name__}')
         if not items:
             raise UserInputError('no inputs given')

@@ -96,3 +96,33 @@ def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 1000)  # 10000 pixels: a "bomb"
     with pytest.raises(OSError, match=r'Cannot read image file .*huge\.png: .*MAX_IMAGE_PIXELS'):
         read_image_rgb(str(path))
+
+
+@pytest.mark.parametrize('dtype', [np.int64, np.int32, np.int16, np.uint32])
+def test_8_bit_values_in_a_wider_integer_type_are_8_bit(rgb, dtype):
+    # np.array(img, int) and integer arithmetic give int64 arrays of 0..255: read as 16-bit
+    # (value / 256) they were an all-black image
+    np.testing.assert_array_equal(to_rgb_uint8(rgb.astype(dtype)), rgb)
+    # values above 255 are 16-bit data, scaled as uint16 is (value / 256)
+    np.testing.assert_array_equal(to_rgb_uint8(rgb.astype(dtype) * 128), rgb // 2)
+
+
+def test_uint16_of_8_bit_values_warns_that_it_is_nearly_black(rgb):
+    with pytest.warns(UserWarning, match=r'my_array: a uint16 image .*astype\(np.uint8\)'):
+        out = to_rgb_uint8(rgb.astype(np.uint16), 'my_array')
+    assert out.max() == 0  # documented: uint16 is 16-bit
+
+
+def test_pil_images_are_converted_like_files(tmp_path, rgb):
+    from mmmt.apis import pil_to_rgb
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(rgb).save(tmp_path / 'r.jpg', exif=exif, quality=95)
+    Image.fromarray(rgb).convert('P').save(tmp_path / 'p.png')
+    Image.fromarray(rgb).convert('CMYK').save(tmp_path / 'c.jpg', quality=95)
+    for name in ('r.jpg', 'p.png', 'c.jpg'):
+        with Image.open(tmp_path / name) as im:
+            np.testing.assert_array_equal(pil_to_rgb(im), read_image_rgb(str(tmp_path / name)))
+    assert pil_to_rgb(Image.open(tmp_path / 'r.jpg')).shape == (34, 21, 3)  # as displayed
+    np.testing.assert_array_equal(pil_to_rgb(Image.fromarray(rgb[..., 0])),
+                                  np.repeat(rgb[..., :1], 3, axis=2))

@@ -173,6 +173,36 @@ def test_errors_name_the_file(tmp_path, inferencer):
         inferencer(np.zeros((2, 3, 5), np.uint8))
 
 
+@pytest.mark.parametrize('inputs, got', [(b'photo.png', 'bytes'), ({'a.png': 1}, 'dict'),
+                                         (None, 'NoneType'), (5, 'int')])
+def test_inputs_of_another_type_are_named(inputs, got):
+    # bytes iterated as ints and a dict as its keys: the error named an int or 'a.png'
+    with pytest.raises(TypeError, match=rf'^inputs: expected an image path.* got {got}$'):
+        MultiTaskInferencer._inputs_to_list(inputs)
+
+
+def test_a_pil_image_predicts_as_its_array(inferencer):
+    img = photo(24, 30)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated: the prediction has the displayed size
+    rotated = Image.open(_jpeg_bytes(img, exif))
+    out = inferencer([Image.fromarray(img).convert('P'), rotated, img])['predictions']
+    palette_rgb = np.asarray(Image.fromarray(img).convert('P').convert('RGB'))
+    ref = inferencer(palette_rgb)['predictions'][0]
+    for task in TASKS:
+        np.testing.assert_array_equal(out[0][task], ref[task])
+    assert out[1]['semseg'].shape == (30, 24)
+    check_prediction(out[2], (24, 30))
+
+
+def _jpeg_bytes(img, exif):
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format='JPEG', exif=exif, quality=95)
+    buf.seek(0)
+    return buf
+
+
 def test_checkpoint_errors(tmp_path, tiny_config):
     with pytest.raises(FileNotFoundError, match='absent.pth'):
         MultiTaskInferencer(tiny_config, str(tmp_path / 'absent.pth'), device='cpu')
