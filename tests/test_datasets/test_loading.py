@@ -623,3 +623,44 @@ def test_nyud_depth_in_other_units_than_metres_is_refused(copy_root):
     np.testing.assert_array_equal(ds[0]['gt_depth'], (metres * 1000).astype(np.float32))
     with pytest.raises(ValueError, match='max_depth must be a positive number of metres'):
         NYUDv2MultiTaskDataset(data_root=root, split='val', max_depth=0)
+
+
+# --------------------------------------------------------------- a decoder of one's own
+@pytest.fixture
+def own_decoder():
+    """An encoding ``own_map`` whose decoder returns ``out['map']`` (a new dataset's decoder,
+    docs/how_to_add_a_dataset.md)."""
+    from mmmt.registry import ANNOTATION_DECODERS
+    out = {}
+    ANNOTATION_DECODERS.register_module('own_map', module=lambda path, info, ctx: out['map'],
+                                        force=True)
+    yield out
+    ANNOTATION_DECODERS.module_dict.pop('own_map', None)
+
+
+@pytest.mark.parametrize('arr, problem', [
+    (np.full((H, W), 0.6, np.float32), r'values \[0\.6\d*\] are no class index'),  # was 0
+    (np.full((H, W), np.nan, np.float32), r'values \[nan\] are no class index'),
+    (np.full((H, W), 300, np.uint16), r'values \[300\] are no class index'),
+    (np.full((H, W), -1, np.int32), r'values \[-1\] are no class index'),
+    (np.zeros(W, np.uint8), r'numpy array, got shape \(10,\)'),
+    ([[0] * W] * H, 'numpy array, got list'),
+    (None, 'numpy array, got NoneType'),
+])
+def test_a_decoders_result_that_is_no_label_map_is_named(own_decoder, arr, problem):
+    # packing casts class maps to int64: 0.6 became class 0, NaN a huge negative index, and
+    # -1 or 300 reached the loss; a list or None was an AttributeError
+    own_decoder['map'] = arr
+    with pytest.raises(ValueError, match=r"^encoding 'own_map' of task 'semseg' for s\.png "
+                       rf"\(id 'x', listed in list\.txt\): .*{problem}"):
+        load('semseg', dict(path='s.png', encoding='own_map'))
+
+
+def test_a_decoders_integral_labels_of_any_dtype_load(own_decoder):
+    labels = np.array([0, 2, 255] * 30)[:H * W].reshape(H, W)
+    for arr in (labels.astype(np.float32), labels.astype(np.int64), labels.astype(np.uint16)):
+        own_decoder['map'] = arr
+        np.testing.assert_array_equal(load('semseg', dict(path='s.png', encoding='own_map')),
+                                      labels)
+    own_decoder['map'] = np.full((H, W), 0.25, np.float32)  # a float task takes any value
+    np.testing.assert_array_equal(load('edge', dict(path='e.png', encoding='own_map')), 0.25)

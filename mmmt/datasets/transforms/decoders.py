@@ -267,7 +267,32 @@ def decode_annotation(task: str, info: dict, ctx: DecodeContext) -> np.ndarray:
     if decoder is None:
         raise ValueError(f"Unknown annotation encoding '{enc}' for task '{task}'; known: "
                          f'{sorted(ANNOTATION_DECODERS.module_dict)}')
-    return decoder(info['path'], info, ctx)
+    return _checked_map(decoder(info['path'], info, ctx), task, enc, info['path'], ctx)
+
+
+def _checked_map(arr, task: str, enc: str, path: str, ctx: DecodeContext) -> np.ndarray:
+    """The decoder's result, refused (naming the encoding, the file and the sample) when it is
+    no (H, W) or (H, W, C) array, or, for a class-index task (``label_dtype='int64'``), holds
+    values that are no class index: packing casts them to int64, which truncated 0.6 to 0,
+    wrapped NaN and kept -1 or 300 for the loss to fail on."""
+    where = f"encoding '{enc}' of task '{task}' for {path}{sample_location(ctx.results)}"
+    if not isinstance(arr, np.ndarray) or arr.ndim not in (2, 3) or arr.size == 0:
+        got = (f'shape {arr.shape}' if isinstance(arr, np.ndarray) else type(arr).__name__)
+        raise ValueError(f'{where}: a decoder returns a non-empty (H, W) or (H, W, C) numpy '
+                         f'array, got {got}')
+    spec = get_task(task)
+    if spec is None or not spec.is_int or arr.dtype == np.uint8 or arr.dtype == np.bool_:
+        return arr  # uint8 holds only 0..255: nothing to check
+    if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+        raise ValueError(f'{where}: class indices need an integer array, got dtype {arr.dtype}')
+    with np.errstate(invalid='ignore'):
+        bad = ~np.isfinite(arr) | (arr < 0) | (arr > IGNORE_INDEX) | (arr != np.round(arr)) \
+            if np.issubdtype(arr.dtype, np.floating) else (arr < 0) | (arr > IGNORE_INDEX)
+    if bad.any():
+        raise ValueError(f'{where}: values {np.unique(arr[bad])[:5].tolist()} are no class '
+                         f'index (label_dtype int64: integers 0..{IGNORE_INDEX - 1}, '
+                         f'{IGNORE_INDEX} = ignore)')
+    return arr
 
 
 def _num_classes(path: str, info: dict, ctx: DecodeContext) -> int:
