@@ -203,6 +203,13 @@ class TaskTable(Mapping):
         if old is not None and not force:
             if old == spec and old.loss == spec.loss:
                 return old
+            if spec.name in BUILTIN_TASKS:
+                # force=True would change the built-in task for every config of the process
+                raise DuplicateNameError(
+                    f'task {spec.name!r} is already registered as a built-in task of mmmt '
+                    f'({", ".join(BUILTIN_TASKS)}) with another definition; give your task '
+                    f'another name (force=True would replace {spec.name!r} for every model and '
+                    'dataset)')
             raise DuplicateNameError(f'task {spec.name!r} is already registered with another '
                                      'definition; pass force=True to replace it')
         self._specs[spec.name] = spec
@@ -258,6 +265,13 @@ def register_task(spec: Union[TaskSpec, dict, None] = None, force: bool = False,
 
 def register_tasks(specs: Optional[Iterable[Union[TaskSpec, dict]]]) -> List[TaskSpec]:
     """Register every task of a config's ``custom_tasks`` list (None: nothing)."""
+    if isinstance(specs, (Mapping, TaskSpec, str)):
+        # a dict would be iterated as its field names ("a task is ... got str")
+        raise InvalidOptionError(
+            'custom_tasks must be a list of task definitions, '
+            f"[dict(name='occupancy', ...), ...], got a {type(specs).__name__}"
+            + (f" (task {specs.get('name')!r}): put it in a list" if isinstance(specs, Mapping)
+               else ''))
     return [TASKS.register(s) for s in (specs or [])]
 
 
@@ -273,7 +287,9 @@ def ordered_tasks(tasks: Iterable[str]) -> List[str]:
 
     def key(t: str) -> tuple:
         order = TASKS[t].order
-        return (0, order, '') if order >= 0 else (1, 0, t)
+        # the name breaks ties (a registered task given a built-in's order): the order
+        # must not depend on the order in which a config lists its tasks
+        return (0, order, t) if order >= 0 else (1, 0, t)
 
     known = sorted((t for t in tasks if t in TASKS), key=key)
     return known + [t for t in tasks if t not in TASKS]
@@ -325,3 +341,5 @@ for _spec in (
 ):
     TASKS.register(dict(_spec, order=len(TASKS)))
 del _spec
+#: The names of mmmt's own tasks, which a registered task cannot redefine without force.
+BUILTIN_TASKS = tuple(TASKS)

@@ -86,8 +86,24 @@ def test_registration_errors_are_one_line_input_errors():
     assert 'albedo' not in TASKS and TASKS.get('albedo') is None  # Mapping still catches it
     with pytest.raises(DuplicateNameError) as info:
         register_task(name='depth')
-    assert str(info.value) == ("task 'depth' is already registered with another definition; "
-                               'pass force=True to replace it')
+    # a built-in is not offered force=True: that would change depth for every config
+    assert str(info.value) == (
+        "task 'depth' is already registered as a built-in task of mmmt (semseg, depth, "
+        'human_parts, sal, normals, edge) with another definition; give your task another '
+        "name (force=True would replace 'depth' for every model and dataset)")
+    try:
+        register_task(**OCCUPANCY)
+        with pytest.raises(DuplicateNameError) as info:
+            register_task(**dict(OCCUPANCY, delta_m=None))
+        assert str(info.value) == ("task 'occupancy' is already registered with another "
+                                   'definition; pass force=True to replace it')
+    finally:
+        TASKS.unregister('occupancy')
+    with pytest.raises(InvalidOptionError) as info:
+        register_tasks(dict(OCCUPANCY))  # custom_tasks = dict(...): was iterated as its keys
+    assert str(info.value) == ("custom_tasks must be a list of task definitions, "
+                               "[dict(name='occupancy', ...), ...], got a dict (task "
+                               "'occupancy'): put it in a list")
     with pytest.raises(InvalidOptionError) as info:
         TASKS.register(['depth'])
     assert str(info.value) == 'a task is a TaskSpec or a dict, got list'
@@ -123,6 +139,39 @@ def test_a_wrong_field_is_named_when_registering(fields, message):
         register_tasks([dict(OCCUPANCY, **fields)])
     assert str(info.value).startswith(message)
     assert 'occupancy' not in TASKS
+
+
+@pytest.mark.parametrize('tasks', [['semseg', 'tied', 'depth'], ['tied', 'depth', 'semseg']])
+def test_a_task_of_a_built_in_order_is_ordered_by_name(tasks):
+    # order=0 is semseg's: the tie was kept in the config's order, so listing the tasks in
+    # another order changed the concatenation order of the cross-task blocks
+    try:
+        register_task(name='tied', order=0, loss=dict(type='DepthL1Loss'))
+        assert ordered_tasks(tasks) == ['semseg', 'tied', 'depth']
+    finally:
+        TASKS.unregister('tied')
+
+
+def test_an_unregistered_loss_type_is_named_with_its_task():
+    from mmmt.registry import MODELS
+    head = dict(type='MTMambaHead', in_channels=(8, 16, 32, 64),
+                tasks=dict(semseg=4, occupancy=3))
+    register_all_modules(init_default_scope=False)
+    try:
+        register_task(**dict(OCCUPANCY, loss=dict(type='OccupancyLoss')))
+        with DefaultScope.overwrite_default_scope('mmmt'):
+            with pytest.raises(UnknownNameError, match=(
+                    r"^task 'occupancy', loss from the loss of the task's definition, "
+                    r"register_task / custom_tasks: type='OccupancyLoss' is not in the "
+                    r"mmmt::model registry")):
+                MODELS.build(head)
+            with pytest.raises(UnknownNameError, match=(
+                    r"^task 'semseg', loss from decode_head.task_losses: type='PixelCELoss' is "
+                    r"not in the mmmt::model registry; did you mean 'PixelCrossEntropyLoss'")):
+                MODELS.build(dict(head, task_losses=dict(semseg=dict(type='PixelCELoss'),
+                                                         occupancy=dict(type='DepthL1Loss'))))
+    finally:
+        TASKS.unregister('occupancy')
 
 
 @pytest.mark.parametrize('names', [('zeta', 'alpha'), ('alpha', 'zeta')])

@@ -10,7 +10,7 @@ from mmseg.utils import ConfigType, SampleList
 
 from mmmt.registry import MODELS
 from mmmt.structures import TASKS, get_task, ordered_tasks
-from mmmt.utils.errors import UserInputError
+from mmmt.utils.errors import UnknownNameError, UserInputError, registry_miss_message
 from ..layers import build_block
 from .mtmamba_stage import MTMambaDecoderStage, stage_drop_paths
 
@@ -28,6 +28,23 @@ def _per_stage(cfg: Union[BlockCfg, Sequence[BlockCfg]], name: str) -> List[Bloc
         raise UserInputError(f'{name} must be a config dict or one entry per stage (3), got '
                              f'{len(cfg)} entries')
     return cfg
+
+
+def _build_loss(task: str, cfg: ConfigType, given: bool) -> nn.Module:
+    """Build a task's loss; a ``type`` no registry knows is named with the task and where the
+    loss came from (a task definition's ``loss`` is not checked when the task is registered:
+    its module may be imported later)."""
+    try:
+        return MODELS.build(cfg)
+    except KeyError as e:
+        loss_type = cfg.get('type') if isinstance(cfg, Mapping) else None
+        miss = registry_miss_message(e)
+        if miss is None or not isinstance(loss_type, str) or MODELS.get(loss_type) is not None:
+            raise  # a KeyError of the loss itself, or a type found under another scope
+        source = ('decode_head.task_losses' if given else
+                  "the loss of the task's definition, register_task / custom_tasks")
+        # the registry's message (closest names, scopes, custom_imports), and whose loss it is
+        raise UnknownNameError(f'task {task!r}, loss from {source}: {miss}') from None
 
 
 @MODELS.register_module()
@@ -182,6 +199,7 @@ class MTMambaHead(BaseModule):
     def _build_losses(self, task_losses: Optional[Dict[str, ConfigType]],
                       loss_combiner: ConfigType) -> None:
         task_losses = dict(task_losses or {})
+        given = set(task_losses)
         unknown = set(task_losses) - set(self.tasks)
         if unknown:
             raise UserInputError(f'task_losses given for unknown tasks {sorted(unknown)}; '
@@ -200,7 +218,8 @@ class MTMambaHead(BaseModule):
                 # scope-qualified: the head may be built under another default scope
                 # (default_scope='mmseg' in a plain mmseg config)
                 task_losses[t] = dict(spec.loss, _scope_='mmmt')
-        self.task_losses = nn.ModuleDict({t: MODELS.build(task_losses[t]) for t in self.tasks})
+        self.task_losses = nn.ModuleDict(
+            {t: _build_loss(t, task_losses[t], given=t in given) for t in self.tasks})
         loss_combiner = dict(loss_combiner, tasks=self.tasks)
         loss_combiner.setdefault('_scope_', 'mmmt')  # loss combiners exist only in mmmt
         self.loss_combiner = MODELS.build(loss_combiner)
