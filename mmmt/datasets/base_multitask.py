@@ -1,4 +1,5 @@
 """Common base of the multi-task datasets: split lists, task selection, file checks."""
+import difflib
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
@@ -113,12 +114,56 @@ class BaseMultiTaskDataset(BaseDataset):
         """The data info of one sample: ``img_path``, ``ann_info`` and ``required_files``."""
         raise NotImplementedError
 
+    def _check_ann_info(self, img_id: str, info: dict, known_encodings: set) -> None:
+        """Refuse a ``sample_info`` result that the loader could not read: a selected task
+        without an ``ann_info`` entry, an entry without ``path`` or ``encoding``, an encoding
+        no decoder is registered under. Found here, at construction, instead of when the
+        first sample is loaded (in a dataloader worker, after the model is built)."""
+        from mmmt.registry import ANNOTATION_DECODERS
+        where = f"{type(self).__name__}.sample_info('{img_id}')"
+        ann_info = info.get('ann_info')
+        if not isinstance(ann_info, dict):
+            raise UserInputError(f"{where} gives no 'ann_info' dict (task -> dict(path=..., "
+                                 f'encoding=...)), got {type(ann_info).__name__}')
+        missing = [t for t in self.tasks if t not in ann_info]
+        if missing:
+            raise UserInputError(
+                f'{where} gives no ann_info entry for task(s) {missing} of the selected tasks '
+                f'{list(self.tasks)}: add dict(path=..., encoding=...) for each selected task '
+                '(docs/how_to_add_a_dataset.md)')
+        for task in self.tasks:
+            entry = ann_info[task]
+            keys = [k for k in ('path', 'encoding')
+                    if not isinstance(entry, dict) or k not in entry]
+            if keys:
+                raise UserInputError(f"{where}: ann_info['{task}'] needs {' and '.join(keys)} "
+                                     f'(dict(path=..., encoding=...)), got {entry!r}')
+            encoding = entry['encoding']
+            if encoding in known_encodings:
+                continue
+            try:
+                found = ANNOTATION_DECODERS.get(encoding) is not None
+            except KeyError:  # a malformed scoped name
+                found = False
+            if not found:
+                names = sorted(ANNOTATION_DECODERS.module_dict)
+                close = difflib.get_close_matches(str(encoding), names, n=1, cutoff=0.6)
+                hint = f'did you mean {close[0]!r}? ' if close else ''
+                raise UserInputError(
+                    f"{where}: encoding {encoding!r} of task '{task}' is not a registered "
+                    f'annotation decoder; {hint}(registered: {", ".join(names)}); register it '
+                    "with @ANNOTATION_DECODERS.register_module('NAME') in a module named by "
+                    'custom_imports (docs/how_to_add_a_dataset.md)')
+            known_encodings.add(encoding)
+
     def load_data_list(self) -> List[dict]:
         ids = self.read_split()
         data_list = []
         missing = []
+        known_encodings: set = set()
         for img_id in ids:
             info = self.sample_info(img_id)
+            self._check_ann_info(img_id, info, known_encodings)
             required = info.pop('required_files', [])
             if self.check_files:
                 missing.extend(

@@ -12,6 +12,7 @@ from PIL import Image
 from mmmt.datasets import NYUDv2MultiTaskDataset, PascalContextMultiTaskDataset
 from mmmt.datasets.transforms import AddIgnoreRegions, LoadMultiTaskAnnotations, LoadMultiTaskImage
 from mmmt.datasets.transforms.decoders import fit_to_size
+from mmmt.utils.errors import UserInputError
 
 H, W = 8, 10
 
@@ -664,3 +665,49 @@ def test_a_decoders_integral_labels_of_any_dtype_load(own_decoder):
                                       labels)
     own_decoder['map'] = np.full((H, W), 0.25, np.float32)  # a float task takes any value
     np.testing.assert_array_equal(load('edge', dict(path='e.png', encoding='own_map')), 0.25)
+
+
+class _OwnDataset:
+    """A dataset class of one's own (docs/how_to_add_a_dataset.md) whose ``sample_info`` gives
+    ``ann(task, path)`` per selected task except ``skip``."""
+
+    @staticmethod
+    def build(root, tasks, ann=lambda task, path: dict(path=path, encoding='depth_npy'),
+              skip=()):
+        from mmmt.datasets import BaseMultiTaskDataset
+
+        class OwnDataset(BaseMultiTaskDataset):
+            SUPPORTED_TASKS = ('semseg', 'depth')
+            SPLIT_FILE = 'list.txt'
+
+            def sample_info(self, img_id):
+                img = osp.join(self.data_root, f'{img_id}.png')
+                return dict(img_path=img, ann_info={
+                    t: ann(t, osp.join(self.data_root, f'{img_id}.npy')) for t in self.tasks
+                    if t not in skip}, required_files=[img])
+
+        (root / 'list.txt').write_text('a\nb\n')
+        for i in 'ab':
+            Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(root / f'{i}.png')
+        return OwnDataset(data_root=str(root), tasks=tasks)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(skip=('depth', )), r"^OwnDataset\.sample_info\('a'\) gives no ann_info entry for "
+     r"task\(s\) \['depth'\] of the selected tasks \['semseg', 'depth'\]"),
+    (dict(ann=lambda t, p: dict(path=p, encoding='depth_npyy')),
+     r"^OwnDataset\.sample_info\('a'\): encoding 'depth_npyy' of task 'semseg' is not a "
+     r"registered annotation decoder; did you mean 'depth_npy'\? \(registered: .*edge_png"),
+    (dict(ann=lambda t, p: dict(file=p, encoding='depth_npy')),
+     r"^OwnDataset\.sample_info\('a'\): ann_info\['semseg'\] needs path \(dict"),
+    (dict(ann=lambda t, p: p), r"ann_info\['semseg'\] needs path and encoding \(dict\(path=\.\.\., "
+     r"encoding=\.\.\.\)\), got '.*a\.npy'"),
+])
+def test_an_ann_info_the_loader_cannot_read_is_refused_at_construction(tmp_path, kwargs,
+                                                                       message):
+    # found when the first sample was loaded (a KeyError or ValueError in a dataloader
+    # worker, after the model was built); now at construction, naming the class and sample
+    with pytest.raises(UserInputError, match=message):
+        _OwnDataset.build(tmp_path, ['semseg', 'depth'], **kwargs)
+    # a task that is not selected needs no entry
+    assert len(_OwnDataset.build(tmp_path, ['semseg'], skip=('depth', ))) == 2
