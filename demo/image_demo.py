@@ -110,6 +110,9 @@ def check_run(args):
 
 def describe_max_size(max_size, requested: str) -> str:
     if max_size is None:
+        if requested.lower() == 'auto':  # the config's test pipeline has no CenterPad frame
+            return ("images are fed at full resolution (--max-size auto: the config's test "
+                    'pipeline pads to no frame; --max-size HxW to shrink large ones)')
         return 'images are fed at full resolution (--max-size none)'
     how = "the config's test frame" if requested.lower() == 'auto' else '--max-size'
     return (f'images larger than {max_size[0]}x{max_size[1]} (HxW, {how}) are shrunk to fit, '

@@ -320,6 +320,21 @@ def test_image_demo_cli(tmp_path, tiny_config, tiny_checkpoint, capsys):
     assert 'im2.jpg' in err and 'Traceback' not in err
 
 
+def test_image_demo_says_what_max_size_did():
+    from ..tool_loader import load_tool
+    describe = load_tool('demo', 'image_demo').describe_max_size
+    # 'auto' with a test pipeline that pads to no frame: full resolution, said as 'auto' (the
+    # line said '--max-size none', which the user had not given)
+    assert describe(None, 'auto') == (
+        "images are fed at full resolution (--max-size auto: the config's test pipeline pads "
+        'to no frame; --max-size HxW to shrink large ones)')
+    assert describe(None, 'none') == 'images are fed at full resolution (--max-size none)'
+    assert describe((448, 576), 'AUTO').startswith(
+        "images larger than 448x576 (HxW, the config's test frame) are shrunk")
+    assert describe((100, 200), '100x200').startswith('images larger than 100x200 (HxW, '
+                                                      '--max-size)')
+
+
 def test_output_names_are_unique_for_any_inputs(tmp_path, inferencer):
     x, y = tmp_path / 'x', tmp_path / 'y'
     x.mkdir(), y.mkdir()
