@@ -10,7 +10,7 @@ import platform
 import sys
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from .errors import UserInputError, name_some
+from .errors import InputFileNotFoundError, UserInputError, name_some
 
 __all__ = [
     'build_model', 'log', 'sync', 'cpu_name', 'read_json_lines', 'match_predictions',
@@ -106,6 +106,8 @@ def predictions_and_test_dataset(config: str, predictions: str,
 
     Raises:
         UserInputError: An unsafe or malformed predictions file, or no ``test_dataloader``.
+            A missing relative predictions file is named with where ``tools/test.py``
+            writes ``--out`` for this config (under its work dir).
     """
     from mmengine.registry import init_default_scope
 
@@ -115,13 +117,37 @@ def predictions_and_test_dataset(config: str, predictions: str,
     from .cli import config_from_file, merge_cfg_options
     from .setup_env import register_all_modules
     register_all_modules(init_default_scope=False)
-    records = load_predictions(predictions)
+    try:
+        records = load_predictions(predictions)
+    except InputFileNotFoundError as e:
+        cfg = merge_cfg_options(config_from_file(config), cfg_options, data_root)
+        raise InputFileNotFoundError(f'{e}{_work_dir_hint(cfg, config, predictions)}') from None
     cfg = merge_cfg_options(config_from_file(config), cfg_options, data_root)
     register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
     init_default_scope(cfg.get('default_scope', 'mmmt'))
     if not cfg.get('test_dataloader'):
         raise UserInputError(f'{config} has no test_dataloader')
     return cfg, records, DATASETS.build(cfg.test_dataloader.dataset)
+
+
+def _work_dir_hint(cfg: Any, config: str, predictions: str) -> str:
+    """Where ``tools/test.py CONFIG CKPT --out <predictions>`` put the file, as a message tail.
+
+    ``tools/test.py`` writes a relative ``--out`` under its work dir, so the file named in its
+    command line is not in the current folder; say where it is (or would be).
+    """
+    if osp.isabs(predictions) or '://' in predictions:
+        return ''
+    work_dir = cfg.get('work_dir') or osp.join(
+        'work_dirs', osp.splitext(osp.basename(config))[0])
+    candidate = osp.join(work_dir, predictions)
+    if osp.isfile(candidate):
+        return (f'; tools/test.py writes a relative --out under its work dir: did you mean '
+                f'{candidate}?')
+    if osp.dirname(predictions):  # a path of its own, e.g. already under work_dirs/
+        return ''
+    return (f' (tools/test.py writes a relative --out under its work dir: {candidate} for '
+            'this config unless --work-dir was given)')
 
 
 def samples_with_predictions(dataset: Any, records: List[dict],

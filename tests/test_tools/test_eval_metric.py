@@ -107,6 +107,28 @@ def test_not_a_pickle(tmp_path, tiny_training, capsys):
     assert status == 2 and 'predictions file not found' in err
 
 
+def test_a_relative_out_of_test_py_is_named_under_the_work_dir(
+        tiny_predictions, tmp_path, monkeypatch, capsys):
+    """``tools/test.py CONFIG CKPT --out preds.pkl`` writes ``work_dirs/<config>/preds.pkl``;
+    ``eval_metric.py CONFIG preds.pkl`` in the same folder then names that file."""
+    import os.path as osp
+    import shutil
+    cfg, preds, _ = tiny_predictions
+    monkeypatch.chdir(tmp_path)
+    status, _, err = run(TOOL, [cfg, 'preds.pkl'], capsys)
+    stem = osp.splitext(osp.basename(cfg))[0]
+    expected = osp.join('work_dirs', stem, 'preds.pkl')
+    assert status == 2 and 'predictions file not found: preds.pkl' in err, err
+    assert f'under its work dir: {expected} for this config' in err, err
+    (tmp_path / 'work_dirs' / stem).mkdir(parents=True)
+    shutil.copy(preds, expected)
+    status, _, err = run(TOOL, [cfg, 'preds.pkl'], capsys)
+    assert status == 2 and f'did you mean {expected}?' in err, err
+    assert len(err.strip().splitlines()) == 1, err  # one line, no traceback
+    status, stdout, _ = run(TOOL, [cfg, expected], capsys)
+    assert status == 0 and 'semseg/mIoU' in stdout
+
+
 def test_load_predictions_reads_every_protocol_and_array_kind(tmp_path):
     import torch
 

@@ -7,7 +7,7 @@ Examples::
     python tools/analysis_tools/eval_metric.py \
         configs/mtmamba/mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py work_dirs/.../preds.pkl
     # the same predictions under the earlier boundary protocol, no model run
-    python tools/analysis_tools/eval_metric.py CONFIG preds.pkl \
+    python tools/analysis_tools/eval_metric.py CONFIG work_dirs/.../preds.pkl \
         --cfg-options test_evaluator.tasks.edge.protocol=seism-2016-01
 
 The ground truth comes from the config's ``test_dataloader`` dataset through its test
