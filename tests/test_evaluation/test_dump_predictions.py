@@ -21,6 +21,26 @@ def make_sample(batch_logits, i):
     return sample
 
 
+def test_building_it_logs_no_prefix_warning(tmp_path):
+    """``tools/test.py --out`` builds it in every run: mmengine's "The prefix is not set in
+    metric class ..." warning would be noise there (the metric returns no metrics)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    try:
+        metric = METRICS.build(dict(type='DumpMultiTaskPredictions',
+                                    out_file_path=str(tmp_path / 'p.pkl')))
+    finally:
+        logger.removeHandler(handler)
+    assert metric.prefix == 'dump'
+    assert [r.getMessage() for r in records if r.levelno >= logging.WARNING] == []
+
+
 def test_records_hold_compact_arrays_in_the_inferencer_layout(tmp_path):
     out = str(tmp_path / 'preds.pkl')
     metric = METRICS.build(dict(type='DumpMultiTaskPredictions', out_file_path=out))

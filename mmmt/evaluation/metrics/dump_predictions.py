@@ -57,6 +57,10 @@ class DumpMultiTaskPredictions(DumpResults):
         collect_dir (str, optional): Directory for collecting results across ranks on the CPU.
     """
 
+    # it returns no metrics, but without a prefix mmengine's BaseMetric warns "The prefix is
+    # not set in metric class DumpMultiTaskPredictions" in every tools/test.py --out run
+    default_prefix = 'dump'
+
     def __init__(self, out_file_path: str, overwrite: bool = False, **kwargs) -> None:
         super().__init__(out_file_path, **kwargs)
         self.overwrite = overwrite
