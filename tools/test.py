@@ -142,6 +142,13 @@ def main(argv=None):
     # the message names it (and for --out where this run's predictions are); one line
     except FileExistsError as e:
         raise SystemExit(str(e))
+    if args.show_dir:
+        # the visualizer puts them two folders below --show-dir: say where, as --out does
+        from mmengine.dist import is_main_process
+        vis_image = osp.join(args.show_dir, 'vis_data', 'vis_image')
+        if is_main_process():
+            runner.logger.info(f'{len(existing_pictures(vis_image))} pictures written to '
+                               f'{vis_image}')
     shutdown_distributed()
 
 

@@ -101,7 +101,7 @@ def test_dist_train_two_processes_on_cpu_with_validation(tmp_path, synthetic_nyu
 # notices a user can do nothing about, fixed (mmseg's on draw=False, mmmt's default) or dropped
 # by the tools (mmengine's on the FileClient it builds at each checkpoint save)
 HARMLESS_NOTICES = ('The draw is False', '"FileClient" will be deprecated',
-                    '"HardDiskBackend" is the alias')
+                    '"HardDiskBackend" is the alias', 'The prefix is not set in metric')
 
 
 def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud, tiny_training):
@@ -122,6 +122,10 @@ def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud, tiny
     with open(osp.join(synthetic_nyud, 'gt_sets', 'val.txt')) as f:
         num_val = len(f.read().split())
     assert len(set(images)) >= num_val
+    # the log says where the pictures went (two folders below --show-dir)
+    vis_image = osp.join(show_dir, 'vis_data', 'vis_image')
+    assert f'{num_val} pictures written to {vis_image}' in result.stdout + result.stderr
+    assert len(glob.glob(osp.join(vis_image, '*.png'))) == num_val
     with open(out_pkl, 'rb') as f:
         dumped = pickle.load(f)
     assert len(dumped) == num_val
