@@ -53,5 +53,6 @@ demo: venv
 	@echo ""
 	@echo "Demo finished."
 	@echo "  checkpoint:     $(DEMO_WORK)/iter_$(DEMO_ITERS).pth"
-	@echo "  metrics + logs: $(DEMO_WORK)/<timestamp>/"
-	@echo "  pictures:       $(DEMO_WORK)/vis/"
+	@echo "  test metrics:   $(DEMO_WORK)/<timestamp>/<timestamp>.json (the newer timestamp)"
+	@echo "  training log:   $(DEMO_WORK)/<timestamp>/vis_data/scalars.json (the older one)"
+	@echo "  pictures:       $(DEMO_WORK)/vis/vis_data/vis_image/"
