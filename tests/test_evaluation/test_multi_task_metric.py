@@ -173,7 +173,11 @@ def test_config_errors_are_one_line_input_errors():
         f'of {kinds}'
     with pytest.raises(UnknownNameError) as info:
         MultiTaskMetric(tasks=dict(depth=dict(type='dept')))
-    assert str(info.value) == f"unknown evaluator type 'dept'; choose from {kinds}"
+    assert str(info.value) == f"task 'depth': unknown evaluator type 'dept'; did you mean " \
+        f"'depth'? choose from {kinds}"
+    with pytest.raises(UnknownNameError) as info:
+        MultiTaskMetric(tasks=dict(depth=dict(type='xyz')))
+    assert str(info.value) == f"task 'depth': unknown evaluator type 'xyz'; choose from {kinds}"
     with pytest.raises(InvalidOptionError) as info:
         MultiTaskMetric(tasks=dict(depth=dict(typo_option=1)))
     assert str(info.value) == ("bad options for task 'depth' (depth): got an unexpected keyword "

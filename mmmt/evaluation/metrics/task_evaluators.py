@@ -6,6 +6,7 @@ mmengine gathers across processes, so their size bounds the memory of a distribu
 The boundary adapter, the largest, is in ``boundary_evaluator.py``; the base class in
 ``base_task_evaluator.py``.
 """
+import difflib
 import inspect
 from typing import Dict, List, Optional, Sequence, Type
 
@@ -237,8 +238,10 @@ def build_task_evaluator(task: str, options: Optional[dict] = None,
         raise UnknownNameError(f'unknown task {task!r}: give its evaluator with type=one of '
                                f'{sorted(TASK_EVALUATORS)}')
     if kind not in TASK_EVALUATORS:
-        raise UnknownNameError(f'unknown evaluator type {kind!r}; choose from '
-                               f'{sorted(TASK_EVALUATORS)}')
+        close = difflib.get_close_matches(str(kind), sorted(TASK_EVALUATORS), n=1)
+        hint = f'did you mean {close[0]!r}? ' if close else ''
+        raise UnknownNameError(f'task {task!r}: unknown evaluator type {kind!r}; {hint}choose '
+                               f'from {sorted(TASK_EVALUATORS)}')
     options.setdefault('ignore_index', ignore_index)
     cls = TASK_EVALUATORS[kind]
     # the options are checked against the signature, not by catching the TypeError of the

@@ -42,7 +42,7 @@ class MTMambaSegHead(MTMambaHead, BaseDecodeHead):
     with_task_losses = False
     #: Set in ``__init__``; this plain class attribute replaces MTMambaHead's raising
     #: property, so the instance attribute can be assigned.
-    num_classes: int = None
+    num_classes: Optional[int] = None
 
     def __init__(self,
                  num_classes: Optional[int] = None,
