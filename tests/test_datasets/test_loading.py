@@ -667,6 +667,20 @@ def test_a_decoders_integral_labels_of_any_dtype_load(own_decoder):
     np.testing.assert_array_equal(load('edge', dict(path='e.png', encoding='own_map')), 0.25)
 
 
+def test_a_decoders_channels_first_normals_are_named(own_decoder):
+    """(3, H, W) went through the transforms as (H, W, C): "gt_normals has H channels"."""
+    normals = np.zeros((H, W, 3), np.float32)
+    normals[..., 2] = 1
+    own_decoder['map'] = np.moveaxis(normals, -1, 0)
+    with pytest.raises(ValueError, match=rf"^encoding 'own_map' of task 'normals' for n\.png "
+                       rf".*: shape \(3, {H}, {W}\) is channels-first; a decoder returns "
+                       r'\(H, W, 3\)'):
+        load('normals', dict(path='n.png', encoding='own_map'))
+    own_decoder['map'] = normals
+    np.testing.assert_array_equal(load('normals', dict(path='n.png', encoding='own_map')),
+                                  normals)
+
+
 class _OwnDataset:
     """A dataset class of one's own (docs/how_to_add_a_dataset.md) whose ``sample_info`` gives
     ``ann(task, path)`` per selected task except ``skip``."""

@@ -281,6 +281,12 @@ def _checked_map(arr, task: str, enc: str, path: str, ctx: DecodeContext) -> np.
         raise ValueError(f'{where}: a decoder returns a non-empty (H, W) or (H, W, C) numpy '
                          f'array, got {got}')
     spec = get_task(task)
+    channels = spec.gt_channels if spec is not None else None
+    if arr.ndim == 3 and channels and channels > 1 and arr.shape[0] == channels \
+            and arr.shape[2] != channels:
+        # transposed by the transforms as (H, W, C), it became "a map of H channels"
+        raise ValueError(f'{where}: shape {arr.shape} is channels-first; a decoder returns '
+                         f'(H, W, {channels}) (np.moveaxis(arr, 0, -1))')
     if spec is None or not spec.is_int or arr.dtype == np.uint8 or arr.dtype == np.bool_:
         return arr  # uint8 holds only 0..255: nothing to check
     if not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
