@@ -477,8 +477,9 @@ def load_checkpoint_file(filename: str,
         raise InputFileNotFoundError(f'checkpoint file not found: {filename}')
     _check_container(filename)
     full = trust if trust is not None else trusted()
-    mmap = mmap and zipfile.is_zipfile(filename)
-    if not mmap and zipfile.is_zipfile(filename):  # a mapped load reads only the meta
+    is_zip = zipfile.is_zipfile(filename)
+    mmap = mmap and is_zip
+    if is_zip and not mmap:  # a mapped load reads only the meta
         _check_records(filename)
     try:
         if full:
