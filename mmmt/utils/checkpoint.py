@@ -354,15 +354,24 @@ def _check_container(filename: str) -> None:
             f'pickle; it starts with {head!r})')
 
 
+#: realpath -> (inode, size, mtime, ctime in ns) of the file whose records were last found
+#: whole: any write or replacement of the file changes the identity (ctime cannot be set back).
+_LAST_VERIFIED: dict = {}
+
+
 def _check_records(filename: str) -> None:
     """Refuse a zip checkpoint one of whose records differs from its stored CRC-32.
 
     ``torch.load`` does not verify the checksums ``torch.save`` writes: a flipped byte in
     the tensor data (a disk or transfer error) loaded as a silently wrong weight. It reads
-    the file once more (whose pages are then cached for the load that follows); a stored CRC
-    of 0 is a file saved with
-    ``torch.serialization.set_crc32_options(False)`` and is not checked.
+    the file once more (whose pages are then cached for the load that follows), except for
+    the file it last verified when that is unchanged since. A stored CRC of 0 is a file saved
+    with ``torch.serialization.set_crc32_options(False)`` and is not checked.
     """
+    stat = os.stat(filename)
+    identity = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    if _LAST_VERIFIED.get(osp.realpath(filename)) == identity:
+        return  # --resume verified it a moment ago (find_resume_checkpoint), then loads it
     with zipfile.ZipFile(filename) as archive:
         for info in archive.infolist():
             if info.CRC == 0 and info.file_size:
@@ -376,6 +385,8 @@ def _check_records(filename: str) -> None:
                     f'{filename} is damaged: its record {info.filename} does not match the '
                     'checksum stored with it; a disk or transfer error? Download or save it '
                     'again') from e
+    _LAST_VERIFIED.clear()  # one entry: what a resume checks and loads next; no growth
+    _LAST_VERIFIED[osp.realpath(filename)] = identity
 
 
 #: What torch wraps around its weights-only unpickler's own sentence (torch >= 2.6).
@@ -631,15 +642,18 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
         problem = f'names {named}, which is incomplete or damaged'
     abandoned = set(abandoned_checkpoints(work_dir))
     skipped = [p for p in candidates if osp.abspath(p) in abandoned]
-    complete = [p for p in candidates if p not in skipped and is_complete_checkpoint(p)]
+    # the newest complete one: each check reads a whole file (3.7 GB for Swin-L), so older
+    # ones are not read once it is found
+    complete = next((p for p in candidates if p not in skipped and is_complete_checkpoint(p)),
+                    None)
     other_branch = (f' (not {name_some(skipped)}: of a training abandoned by a resume of an '
                     f'earlier checkpoint, {ABANDONED_RECORD})') if skipped else ''
-    if not complete:
+    if complete is None:
         raise CorruptCheckpointError(
             f'--resume: {pointer} {problem}, and no complete checkpoint is in '
             f'{", ".join(folders)} (found: {", ".join(candidates) or "none"}){other_branch}')
-    return complete[0], (f'--resume: {pointer} {problem}; resuming from the newest complete '
-                         f'checkpoint, {complete[0]}{other_branch}')
+    return complete, (f'--resume: {pointer} {problem}; resuming from the newest complete '
+                      f'checkpoint, {complete}{other_branch}')
 
 
 def non_finite_tensors(state: dict) -> List[str]:

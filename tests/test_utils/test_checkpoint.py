@@ -233,6 +233,46 @@ def test_resume_checkpoint_falls_back_to_the_newest_complete_file(tmp_path):
         find_resume_checkpoint(str(work))
 
 
+def _records_read(monkeypatch) -> list:
+    """The names of the files whose zip records are read (the CRC check; torch.load reads
+    the archive with its own reader, not with zipfile)."""
+    read = []
+    real_open = zipfile.ZipFile.open
+
+    def counting_open(self, name, *args, **kwargs):
+        read.append(os.path.basename(self.filename))
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, 'open', counting_open)
+    return read
+
+
+def test_resume_reads_only_the_checkpoint_it_takes_and_checks_it_once(tmp_path, monkeypatch):
+    from mmmt.utils import CorruptCheckpointError, find_resume_checkpoint
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    work = tmp_path / 'work'
+    work.mkdir()
+    for step in (2, 4):
+        torch.save({'state_dict': dict(w=torch.zeros(1000))}, work / f'iter_{step}.pth')
+    _flip_a_weight_byte(work / 'iter_4.pth', work / 'iter_6.pth')
+    read = _records_read(monkeypatch)
+    path, _ = find_resume_checkpoint(str(work))
+    assert path == str(work / 'iter_4.pth')
+    # iter_6 is damaged, iter_4 is taken: iter_2 is never read
+    assert set(read) == {'iter_6.pth', 'iter_4.pth'}
+    read.clear()
+    assert load_checkpoint_file(path)['state_dict']['w'].count_nonzero() == 0
+    assert read == []  # verified by find_resume_checkpoint, unchanged since
+    # the same file damaged in place, with its size and file time put back, is checked again
+    stat = os.stat(path)
+    _flip_a_weight_byte(work / 'iter_4.pth', work / 'iter_4.pth')
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (os.stat(path).st_ino, os.stat(path).st_size) == (stat.st_ino, stat.st_size)
+    with pytest.raises(CorruptCheckpointError, match='does not match the checksum'):
+        load_checkpoint_file(path)
+    assert 'iter_4.pth' in read
+
+
 def test_checkpoint_step_reads_the_hook_names():
     from mmmt.utils import checkpoint_step
     assert checkpoint_step('work/iter_500.pth') == ('iter', 500)
