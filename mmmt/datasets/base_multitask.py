@@ -1,5 +1,4 @@
 """Common base of the multi-task datasets: split lists, task selection, file checks."""
-import difflib
 from collections import Counter
 from typing import Dict, List, Optional, Sequence
 
@@ -7,7 +6,7 @@ import mmengine.fileio as fileio
 from mmengine.dataset import BaseDataset
 
 from mmmt.structures import TASKS
-from mmmt.utils.errors import InputFileNotFoundError, UserInputError, name_some
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError, did_you_mean, name_some
 
 __all__ = ['BaseMultiTaskDataset']
 
@@ -147,8 +146,8 @@ class BaseMultiTaskDataset(BaseDataset):
                 found = False
             if not found:
                 names = sorted(ANNOTATION_DECODERS.module_dict)
-                close = difflib.get_close_matches(str(encoding), names, n=1, cutoff=0.6)
-                hint = f'did you mean {close[0]!r}? ' if close else ''
+                hint = did_you_mean(encoding, names)
+                hint = f'{hint} ' if hint else ''
                 raise UserInputError(
                     f"{where}: encoding {encoding!r} of task '{task}' is not a registered "
                     f'annotation decoder; {hint}(registered: {", ".join(names)}); register it '

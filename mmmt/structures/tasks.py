@@ -21,13 +21,12 @@ before building anything. See docs/how_to_add_a_task.md.
 This module itself imports only the standard library and :mod:`mmmt.utils.errors`: datasets,
 models and evaluation all read it.
 """
-import difflib
 from dataclasses import dataclass, field, fields
 from numbers import Real
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from mmmt.utils.errors import (DuplicateNameError, InvalidOptionError, UnknownNameError,
-                               UserInputError)
+                               UserInputError, did_you_mean)
 
 __all__ = [
     'IGNORE_INDEX', 'TaskSpec', 'TaskTable', 'TASKS', 'register_task', 'register_tasks',
@@ -162,8 +161,8 @@ class TaskSpec:
         if unknown:
             hints = []
             for key in unknown:
-                close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-                hints.append(f'{key!r} (did you mean {close[0]!r}?)' if close else repr(key))
+                hint = did_you_mean(key, known)
+                hints.append(f'{key!r} ({hint})' if hint else repr(key))
             raise UserInputError(f"task {definition['name']!r}: unknown field(s) "
                                  f"{', '.join(hints)}; the fields are {', '.join(known)} "
                                  '(docs/how_to_add_a_task.md)')

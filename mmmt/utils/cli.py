@@ -11,7 +11,6 @@ which OpenMP reads when torch is imported.
 """
 import argparse
 import ast
-import difflib
 import logging
 import os
 import os.path as osp
@@ -20,7 +19,7 @@ import re
 import traceback
 from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Tuple
 
-from .errors import InputFileNotFoundError, UserInputError
+from .errors import InputFileNotFoundError, UserInputError, did_you_mean
 from .threads import configure_cpu_threads
 
 if TYPE_CHECKING:
@@ -80,11 +79,11 @@ def warn_misspelled_keys(cfg: 'Config') -> List[str]:
     for key in cfg.keys():
         if key in known or key.startswith('_'):
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-        if close:
+        hint = did_you_mean(key, known, cutoff=0.8)
+        if hint:
             reported.append(key)
-            print_log(f'config key {key!r} is not read by the Runner (ignored); did you mean '
-                      f'{close[0]!r}?', logger='current', level=logging.WARNING)
+            print_log(f'config key {key!r} is not read by the Runner (ignored); {hint}',
+                      logger='current', level=logging.WARNING)
     return reported
 
 

@@ -32,12 +32,13 @@ import os.path as osp
 import re
 import sys
 import traceback
-from typing import Any, Callable, List, NoReturn, Optional, TypeVar
+from typing import Any, Callable, Iterable, List, NoReturn, Optional, TypeVar
 
 __all__ = [
     'UserInputError', 'InputFileNotFoundError', 'UnknownNameError', 'DuplicateNameError',
     'InvalidOptionError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS', 'name_some',
-    'debug_enabled', 'format_error', 'registry_miss_message', 'unknown_option_message', 'run_main'
+    'did_you_mean', 'debug_enabled', 'format_error', 'registry_miss_message',
+    'unknown_option_message', 'run_main'
 ]
 
 #: Set to 1 to see the traceback of the errors :func:`run_main` reports in one line.
@@ -120,6 +121,14 @@ class RunStopped(SystemExit):
 def name_some(names: List[str], n: int = 3) -> str:
     """The first ``n`` of ``names`` for a message, with the count when there are more."""
     return ', '.join(names[:n]) + (f' ... ({len(names)} in all)' if len(names) > n else '')
+
+
+def did_you_mean(name: Any, options: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
+    """``did you mean 'x'?`` for the options closest to a mistyped ``name`` (up to ``n``, by
+    :func:`difflib.get_close_matches` with ``cutoff``), or ``''`` when none is close: every
+    "unknown name" message of mmmt words its hint this way."""
+    close = difflib.get_close_matches(str(name), list(options), n=n, cutoff=cutoff)
+    return f"did you mean {' or '.join(map(repr, close))}?" if close else ''
 
 
 def debug_enabled() -> bool:
@@ -208,8 +217,8 @@ def registry_miss_message(exc: BaseException) -> Optional[str]:
         return None
     kind, scope, registry = match.group('type', 'scope', 'registry')
     where = f'{scope}::{registry}' if scope else registry
-    close = difflib.get_close_matches(kind, _registered_names(registry), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else '.'
+    hint = did_you_mean(kind, _registered_names(registry), n=3)
+    hint = f'; {hint}' if hint else '.'
     return (f"type={kind!r} is not in the {where} registry{hint} A class of another OpenMMLab "
             "package takes its scope (type='mmseg.XXX'); a module of your own must be imported "
             "first (custom_imports = dict(imports=[...]) in the config)")
@@ -279,8 +288,8 @@ def unknown_option_message(exc: BaseException) -> Optional[str]:
             p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return None  # not provably this callee's rejection of the key
     options = [n for n, p in parameters.items() if n != 'self' and p.kind is not p.VAR_POSITIONAL]
-    close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else '.'
+    hint = did_you_mean(key, options)
+    hint = f'; {hint}' if hint else '.'
     return (f"{callee.__name__} has no option '{key}' (a key of its dict in the config or "
             f"--cfg-options){hint} Its options: {name_some(options, 12)}")
 

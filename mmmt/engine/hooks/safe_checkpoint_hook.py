@@ -17,7 +17,6 @@ training ends, by an exception too (mmengine calls no hook then: the hook wraps 
 loop's ``run``), so that a notebook whose ``runner.train()`` raised does not keep the folder
 locked against other processes while the kernel lives.
 """
-import difflib
 import functools
 import inspect
 import os
@@ -34,7 +33,7 @@ from mmengine.runner import BaseLoop
 from mmmt.registry import HOOKS
 from mmmt.utils.checkpoint import (ABANDONED_RECORD, describe_non_finite, later_checkpoints,
                                    non_finite_tensors, record_abandoned_checkpoints)
-from mmmt.utils.errors import UserInputError, name_some
+from mmmt.utils.errors import UserInputError, did_you_mean, name_some
 from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
 
 __all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'unlock_work_dir']
@@ -155,8 +154,8 @@ class SafeCheckpointHook(CheckpointHook):
             return
         options = [name for name in inspect.signature(CheckpointHook).parameters
                    if name != 'kwargs']
-        close = difflib.get_close_matches(unknown[0], options, n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else '.'
+        hint = did_you_mean(unknown[0], options)
+        hint = f'; {hint}' if hint else '.'
         raise UserInputError(
             f'the checkpoint hook (default_hooks.checkpoint) has no option '
             f'{", ".join(map(repr, unknown))}{hint} Its options: {name_some(options, 12)}, and '

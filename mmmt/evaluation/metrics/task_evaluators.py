@@ -6,7 +6,6 @@ mmengine gathers across processes, so their size bounds the memory of a distribu
 The boundary adapter, the largest, is in ``boundary_evaluator.py``; the base class in
 ``base_task_evaluator.py``.
 """
-import difflib
 import inspect
 from typing import Dict, List, Optional, Sequence, Type
 
@@ -14,7 +13,7 @@ import numpy as np
 from prettytable import PrettyTable
 
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task
-from mmmt.utils.errors import InvalidOptionError, UnknownNameError
+from mmmt.utils.errors import InvalidOptionError, UnknownNameError, did_you_mean
 from ..functional import (depth_metrics, depth_sums, normals_metrics, normals_stats,
                           saliency_counts, saliency_metrics, segmentation_counts,
                           segmentation_metrics)
@@ -238,8 +237,8 @@ def build_task_evaluator(task: str, options: Optional[dict] = None,
         raise UnknownNameError(f'unknown task {task!r}: give its evaluator with type=one of '
                                f'{sorted(TASK_EVALUATORS)}')
     if kind not in TASK_EVALUATORS:
-        close = difflib.get_close_matches(str(kind), sorted(TASK_EVALUATORS), n=1)
-        hint = f'did you mean {close[0]!r}? ' if close else ''
+        hint = did_you_mean(kind, sorted(TASK_EVALUATORS))
+        hint = f'{hint} ' if hint else ''
         raise UnknownNameError(f'task {task!r}: unknown evaluator type {kind!r}; {hint}choose '
                                f'from {sorted(TASK_EVALUATORS)}')
     options.setdefault('ignore_index', ignore_index)
