@@ -26,7 +26,8 @@ from mmmt.utils.threads import configure_cpu_threads
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Multi-task predictions for images')
-    parser.add_argument('input', nargs='+', help='image file(s) or folder(s)')
+    parser.add_argument('input', nargs='+',
+                        help='image file(s) or folder(s) (hidden files in a folder are skipped)')
     parser.add_argument('config', help='model config file')
     parser.add_argument('checkpoint', help='checkpoint file (local path or URL)')
     parser.add_argument('--out-dir', default=osp.join('work_dirs', 'image_demo'),

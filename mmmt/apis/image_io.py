@@ -19,11 +19,21 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.p
 
 
 def list_images(folder: str) -> List[str]:
-    """The image files directly inside ``folder`` (by extension), sorted by name."""
+    """The image files directly inside ``folder`` (by extension), sorted by name.
+
+    Hidden files (a leading ``.``) are skipped: macOS writes ``._name.jpg`` metadata files
+    beside each image on non-Apple disks and in archives, which are not images. Such a file
+    named explicitly is read like any other.
+    """
     names = sorted(n for n in os.listdir(folder)
                    if n.lower().endswith(IMG_EXTENSIONS) and osp.isfile(osp.join(folder, n)))
-    if not names:
-        raise UserInputError(f'No image files ({", ".join(IMG_EXTENSIONS)}) in folder {folder}')
+    visible = [n for n in names if not n.startswith('.')]
+    if not visible:
+        hidden = f' (only hidden ones: {", ".join(names[:3])}{" ..." if len(names) > 3 else ""})' \
+            if names else ''
+        raise UserInputError(
+            f'No image files ({", ".join(IMG_EXTENSIONS)}) in folder {folder}{hidden}')
+    names = visible
     return [osp.join(folder, n) for n in names]
 
 

@@ -90,6 +90,20 @@ def test_list_images(tmp_path):
         list_images(str(tmp_path / 'sub.png'))
 
 
+def test_list_images_skips_hidden_files(tmp_path):
+    # macOS AppleDouble files ('._a.png') hold metadata, not pixels: listed, they failed to read
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / 'a.png')
+    (tmp_path / '._a.png').write_bytes(b'\x00\x05\x16\x07' + bytes(60))
+    (tmp_path / '.DS_Store').write_bytes(bytes(8))
+    assert [p.rsplit('/', 1)[1] for p in list_images(str(tmp_path))] == ['a.png']
+    (tmp_path / 'a.png').unlink()
+    with pytest.raises(ValueError, match=r"No image files .* \(only hidden ones: \._a\.png\)"):
+        list_images(str(tmp_path))
+    # named explicitly, a hidden image is an input like any other
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / '.b.png')
+    assert read_image_rgb(str(tmp_path / '.b.png')).shape == (4, 4, 3)
+
+
 def test_decompression_bomb_names_the_file(tmp_path, monkeypatch):
     path = tmp_path / 'huge.png'
     Image.fromarray(np.zeros((100, 100, 3), np.uint8)).save(path)
