@@ -6,8 +6,7 @@ the per-sample check can run in worker processes.
 import warnings
 from typing import Dict, List, Optional, Sequence, Tuple, Type
 
-from mmengine.utils import track_parallel_progress, track_progress
-
+from mmmt.utils.progress import track_progress
 from .base_multitask import BaseMultiTaskDataset
 from .cityscapes import CityscapesMultiTaskDataset
 from .nyud import NYUDv2MultiTaskDataset
@@ -86,10 +85,8 @@ def check_split(layout: str,
     infos = [ds.get_data_info(i) for i in range(len(ds))]
     if not progress:
         outcomes = [check_sample(info) for info in infos]
-    elif workers > 1:
-        outcomes = track_parallel_progress(check_sample, infos, nproc=workers)
     else:
-        outcomes = track_progress(check_sample, infos)
+        outcomes = track_progress(check_sample, infos, nproc=workers, description='samples')
     return dict(
         size=len(infos),
         tasks=list(ds.tasks),

@@ -168,19 +168,19 @@ def samples_with_predictions(dataset: Any, records: List[dict],
         UserInputError: Predictions that do not fit the dataset (:func:`match_predictions`).
     """
     from mmengine.structures import PixelData
-    from mmengine.utils import ProgressBar
 
     from mmmt.structures import array_to_pred
+    from .progress import ProgressBar
     image_ids = [dataset.get_data_info(i)['img_id'] for i in range(len(dataset))]
     by_id = match_predictions(records, image_ids, path)
-    progress = ProgressBar(len(dataset), file=sys.stdout)
+    progress = ProgressBar(len(dataset), file=sys.stdout, description='images')
     for i, img_id in enumerate(image_ids):
         sample = dataset[i]['data_samples']
         for task, array in by_id[img_id]['pred'].items():
             sample.set_field(PixelData(data=array_to_pred(array)), f'pred_{task}')
         progress.update()
         yield sample, by_id[img_id]
-    print()
+    progress.finish()
 
 
 def log(msg: str) -> None:

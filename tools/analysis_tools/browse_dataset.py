@@ -73,11 +73,11 @@ def main(argv=None) -> int:
                              '--force')
     check_config_file(args.config)  # before the slow imports below
     from mmengine.registry import init_default_scope
-    from mmengine.utils import ProgressBar
 
     from mmmt.registry import DATASETS, VISUALIZERS
     from mmmt.utils import register_all_modules
     from mmmt.utils.fileio import keep_existing_files
+    from mmmt.utils.progress import ProgressBar
     register_all_modules(init_default_scope=False)
     cfg = merge_cfg_options(config_from_file(args.config), args.cfg_options, args.data_root)
     from mmmt.structures import register_tasks
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     visualizer.dataset_meta = dataset.metainfo
     os.makedirs(args.output_dir, exist_ok=True)
     num = min(args.num, len(dataset))
-    progress = ProgressBar(num)
+    progress = ProgressBar(num, description='pictures')
     for i in range(num):
         item = dataset[i]
         sample = item['data_samples']
@@ -107,7 +107,8 @@ def main(argv=None) -> int:
                 draw_pred=False, out_file=osp.join(args.output_dir, f'{name}.png'),
                 overwrite=args.force)
         progress.update()
-    print(f'\n{num} pictures written to {args.output_dir}')
+    progress.finish()
+    print(f'{num} pictures written to {args.output_dir}')
     return 0
 
 

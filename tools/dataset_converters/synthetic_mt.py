@@ -50,16 +50,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     # after parsing: --help answers at once
-    from mmengine.utils import ProgressBar
-
     from mmmt.testing import generate
+    from mmmt.utils.progress import ProgressBar
     start = time.time()
     bar = None
 
     def progress(done: int, total: int, img_id: str) -> None:
         nonlocal bar
         if bar is None:  # only once the output folder was accepted
-            bar = ProgressBar(total, file=sys.stderr)
+            bar = ProgressBar(total, file=sys.stderr, description='images')
         bar.update()
 
     try:
@@ -68,8 +67,8 @@ def main(argv=None) -> int:
                           overwrite=args.force)
     except (FileExistsError, NotADirectoryError) as e:  # the output folder: the user's choice
         raise UserInputError(str(e)) from None
-    if not args.quiet:
-        print(file=sys.stderr)
+    if bar is not None:
+        bar.finish()
     print(f'Wrote {args.dataset} to {args.out_dir}: {len(splits["train"])} train, '
           f'{len(splits["val"])} val images in {time.time() - start:.1f}s')
     return 0

@@ -7,11 +7,11 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
-from mmengine.utils import ProgressBar
 
 from mmmt.registry import METRICS
 from mmmt.structures import IGNORE_INDEX
 from mmmt.utils.errors import UnknownNameError
+from mmmt.utils.progress import ProgressBar
 from ..functional.delta_m import DELTA_M_METRICS, NYUD_SINGLE_TASK_BASELINES, delta_m
 from .task_evaluators import TaskEvaluator, build_task_evaluator
 
@@ -188,10 +188,10 @@ class MultiTaskMetric(BaseMetric):
         if pending:
             print_log(f'MultiTaskMetric: waiting for {len(pending)} images in worker processes',
                       logger='current')
-            bar = ProgressBar(len(pending), file=sys.stdout)
+            bar = ProgressBar(len(pending), file=sys.stdout, description='edge images')
             for _ in as_completed(pending):
                 bar.update()
-            bar.file.write('\n')
+            bar.finish()
         for result in self.results:
             for task, payload in result.items():
                 if isinstance(payload, Future):
