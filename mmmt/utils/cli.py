@@ -798,6 +798,21 @@ class _HarmlessNotices(logging.Filter):
                     and self.NOTICE.match(record.msg))
 
 
+class _CPUProcessCount(logging.Filter):
+    """On a machine without CUDA, relabels mmengine's ``GPU number: N`` start-up line as
+    ``Processes: N (CPU, no GPU)``: mmengine writes its world size under that label whatever
+    the device, and a CPU run read as if it had found a GPU."""
+
+    LINE = re.compile(r'^(\s*)GPU number: (\d+)$', re.M)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and 'Runtime environment:' in record.msg:
+            import torch
+            if not torch.cuda.is_available():
+                record.msg = self.LINE.sub(r'\1Processes: \2 (CPU, no GPU)', record.msg)
+        return True
+
+
 def pipeline_seed_offset(rank: int, world_size: int, num_workers: Optional[int],
                          diff_rank_seed: bool) -> int:
     """What to add to the seed of this process's ``random`` and ``np.random`` so that
@@ -832,8 +847,9 @@ _RUNNER_CLASS = None
 
 
 def _runner_class() -> type:
-    """mmengine's Runner whose log is short at start-up (:class:`_ShortStartup`) and free of
-    :class:`_HarmlessNotices`, and which never replaces another run's config copy."""
+    """mmengine's Runner whose log is short at start-up (:class:`_ShortStartup`), free of
+    :class:`_HarmlessNotices`, names a CPU run's processes as such (:class:`_CPUProcessCount`),
+    and which never replaces another run's config copy."""
     global _RUNNER_CLASS
     if _RUNNER_CLASS is None:
         import numpy as np
@@ -900,8 +916,9 @@ def _runner_class() -> type:
                         logger.removeFilter(f)
                 elif not short:
                     logger.addFilter(_ShortStartup())
-                if not any(isinstance(f, _HarmlessNotices) for f in logger.filters):
-                    logger.addFilter(_HarmlessNotices())
+                for kind in (_HarmlessNotices, _CPUProcessCount):
+                    if not any(isinstance(f, kind) for f in logger.filters):
+                        logger.addFilter(kind())
                 return logger
 
         _RUNNER_CLASS = ToolRunner
