@@ -55,3 +55,55 @@ def test_all_lists_the_exports():
                     problems.append(f'{module.__name__} exports {n!r}, missing from the '
                                     f'__all__ of {home}')
     assert not problems, '\n'.join(problems)
+
+
+def _shipped_sources():
+    import glob
+    for path in PATHS:
+        full = osp.join(REPO, path)
+        yield from [full] if full.endswith('.py') else sorted(
+            glob.glob(osp.join(full, '**', '*.py'), recursive=True))
+
+
+def _runtime_unions(tree):
+    """PEP 604 ``X | Y`` in annotations, which Python 3.9 evaluates at definition time."""
+    import ast
+    for node in ast.walk(tree):
+        annotations = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            args = node.args
+            annotations += [a.annotation for a in args.posonlyargs + args.args
+                            + args.kwonlyargs + [args.vararg, args.kwarg] if a is not None]
+            annotations.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            annotations.append(node.annotation)
+        for annotation in filter(None, annotations):
+            if any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitOr)
+                   for n in ast.walk(annotation)):
+                yield annotation.lineno
+
+
+def test_sources_fit_the_oldest_python_of_setup_py():
+    """``python_requires='>=3.9'`` (setup.py): no 3.10+ syntax (``match``, parenthesised
+    context managers, ``except*``) and no ``int | None`` annotations evaluated at import.
+    Checked with ``ast``'s grammar of 3.9 because CI runs one newer interpreter only."""
+    import ast
+    import re
+    setup_py = open(osp.join(REPO, 'setup.py'), encoding='utf-8').read()
+    oldest = tuple(int(v) for v in re.search(
+        r"python_requires='>=(\d+)\.(\d+)'", setup_py).groups())
+    assert oldest == (3, 9), 'update this check with python_requires'
+    problems = []
+    for path in _shipped_sources():
+        source = open(path, encoding='utf-8').read()
+        name = osp.relpath(path, REPO)
+        try:
+            tree = ast.parse(source, name, feature_version=oldest)
+        except SyntaxError as e:
+            problems.append(f'{name}:{e.lineno}: not Python {oldest[0]}.{oldest[1]} syntax '
+                            f'({e.msg})')
+            continue
+        if 'from __future__ import annotations' not in source:
+            problems += [f'{name}:{line}: an X | Y annotation (Optional/Union for 3.9)'
+                         for line in _runtime_unions(tree)]
+    assert not problems, '\n'.join(problems)
