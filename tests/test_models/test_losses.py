@@ -131,3 +131,20 @@ def test_dwa_defaults_window_100_and_temperature_2():
     e = [math.exp(0.25), math.exp(0.5)]
     assert out['loss_a'].item() == pytest.approx(2 * e[0] / sum(e), rel=1e-6)
     assert out['loss_b'].item() == pytest.approx(2 * e[1] / sum(e), rel=1e-6)
+
+
+def test_the_log_scheme_is_explained_once_at_the_first_training_loss(monkeypatch):
+    import mmmt.models.losses.multi_task_loss as module
+    said = []
+    monkeypatch.setattr(module, 'print_log', lambda msg, **kwargs: said.append(msg))
+    combiner = MultiTaskLoss(['semseg', 'depth'])
+    losses = dict(semseg=torch.tensor([0.5]), depth=torch.tensor([2.0]))
+    combiner.eval()
+    combiner(losses)  # built and run for inference: nothing to explain
+    assert said == []
+    combiner.train()
+    combiner(losses)
+    combiner(losses)
+    assert len(said) == 1 and said[0].startswith("MultiTaskLoss 'log' scheme: loss_<task> = ")
+    MultiTaskLoss(['semseg'], scheme='sum').train()(dict(semseg=torch.tensor([0.5])))
+    assert len(said) == 1

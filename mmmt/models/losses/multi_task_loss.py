@@ -67,10 +67,8 @@ class MultiTaskLoss(nn.Module):
                                  'that changes the tasks replaces the weights of its base: '
                                  'loss_combiner=dict(weights=dict(_delete_=True, ...)))')
         self.scheme = scheme
-        if scheme == 'log':
-            print_log("MultiTaskLoss 'log' scheme: loss_<task> = weight * log(raw_<task>), "
-                      'negative once a task loss is below 1 (so is the total); raw_<task> are '
-                      'the task losses themselves', logger='current')
+        # said once, at the first training loss: a model built for inference never logs it
+        self._explained = scheme != 'log'
         self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.tasks}
         self.eps = eps
         self.dwa_window = dwa_window
@@ -114,6 +112,11 @@ class MultiTaskLoss(nn.Module):
         missing = [t for t in self.tasks if t not in task_losses]
         if missing:
             raise KeyError(f'MultiTaskLoss: no loss for tasks {missing}')
+        if self.training and not self._explained:
+            self._explained = True
+            print_log("MultiTaskLoss 'log' scheme: loss_<task> = weight * log(raw_<task>), "
+                      'negative once a task loss is below 1 (so is the total); raw_<task> are '
+                      'the task losses themselves', logger='current')
         means = torch.stack([task_losses[t].mean() for t in self.tasks])
         outputs = {}
         if self.scheme == 'dwa':
