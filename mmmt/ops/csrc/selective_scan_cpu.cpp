@@ -424,40 +424,35 @@ inline vf vsplat(float x) { return vf{} + x; }
 
 // lane-wise max / min: one instruction where the ISA has it (a ?: blend costs two). A NaN in
 // `a` is returned as is (x86 returns the second operand of maxps/minps when either is NaN).
-inline vf vmax(vf a, vf b) {
 #if defined(__AVX512F__)
-  return reinterpret_cast<vf>(_mm512_max_ps(reinterpret_cast<__m512>(b),
-                                            reinterpret_cast<__m512>(a)));
+#define MMMT_LANEWISE(op, a, b) \
+  reinterpret_cast<vf>(_mm512_##op##_ps(reinterpret_cast<__m512>(b), reinterpret_cast<__m512>(a)))
 #elif defined(__AVX__)
-  return reinterpret_cast<vf>(_mm256_max_ps(reinterpret_cast<__m256>(b),
-                                            reinterpret_cast<__m256>(a)));
+#define MMMT_LANEWISE(op, a, b) \
+  reinterpret_cast<vf>(_mm256_##op##_ps(reinterpret_cast<__m256>(b), reinterpret_cast<__m256>(a)))
 #elif defined(__SSE__)
-  return reinterpret_cast<vf>(_mm_max_ps(reinterpret_cast<__m128>(b),
-                                         reinterpret_cast<__m128>(a)));
+#define MMMT_LANEWISE(op, a, b) \
+  reinterpret_cast<vf>(_mm_##op##_ps(reinterpret_cast<__m128>(b), reinterpret_cast<__m128>(a)))
 #elif defined(__ARM_NEON)
-  return reinterpret_cast<vf>(vmaxq_f32(reinterpret_cast<float32x4_t>(a),
-                                        reinterpret_cast<float32x4_t>(b)));
+#define MMMT_LANEWISE(op, a, b) \
+  reinterpret_cast<vf>(v##op##q_f32(reinterpret_cast<float32x4_t>(a), \
+                                    reinterpret_cast<float32x4_t>(b)))
+#endif
+inline vf vmax(vf a, vf b) {
+#ifdef MMMT_LANEWISE
+  return MMMT_LANEWISE(max, a, b);
 #else
   return a < b ? b : a;
 #endif
 }
 inline vf vmin(vf a, vf b) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<vf>(_mm512_min_ps(reinterpret_cast<__m512>(b),
-                                            reinterpret_cast<__m512>(a)));
-#elif defined(__AVX__)
-  return reinterpret_cast<vf>(_mm256_min_ps(reinterpret_cast<__m256>(b),
-                                            reinterpret_cast<__m256>(a)));
-#elif defined(__SSE__)
-  return reinterpret_cast<vf>(_mm_min_ps(reinterpret_cast<__m128>(b),
-                                         reinterpret_cast<__m128>(a)));
-#elif defined(__ARM_NEON)
-  return reinterpret_cast<vf>(vminq_f32(reinterpret_cast<float32x4_t>(a),
-                                        reinterpret_cast<float32x4_t>(b)));
+#ifdef MMMT_LANEWISE
+  return MMMT_LANEWISE(min, a, b);
 #else
   return a < b ? a : b;
 #endif
 }
+#undef MMMT_LANEWISE
 
 // 2^y, for the decays exp(dt * A) = 2^(dt * A * log2(e)) with A pre-scaled by log2(e) once per
 // chunk: k = round(y), 2^(y - k) by the degree-7 Taylor polynomial of exp((y - k) ln2) with ln2
