@@ -1,5 +1,6 @@
 """MultiTaskMetric: keys, DDP-style reduction, edge export, Δm, config errors."""
 import os
+import re
 
 import cv2
 import numpy as np
@@ -306,3 +307,37 @@ def test_evaluation_never_imports_models_or_datasets():
             for name in names:
                 assert not name.startswith(('mmmt.models', 'mmmt.datasets', '..models',
                                             '..datasets', '...models', '...datasets')), path
+
+
+@pytest.mark.parametrize('options, field', [
+    (dict(delta_m_metrics=dict(semseg='mIoU')), "delta_m_metrics['semseg']"),  # not a pair
+    (dict(delta_m_metrics=dict(depth=('rmse', 'False'))), "delta_m_metrics['depth']"),
+    (dict(delta_m_baselines=dict(semseg=0, depth=0.5)), "delta_m_baselines['semseg']"),
+    (dict(delta_m_baselines=dict(semseg=50.0, depth=float('nan'))),
+     "delta_m_baselines['depth']"),
+    (dict(delta_m_baselines=dict(semseg='fifty')), "delta_m_baselines['semseg']"),
+    (dict(delta_m_baselines=[50.0, 0.5]), 'delta_m_baselines must be a mapping'),
+])
+def test_bad_delta_m_options_are_refused_when_the_metric_is_built(options, field):
+    # found only by compute_metrics, they cost the whole evaluation ('False' even flipped a sign)
+    with pytest.raises(ValueError, match=re.escape(field)):
+        MultiTaskMetric(tasks=['semseg', 'depth'], **options)
+    ok = MultiTaskMetric(tasks=['semseg', 'depth'], delta_m_metrics=dict(depth=['rmse', False]),
+                         delta_m_baselines=dict(semseg=50, depth=1))
+    assert ok.delta_m_metrics['depth'] == ('rmse', False)
+    assert ok.delta_m_baselines == dict(semseg=50.0, depth=1.0)
+
+
+@pytest.mark.parametrize('thresholds', [0.5, [], [0.5, float('inf')], 'high', 0])
+def test_bad_saliency_thresholds_are_refused_when_the_metric_is_built(thresholds):
+    with pytest.raises(ValueError, match='sal: thresholds'):
+        MultiTaskMetric(tasks=dict(sal=dict(thresholds=thresholds)))
+
+
+def test_saliency_threshold_count_is_the_uniform_set_of_the_default():
+    by_count = MultiTaskMetric(tasks=dict(sal=dict(thresholds=19))).evaluators['sal']
+    default = MultiTaskMetric(tasks=['sal']).evaluators['sal']
+    np.testing.assert_array_equal(by_count.thresholds, default.thresholds)
+    np.testing.assert_array_equal(
+        MultiTaskMetric(tasks=dict(sal=dict(thresholds=3))).evaluators['sal'].thresholds,
+        [0.25, 0.5, 0.75])

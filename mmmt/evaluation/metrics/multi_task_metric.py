@@ -1,4 +1,5 @@
 """One mmengine metric for every dense task of a multi-task model."""
+import math
 import sys
 from concurrent.futures import Future, as_completed
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -10,7 +11,7 @@ from mmengine.structures import BaseDataElement
 
 from mmmt.registry import METRICS
 from mmmt.structures import IGNORE_INDEX
-from mmmt.utils.errors import UnknownNameError
+from mmmt.utils.errors import UnknownNameError, UserInputError
 from mmmt.utils.progress import ProgressBar
 from ..functional.delta_m import DELTA_M_METRICS, NYUD_SINGLE_TASK_BASELINES, delta_m
 from .task_evaluators import TaskEvaluator, build_task_evaluator
@@ -35,6 +36,30 @@ def _field(sample: Any, name: str) -> Any:
     if isinstance(sample, Mapping):
         return sample.get(name)
     return getattr(sample, name, None) if name in sample else None
+
+
+def _delta_m_metric(task: str, value: Any) -> Tuple[str, bool]:
+    """``delta_m_metrics[task]`` as a (metric, higher_is_better) pair, or a clear error."""
+    if not (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], bool)):
+        # a bare 'mIoU' would be split into its letters, a 'False' would count as true
+        raise UserInputError(f'delta_m_metrics[{task!r}]: expected a (metric, '
+                             "higher_is_better) pair such as ('mIoU', True) or ('rmse', False), "
+                             f'got {value!r}')
+    return value[0], value[1]
+
+
+def _delta_m_baseline(task: str, value: Any) -> float:
+    """``delta_m_baselines[task]`` as a finite, non-zero float (Δm divides by it)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not math.isfinite(number) or number == 0:
+        raise UserInputError(f'delta_m_baselines[{task!r}]: expected a finite, non-zero '
+                             "number (the single-task result, in the metric's units), got "
+                             f'{value!r}')
+    return number
 
 
 def _meta(sample: Any) -> Dict[str, Any]:
@@ -113,7 +138,9 @@ class MultiTaskMetric(BaseMetric):
         self.strict = strict
         self.delta_m_metrics = dict(DELTA_M_METRICS)
         if delta_m_metrics:
-            self.delta_m_metrics.update({k: tuple(v) for k, v in delta_m_metrics.items()})
+            self.delta_m_metrics.update({str(k): _delta_m_metric(k, v)
+                                         for k, v in dict(delta_m_metrics).items()})
+        # checked here: a bad value found by compute_metrics loses the evaluation's results
         self.delta_m_baselines = self._resolve_baselines(delta_m_baselines)
 
     def _resolve_baselines(self, spec) -> Optional[Dict[str, float]]:
@@ -126,9 +153,12 @@ class MultiTaskMetric(BaseMetric):
                     self.tasks) == _NYUD_TASKS else None
             if key == 'nyud':
                 return dict(NYUD_SINGLE_TASK_BASELINES)
-            raise ValueError(f"delta_m_baselines must be a mapping, 'nyud', 'auto' or None, "
-                             f'got {spec!r}')
-        baselines = {str(k): float(v) for k, v in dict(spec).items()}
+            raise UserInputError("delta_m_baselines must be a mapping, 'nyud', 'auto' or "
+                                 f'None, got {spec!r}')
+        if not isinstance(spec, Mapping):
+            raise UserInputError("delta_m_baselines must be a mapping, 'nyud', 'auto' or "
+                                 f'None, got {type(spec).__name__} {spec!r}')
+        baselines = {str(k): _delta_m_baseline(k, v) for k, v in spec.items()}
         unknown = [t for t in baselines if t not in self.delta_m_metrics]
         if unknown:
             raise UnknownNameError(f'no Δm metric known for {unknown}; pass delta_m_metrics')

@@ -7,13 +7,13 @@ The boundary adapter, the largest, is in ``boundary_evaluator.py``; the base cla
 ``base_task_evaluator.py``.
 """
 import inspect
-from typing import Dict, List, Optional, Sequence, Type
+from typing import Any, Dict, List, Optional, Sequence, Type, Union
 
 import numpy as np
 from prettytable import PrettyTable
 
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task
-from mmmt.utils.errors import InvalidOptionError, UnknownNameError, did_you_mean
+from mmmt.utils.errors import InvalidOptionError, UnknownNameError, UserInputError, did_you_mean
 from ..functional import (depth_metrics, depth_sums, normals_metrics, normals_stats,
                           saliency_counts, saliency_metrics, segmentation_counts,
                           segmentation_metrics)
@@ -170,12 +170,32 @@ class NormalsEvaluator(TaskEvaluator):
         return out
 
 
+def _saliency_thresholds(task: str, thresholds: Any) -> np.ndarray:
+    """The ``thresholds`` option as a non-empty 1-D array of finite values (checked here:
+    a scalar or an empty list failed only once the whole evaluation had run)."""
+    if isinstance(thresholds, (int, np.integer)) and not isinstance(thresholds, bool):
+        if thresholds < 1:
+            raise UserInputError(f'{task}: thresholds: a count must be >= 1, got {thresholds}')
+        return np.arange(1, int(thresholds) + 1) / (int(thresholds) + 1)
+    try:
+        values = np.asarray(thresholds, dtype=np.float64)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or values.ndim != 1 or values.size == 0 or \
+            not np.isfinite(values).all():
+        raise UserInputError(f'{task}: thresholds: expected a non-empty list of finite '
+                             f'probabilities or their number, got {thresholds!r}')
+    return values
+
+
 class SaliencyEvaluator(TaskEvaluator):
     """Saliency: maxF (beta^2 = 0.3) over thresholds and IoU at 0.5 (docs/metrics.md), percent.
 
     Args:
         task (str): Task name.
-        thresholds (Sequence[float]): maxF thresholds. Defaults to 0.05, 0.10, ..., 0.95.
+        thresholds (Sequence[float] | int): maxF thresholds, or their number K for
+            ``1/(K+1), ..., K/(K+1)`` (as the boundary evaluator's). Defaults to 0.05, 0.10,
+            ..., 0.95 (K = 19).
         legacy_double_sigmoid (bool): Apply a sigmoid to the probabilities before
             thresholding, as the reference meters do; reproduces the published maxF. Defaults to
             False (threshold the probabilities).
@@ -188,13 +208,13 @@ class SaliencyEvaluator(TaskEvaluator):
 
     def __init__(self,
                  task: str,
-                 thresholds: Sequence[float] = tuple(SAL_THRESHOLDS),
+                 thresholds: Union[Sequence[float], int] = tuple(SAL_THRESHOLDS),
                  legacy_double_sigmoid: bool = False,
                  beta2: float = 0.3,
                  iou_threshold: float = 0.5,
                  ignore_index: Optional[float] = IGNORE_INDEX) -> None:
         super().__init__(task, ignore_index)
-        self.thresholds = np.asarray(thresholds, dtype=np.float64)
+        self.thresholds = _saliency_thresholds(task, thresholds)
         self.legacy_double_sigmoid = legacy_double_sigmoid
         self.beta2 = beta2
         self.iou_threshold = iou_threshold
