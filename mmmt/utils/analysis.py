@@ -177,7 +177,11 @@ def samples_with_predictions(dataset: Any, records: List[dict],
     for i, img_id in enumerate(image_ids):
         sample = dataset[i]['data_samples']
         for task, array in by_id[img_id]['pred'].items():
-            sample.set_field(PixelData(data=array_to_pred(array)), f'pred_{task}')
+            try:
+                pred = array_to_pred(array)
+            except ValueError as e:
+                raise UserInputError(f'{path}: image {img_id!r}, {task}: {e}') from None
+            sample.set_field(PixelData(data=pred), f'pred_{task}')
         progress.update()
         yield sample, by_id[img_id]
     progress.finish()

@@ -98,6 +98,46 @@ def test_predictions_that_do_not_fit_the_split(tiny_predictions, tmp_path, capsy
     assert status == 2 and message in err, err
 
 
+def _crop_depth(r):
+    r[0]['pred']['depth'] = r[0]['pred']['depth'][:-2]
+    return r
+
+
+def _drop_edge(r):
+    del r[0]['pred']['edge']
+    return r
+
+
+def _flat_semseg(r):
+    r[0]['pred']['semseg'] = r[0]['pred']['semseg'].ravel()
+    return r
+
+
+def _two_channel_normals(r):
+    r[0]['pred']['normals'] = r[0]['pred']['normals'][..., :2]
+    return r
+
+
+@pytest.mark.parametrize('edit,message', [
+    (_crop_depth, 'depth: prediction'),
+    (_drop_edge, 'has gt_edge but no pred_edge'),
+    (_flat_semseg, 'semseg: a prediction array is (H, W) or (H, W, C)'),
+    (_two_channel_normals, 'normals'),
+], ids=['size', 'missing-task', '1-d', 'channels'])
+def test_predictions_that_do_not_fit_an_image_are_one_line(
+        tiny_predictions, tmp_path, capsys, edit, message):
+    # each was a traceback (exit 1) from inside the metric
+    cfg, preds, _ = tiny_predictions
+    with open(preds, 'rb') as f:
+        records = pickle.load(f)
+    bad = tmp_path / 'bad.pkl'
+    bad.write_bytes(pickle.dumps(edit(records)))
+    status, _, err = run(TOOL, [cfg, str(bad)], capsys)
+    assert status == 2, err
+    assert f"{bad}: image {records[0]['img_id']!r}" in err and message in err, err
+    assert 'Traceback' not in err
+
+
 def test_not_a_pickle(tmp_path, tiny_training, capsys):
     bad = tmp_path / 'preds.pkl'
     bad.write_bytes(b'\x80\x05not really')

@@ -61,8 +61,13 @@ def main(argv=None) -> int:
     evaluator = Evaluator(cfg.test_evaluator)
     evaluator.dataset_meta = dataset.metainfo
     print(f'Evaluating {len(records)} predictions of {args.predictions}')
-    for sample, _ in samples_with_predictions(dataset, records, args.predictions):
-        evaluator.process([sample])
+    for sample, record in samples_with_predictions(dataset, records, args.predictions):
+        try:
+            evaluator.process([sample])
+        except (KeyError, ValueError) as e:  # what the file holds does not fit this image
+            message = e.args[0] if isinstance(e, KeyError) and e.args else e
+            raise UserInputError(f"{args.predictions}: image {record['img_id']!r}: "
+                                 f'{message}') from None
     metrics = evaluator.evaluate(len(dataset))
     width = max(map(len, metrics), default=0)
     for key, value in metrics.items():

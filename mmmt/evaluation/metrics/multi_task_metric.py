@@ -204,7 +204,11 @@ class MultiTaskMetric(BaseMetric):
                 if gt_np is None and not evaluator.wants_pred_without_gt:
                     result[task] = None
                     continue
-                result[task] = evaluator.process(pred_np, gt_np, meta)
+                try:
+                    result[task] = evaluator.process(pred_np, gt_np, meta)
+                except ValueError as e:  # a prediction of the wrong kind: name its task
+                    e.args = (f'{task}: {e}', ) + e.args[1:]  # (its type kept)
+                    raise
             self.results.append(result)
 
     def evaluate(self, size: int) -> dict:
