@@ -31,6 +31,7 @@ from mmmt.structures import IGNORE_INDEX
 from .boundary_matching import BoundaryMatcher, correspond_pixels, disk_offsets
 from .seism_nms import seism_nms
 from .thinning import seg2bmap, thin_binary
+from .utils import single_channel_map
 
 __all__ = [
     'DEFAULT_EDGE_THRESHOLDS', 'SEISM_HED_THRESHOLDS', 'SEISM_HED_VOC_THRESHOLDS',
@@ -237,10 +238,11 @@ def boundary_pr_counts(pred: np.ndarray,
     """
     thresholds = resolve_edge_thresholds(thresholds)
     nms_mode = check_boundary_options(nms, gt_mode)
-    pred = np.squeeze(np.asarray(pred, dtype=np.float64))
-    gt = np.squeeze(np.asarray(gt, dtype=np.float64))
-    if pred.shape != gt.shape or pred.ndim != 2:
-        raise ValueError(f'pred {pred.shape} and gt {gt.shape} must be equal 2-D shapes')
+    pred = single_channel_map(pred, 'edge prediction', np.float64)
+    gt = single_channel_map(gt, 'edge ground truth', np.float64)
+    if pred.shape != gt.shape:
+        raise ValueError(f'edge prediction {pred.shape} and ground truth {gt.shape} differ in '
+                         'size')
     valid = np.isfinite(gt)
     if ignore_index is not None:
         valid &= gt != ignore_index

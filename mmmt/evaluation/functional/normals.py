@@ -52,11 +52,17 @@ def normal_angles(pred: np.ndarray,
     if ignore_index is not None:
         valid &= (g != ignore_index).all(0)
     g = g[:, valid]
-    p = np.nan_to_num(p[:, valid])
+    p = np.nan_to_num(p[:, valid], nan=0.0, posinf=0.0, neginf=0.0)
     g_norm = np.sqrt((g * g).sum(0))
     keep = g_norm > eps
     g = g[:, keep] / g_norm[keep]
     p = p[:, keep]
+    # float64 vectors longer than ~1e154 overflow the squared norm: those few are scaled by
+    # their largest component first (direction kept; every other pixel is computed as before)
+    with np.errstate(over='ignore'):
+        huge = ~np.isfinite((p * p).sum(0))
+    if huge.any():
+        p[:, huge] /= np.abs(p[:, huge]).max(0)
     p = p / np.maximum(np.sqrt((p * p).sum(0)), eps)
     d = p - g
     s = p + g

@@ -9,6 +9,7 @@ from mmmt.structures import IGNORE_INDEX
 from ..functional import (DEFAULT_EDGE_PROTOCOL, boundary_metrics, boundary_pr_counts,
                           check_boundary_options, edge_protocol, resolve_edge_thresholds,
                           save_edge_png)
+from ..functional.utils import single_channel_map
 from .base_task_evaluator import TaskEvaluator
 
 __all__ = ['BoundaryEvaluator']
@@ -145,12 +146,12 @@ class BoundaryEvaluator(TaskEvaluator):
         return state
 
     def process(self, pred, gt, meta):
-        prob = np.asarray(pred, dtype=np.float32).reshape(pred.shape[-2:])
+        prob = single_channel_map(pred, 'edge prediction', np.float32)
         if self.save_dir is not None:
             self._save(prob, meta)
         if not self.evaluate or gt is None:
             return None
-        gt2d = np.asarray(gt, dtype=np.float32).reshape(gt.shape[-2:])
+        gt2d = single_channel_map(gt, 'edge ground truth', np.float32)
         if self.nproc > 1:
             return self._executor().submit(_boundary_payload, prob, gt2d, self.eval_kwargs)
         return _boundary_payload(prob, gt2d, self.eval_kwargs)
