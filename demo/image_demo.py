@@ -20,7 +20,7 @@ import time
 # answers at once and OpenMP's thread settings are made before torch starts (see
 # mmmt/utils/threads.py)
 from mmmt.utils.cli import check_config_file, config_from_file
-from mmmt.utils.errors import InputFileNotFoundError, UserInputError, run_main
+from mmmt.utils.errors import InputFileNotFoundError, RunStopped, UserInputError, run_main
 from mmmt.utils.threads import configure_cpu_threads
 
 
@@ -78,7 +78,11 @@ def check_run(args):
         list: The (name, path) pairs of the inputs.
     """
     from mmmt.apis.image_io import image_file_problem
-    from mmmt.apis.multitask_inferencer import MultiTaskInferencer, config_tasks, existing_outputs
+    from mmmt.apis.multitask_inferencer import (MultiTaskInferencer, config_tasks, existing_outputs,
+                                                output_dir_problem)
+    if not args.out_dir:
+        raise UserInputError("--out-dir: expected a folder, got ''; '.' for the current one")
+    check_device(args.device)
     check_config_file(args.config)
     cfg = config_from_file(args.config)  # a syntax error: one line, naming the file
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
@@ -93,11 +97,10 @@ def check_run(args):
                              + '; '.join(f'{p} ({why})' for p, why in bad[:5]) + more
                              + '. Remove them or give the other files')
     # before the model is built (else a traceback at the first output)
-    for folder in [args.out_dir, osp.join(args.out_dir, 'vis')] + (
-            [osp.join(args.out_dir, 'pred')] if args.save_pred else []):
-        if osp.exists(folder) and not osp.isdir(folder):
-            raise UserInputError(f'--out-dir: {folder} is a file, where the outputs need a '
-                                 'folder; choose another --out-dir')
+    problem = output_dir_problem(args.out_dir, [name for name, _ in items], config_tasks(cfg),
+                                 save_pred=args.save_pred)
+    if problem:
+        raise UserInputError(f'--out-dir: {problem}')
     if not args.force:
         taken = existing_outputs([name for name, _ in items], args.out_dir,
                                  config_tasks(cfg),
@@ -107,6 +110,25 @@ def check_run(args):
             raise UserInputError(f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}'
                                  f'{more}; choose another --out-dir or pass --force')
     return items
+
+
+def check_device(device):
+    """``--device`` names a device torch knows and this machine has."""
+    if device is None:
+        return
+    import torch
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise UserInputError(f"--device: {device!r} is not a device; e.g. 'cpu', 'cuda', "
+                             "'cuda:1'") from None
+    if parsed.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise UserInputError(f'--device {device}: this machine has no CUDA device '
+                                 '(torch.cuda.is_available() is False); use --device cpu')
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise UserInputError(f'--device {device}: this machine has '
+                                 f'{torch.cuda.device_count()} CUDA device(s)')
 
 
 def describe_max_size(max_size, requested: str) -> str:
@@ -146,6 +168,7 @@ def main(argv=None):
     results = inferencer.iter_predict(
         args.input, batch_size=args.batch_size, out_dir=args.out_dir, show=args.show,
         wait_time=args.wait_time, save_pred=args.save_pred, overwrite=args.force)
+    done = 0
     try:
         for done, (path, pred, _) in enumerate(results, 1):
             height, width = next(iter(pred.values())).shape[:2]
@@ -160,6 +183,9 @@ def main(argv=None):
             from None
     except FileExistsError as e:
         raise UserInputError(str(e)) from None
+    except OSError as e:  # an unreadable image (damaged in its pixel data), a full disk
+        raise RunStopped(f'{e}; stopped after {done} of {len(items)} image(s), '
+                         'whose outputs are complete') from None
     print(f'Done in {time.time() - start:.1f}s. Pictures: {osp.join(args.out_dir, "vis")}'
           + ('' if not args.save_pred else f'; predictions: {osp.join(args.out_dir, "pred")} '
              '(class maps: PNG, 0-based class indices; other tasks: float32 .npy)'),

@@ -10,7 +10,7 @@ import math
 import os
 import os.path as osp
 import warnings
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -34,7 +34,7 @@ from .image_io import ImageInput, list_images, pil_to_rgb, read_image_rgb, to_rg
 
 __all__ = [
     'MultiTaskInferencer', 'resize_and_activate', 'unique_names', 'fitted_size', 'config_tasks',
-    'existing_outputs'
+    'existing_outputs', 'output_dir_problem'
 ]
 
 #: Pipeline steps replaced by the inferencer's own image reading (or not needed without labels).
@@ -163,6 +163,54 @@ def existing_outputs(names: Sequence[str], out_dir: str, tasks: Sequence[str],
     return found
 
 
+def output_dir_problem(out_dir: str, names: Sequence[str], tasks: Sequence[str],
+                       save_pred: bool = True) -> Optional[str]:
+    """Why the outputs of images ``names`` cannot be written under ``out_dir``, or None.
+
+    Checked before a model is built or an image predicted (otherwise the first write fails
+    after the first outputs): ``out_dir``, ``vis/`` or ``pred/`` being a file, the nearest
+    existing folder above them not writable (permissions, a read-only file system), and output
+    file names longer than the file system allows.
+    """
+    folders = [out_dir, osp.join(out_dir, 'vis')] + (
+        [osp.join(out_dir, 'pred')] if save_pred else [])
+    for folder in folders:
+        existing = folder
+        while not osp.exists(existing) and osp.dirname(osp.abspath(existing)) != \
+                osp.abspath(existing):
+            existing = osp.dirname(osp.abspath(existing))
+        if not osp.isdir(existing):
+            return (f'{existing} is a file, where the outputs need a folder ({folder}); '
+                    'choose another out_dir')
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return (f'cannot write the outputs into {folder}: {existing} is not writable '
+                    '(permissions or a read-only file system); choose another out_dir')
+    try:
+        name_max = os.pathconf(existing, 'PC_NAME_MAX')
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or unknown
+        name_max = 255
+    longest = max(tasks, key=len, default='') if save_pred else ''
+    for name in names:
+        file = f'{name}_{longest}.npy' if save_pred else f'{name}.png'
+        if len(os.fsencode(file)) > name_max:
+            return (f'the output file name {file!r} is longer than the {name_max} bytes the '
+                    f'file system of {out_dir} allows; rename that input')
+    return None
+
+
+def _check_max_size(max_size: Any) -> Tuple[int, int]:
+    """``max_size`` given as (h, w) or one int, as an (h, w) pair of positive ints."""
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+    pair = (max_size, max_size) if is_int(max_size) else max_size
+    if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(is_int, pair))
+            and min(pair) >= 1):
+        raise UserInputError(f"max_size: expected (h, w) or one size in pixels (positive "
+                             f"integers), 'auto' or None, got {max_size!r}")
+    return int(pair[0]), int(pair[1])
+
+
 class _InferencePipeline:
     """Read an input as 8-bit RGB, fit it into the model's frame, then the config's test steps."""
 
@@ -275,6 +323,8 @@ class MultiTaskInferencer(BaseInferencer):
                 f'{weights}: model=None takes the config stored in the checkpoint, which is '
                 'Python code and runs when read; pass the config file as `model`, or set '
                 f'{TRUST_ENV}=1 if you trust the file')
+        if max_size is not None and not (isinstance(max_size, str) and max_size.lower() == 'auto'):
+            max_size = _check_max_size(max_size)  # before the model is built
         self._weights = weights
         self._max_size = max_size
         self.dataset_meta: Optional[dict] = None
@@ -348,15 +398,9 @@ class MultiTaskInferencer(BaseInferencer):
                     'where (img_padding_size), so predictions could not be cropped back; use '
                     "dict(type='CenterPad', size=..., pad_gt=False), or leave the padding to "
                     'the data preprocessor (size_divisor)')
-        if max_size == 'auto':
+        if isinstance(max_size, str):  # 'auto' (any other value was refused in __init__)
             pads = [t['size'] for t in steps if _type_name(t) == 'CenterPad']
             max_size = tuple(pads[0]) if pads else None
-        elif max_size is not None:
-            if isinstance(max_size, int):
-                max_size = (max_size, max_size)
-            if len(max_size) != 2 or min(max_size) < 1:
-                raise UserInputError(f'max_size must be (h, w), "auto" or None, got {max_size}')
-            max_size = (int(max_size[0]), int(max_size[1]))
         return _InferencePipeline(steps, max_size)
 
     def _init_collate(self, cfg: Config):
@@ -422,6 +466,9 @@ class MultiTaskInferencer(BaseInferencer):
                 image; the message names it.
             FileExistsError: outputs would replace existing files and ``overwrite`` is False
                 (also a file that appeared during the run: it is kept).
+            UserInputError: ``out_dir`` cannot hold the outputs (a file in the way, not
+                writable, names too long: :func:`output_dir_problem`); checked before
+                predicting.
         """
         predictions, paths, visualizations = [], [], []
         for path, pred, vis in self.iter_predict(
@@ -456,6 +503,11 @@ class MultiTaskInferencer(BaseInferencer):
         if (out_dir or show or return_vis) and self.visualizer is None:
             raise RuntimeError('Visualizations need `visualizer` (MultiTaskVisualizer) in the '
                                'config')
+        if out_dir:
+            problem = output_dir_problem(out_dir, [name for name, _ in items], self.tasks,
+                                         save_pred)
+            if problem:
+                raise UserInputError(problem)
         if out_dir and not overwrite:
             taken = [f for name, _ in items for f in self.output_files(name, out_dir, save_pred)
                      if osp.exists(f)]

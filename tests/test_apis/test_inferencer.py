@@ -3,6 +3,7 @@ with tools/test.py."""
 import os
 import os.path as osp
 import pickle
+import re
 import subprocess
 import sys
 
@@ -484,3 +485,103 @@ def test_image_demo_names_an_output_that_appears_during_the_run(tmp_path, tiny_c
     assert err.rstrip().endswith('it is kept and the run stops here. Choose another --out-dir '
                                  'or pass --force'), err
     assert taken.read_bytes() == b'the other run'
+
+
+def _demo_refuses(tmp_path, tiny_config, monkeypatch, extra, match, image='a.jpg'):
+    """image_demo.py stops with ``match`` before building a model (and writes nothing)."""
+    import mmmt.apis
+    from ..tool_loader import load_tool
+    demo = load_tool('demo', 'image_demo')
+    monkeypatch.setattr(mmmt.apis, 'MultiTaskInferencer', _NoModel)
+    Image.fromarray(photo(20, 30)).save(tmp_path / image)
+    ckpt = tmp_path / 'model.pth'
+    ckpt.write_bytes(b'not read before the checks')
+    with pytest.raises(UserInputError, match=match):
+        demo.main([str(tmp_path / image), tiny_config, str(ckpt), '--save-pred'] + extra)
+
+
+def test_image_demo_checks_the_out_dir_can_be_written(tmp_path, tiny_config, monkeypatch):
+    # each failed at the first write, after the model was built and images were predicted
+    (tmp_path / 'afile').write_text('x')
+    _demo_refuses(tmp_path, tiny_config, monkeypatch, ['--out-dir', str(tmp_path / 'afile/out')],
+                  f'--out-dir: {tmp_path / "afile"} is a file, where the outputs need a folder')
+    _demo_refuses(tmp_path, tiny_config, monkeypatch, ['--out-dir', ''],
+                  r"--out-dir: expected a folder, got ''; '\.' for the current one")
+    # a read-only file system or a folder of another user (os.access: root may write anywhere)
+    import mmmt.apis.multitask_inferencer as module
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(module.os, 'access',
+                        lambda p, mode: False if str(p) == str(locked) else real_access(p, mode))
+    _demo_refuses(tmp_path, tiny_config, monkeypatch, ['--out-dir', str(locked / 'out')],
+                  f'cannot write the outputs into {locked / "out"}: {locked} is not writable')
+    assert os.listdir(locked) == []
+
+
+def test_image_demo_refuses_output_names_the_file_system_cannot_hold(tmp_path, tiny_config,
+                                                                     monkeypatch):
+    stem = 'p' * 245  # a valid input name (249 bytes); its prediction files are not
+    _demo_refuses(tmp_path, tiny_config, monkeypatch, ['--out-dir', str(tmp_path / 'out')],
+                  rf"the output file name '{stem}_normals\.npy' is longer than the 255 bytes",
+                  image=f'{stem}.png')
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('device, match', [
+    ('gpu', "--device: 'gpu' is not a device"),
+    pytest.param('cuda', '--device cuda: this machine has no CUDA device',
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason='has CUDA')),
+])
+def test_image_demo_checks_the_device(tmp_path, tiny_config, monkeypatch, device, match):
+    _demo_refuses(tmp_path, tiny_config, monkeypatch,
+                  ['--out-dir', str(tmp_path / 'out'), '--device', device], match)
+
+
+def test_image_demo_stops_in_one_line_at_an_image_damaged_in_its_pixels(
+        tmp_path, tiny_config, tiny_checkpoint, capsys):
+    # a truncated JPEG passes Pillow's header check (verify() does not decode JPEG data)
+    from ..test_tools.conftest import cli
+    from ..tool_loader import load_tool
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    for name in 'ac':
+        Image.fromarray(photo(30, 40)).save(folder / f'{name}.png')
+    Image.fromarray(photo(64, 64)).save(folder / 'b.jpg', quality=95)
+    data = (folder / 'b.jpg').read_bytes()
+    (folder / 'b.jpg').write_bytes(data[:len(data) // 2])
+    status, out, err = cli(load_tool('demo', 'image_demo'),
+                           [folder, tiny_config, tiny_checkpoint, '--out-dir', tmp_path / 'out',
+                            '--device', 'cpu'], capsys, prog='image_demo.py')
+    assert status == 1 and 'Traceback' not in err and len(err.splitlines()) == 1, err
+    assert f'{folder / "b.jpg"}' in err and 'truncated' in err
+    assert err.rstrip().endswith('stopped after 1 of 3 image(s), whose outputs are complete')
+    assert os.listdir(tmp_path / 'out' / 'vis') == ['a.png']
+
+
+@pytest.mark.parametrize('max_size', ['None', '12', 0.5, (0, 10), (True, 4), [448]])
+def test_max_size_of_the_wrong_kind_is_named(tiny_config, max_size):
+    with pytest.raises(UserInputError, match=r"^max_size: expected \(h, w\) or one size .*, "
+                                             rf"got {re.escape(repr(max_size))}$"):
+        MultiTaskInferencer(tiny_config, None, device='cpu', max_size=max_size,
+                            show_progress=False)
+
+
+def test_max_size_values(tiny_config):
+    def fed(max_size):
+        with pytest.warns(UserWarning, match='no checkpoint given'):
+            return MultiTaskInferencer(tiny_config, None, device='cpu', max_size=max_size,
+                                       show_progress=False).pipeline.max_size
+
+    assert fed('AUTO') == fed('auto') == (128, 160)  # the demo config's test frame
+    assert fed(100) == (100, 100) and fed([30, np.int64(40)]) == (30, 40) and fed(None) is None
+
+
+def test_the_api_checks_out_dir_before_predicting(tmp_path, inferencer):
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'pred').write_text('a file of the user')
+    with pytest.raises(UserInputError, match=f'{out / "pred"} is a file'):
+        next(inferencer.iter_predict(photo(20, 30), out_dir=str(out)))
+    assert sorted(os.listdir(out)) == ['pred']  # no picture either
+    assert inferencer(photo(20, 30), out_dir=str(out), save_pred=False)['predictions']
