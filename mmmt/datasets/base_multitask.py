@@ -176,4 +176,23 @@ class BaseMultiTaskDataset(BaseDataset):
             raise InputFileNotFoundError(
                 f"{len(missing)} file(s) needed for tasks {list(self.tasks)} by the ids in split "
                 f"list '{self.ann_file}' are missing:\n  {shown}{more}")
+        if self.check_files:
+            problems = self.split_problems(data_list)
+            if problems:
+                raise InputFileNotFoundError(problems[0])
         return data_list
+
+    def split_problems(self, data_list: List[dict]) -> List[str]:
+        """What is wrong with the split as a whole, beyond single files (none by default).
+
+        For datasets where a single file may be absent but not all of them (a folder that was
+        not extracted); checked at construction with ``check_files`` and by
+        ``tools/dataset_converters/check_dataset.py``.
+
+        Args:
+            data_list (list[dict]): The samples of the split (:meth:`load_data_list`).
+
+        Returns:
+            list[str]: One message per problem, naming the folder and what to do.
+        """
+        return []

@@ -83,6 +83,7 @@ def check_split(layout: str,
     ds = LAYOUTS[layout](data_root=data_root, split=split, tasks=tasks, check_files=False,
                          serialize_data=False)
     infos = [ds.get_data_info(i) for i in range(len(ds))]
+    split_errors = ds.split_problems(infos)  # e.g. a folder of optional files all missing
     if not progress:
         outcomes = [check_sample(info) for info in infos]
     else:
@@ -90,5 +91,5 @@ def check_split(layout: str,
     return dict(
         size=len(infos),
         tasks=list(ds.tasks),
-        errors=[e for errors, _ in outcomes for e in errors],
+        errors=split_errors + [e for errors, _ in outcomes for e in errors],
         warnings=[w for _, warns in outcomes for w in warns])

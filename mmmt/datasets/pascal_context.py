@@ -8,7 +8,6 @@ from typing import Dict, List
 import mmengine.fileio as fileio
 
 from mmmt.registry import DATASETS
-from mmmt.utils.errors import InputFileNotFoundError
 from .base_multitask import BaseMultiTaskDataset
 from .class_names import HUMAN_PART_CLASSES, HUMAN_PART_PALETTE, VOC_CLASSES, VOC_PALETTE
 
@@ -82,16 +81,14 @@ class PascalContextMultiTaskDataset(BaseMultiTaskDataset):
         return dict(img_path=img_path, ann_info=ann_info,
                     required_files=list(dict.fromkeys(required)))
 
-    def load_data_list(self) -> List[dict]:
-        data_list = super().load_data_list()
-        if self.check_files and 'human_parts' in self.tasks and not any(
+    def split_problems(self, data_list: List[dict]) -> List[str]:
+        if 'human_parts' in self.tasks and data_list and not any(
                 fileio.isfile(d['ann_info']['human_parts']['path'],
                               backend_args=self.backend_args) for d in data_list):
             # one missing file is an image without persons; all of them missing is a
             # missing folder, which would silently ignore every human-parts pixel
             folder = osp.dirname(data_list[0]['ann_info']['human_parts']['path'])
-            raise InputFileNotFoundError(
-                f"None of the {len(data_list)} ids of split list '{self.ann_file}' has a "
-                f"PASCAL-Part file in '{folder}' (human_parts/<id>.mat); extract the "
-                "human_parts annotations there, or leave human_parts out of tasks")
-        return data_list
+            return [f"None of the {len(data_list)} ids of split list '{self.ann_file}' has a "
+                    f"PASCAL-Part file in '{folder}' (human_parts/<id>.mat); extract the "
+                    'human_parts annotations there, or leave human_parts out of tasks']
+        return []

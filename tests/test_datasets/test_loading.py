@@ -185,6 +185,11 @@ def test_missing_human_parts_folder_is_an_error(copy_root):
     ds = PascalContextMultiTaskDataset(data_root=root, split='val', tasks=['semseg', 'sal'])
     assert len(ds) == 3
     assert len(PascalContextMultiTaskDataset(data_root=root, split='val', check_files=False))
+    # check_dataset.py builds the dataset without the file check: it reports the folder too
+    from mmmt.datasets import check_split
+    report = check_split('pascal', root, 'val', tasks=['human_parts'], progress=False)
+    assert len(report['errors']) == 1 and report['errors'][0].startswith(
+        "None of the 3 ids of split list") and folder in report['errors'][0]
 
 
 def test_missing_file_at_load_time_names_file(copy_root, dataset_cfg):
@@ -725,3 +730,29 @@ def test_an_ann_info_the_loader_cannot_read_is_refused_at_construction(tmp_path,
         _OwnDataset.build(tmp_path, ['semseg', 'depth'], **kwargs)
     # a task that is not selected needs no entry
     assert len(_OwnDataset.build(tmp_path, ['semseg'], skip=('depth', ))) == 2
+
+
+def _write_anno(path, objects):
+    anno = _struct([('imname', 'O'), ('objects', 'O')], [('x.jpg', objects)])
+    scipy.io.savemat(path, {'anno': anno})
+
+
+@pytest.mark.parametrize('case', ['no_parts_field', 'empty_class_ind', 'part_without_mask'])
+def test_a_part_file_missing_a_field_names_the_file(tmp_path, case):
+    """Each was numpy's bare IndexError ('invalid index'), naming no file."""
+    p = str(tmp_path / 'parts.mat')
+    mask = _box(0, 4, 0, 4).astype(np.uint8)
+    if case == 'no_parts_field':
+        _write_anno(p, _struct([('class', 'O'), ('class_ind', 'O'), ('mask', 'O')],
+                               [('person', np.array([[15.0]]), mask)]))
+    elif case == 'empty_class_ind':
+        _write_anno(p, _struct([('class', 'O'), ('class_ind', 'O'), ('mask', 'O'),
+                                ('parts', 'O')], [('person', np.zeros((0, 0)), mask,
+                                                   np.zeros((0, 0)))]))
+    else:
+        parts = _struct([('part_name', 'O')], [('head', )])
+        _write_anno(p, _struct([('class', 'O'), ('class_ind', 'O'), ('mask', 'O'),
+                                ('parts', 'O')], [('person', np.array([[15.0]]), mask, parts)]))
+    with pytest.raises(ValueError, match=r"Unexpected PASCAL-Part structure .* in "
+                       r".*parts\.mat \(id 'x'.*: IndexError"):
+        load('human_parts', dict(path=p, encoding='pascal_parts_mat'))

@@ -158,31 +158,37 @@ def read_pascal_part_mask(path: str, results: Optional[dict] = None,
     if not fileio.exists(path, backend_args=backend_args):
         return None
     mat = _loadmat(path, results, backend_args)
+
+    def structure_error(e: Exception) -> ValueError:
+        # a field missing anywhere is one error naming the file (numpy's is a bare IndexError)
+        return ValueError(f"Unexpected PASCAL-Part structure (need struct 'anno' with an "
+                          'object list, each object with a class id, a mask and a part list) '
+                          f'in {path}{sample_location(results)}: {type(e).__name__}: {e}')
+
     try:
         field = mat['anno'][0][0][1]
         if field.size == 0:  # no objects at all
             return None
-        objects = field[0]
+        objects = [(obj, int(np.asarray(obj[1]).ravel()[0]), np.asarray(obj[2]))
+                   for obj in field[0]]
     except (KeyError, IndexError, ValueError, TypeError) as e:
-        raise ValueError(f"Unexpected PASCAL-Part structure (need struct 'anno' with an "
-                         f'object list) in {path}{sample_location(results)}: {e}') from e
-    classes = []
-    for obj in objects:
-        mask = np.asarray(obj[2])
-        classes.append(int(np.asarray(obj[1]).ravel()[0]) if mask.sum() > 0 else -1)
+        raise structure_error(e) from e
+    classes = [class_id if mask.sum() > 0 else -1 for _, class_id, mask in objects]
     if PERSON_CLASS_ID not in classes:
         return None
     target = None
-    for obj in objects:
-        is_person = int(np.asarray(obj[1]).ravel()[0]) == PERSON_CLASS_ID
-        parts = obj[3]
-        if not is_person or len(parts) == 0:
+    for obj, class_id, obj_mask in objects:
+        if class_id != PERSON_CLASS_ID:
             continue
+        try:  # the parts of persons only (those of other objects are never read)
+            if len(obj[3]) == 0:
+                continue
+            parts = [(str(part[0][0]), np.asarray(part[1]).astype(bool)) for part in obj[3][0]]
+        except (IndexError, ValueError, TypeError) as e:
+            raise structure_error(e) from e
         if target is None:
-            target = np.zeros(np.asarray(obj[2]).shape, dtype=np.uint8)
-        for part in parts[0]:
-            name = str(part[0][0])
-            mask = np.asarray(part[1]).astype(bool)
+            target = np.zeros(obj_mask.shape, dtype=np.uint8)
+        for name, mask in parts:
             if mask.shape != target.shape:  # numpy would raise a bare IndexError
                 raise ValueError(f"PASCAL-Part mask of part '{name}' has size {mask.shape}, "
                                  f'the person masks {target.shape}: '
