@@ -410,6 +410,21 @@ def test_depth_and_labelmap_arrays_of_the_wrong_kind(tmp_path, array, problem):
         load('edge', dict(path=mat, encoding='context_edge_mat'))
 
 
+@pytest.mark.parametrize('value, problem', [
+    (3.7, 'must hold whole class ids, got 3.7 at 1 pixel'),
+    (np.nan, 'must hold whole class ids, got nan'),
+    (-2.0, 'must hold class ids >= 0, got values from -2'),
+    (1e30, 'must hold class ids >= 0, got values from 0.0 to 1e+30')])
+def test_a_labelmap_of_fractions_or_negative_ids_names_the_file(tmp_path, value, problem):
+    # the cast to int64 made them garbage ids (NaN: -2**63), with a warning naming no file
+    labels = np.zeros((H, W))
+    labels[0, 0] = value
+    mat = str(tmp_path / 'ctx.mat')
+    scipy.io.savemat(mat, {'LabelMap': labels})
+    with pytest.raises(ValueError, match=rf'^LabelMap {re.escape(problem)}.*ctx\.mat'):
+        load('edge', dict(path=mat, encoding='context_edge_mat'))
+
+
 def test_split_list_with_bom_crlf_or_latin1(copy_root):
     root = copy_root('nyud')
     split = osp.join(root, 'gt_sets', 'val.txt')

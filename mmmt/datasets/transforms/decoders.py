@@ -89,7 +89,19 @@ def read_context_labelmap(path: str, results: Optional[dict] = None,
     mat = _loadmat(path, results, backend_args)
     if 'LabelMap' not in mat:
         raise KeyError(f"No 'LabelMap' variable in {path}{sample_location(results)}")
-    return _check_map(mat['LabelMap'], 'LabelMap', path, results).astype(np.int64)
+    labels = _check_map(mat['LabelMap'], 'LabelMap', path, results)
+    where = f'{path}{sample_location(results)}'
+    if labels.dtype.kind == 'f':
+        # a class id map: a fraction, NaN or inf is a broken file (the cast made them garbage)
+        bad = ~np.isfinite(labels) | (labels != np.round(labels))
+        if bad.any():
+            raise ValueError(f'LabelMap must hold whole class ids, got '
+                             f'{float(labels[bad].flat[0])} at {bad.sum()} pixel(s): {where}')
+    low, high = (labels.min().item(), labels.max().item()) if labels.size else (0, 0)
+    if low < 0 or high > np.iinfo(np.int32).max:
+        raise ValueError(f'LabelMap must hold class ids >= 0, got values from {low} to {high}: '
+                         f'{where}')
+    return labels.astype(np.int64)
 
 
 def _check_map(arr, what: str, path: str, results: dict) -> np.ndarray:
