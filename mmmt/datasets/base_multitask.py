@@ -55,6 +55,9 @@ class BaseMultiTaskDataset(BaseDataset):
         tasks = tuple(self.DEFAULT_TASKS if tasks is None else tasks)
         if isinstance(tasks, str) or not tasks:
             raise UserInputError(f'tasks must be a non-empty list of task names, got {tasks!r}')
+        repeated = sorted({t for t in tasks if tasks.count(t) > 1})
+        if repeated:
+            raise UserInputError(f'tasks: {repeated} listed more than once in {list(tasks)}')
         unknown = [t for t in tasks if t not in self.SUPPORTED_TASKS]
         if unknown:
             raise UserInputError(f'{type(self).__name__} has no task(s) {unknown}; supported: '

@@ -24,7 +24,7 @@ from mmmt.registry import ANNOTATION_DECODERS, DATASETS
 from mmmt.structures import IGNORE_INDEX
 from mmmt.utils.errors import InputFileNotFoundError, UserInputError
 from .base_multitask import BaseMultiTaskDataset
-from .transforms.decoders import DecodeContext, _read_label_png, sample_location
+from .transforms.decoders import DecodeContext, _read_label_png, read_image, sample_location
 
 __all__ = [
     'CityscapesMultiTaskDataset', 'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE',
@@ -94,7 +94,12 @@ def decode_cityscapes_disparity_png(path: str, info: dict, ctx: DecodeContext) -
     ``label_path`` (the sample's ``*_gtFine_labelIds.png``): pixels whose raw label id equals
     ``sky_label_id`` get disparity 0 (invalid).
     """
-    raw = _read_label_png(path, ctx.results, ctx.backend_args)
+    img = read_image(path, ctx.results, ctx.backend_args)
+    if not img.mode.startswith('I'):
+        # 'L', 'P', '1' would decode as disparities below 1 px without a word
+        raise ValueError(f'Cityscapes disparity PNG must be 16-bit (256 * disparity + 1), got '
+                         f'mode {img.mode!r}: {path}{sample_location(ctx.results)}')
+    raw = np.asarray(img).astype(np.int64)
     if raw.min() < 0 or raw.max() > np.iinfo(np.uint16).max:
         raise ValueError(f'Cityscapes disparity PNG must be uint16, found values '
                          f'{int(raw.min())}..{int(raw.max())} in '
@@ -148,6 +153,12 @@ class CityscapesMultiTaskDataset(BaseMultiTaskDataset):
     def __init__(self, *args, sky_label_id: Optional[int] = CITYSCAPES_SKY_LABEL_ID,
                  **kwargs) -> None:
         # set before the base class lists the samples (which reads it)
+        if sky_label_id is not None and not (
+                isinstance(sky_label_id, (int, np.integer)) and not isinstance(sky_label_id, bool)
+                and 0 <= sky_label_id <= 255):
+            # 23.9 was truncated to 23; -5 or 300 masked nothing
+            raise UserInputError(f'sky_label_id: expected a Cityscapes label id (an integer '
+                                 f'0..255) or None, got {sky_label_id!r}')
         self.sky_label_id = None if sky_label_id is None else int(sky_label_id)
         super().__init__(*args, **kwargs)
 

@@ -54,7 +54,11 @@ class NYUDv2MultiTaskDataset(BaseMultiTaskDataset):
         edge=('edge', '.png', 'edge_png'))
 
     def __init__(self, *args, max_depth: float = NYUD_MAX_DEPTH, **kwargs) -> None:
-        if not float(max_depth) > 0:
+        try:
+            valid = not isinstance(max_depth, bool) and float(max_depth) > 0
+        except (TypeError, ValueError):  # None, 'abc': float()'s own error names no field
+            valid = False
+        if not valid:
             raise UserInputError(f'max_depth must be a positive number of metres, got '
                                  f'{max_depth!r}')
         self.max_depth = float(max_depth)  # read by sample_info, during super().__init__

@@ -3,6 +3,7 @@ layout, the metric (hand computations) and the dataset checker."""
 import json
 import os
 import os.path as osp
+import re
 
 import cv2
 import numpy as np
@@ -124,6 +125,26 @@ def test_bad_files_name_the_file(hand_layout):
                                           sky_label_id=None)) == 2
     with pytest.raises(FileNotFoundError, match=r"leftImg8bit/train' of split 'train'"):
         CityscapesMultiTaskDataset(data_root=hand_layout, split='train')
+
+
+def test_an_8_bit_disparity_png_is_refused(hand_layout):
+    # it decoded as disparities below 1 px (200 -> 0.78) without a word
+    disparity = osp.join(hand_layout, 'disparity', 'val', 'munster',
+                         'munster_000001_000019_disparity.png')
+    Image.fromarray(np.full((2, 3), 200, np.uint8)).save(disparity)
+    ds = CityscapesMultiTaskDataset(data_root=hand_layout, split='val', tasks=['depth'],
+                                    sky_label_id=None, pipeline=LOAD)
+    with pytest.raises(ValueError, match=r"disparity PNG must be 16-bit .*got mode 'L'.*"
+                       r'munster_000001_000019_disparity\.png'):
+        ds[1]
+
+
+@pytest.mark.parametrize('sky', [23.9, -5, 300, True, '23'])
+def test_sky_label_id_must_be_a_label_id(hand_layout, sky):
+    # 23.9 was truncated to 23; -5 or 300 masked nothing
+    with pytest.raises(ValueError, match=rf'sky_label_id: expected a Cityscapes label id .* '
+                       rf'got {re.escape(repr(sky))}$'):
+        CityscapesMultiTaskDataset(data_root=hand_layout, split='val', sky_label_id=sky)
 
 
 def test_split_list_selects_samples(hand_layout, tmp_path):

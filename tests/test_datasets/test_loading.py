@@ -642,8 +642,13 @@ def test_nyud_depth_in_other_units_than_metres_is_refused(copy_root):
         ds[0]
     ds = NYUDv2MultiTaskDataset(data_root=root, split='val', pipeline=pipeline, max_depth=1e5)
     np.testing.assert_array_equal(ds[0]['gt_depth'], (metres * 1000).astype(np.float32))
-    with pytest.raises(ValueError, match='max_depth must be a positive number of metres'):
-        NYUDv2MultiTaskDataset(data_root=root, split='val', max_depth=0)
+    for bad in (0, float('nan'), 'abc', None, True):  # 'abc' and None: float()'s bare error
+        with pytest.raises(ValueError, match='max_depth must be a positive number of metres, '
+                           rf'got {re.escape(repr(bad))}'):
+            NYUDv2MultiTaskDataset(data_root=root, split='val', max_depth=bad)
+    with pytest.raises(ValueError, match=r"tasks: \['depth'\] listed more than once in "
+                       r"\['depth', 'semseg', 'depth'\]"):
+        NYUDv2MultiTaskDataset(data_root=root, split='val', tasks=['depth', 'semseg', 'depth'])
 
 
 # --------------------------------------------------------------- a decoder of one's own

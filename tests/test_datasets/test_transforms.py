@@ -249,6 +249,25 @@ def test_pad_then_crop_back_is_identity(shape):
         t[:, top:H - bottom, left:W - right].numpy().transpose(1, 2, 0), orig['img'])
 
 
+@pytest.mark.parametrize('dtype, widened', [(bool, np.uint8), (np.int8, np.int16),
+                                            (np.uint8, np.uint8), (np.int64, np.int64)])
+def test_pad_widens_a_label_map_that_cannot_hold_the_fill(dtype, widened):
+    # a bool map filled True (class 1) where it meant ignore; int8 raised an OverflowError
+    res = make_results(2, 2)
+    res['gt_semseg'] = np.ones((2, 2), dtype)
+    out = CenterPad(size=(4, 4))(res)['gt_semseg']
+    assert out.dtype == widened
+    np.testing.assert_array_equal(out, [[255] * 4, [255, 1, 1, 255], [255, 1, 1, 255],
+                                        [255] * 4])
+
+
+def test_scaling_to_nothing_is_named():
+    # cv2's own error was an assertion on inv_scale_x
+    with pytest.raises(ValueError, match=r'RandomScaling: scale 0\.1 makes the 6x8 image .* '
+                       r'0x0 pixels; raise the low end of scale_range \(0\.5, 2\.0\)'):
+        RandomScaling().transform(make_results(6, 8), scale=0.1)
+
+
 def test_pad_image_only_for_testing():
     res = make_results(12, 16)
     orig = copy.deepcopy(res)

@@ -73,3 +73,11 @@ def test_missing_split_list_and_unknown_task(tool, tmp_path, capsys):
     assert 'gt_sets/val.txt' in out and 'does not exist' in out
     assert tool.main(['nyud', root, '--splits', 'train', '--tasks', 'sal']) == 1
     assert 'no task(s)' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('option, value', [('--max-listed', '-1'), ('--workers', '0')])
+def test_counts_below_their_range_are_refused(tool, capsys, option, value):
+    # --max-listed -1 listed all but the last problem and said '... and 3 more' of 2
+    with pytest.raises(SystemExit) as e:
+        tool.parse_args(['nyud', 'root', option, value])
+    assert e.value.code == 2 and f'{option} must be >= ' in capsys.readouterr().err

@@ -42,6 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error('--workers must be >= 1')
+    if args.max_listed < 0:
+        parser.error('--max-listed must be >= 0')
     return args
 
 

@@ -92,6 +92,10 @@ class RandomScaling(BaseTransform):
             return results
         h, w = results['img'].shape[:2]
         nh, nw = int(h * s), int(w * s)
+        if min(nh, nw) < 1:  # cv2's own error is an assertion on inv_scale_x
+            raise ValueError(f'RandomScaling: scale {s:g} makes the {h}x{w} image '
+                             f'{results.get("img_path", "")} {nh}x{nw} pixels; raise the low end '
+                             f'of scale_range {self.scale_range}')
         results['img'] = cv2.resize(results['img'], (nw, nh), interpolation=cv2.INTER_LINEAR)
         for key in results.get('seg_fields', []):
             arr = cv2.resize(results[key], (nw, nh), interpolation=cv2.INTER_NEAREST)
@@ -303,6 +307,12 @@ def _pad(arr: np.ndarray, amounts: Tuple[int, int, int, int], value: float) -> n
     if not any(amounts):
         return arr
     widths = [(top, bottom), (left, right)] + [(0, 0)] * (arr.ndim - 2)
+    # a map whose dtype cannot hold the fill (a bool or int8 label map and 255) is widened
+    # to one that can: bool would fill True (class 1), int8 raised an OverflowError
+    if float(value).is_integer() and arr.dtype.kind in 'biu':
+        dtype = np.promote_types(arr.dtype, np.min_scalar_type(int(value)))
+        if dtype != arr.dtype:
+            arr = arr.astype(dtype)
     # np.pad, not mmcv.impad: cv2.copyMakeBorder fills a scalar value into the first channel
     # only (normals would get (255, 0, 0)) and turns int64 into int32
     return np.pad(arr, widths, mode='constant', constant_values=value)
