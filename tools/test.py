@@ -9,6 +9,7 @@ Examples:
 """
 import argparse
 import glob
+import os
 import os.path as osp
 
 # only the standard library until the arguments are parsed (fast --help; thread settings
@@ -77,6 +78,11 @@ def existing_pictures(folder: str) -> list:
                                      recursive=True))
 
 
+def _picture_times(folder: str) -> dict:
+    """Picture -> modification time (ns) of the pictures under ``folder``."""
+    return {p: os.stat(p).st_mtime_ns for p in existing_pictures(folder)}
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
@@ -90,6 +96,7 @@ def main(argv=None):
     from mmmt.evaluation import DumpMultiTaskPredictions
     from mmmt.utils import (CHECKPOINT_ERRORS, describe_non_finite, enable_tta, load_model_weights,
                             non_finite_tensors)
+    from mmmt.utils.fileio import output_path_problem
 
     # relative outputs go under the work dir (git-ignored work_dirs/ by default), not into
     # whatever folder the command runs in
@@ -101,9 +108,11 @@ def main(argv=None):
         # checked before any work so that a long test run cannot end in a refusal
         raise SystemExit(f'--out {args.out} exists; remove it, choose another name or pass '
                          '--force to replace it')
-    if args.show_dir and osp.exists(args.show_dir) and not osp.isdir(args.show_dir):
-        # before the model is built (else a traceback at the first picture)
-        raise SystemExit(f'--show-dir {args.show_dir} is a file; give a folder')
+    # before the model is built (else a traceback at the first picture, or at the end)
+    for option, path, folder in (('--out', args.out, False), ('--show-dir', args.show_dir, True)):
+        problem = path and output_path_problem(path, folder=folder)
+        if problem:
+            raise SystemExit(f'{option}: {problem}')
     if args.show_dir and not args.force:
         pictures = existing_pictures(args.show_dir)
         if pictures:
@@ -136,6 +145,9 @@ def main(argv=None):
     if args.out is not None:
         runner.test_evaluator.metrics.append(DumpMultiTaskPredictions(out_file_path=args.out,
                                                                       overwrite=args.force))
+    vis_image = osp.join(args.show_dir, 'vis_data', 'vis_image') if args.show_dir else None
+    # with --force the folder may hold earlier pictures: only this run's are counted below
+    before = _picture_times(vis_image) if vis_image else {}
     try:
         runner.test()
     # --out or a --show-dir picture appeared during the run (another run into the same place):
@@ -145,10 +157,9 @@ def main(argv=None):
     if args.show_dir:
         # the visualizer puts them two folders below --show-dir: say where, as --out does
         from mmengine.dist import is_main_process
-        vis_image = osp.join(args.show_dir, 'vis_data', 'vis_image')
         if is_main_process():
-            runner.logger.info(f'{len(existing_pictures(vis_image))} pictures written to '
-                               f'{vis_image}')
+            written = [p for p, t in _picture_times(vis_image).items() if before.get(p) != t]
+            runner.logger.info(f'{len(written)} pictures written to {vis_image}')
     shutdown_distributed()
 
 

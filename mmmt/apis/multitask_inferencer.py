@@ -29,7 +29,7 @@ from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
                                    load_model_weights, non_finite_tensors, trusted)
 from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError
-from mmmt.utils.fileio import atomic_write, keep_existing_files
+from mmmt.utils.fileio import atomic_write, keep_existing_files, output_path_problem
 from .image_io import ImageInput, list_images, pil_to_rgb, read_image_rgb, to_rgb_uint8
 
 __all__ = [
@@ -175,16 +175,12 @@ def output_dir_problem(out_dir: str, names: Sequence[str], tasks: Sequence[str],
     folders = [out_dir, osp.join(out_dir, 'vis')] + (
         [osp.join(out_dir, 'pred')] if save_pred else [])
     for folder in folders:
-        existing = folder
-        while not osp.exists(existing) and osp.dirname(osp.abspath(existing)) != \
-                osp.abspath(existing):
-            existing = osp.dirname(osp.abspath(existing))
-        if not osp.isdir(existing):
-            return (f'{existing} is a file, where the outputs need a folder ({folder}); '
-                    'choose another out_dir')
-        if not os.access(existing, os.W_OK | os.X_OK):
-            return (f'cannot write the outputs into {folder}: {existing} is not writable '
-                    '(permissions or a read-only file system); choose another out_dir')
+        problem = output_path_problem(folder, folder=True)
+        if problem:
+            return f'{problem}; choose another out_dir'
+    existing = osp.abspath(out_dir)
+    while not osp.exists(existing) and osp.dirname(existing) != existing:
+        existing = osp.dirname(existing)
     try:
         name_max = os.pathconf(existing, 'PC_NAME_MAX')
     except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or unknown

@@ -25,7 +25,7 @@ from mmengine.fileio.backends import LocalBackend, register_backend
 
 __all__ = ['atomic_write', 'move_exclusive', 'fsync_directory', 'AtomicLocalBackend',
            'ATOMIC_BACKEND', 'KeptFileError', 'kept_file_message', 'keep_existing_files',
-           'write_first_free']
+           'write_first_free', 'output_path_problem']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -279,3 +279,36 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
         atomic_write(obj, filepath, encoding=encoding)
+
+
+def output_path_problem(path: str, folder: bool = False) -> Optional[str]:
+    """Why ``path`` cannot be written, as a file or (``folder``) as a folder, or None.
+
+    For the checks a tool makes before its work, of what would otherwise fail only at the
+    first write (after a whole test run, say): ``path`` of the other kind (a folder where a
+    file goes, or the reverse), a file among the folders above it, or the nearest existing
+    folder not writable (permissions, a read-only file system). A URL (``scheme://``) is not
+    checked.
+
+    Args:
+        path (str): The file or folder to be written.
+        folder (bool): Whether ``path`` is a folder. Defaults to False.
+
+    Returns:
+        str | None: The problem, naming the path at fault, or None.
+    """
+    if '://' in path:
+        return None
+    path = osp.abspath(path)
+    if osp.exists(path) and osp.isdir(path) != folder:
+        return (f'{path} is a file, where a folder is needed' if folder else
+                f'{path} is a folder, where a file is needed')
+    existing = path if folder else osp.dirname(path)
+    while not osp.exists(existing) and osp.dirname(existing) != existing:
+        existing = osp.dirname(existing)
+    if not osp.isdir(existing):
+        return f'{existing} is a file, where a folder is needed for {path}'
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return (f'{existing} is not writable (permissions or a read-only file system), so '
+                f'{path} cannot be written')
+    return None

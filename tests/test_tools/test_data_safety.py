@@ -94,8 +94,19 @@ def test_test_py_refuses_a_used_show_dir_and_nan_weights(tmp_path, synthetic_nyu
     with pytest.raises(SystemExit, match=r'already holds 1 picture.*earlier_0\.png.*--force'):
         test.main([cfg, str(ckpt), '--show-dir', str(tmp_path / 'vis')])
     (tmp_path / 'vis.png').write_bytes(b'a file of the user')
-    with pytest.raises(SystemExit, match=f'--show-dir {tmp_path}/vis.png is a file; give a folder'):
+    with pytest.raises(SystemExit, match=f'--show-dir: {tmp_path}/vis.png is a file, where a '
+                       'folder is needed'):
         test.main([cfg, str(ckpt), '--show-dir', str(tmp_path / 'vis.png')])
+    # a file above either output: refused before testing (it failed at the first picture, or
+    # after the whole run for --out, as '[Errno 17] File exists')
+    for option, name in (('--show-dir', 'sub'), ('--out', 'p.pkl')):
+        with pytest.raises(SystemExit, match=f'^{option}: {tmp_path}/vis.png is a file, where a '
+                           f'folder is needed for {tmp_path}/vis.png/{name}'):
+            test.main([cfg, str(ckpt), option, str(tmp_path / 'vis.png' / name)])
+    (tmp_path / 'p.pkl').mkdir()
+    with pytest.raises(SystemExit, match=f'^--out: {tmp_path}/p.pkl is a folder, where a file '
+                       'is needed'):
+        test.main([cfg, str(ckpt), '--out', str(tmp_path / 'p.pkl'), '--force'])
 
 
 def test_checkpoints_that_do_not_fit_are_refused_unless_partial(tmp_path, synthetic_nyud,

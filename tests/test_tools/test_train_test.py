@@ -144,6 +144,13 @@ def test_test_py_writes_a_visualization_per_image(tmp_path, synthetic_nyud, tiny
     (test_copy, ) = glob.glob(osp.join(work, '*', 'cfg.py'))
     with open(test_copy) as f:
         assert f.read() != training_config
+    # with --force into a folder of earlier pictures, only this run's are counted (it said 5
+    # of a 4-image split)
+    with open(osp.join(vis_image, 'earlier.png'), 'wb') as f:
+        f.write(b'a picture of another run')
+    result = python_tool('test.py', cfg, ckpt, '--work-dir', work, '--show-dir', show_dir,
+                         '--force')
+    assert f'{num_val} pictures written to {vis_image}' in result.stdout + result.stderr
     # --out never overwrites unless asked (checked before anything is built: in this process)
     test = load_tool('tools', 'test')
     with pytest.raises(SystemExit, match='exists; remove it, choose another name or pass '
