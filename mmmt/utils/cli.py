@@ -999,6 +999,10 @@ def check_output_file(path: Optional[str], force: bool, option: Optional[str] = 
     named = f'{option} {path}' if option else path
     if osp.isdir(path):
         raise UserInputError(f'{named} is a folder; give a file name')
+    from .fileio import output_path_problem
+    problem = output_path_problem(path)  # a file above it, a folder not writable
+    if problem:
+        raise UserInputError(f'{option + ": " if option else ""}{problem}')
     if osp.lexists(path) and not force:
         other = 'choose another name or ' if option else ''
         raise UserInputError(f'{named} exists; {other}pass --force to replace it')

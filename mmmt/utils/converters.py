@@ -33,7 +33,12 @@ def source_layout_errors(path: str) -> Iterator[None]:
 
 
 def check_destination(path: str, force: bool) -> None:
-    """Refuse to overwrite ``path`` unless ``force``."""
+    """Refuse to overwrite ``path`` unless ``force``, and a ``path`` that cannot be written
+    (a folder, a file above it, not writable: :func:`~mmmt.utils.fileio.output_path_problem`)."""
+    from .fileio import output_path_problem
+    problem = output_path_problem(path)
+    if problem:
+        raise SystemExit(problem)
     if osp.exists(path) and not force:
         raise SystemExit(f'{path} exists; pass --force to overwrite it')
 

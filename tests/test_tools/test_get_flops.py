@@ -93,6 +93,8 @@ def test_cli_prints_table(gf, capsys):
     with pytest.raises(SystemExit, match=r'--shape 100 130: height and width must be positive '
                        r'multiples of 32, e.g. 128 160'):
         gf.main([TINY, '--shape', '100', '130'])
+    with pytest.raises(SystemExit, match=r'--shape 0 -40: .* e\.g\. 32 32 '):  # was 'e.g. 0 -32'
+        gf.main([TINY, '--shape', '0', '-40'])
 
 
 def test_reference_resize_is_4_flops_per_output_value(gf, tiny_model):

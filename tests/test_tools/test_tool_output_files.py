@@ -87,3 +87,32 @@ def test_summary_is_refused_replaced_with_force_and_kept_if_it_appears(tmp_path,
         tool.main([str(other)])
     assert (other / 'summary.json').read_text() == 'the other run'
     assert sorted(p.name for p in other.iterdir()) == ['parity.json', 'summary.json']
+
+
+def _a_file_above(tmp_path, name):
+    (tmp_path / 'afile').write_text('a file of the user')
+    return (str(tmp_path / 'afile' / name),
+            f'{tmp_path / "afile"} is a file, where a folder is needed')
+
+
+@pytest.mark.parametrize('folder, argv', [
+    ('model_converters', ['mtmamba2mmmt', 'SRC', 'DST']),
+    ('model_converters', ['swin2mmpretrain', 'SRC', 'DST']),
+    ('model_converters', ['publish_model', 'SRC', 'DST']),
+    ('misc', ['print_config', 'configs/demo/mtmamba-tiny_synthetic-nyud.py', '--save-path',
+              'DST']),
+    ('analysis_tools', ['confusion_matrix', 'configs/demo/mtmamba-tiny_synthetic-nyud.py',
+                        'SRC', 'DSTDIR']),
+    ('analysis_tools', ['benchmark_scan', '--quick', '--json', 'DST']),
+])
+def test_an_output_under_a_file_is_refused_before_the_work(tmp_path, capsys, folder, argv):
+    # each failed after its work (a conversion, the counting, a benchmark) with a traceback or
+    # with the converters' misleading 'DST exists; pass --force', also with --force
+    from tests.test_tools.conftest import cli
+    dst, problem = _a_file_above(tmp_path, 'out.pth' if argv[0] != 'print_config' else 'c.py')
+    src = tmp_path / 'never_read.pth'
+    args = [{'SRC': src, 'DST': dst, 'DSTDIR': dst}.get(a, a) for a in argv[1:]]
+    status, _, err = cli(load_tool('tools', folder, argv[0]), args + ['--force'], capsys,
+                         prog=argv[0])
+    assert status == 2 and problem in err and 'Traceback' not in err, err
+    assert len(err.splitlines()) == 1 and 'exists' not in err

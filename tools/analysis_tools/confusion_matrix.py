@@ -120,6 +120,10 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     outputs = [osp.join(args.save_dir, f'confusion_matrix_{args.task}.{ext}')
                for ext in ('npy', 'png')]
+    from mmmt.utils.fileio import output_path_problem
+    problem = output_path_problem(args.save_dir, folder=True)  # before the counting
+    if problem:
+        raise UserInputError(f'SAVE_DIR: {problem}')
     existing = [f for f in outputs if osp.exists(f)]
     if existing and not args.force:
         raise UserInputError(f'{existing[0]} exists; choose another SAVE_DIR or pass --force')

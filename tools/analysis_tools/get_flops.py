@@ -229,9 +229,12 @@ def main(argv=None) -> None:
         raise SystemExit('--shape takes H W (or one value)')
     if not args.params_only and any(v <= 0 or v % 32 for v in shape):
         # counted on the model as it runs: the data preprocessor pads to 32 (size_divisor)
+        def padded(v):  # what size_divisor=32 pads a side to (at least one block)
+            return max(32, -(-v // 32) * 32)
+
         raise SystemExit(f'--shape {shape[0]} {shape[1]}: height and width must be positive '
-                         f'multiples of 32, e.g. {-(-shape[0] // 32) * 32} '
-                         f'{-(-shape[1] // 32) * 32} (what size_divisor=32 pads it to)')
+                         f'multiples of 32, e.g. {padded(shape[0])} {padded(shape[1])} (what '
+                         'size_divisor=32 pads it to)')
     model = build_model(cfg, args.cfg_options)
     params = count_params(model)
     flops, scan = (None, 0) if args.params_only else count_flops(model, shape)

@@ -51,6 +51,10 @@ def main(argv=None) -> str:
         if osp.splitext(args.save_path)[1] not in FORMATS:
             raise UserInputError(f'--save-path {args.save_path}: give a file ending in one of '
                                  f'{", ".join(FORMATS)}')
+        from mmmt.utils.fileio import output_path_problem
+        problem = output_path_problem(args.save_path)
+        if problem:
+            raise UserInputError(f'--save-path: {problem}')
         if osp.exists(args.save_path) and not args.force:
             raise UserInputError(f'--save-path {args.save_path} exists; choose another name '
                                  'or pass --force to replace it')

@@ -51,7 +51,10 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     import torch  # after parsing: --help answers at once
 
-    from mmmt.utils.fileio import fsync_directory, move_exclusive
+    from mmmt.utils.fileio import fsync_directory, move_exclusive, output_path_problem
+    problem = output_path_problem(args.dst)  # before reading a 1.2 GB checkpoint
+    if problem:
+        raise SystemExit(problem)
     ckpt = load_source(args.src, trust=args.trust_checkpoint)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get('state_dict'), dict):
         raise SystemExit(f'{args.src}: expected an mmengine checkpoint with a state_dict')
