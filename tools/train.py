@@ -313,6 +313,9 @@ def check_resume_branch(cfg, resume: str, folder: str) -> None:
     step = checkpoint_step(resume) if resume != 'auto' and '://' not in resume else None
     if step is None:
         return
+    if not os.path.isfile(resume):  # said first: a pruned file is no branch (max_keep_ckpts)
+        raise SystemExit(f'--resume: checkpoint not found: {resume} (without a value, '
+                         '--resume continues from the latest checkpoint of the work dir)')
     names = later_checkpoints(folder, *step)
     if names:
         raise SystemExit(

@@ -213,3 +213,10 @@ def test_resume_from_a_missing_file_fails_before_building(tmp_path, synthetic_ny
         load_tool('tools', 'train').main([cfg, '--work-dir', str(tmp_path / 'w'), '--resume',
                                           str(tmp_path / 'nope.pth')])
     assert not (tmp_path / 'w').exists()
+    # a checkpoint pruned by max_keep_ckpts beside a later one: not found, not 'later
+    # checkpoints ... pass --force' (which then said not found)
+    (tmp_path / 'w').mkdir()
+    (tmp_path / 'w' / 'iter_4.pth').write_bytes(b'a later checkpoint')
+    with pytest.raises(SystemExit, match=r'^--resume: checkpoint not found: .*iter_2\.pth'):
+        load_tool('tools', 'train').main([cfg, '--work-dir', str(tmp_path / 'w'), '--resume',
+                                          str(tmp_path / 'w' / 'iter_2.pth')])
