@@ -15,7 +15,8 @@ from .cityscapes import (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE,  # noqa: F401,E
                          CityscapesMultiTaskDataset)
 from .class_names import (HUMAN_PART_CLASSES, NYUD_CLASSES,  # noqa: F401,E402
                           PASCAL_NORMALS_VALID_CONTEXT_IDS, PASCAL_PART_GROUPS, VOC_CLASSES)
-from .integrity import LAYOUTS, STANDARD_SPLIT_SIZES, check_sample, check_split  # noqa: F401,E402
+from .integrity import (LAYOUTS, STANDARD_SPLIT_SIZES, check_built_dataset,  # noqa: F401,E402
+                        check_config_split, check_sample, check_split)
 from .nyud import NYUDv2MultiTaskDataset  # noqa: F401,E402
 from .pascal_context import PascalContextMultiTaskDataset  # noqa: F401,E402
 from .transforms import *  # noqa: F401,F403,E402
@@ -26,5 +27,5 @@ __all__ = [
     'CityscapesMultiTaskDataset', 'CITYSCAPES_CLASSES', 'CITYSCAPES_PALETTE',
     'NYUD_CLASSES', 'VOC_CLASSES', 'HUMAN_PART_CLASSES', 'PASCAL_PART_GROUPS',
     'PASCAL_NORMALS_VALID_CONTEXT_IDS', 'LAYOUTS', 'STANDARD_SPLIT_SIZES', 'check_sample',
-    'check_split'
+    'check_split', 'check_config_split', 'check_built_dataset'
 ] + list(_transforms_all)

@@ -13,7 +13,8 @@ from .nyud import NYUDv2MultiTaskDataset
 from .pascal_context import PascalContextMultiTaskDataset
 from .transforms import LoadMultiTaskAnnotations, LoadMultiTaskImage
 
-__all__ = ['LAYOUTS', 'STANDARD_SPLIT_SIZES', 'check_sample', 'check_split']
+__all__ = ['LAYOUTS', 'STANDARD_SPLIT_SIZES', 'check_sample', 'check_split',
+           'check_config_split', 'check_built_dataset']
 
 #: The dataset class of each layout name.
 LAYOUTS: Dict[str, Type[BaseMultiTaskDataset]] = dict(
@@ -82,6 +83,17 @@ def check_split(layout: str,
     # dataset stopping at construction with the first ones
     ds = LAYOUTS[layout](data_root=data_root, split=split, tasks=tasks, check_files=False,
                          serialize_data=False)
+    return check_built_dataset(ds, workers, progress)
+
+
+def check_built_dataset(ds: BaseMultiTaskDataset, workers: int = 1,
+                        progress: bool = True) -> Dict:
+    """Check every sample of a multi-task dataset (built with ``check_files=False``, so that
+    every missing file is listed instead of the first ones stopping construction).
+
+    Returns:
+        dict: As :func:`check_split`.
+    """
     infos = [ds.get_data_info(i) for i in range(len(ds))]
     split_errors = ds.split_problems(infos)  # e.g. a folder of optional files all missing
     if not progress:
@@ -93,3 +105,68 @@ def check_split(layout: str,
         tasks=list(ds.tasks),
         errors=split_errors + [e for errors, _ in outcomes for e in errors],
         warnings=[w for _, warns in outcomes for w in warns])
+
+
+def check_config_split(config: str, split: str, data_root: Optional[str] = None,
+                       tasks: Optional[Sequence[str]] = None, workers: int = 1,
+                       progress: bool = True) -> Dict:
+    """Check every sample of the dataset of a config's ``<split>_dataloader``.
+
+    For datasets of one's own (docs/how_to_add_a_dataset.md): the config's ``custom_imports``
+    and ``custom_tasks`` are loaded, the dataset is built as the config says except for
+    ``check_files=False`` (every missing file listed) and ``tasks`` (if given); wrappers
+    (``RepeatDataset``, ``ConcatDataset``) are looked through, each inner dataset checked.
+
+    Args:
+        config (str): The config file.
+        split (str): ``'train'``, ``'val'`` or ``'test'``: which dataloader.
+        data_root (str, optional): Replaces the datasets' ``data_root`` (``--data-root``).
+        tasks (Sequence[str], optional): Tasks to check (default: the dataset's).
+        workers (int): Worker processes. Defaults to 1.
+        progress (bool): Show a progress bar. Defaults to True.
+
+    Returns:
+        dict: As :func:`check_split`; the sizes, errors and warnings of all inner datasets.
+
+    Raises:
+        UserInputError: The config has no such dataloader, or builds no mmmt multi-task
+            dataset there.
+    """
+    from mmengine.registry import init_default_scope
+
+    from mmmt.registry import DATASETS
+    from mmmt.structures import register_tasks
+    from mmmt.utils.cli import config_from_file, merge_cfg_options
+    from mmmt.utils.errors import UserInputError
+    from mmmt.utils.setup_env import register_all_modules
+    register_all_modules(init_default_scope=False)
+    cfg = merge_cfg_options(config_from_file(config), None, data_root)
+    register_tasks(cfg.get('custom_tasks'))  # tasks defined in the config itself
+    init_default_scope(cfg.get('default_scope', 'mmmt'))
+    loader = cfg.get(f'{split}_dataloader')
+    if not loader or not loader.get('dataset'):
+        raise UserInputError(f'{config} has no {split}_dataloader with a dataset')
+    leaves, todo = [], [loader['dataset']]
+    while todo:  # look through RepeatDataset / ClassBalancedDataset / ConcatDataset
+        node = todo.pop(0)
+        inner = node.get('dataset') or node.get('datasets')
+        if inner is None:
+            leaves.append(node)
+        else:
+            todo += inner if isinstance(inner, (list, tuple)) else [inner]
+    report = dict(size=0, tasks=[], errors=[], warnings=[])
+    for leaf in leaves:
+        options = dict(leaf, check_files=False, serialize_data=False, pipeline=[])
+        if tasks is not None:
+            options['tasks'] = list(tasks)
+        ds = DATASETS.build(options)
+        if not isinstance(ds, BaseMultiTaskDataset):
+            raise UserInputError(f'{split}_dataloader of {config} builds a '
+                                 f'{type(ds).__name__}, not an mmmt multi-task dataset '
+                                 '(BaseMultiTaskDataset)')
+        part = check_built_dataset(ds, workers, progress)
+        report['size'] += part['size']
+        report['tasks'] += [t for t in part['tasks'] if t not in report['tasks']]
+        report['errors'] += part['errors']
+        report['warnings'] += part['warnings']
+    return report

@@ -81,3 +81,30 @@ def test_counts_below_their_range_are_refused(tool, capsys, option, value):
     with pytest.raises(SystemExit) as e:
         tool.parse_args(['nyud', 'root', option, value])
     assert e.value.code == 2 and f'{option} must be >= ' in capsys.readouterr().err
+
+
+def test_the_datasets_of_a_config(tool, tmp_path, capsys):
+    """A dataset of one's own is checked through its config (wrappers looked through, the
+    data root replaced, the split sizes of no standard compared)."""
+    root = str(tmp_path / 'nyud')
+    generate_nyud(root, n_train=3, n_val=2, seed=4, size=(48, 64))
+    demo = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), 'configs',
+                    'demo', 'mtmamba-tiny_synthetic-nyud.py')
+    cfg = tmp_path / 'mine.py'
+    cfg.write_text(f'_base_ = [{demo!r}]\n'
+                   'train_dataloader = dict(dataset=dict(_delete_=True, type="RepeatDataset", '
+                   'times=2, dataset=dict(type="NYUDv2MultiTaskDataset", data_root="elsewhere", '
+                   'split="train", tasks=["semseg", "depth"], pipeline=[])))\n')
+    a = ids_of(root, 'train')[0]
+    os.remove(osp.join(root, 'depth', f'{a}.npy'))
+    assert tool.main([str(cfg), root]) == 1
+    out = capsys.readouterr().out
+    assert "train: 3 samples, tasks ['semseg', 'depth']" in out
+    assert 'train: 1 errors' in out and f'depth/{a}.npy' in out and 'File not found' in out
+    assert "val: 2 samples, tasks ['semseg', 'depth', 'normals', 'edge']" in out
+    assert 'val: OK' in out and 'standard split' not in out
+    assert tool.main([str(cfg), root, '--splits', 'test', '--tasks', 'edge']) == 0
+    assert "test: 2 samples, tasks ['edge']" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tool.parse_args(['kitti', root])
+    assert "expected one of cityscapes, nyud, pascal or a config" in capsys.readouterr().err
