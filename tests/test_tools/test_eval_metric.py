@@ -81,6 +81,18 @@ def test_a_crafted_pickle_is_refused_without_running(tiny_predictions, tmp_path,
     assert not marker.exists()
 
 
+def _evaluate_edited(tiny_predictions, tmp_path, capsys, edit):
+    """Run the tool on the run's predictions edited by ``edit``: (status, stderr, the edited
+    file, the original records)."""
+    cfg, preds, _ = tiny_predictions
+    with open(preds, 'rb') as f:
+        records = pickle.load(f)
+    bad = tmp_path / 'bad.pkl'
+    bad.write_bytes(pickle.dumps(edit(pickle.loads(pickle.dumps(records)))))
+    status, _, err = run(TOOL, [cfg, str(bad)], capsys)
+    return status, err, bad, records
+
+
 @pytest.mark.parametrize('edit,message', [
     (lambda r: r[:-1], 'has no prediction of 1 of the 2 test images'),
     (lambda r: r + [dict(r[0], img_id='elsewhere')], 'not in the test split (elsewhere)'),
@@ -89,12 +101,7 @@ def test_a_crafted_pickle_is_refused_without_running(tiny_predictions, tmp_path,
 ], ids=['missing', 'extra', 'duplicate', 'layout'])
 def test_predictions_that_do_not_fit_the_split(tiny_predictions, tmp_path, capsys, edit,
                                                message):
-    cfg, preds, _ = tiny_predictions
-    with open(preds, 'rb') as f:
-        records = pickle.load(f)
-    bad = tmp_path / 'bad.pkl'
-    bad.write_bytes(pickle.dumps(edit(records)))
-    status, _, err = run(TOOL, [cfg, str(bad)], capsys)
+    status, err, _, _ = _evaluate_edited(tiny_predictions, tmp_path, capsys, edit)
     assert status == 2 and message in err, err
 
 
@@ -127,12 +134,7 @@ def _two_channel_normals(r):
 def test_predictions_that_do_not_fit_an_image_are_one_line(
         tiny_predictions, tmp_path, capsys, edit, message):
     # each was a traceback (exit 1) from inside the metric
-    cfg, preds, _ = tiny_predictions
-    with open(preds, 'rb') as f:
-        records = pickle.load(f)
-    bad = tmp_path / 'bad.pkl'
-    bad.write_bytes(pickle.dumps(edit(records)))
-    status, _, err = run(TOOL, [cfg, str(bad)], capsys)
+    status, err, bad, records = _evaluate_edited(tiny_predictions, tmp_path, capsys, edit)
     assert status == 2, err
     assert f"{bad}: image {records[0]['img_id']!r}" in err and message in err, err
     assert 'Traceback' not in err
