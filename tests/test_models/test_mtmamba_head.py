@@ -275,3 +275,45 @@ def test_a_task_loss_that_is_not_per_image_is_named(loss, got):
             r'returns one value per image, shape \(B,\) = \(2,\)')):
         MultiTaskMambaDecodeHead.loss_by_feat(
             head, dict(curvature=torch.zeros(2, 1, 1, 2)), samples)
+
+
+@pytest.mark.parametrize('option, value, expected', [
+    ('drop_path_rate', 1.5, 'a number in [0, 1)'),  # DropPath(1.5) scaled branches by -2
+    ('drop_path_rate', -0.1, 'a number in [0, 1)'),  # silently no drop path
+    ('num_stm_blocks', -1, 'an int >= 0'), ('num_stm_blocks', 1.5, 'an int >= 0'),
+    ('logits_scale', 0, 'an int >= 1'), ('d_state', 0, 'an int >= 1'),
+    ('ssm_ratio', 0, 'an int >= 1'), ('dt_rank', 'foo', "'auto' or an int >= 1"),
+    ('final_head', dict(type='FinalPatchExpandX4'), 'a config with a `name`'),
+])
+def test_head_options_of_the_wrong_kind_are_named_when_built(option, value, expected):
+    # each failed in forward or inside torch, naming no option
+    with pytest.raises(UserInputError, match=rf'^MTMambaHead: {option} must be '
+                                             rf'{re.escape(expected)}.*, got '):
+        MultiTaskMambaDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
+                                 **{option: value})
+    assert MultiTaskMambaDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
+                                    num_stm_blocks=0, drop_path_rate=0.0, ssm_ratio=1)
+
+
+def test_features_that_do_not_fit_in_channels_are_named():
+    head = MultiTaskMambaDecodeHead(in_channels=(16, 32, 64, 128), tasks=dict(depth=1))
+    feats = [torch.randn(1, c, s, s) for c, s in ((8, 32), (16, 16), (32, 8), (64, 4))]
+    with pytest.raises(UserInputError, match=re.escape(
+            'MTMambaHead: the backbone gives 4 feature level(s) of [8, 16, 32, 64] channels, '
+            'decode_head.in_channels is [16, 32, 64, 128]')):
+        head(feats)
+    with pytest.raises(UserInputError, match=r'gives 3 feature level\(s\) of \[16, 32, 64\]'):
+        head([torch.randn(1, c, s, s) for c, s in ((16, 32), (32, 16), (64, 8))])
+
+
+@pytest.mark.parametrize('model_options, message', [
+    (dict(test_cfg=dict(mode='slide', crop_size=(64, 64), stride=(32, 32))),
+     "test_cfg.mode: only 'whole' is supported"),  # it was ignored: whole-image predictions
+    (dict(task_activations=dict(depth='foo')), 'task_activations.depth: \'foo\' is not one of'),
+    (dict(task_activations=dict(sal='sigmoid')), "task_activations: 'sal' is not a task"),
+])
+def test_segmentor_options_that_would_be_ignored_or_fail_late(model_options, message):
+    cfg = Config.fromfile(osp.join(CONFIGS, 'demo', 'mtmamba-tiny_synthetic-nyud.py'))
+    cfg.model.update(model_options)
+    with pytest.raises(UserInputError, match=re.escape(message)):
+        MODELS.build(cfg.model)

@@ -1,5 +1,5 @@
 """The MTMamba multi-task decoder: stages built from block configs, one head per task."""
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
@@ -148,6 +148,28 @@ class MTMambaHead(BaseModule):
             if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
                 raise UserInputError(f'{name}: tasks[{t!r}] must be a number of output channels '
                                      f'(an int >= 1), got {n!r}')
+        # checked here: each failed in forward (or in torch) with an error naming no option,
+        # and a drop_path_rate >= 1 made DropPath scale the branch by a negative factor
+        for option, value, ok, expected in (
+                ('num_stm_blocks', num_stm_blocks, lambda v: v >= 0, 'an int >= 0'),
+                ('logits_scale', logits_scale, lambda v: v >= 1, 'an int >= 1'),
+                ('d_state', d_state, lambda v: v >= 1, 'an int >= 1'),
+                ('ssm_ratio', ssm_ratio, lambda v: v >= 1, 'an int >= 1')):
+            if isinstance(value, bool) or not isinstance(value, Integral) or not ok(value):
+                raise UserInputError(f'{name}: {option} must be {expected}, got {value!r}')
+        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, Real) or \
+                not 0 <= drop_path_rate < 1:
+            raise UserInputError(f'{name}: drop_path_rate must be a number in [0, 1), got '
+                                 f'{drop_path_rate!r}')
+        if not (dt_rank == 'auto' or (isinstance(dt_rank, Integral) and
+                                      not isinstance(dt_rank, bool) and dt_rank >= 1)):
+            raise UserInputError(f"{name}: dt_rank must be 'auto' or an int >= 1, got "
+                                 f'{dt_rank!r}')
+        if not isinstance(final_head, Mapping) or 'name' not in final_head:
+            raise UserInputError(f'{name}: final_head must be a config with a `name` (the '
+                                 "attribute it lives under), e.g. dict(name='final_expand', "
+                                 "type='FinalPatchExpandX4', nchw_output=True), got "
+                                 f'{final_head!r}')
         in_channels = list(in_channels)
         if len(in_channels) != 4 or any(in_channels[i + 1] != 2 * in_channels[i]
                                         for i in range(3)):
@@ -235,6 +257,13 @@ class MTMambaHead(BaseModule):
             size.
         """
         feats = list(inputs)[:4]
+        widths = [f.shape[1] if f.dim() == 4 else None for f in feats]
+        if widths != self.in_channels:  # else a bare 'mat1 and mat2 shapes' or IndexError
+            raise UserInputError(
+                f'{type(self).__name__}: the backbone gives {len(list(inputs))} feature '
+                f'level(s) of {widths} channels, decode_head.in_channels is '
+                f'{self.in_channels}: set in_channels to the backbone\'s widths (and its '
+                'out_indices=(0, 1, 2, 3))')
         x = {t: feats[3] for t in self.tasks}
         for s, stage in enumerate(self.stages):
             x = stage(x, feats[2 - s])

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from mmmt.registry import MODELS
 from mmmt.structures import MultiTaskDataSample, get_task
+from mmmt.structures.tasks import ACTIVATIONS
 from mmmt.utils.errors import UserInputError
 
 __all__ = ['MultiTaskEncoderDecoder', 'activate']
@@ -55,7 +56,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         task_activations (dict, optional): Task -> activation turning logits into predictions
             ('argmax', 'relu', 'l2_normalize', 'sigmoid', 'softmax_foreground', 'identity');
             other tasks use the ``activation`` of their definition (``mmmt.structures.TASKS``).
-        train_cfg, test_cfg (dict, optional): Passed to the head.
+        train_cfg, test_cfg (dict, optional): Passed to the head; ``test_cfg.mode`` can only
+            be ``'whole'`` (mmseg's ``'slide'`` is refused, not ignored).
         data_preprocessor (dict, optional): Defaults to ``MultiTaskDataPreProcessor``.
         pretrained (str, optional): Backbone checkpoint with ``backbone.*`` keys (an
             mmpretrain classifier); sets the backbone's ``init_cfg``.
@@ -86,6 +88,13 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         self.align_corners = self.decode_head.align_corners
         self.tasks: List[str] = list(self.decode_head.tasks)
         activations = dict(task_activations or {})
+        for t, kind in activations.items():  # found at predict time only, naming no option
+            if t not in self.tasks:
+                raise UserInputError(f'task_activations: {t!r} is not a task of the head '
+                                     f'{self.tasks}')
+            if kind not in ACTIVATIONS:
+                raise UserInputError(f'task_activations.{t}: {kind!r} is not one of '
+                                     f'{list(ACTIVATIONS)}')
         for t in self.tasks:
             if t not in activations:
                 spec = get_task(t)
@@ -97,6 +106,11 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
         # tasks whose x/y channels change sign with a mirrored image (normals)
         self.mirrored_tasks = {t for t in self.tasks if getattr(get_task(t), 'mirror_channels',
                                                                 False)}
+        mode = (test_cfg or {}).get('mode', 'whole')
+        if mode != 'whole':
+            # the head predicts the whole (centre-padded) image; any other mode was ignored
+            raise UserInputError(f"test_cfg.mode: only 'whole' is supported (the whole "
+                                 f'centre-padded image, as the reference), got {mode!r}')
         self.train_cfg = train_cfg
         self.test_cfg = test_cfg
         # this rank's own log values of the last parse_losses (the logged ones are averaged)
