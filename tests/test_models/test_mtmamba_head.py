@@ -234,6 +234,11 @@ def test_predict_by_feat_resizes_bilinearly_to_the_batch_input_shape():
     torch.testing.assert_close(out['depth'], expected)
     same = MultiTaskMambaDecodeHead.predict_by_feat(head, logits, [dict(img_shape=(1, 2))])
     assert same['depth'] is logits['depth']  # already at the input size: untouched
+    # without the preprocessor's batch_input_shape the padded frame (pad_shape) is the input
+    # size, not the image before CenterPad (img_shape): its logits were squashed into that
+    padded = MultiTaskMambaDecodeHead.predict_by_feat(
+        head, logits, [dict(pad_shape=(2, 4), img_shape=(1, 1))])
+    torch.testing.assert_close(padded['depth'], expected)
 
 
 def test_loss_by_feat_resizes_logits_to_the_labels_with_the_heads_align_corners():

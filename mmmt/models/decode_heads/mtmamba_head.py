@@ -329,8 +329,14 @@ class MTMambaHead(BaseModule):
 
     def predict_by_feat(self, seg_logits: Dict[str, torch.Tensor],
                         batch_img_metas: List[dict]) -> Dict[str, torch.Tensor]:
-        """Resize every task's logits to the (padded) input size of the batch."""
-        size = batch_img_metas[0].get('batch_input_shape', batch_img_metas[0]['img_shape'])
+        """Resize every task's logits to the (padded) input size of the batch.
+
+        That is ``batch_input_shape`` (set by the data preprocessor); without it (a direct call
+        on pipeline outputs) ``pad_shape``, the size after ``CenterPad``, as mmseg's heads
+        read it, and only then ``img_shape`` (the image before the padding).
+        """
+        meta = batch_img_metas[0]
+        size = meta.get('batch_input_shape') or meta.get('pad_shape') or meta['img_shape']
         return {
             t: F.interpolate(x, size=tuple(size[:2]), mode='bilinear',
                              align_corners=self.align_corners)
