@@ -602,6 +602,27 @@ def abandoned_checkpoints(work_dir: str) -> List[str]:
                   if osp.isfile(p) and _identity(p) == identity)
 
 
+def _saved_after_the_pointer(pointer: str, named: str, work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint of ``named``'s kind with a later step than it, written
+    after ``pointer`` was, and not of an abandoned branch; None if there is none (as usual).
+
+    mmengine saves ``iter_N.pth`` first and rewrites ``last_checkpoint`` after: a run killed
+    between the two leaves the pointer one checkpoint behind, and resuming from it would
+    repeat that work and later replace the newer file.
+    """
+    step = checkpoint_step(named)
+    if step is None:
+        return None
+    since = os.stat(pointer).st_mtime_ns
+    abandoned = set(abandoned_checkpoints(work_dir))
+    later = [p for p in glob.glob(osp.join(glob.escape(osp.dirname(named) or '.'),
+                                           f'{step[0]}_*.pth'))
+             if (checkpoint_step(p) or ('', -1))[1] > step[1] and osp.abspath(p) not in abandoned
+             and os.stat(p).st_mtime_ns > since]
+    later.sort(key=lambda p: checkpoint_step(p)[1], reverse=True)
+    return next((p for p in later if is_complete_checkpoint(p)), None)
+
+
 def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` continues from, and a note when it is not the usual one.
 
@@ -625,7 +646,12 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
         with open(pointer, encoding='utf-8', errors='replace') as f:
             named = f.read().strip()
         if named and is_complete_checkpoint(named):
-            return named, None
+            newer = _saved_after_the_pointer(pointer, named, work_dir)
+            if newer is None:
+                return named, None
+            return newer, (f'--resume: {pointer} names {named}, but {newer} was saved after it '
+                           '(the run stopped between saving it and updating the pointer); '
+                           f'resuming from {newer}')
     folders = dict.fromkeys([work_dir] + ([osp.dirname(named)] if named else []))
     candidates = [p for d in folders if osp.isdir(d) for p in glob.glob(osp.join(d, '*.pth'))
                   if checkpoint_step(p)]

@@ -310,3 +310,38 @@ def test_mmap_maps_the_weights_instead_of_reading_them(tmp_path, monkeypatch):
                _use_new_zipfile_serialization=False)
     old = load_checkpoint_file(str(legacy), map_location='cpu', mmap=True)
     assert old['meta'] == dict(seed=7) and torch.equal(old['state_dict']['w'], weights)
+
+
+def test_resume_takes_a_checkpoint_saved_after_the_pointer(tmp_path):
+    """mmengine saves iter_N.pth, then rewrites last_checkpoint: a run killed between the two
+    resumed one checkpoint back, called the newer one abandoned, and later deleted it."""
+    import json
+
+    from mmmt.utils import find_resume_checkpoint
+    from mmmt.utils.checkpoint import ABANDONED_RECORD, _identity
+    work = tmp_path / 'work'
+    work.mkdir()
+    torch.save({'state_dict': {}}, work / 'iter_2.pth')
+    pointer = work / 'last_checkpoint'
+    pointer.write_text(str(work / 'iter_2.pth'))
+    os.utime(pointer, ns=(10**18, 10**18))
+    torch.save({'state_dict': dict(w=torch.zeros(1000))}, work / 'iter_4.pth')
+    os.utime(work / 'iter_4.pth', ns=(10**18 + 10**9, 10**18 + 10**9))  # a second later
+    path, note = find_resume_checkpoint(str(work))
+    assert path == str(work / 'iter_4.pth')
+    assert note == (f'--resume: {pointer} names {work / "iter_2.pth"}, but {path} was saved '
+                    'after it (the run stopped between saving it and updating the pointer); '
+                    f'resuming from {path}')
+    # damaged (the kill came during its write, before the rename: never complete) -> iter_2
+    _flip_a_weight_byte(work / 'iter_4.pth', work / 'iter_4.pth')
+    os.utime(work / 'iter_4.pth', ns=(10**18 + 10**9, 10**18 + 10**9))
+    assert find_resume_checkpoint(str(work)) == (str(work / 'iter_2.pth'), None)
+    # of an abandoned branch, or older than the pointer: the pointer's file, as before
+    torch.save({'state_dict': {}}, work / 'iter_4.pth')
+    os.utime(work / 'iter_4.pth', ns=(10**18 + 10**9, 10**18 + 10**9))
+    (work / ABANDONED_RECORD).write_text(json.dumps(
+        {str(work / 'iter_4.pth'): _identity(str(work / 'iter_4.pth'))}))
+    assert find_resume_checkpoint(str(work)) == (str(work / 'iter_2.pth'), None)
+    (work / ABANDONED_RECORD).unlink()
+    os.utime(work / 'iter_4.pth', ns=(10**18 - 10**9, 10**18 - 10**9))
+    assert find_resume_checkpoint(str(work)) == (str(work / 'iter_2.pth'), None)
