@@ -119,8 +119,10 @@ def test_shared_modules_given_must_exist_and_may_be_dotted():
     # the default's neck may be absent (this model has none)
     assert wrapper_for(model, dict(type='PCGrad'))._split_params(model)[0] == \
         list(model.backbone.parameters())
-    # a misspelt name next to a real one would leave the neck's parameters unbalanced
-    with pytest.raises(ValueError, match=r"shared_modules \['nek'\] are not modules of "
+    # a misspelt name next to a real one would leave the neck's parameters unbalanced (one
+    # line from the tools: a UserInputError)
+    from mmmt.utils.errors import UserInputError
+    with pytest.raises(UserInputError, match=r"shared_modules \['nek'\] are not modules of "
                        r"TinyTwoTask \(its modules: \['data_preprocessor', 'backbone', "
                        r"'head_a', 'head_b'\]"):
         wrapper_for(model, dict(type='PCGrad'), shared_modules=('backbone', 'nek')) \
@@ -250,3 +252,32 @@ def test_per_rank_balancing_would_differ():
     mean = sum(halves) / 2
     global_ = PCGrad().weights((mean @ mean.T).double(), torch.ones(2)).float() @ mean
     assert not torch.allclose(per_rank, global_, atol=1e-4)
+
+
+@pytest.mark.parametrize('saved, resumed', [('PCGrad', 'CAGrad'), ('PCGrad', 'GradNorm')])
+def test_resuming_with_another_balancer_is_one_line(saved, resumed):
+    # a bare KeyError of a state key ('task_weights', "CAGrad has no state") from inside
+    # mmengine's resume
+    from mmmt.utils.errors import UserInputError
+    model = TinyTwoTask()
+    state = wrapper_for(model, dict(type=saved)).state_dict()
+    with pytest.raises(UserInputError, match=rf"^the checkpoint holds balancer state "
+                       rf"\['generator'\], which {resumed} cannot take .*saved with another "
+                       r'optim_wrapper\.balancer\. Resume with that balancer, or start a new '
+                       r'training from its weights \(load_from=CHECKPOINT, without --resume\)$'):
+        wrapper_for(TinyTwoTask(), dict(type=resumed)).load_state_dict(state)
+
+
+@pytest.mark.parametrize('balancer', [dict(type='MGDAUB', upper_bound=False),
+                                      dict(type='IMTLG'), dict(type='AlignedMTL')])
+def test_a_non_finite_loss_reaches_the_non_finite_loss_hook(balancer):
+    """The balancers' solvers failed on a NaN Gram matrix inside torch (lstsq's INTERNAL
+    ASSERT, eigh not converging) before NonFiniteLossHook could name the batch: the step
+    now completes with the plain sum, and the loss it logs is what the hook stops at."""
+    model, data = TinyTwoTask(), batch(3)
+    data['inputs'][0, 0] = float('nan')
+    wrapper = wrapper_for(model, balancer)
+    log_vars = model.train_step(data, wrapper)
+    assert not torch.isfinite(log_vars['loss'])
+    weights = MessageHub.get_current_instance()
+    assert weights.get_scalar('train/weight_a').current() == 1.0

@@ -13,7 +13,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from mmmt.registry import BALANCERS, OPTIM_WRAPPERS
-from mmmt.utils.errors import InvalidOptionError
+from mmmt.utils.errors import InvalidOptionError, UserInputError
 from .balancers import BaseBalancer
 
 __all__ = ['MultiTaskOptimWrapper', 'task_objectives']
@@ -148,12 +148,12 @@ class MultiTaskOptimWrapper(OptimWrapper):
                     missing.append(name)
         if missing:
             children = [n for n, _ in model.named_children()]
-            raise ValueError(f'MultiTaskOptimWrapper: shared_modules {missing} are not modules '
-                             f'of {type(model).__name__} (its modules: {children}; dotted '
-                             'paths reach deeper ones)')
+            raise UserInputError(f'MultiTaskOptimWrapper: shared_modules {missing} are not '
+                                 f'modules of {type(model).__name__} (its modules: {children}; '
+                                 'dotted paths reach deeper ones)')
         if not parts:
-            raise ValueError(f'MultiTaskOptimWrapper: {type(model).__name__} has none of the '
-                             f'shared_modules {self.shared_modules}')
+            raise UserInputError(f'MultiTaskOptimWrapper: {type(model).__name__} has none of '
+                                 f'the shared_modules {self.shared_modules}')
         return parts
 
     def _split_params(self, model: nn.Module) -> Tuple[List[Tensor], List[Tensor]]:
@@ -279,7 +279,7 @@ class MultiTaskOptimWrapper(OptimWrapper):
             # the ranks' Gram matrices over R^2 is the global batch's Gram matrix itself (a
             # multiple of it would change normalised or norm-dependent weights, e.g. MGDA's 'l2')
             gram = _reduced((task_grads @ task_grads.T).double(), op='sum') / get_world_size()**2
-            weights = self.balancer.weights(gram, loss_values)
+            weights = self._balanced_weights(gram, loss_values)
             repr_grad = _unflatten(weights.to(task_grads.dtype) @ task_grads, features)
             shared_grad = _flatten(
                 torch.autograd.grad(features, shared, grad_outputs=repr_grad,
@@ -298,7 +298,7 @@ class MultiTaskOptimWrapper(OptimWrapper):
                 return None
             # averaged across ranks once per update (the sum is linear: the same result)
             task_grads, loss_values = (_reduced(t, op='mean') for t in window)
-            weights = self.balancer.weights((task_grads @ task_grads.T).double(), loss_values)
+            weights = self._balanced_weights((task_grads @ task_grads.T).double(), loss_values)
             shared_grad = weights.to(task_grads.dtype) @ task_grads
         self._add_grads(shared, shared_grad, 1.0)
         self._add_grads(specific, specific_flat, factor)
@@ -306,6 +306,14 @@ class MultiTaskOptimWrapper(OptimWrapper):
         for name, w in zip(names, weights.tolist()):
             hub.update_scalar(f'train/weight_{name}', w)
         return weights
+
+    def _balanced_weights(self, gram: Tensor, loss_values: Tensor) -> Tensor:
+        """The balancer's weights; all 1 (the plain sum) for a non-finite loss or gradient,
+        which NonFiniteLossHook then stops at after this iteration, naming the batch's files
+        (the balancers' solvers failed inside torch first, e.g. lstsq's INTERNAL ASSERT)."""
+        if not (torch.isfinite(gram).all() and torch.isfinite(loss_values).all()):
+            return torch.ones(gram.shape[0], dtype=torch.float64, device=gram.device)
+        return self.balancer.weights(gram, loss_values)
 
     @staticmethod
     def _add_grads(params: List[Tensor], flat: Tensor, factor: float) -> None:
@@ -327,7 +335,15 @@ class MultiTaskOptimWrapper(OptimWrapper):
         balancer_state = state_dict.pop('balancer', None)
         super().load_state_dict(state_dict)
         if balancer_state is not None:
-            self.balancer.load_state_dict(balancer_state)
+            try:
+                self.balancer.load_state_dict(balancer_state)
+            except (KeyError, TypeError, ValueError) as e:  # a bare KeyError of a key name
+                raise UserInputError(
+                    f'the checkpoint holds balancer state {sorted(balancer_state)}, which '
+                    f'{type(self.balancer).__name__} cannot take ({e}): it was saved with '
+                    'another optim_wrapper.balancer. Resume with that balancer, or start a new '
+                    'training from its weights (load_from=CHECKPOINT, without --resume)') \
+                    from None
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}(balancer={self.balancer!r}, ' \

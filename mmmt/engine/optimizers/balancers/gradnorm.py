@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 
 from mmmt.registry import BALANCERS
+from mmmt.utils.errors import UserInputError
 from .base import BaseBalancer
 
 __all__ = ['GradNorm']
@@ -60,7 +61,7 @@ class GradNorm(BaseBalancer):
             # a loss of 0 with a zero gradient is a task not seen in the first batch, not a
             # log-scheme loss: its L(0) is taken at its first positive loss
             if ((losses < 0) | ((losses <= 0) & active)).any():
-                raise ValueError(
+                raise UserInputError(
                     f'GradNorm needs positive task losses, got {losses.tolist()} for tasks '
                     f'{self.task_names}: use MultiTaskLoss(scheme="sum")')
             self._task_weights = torch.ones(num, dtype=torch.float64)
