@@ -169,3 +169,14 @@ def test_a_resumed_best_path_outside_the_work_dir_is_never_removed(tmp_path, cap
     assert resumed.message_hub.get_info('best_ckpt') == str(tmp_path / 'b' / 'best_acc_iter_2.pth')
     log = ''.join(capsys.readouterr())
     assert f"names {str(victim)!r} (best_ckpt) as the best checkpoint" in log
+
+
+def test_a_save_best_metric_that_the_validation_lacks_is_one_line(tmp_path):
+    # mmengine's own error was a bare KeyError traceback after the first validation
+    from mmmt.utils.errors import UserInputError
+    runner = make_runner(tmp_path, [dict(acc=0.1, err=0.9)], max_iters=1, save_best='accc')
+    with pytest.raises(UserInputError, match=r"^default_hooks\.checkpoint\.save_best: 'accc' "
+                       r"is not a metric of the validation \(accc: did you mean 'acc'\?\); "
+                       r'its metrics: acc, err$'):
+        runner.train()
+    assert best_files(tmp_path) == []

@@ -326,6 +326,13 @@ class SafeCheckpointHook(CheckpointHook):
         """
         if not self.save_best:
             return
+        missing = [k for k in self.key_indicators if k != 'auto' and k not in metrics]
+        if missing:  # mmengine's own error is a bare KeyError after the first validation
+            hints = ''.join(f' ({k}: {did_you_mean(k, list(metrics))})' for k in missing
+                            if did_you_mean(k, list(metrics)))
+            raise UserInputError(
+                f'default_hooks.checkpoint.save_best: {", ".join(map(repr, missing))} is not a '
+                f'metric of the validation{hints}; its metrics: {", ".join(metrics)}')
         # before mmengine compares scores: a model with NaN/inf weights still gets finite,
         # even improved, metrics (argmax of NaN is class 0), and mmengine's save_best saves it
         # without the check of the periodic save; where no periodic checkpoint was saved yet
