@@ -1,3 +1,5 @@
+import re
+
 import torch
 from mmengine.structures import PixelData
 
@@ -99,3 +101,26 @@ def test_preprocessor_pads_odd_sizes_and_records_padding():
     with torch.no_grad():
         out = model(**batch, mode='predict')[0]
     assert out.pred_depth.shape == (50, 70)
+
+
+def test_preprocessor_options_of_the_wrong_kind_are_named():
+    # each was a bare torch error at the first batch (or a TypeError in the padding)
+    import pytest
+
+    from mmmt.utils.errors import UserInputError
+    for options, message in ((dict(mean=[1.0, 2.0], std=[1.0, 1.0]), 'mean and std must list 1 '
+                              'or 3 channel values each, got mean=[1.0, 2.0]'),
+                             (dict(size_divisor='32'), "size_divisor must be an int >= 1 or "
+                              "None, got '32'")):
+        with pytest.raises(UserInputError, match=f'^{re.escape(message)}'):
+            MODELS.build(dict(type='MultiTaskDataPreProcessor', **options))
+
+
+def test_loss_weights_that_are_no_numbers_are_named():
+    import pytest
+
+    from mmmt.models.losses import MultiTaskLoss
+    from mmmt.utils.errors import UserInputError
+    with pytest.raises(UserInputError, match=r"^MultiTaskLoss: weights\['depth'\] must be a "
+                       r"number, got 'abc'$"):
+        MultiTaskLoss(['semseg', 'depth'], weights=dict(depth='abc'))

@@ -47,6 +47,14 @@ class MultiTaskDataPreProcessor(BaseDataPreprocessor):
         if (mean is None) != (std is None):
             raise UserInputError('mean and std must be given together')
         self._normalize = mean is not None
+        if self._normalize and not (len(mean) == len(std) and len(mean) in (1, 3)):
+            # else a bare broadcasting error at the first batch
+            raise UserInputError(f'mean and std must list 1 or 3 channel values each, got '
+                                 f'mean={list(mean)}, std={list(std)}')
+        if size_divisor is not None and (isinstance(size_divisor, bool) or not isinstance(
+                size_divisor, int) or size_divisor < 1):
+            raise UserInputError(f'size_divisor must be an int >= 1 or None, got '
+                                 f'{size_divisor!r}')
         if self._normalize:
             self.register_buffer('mean', torch.tensor(mean).view(-1, 1, 1), False)
             self.register_buffer('std', torch.tensor(std).view(-1, 1, 1), False)

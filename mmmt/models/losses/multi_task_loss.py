@@ -69,7 +69,14 @@ class MultiTaskLoss(nn.Module):
         self.scheme = scheme
         # said once, at the first training loss: a model built for inference never logs it
         self._explained = scheme != 'log'
-        self.weights = {t: float((weights or {}).get(t, 1.0)) for t in self.tasks}
+        self.weights = {}
+        for t in self.tasks:
+            w = (weights or {}).get(t, 1.0)
+            try:
+                self.weights[t] = float(w)
+            except (TypeError, ValueError):  # float()'s own error names no task
+                raise UserInputError(f'MultiTaskLoss: weights[{t!r}] must be a number, got '
+                                     f'{w!r}') from None
         self.eps = eps
         self.dwa_window = dwa_window
         self.dwa_temperature = dwa_temperature
