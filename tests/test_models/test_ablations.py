@@ -155,3 +155,15 @@ def test_variant_rejects_bad_options():
         small_head(block='swin', use_ctm=True)
     with pytest.raises(ValueError, match='num_heads'):
         MTMambaVariantHead(in_channels=(16, 32, 64, 128), tasks=dict(depth=1), num_heads=(1, 1))
+
+
+def test_variant_head_options_it_does_not_take_are_named():
+    # an IndexError reading the widths, and "got multiple values for keyword argument"
+    from mmmt.utils.errors import InvalidOptionError, UserInputError
+    with pytest.raises(UserInputError, match=r'^MTMambaVariantHead: in_channels must list 4 '
+                       r'backbone widths, got \[32, 64\]$'):
+        MTMambaVariantHead(in_channels=(32, 64), tasks=dict(depth=1))
+    with pytest.raises(InvalidOptionError, match=r"^MTMambaVariantHead has no 'stm_block' "
+                       r'option \(it builds its blocks from block, mixer and gate\)$'):
+        MTMambaVariantHead(in_channels=(32, 64, 128, 256), tasks=dict(depth=1),
+                           stm_block=dict(type='STMBlock'))

@@ -17,7 +17,7 @@ Table 5, g = 0 / g = 1             ``MTMambaHead`` (``ctm_gate``)
 from typing import Dict, Optional, Sequence, Union
 
 from mmmt.registry import MODELS
-from mmmt.utils.errors import UserInputError
+from mmmt.utils.errors import InvalidOptionError, UserInputError
 from .mtmamba_head import MTMambaHead
 
 __all__ = ['MTMambaVariantHead']
@@ -82,6 +82,13 @@ class MTMambaVariantHead(MTMambaHead):
         if block == 'swin' and (use_ctm or mixer != 'mfe' or gate != 'linear'):
             raise UserInputError("block='swin' is the plain 2xSwin decoder: set use_ctm=False and "
                                  'leave mixer/gate at their defaults')
+        for key in ('stm_block', 'ctm_block'):  # else "got multiple values" from the base
+            if key in kwargs:
+                raise InvalidOptionError(f'{type(self).__name__} has no {key!r} option (it '
+                                         'builds its blocks from block, mixer and gate)')
+        if len(in_channels) != 4:  # before the widths are read (an IndexError)
+            raise UserInputError(f'{type(self).__name__}: in_channels must list 4 backbone '
+                                 f'widths, got {list(in_channels)}')
         widths = [in_channels[2], in_channels[1], in_channels[0]]  # stage widths, coarsest first
         num_heads = list(num_heads or [c // 32 for c in widths])
         if len(num_heads) != 3 or min(num_heads) < 1:
