@@ -124,9 +124,7 @@ def apply_options(cfg, args):
         if latest is not None:
             cfg.load_from = latest
     elif args.resume is not None:
-        if '://' not in args.resume and not os.path.isfile(args.resume):
-            raise SystemExit(f'--resume: checkpoint not found: {args.resume} (without a value, '
-                             '--resume continues from the latest checkpoint of the work dir)')
+        check_resume_file(args.resume)
         cfg.resume = True
         cfg.load_from = args.resume
     return cfg
@@ -303,6 +301,13 @@ def check_work_dir(cfg, args) -> None:
                 f'run; a new training would replace them. {remedy}')
 
 
+def check_resume_file(resume: str) -> None:
+    """Stop when the checkpoint ``--resume FILE`` names does not exist (a URL is not checked)."""
+    if '://' not in resume and not os.path.isfile(resume):
+        raise SystemExit(f'--resume: checkpoint not found: {resume} (without a value, '
+                         '--resume continues from the latest checkpoint of the work dir)')
+
+
 def check_resume_branch(cfg, resume: str, folder: str) -> None:
     """Stop a ``--resume`` of a named checkpoint when the checkpoint folder holds later ones of
     the same kind: training on from the earlier one saves under their names (``iter_N.pth``),
@@ -313,9 +318,7 @@ def check_resume_branch(cfg, resume: str, folder: str) -> None:
     step = checkpoint_step(resume) if resume != 'auto' and '://' not in resume else None
     if step is None:
         return
-    if not os.path.isfile(resume):  # said first: a pruned file is no branch (max_keep_ckpts)
-        raise SystemExit(f'--resume: checkpoint not found: {resume} (without a value, '
-                         '--resume continues from the latest checkpoint of the work dir)')
+    check_resume_file(resume)  # said first: a pruned file is no branch (max_keep_ckpts)
     names = later_checkpoints(folder, *step)
     if names:
         raise SystemExit(
