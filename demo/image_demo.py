@@ -97,14 +97,12 @@ def check_run(args):
                              + '; '.join(f'{p} ({why})' for p, why in bad[:5]) + more
                              + '. Remove them or give the other files')
     # before the model is built (else a traceback at the first output)
-    problem = output_dir_problem(args.out_dir, [name for name, _ in items], config_tasks(cfg),
-                                 save_pred=args.save_pred)
+    names, tasks = [name for name, _ in items], config_tasks(cfg)
+    problem = output_dir_problem(args.out_dir, names, tasks, save_pred=args.save_pred)
     if problem:
         raise UserInputError(f'--out-dir: {problem}')
     if not args.force:
-        taken = existing_outputs([name for name, _ in items], args.out_dir,
-                                 config_tasks(cfg),
-                                 save_pred=args.save_pred)
+        taken = existing_outputs(names, args.out_dir, tasks, save_pred=args.save_pred)
         if taken:
             more = f' and {len(taken) - 5} more' if len(taken) > 5 else ''
             raise UserInputError(f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}'

@@ -29,7 +29,8 @@ from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
                                    load_model_weights, non_finite_tensors, trusted)
 from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError
-from mmmt.utils.fileio import atomic_write, keep_existing_files, output_path_problem
+from mmmt.utils.fileio import (atomic_write, keep_existing_files, nearest_existing,
+                               output_path_problem)
 from .image_io import ImageInput, list_images, pil_to_rgb, read_image_rgb, to_rgb_uint8
 
 __all__ = [
@@ -178,11 +179,8 @@ def output_dir_problem(out_dir: str, names: Sequence[str], tasks: Sequence[str],
         problem = output_path_problem(folder, folder=True)
         if problem:
             return f'{problem}; choose another out_dir'
-    existing = osp.abspath(out_dir)
-    while not osp.exists(existing) and osp.dirname(existing) != existing:
-        existing = osp.dirname(existing)
     try:
-        name_max = os.pathconf(existing, 'PC_NAME_MAX')
+        name_max = os.pathconf(nearest_existing(out_dir), 'PC_NAME_MAX')
     except (OSError, ValueError, AttributeError):  # no pathconf (Windows) or unknown
         name_max = 255
     longest = max(tasks, key=len, default='') if save_pred else ''

@@ -25,7 +25,7 @@ from mmengine.fileio.backends import LocalBackend, register_backend
 
 __all__ = ['atomic_write', 'move_exclusive', 'fsync_directory', 'AtomicLocalBackend',
            'ATOMIC_BACKEND', 'KeptFileError', 'kept_file_message', 'keep_existing_files',
-           'write_first_free', 'output_path_problem']
+           'write_first_free', 'output_path_problem', 'nearest_existing']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -281,6 +281,15 @@ class AtomicLocalBackend(LocalBackend):
         atomic_write(obj, filepath, encoding=encoding)
 
 
+def nearest_existing(path: str) -> str:
+    """``path`` (made absolute) or the nearest of its parents that exists: where a write
+    into ``path`` would create its first missing folder."""
+    existing = osp.abspath(path)
+    while not osp.exists(existing) and osp.dirname(existing) != existing:
+        existing = osp.dirname(existing)
+    return existing
+
+
 def output_path_problem(path: str, folder: bool = False) -> Optional[str]:
     """Why ``path`` cannot be written, as a file or (``folder``) as a folder, or None.
 
@@ -303,9 +312,7 @@ def output_path_problem(path: str, folder: bool = False) -> Optional[str]:
     if osp.exists(path) and osp.isdir(path) != folder:
         return (f'{path} is a file, where a folder is needed' if folder else
                 f'{path} is a folder, where a file is needed')
-    existing = path if folder else osp.dirname(path)
-    while not osp.exists(existing) and osp.dirname(existing) != existing:
-        existing = osp.dirname(existing)
+    existing = nearest_existing(path if folder else osp.dirname(path))
     if not osp.isdir(existing):
         return f'{existing} is a file, where a folder is needed for {path}'
     if not os.access(existing, os.W_OK | os.X_OK):
