@@ -28,7 +28,7 @@ from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
                                    load_model_weights, non_finite_tensors, trusted)
-from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError
+from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError, is_int
 from mmmt.utils.fileio import (atomic_write, keep_existing_files, nearest_existing,
                                output_path_problem)
 from .image_io import ImageInput, list_images, pil_to_rgb, read_image_rgb, to_rgb_uint8
@@ -194,9 +194,6 @@ def output_dir_problem(out_dir: str, names: Sequence[str], tasks: Sequence[str],
 
 def _check_max_size(max_size: Any) -> Tuple[int, int]:
     """``max_size`` given as (h, w) or one int, as an (h, w) pair of positive ints."""
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
-
     pair = (max_size, max_size) if is_int(max_size) else max_size
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(is_int, pair))
             and min(pair) >= 1):

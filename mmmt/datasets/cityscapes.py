@@ -22,7 +22,7 @@ import numpy as np
 
 from mmmt.registry import ANNOTATION_DECODERS, DATASETS
 from mmmt.structures import IGNORE_INDEX
-from mmmt.utils.errors import InputFileNotFoundError, UserInputError
+from mmmt.utils.errors import InputFileNotFoundError, UserInputError, is_int
 from .base_multitask import BaseMultiTaskDataset
 from .transforms.decoders import DecodeContext, _read_label_png, read_image, sample_location
 
@@ -153,9 +153,7 @@ class CityscapesMultiTaskDataset(BaseMultiTaskDataset):
     def __init__(self, *args, sky_label_id: Optional[int] = CITYSCAPES_SKY_LABEL_ID,
                  **kwargs) -> None:
         # set before the base class lists the samples (which reads it)
-        if sky_label_id is not None and not (
-                isinstance(sky_label_id, (int, np.integer)) and not isinstance(sky_label_id, bool)
-                and 0 <= sky_label_id <= 255):
+        if sky_label_id is not None and not (is_int(sky_label_id) and 0 <= sky_label_id <= 255):
             # 23.9 was truncated to 23; -5 or 300 masked nothing
             raise UserInputError(f'sky_label_id: expected a Cityscapes label id (an integer '
                                  f'0..255) or None, got {sky_label_id!r}')

@@ -22,11 +22,10 @@ This module itself imports only the standard library and :mod:`mmmt.utils.errors
 models and evaluation all read it.
 """
 from dataclasses import dataclass, field, fields
-from numbers import Real
 from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from mmmt.utils.errors import (DuplicateNameError, InvalidOptionError, UnknownNameError,
-                               UserInputError, did_you_mean)
+                               UserInputError, did_you_mean, is_number)
 
 __all__ = [
     'IGNORE_INDEX', 'TaskSpec', 'TaskTable', 'TASKS', 'register_task', 'register_tasks',
@@ -126,7 +125,7 @@ class TaskSpec:
                                               or self.out_channels < 1):
             fail('out_channels must be None or an integer >= 1', self.out_channels)
         for name in ('pad_value', 'order'):
-            if not _is_number(getattr(self, name)):
+            if not is_number(getattr(self, name)):
                 fail(f'{name} must be a number', getattr(self, name))
         if not isinstance(self.mirror_channels, bool):
             fail('mirror_channels must be True or False', self.mirror_channels)
@@ -176,10 +175,6 @@ class TaskSpec:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 class TaskTable(Mapping):

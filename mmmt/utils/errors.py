@@ -32,12 +32,13 @@ import os.path as osp
 import re
 import sys
 import traceback
+from numbers import Integral, Real
 from typing import Any, Callable, Iterable, List, NoReturn, Optional, TypeVar
 
 __all__ = [
     'UserInputError', 'InputFileNotFoundError', 'UnknownNameError', 'DuplicateNameError',
     'InvalidOptionError', 'RunStopped', 'DEBUG_ENV', 'USAGE_STATUS', 'name_some',
-    'did_you_mean', 'debug_enabled', 'format_error', 'registry_miss_message',
+    'did_you_mean', 'is_int', 'is_number', 'debug_enabled', 'format_error', 'registry_miss_message',
     'unknown_option_message', 'run_main'
 ]
 
@@ -129,6 +130,18 @@ def did_you_mean(name: Any, options: Iterable[str], n: int = 1, cutoff: float = 
     "unknown name" message of mmmt words its hint this way."""
     close = difflib.get_close_matches(str(name), list(options), n=n, cutoff=cutoff)
     return f"did you mean {' or '.join(map(repr, close))}?" if close else ''
+
+
+def is_int(value: Any) -> bool:
+    """Whether a config value is an integer (Python's or numpy's), not a bool: ``True`` is an
+    ``int`` to Python, and would pass for 1 in every count and size check."""
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """Whether a config value is a real number (int or float, Python's or numpy's), not a
+    bool."""
+    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def debug_enabled() -> bool:

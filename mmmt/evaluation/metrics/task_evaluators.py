@@ -13,7 +13,8 @@ import numpy as np
 from prettytable import PrettyTable
 
 from mmmt.structures import IGNORE_INDEX, get_task, meta_for_task
-from mmmt.utils.errors import InvalidOptionError, UnknownNameError, UserInputError, did_you_mean
+from mmmt.utils.errors import (InvalidOptionError, UnknownNameError, UserInputError, did_you_mean,
+                               is_int)
 from ..functional import (depth_metrics, depth_sums, normals_metrics, normals_stats,
                           saliency_counts, saliency_metrics, segmentation_counts,
                           segmentation_metrics)
@@ -173,7 +174,7 @@ class NormalsEvaluator(TaskEvaluator):
 def _saliency_thresholds(task: str, thresholds: Any) -> np.ndarray:
     """The ``thresholds`` option as a non-empty 1-D array of finite values (checked here:
     a scalar or an empty list failed only once the whole evaluation had run)."""
-    if isinstance(thresholds, (int, np.integer)) and not isinstance(thresholds, bool):
+    if is_int(thresholds):
         if thresholds < 1:
             raise UserInputError(f'{task}: thresholds: a count must be >= 1, got {thresholds}')
         return np.arange(1, int(thresholds) + 1) / (int(thresholds) + 1)

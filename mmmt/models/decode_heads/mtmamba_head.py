@@ -1,5 +1,4 @@
 """The MTMamba multi-task decoder: stages built from block configs, one head per task."""
-from numbers import Integral, Real
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
@@ -10,7 +9,8 @@ from mmseg.utils import ConfigType, SampleList
 
 from mmmt.registry import MODELS
 from mmmt.structures import TASKS, get_task, ordered_tasks
-from mmmt.utils.errors import UnknownNameError, UserInputError, registry_miss_message
+from mmmt.utils.errors import (UnknownNameError, UserInputError, is_int, is_number,
+                               registry_miss_message)
 from ..layers import build_block
 from .mtmamba_stage import MTMambaDecoderStage, stage_drop_paths
 
@@ -145,7 +145,7 @@ class MTMambaHead(BaseModule):
                                  f'dict(semseg=40, depth=1, normals=3, edge=1), got {tasks!r}')
         for t, n in tasks.items():
             # int() would truncate 40.5 to 40 and fail on '40x' with a bare ValueError
-            if isinstance(n, bool) or not isinstance(n, Integral) or n < 1:
+            if not is_int(n) or n < 1:
                 raise UserInputError(f'{name}: tasks[{t!r}] must be a number of output channels '
                                      f'(an int >= 1), got {n!r}')
         # checked here: each failed in forward (or in torch) with an error naming no option,
@@ -155,14 +155,12 @@ class MTMambaHead(BaseModule):
                 ('logits_scale', logits_scale, lambda v: v >= 1, 'an int >= 1'),
                 ('d_state', d_state, lambda v: v >= 1, 'an int >= 1'),
                 ('ssm_ratio', ssm_ratio, lambda v: v >= 1, 'an int >= 1')):
-            if isinstance(value, bool) or not isinstance(value, Integral) or not ok(value):
+            if not is_int(value) or not ok(value):
                 raise UserInputError(f'{name}: {option} must be {expected}, got {value!r}')
-        if isinstance(drop_path_rate, bool) or not isinstance(drop_path_rate, Real) or \
-                not 0 <= drop_path_rate < 1:
+        if not is_number(drop_path_rate) or not 0 <= drop_path_rate < 1:
             raise UserInputError(f'{name}: drop_path_rate must be a number in [0, 1), got '
                                  f'{drop_path_rate!r}')
-        if not (dt_rank == 'auto' or (isinstance(dt_rank, Integral) and
-                                      not isinstance(dt_rank, bool) and dt_rank >= 1)):
+        if not (dt_rank == 'auto' or (is_int(dt_rank) and dt_rank >= 1)):
             raise UserInputError(f"{name}: dt_rank must be 'auto' or an int >= 1, got "
                                  f'{dt_rank!r}')
         if not isinstance(final_head, Mapping) or 'name' not in final_head:
