@@ -136,7 +136,7 @@ def check_config_split(config: str, split: str, data_root: Optional[str] = None,
 
     from mmmt.registry import DATASETS
     from mmmt.structures import register_tasks
-    from mmmt.utils.cli import config_from_file, merge_cfg_options
+    from mmmt.utils.cli import _dataset_configs, config_from_file, merge_cfg_options
     from mmmt.utils.errors import UserInputError
     from mmmt.utils.setup_env import register_all_modules
     register_all_modules(init_default_scope=False)
@@ -146,16 +146,9 @@ def check_config_split(config: str, split: str, data_root: Optional[str] = None,
     loader = cfg.get(f'{split}_dataloader')
     if not loader or not loader.get('dataset'):
         raise UserInputError(f'{config} has no {split}_dataloader with a dataset')
-    leaves, todo = [], [loader['dataset']]
-    while todo:  # look through RepeatDataset / ClassBalancedDataset / ConcatDataset
-        node = todo.pop(0)
-        inner = node.get('dataset') or node.get('datasets')
-        if inner is None:
-            leaves.append(node)
-        else:
-            todo += inner if isinstance(inner, (list, tuple)) else [inner]
     report = dict(size=0, tasks=[], errors=[], warnings=[])
-    for leaf in leaves:
+    # through RepeatDataset / ClassBalancedDataset / ConcatDataset, as --data-root goes
+    for leaf in _dataset_configs(loader['dataset']):
         options = dict(leaf, check_files=False, serialize_data=False, pipeline=[])
         if tasks is not None:
             options['tasks'] = list(tasks)

@@ -328,8 +328,8 @@ class SafeCheckpointHook(CheckpointHook):
             return
         missing = [k for k in self.key_indicators if k != 'auto' and k not in metrics]
         if missing:  # mmengine's own error is a bare KeyError after the first validation
-            hints = ''.join(f' ({k}: {did_you_mean(k, list(metrics))})' for k in missing
-                            if did_you_mean(k, list(metrics)))
+            hints = ''.join(f' ({k}: {hint})' for k in missing
+                            for hint in [did_you_mean(k, list(metrics))] if hint)
             raise UserInputError(
                 f'default_hooks.checkpoint.save_best: {", ".join(map(repr, missing))} is not a '
                 f'metric of the validation{hints}; its metrics: {", ".join(metrics)}')
