@@ -22,14 +22,14 @@ This module itself imports only the standard library and :mod:`mmmt.utils.errors
 models and evaluation all read it.
 """
 from dataclasses import dataclass, field, fields
-from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from mmmt.utils.errors import (DuplicateNameError, InvalidOptionError, UnknownNameError,
                                UserInputError, did_you_mean, is_number)
 
 __all__ = [
     'IGNORE_INDEX', 'TaskSpec', 'TaskTable', 'TASKS', 'register_task', 'register_tasks',
-    'get_task', 'ordered_tasks', 'meta_for_task'
+    'get_task', 'ordered_tasks', 'meta_for_task', 'is_delta_m_pair'
 ]
 
 #: The ground-truth value that marks a pixel as "no label" for every task (the reference's).
@@ -140,8 +140,7 @@ class TaskSpec:
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 fail(f'{name} must be None or a string', getattr(self, name))
         if self.delta_m is not None:
-            if not (isinstance(self.delta_m, (tuple, list)) and len(self.delta_m) == 2
-                    and isinstance(self.delta_m[0], str) and isinstance(self.delta_m[1], bool)):
+            if not is_delta_m_pair(self.delta_m):
                 fail("delta_m must be None or a (metric, higher_is_better) pair such as "
                      "('mIoU', True)", self.delta_m)
             object.__setattr__(self, 'delta_m', tuple(self.delta_m))
@@ -175,6 +174,13 @@ class TaskSpec:
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_delta_m_pair(value: Any) -> bool:
+    """Whether ``value`` is a ``(metric, higher_is_better)`` pair as Δm reads it: a bare
+    ``'mIoU'`` would be split into its letters, a ``'False'`` count as true."""
+    return (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
+            and isinstance(value[1], bool))
 
 
 class TaskTable(Mapping):

@@ -11,6 +11,7 @@ from mmengine.structures import BaseDataElement
 
 from mmmt.registry import METRICS
 from mmmt.structures import IGNORE_INDEX
+from mmmt.structures.tasks import is_delta_m_pair
 from mmmt.utils.errors import UnknownNameError, UserInputError
 from mmmt.utils.progress import ProgressBar
 from ..functional.delta_m import DELTA_M_METRICS, NYUD_SINGLE_TASK_BASELINES, delta_m
@@ -40,9 +41,7 @@ def _field(sample: Any, name: str) -> Any:
 
 def _delta_m_metric(task: str, value: Any) -> Tuple[str, bool]:
     """``delta_m_metrics[task]`` as a (metric, higher_is_better) pair, or a clear error."""
-    if not (isinstance(value, (tuple, list)) and len(value) == 2 and isinstance(value[0], str)
-            and isinstance(value[1], bool)):
-        # a bare 'mIoU' would be split into its letters, a 'False' would count as true
+    if not is_delta_m_pair(value):
         raise UserInputError(f'delta_m_metrics[{task!r}]: expected a (metric, '
                              "higher_is_better) pair such as ('mIoU', True) or ('rmse', False), "
                              f'got {value!r}')
