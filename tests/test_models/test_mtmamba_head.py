@@ -289,13 +289,16 @@ def test_a_task_loss_that_is_not_per_image_is_named(loss, got):
     ('logits_scale', 0, 'an int >= 1'), ('d_state', 0, 'an int >= 1'),
     ('ssm_ratio', 0, 'an int >= 1'), ('dt_rank', 'foo', "'auto' or an int >= 1"),
     ('final_head', dict(type='FinalPatchExpandX4'), 'a config with a `name`'),
+    ('final_head.out_channels', 0, 'an int >= 1'),  # a head of empty maps
 ])
 def test_head_options_of_the_wrong_kind_are_named_when_built(option, value, expected):
     # each failed in forward or inside torch, naming no option
     with pytest.raises(UserInputError, match=rf'^MTMambaHead: {option} must be '
                                              rf'{re.escape(expected)}.*, got '):
+        if option == 'final_head.out_channels':
+            value = dict(name='final_conv', type='ConvNormReLU', out_channels=value)
         MultiTaskMambaDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
-                                 **{option: value})
+                                 **{option.split('.')[0]: value})
     assert MultiTaskMambaDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
                                     num_stm_blocks=0, drop_path_rate=0.0, ssm_ratio=1)
 

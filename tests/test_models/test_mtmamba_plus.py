@@ -211,6 +211,19 @@ def test_a_fixed_option_is_a_one_line_input_error(key):
                                'fixed blocks)')
 
 
+@pytest.mark.parametrize('head_channels', [0, -3, 2.5, True])
+def test_head_channels_of_the_wrong_kind_are_named_when_built(head_channels):
+    # 0 built a head of empty maps (all-zero logits); -3, 2.5 and True failed inside torch
+    from mmmt.utils.errors import UserInputError
+    with pytest.raises(UserInputError, match=re.escape(
+            f'MTMambaPlusHead: head_channels must be an int >= 1, got {head_channels!r}')):
+        MTMambaPlusDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
+                              head_channels=head_channels)
+    head = MTMambaPlusDecodeHead(in_channels=(8, 16, 32, 64), tasks=dict(depth=1),
+                                 head_channels=5)
+    assert head.final_project['depth'].in_channels == 5
+
+
 @pytest.mark.parametrize('config,lr,scheme,weights,tasks', [
     (NYUD_CFG, 2e-5, 'sum', dict(semseg=1.0, depth=1.0, normals=10.0, edge=50.0), NYUD_TASKS),
     (PASCAL_CFG, 8e-5, 'log', None, PASCAL_TASKS),

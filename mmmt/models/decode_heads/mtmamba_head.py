@@ -168,6 +168,11 @@ class MTMambaHead(BaseModule):
                                  "attribute it lives under), e.g. dict(name='final_expand', "
                                  "type='FinalPatchExpandX4', nchw_output=True), got "
                                  f'{final_head!r}')
+        if 'out_channels' in final_head and not (is_int(final_head['out_channels'])
+                                                 and final_head['out_channels'] >= 1):
+            # else a negative-dimension error inside torch, or (0) a head of empty maps
+            raise UserInputError(f'{name}: final_head.out_channels must be an int >= 1, got '
+                                 f"{final_head['out_channels']!r}")
         in_channels = list(in_channels)
         if len(in_channels) != 4 or any(in_channels[i + 1] != 2 * in_channels[i]
                                         for i in range(3)):

@@ -4,7 +4,7 @@ from typing import Dict, Optional, Sequence, Union
 from mmseg.utils import ConfigType
 
 from mmmt.registry import MODELS
-from mmmt.utils.errors import InvalidOptionError
+from mmmt.utils.errors import InvalidOptionError, UserInputError, is_int
 from .mtmamba_head import MTMambaHead
 
 __all__ = ['MTMambaPlusHead', 'MTMambaPlusDecodeHead']
@@ -59,6 +59,9 @@ class MTMambaPlusHead(MTMambaHead):
             if key in kwargs:
                 raise InvalidOptionError(f'{type(self).__name__} has no {key!r} option (it is '
                                          'MTMambaHead with fixed blocks)')
+        if not is_int(head_channels) or head_channels < 1:  # 0 built a head of empty maps
+            raise UserInputError(f'{type(self).__name__}: head_channels must be an int >= 1, '
+                                 f'got {head_channels!r}')
         ssm_kwargs = dict(d_state=d_state, ssm_ratio=ssm_ratio, dt_rank=dt_rank)
         super().__init__(
             in_channels=in_channels, tasks=tasks, num_stm_blocks=num_stm_blocks,
