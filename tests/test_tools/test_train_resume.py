@@ -34,6 +34,7 @@ def test_checkpoints_record_the_mmmt_version(tiny_training):
     assert meta['mmmt_version'] == mmmt.__version__
     assert meta['seed'] == 0 and 'cfg' in meta
     assert meta['world_size'] == 1 and meta['batch_size_per_rank'] == 2
+    assert meta['balancer'] == 'none'
 
 
 def test_resume_on_another_number_of_gpus_is_warned(tmp_path, synthetic_nyud, capsys):
@@ -81,6 +82,37 @@ def test_layout_changes_that_are_warned():
     # no batch size known on one side: the world sizes alone
     assert change(1, 2, world_size=2).startswith(
         '--resume: the checkpoint was trained with world size 2, this run has world size 1: ')
+
+
+def test_resume_with_another_balancer_is_warned(tmp_path, tiny_training, capsys):
+    """`tiny_training` ran without a balancer; resumed under PCGrad its gradients changed from
+    the interrupted run's without a word (and PCGrad -> none dropped PCGrad's state)."""
+    split = tiny_training.copy_to(tmp_path / 'split')
+    os.remove(osp.join(split, 'iter_4.pth'))
+    status, out, err = cli(load_tool('tools', 'train'), [
+        tiny_training.config, '--work-dir', split, '--resume', osp.join(split, 'iter_2.pth'),
+        '--cfg-options', 'train_cfg.max_iters=3', 'optim_wrapper.type=MultiTaskOptimWrapper',
+        'optim_wrapper.balancer.type=PCGrad'], capsys)
+    assert status == 0, err
+    assert ('--resume: the checkpoint was trained with no balancer (the summed task losses), '
+            'this run has the PCGrad balancer (optim_wrapper.balancer): its gradients differ '
+            "from the interrupted run's from here on") in out + err
+    assert load_checkpoint_file(osp.join(split, 'iter_3.pth'))['meta']['balancer'] == 'PCGrad'
+
+
+def test_balancer_changes_that_are_warned():
+    change = CheckpointMetaHook.balancer_change
+    assert change({}, 'PCGrad') is None  # saved before the balancer was recorded
+    assert change(dict(balancer='PCGrad'), 'PCGrad') is None
+    assert change(dict(balancer='none'), 'none') is None
+    assert change(dict(balancer='PCGrad'), 'none') == (
+        '--resume: the checkpoint was trained with the PCGrad balancer, this run has no '
+        'balancer (the summed task losses) (optim_wrapper.balancer): its gradients differ from '
+        "the interrupted run's from here on, and the state of PCGrad in the checkpoint is not "
+        'restored')
+    assert change(dict(balancer='MGDAUB'), 'IMTLG').startswith(
+        '--resume: the checkpoint was trained with the MGDAUB balancer, this run has the IMTLG '
+        'balancer')
 
 
 def test_checkpoints_inside_accumulation_windows_are_warned():

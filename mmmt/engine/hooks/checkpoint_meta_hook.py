@@ -1,4 +1,5 @@
-"""Record the mmmt version and the data-parallel layout in every checkpoint's meta."""
+"""Record the mmmt version, the data-parallel layout and the gradient balancer in every
+checkpoint's meta."""
 from typing import Optional
 
 from mmengine.hooks import Hook
@@ -21,11 +22,18 @@ def _batch_size_per_rank(runner) -> Optional[int]:
     return size if isinstance(size, int) else None
 
 
+def _balancer_name(runner) -> str:
+    """The class name of the optim wrapper's gradient balancer, or ``'none'`` (a plain
+    optimizer step on the summed loss)."""
+    balancer = getattr(getattr(runner, 'optim_wrapper', None), 'balancer', None)
+    return type(balancer).__name__ if balancer is not None else 'none'
+
+
 @HOOKS.register_module()
 class CheckpointMetaHook(Hook):
-    """Add ``meta['mmmt_version']``, ``meta['world_size']`` and ``meta['batch_size_per_rank']``
-    to each checkpoint the Runner saves, and warn on ``--resume`` when this run's world size or
-    batch size differs from the checkpoint's.
+    """Add ``meta['mmmt_version']``, ``meta['world_size']``, ``meta['batch_size_per_rank']``
+    and ``meta['balancer']`` to each checkpoint the Runner saves, and warn on ``--resume`` when
+    this run's world size, batch size or gradient balancer differs from the checkpoint's.
 
     mmengine's meta names its own version (``mmengine_version``), the config and the seed,
     but not the plugin's whose code the weights belong to; the converters of
@@ -37,6 +45,11 @@ class CheckpointMetaHook(Hook):
     the interrupted run would have) and the effective batch size (world size x batch size per
     rank), which the learning rate was tuned for. Checkpoints without the fields (saved before
     they were recorded) resume without a warning.
+
+    A resume under another ``optim_wrapper.balancer`` (or none) continued silently with other
+    gradients than the interrupted run's, dropping the saved balancer's state (PCGrad's
+    generator, Nash-MTL's weights); where that state does not fit the new balancer,
+    :class:`MultiTaskOptimWrapper` stops instead.
     """
 
     priority = 'VERY_LOW'
@@ -48,6 +61,7 @@ class CheckpointMetaHook(Hook):
         batch_size = _batch_size_per_rank(runner)
         if batch_size is not None:
             meta['batch_size_per_rank'] = batch_size
+        meta['balancer'] = _balancer_name(runner)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         # mmengine calls this for load_from too, where only the weights are taken: a resume
@@ -59,6 +73,36 @@ class CheckpointMetaHook(Hook):
                                      _batch_size_per_rank(runner))
         if message:
             runner.logger.warning(message)
+        message = self.balancer_change(checkpoint.get('meta') or {}, _balancer_name(runner))
+        if message:
+            runner.logger.warning(message)
+
+    @staticmethod
+    def balancer_change(meta: dict, balancer: str) -> Optional[str]:
+        """A warning when ``balancer`` (a class name, or ``'none'``) differs from the
+        checkpoint's ``meta['balancer']``, else None (also for a checkpoint without it).
+
+        Args:
+            meta (dict): The checkpoint's meta.
+            balancer (str): This run's balancer.
+
+        Returns:
+            str or None: The warning.
+        """
+        saved = meta.get('balancer')
+        if saved is None or saved == balancer:
+            return None
+
+        def described(name):
+            return ('no balancer (the summed task losses)' if name == 'none'
+                    else f'the {name} balancer')
+
+        text = (f'--resume: the checkpoint was trained with {described(saved)}, this run has '
+                f'{described(balancer)} (optim_wrapper.balancer): its gradients differ from '
+                "the interrupted run's from here on")
+        if saved != 'none' and balancer == 'none':
+            text += f', and the state of {saved} in the checkpoint is not restored'
+        return text
 
     @staticmethod
     def layout_change(meta: dict, world_size: int,
