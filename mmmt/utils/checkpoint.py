@@ -623,6 +623,17 @@ def _saved_after_the_pointer(pointer: str, named: str, work_dir: str) -> Optiona
     return next((p for p in later if is_complete_checkpoint(p)), None)
 
 
+def _copy_in_work_dir(named: str, work_dir: str) -> Optional[str]:
+    """``work_dir``'s file of ``named``'s name when ``named`` lies in another folder, is no
+    file of an abandoned branch, and ``work_dir`` has a file of that name; else None."""
+    if not named or osp.realpath(osp.dirname(osp.abspath(named))) == osp.realpath(work_dir):
+        return None
+    local = osp.join(work_dir, osp.basename(named))
+    if not osp.isfile(local) or osp.abspath(local) in set(abandoned_checkpoints(work_dir)):
+        return None
+    return local
+
+
 def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` continues from, and a note when it is not the usual one.
 
@@ -632,7 +643,9 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
     newest complete ``iter_N.pth``/``epoch_N.pth`` of the work dir (and of the pointer's
     directory) is used instead, and the note says so; checkpoints of an abandoned branch
     (later ones that a resume of an earlier checkpoint left, see
-    :func:`record_abandoned_checkpoints`) are never taken, and the note names them.
+    :func:`record_abandoned_checkpoints`) are never taken, and the note names them. A pointer
+    naming a file of another folder while ``work_dir`` holds one of that name (a copied or
+    moved work dir) resolves to ``work_dir``'s file, with a note.
 
     Returns:
         tuple: (path or None when there is nothing to resume, note or None).
@@ -645,10 +658,20 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
     if osp.isfile(pointer):
         with open(pointer, encoding='utf-8', errors='replace') as f:
             named = f.read().strip()
+        moved = _copy_in_work_dir(named, work_dir)
+        if moved is not None:
+            # a copied or moved work dir: its pointer still names the original folder's file
+            # (mmengine writes absolute paths), and resuming there took the original run's
+            # newer checkpoints once that run went on
+            named, relocated = moved, (f'--resume: {pointer} names {named}, in another folder '
+                                       f'(the work dir was copied or moved?); resuming from '
+                                       f"this work dir's {moved}")
+        else:
+            relocated = None
         if named and is_complete_checkpoint(named):
             newer = _saved_after_the_pointer(pointer, named, work_dir)
             if newer is None:
-                return named, None
+                return named, relocated
             return newer, (f'--resume: {pointer} names {named}, but {newer} was saved after it '
                            '(the run stopped between saving it and updating the pointer); '
                            f'resuming from {newer}')

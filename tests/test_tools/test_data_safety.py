@@ -298,3 +298,24 @@ def test_a_forced_resume_of_an_earlier_checkpoint_is_not_lost_to_the_later_ones(
     os.remove(os.path.join(work, 'last_checkpoint'))
     path, note = find_resume_checkpoint(work)  # and not the highest step either
     assert path == os.path.join(work, 'iter_2.pth') and 'iter_4.pth: of a training ' in note
+
+
+def test_a_resume_of_another_folders_checkpoint_is_not_replaced_by_a_namesake(
+        tmp_path, tiny_training, monkeypatch):
+    """--resume other/iter_2.pth into a work dir with an iter_2.pth and iter_4.pth of an
+    earlier training, stopped before the first save: the pointer names other/iter_2.pth, and
+    the work dir's own iter_2.pth (of the abandoned training) must not stand in for it as it
+    does for a copied work dir's pointer."""
+    from mmmt.engine.hooks import SafeCheckpointHook
+    from mmmt.utils import find_resume_checkpoint
+    work = tiny_training.copy_to(tmp_path / 'work')
+    other = tiny_training.copy_to(tmp_path / 'other')
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SafeCheckpointHook, '_save_checkpoint_with_step', crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_training.config, '--work-dir', work, '--resume',
+              os.path.join(other, 'iter_2.pth'), '--force')
+    assert find_resume_checkpoint(work) == (os.path.join(other, 'iter_2.pth'), None)

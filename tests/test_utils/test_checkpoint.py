@@ -233,6 +233,37 @@ def test_resume_checkpoint_falls_back_to_the_newest_complete_file(tmp_path):
         find_resume_checkpoint(str(work))
 
 
+def test_a_copied_work_dir_resumes_from_its_own_checkpoints(tmp_path):
+    """`cp -r a b`, a trains on: b's pointer still named a/iter_4.pth (mmengine writes absolute
+    paths), and b's --resume took a/iter_6.pth, saved after b's pointer: b continued the other
+    run's training. Now b's own iter_4.pth, with a note."""
+    import shutil
+
+    from mmmt.utils import find_resume_checkpoint
+    from mmmt.utils.checkpoint import record_abandoned_checkpoints
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    a.mkdir()
+    for step in (2, 4):
+        torch.save({'state_dict': dict(w=torch.full((3, ), float(step)))}, a / f'iter_{step}.pth')
+    (a / 'last_checkpoint').write_text(str(a / 'iter_4.pth'))
+    shutil.copytree(a, b)
+    torch.save({'state_dict': dict(w=torch.full((3, ), 6.0))}, a / 'iter_6.pth')  # a goes on
+    path, note = find_resume_checkpoint(str(b))
+    assert path == str(b / 'iter_4.pth')
+    assert note == (f'--resume: {b / "last_checkpoint"} names {a / "iter_4.pth"}, in another '
+                    "folder (the work dir was copied or moved?); resuming from this work dir's "
+                    f'{b / "iter_4.pth"}')
+    # a pointer to another folder's file that the work dir lacks is followed as before
+    # (e.g. a checkpoint folder of its own, default_hooks.checkpoint.out_dir)
+    (b / 'last_checkpoint').write_text(str(a / 'iter_6.pth'))
+    assert find_resume_checkpoint(str(b)) == (str(a / 'iter_6.pth'), None)
+    # and so is one whose namesake here is of an abandoned branch (a --force resume of
+    # another folder's iter_4.pth over this folder's earlier training)
+    (b / 'last_checkpoint').write_text(str(a / 'iter_4.pth'))
+    record_abandoned_checkpoints(str(b), [str(b / 'iter_4.pth')])
+    assert find_resume_checkpoint(str(b))[0] == str(a / 'iter_4.pth')
+
+
 def _records_read(monkeypatch) -> list:
     """The names of the files whose zip records are read (the CRC check; torch.load reads
     the archive with its own reader, not with zipfile)."""

@@ -260,8 +260,14 @@ class SafeCheckpointHook(CheckpointHook):
                  for name in later_checkpoints(self.out_dir, kind, step)]
         if not later:
             return
-        record_abandoned_checkpoints(runner.work_dir, later)
         resumed = getattr(runner, '_load_from', None)
+        namesake = osp.join(self.out_dir, osp.basename(resumed or ''))
+        if (resumed and osp.isfile(namesake)
+                and osp.realpath(namesake) != osp.realpath(resumed)):
+            # the pointer names the resumed file of another folder from here on: this one of
+            # the earlier training must not stand in for it (as in a copied work dir)
+            later.append(namesake)
+        record_abandoned_checkpoints(runner.work_dir, later)
         if resumed and osp.isfile(resumed):
             atomic_write(osp.abspath(resumed), osp.join(runner.work_dir, 'last_checkpoint'))
         runner.logger.warning(
