@@ -7,6 +7,7 @@ from mmengine.dataset import BaseDataset
 
 from mmmt.structures import TASKS
 from mmmt.utils.errors import InputFileNotFoundError, UserInputError, did_you_mean, name_some
+from mmmt.utils.fileio import sample_id_problem
 
 __all__ = ['BaseMultiTaskDataset']
 
@@ -102,6 +103,13 @@ class BaseMultiTaskDataset(BaseDataset):
         ids = [line.strip() for line in text.splitlines() if line.strip()]
         if not ids:
             raise UserInputError(f"Split list '{path}' of split '{self.split}' is empty.")
+        for number, line in enumerate(text.splitlines(), 1):
+            problem = sample_id_problem(line.strip()) if line.strip() else None
+            if problem:  # the ids name files inside the task folders, and outputs of tools
+                raise UserInputError(
+                    f"Split list '{path}' line {number}: the id {line.strip()!r} {problem}; an "
+                    "id names files inside the dataset's folders (and outputs inside output "
+                    'folders), e.g. 0001 or <city>/<name>')
         # a repeated id (two lists pasted together) counts its image that many times in the
         # metrics, and its predictions and pictures are saved under one name
         repeated = [i for i, n in Counter(ids).items() if n > 1]

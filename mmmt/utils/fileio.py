@@ -25,7 +25,8 @@ from mmengine.fileio.backends import LocalBackend, register_backend
 
 __all__ = ['atomic_write', 'move_exclusive', 'fsync_directory', 'AtomicLocalBackend',
            'ATOMIC_BACKEND', 'KeptFileError', 'kept_file_message', 'keep_existing_files',
-           'write_first_free', 'output_path_problem', 'nearest_existing']
+           'write_first_free', 'output_path_problem', 'nearest_existing', 'sample_id_problem',
+           'path_in_folder']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -279,6 +280,50 @@ class AtomicLocalBackend(LocalBackend):
 
     def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = 'utf-8') -> None:
         atomic_write(obj, filepath, encoding=encoding)
+
+
+def sample_id_problem(sample_id: str) -> Optional[str]:
+    """Why ``sample_id`` (taken from a data file: a split list line, a predictions file)
+    cannot name files inside a folder, or None.
+
+    Ids may hold ``/`` (Cityscapes' ``<city>/<id>``), but not ``..`` parts, an absolute path
+    or a NUL: a crafted split list with ``../../x`` made browse_dataset.py and the edge
+    evaluator write ``x.png`` outside their output folders.
+    """
+    if not isinstance(sample_id, str) or not sample_id:
+        return f'is {sample_id!r}, not a non-empty string'
+    if '\0' in sample_id:
+        return 'holds a NUL character'
+    parts = sample_id.replace('\\', '/').split('/')
+    if osp.isabs(sample_id) or sample_id.startswith(('/', '\\')) or osp.splitdrive(
+            sample_id)[0]:
+        return 'is an absolute path'
+    if '..' in parts:
+        return "has a '..' part"
+    return None
+
+
+def path_in_folder(folder: str, sample_id: str, suffix: str = '') -> str:
+    """``folder/<sample_id><suffix>``, the output file of one sample, refused when the id
+    would leave ``folder`` (:func:`sample_id_problem`).
+
+    Args:
+        folder (str): The output folder.
+        sample_id (str): The sample's id, from a data file.
+        suffix (str): Appended to the id, e.g. ``'.png'``.
+
+    Returns:
+        str: The path.
+
+    Raises:
+        UserInputError: The id is absolute, has a ``..`` part, or is no string.
+    """
+    from .errors import UserInputError
+    problem = sample_id_problem(sample_id)
+    if problem:
+        raise UserInputError(f'sample id {sample_id!r} {problem}: an output file named after '
+                             f'it would not lie inside {folder}')
+    return osp.join(folder, *sample_id.split('/')) + suffix
 
 
 def nearest_existing(path: str) -> str:

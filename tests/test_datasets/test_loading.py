@@ -302,6 +302,16 @@ def test_empty_or_missing_split_list(copy_root, name, split_file):
             rf"^Split list '.*{split_file}' of split 'val' lists 2 id\(s\) more than once "
             rf'\({ids[0]}, {ids[1]}\); list each sample once ')):
         cls(data_root=root, split='val')
+    # a crafted list: browse_dataset.py and the edge evaluator wrote <id>.png outside their
+    # output folders (symlinked task folders let the inputs of such an id exist)
+    for bad, problem in (('../../x', "has a '..' part"), ('/tmp/x', 'is an absolute path'),
+                         ('a\\..\\x', "has a '..' part")):
+        with open(osp.join(root, split_file), 'w') as f:
+            f.write('\n'.join(ids[:1] + ['', bad]) + '\n')
+        with pytest.raises(ValueError, match=(
+                rf"^Split list '.*{split_file}' line 3: the id {re.escape(repr(bad))} "
+                rf"{re.escape(problem)}; an id names files inside the dataset's folders")):
+            cls(data_root=root, split='val')
     with open(osp.join(root, split_file), 'w') as f:
         f.write('\n'.join(ids) + '\n')
     ds = cls(data_root=root, split='val')

@@ -221,6 +221,23 @@ def test_edge_png_export_through_the_metric(tmp_path):
     assert metric2.evaluators['edge'].num_skipped_existing == 2
 
 
+def test_edge_png_export_keeps_inside_its_folder(tmp_path):
+    # an id from a crafted split list or predictions file wrote ../x.png beside save_dir
+    from mmmt.utils.errors import UserInputError
+    samples = _samples(1, tasks=('edge', ))
+    samples[0].set_metainfo(dict(img_id='../x'))
+    metric = MultiTaskMetric(tasks=dict(edge=dict(save_dir=str(tmp_path / 'edge'),
+                                                  evaluate=False)))
+    with pytest.raises(UserInputError, match=re.escape(
+            f"sample id '../x' has a '..' part: an output file named after it would not lie "
+            f"inside {tmp_path / 'edge'}")):
+        metric.process({}, [s.to_dict() for s in samples])
+    assert not (tmp_path / 'x.png').exists()
+    samples[0].set_metainfo(dict(img_id='aachen/x'))  # Cityscapes' <city>/<name> ids
+    metric.process({}, [s.to_dict() for s in samples])
+    assert (tmp_path / 'edge' / 'aachen' / 'x.png').is_file()
+
+
 def test_edge_worker_processes_give_the_same_numbers():
     samples = [s.to_dict() for s in _samples(3, tasks=('edge', ))]
     serial = MultiTaskMetric(tasks=['edge'])

@@ -216,3 +216,19 @@ def test_write_first_free_never_replaces_and_writes_once(tmp_path):
     assert write_first_free(b'c', target, first_suffix=1) == str(tmp_path / 'config_3.py')
     assert not target.exists()
     assert sorted(os.listdir(tmp_path)) == ['config_1.py', 'config_2.py', 'config_3.py']
+
+
+def test_sample_ids_that_would_leave_their_folder():
+    from mmmt.utils.errors import UserInputError
+    from mmmt.utils.fileio import path_in_folder, sample_id_problem
+    assert sample_id_problem('0001') is None and sample_id_problem('aachen/x_01') is None
+    assert sample_id_problem('.hidden..name') is None  # '..' only as a whole part
+    assert sample_id_problem('a/../b') == "has a '..' part"
+    assert sample_id_problem('a\\..\\b') == "has a '..' part"  # Windows separators
+    assert sample_id_problem('/etc/x') == 'is an absolute path'
+    assert sample_id_problem('x\0y') == 'holds a NUL character'
+    assert sample_id_problem('') == "is '', not a non-empty string"
+    assert path_in_folder('out', 'aachen/x', '.png') == os.path.join('out', 'aachen', 'x.png')
+    with pytest.raises(UserInputError, match=r"^sample id '\.\./x' has a '\.\.' part: an output "
+                                             r'file named after it would not lie inside out$'):
+        path_in_folder('out', '../x', '.png')

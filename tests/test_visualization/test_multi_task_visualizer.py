@@ -1,6 +1,7 @@
 """MultiTaskVisualizer: grid layout, panel styles, backends and mmseg's visualization hook."""
 import os
 import os.path as osp
+import re
 from types import SimpleNamespace
 
 import cv2
@@ -12,6 +13,7 @@ from mmengine.visualization import Visualizer
 from mmmt.registry import VISUALIZERS
 from mmmt.structures import IGNORE_INDEX
 from mmmt.structures.multitask_data_sample import MultiTaskDataSample
+from mmmt.utils.errors import UserInputError
 from mmmt.visualization import MultiTaskVisualizer, default_palette, normals_key
 
 H, W, T = 30, 40, 20
@@ -179,6 +181,12 @@ def test_multi_task_visualization_hook_from_config(tmp_path):
     hook._after_iter(TestRunner(), 5, {}, [with_path], mode='test')
     files = sorted(f for _, _, fs in os.walk(tmp_path / 'show') for f in fs if f.endswith('.png'))
     assert 'test_0007.png' in files  # named by img_id, not by batch index
+    escaping = _sample()
+    escaping.set_metainfo(dict(img_path=img_path, img_id='a/../../x'))
+    with pytest.raises(UserInputError, match=re.escape(
+            "sample id 'a/../../x' has a '..' part: its picture would not lie inside the "
+            'visualization folder')):
+        hook._after_iter(TestRunner(), 6, {}, [escaping], mode='test')
     assert vis is Visualizer.get_current_instance()
 
 

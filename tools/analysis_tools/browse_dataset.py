@@ -23,6 +23,7 @@ import numpy as np
 # only the standard library and numpy until the arguments are parsed (fast --help)
 from mmmt.utils.cli import LazyDictAction, check_config_file, config_from_file, merge_cfg_options
 from mmmt.utils.errors import UserInputError, run_main
+from mmmt.utils.fileio import path_in_folder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
                                  error_type=UserInputError):
             visualizer.add_datasample(
                 name, to_display_image(item['inputs'], normalization), data_sample=sample,
-                draw_pred=False, out_file=osp.join(args.output_dir, f'{name}.png'),
+                draw_pred=False, out_file=path_in_folder(args.output_dir, name, '.png'),
                 overwrite=args.force)
         progress.update()
     progress.finish()

@@ -10,6 +10,8 @@ from mmengine.dist import get_world_size
 from mmseg.engine.hooks import SegVisualizationHook
 
 from mmmt.registry import HOOKS
+from mmmt.utils.errors import UserInputError
+from mmmt.utils.fileio import sample_id_problem
 
 __all__ = ['MultiTaskVisualizationHook']
 
@@ -66,6 +68,10 @@ class MultiTaskVisualizationHook(SegVisualizationHook):
             img_path = output.get('img_path', None)
             if img_id is None:
                 img_id = osp.basename(img_path) if img_path else f'{batch_idx}'
+            problem = sample_id_problem(str(img_id))
+            if problem:  # the picture is saved as <folder>/<mode>_<img_id>.png
+                raise UserInputError(f'sample id {img_id!r} {problem}: its picture would not '
+                                     'lie inside the visualization folder')
             self._visualizer.add_datasample(
                 f'{mode}_{img_id}',
                 self._read_image(output),

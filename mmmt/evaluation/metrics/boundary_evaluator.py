@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from mmmt.structures import IGNORE_INDEX
+from mmmt.utils.fileio import path_in_folder
 from ..functional import (DEFAULT_EDGE_PROTOCOL, boundary_metrics, boundary_pr_counts,
                           check_boundary_options, edge_protocol, resolve_edge_thresholds,
                           save_edge_png)
@@ -160,7 +161,7 @@ class BoundaryEvaluator(TaskEvaluator):
         name = _sample_id(meta)
         if name is None:
             name = f'{self.num_saved + self.num_skipped_existing:06d}'
-        path = osp.join(self.save_dir, f'{name}.png')
+        path = path_in_folder(self.save_dir, name, '.png')  # a name from the data
         if save_edge_png(prob, path, meta.get('ori_shape'), overwrite=self.overwrite):
             self.num_saved += 1
         else:
