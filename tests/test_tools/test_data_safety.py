@@ -319,3 +319,34 @@ def test_a_resume_of_another_folders_checkpoint_is_not_replaced_by_a_namesake(
         train(tiny_training.config, '--work-dir', work, '--resume',
               os.path.join(other, 'iter_2.pth'), '--force')
     assert find_resume_checkpoint(work) == (os.path.join(other, 'iter_2.pth'), None)
+
+
+def _with_keep_ckpt_ids(path, ids):
+    ckpt = torch.load(path, weights_only=False)  # the test's own file
+    ckpt['message_hub']['runtime_info']['keep_ckpt_ids'] = ids
+    torch.save(ckpt, path)
+
+
+def test_resumed_kept_checkpoint_ids_remove_only_this_trainings_files(tmp_path, tiny_training):
+    """mmengine removes <folder>/iter_<id>.pth for the oldest of the resumed checkpoint's
+    keep_ckpt_ids: resumed from another folder, its ids named this work dir's own files
+    (iter_2.pth of the earlier training here was deleted at the first save); a crafted list
+    removed the resumed file itself before training started."""
+    work = tiny_training.copy_to(tmp_path / 'work')
+    other = tiny_training.copy_to(tmp_path / 'other')
+    _with_keep_ckpt_ids(os.path.join(other, 'iter_2.pth'), [2])
+    options = ['--cfg-options', 'train_cfg.max_iters=3', 'default_hooks.checkpoint.interval=1',
+               'default_hooks.checkpoint.max_keep_ckpts=1', 'log_level=WARNING']
+    own = os.stat(os.path.join(work, 'iter_2.pth')).st_mtime_ns
+    train(tiny_training.config, '--work-dir', work, '--resume',
+          os.path.join(other, 'iter_2.pth'), '--force', *options)
+    assert os.stat(os.path.join(work, 'iter_2.pth')).st_mtime_ns == own
+    assert os.path.isfile(os.path.join(work, 'iter_3.pth'))
+    # a crafted list in the work dir's own file: only integer steps up to the resumed one
+    work = tiny_training.copy_to(tmp_path / 'crafted')
+    _with_keep_ckpt_ids(os.path.join(work, 'iter_2.pth'), [1, 2, 3, 4, 'x'])
+    options[-2] = 'default_hooks.checkpoint.max_keep_ckpts=2'
+    train(tiny_training.config, '--work-dir', work, '--resume', os.path.join(work, 'iter_2.pth'),
+          '--force', *options)
+    assert sorted(n for n in os.listdir(work) if n.endswith('.pth')) == [
+        'iter_2.pth', 'iter_3.pth', 'iter_4.pth']  # iter_4.pth: of the abandoned branch

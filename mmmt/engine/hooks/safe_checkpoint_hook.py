@@ -33,7 +33,7 @@ from mmengine.runner import BaseLoop
 from mmmt.registry import HOOKS
 from mmmt.utils.checkpoint import (ABANDONED_RECORD, describe_non_finite, later_checkpoints,
                                    non_finite_tensors, record_abandoned_checkpoints)
-from mmmt.utils.errors import UserInputError, did_you_mean, name_some
+from mmmt.utils.errors import UserInputError, did_you_mean, is_int, name_some
 from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
 
 __all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'unlock_work_dir']
@@ -183,6 +183,7 @@ class SafeCheckpointHook(CheckpointHook):
             loop.run = run_then_unlock_on_error
 
     def before_train(self, runner) -> None:
+        self._forget_foreign_keep_ids(runner)  # first: mmengine's before_train removes files
         super().before_train(runner)
         self._forget_foreign_best(runner)
         if not is_main_process():
@@ -213,6 +214,44 @@ class SafeCheckpointHook(CheckpointHook):
         if isinstance(self.file_backend, LocalBackend):
             return osp.realpath(osp.dirname(path) or '.') == osp.realpath(self.out_dir)
         return path == self.file_backend.join_path(self.out_dir, name)
+
+    def _forget_foreign_keep_ids(self, runner) -> None:
+        """Drop the resumed ``keep_ckpt_ids`` that name no checkpoint of this training here.
+
+        mmengine removes ``<checkpoint folder>/iter_<id>.pth`` for the oldest of these ids (at
+        once when they are more than ``max_keep_ckpts``, later one per save). They are the
+        steps of the resumed file's own folder: resumed in another work dir, they named this
+        folder's files of another training (deleted); a crafted checkpoint, which loads
+        untrusted, could list any. Here they are kept only for a resume from the checkpoint
+        folder itself, and only the integer steps up to the resumed one.
+        """
+        hub = runner.message_hub
+        if not getattr(runner, '_resume', False) or 'keep_ckpt_ids' not in hub.runtime_info:
+            return
+        ids = hub.get_info('keep_ckpt_ids')
+        folder = runner.work_dir
+        if self.out_dir is not None and self.out_dir != runner.work_dir:  # as mmengine joins
+            folder = osp.join(self.out_dir, osp.basename(runner.work_dir.rstrip(osp.sep)))
+        resumed = getattr(runner, '_load_from', None)
+        if '://' in folder or not isinstance(resumed, str) or '://' in resumed:
+            return  # not local folders: compared only where real paths exist
+        step = runner.epoch if self.by_epoch else runner.iter
+        if osp.realpath(osp.dirname(osp.abspath(resumed))) != osp.realpath(folder):
+            kept = []
+        else:
+            kept = [i for i in (ids if isinstance(ids, (list, tuple)) else [])
+                    if is_int(i) and 0 < i <= step]
+        if kept == ids:
+            return
+        hub.update_info('keep_ckpt_ids', kept)
+        if kept:
+            runner.logger.warning(f'The resumed checkpoint lists {ids!r} as the steps of its '
+                                  f'kept checkpoints; only {kept} can be (integers up to the '
+                                  f'resumed step {step}): the others are never removed')
+        else:
+            runner.logger.info(f'Resumed from {resumed}, outside the checkpoint folder '
+                               f'{folder}: the checkpoints it kept there are not rotated '
+                               'here, only those this training saves')
 
     def _forget_foreign_best(self, runner) -> None:
         """Forget a resumed ``best_ckpt`` that is not a best checkpoint of this run's folder.
