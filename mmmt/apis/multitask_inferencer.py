@@ -28,7 +28,8 @@ from mmmt.registry import INFERENCERS, TRANSFORMS
 from mmmt.structures import MultiTaskDataSample, pred_to_array, register_tasks
 from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe_non_finite,
                                    load_model_weights, non_finite_tensors, trusted)
-from mmmt.utils.errors import InputFileNotFoundError, InvalidOptionError, UserInputError, is_int
+from mmmt.utils.errors import (InputFileNotFoundError, InvalidOptionError, UserInputError,
+                               did_you_mean, is_int)
 from mmmt.utils.fileio import (atomic_write, keep_existing_files, nearest_existing,
                                output_path_problem)
 from .image_io import ImageInput, list_images, pil_to_rgb, read_image_rgb, to_rgb_uint8
@@ -229,6 +230,19 @@ class _InferencePipeline:
 
 
 @INFERENCERS.register_module()
+def _config_of_model_name(name: str) -> str:
+    """The config file of the model-index.yml model ``name`` (as OpenMMLab inferencers take
+    model names), or an error naming the closest names."""
+    from mmmt.utils.model_index import model_configs
+    configs = {key.lower(): value for key, value in model_configs().items()}
+    if name.lower() in configs:
+        return configs[name.lower()]
+    hint = did_you_mean(name.lower(), configs)
+    raise InputFileNotFoundError(
+        f'{name!r} is neither a config file nor a model name of model-index.yml'
+        + (f'; {hint}' if hint else ''))
+
+
 class MultiTaskInferencer(BaseInferencer):
     """Dense multi-task predictions for images of any size and format.
 
@@ -271,7 +285,10 @@ class MultiTaskInferencer(BaseInferencer):
 
     Args:
         model (str | Config | dict, optional): Config file or config of an mmmt multi-task
-            model (``MultiTaskEncoderDecoder``). None = take the config saved in ``weights``:
+            model (``MultiTaskEncoderDecoder``), or a model name of ``model-index.yml``
+            (``'mtmamba_swin-l_8xb1-50k_nyudv2-448x576'``, case-insensitive; also its former
+            name). mmmt publishes no weights, so give ``weights`` too. None = take the config
+            saved in ``weights``:
             it is Python code, run when read, so this needs a trusted checkpoint
             (``MMMT_TRUST_CHECKPOINTS=1``, or ``--trust-checkpoint`` of the tools).
         weights (str, optional): Checkpoint (local path or URL); loaded through mmengine with
@@ -305,7 +322,7 @@ class MultiTaskInferencer(BaseInferencer):
         from mmmt.utils import register_all_modules
         register_all_modules(init_default_scope=False)
         if isinstance(model, str) and not osp.isfile(model):
-            raise InputFileNotFoundError(f'Config file not found: {model}')
+            model = _config_of_model_name(model)
         if isinstance(weights, str) and '://' not in weights and not osp.isfile(weights):
             raise InputFileNotFoundError(f'Checkpoint file not found: {weights}')
         if model is None and weights is not None and not trusted():

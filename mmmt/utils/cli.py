@@ -274,6 +274,29 @@ def merge_cfg_options(cfg: 'Config', cfg_options: Optional[dict],
 _CONFIG_EXTENSIONS = ('.py', '.yml', '.yaml', '.json')
 
 
+def _config_hint(path: str) -> str:
+    """For a config path that is no file: the config of the model of that name
+    (model-index.yml), else the closest config file of its folder; '' when neither."""
+    from .model_index import config_of_model
+    try:
+        config = config_of_model(path)
+    except (OSError, UserInputError, ValueError):  # an index that does not read: no hint
+        config = None
+    if config is not None:
+        if not osp.relpath(config).startswith(os.pardir):
+            config = osp.relpath(config)
+        return f' (it is the name of a model of model-index.yml: its config is {config})'
+    folder = osp.dirname(path) or '.'
+    if not osp.isdir(folder):
+        return ''
+    names = [n for n in os.listdir(folder) if osp.splitext(n)[1] in _CONFIG_EXTENSIONS]
+    hint = did_you_mean(osp.basename(path), names)
+    if not hint:
+        return ''
+    closest = hint[len("did you mean '"):-len("'?")]
+    return f'; did you mean {osp.join(osp.dirname(path), closest)!r}?'
+
+
 def check_config_file(path: str) -> None:
     """Stop with a one-line error when the config file ``path`` is missing; cheap, so tools
     call it before their slow imports.
@@ -286,7 +309,7 @@ def check_config_file(path: str) -> None:
             "OSError: Only py/yml/yaml/json type are supported now!", naming no file.
     """
     if not osp.isfile(path):
-        raise InputFileNotFoundError(f'config file not found: {path}')
+        raise InputFileNotFoundError(f'config file not found: {path}{_config_hint(path)}')
     if osp.splitext(path)[1] not in _CONFIG_EXTENSIONS:
         raise UserInputError(f'{path} is not a config file (expected '
                              f'{", ".join(_CONFIG_EXTENSIONS)}); the config comes first, e.g. '

@@ -54,6 +54,11 @@ for metafile in imports:
             assert osp.isfile(osp.join(mim, model['Config'])), (metafile, model['Config'])
             n_models += 1
 print('INDEXED', n_models)
+# the inferencer's model names resolve into the installed copy
+from mmmt.utils.model_index import config_of_model, model_index_file
+assert model_index_file() == osp.join(mim, 'model-index.yml'), model_index_file()
+assert config_of_model('mtmamba_swin-l_nyud') == osp.join(
+    mim, 'configs', 'mtmamba', 'mtmamba_swin-l_8xb1-50k_nyudv2-448x576.py')
 
 from mmmt.utils import register_all_modules
 from mmmt.registry import MODELS

@@ -23,7 +23,6 @@ import numpy as np
 # only the standard library and numpy until the arguments are parsed (fast --help)
 from mmmt.utils.cli import LazyDictAction, check_config_file, config_from_file, merge_cfg_options
 from mmmt.utils.errors import UserInputError, run_main
-from mmmt.utils.fileio import path_in_folder
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,7 +76,7 @@ def main(argv=None) -> int:
 
     from mmmt.registry import DATASETS, VISUALIZERS
     from mmmt.utils import register_all_modules
-    from mmmt.utils.fileio import keep_existing_files
+    from mmmt.utils.fileio import keep_existing_files, path_in_folder
     from mmmt.utils.progress import ProgressBar
     register_all_modules(init_default_scope=False)
     cfg = merge_cfg_options(config_from_file(args.config), args.cfg_options, args.data_root)

@@ -24,10 +24,9 @@ import math
 import os.path as osp
 from typing import Dict, Optional, Tuple
 
-import yaml
-
 from mmmt.utils.analysis import read_json_lines
 from mmmt.utils.errors import run_main
+from mmmt.utils.model_index import model_entries
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -44,25 +43,15 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def paper_results(model_index: str) -> Dict[str, Dict[str, float]]:
-    """Model name -> the paper's metrics, from every metafile of ``model_index``.
-
-    A model is also found under its ``Former Names`` (metadata), the names of the alias configs
-    it had before the OpenMMLab naming, so work dirs named after those still resolve.
-    """
-    with open(model_index, encoding='utf-8') as f:
-        index = yaml.safe_load(f)
-    models = {}
-    for meta in index.get('Import', []):
-        with open(osp.join(osp.dirname(model_index), meta), encoding='utf-8') as f:
-            metafile = yaml.safe_load(f)
-        for model in metafile.get('Models', []):
-            metrics = {}
-            for result in model.get('Results') or []:
-                metrics.update(result.get('Metrics') or {})
-            models[model['Name']] = metrics
-            for name in (model.get('Metadata') or {}).get('Former Names', []):
-                models[name] = metrics
-    return models
+    """Model name (or former name, :func:`mmmt.utils.model_index.model_entries`) -> the
+    paper's metrics, from every metafile of ``model_index``."""
+    papers = {}
+    for name, model in model_entries(model_index).items():
+        metrics = {}
+        for result in model.get('Results') or []:
+            metrics.update(result.get('Metrics') or {})
+        papers[name] = metrics
+    return papers
 
 
 def _is_metrics(record) -> bool:
