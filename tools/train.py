@@ -279,11 +279,17 @@ def checkpoint_out_dir(cfg) -> Optional[str]:
 def check_work_dir(cfg, args) -> None:
     """Stop a new training that would replace the checkpoints of an earlier one (in the work
     dir, or in the checkpoint hook's ``out_dir``, which another work dir of the same name
-    shares)."""
+    shares), and any training while another runs there (on every rank, before a --resume
+    checkpoint is chosen)."""
+    from mmmt.engine.hooks.safe_checkpoint_hook import check_work_dir_unlocked
+    out_dir = checkpoint_out_dir(cfg)
+    check_work_dir_unlocked(cfg.work_dir)
+    if out_dir:
+        check_work_dir_unlocked(out_dir,
+                                'the checkpoint folder (default_hooks.checkpoint.out_dir)')
     if args.force:
         return
     from mmmt.utils import existing_training_outputs
-    out_dir = checkpoint_out_dir(cfg)
     if args.resume is not None:
         check_resume_branch(cfg, args.resume, out_dir or cfg.work_dir)
         return

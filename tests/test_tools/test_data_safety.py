@@ -350,3 +350,42 @@ def test_resumed_kept_checkpoint_ids_remove_only_this_trainings_files(tmp_path, 
           '--force', *options)
     assert sorted(n for n in os.listdir(work) if n.endswith('.pth')) == [
         'iter_2.pth', 'iter_3.pth', 'iter_4.pth']  # iter_4.pth: of the abandoned branch
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='no flock')
+def test_resume_while_the_training_runs_stops_before_choosing_a_checkpoint(
+        tmp_path, tiny_training, capsys):
+    """The lock was taken only when training started (and on rank 0 alone): a --resume
+    while the training ran chose and loaded its checkpoint first, and said "not found" when
+    the running training had pruned it meanwhile; the other ranks of a dist_train.sh ran on
+    and died with a traceback of a closed connection. Every rank now stops at once."""
+    import subprocess
+    import sys
+
+    from mmmt.engine.hooks.safe_checkpoint_hook import check_work_dir_unlocked
+    from .conftest import REPO, cli
+    work = tiny_training.copy_to(tmp_path / 'work')
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys; from mmmt.engine.hooks.safe_checkpoint_hook import '
+         'lock_work_dir; lock_work_dir(sys.argv[1]); print("locked", flush=True); '
+         'sys.stdin.readline()', work],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        os.remove(os.path.join(work, 'last_checkpoint'))  # read it, and the next line fails
+        status, out, err = cli(load_tool('tools', 'train'), [
+            tiny_training.config, '--work-dir', work, '--resume'], capsys)
+        assert status == 2
+        assert err.strip().endswith(f'another training is running in the work dir {work}: two '
+                                    "trainings in one folder save over each other's checkpoints "
+                                    "(and the second would delete the first one's checkpoint "
+                                    'being written). Wait for it to end, stop it, or choose '
+                                    'another --work-dir')
+        # one line, and no note of the resume target (chosen after the check)
+        assert len(err.strip().splitlines()) == 1 and 'last_checkpoint' not in out + err
+    finally:
+        holder.kill()
+        holder.wait()
+    check_work_dir_unlocked(work)  # free again; and probes of one job's ranks do not conflict
+    check_work_dir_unlocked(work)

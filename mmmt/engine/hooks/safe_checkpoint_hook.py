@@ -36,7 +36,8 @@ from mmmt.utils.checkpoint import (ABANDONED_RECORD, describe_non_finite, later_
 from mmmt.utils.errors import UserInputError, did_you_mean, is_int, name_some
 from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
 
-__all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'unlock_work_dir']
+__all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'unlock_work_dir',
+           'check_work_dir_unlocked']
 
 #: Work dirs (real paths) this process holds the lock of, with the descriptor holding it.
 _HELD_LOCKS: Dict[str, int] = {}
@@ -73,16 +74,55 @@ def lock_work_dir(directory: str, what: str = 'the work dir') -> bool:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise UserInputError(
-            f'another training is running in {what} {directory}: two trainings in one '
-            "folder save over each other's checkpoints (and the second would delete the "
-            "first one's checkpoint being written). Wait for it to end, stop it, or choose "
-            'another --work-dir') from None
+        raise UserInputError(_locked_message(directory, what)) from None
     except OSError:  # a file system without flock: train unlocked, as before
         os.close(fd)
         return False
     _HELD_LOCKS[key] = fd
     return True
+
+
+def _locked_message(directory: str, what: str) -> str:
+    return (f'another training is running in {what} {directory}: two trainings in one '
+            "folder save over each other's checkpoints (and the second would delete the "
+            "first one's checkpoint being written). Wait for it to end, stop it, or choose "
+            'another --work-dir')
+
+
+def check_work_dir_unlocked(directory: str, what: str = 'the work dir') -> None:
+    """Raise if another process's training holds :func:`lock_work_dir`'s lock on
+    ``directory`` (nothing for a folder that does not exist, or without locking).
+
+    For tools/train.py before its work: the lock itself is taken when training starts, after
+    the model is built and a ``--resume`` checkpoint chosen and loaded, meanwhile the running
+    training may prune the chosen file (a "not found" instead of this message), and only rank
+    0 takes it (the others failed with a traceback of a closed connection). A shared lock is
+    tried and dropped: each rank of one job can probe at once, and only another process's
+    exclusive lock conflicts.
+
+    Args:
+        directory (str): The folder.
+        what (str): How the error message names it. Defaults to 'the work dir'.
+
+    Raises:
+        UserInputError: Another process's training holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    if not osp.isdir(directory) or osp.realpath(directory) in _HELD_LOCKS:
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except BlockingIOError:
+        raise UserInputError(_locked_message(directory, what)) from None
+    except OSError:  # a file system without flock
+        pass
+    finally:
+        os.close(fd)
 
 
 def unlock_work_dir(directory: str) -> None:
