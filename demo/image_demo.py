@@ -19,7 +19,7 @@ import time
 # only the standard library until the arguments are parsed and the inputs checked: --help
 # answers at once and OpenMP's thread settings are made before torch starts (see
 # mmmt/utils/threads.py)
-from mmmt.utils.cli import check_config_file, config_from_file
+from mmmt.utils.cli import check_config_file, config_from_file, missing_checkpoint_message
 from mmmt.utils.errors import InputFileNotFoundError, RunStopped, UserInputError, run_main
 from mmmt.utils.threads import configure_cpu_threads
 
@@ -86,7 +86,7 @@ def check_run(args):
     check_config_file(args.config)
     cfg = config_from_file(args.config)  # a syntax error: one line, naming the file
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise InputFileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+        raise InputFileNotFoundError(missing_checkpoint_message(args.checkpoint))
     items = MultiTaskInferencer._inputs_to_list(args.input)  # expands folders, checks paths
     # a file that is no image would otherwise stop the run halfway, after the first outputs
     bad = [(source, why) for _, source in items if isinstance(source, str)

@@ -88,7 +88,8 @@ def main(argv=None):
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
         raise SystemExit(f'--out must be a .pkl or .pickle file, got {args.out}')
     if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint not found: {args.checkpoint}')
+        from mmmt.utils.cli import missing_checkpoint_message
+        raise SystemExit(missing_checkpoint_message(args.checkpoint))
     from mmmt.utils.cli import build_runner, load_runner_config, shutdown_distributed
     cfg = load_runner_config(args)  # a missing config is named before torch is imported
     from mmengine.runner.checkpoint import CheckpointLoader

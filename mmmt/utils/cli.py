@@ -297,6 +297,26 @@ def _config_hint(path: str) -> str:
     return f'; did you mean {osp.join(osp.dirname(path), closest)!r}?'
 
 
+def missing_checkpoint_message(path: str) -> str:
+    """``checkpoint not found: PATH``, or for a folder (a work dir given where its checkpoint
+    goes) the checkpoint to give instead: the one its ``last_checkpoint`` names, else its
+    first ``.pth`` file."""
+    if not osp.isdir(path):
+        return f'checkpoint not found: {path}'
+    example = None
+    pointer = osp.join(path, 'last_checkpoint')
+    if osp.isfile(pointer):
+        with open(pointer, encoding='utf-8', errors='replace') as f:
+            named = f.read().strip()
+        example = named if osp.isfile(named) else None
+    if example is None:
+        names = sorted(n for n in os.listdir(path) if n.endswith('.pth'))
+        example = osp.join(path, names[0]) if names else None
+    if example is None:
+        return f'{path} is a folder, not a checkpoint, and holds no .pth file'
+    return f'{path} is a folder, not a checkpoint; give a checkpoint file such as {example}'
+
+
 def check_config_file(path: str) -> None:
     """Stop with a one-line error when the config file ``path`` is missing; cheap, so tools
     call it before their slow imports.

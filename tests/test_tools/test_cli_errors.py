@@ -116,6 +116,18 @@ def test_test_py_missing_checkpoint_is_one_line(tmp_path):
     missing = tmp_path / 'nope.pth'
     status, err = run_script('test.py', cfg, missing)
     assert (status, err) == (2, f'test.py: error: checkpoint not found: {missing}\n')
+    # a work dir where its checkpoint goes: the checkpoint last_checkpoint names
+    work = tmp_path / 'work'
+    work.mkdir()
+    status, err = run_script('test.py', cfg, work)
+    assert (status, err) == (2, f'test.py: error: {work} is a folder, not a checkpoint, and '
+                                'holds no .pth file\n')
+    for name in ('iter_2.pth', 'iter_4.pth'):
+        (work / name).write_bytes(b'')
+    (work / 'last_checkpoint').write_text(str(work / 'iter_4.pth'))
+    status, err = run_script('test.py', cfg, work)
+    assert (status, err) == (2, f'test.py: error: {work} is a folder, not a checkpoint; give a '
+                                f'checkpoint file such as {work / "iter_4.pth"}\n')
 
 
 def test_a_crash_keeps_its_traceback(tmp_path):
