@@ -896,7 +896,7 @@ def _runner_class() -> type:
     global _RUNNER_CLASS
     if _RUNNER_CLASS is None:
         import numpy as np
-        from mmengine.dist import broadcast_object_list, master_only
+        from mmengine.dist import broadcast_object_list, is_main_process, master_only
         from mmengine.runner import Runner
 
         from .fileio import atomic_write
@@ -917,20 +917,54 @@ def _runner_class() -> type:
                 broadcast_object_list(stamp)
                 self._timestamp = stamp[0]
 
+            def _config_copy(self) -> Tuple[str, str, bool]:
+                """(path of the work dir's config copy, this run's config text, whether
+                the copy there holds that text)."""
+                name = osp.basename(self.cfg.filename) if self.cfg.filename \
+                    else f'{self.timestamp}.py'
+                path, text = osp.join(self.work_dir, name), self.cfg.dump()
+                if not osp.exists(path):
+                    return path, text, False
+                with open(path, encoding='utf-8', errors='replace') as f:
+                    return path, text, f.read() == text
+
             @master_only
             def dump_config(self) -> None:
                 # mmengine writes <work_dir>/<config name> over whatever is there: a test run
                 # (or a resume with other options) in a training's work dir would replace the
                 # training's copy. A different copy is kept; this run's own goes into its log
                 # dir <work_dir>/<timestamp>/ (beside the visualizer's vis_data/config.py).
-                name = osp.basename(self.cfg.filename) if self.cfg.filename \
-                    else f'{self.timestamp}.py'
-                path, text = osp.join(self.work_dir, name), self.cfg.dump()
+                path, text, same = self._config_copy()
+                if same:
+                    return
                 if osp.exists(path):
-                    with open(path, encoding='utf-8', errors='replace') as f:
-                        if f.read() != text:
-                            path = osp.join(self.log_dir, name)
+                    path = osp.join(self.log_dir, osp.basename(path))
                 atomic_write(text, path, fsync=False)
+
+            def save_checkpoint(self, *args, **kwargs) -> None:
+                super().save_checkpoint(*args, **kwargs)
+                if not getattr(self, '_config_adopted', False) and is_main_process():
+                    self._config_adopted = True
+                    self._adopt_config_copy()
+
+            def _adopt_config_copy(self) -> None:
+                """At a new training's first checkpoint, make the work dir's config copy
+                this training's: the copy kept at start-up was of an earlier run without
+                checkpoints (one that failed to start), or of the training whose checkpoints
+                ``--force`` replaces, and ``test.py <work_dir>/<config>.py CKPT`` took those
+                settings for these checkpoints. A resume keeps the copy (its training's), and
+                never is the config file this run was started from replaced; every run's
+                config stays in its log dir (``vis_data/config.py``)."""
+                if self._resume:
+                    return
+                path, text, same = self._config_copy()
+                source = self.cfg.filename
+                if same or (source and osp.exists(path) and osp.exists(source)
+                            and osp.samefile(path, source)):
+                    return
+                atomic_write(text, path, fsync=False)
+                self.logger.info(f'{path}: now the config of this training (the earlier copy '
+                                 "there was of a run whose checkpoints are not this work dir's)")
 
             def set_randomness(self, seed, diff_rank_seed: bool = False,
                                deterministic: bool = False) -> None:

@@ -220,3 +220,38 @@ def test_resume_from_a_missing_file_fails_before_building(tmp_path, synthetic_ny
     with pytest.raises(SystemExit, match=r'^--resume: checkpoint not found: .*iter_2\.pth'):
         load_tool('tools', 'train').main([cfg, '--work-dir', str(tmp_path / 'w'), '--resume',
                                           str(tmp_path / 'w' / 'iter_2.pth')])
+
+
+def test_the_work_dirs_config_copy_is_of_the_training_whose_checkpoints_it_holds(
+        tmp_path, synthetic_nyud, capsys):
+    """A run that failed to start (a wrong --data-root) left its config copy, and the
+    training after it (or one --force retrained over the checkpoints) kept it: `test.py
+    <work_dir>/cfg.py iter_N.pth` then took the failed run's settings."""
+    train = load_tool('tools', 'train')
+    cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=2, val_interval=1,
+                            extra=NO_VAL)
+    one = ['--cfg-options', 'train_cfg.max_iters=1']
+    work = tmp_path / 'work'
+    copy = work / 'cfg.py'
+    status, _, _ = cli(train, [cfg, '--work-dir', work, '--data-root', tmp_path / 'nope'],
+                       capsys)
+    assert status == 2 and "data_root = '" + str(tmp_path / 'nope') in copy.read_text()
+    status, out, err = cli(train, [cfg, '--work-dir', work, *one], capsys)
+    assert status == 0, err
+    assert f"data_root = '{synthetic_nyud}" in copy.read_text()
+    assert f'{copy}: now the config of this training' in out + err
+    # a retraining with --force over those checkpoints: its settings
+    status, _, err = cli(train, [cfg, '--work-dir', work, '--force', *one,
+                                 'train_dataloader.batch_size=1'], capsys)
+    assert status == 0, err
+    trained = copy.read_text()
+    assert 'batch_size=1' in trained.replace(' ', '')
+    # a resume with other settings keeps it (the copy is its training's)
+    status, _, err = cli(train, [cfg, '--work-dir', work, '--resume'], capsys)
+    assert status == 0, err
+    assert osp.isfile(work / 'iter_2.pth') and copy.read_text() == trained
+    # and a training started from the copy itself never rewrites it
+    status, _, err = cli(train, [copy, '--work-dir', work, '--force', *one,
+                                 'train_dataloader.batch_size=2'], capsys)
+    assert status == 0, err
+    assert copy.read_text() == trained
