@@ -49,6 +49,18 @@ def test_flip_negates_normals_x_and_mirrors_everything():
     np.testing.assert_array_equal(out['gt_normals'][..., 1:], orig['gt_normals'][:, ::-1, 1:])
 
 
+def test_vertical_flip_negates_normals_y():
+    res = make_results()
+    orig = copy.deepcopy(res)
+    out = MultiTaskRandomFlip(prob=1.0, direction='vertical')(res)
+    assert out['flip_direction'] == 'vertical'
+    for key in ('gt_semseg', 'gt_depth', 'gt_edge'):
+        np.testing.assert_array_equal(out[key], orig[key][::-1], err_msg=key)
+    exp = orig['gt_normals'][::-1].copy()
+    exp[..., 1] *= -1  # up becomes down; x and z are only mirrored
+    np.testing.assert_array_equal(out['gt_normals'], exp)
+
+
 def test_flip_probability():
     res = make_results()
     orig = copy.deepcopy(res)
@@ -122,6 +134,14 @@ def test_crop_category_rule():
     assert not t._accepted(seg({3: 60, 255: 40}), box)  # needs > 1 non-ignore class
     assert t._accepted(seg({0: 50, 1: 20, 255: 30}), box)  # share among non-ignore: 0.714
     assert not t._accepted(seg({0: 60, 1: 15, 255: 25}), box)  # 0.8
+    assert not t._accepted(seg({255: 100}), box)  # all ignored: rejected, not an error
+
+
+def test_crop_of_an_all_ignored_label_map_is_taken_after_10_tries():
+    res = make_results(20, 20)
+    res['gt_semseg'][:] = 255  # e.g. an unlabelled image
+    out = MultiTaskRandomCrop(crop_size=(10, 10), cat_max_ratio=0.75)(res)
+    assert out['gt_semseg'].shape == (10, 10) and (out['gt_semseg'] == 255).all()
 
 
 class _Boxes:
@@ -282,6 +302,7 @@ def test_add_ignore_regions():
     res = make_results(6, 8)
     res['gt_normals'][0, 0] = 0
     res['gt_normals'][1, 1] = (0, 0.5, 0)  # not zero: kept
+    res['gt_normals'][1, 2] = (5e-4, 0, 0)  # tiny (a float .npy normal), still not zero
     res['gt_depth'][2, :] = 0
     res['gt_human_parts'][:] = 0
     res['gt_human_parts'][0, :3] = 255
@@ -289,6 +310,7 @@ def test_add_ignore_regions():
     out = AddIgnoreRegions()(res)
     assert (out['gt_normals'][0, 0] == 255).all()
     np.testing.assert_array_equal(out['gt_normals'][1, 1], (0, 0.5, 0))
+    np.testing.assert_array_equal(out['gt_normals'][1, 2], np.float32([5e-4, 0, 0]))
     assert (out['gt_normals'][1:] != 255).all()
     assert (out['gt_depth'][2] == 255).all() and (out['gt_depth'][3] != 255).all()
     assert (out['gt_human_parts'] == 255).all()  # no part labelled: whole map ignored

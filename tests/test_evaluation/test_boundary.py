@@ -178,6 +178,26 @@ def test_threshold_semantics_follow_the_png():
     assert quantize_to_uint8(np.array([0.999, 1.2, -1]))[0] == 254
 
 
+def test_a_pixel_at_the_threshold_is_not_an_edge():
+    # 51/255 is exactly 0.2: a line of 0.2 is no edge at t = 0.2 (SEISM's `> t`), one of 0.4
+    # is; the test above never had a pixel at a threshold with another above it
+    gt = _line_image()
+    pred = gt * 0.4
+    pred[10, 5:45] = 0.2
+    counts = boundary_pr_counts(pred, gt, thresholds=[0.1, 0.2, 0.3])
+    assert counts[3].tolist() == [80, 40, 40] and counts[0].tolist() == [40, 40, 40]
+
+
+def test_the_default_matching_distance_is_the_protocols():
+    # max_dist = 0.011 of the diagonal (3.1 px at 200x200): a line 3 px off still matches
+    gt = np.zeros((200, 200))
+    gt[100, 5:195] = 1
+    pred = np.zeros((200, 200))
+    pred[103, 5:195] = 1
+    assert boundary_pr_counts(pred, gt, thresholds=[0.5])[:, 0].tolist() == [190] * 4
+    assert boundary_pr_counts(pred, gt, thresholds=[0.5], max_dist=0.0075)[0, 0] == 0
+
+
 def _reference_metrics(preds, gts, thresholds, max_dist):
     """Plain float64 ODS/OIS/AP: skimage thinning, dense-assignment matching, loops."""
     per_image = []

@@ -142,6 +142,13 @@ def test_angle_just_below_a_nominal_edge_stays_in_the_lower_bin(t, expected_bin)
         [expected_bin]
 
 
+def test_median_rank_is_placed_within_its_bin_by_the_ranks_of_that_bin():
+    # 1.01 and 1.04 share bin 20 [1.0, 1.05): the 2nd of 3 angles is the 2nd of that bin's
+    # two, at 3/4 of its width (1.0375), not its centre (np.median: 1.04)
+    assert _median([1.01, 1.04, 1.51]) == pytest.approx(1.0375, abs=1e-12)
+    assert _median([1.01, 1.04, 0.51]) == pytest.approx(1.0125, abs=1e-12)  # the 1st of two
+
+
 @pytest.mark.parametrize('n', [1, 2, 4, 5])
 def test_median_of_angles_in_one_bin_is_its_centre(n):
     angles = np.linspace(33.301, 33.349, n)
