@@ -696,7 +696,13 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
     complete = next((p for p in candidates if p not in skipped and is_complete_checkpoint(p)),
                     None)
     other_branch = (f' (not {name_some(skipped)}: of a training abandoned by a resume of an '
-                    f'earlier checkpoint, {ABANDONED_RECORD})') if skipped else ''
+                    f'earlier checkpoint or a new training there, {ABANDONED_RECORD})'
+                    ) if skipped else ''
+    if complete is None and skipped and len(skipped) == len(candidates):
+        # a new training (--force) stopped before its first save: nothing of it to resume
+        return None, (f'--resume: {pointer} {problem}, and the checkpoints in '
+                      f'{", ".join(folders)} are all of an abandoned training{other_branch}; '
+                      'training starts from scratch')
     if complete is None:
         raise CorruptCheckpointError(
             f'--resume: {pointer} {problem}, and no complete checkpoint is in '

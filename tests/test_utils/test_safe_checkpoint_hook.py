@@ -163,8 +163,9 @@ def test_kill_9_during_a_save(tmp_path):
     stale = [n for n in os.listdir(work) if n.endswith('.tmp')]
     assert len(stale) == 1 and stale[0].startswith('.iter_2.pth.')
     assert resumable_step(str(work)) == 1
-    # the next run removes the leftover and names it
+    # the next run (a --resume: at iteration 1) removes the leftover and names it
     runner = FakeRunner(str(work))
+    runner.iter, runner._load_from = 1, str(work / 'iter_1.pth')
     messages = []
     runner.logger = types.SimpleNamespace(info=lambda m: None, warning=messages.append)
     make_hook(runner)
@@ -343,7 +344,8 @@ def test_a_resume_of_an_earlier_checkpoint_never_falls_back_to_the_abandoned_one
     path, note = find_resume_checkpoint(work)
     assert path == osp.join(work, 'iter_2.pth')
     assert note.endswith(f'iter_2.pth (not {work}/iter_3.pth: of a training abandoned by a '
-                         'resume of an earlier checkpoint, abandoned_checkpoints.json)')
+                         'resume of an earlier checkpoint or a new training there, '
+                         'abandoned_checkpoints.json)')
     save(hook, runner, 3)  # saved over: this run's
     assert find_resume_checkpoint(work) == (osp.join(work, 'iter_3.pth'), None)
     os.remove(osp.join(work, 'last_checkpoint'))
@@ -367,3 +369,31 @@ def test_the_lock_is_released_while_forked_children_live(tmp_path):
     finally:
         worker.kill()
         worker.join()
+
+
+def test_a_new_training_over_old_checkpoints_never_falls_back_to_them(tmp_path):
+    """train.py --force into a folder of iter_1..3: killed after its first save (iter_1)
+    and before the pointer moved, or with the pointer lost, --resume took the old iter_3
+    (the pointer's, or the highest step) and said the training had finished."""
+    work = str(tmp_path)
+    first = FakeRunner(work)
+    hook = make_hook(first, max_keep_ckpts=3)
+    for step in (1, 2, 3):
+        save(hook, first, step)
+    hook.after_run(first)
+    runner = FakeRunner(work)  # a new training: iter 0
+    hook = make_hook(runner, max_keep_ckpts=3)
+    assert not osp.exists(osp.join(work, 'last_checkpoint'))
+    path, note = find_resume_checkpoint(work)  # killed before its first save: from scratch
+    assert path is None and note.startswith(f'--resume: {work}/last_checkpoint does not '
+                                            f'exist, and the checkpoints in {work} are all of '
+                                            'an abandoned training (not ')
+    assert note.endswith(': of a training abandoned by a resume of an earlier checkpoint or a '
+                         'new training there, abandoned_checkpoints.json); training starts '
+                         'from scratch')
+    save(hook, runner, 1)
+    assert find_resume_checkpoint(work) == (osp.join(work, 'iter_1.pth'), None)
+    os.remove(osp.join(work, 'last_checkpoint'))  # lost, or the kill came before it was moved
+    path, note = find_resume_checkpoint(work)
+    assert path == osp.join(work, 'iter_1.pth')
+    assert f'{work}/iter_3.pth' in note and 'of a training abandoned' in note

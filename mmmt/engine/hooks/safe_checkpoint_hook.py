@@ -326,20 +326,27 @@ class SafeCheckpointHook(CheckpointHook):
             f'folder {self.out_dir}: forgotten, and never removed when a better one is saved')
 
     def _record_abandoned_branch(self, runner) -> None:
-        """After a resume of an earlier checkpoint than the folder's latest (``--force``), mark
-        the later ones as another branch of training and point ``last_checkpoint`` at the
-        resumed file: until this run saves over them, they looked like its own, and a
-        ``--resume`` after a crash continued the abandoned training (from the pointer, or from
-        the highest step when the pointer was lost)."""
+        """Mark the checkpoints of an earlier training that this one will save over as another
+        branch of training, so that a ``--resume`` after a crash never continues that one.
+
+        After a resume of an earlier checkpoint than the folder's latest (``--resume iter_N
+        --force``): the later ones, and ``last_checkpoint`` points at the resumed file. A new
+        training (``--force`` into a folder of checkpoints): all of them, and
+        ``last_checkpoint`` goes. Until this run saves over them they looked like its own, and
+        a ``--resume`` after a crash continued the abandoned training (from the pointer, or
+        from the highest step when the pointer was lost; for a new training even after its
+        first save, whose lower step lost to theirs).
+        """
         step = runner.epoch if self.by_epoch else runner.iter
-        if not step or not isinstance(self.file_backend, LocalBackend):
-            return  # not resumed (a fresh or load_from training starts at 0)
+        if not isinstance(self.file_backend, LocalBackend):
+            return
         kind = 'epoch' if self.by_epoch else 'iter'
         later = [osp.join(self.out_dir, name)
                  for name in later_checkpoints(self.out_dir, kind, step)]
         if not later:
             return
-        resumed = getattr(runner, '_load_from', None)
+        pointer = osp.join(runner.work_dir, 'last_checkpoint')
+        resumed = getattr(runner, '_load_from', None) if step else None
         namesake = osp.join(self.out_dir, osp.basename(resumed or ''))
         if (resumed and osp.isfile(namesake)
                 and osp.realpath(namesake) != osp.realpath(resumed)):
@@ -347,8 +354,16 @@ class SafeCheckpointHook(CheckpointHook):
             # the earlier training must not stand in for it (as in a copied work dir)
             later.append(namesake)
         record_abandoned_checkpoints(runner.work_dir, later)
+        if not step:
+            if osp.isfile(pointer):
+                os.remove(pointer)
+            runner.logger.warning(
+                f'A new training in {self.out_dir}, which holds {name_some(later)} of an '
+                f'earlier training: recorded in {ABANDONED_RECORD} so that --resume never '
+                'continues from them; this run saves over those of its steps')
+            return
         if resumed and osp.isfile(resumed):
-            atomic_write(osp.abspath(resumed), osp.join(runner.work_dir, 'last_checkpoint'))
+            atomic_write(osp.abspath(resumed), pointer)
         runner.logger.warning(
             f'Resumed at {kind} {step}, before {name_some(later)} of an earlier training: '
             f'recorded in {ABANDONED_RECORD} so that --resume never continues from them; '
