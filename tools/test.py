@@ -130,6 +130,14 @@ def main(argv=None):
         cfg = enable_visualization(cfg, args)
     if args.tta:
         cfg = enable_tta(cfg)  # no tta_pipeline in the config: a UserInputError (one line)
+    from mmmt.utils.fileio import removed_leftovers_note
+
+    # a killed run's half-written --out (gigabytes at full test-set size) or picture
+    note = removed_leftovers_note(
+        cfg.work_dir, args.out and osp.dirname(osp.abspath(args.out)),
+        args.show_dir and osp.join(args.show_dir, 'vis_data', 'vis_image'))
+    if note:
+        print(note)
     runner = build_runner(cfg, 'testing')
     try:
         load_model_weights(runner.model,

@@ -21,6 +21,7 @@ from mmengine import DefaultScope
 from mmengine.config import Config, ConfigDict
 from mmengine.dataset import pseudo_collate
 from mmengine.infer import BaseInferencer
+from mmengine.logging import print_log
 from PIL import Image
 from torch import Tensor
 
@@ -31,7 +32,7 @@ from mmmt.utils.checkpoint import (TRUST_ENV, UntrustedCheckpointError, describe
 from mmmt.utils.errors import (InputFileNotFoundError, InvalidOptionError, UserInputError,
                                did_you_mean, is_int)
 from mmmt.utils.fileio import (atomic_write, keep_existing_files, nearest_existing,
-                               output_path_problem)
+                               output_path_problem, removed_leftovers_note)
 from .image_io import ImageInput, list_images, pil_to_rgb, read_image_rgb, to_rgb_uint8
 
 __all__ = [
@@ -524,6 +525,10 @@ class MultiTaskInferencer(BaseInferencer):
                 raise FileExistsError(
                     f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}{more}; choose '
                     'another out_dir or pass overwrite=True (image_demo.py: --force)')
+        if out_dir:  # a killed run's half-written outputs
+            note = removed_leftovers_note(osp.join(out_dir, 'vis'), osp.join(out_dir, 'pred'))
+            if note:
+                print_log(note, logger='current')
         batches = self.preprocess(items, batch_size=batch_size)
         if self.show_progress:
             from rich.progress import track

@@ -16,17 +16,19 @@ inferencer, the vis backend, the tools), each giving its own way out.
 import contextlib
 import os
 import os.path as osp
+import re
 import secrets
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Optional, Tuple, Union
+from typing import BinaryIO, Callable, Iterator, List, Optional, Tuple, Union
 
 from mmengine.fileio.backends import LocalBackend, register_backend
 
 __all__ = ['atomic_write', 'move_exclusive', 'fsync_directory', 'AtomicLocalBackend',
            'ATOMIC_BACKEND', 'KeptFileError', 'kept_file_message', 'keep_existing_files',
            'write_first_free', 'output_path_problem', 'nearest_existing', 'sample_id_problem',
-           'path_in_folder']
+           'path_in_folder', 'stale_temporaries', 'remove_stale_temporaries', 'TEMPORARY_NAME',
+           'removed_leftovers_note', 'locked_temporary']
 
 #: Name under which :class:`AtomicLocalBackend` is registered with mmengine's file backends;
 #: use it as ``backend_args=dict(backend=ATOMIC_BACKEND)`` (e.g. in ``CheckpointHook``).
@@ -57,7 +59,7 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
     path = os.fspath(path)
     if not overwrite and osp.exists(path):
         raise FileExistsError(f'{path} exists; refusing to overwrite it')
-    directory, tmp = _filled_temporary(path, data, encoding, fsync)
+    directory, tmp, guard = _filled_temporary(path, data, encoding, fsync)
     try:
         if overwrite:
             os.replace(tmp, path)
@@ -67,6 +69,8 @@ def atomic_write(data: Union[bytes, str, Callable[[BinaryIO], None]],
         if osp.exists(tmp):
             os.remove(tmp)
         raise
+    finally:
+        _release(guard)
     if fsync:
         fsync_directory(directory)
 
@@ -95,6 +99,104 @@ def fsync_directory(directory: Union[str, Path]) -> None:
 _NAME_MAX = 255
 
 
+#: The names :func:`_create_temporary` gives (8 random characters; mkstemp's, before), not
+#: any hidden ``.tmp`` file a user or another tool keeps.
+TEMPORARY_NAME = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp\Z')
+
+
+def stale_temporaries(directory: str) -> List[str]:
+    """The temporaries of atomic writes in ``directory`` that no running write holds: left by
+    a killed one (a half-written prediction file can be gigabytes).
+
+    A write holds its temporary's ``flock`` until the file has its name
+    (:func:`_lock_temporary`); one whose lock is free is a leftover. Where there is no flock,
+    none is named (a running write cannot be told from a dead one there).
+
+    Args:
+        directory (str): The folder (nothing for one that does not exist).
+
+    Returns:
+        list[str]: The paths, sorted.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    if not osp.isdir(directory):
+        return []
+    stale = []
+    for name in sorted(os.listdir(directory)):
+        path = osp.join(directory, name)
+        if not TEMPORARY_NAME.match(name) or not osp.isfile(path):
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # renamed or removed meanwhile
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a write in progress (or no flock on this file system)
+            continue
+        finally:
+            os.close(fd)  # also drops the lock just taken
+        stale.append(path)
+    return stale
+
+
+def remove_stale_temporaries(directory: str) -> List[str]:
+    """Delete :func:`stale_temporaries` of ``directory``; return them (for the caller to name
+    in one line)."""
+    removed = []
+    for path in stale_temporaries(directory):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def locked_temporary(path: str) -> Iterator[Tuple[str, BinaryIO]]:
+    """A new hidden temporary beside ``path``, open for writing and held as a running write
+    (:func:`stale_temporaries` never names it); removed at the end unless the caller moved
+    it to its final name meanwhile. For a writer that needs the complete file before it can
+    name it (``publish_model.py`` names it by its hash).
+
+    Yields:
+        tuple: (the temporary's path, its open binary file).
+    """
+    directory = osp.dirname(osp.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = _create_temporary(directory, osp.basename(path))
+    guard = _lock_temporary(tmp)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            yield tmp, f
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+        _release(guard)
+
+
+def removed_leftovers_note(*folders: Optional[str]) -> Optional[str]:
+    """Remove the :func:`stale_temporaries` of ``folders`` (None entries skipped) and say so
+    in one line, or None when there were none: for the tools, at the start of a run that
+    writes into those folders (a killed run's half-written file would otherwise stay hidden
+    there for good)."""
+    removed = []
+    for folder in dict.fromkeys(f for f in folders if f):
+        sizes = {}
+        for path in stale_temporaries(folder):
+            with contextlib.suppress(OSError):
+                sizes[path] = os.path.getsize(path)
+        removed += [(p, sizes[p]) for p in remove_stale_temporaries(folder) if p in sizes]
+    if not removed:
+        return None
+    listed = ', '.join(f'{p} ({n / 2**20:.1f} MiB)' for p, n in removed[:5])
+    more = f' and {len(removed) - 5} more' if len(removed) > 5 else ''
+    return (f'Removed {len(removed)} temporary file(s) left by an interrupted write: '
+            f'{listed}{more}')
+
+
 def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
     """Create a new ``.<name>.<random>.tmp`` in ``directory``; return its descriptor and path.
 
@@ -116,16 +218,42 @@ def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
     raise FileExistsError(f'no free temporary name for {name} in {directory}')
 
 
+def _lock_temporary(tmp: str) -> Optional[int]:
+    """Hold an exclusive ``flock`` on the temporary ``tmp`` (through a descriptor of its own,
+    returned; close it once the file has its final name), so that
+    :func:`stale_temporaries` can tell it from the leftover of a killed write. None where
+    there is no flock (Windows, some network file systems)."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    guard = os.open(tmp, os.O_RDONLY)
+    try:
+        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(guard)
+        return None
+    return guard
+
+
+def _release(guard: Optional[int]) -> None:
+    if guard is not None:
+        os.close(guard)
+
+
 def _filled_temporary(path: str, data: Union[bytes, str, Callable[[BinaryIO], None]],
-                      encoding: str, fsync: bool) -> Tuple[str, str]:
+                      encoding: str, fsync: bool) -> Tuple[str, str, Optional[int]]:
     """A new temporary file beside ``path`` holding ``data`` (as :func:`atomic_write` takes
-    it), its blocks flushed to disk first with ``fsync``; return its folder and its path.
-    ``path``'s folder is created if missing; a failed write leaves no temporary behind."""
+    it), its blocks flushed to disk first with ``fsync``; return its folder, its path and the
+    descriptor of its lock (:func:`_lock_temporary`, for the caller to release after the
+    rename). ``path``'s folder is created if missing; a failed write leaves no temporary
+    behind."""
     if isinstance(data, str):
         data = data.encode(encoding)
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = _create_temporary(directory, osp.basename(path))
+    guard = _lock_temporary(tmp)
     try:
         with os.fdopen(fd, 'wb') as f:
             if callable(data):
@@ -138,8 +266,9 @@ def _filled_temporary(path: str, data: Union[bytes, str, Callable[[BinaryIO], No
     except BaseException:
         if osp.exists(tmp):
             os.remove(tmp)
+        _release(guard)
         raise
-    return directory, tmp
+    return directory, tmp, guard
 
 
 def move_exclusive(tmp: str, path: str, fsync: bool = True) -> None:
@@ -198,7 +327,7 @@ def write_first_free(data: Union[bytes, str, Callable[[BinaryIO], None]],
     """
     path = os.fspath(path)
     root, ext = osp.splitext(path)
-    _, tmp = _filled_temporary(path, data, encoding, fsync)
+    _, tmp, guard = _filled_temporary(path, data, encoding, fsync)
     try:
         for k in range(first_suffix, 10000):
             candidate = path if k == 0 else f'{root}_{k}{ext}'
@@ -210,6 +339,7 @@ def write_first_free(data: Union[bytes, str, Callable[[BinaryIO], None]],
     finally:
         if osp.exists(tmp):
             os.remove(tmp)
+        _release(guard)
     raise FileExistsError(f'{path} and {root}_<k>{ext} up to k = 9999 exist; '
                           'refusing to overwrite them')
 

@@ -69,7 +69,14 @@ def test_the_counts_give_the_runs_miou(tiny_predictions, tmp_path, capsys):
     # never over existing files unless asked
     status, _, err = run([tiny_predictions.config, tiny_predictions.predictions, str(out)],
                          capsys)
-    assert status == 2 and 'confusion_matrix_semseg.npy exists' in err
+    assert status == 2 and 'confusion_matrix_semseg.npy exists;' in err
+    # a run killed between its two files: said so (it read as a finished earlier run)
+    (out / 'confusion_matrix_semseg.png').unlink()
+    status, _, err = run([tiny_predictions.config, tiny_predictions.predictions, str(out)],
+                         capsys)
+    assert status == 2 and (f'confusion_matrix_semseg.npy exists but '
+                            f'{out / "confusion_matrix_semseg.png"} does not (a run stopped '
+                            'between the two?); choose another SAVE_DIR or pass --force') in err
     assert run([tiny_predictions.config, tiny_predictions.predictions, str(out), '--force'],
                capsys)[0] == 0
 

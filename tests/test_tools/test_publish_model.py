@@ -74,3 +74,19 @@ def test_files_beside_the_release_are_never_touched(tool, tmp_path, force, monke
     assert mine.read_bytes() == b'my own file'
     assert sorted(os.listdir(tmp_path)) == sorted(
         ['iter_50000.pth', 'model.unhashed.pth', osp.basename(final)])
+
+
+def test_a_killed_runs_temporary_is_removed_and_named(tool, tmp_path, capsys):
+    # SIGKILL while writing left .model.unhashed.pth.<8>.tmp (a release's size) for good
+    from mmmt.utils.fileio import _create_temporary
+    src = str(tmp_path / 'iter_50000.pth')
+    training_checkpoint(src)
+    fd, left = _create_temporary(str(tmp_path), 'model.unhashed.pth')
+    os.write(fd, b'half a release')
+    os.close(fd)  # as a killed process leaves it: no lock held
+    (tmp_path / '.notes.tmp').write_text('mine')  # not a temporary of mmmt's
+    final = tool.main([src, str(tmp_path / 'model.pth')])
+    assert (f'Removed 1 temporary file(s) left by an interrupted write: {left} (0.0 MiB)'
+            in capsys.readouterr().out)
+    assert sorted(os.listdir(tmp_path)) == sorted(['.notes.tmp', 'iter_50000.pth',
+                                                   osp.basename(final)])

@@ -232,3 +232,36 @@ def test_sample_ids_that_would_leave_their_folder():
     with pytest.raises(UserInputError, match=r"^sample id '\.\./x' has a '\.\.' part: an output "
                                              r'file named after it would not lie inside out$'):
         path_in_folder('out', '../x', '.png')
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='flock: POSIX')
+def test_a_temporary_being_written_is_not_stale_and_a_killed_ones_is(tmp_path):
+    """A killed test.py --out left a half-written hidden .p.pkl.<8>.tmp that no re-run
+    removed; a temporary of a running write must never be taken for one."""
+    import subprocess
+    import sys
+
+    from mmmt.utils.fileio import removed_leftovers_note, stale_temporaries
+    writer = ('import sys, time\nfrom mmmt.utils.fileio import atomic_write\n'
+              'def slow(f):\n    f.write(b"half")\n    f.flush()\n'
+              '    print("writing", flush=True)\n    time.sleep(60)\n'
+              'atomic_write(slow, sys.argv[1])\n')
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    child = subprocess.Popen([sys.executable, '-c', writer, str(tmp_path / 'p.pkl')], cwd=repo,
+                             stdout=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONPATH=repo))
+    try:
+        assert child.stdout.readline().strip() == 'writing'
+        (tmp, ) = [str(tmp_path / n) for n in os.listdir(tmp_path)]
+        assert osp.basename(tmp).startswith('.p.pkl.') and tmp.endswith('.tmp')
+        assert stale_temporaries(str(tmp_path)) == []  # held by the running write
+        assert removed_leftovers_note(str(tmp_path)) is None and osp.exists(tmp)
+    finally:
+        child.kill()
+        child.wait()
+    assert stale_temporaries(str(tmp_path)) == [tmp]
+    assert removed_leftovers_note(str(tmp_path), None) == (
+        f'Removed 1 temporary file(s) left by an interrupted write: {tmp} (0.0 MiB)')
+    assert os.listdir(tmp_path) == []
+    atomic_write(b'whole', tmp_path / 'p.pkl')  # a complete write leaves no temporary
+    assert os.listdir(tmp_path) == ['p.pkl']

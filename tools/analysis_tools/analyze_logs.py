@@ -74,7 +74,7 @@ def plot_curve(args) -> None:
     matplotlib.use('Agg')  # no display needed
     import matplotlib.pyplot as plt
 
-    from mmmt.utils.fileio import atomic_write
+    from mmmt.utils.fileio import atomic_write, removed_leftovers_note
     if osp.exists(args.out) and not args.force:
         raise SystemExit(f'{args.out} exists; pass --force to overwrite it')
     logs = [load_log(p) for p in args.logs]
@@ -106,6 +106,9 @@ def plot_curve(args) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format=osp.splitext(args.out)[1][1:] or 'png', dpi=100)
     plt.close(fig)
+    note = removed_leftovers_note(osp.dirname(osp.abspath(args.out)))
+    if note:
+        print(note)
     try:  # not a plain replace: the file may have appeared since the check above
         atomic_write(buffer.getvalue(), args.out, overwrite=args.force)
     except FileExistsError:

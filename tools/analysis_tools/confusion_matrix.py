@@ -126,11 +126,14 @@ def main(argv=None) -> int:
         raise UserInputError(f'SAVE_DIR: {problem}')
     existing = [f for f in outputs if osp.exists(f)]
     if existing and not args.force:
-        raise UserInputError(f'{existing[0]} exists; choose another SAVE_DIR or pass --force')
+        half = (f' but {[f for f in outputs if f not in existing][0]} does not (a run '
+                'stopped between the two?)') if len(existing) < len(outputs) else ''
+        raise UserInputError(f'{existing[0]} exists{half}; choose another SAVE_DIR or pass '
+                             '--force')
     check_config_file(args.config)  # before the slow imports below
     from mmmt.structures import IGNORE_INDEX, TASKS
     from mmmt.utils.analysis import predictions_and_test_dataset, samples_with_predictions
-    from mmmt.utils.fileio import atomic_write
+    from mmmt.utils.fileio import atomic_write, removed_leftovers_note
     cfg, records, dataset = predictions_and_test_dataset(args.config, args.predictions,
                                                          args.cfg_options, args.data_root)
     spec = TASKS.get(args.task)
@@ -157,6 +160,9 @@ def main(argv=None) -> int:
             raise UserInputError(f'{sample.img_path}: {e}') from e
     title = args.title or f'{args.task}: {osp.basename(args.predictions)}'
     fig = plot_confusion(counts, names, title, args.cmap)
+    note = removed_leftovers_note(osp.dirname(osp.abspath(outputs[0])))
+    if note:
+        print(note)
     atomic_write(lambda f: np.save(f, counts), outputs[0], overwrite=args.force)
     atomic_write(lambda f: fig.savefig(f, format='png', dpi=150), outputs[1],
                  overwrite=args.force)

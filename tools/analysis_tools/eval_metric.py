@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     from mmengine.evaluator import Evaluator
 
     from mmmt.utils.analysis import predictions_and_test_dataset, samples_with_predictions
-    from mmmt.utils.fileio import atomic_write
+    from mmmt.utils.fileio import atomic_write, removed_leftovers_note
     cfg, records, dataset = predictions_and_test_dataset(args.config, args.predictions,
                                                          args.cfg_options, args.data_root)
     if not cfg.get('test_evaluator'):
@@ -73,6 +73,9 @@ def main(argv=None) -> int:
     for key, value in metrics.items():
         print(f'{key:<{width}}  {value:.4f}' if isinstance(value, float) else f'{key}  {value}')
     if args.out is not None:
+        note = removed_leftovers_note(osp.dirname(osp.abspath(args.out)))
+        if note:
+            print(note)
         atomic_write(json.dumps(metrics) + '\n', args.out, overwrite=args.force)
         print(f'metrics written to {args.out}')
     return 0

@@ -16,9 +16,8 @@ import argparse
 import hashlib
 import os
 import os.path as osp
-import tempfile
 
-from mmmt.utils.converters import check_destination, load_source, save_atomic
+from mmmt.utils.converters import check_destination, load_source
 from mmmt.utils.errors import run_main
 
 #: Entries of an mmengine checkpoint that a release keeps; everything else is training state.
@@ -51,7 +50,8 @@ def main(argv=None) -> str:
     args = parse_args(argv)
     import torch  # after parsing: --help answers at once
 
-    from mmmt.utils.fileio import fsync_directory, move_exclusive, output_path_problem
+    from mmmt.utils.fileio import (fsync_directory, locked_temporary, move_exclusive,
+                                   output_path_problem, removed_leftovers_note)
     problem = output_path_problem(args.dst)  # before reading a 1.2 GB checkpoint
     if problem:
         raise SystemExit(problem)
@@ -64,12 +64,13 @@ def main(argv=None) -> str:
     # exists), unique so that no file of the user's is ever replaced or removed
     stem = args.dst[:-len('.pth')]
     folder = osp.dirname(osp.abspath(args.dst))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{osp.basename(stem)}.', suffix='.unhashed.pth',
-                               dir=folder)
-    os.close(fd)
-    try:
-        save_atomic(release, tmp, force=True)  # our own empty file
+    note = removed_leftovers_note(folder)  # e.g. of a publish_model.py killed while writing
+    if note:
+        print(note)
+    with locked_temporary(f'{stem}.unhashed.pth') as (tmp, f):
+        torch.save(release, f)
+        f.flush()
+        os.fsync(f.fileno())
         final = f'{stem}-{sha256_of(tmp)[:8]}.pth'
         check_destination(final, args.force)
         if args.force:
@@ -80,9 +81,6 @@ def main(argv=None) -> str:
                 move_exclusive(tmp, final)
             except FileExistsError:  # appeared meanwhile
                 check_destination(final, False)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     # floating-point tensors only: integer buffers (Swin's relative_position_index) are not
     # weights, and counting them would disagree with get_flops and the README
     num = sum(v.numel() for v in release['state_dict'].values()

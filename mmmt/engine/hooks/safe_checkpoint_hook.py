@@ -21,7 +21,6 @@ import functools
 import inspect
 import os
 import os.path as osp
-import re
 from typing import Dict, List, Optional
 
 from mmengine.dist import is_main_process
@@ -34,7 +33,7 @@ from mmmt.registry import HOOKS
 from mmmt.utils.checkpoint import (ABANDONED_RECORD, describe_non_finite, later_checkpoints,
                                    non_finite_tensors, record_abandoned_checkpoints)
 from mmmt.utils.errors import UserInputError, did_you_mean, is_int, name_some
-from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write
+from mmmt.utils.fileio import ATOMIC_BACKEND, atomic_write, remove_stale_temporaries
 
 __all__ = ['SafeCheckpointHook', 'remove_stale_temporaries', 'lock_work_dir', 'unlock_work_dir',
            'check_work_dir_unlocked']
@@ -139,26 +138,6 @@ def unlock_work_dir(directory: str) -> None:
 
 
 #: Names of :func:`~mmmt.utils.atomic_write`'s temporary files: ``.<name>.<8 random>.tmp``.
-_TEMPORARY = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp\Z')
-
-
-def remove_stale_temporaries(directory: str) -> List[str]:
-    """Delete the temporary files (``.<name>.<random>.tmp``) of interrupted atomic writes.
-
-    Only call it when no other process writes into ``directory`` (at the start of a run).
-
-    Returns:
-        list[str]: The removed files.
-    """
-    # only the names atomic_write gives (8 random characters; mkstemp's before), not any
-    # hidden .tmp file a user or another tool keeps there
-    stale = sorted(osp.join(directory, name) for name in os.listdir(directory)
-                   if _TEMPORARY.match(name) and osp.isfile(osp.join(directory, name)))
-    for path in stale:
-        os.remove(path)
-    return stale
-
-
 def _best_info(message_hub) -> dict:
     """The ``best_score*``/``best_ckpt*`` entries mmengine's save_best keeps in the hub."""
     return {key: value for key, value in message_hub.runtime_info.items()
