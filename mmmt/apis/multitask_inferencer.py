@@ -230,7 +230,6 @@ class _InferencePipeline:
         return self.transforms(results), img
 
 
-@INFERENCERS.register_module()
 def _config_of_model_name(name: str) -> str:
     """The config file of the model-index.yml model ``name`` (as OpenMMLab inferencers take
     model names), or an error naming the closest names."""
@@ -244,6 +243,7 @@ def _config_of_model_name(name: str) -> str:
         + (f'; {hint}' if hint else ''))
 
 
+@INFERENCERS.register_module()
 class MultiTaskInferencer(BaseInferencer):
     """Dense multi-task predictions for images of any size and format.
 

@@ -50,3 +50,11 @@ def test_the_inferencer_takes_model_names():
             "'mtmamba_swin-l_8xb1-50k_nyudv2-448x567' is neither a config file nor a model "
             "name of model-index.yml; did you mean 'mtmamba_swin-l_8xb1-50k_nyudv2-448x576'?")):
         MultiTaskInferencer('mtmamba_swin-l_8xb1-50k_nyudv2-448x567')
+
+
+def test_the_inferencer_is_registered_under_its_name():
+    # a helper put between the decorator and the class took its place in the registry
+    import mmmt.apis
+    from mmmt.registry import INFERENCERS
+    assert INFERENCERS.get('MultiTaskInferencer') is mmmt.apis.MultiTaskInferencer
+    assert sorted(INFERENCERS.module_dict) == ['MultiTaskInferencer']
