@@ -133,10 +133,10 @@ def main(argv=None):
     from mmmt.utils.fileio import removed_leftovers_note
 
     # a killed run's half-written --out (gigabytes at full test-set size) or picture
-    note = removed_leftovers_note(
-        cfg.work_dir, args.out and osp.dirname(osp.abspath(args.out)),
-        args.show_dir and osp.join(args.show_dir, 'vis_data', 'vis_image'))
-    if note:
+    notes = [removed_leftovers_note(cfg.work_dir,
+                                    args.out and osp.dirname(osp.abspath(args.out))),
+             removed_leftovers_note(args.show_dir, recursive=True)]  # <city>/<id> pictures
+    for note in filter(None, notes):
         print(note)
     runner = build_runner(cfg, 'testing')
     try:

@@ -526,7 +526,8 @@ class MultiTaskInferencer(BaseInferencer):
                     f'{len(taken)} output file(s) exist: {", ".join(taken[:5])}{more}; choose '
                     'another out_dir or pass overwrite=True (image_demo.py: --force)')
         if out_dir:  # a killed run's half-written outputs
-            note = removed_leftovers_note(osp.join(out_dir, 'vis'), osp.join(out_dir, 'pred'))
+            note = removed_leftovers_note(osp.join(out_dir, 'vis'), osp.join(out_dir, 'pred'),
+                                          recursive=True)
             if note:
                 print_log(note, logger='current')
         batches = self.preprocess(items, batch_size=batch_size)

@@ -104,16 +104,57 @@ _NAME_MAX = 255
 TEMPORARY_NAME = re.compile(r'\..+\.[a-z0-9_]{8}\.tmp\Z')
 
 
-def stale_temporaries(directory: str) -> List[str]:
+def _temporaries(directory: str, recursive: bool) -> List[str]:
+    """The files of ``directory`` (and with ``recursive`` its sub-folders) named as
+    :func:`_create_temporary` names them, sorted."""
+    if not osp.isdir(directory):
+        return []
+    walk = os.walk(directory) if recursive else [(directory, [], os.listdir(directory))]
+    return sorted(osp.join(root, name) for root, _, names in walk for name in names
+                  if TEMPORARY_NAME.match(name) and osp.isfile(osp.join(root, name)))
+
+
+def _remove_if_stale(path: str) -> Optional[int]:
+    """Remove the temporary ``path`` if no write holds it; return its size, or None when it
+    is kept (held, gone, or no flock here).
+
+    Removed while this holds its lock: a writer that has just created it and waits for the
+    lock (:func:`_create_locked_temporary`) then finds its name gone and takes another.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # renamed or removed meanwhile
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = os.fstat(fd)
+        if not osp.samestat(held, os.stat(path)):
+            return None  # another file under the name now
+        os.remove(path)
+        return held.st_size
+    except OSError:  # held: a write in progress (or no flock on this file system)
+        return None
+    finally:
+        os.close(fd)  # also drops the lock
+
+
+def stale_temporaries(directory: str, recursive: bool = False) -> List[str]:
     """The temporaries of atomic writes in ``directory`` that no running write holds: left by
-    a killed one (a half-written prediction file can be gigabytes).
+    a killed one (a half-written prediction file can be gigabytes). For a look only: what
+    removes them is :func:`remove_stale_temporaries`, which decides under the lock.
 
     A write holds its temporary's ``flock`` until the file has its name
-    (:func:`_lock_temporary`); one whose lock is free is a leftover. Where there is no flock,
-    none is named (a running write cannot be told from a dead one there).
+    (:func:`_create_locked_temporary`); one whose lock is free is a leftover (or, for an
+    instant, one whose writer is about to lock it). Where there is no flock, none is named
+    (a running write cannot be told from a dead one there).
 
     Args:
         directory (str): The folder (nothing for one that does not exist).
+        recursive (bool): Look into its sub-folders too. Defaults to False.
 
     Returns:
         list[str]: The paths, sorted.
@@ -122,52 +163,55 @@ def stale_temporaries(directory: str) -> List[str]:
         import fcntl
     except ImportError:
         return []
-    if not osp.isdir(directory):
-        return []
     stale = []
-    for name in sorted(os.listdir(directory)):
-        path = osp.join(directory, name)
-        if not TEMPORARY_NAME.match(name) or not osp.isfile(path):
-            continue
+    for path in _temporaries(directory, recursive):
         try:
             fd = os.open(path, os.O_RDONLY)
-        except OSError:  # renamed or removed meanwhile
+        except OSError:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:  # held: a write in progress (or no flock on this file system)
-            continue
+            stale.append(path)
+        except OSError:
+            pass
         finally:
-            os.close(fd)  # also drops the lock just taken
-        stale.append(path)
+            os.close(fd)
     return stale
 
 
-def remove_stale_temporaries(directory: str) -> List[str]:
-    """Delete :func:`stale_temporaries` of ``directory``; return them (for the caller to name
-    in one line)."""
+def _removed_stale(directory: str, recursive: bool) -> List[Tuple[str, int]]:
     removed = []
-    for path in stale_temporaries(directory):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(path)
-            removed.append(path)
+    for path in _temporaries(directory, recursive):
+        size = _remove_if_stale(path)
+        if size is not None:
+            removed.append((path, size))
     return removed
+
+
+def remove_stale_temporaries(directory: str, recursive: bool = False) -> List[str]:
+    """Delete the temporaries of ``directory`` that no running write holds (see
+    :func:`stale_temporaries`); return them (for the caller to name in one line).
+
+    Args:
+        directory (str): The folder (nothing for one that does not exist).
+        recursive (bool): Its sub-folders too. Defaults to False.
+    """
+    return [path for path, _ in _removed_stale(directory, recursive)]
 
 
 @contextlib.contextmanager
 def locked_temporary(path: str) -> Iterator[Tuple[str, BinaryIO]]:
     """A new hidden temporary beside ``path``, open for writing and held as a running write
-    (:func:`stale_temporaries` never names it); removed at the end unless the caller moved
-    it to its final name meanwhile. For a writer that needs the complete file before it can
-    name it (``publish_model.py`` names it by its hash).
+    (never taken for a leftover); removed at the end unless the caller moved it to its final
+    name meanwhile. For a writer that needs the complete file before it can name it
+    (``publish_model.py`` names it by its hash).
 
     Yields:
         tuple: (the temporary's path, its open binary file).
     """
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_temporary(directory, osp.basename(path))
-    guard = _lock_temporary(tmp)
+    fd, tmp, guard = _create_locked_temporary(directory, osp.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
             yield tmp, f
@@ -177,18 +221,20 @@ def locked_temporary(path: str) -> Iterator[Tuple[str, BinaryIO]]:
         _release(guard)
 
 
-def removed_leftovers_note(*folders: Optional[str]) -> Optional[str]:
-    """Remove the :func:`stale_temporaries` of ``folders`` (None entries skipped) and say so
-    in one line, or None when there were none: for the tools, at the start of a run that
-    writes into those folders (a killed run's half-written file would otherwise stay hidden
-    there for good)."""
+def removed_leftovers_note(*folders: Optional[str], recursive: bool = False) -> Optional[str]:
+    """Remove the temporaries no running write holds in ``folders`` (None entries skipped)
+    and say so in one line, or None when there were none: for the tools, at the start of a
+    run that writes into those folders (a killed run's half-written file would otherwise stay
+    hidden there for good).
+
+    Args:
+        *folders (str, optional): The folders.
+        recursive (bool): Their sub-folders too (pictures named ``<city>/<id>``). Defaults
+            to False.
+    """
     removed = []
     for folder in dict.fromkeys(f for f in folders if f):
-        sizes = {}
-        for path in stale_temporaries(folder):
-            with contextlib.suppress(OSError):
-                sizes[path] = os.path.getsize(path)
-        removed += [(p, sizes[p]) for p in remove_stale_temporaries(folder) if p in sizes]
+        removed += _removed_stale(folder, recursive)
     if not removed:
         return None
     listed = ', '.join(f'{p} ({n / 2**20:.1f} MiB)' for p, n in removed[:5])
@@ -219,21 +265,48 @@ def _create_temporary(directory: str, name: str) -> Tuple[int, str]:
 
 
 def _lock_temporary(tmp: str) -> Optional[int]:
-    """Hold an exclusive ``flock`` on the temporary ``tmp`` (through a descriptor of its own,
-    returned; close it once the file has its final name), so that
-    :func:`stale_temporaries` can tell it from the leftover of a killed write. None where
-    there is no flock (Windows, some network file systems)."""
+    """An exclusive ``flock`` on the temporary ``tmp`` through a descriptor of its own
+    (returned: close it once the file has its final name), waiting for a leftover check that
+    holds it for an instant; None where there is no flock (Windows, some network file
+    systems), or when ``tmp`` is gone (that check removed it)."""
     try:
         import fcntl
     except ImportError:
         return None
-    guard = os.open(tmp, os.O_RDONLY)
+    guard = os.open(tmp, os.O_RDONLY)  # FileNotFoundError: removed as a leftover
     try:
-        fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(guard, fcntl.LOCK_EX)
     except OSError:
         os.close(guard)
         return None
     return guard
+
+
+def _create_locked_temporary(directory: str, name: str) -> Tuple[int, str, Optional[int]]:
+    """:func:`_create_temporary` with its lock held (:func:`_lock_temporary`): the write's
+    descriptor, the path and the lock's descriptor (None without flock).
+
+    The file exists for an instant before it is locked; a leftover check in that instant
+    removes it (under its own lock), so the name is checked to be still this file once
+    locked, and a new one is taken if not.
+    """
+    for _ in range(100):
+        fd, tmp = _create_temporary(directory, name)
+        try:
+            guard = _lock_temporary(tmp)
+            if guard is None:
+                return fd, tmp, None
+            try:
+                if osp.samestat(os.fstat(guard), os.stat(tmp)):
+                    return fd, tmp, guard
+            except FileNotFoundError:
+                pass
+            os.close(guard)
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # removed as a leftover before it was locked: another one
+    raise OSError(f'could not keep a temporary file for {name} in {directory} (removed '
+                  'each time as a leftover: is something deleting hidden files there?)')
 
 
 def _release(guard: Optional[int]) -> None:
@@ -252,8 +325,7 @@ def _filled_temporary(path: str, data: Union[bytes, str, Callable[[BinaryIO], No
         data = data.encode(encoding)
     directory = osp.dirname(osp.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_temporary(directory, osp.basename(path))
-    guard = _lock_temporary(tmp)
+    fd, tmp, guard = _create_locked_temporary(directory, osp.basename(path))
     try:
         with os.fdopen(fd, 'wb') as f:
             if callable(data):

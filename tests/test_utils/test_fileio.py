@@ -265,3 +265,25 @@ def test_a_temporary_being_written_is_not_stale_and_a_killed_ones_is(tmp_path):
     assert os.listdir(tmp_path) == []
     atomic_write(b'whole', tmp_path / 'p.pkl')  # a complete write leaves no temporary
     assert os.listdir(tmp_path) == ['p.pkl']
+
+
+@pytest.mark.skipif(not hasattr(os, 'fork'), reason='flock: POSIX')
+def test_a_leftover_check_between_creating_and_locking_a_temporary_loses_no_write(
+        tmp_path, monkeypatch):
+    """The temporary exists an instant before its writer locks it: a leftover check (test.py
+    starting in a training's work dir) in that instant removed it, and the checkpoint save
+    failed with FileNotFoundError at its rename (389 of 123,053 writes of two racing loops)."""
+    import mmmt.utils.fileio as fileio
+    lock = fileio._lock_temporary
+    checks = []
+
+    def check_first(tmp):
+        if not checks:  # the other process's check, at the worst moment
+            checks.append(fileio.remove_stale_temporaries(str(tmp_path)))
+        return lock(tmp)
+
+    monkeypatch.setattr(fileio, '_lock_temporary', check_first)
+    fileio.atomic_write(b'whole', tmp_path / 'iter_2.pth')
+    assert len(checks[0]) == 1 and osp.basename(checks[0][0]).startswith('.iter_2.pth.')
+    assert os.listdir(tmp_path) == ['iter_2.pth']
+    assert (tmp_path / 'iter_2.pth').read_bytes() == b'whole'
