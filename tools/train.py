@@ -111,7 +111,7 @@ def apply_options(cfg, args):
         from mmengine.logging import print_log
 
         from mmmt.utils import find_resume_checkpoint
-        latest, note = find_resume_checkpoint(cfg.work_dir)
+        latest, note = find_resume_checkpoint(cfg.work_dir, checkpoint_out_dir(cfg))
         if latest is None and cfg.get('load_from'):
             # nothing to resume yet (a re-queueable job's first start): the config's load_from
             # still gives the starting weights, as without --resume

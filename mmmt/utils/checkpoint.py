@@ -586,19 +586,23 @@ def record_abandoned_checkpoints(work_dir: str, paths: List[str]) -> None:
     atomic_write(json.dumps(record, indent=1) + '\n', osp.join(work_dir, ABANDONED_RECORD))
 
 
-def abandoned_checkpoints(work_dir: str) -> List[str]:
-    """The checkpoints recorded by :func:`record_abandoned_checkpoints` that are unchanged."""
+def _abandoned_record(work_dir: str) -> dict:
+    """The record :func:`record_abandoned_checkpoints` keeps: path -> identity."""
     import json
     record_file = osp.join(work_dir, ABANDONED_RECORD)
     if not osp.isfile(record_file):
-        return []
+        return {}
     try:
         with open(record_file, encoding='utf-8') as f:
-            record = json.load(f)
+            return json.load(f)
     except ValueError as e:
         raise CorruptCheckpointError(f'{record_file} is not the JSON record mmmt writes ({e}); '
                                      'delete it or repair it') from None
-    return sorted(p for p, identity in record.items()
+
+
+def abandoned_checkpoints(work_dir: str) -> List[str]:
+    """The checkpoints recorded by :func:`record_abandoned_checkpoints` that are unchanged."""
+    return sorted(p for p, identity in _abandoned_record(work_dir).items()
                   if osp.isfile(p) and _identity(p) == identity)
 
 
@@ -623,18 +627,31 @@ def _saved_after_the_pointer(pointer: str, named: str, work_dir: str) -> Optiona
     return next((p for p in later if is_complete_checkpoint(p)), None)
 
 
-def _copy_in_work_dir(named: str, work_dir: str) -> Optional[str]:
-    """``work_dir``'s file of ``named``'s name when ``named`` lies in another folder, is no
-    file of an abandoned branch, and ``work_dir`` has a file of that name; else None."""
-    if not named or osp.realpath(osp.dirname(osp.abspath(named))) == osp.realpath(work_dir):
+def _relocated(named: str, folder: str, work_dir: str) -> Optional[Tuple[str, set]]:
+    """For a pointer naming ``named`` in another folder than the checkpoint folder ``folder``
+    while ``folder`` holds a file of that name (a copied or moved work dir: mmengine writes
+    absolute paths): that file, and the checkpoints of ``folder`` that are copies of the
+    abandoned ones the record names in the original folder. Else None.
+
+    The record was copied with the files; their identities (inode, time) are the copy's, so
+    the copies are matched by name.
+    """
+    if not named or osp.realpath(osp.dirname(osp.abspath(named))) == osp.realpath(folder):
         return None
-    local = osp.join(work_dir, osp.basename(named))
-    if not osp.isfile(local) or osp.abspath(local) in set(abandoned_checkpoints(work_dir)):
+    local = osp.join(folder, osp.basename(named))
+    if not osp.isfile(local):
         return None
-    return local
+    original = osp.realpath(osp.dirname(osp.abspath(named)))
+    copied = {osp.abspath(osp.join(folder, osp.basename(p)))
+              for p in _abandoned_record(work_dir)
+              if osp.realpath(osp.dirname(p)) == original}
+    if osp.abspath(local) in copied | set(abandoned_checkpoints(work_dir)):
+        return None
+    return local, copied
 
 
-def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+def find_resume_checkpoint(work_dir: str, checkpoint_dir: Optional[str] = None
+                           ) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` continues from, and a note when it is not the usual one.
 
     Normally the file named in ``work_dir/last_checkpoint``. If that pointer is missing, empty
@@ -644,8 +661,13 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
     directory) is used instead, and the note says so; checkpoints of an abandoned branch
     (later ones that a resume of an earlier checkpoint left, see
     :func:`record_abandoned_checkpoints`) are never taken, and the note names them. A pointer
-    naming a file of another folder while ``work_dir`` holds one of that name (a copied or
-    moved work dir) resolves to ``work_dir``'s file, with a note.
+    naming a file of another folder than the checkpoint folder while that holds one of that
+    name (a copied or moved work dir) resolves to the folder's file, with a note.
+
+    Args:
+        work_dir (str): The work dir (``last_checkpoint``, the abandoned record).
+        checkpoint_dir (str, optional): Where the checkpoints are saved when not in the work
+            dir (``default_hooks.checkpoint.out_dir``: ``<out_dir>/<work dir name>``).
 
     Returns:
         tuple: (path or None when there is nothing to resume, note or None).
@@ -654,28 +676,30 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
         CorruptCheckpointError: There are checkpoints, but none is complete.
     """
     pointer = osp.join(work_dir, 'last_checkpoint')
-    named = ''
+    folder = checkpoint_dir or work_dir
+    named, copied_abandoned = '', set()
     if osp.isfile(pointer):
         with open(pointer, encoding='utf-8', errors='replace') as f:
             named = f.read().strip()
-        moved = _copy_in_work_dir(named, work_dir)
+        moved = _relocated(named, folder, work_dir)
         if moved is not None:
-            # a copied or moved work dir: its pointer still names the original folder's file
-            # (mmengine writes absolute paths), and resuming there took the original run's
-            # newer checkpoints once that run went on
-            named, relocated = moved, (f'--resume: {pointer} names {named}, in another folder '
-                                       f'(the work dir was copied or moved?); resuming from '
-                                       f"this work dir's {moved}")
-        else:
-            relocated = None
-        if named and is_complete_checkpoint(named):
+            # a copied or moved work dir: its pointer still names the original folder's file,
+            # and resuming there took the original run's newer checkpoints once that run went
+            # on. The copy's file times say nothing of the order of saves: taken as named.
+            local, copied_abandoned = moved
+            note = (f'--resume: {pointer} names {named}, in another folder (the work dir was '
+                    f"copied or moved?); resuming from this work dir's {local}")
+            if is_complete_checkpoint(local):
+                return local, note
+            named = local
+        if named and moved is None and is_complete_checkpoint(named):
             newer = _saved_after_the_pointer(pointer, named, work_dir)
             if newer is None:
-                return named, relocated
+                return named, None
             return newer, (f'--resume: {pointer} names {named}, but {newer} was saved after it '
                            '(the run stopped between saving it and updating the pointer); '
                            f'resuming from {newer}')
-    folders = dict.fromkeys([work_dir] + ([osp.dirname(named)] if named else []))
+    folders = dict.fromkeys([work_dir, folder] + ([osp.dirname(named)] if named else []))
     candidates = [p for d in folders if osp.isdir(d) for p in glob.glob(osp.join(d, '*.pth'))
                   if checkpoint_step(p)]
     candidates.sort(key=lambda p: (checkpoint_step(p)[1], osp.getmtime(p)), reverse=True)
@@ -689,7 +713,7 @@ def find_resume_checkpoint(work_dir: str) -> Tuple[Optional[str], Optional[str]]
         problem = f'names {named}, which does not exist'
     else:
         problem = f'names {named}, which is incomplete or damaged'
-    abandoned = set(abandoned_checkpoints(work_dir))
+    abandoned = set(abandoned_checkpoints(work_dir)) | copied_abandoned
     skipped = [p for p in candidates if osp.abspath(p) in abandoned]
     # the newest complete one: each check reads a whole file (3.7 GB for Swin-L), so older
     # ones are not read once it is found

@@ -308,7 +308,9 @@ def missing_checkpoint_message(path: str) -> str:
     if osp.isfile(pointer):
         with open(pointer, encoding='utf-8', errors='replace') as f:
             named = f.read().strip()
-        example = named if osp.isfile(named) else None
+        own = osp.join(path, osp.basename(named)) if named else ''
+        # the folder's own file first: a copied work dir's pointer names the original's
+        example = own if osp.isfile(own) else (named if osp.isfile(named) else None)
     if example is None:
         names = sorted(n for n in os.listdir(path) if n.endswith('.pth'))
         example = osp.join(path, names[0]) if names else None

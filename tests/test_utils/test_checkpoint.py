@@ -264,6 +264,42 @@ def test_a_copied_work_dir_resumes_from_its_own_checkpoints(tmp_path):
     assert find_resume_checkpoint(str(b))[0] == str(a / 'iter_4.pth')
 
 
+def test_a_copied_work_dir_keeps_its_abandoned_branch_abandoned(tmp_path):
+    """The original resumed iter_1 with --force and recorded iter_2, iter_3 as abandoned;
+    `cp -r` gave the copies new times and inodes, and the copy's --resume took its iter_3
+    ("saved after the pointer"). The record names the original's files: its copies count."""
+    import shutil
+
+    from mmmt.utils import CorruptCheckpointError, find_resume_checkpoint
+    from mmmt.utils.checkpoint import record_abandoned_checkpoints
+    a, b = tmp_path / 'a', tmp_path / 'b'
+    a.mkdir()
+    for step in (1, 2, 3):
+        torch.save({'state_dict': dict(w=torch.full((3, ), float(step)))}, a / f'iter_{step}.pth')
+    record_abandoned_checkpoints(str(a), [str(a / 'iter_2.pth'), str(a / 'iter_3.pth')])
+    (a / 'last_checkpoint').write_text(str(a / 'iter_1.pth'))
+    shutil.copytree(a, b, copy_function=shutil.copy)  # new file times, the pointer first
+    path, note = find_resume_checkpoint(str(b))
+    assert path == str(b / 'iter_1.pth') and 'in another folder' in note
+    (b / 'iter_1.pth').write_bytes(b'')  # and without it, no abandoned copy either
+    with pytest.raises(CorruptCheckpointError, match=r'no complete checkpoint .*of a training '
+                                                     r'abandoned'):
+        find_resume_checkpoint(str(b))
+
+
+def test_checkpoints_of_an_out_dir_are_not_taken_for_a_copy(tmp_path):
+    """default_hooks.checkpoint.out_dir: the pointer always names a file of another folder
+    (<out_dir>/<work dir name>); with an old iter_1000.pth of the work dir's own, --resume
+    took that one ("the work dir was copied or moved?")."""
+    from mmmt.utils import find_resume_checkpoint
+    work, ckpts = tmp_path / 'work_dirs' / 'exp', tmp_path / 'ckpts' / 'exp'
+    for folder, value in ((work, 1.0), (ckpts, 2.0)):
+        folder.mkdir(parents=True)
+        torch.save({'state_dict': dict(w=torch.full((3, ), value))}, folder / 'iter_1000.pth')
+    (work / 'last_checkpoint').write_text(str(ckpts / 'iter_1000.pth'))
+    assert find_resume_checkpoint(str(work), str(ckpts)) == (str(ckpts / 'iter_1000.pth'), None)
+
+
 def _records_read(monkeypatch) -> list:
     """The names of the files whose zip records are read (the CRC check; torch.load reads
     the archive with its own reader, not with zipfile)."""

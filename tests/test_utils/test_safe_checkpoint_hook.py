@@ -397,3 +397,24 @@ def test_a_new_training_over_old_checkpoints_never_falls_back_to_them(tmp_path):
     path, note = find_resume_checkpoint(work)
     assert path == osp.join(work, 'iter_1.pth')
     assert f'{work}/iter_3.pth' in note and 'of a training abandoned' in note
+
+
+def test_a_new_training_into_an_out_dir_abandons_the_work_dirs_own_checkpoints(tmp_path):
+    # checkpoints go to <out_dir>/exp now; the work dir's old ones (and its pointer to one)
+    # were left as they were: killed before its first save, --resume took the old training
+    work = tmp_path / 'work_dirs' / 'exp'
+    old = FakeRunner(str(work))
+    work.mkdir(parents=True)
+    hook = make_hook(old)
+    save(hook, old, 1000)
+    hook.after_run(old)
+    runner = FakeRunner(str(work))
+    hook = SafeCheckpointHook(interval=1, by_epoch=False, out_dir=str(tmp_path / 'ckpts'))
+    hook.before_train(runner)
+    assert not (work / 'last_checkpoint').exists()
+    path, note = find_resume_checkpoint(str(work), str(tmp_path / 'ckpts' / 'exp'))
+    assert path is None and note.endswith('training starts from scratch')
+    save(hook, runner, 1)
+    assert find_resume_checkpoint(str(work), str(tmp_path / 'ckpts' / 'exp')) == (
+        str(tmp_path / 'ckpts' / 'exp' / 'iter_1.pth'), None)
+    hook.after_run(runner)

@@ -320,8 +320,9 @@ class SafeCheckpointHook(CheckpointHook):
         if not isinstance(self.file_backend, LocalBackend):
             return
         kind = 'epoch' if self.by_epoch else 'iter'
-        later = [osp.join(self.out_dir, name)
-                 for name in later_checkpoints(self.out_dir, kind, step)]
+        # the work dir's too when checkpoints go to an out_dir: --resume falls back to both
+        later = [osp.join(folder, name) for folder in self._local_dirs(runner)
+                 for name in later_checkpoints(folder, kind, step)]
         if not later:
             return
         pointer = osp.join(runner.work_dir, 'last_checkpoint')
