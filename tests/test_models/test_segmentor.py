@@ -1,10 +1,12 @@
 import re
 
+import pytest
 import torch
 from mmengine.structures import PixelData
 
 from mmmt.registry import MODELS
 from mmmt.structures import MultiTaskDataSample
+from mmmt.utils.errors import UserInputError
 
 TINY_BACKBONE = dict(
     type='mmpretrain.SwinTransformer',
@@ -87,6 +89,29 @@ def test_predict_crops_padding_and_activates_each_task():
     assert torch.allclose(out.pred_edge.data, crop['edge'].sigmoid(), atol=1e-7)
     expected_sal = crop['sal'].softmax(0)[1:2]
     assert torch.allclose(out.pred_sal.data, expected_sal, atol=1e-6)
+
+
+def test_predict_undoes_every_mmcv_flip_direction():
+    model = tiny_model().eval()
+    logits = {'normals': torch.arange(3 * 2 * 3, dtype=torch.float).view(1, 3, 2, 3),
+              'depth': torch.arange(2 * 3, dtype=torch.float).view(1, 1, 2, 3)}
+    n, d = logits['normals'][0], logits['depth'][0]
+    expected = {  # flipped dims of the map; normals' x (channel 0) and y (channel 1) negated
+        'horizontal': (d.flip(2), n.flip(2) * torch.tensor([-1., 1, 1]).view(3, 1, 1)),
+        'vertical': (d.flip(1), n.flip(1) * torch.tensor([1., -1, 1]).view(3, 1, 1)),
+        'diagonal': (d.flip(1, 2), n.flip(1, 2) * torch.tensor([-1., -1, 1]).view(3, 1, 1))}
+    for direction, (depth, normals) in expected.items():
+        sample = MultiTaskDataSample(metainfo=dict(
+            ori_shape=(2, 3), img_padding_size=[0, 0, 0, 0], flip=True,
+            flip_direction=direction))
+        out = model.postprocess_result(logits, [sample])[0]
+        assert torch.equal(out.depth_logits.data, depth), direction
+        assert torch.equal(out.normals_logits.data, normals), direction
+    assert torch.equal(logits['normals'][0], n)  # the batch's logits are left alone
+    sample = MultiTaskDataSample(metainfo=dict(ori_shape=(2, 3), flip=True,
+                                               flip_direction='sideways'))
+    with pytest.raises(UserInputError, match="flip_direction 'sideways'.*diagonal"):
+        model.postprocess_result(logits, [sample])
 
 
 def test_preprocessor_pads_odd_sizes_and_records_padding():

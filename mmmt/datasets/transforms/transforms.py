@@ -170,10 +170,10 @@ class MultiTaskRandomCrop(MMSEG_RandomCrop):
 class MultiTaskRandomFlip(MMCV_RandomFlip):
     """mmcv's ``RandomFlip`` that also mirrors every ``seg_fields`` key and negates normals x.
 
-    Spec C.4 step 3: with probability ``prob`` everything is flipped left-right and channel 0
-    (x) of ``gt_normals`` is negated. Differs from mmcv's only in flipping all multi-task
-    label maps (mmcv knows ``gt_seg_map`` only) and in the sign change of the normals (of every
-    task whose definition has ``mirror_channels``).
+    As in the reference (docs/differences.md): with probability ``prob`` everything is
+    flipped left-right and channel 0 (x) of ``gt_normals`` is negated. Differs from mmcv's
+    only in flipping all multi-task label maps (mmcv knows ``gt_seg_map`` only) and in the sign
+    change of the normals (of every task whose definition has ``mirror_channels``).
 
     Args:
         prob (float): Flip probability. Defaults to 0.5.

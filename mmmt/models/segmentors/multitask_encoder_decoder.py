@@ -39,6 +39,24 @@ def activate(logits: Tensor, kind: str) -> Tensor:
     raise ValueError(f'unknown activation {kind!r}')
 
 
+# mmcv's RandomFlip directions: which (N, C, H, W) dims each one mirrors, and which vector
+# channels (0 = x, 1 = y) of a mirrored task (normals) change sign with them.
+_FLIP_DIMS = {'horizontal': ((3, ), (0, )), 'vertical': ((2, ), (1, )),
+              'diagonal': ((2, 3), (0, 1))}
+
+
+def _unflip(x: Tensor, direction: Optional[str], mirrored: bool) -> Tensor:
+    """Undo a test-time flip of (1, C, H, W) logits; ``mirrored`` negates x/y as the flip did."""
+    if direction not in _FLIP_DIMS:
+        raise UserInputError(f'a flipped sample has flip_direction {direction!r}; expected one '
+                             f'of {sorted(_FLIP_DIMS)} (mmcv RandomFlip)')
+    dims, channels = _FLIP_DIMS[direction]
+    x = x.flip(dims=dims)  # a copy, so negating below leaves the batch's logits alone
+    if mirrored:
+        x[:, list(channels)] *= -1
+    return x
+
+
 @MODELS.register_module()
 class MultiTaskEncoderDecoder(BaseSegmentor):
     """A shared backbone and a multi-task decode head.
@@ -191,11 +209,8 @@ class MultiTaskEncoderDecoder(BaseSegmentor):
                 _, _, height, width = logits.shape
                 x = logits[i:i + 1, :, top:height - bottom, left:width - right]
                 if meta.get('flip', False):
-                    direction = meta.get('flip_direction', 'horizontal')
-                    x = x.flip(dims=(3, ) if direction == 'horizontal' else (2, ))
-                    if t in self.mirrored_tasks:  # a mirrored image mirrors x (or y)
-                        x = x.clone()
-                        x[:, 0 if direction == 'horizontal' else 1] *= -1
+                    x = _unflip(x, meta.get('flip_direction', 'horizontal'),
+                                t in self.mirrored_tasks)
                 ori_shape = tuple(meta.get('ori_shape', x.shape[2:]))[:2]
                 if tuple(x.shape[2:]) != ori_shape:
                     x = F.interpolate(x, size=ori_shape, mode='bilinear',
