@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mmmt.apis import list_images, read_image_rgb, to_rgb_uint8
+from mmmt.apis import list_images, pil_to_rgb, read_image_rgb, to_rgb_uint8
 
 
 @pytest.fixture
@@ -140,3 +140,21 @@ def test_pil_images_are_converted_like_files(tmp_path, rgb):
     assert pil_to_rgb(Image.open(tmp_path / 'r.jpg')).shape == (34, 21, 3)  # as displayed
     np.testing.assert_array_equal(pil_to_rgb(Image.fromarray(rgb[..., 0])),
                                   np.repeat(rgb[..., :1], 3, axis=2))
+
+
+def test_gray_alpha_keeps_gray_and_floats_round():
+    """(H, W, 2) keeps channel 0 (gray, not alpha); floats round to nearest."""
+    ga = np.array([[[10, 200], [20, 0]]], np.uint8)
+    np.testing.assert_array_equal(to_rgb_uint8(ga)[0, :, 0], [10, 20])
+    f = np.array([[100.6, 2.5, 254.7]], np.float32)
+    np.testing.assert_array_equal(to_rgb_uint8(f)[0, :, 0], [101, 2, 255])
+
+
+def test_zero_width_image_is_rejected():
+    with pytest.raises(ValueError, match='empty image'):
+        to_rgb_uint8(np.zeros((3, 0), np.uint8))
+
+
+def test_32_bit_mode_i_is_scaled_to_its_range():
+    im = Image.fromarray(np.array([[0, 65536, 131072]], np.int32), mode='I')
+    np.testing.assert_array_equal(pil_to_rgb(im)[0, :, 0], [0, 127, 255])
