@@ -32,6 +32,29 @@ def test_atomic_write_refuses_to_overwrite_when_asked(tmp_path):
     assert os.listdir(tmp_path) == ['keep.txt']
 
 
+def test_no_overwrite_also_keeps_a_file_that_appears_while_writing(tmp_path):
+    path = tmp_path / 'out.png'
+
+    def other_run_writes_first(f):
+        path.write_bytes(b'other run')  # the name is taken after the first check
+        f.write(b'this run')
+
+    with pytest.raises(FileExistsError, match='out.png'):
+        atomic_write(other_run_writes_first, path, overwrite=False)
+    assert path.read_bytes() == b'other run'
+    assert os.listdir(tmp_path) == ['out.png']
+
+
+def test_a_failing_writer_leaves_no_temporary(tmp_path):
+    def fail(f):
+        f.write(b'half')
+        raise ValueError('encoder failed')
+
+    with pytest.raises(ValueError, match='encoder failed'):
+        atomic_write(fail, tmp_path / 'a.bin')
+    assert os.listdir(tmp_path) == []
+
+
 def test_interrupted_write_keeps_the_old_file(tmp_path, monkeypatch):
     path = tmp_path / 'iter_10.pth'
     path.write_bytes(b'complete old checkpoint')
