@@ -128,7 +128,6 @@ def test_uint16_of_8_bit_values_warns_that_it_is_nearly_black(rgb):
 
 
 def test_pil_images_are_converted_like_files(tmp_path, rgb):
-    from mmmt.apis import pil_to_rgb
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(rgb).save(tmp_path / 'r.jpg', exif=exif, quality=95)
