@@ -121,9 +121,11 @@ class MultiTaskLoss(nn.Module):
             raise KeyError(f'MultiTaskLoss: no loss for tasks {missing}')
         if self.training and not self._explained:
             self._explained = True
-            print_log("MultiTaskLoss 'log' scheme: loss_<task> = weight * log(raw_<task>), "
-                      'negative once a task loss is below 1 (so is the total); raw_<task> are '
-                      'the task losses themselves', logger='current')
+            print_log("MultiTaskLoss 'log' scheme: loss_<task> = weight * the mean over the "
+                      "batch's images of log(task loss), negative once a task loss is below 1 "
+                      '(so is the total); raw_<task> are the task losses themselves (batch '
+                      'means), so loss_<task> = weight * log(raw_<task>) at one image per '
+                      'process and is below it otherwise', logger='current')
         means = torch.stack([task_losses[t].mean() for t in self.tasks])
         outputs = {}
         if self.scheme == 'dwa':
