@@ -6,7 +6,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from mmmt.engine.hooks import IterationSeedHook
+from mmmt.engine.hooks import IterationSeedHook, iteration_seed
 from ..test_tools.conftest import NO_VAL, write_tiny_config
 
 
@@ -20,6 +20,14 @@ def test_draws_depend_on_seed_and_iteration_only():
     assert torch.equal(*draws[(0, 5)])
     assert not torch.equal(draws[(0, 5)][0], draws[(0, 6)][0])
     assert not torch.equal(draws[(0, 5)][0], draws[(1, 5)][0])
+
+
+def test_neighbouring_seeds_and_iterations_get_distinct_seeds():
+    # the pair is mixed, not added: (seed 0, iteration 3) is not (seed 1, iteration 2)
+    seeds = {iteration_seed(seed, it) for seed in range(4) for it in range(4)}
+    assert len(seeds) == 16
+    assert all(0 <= s < 2**63 for s in seeds)  # what torch.manual_seed takes
+    assert iteration_seed(2**63 + 1, 3) == iteration_seed(1, 3)
 
 
 def _train(cfg_file, work_dir, name, resume_from=None):
@@ -49,3 +57,13 @@ def test_resume_with_drop_path_ends_with_the_uninterrupted_weights(tmp_path, syn
     assert straight.keys() == resumed.keys()
     for key in straight:
         assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_a_seed_of_the_hook_replaces_the_runners():
+    def draw(hook, runner_seed):
+        hook.before_train_iter(SimpleNamespace(seed=runner_seed, iter=5), 0)
+        return torch.rand(4)
+
+    assert torch.equal(draw(IterationSeedHook(seed=3), 0), draw(IterationSeedHook(seed=3), 1))
+    assert torch.equal(draw(IterationSeedHook(seed=3), 0), draw(IterationSeedHook(), 3))
+    assert not torch.equal(draw(IterationSeedHook(seed=3), 0), draw(IterationSeedHook(), 0))

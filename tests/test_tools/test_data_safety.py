@@ -139,6 +139,31 @@ def test_checkpoints_that_do_not_fit_are_refused_unless_partial(tmp_path, synthe
               'model.backbone.init_cfg.prefix=backbone.')
 
 
+def test_a_pretrained_file_with_half_the_parameters_is_warned_not_refused(tmp_path, capsys):
+    """Below half of a module's parameters found in its Pretrained file is refused (another
+    architecture); half or more loads with a warning naming the missing ones."""
+    import types
+
+    from mmengine.logging import MMLogger
+
+    from mmmt.engine.hooks import CheckpointFitHook
+    from mmmt.utils import CheckpointMismatchError
+    MMLogger.get_instance(f'fit_{tmp_path.name}')  # the current logger, printing to capsys's
+    module = torch.nn.Linear(2, 1)  # two parameters: weight and bias
+    half = tmp_path / 'half.pth'
+    torch.save(dict(state_dict={'head.weight': torch.zeros(1, 2)}), half)
+    module.init_cfg = dict(type='Pretrained', checkpoint=str(half), prefix='head.')
+    runner = types.SimpleNamespace(model=module)
+    CheckpointFitHook().before_train(runner)
+    assert (f'model: init_cfg Pretrained {half} (prefix \'head.\') has 1 of its 2 parameters; '
+            'missing or reshaped e.g. bias (these stay randomly initialised)'
+            ) in capsys.readouterr().out
+    torch.save(dict(state_dict={'head.weight': torch.zeros(2, 2)}), half)  # reshaped: 0 of 2
+    with pytest.raises(CheckpointMismatchError, match=r'has 0 of its 2 parameters; missing or '
+                       r'reshaped e\.g\. weight, bias\. Is it a checkpoint of another'):
+        CheckpointFitHook().before_train(runner)
+
+
 def test_a_semseg_head_of_another_class_count_is_named(tmp_path, synthetic_nyud):
     cfg = write_tiny_config(tmp_path / 'cfg.py', synthetic_nyud, max_iters=1, val_interval=1,
                             extra=NO_VAL)

@@ -159,6 +159,30 @@ def test_resuming_a_finished_run_exits_cleanly_and_keeps_the_checkpoints(tmp_pat
         'iter_2.pth', 'iter_4.pth']
 
 
+def test_a_resumed_schedule_that_ends_at_max_iters_is_not_refused():
+    """The saved schedule (restored whole by mmengine) is refused only where it ends before
+    ``train_cfg.max_iters``: one that ends there covers the training, whatever end the
+    config's scheduler now names."""
+    import types
+
+    import torch
+
+    from mmmt.engine.hooks import CheckpointFitHook
+    from mmmt.utils import UserInputError
+    model = torch.nn.Linear(2, 1)
+    checkpoint = dict(meta=dict(iter=2, epoch=0), message_hub={}, optimizer={},
+                      state_dict=model.state_dict(),
+                      param_schedulers=[dict(by_epoch=False, begin=0, end=4)])
+    runner = types.SimpleNamespace(model=model, _resume=True, _load_from='iter_2.pth', cfg=Config(
+        dict(train_cfg=dict(max_iters=4),
+             param_scheduler=[dict(type='PolyLR', by_epoch=False, begin=0, end=8)])))
+    CheckpointFitHook().after_load_checkpoint(runner, checkpoint)
+    runner.cfg.train_cfg.max_iters = 5  # one iteration past the saved schedule's end
+    with pytest.raises(UserInputError, match=r'^--resume iter_2\.pth: the lr schedule saved in '
+                       r'it ends at iteration 4, .*\(end=8\); so iterations 4-5 '):
+        CheckpointFitHook().after_load_checkpoint(runner, checkpoint)
+
+
 STUB = """#!{python}
 import json, sys
 with open({log!r}, 'a') as f:

@@ -110,9 +110,29 @@ def test_balancer_changes_that_are_warned():
         'balancer (the summed task losses) (optim_wrapper.balancer): its gradients differ from '
         "the interrupted run's from here on, and the state of PCGrad in the checkpoint is not "
         'restored')
-    assert change(dict(balancer='MGDAUB'), 'IMTLG').startswith(
+    assert change(dict(balancer='MGDAUB'), 'IMTLG') == (
         '--resume: the checkpoint was trained with the MGDAUB balancer, this run has the IMTLG '
-        'balancer')
+        "balancer (optim_wrapper.balancer): its gradients differ from the interrupted run's "
+        'from here on')  # IMTLG has a state of its own: nothing said of MGDAUB's not restored
+
+
+def test_only_a_resume_is_warned_of_another_layout_or_balancer():
+    """``load_from`` (the weights alone, a new training) loads through the same hook call: it
+    continues no training, so another layout or balancer is no change to warn of."""
+    import types
+    warnings = []
+    meta = dict(world_size=2, batch_size_per_rank=2, balancer='PCGrad')
+    runner = types.SimpleNamespace(world_size=1, _resume=False,
+                                   logger=types.SimpleNamespace(warning=warnings.append))
+    CheckpointMetaHook().after_load_checkpoint(runner, dict(meta=meta))
+    assert warnings == []
+    runner._resume = True
+    CheckpointMetaHook().after_load_checkpoint(runner, dict(meta=meta))
+    assert len(warnings) == 2
+    assert warnings[0].startswith('--resume: the checkpoint was trained with world size 2, this '
+                                  'run has world size 1: ')
+    assert warnings[1].startswith('--resume: the checkpoint was trained with the PCGrad '
+                                  'balancer, this run has no balancer')
 
 
 def test_checkpoints_inside_accumulation_windows_are_warned():

@@ -61,3 +61,21 @@ def test_the_batch_of_the_rank_whose_loss_is_not_finite_is_named():
     with pytest.raises(FloatingPointError, match=r'\(loss_depth=inf\); task\(s\): depth; '
                        'images of the batch: img/a.png'):
         NonFiniteLossHook().after_train_iter(runner, 6, batch('img/a.png'), logged)
+
+
+def test_a_non_finite_python_float_is_caught():
+    # log_vars may hold plain floats (raw_depth) next to tensors
+    with pytest.raises(FloatingPointError, match=r'^Non-finite loss at iteration 7 '
+                       r'\(raw_depth=nan\); task\(s\): depth; images of the batch: a\.png\.'):
+        NonFiniteLossHook().after_train_iter(
+            runner_with([]), 6, batch('a.png'), dict(loss=torch.tensor(1.0),
+                                                     raw_depth=float('nan')))
+
+
+def test_annotations_are_found_through_nested_dataset_wrappers():
+    # e.g. a RepeatDataset of a ClassBalancedDataset of the dataset
+    runner = runner_with([dict(img_path='img/a.png', ann_info=dict(depth=dict(path='d/a.npy')))])
+    runner.train_dataloader.dataset = types.SimpleNamespace(dataset=runner.train_dataloader.dataset)
+    with pytest.raises(FloatingPointError, match='their annotations of those tasks: d/a.npy.'):
+        NonFiniteLossHook().after_train_iter(
+            runner, 6, batch('img/a.png'), dict(loss_depth=torch.tensor(float('inf'))))

@@ -151,22 +151,25 @@ def test_non_finite_weights_never_become_the_best(tmp_path, interval):
     assert runner.message_hub.get_info('best_score') == 0.1
 
 
-def test_a_resumed_best_path_outside_the_work_dir_is_never_removed(tmp_path, capsys):
+@pytest.mark.parametrize('inside', [False, True])  # True: a folder of the work dir itself
+def test_a_resumed_best_path_outside_the_work_dir_is_never_removed(tmp_path, capsys, inside):
     # the hub's best_ckpt is data of the checkpoint, which loads untrusted: a crafted one can
-    # name any folder, and a genuine one copied from another work dir names that run's best
-    make_runner(tmp_path / 'a', [dict(acc=0.1)], max_iters=1).train()
-    victim = tmp_path / 'thesis'
-    victim.mkdir()
+    # name any folder, and a genuine one copied from another work dir names that run's best;
+    # in the checkpoint folder itself, only a best_* file can be a best checkpoint
+    first, work = tmp_path / f'a_{inside}', tmp_path / f'b_{inside}'  # experiment names
+    make_runner(first, [dict(acc=0.1)], max_iters=1).train()
+    victim = (work if inside else tmp_path) / 'thesis'
+    victim.mkdir(parents=True)
     (victim / 'chapter1.tex').write_text('years of work')
-    checkpoint = load_checkpoint_file(str(tmp_path / 'a' / 'iter_1.pth'))
+    checkpoint = load_checkpoint_file(str(first / 'iter_1.pth'))
     checkpoint['message_hub']['runtime_info']['best_ckpt'] = str(victim)
     torch.save(checkpoint, tmp_path / 'downloaded.pth')
-    resumed = make_runner(tmp_path / 'b', [dict(acc=0.9)], max_iters=2, resume=True,
+    resumed = make_runner(work, [dict(acc=0.9)], max_iters=2, resume=True,
                           load_from=str(tmp_path / 'downloaded.pth'))
     resumed.train()
     assert (victim / 'chapter1.tex').read_text() == 'years of work'
-    assert best_files(tmp_path / 'b') == ['best_acc_iter_2.pth']  # 0.9 beats the kept 0.1
-    assert resumed.message_hub.get_info('best_ckpt') == str(tmp_path / 'b' / 'best_acc_iter_2.pth')
+    assert best_files(work) == ['best_acc_iter_2.pth']  # 0.9 beats the kept 0.1
+    assert resumed.message_hub.get_info('best_ckpt') == str(work / 'best_acc_iter_2.pth')
     log = ''.join(capsys.readouterr())
     assert f"names {str(victim)!r} (best_ckpt) as the best checkpoint" in log
 
@@ -180,3 +183,15 @@ def test_a_save_best_metric_that_the_validation_lacks_is_one_line(tmp_path):
                        r'its metrics: acc, err$'):
         runner.train()
     assert best_files(tmp_path) == []
+
+
+def test_a_new_best_keeps_max_keep_ckpts_periodic_checkpoints(tmp_path):
+    # a new best re-saves the periodic checkpoint of its step (mmengine's save_best does, so
+    # that it names the new best): that second save of one step must not count as another
+    # kept checkpoint, which removed the one before it early
+    runner = make_runner(tmp_path, [dict(acc=0.1), dict(acc=0.5), dict(acc=0.9)], max_iters=3)
+    hook_of(runner).max_keep_ckpts = 2
+    runner.train()
+    assert sorted(n for n in os.listdir(tmp_path) if n.startswith('iter_')) == [
+        'iter_2.pth', 'iter_3.pth']
+    assert runner.message_hub.get_info('keep_ckpt_ids') == [2, 3]

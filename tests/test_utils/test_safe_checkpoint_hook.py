@@ -418,3 +418,43 @@ def test_a_new_training_into_an_out_dir_abandons_the_work_dirs_own_checkpoints(t
     assert find_resume_checkpoint(str(work), str(tmp_path / 'ckpts' / 'exp')) == (
         str(tmp_path / 'ckpts' / 'exp' / 'iter_1.pth'), None)
     hook.after_run(runner)
+
+
+def test_a_stale_temporary_in_the_out_dir_is_removed(tmp_path):
+    # checkpoints go to <out_dir>/<work dir name>: a save killed there leaves its temporary
+    # there, not in the work dir
+    from mmmt.utils.fileio import _create_temporary
+    work = tmp_path / 'work_dirs' / 'exp'
+    work.mkdir(parents=True)
+    shared = tmp_path / 'ckpts' / 'exp'
+    shared.mkdir(parents=True)
+    fd, left = _create_temporary(str(shared), 'iter_2.pth')  # as a kill -9 leaves it
+    os.close(fd)
+    runner = FakeRunner(str(work))
+    messages = []
+    runner.logger = types.SimpleNamespace(info=lambda m: None, warning=messages.append)
+    hook = SafeCheckpointHook(interval=1, by_epoch=False, out_dir=str(tmp_path / 'ckpts'))
+    hook.before_train(runner)
+    hook.after_run(runner)
+    assert os.listdir(shared) == []
+    assert messages == [f'Removed 1 temporary file(s) left by an interrupted save: {left}']
+
+
+class FolderRunner(FakeRunner):
+    """Saves each checkpoint as a folder, as DeepSpeed's strategy does."""
+
+    def save_checkpoint(self, out_dir, filename, file_client_args=None, meta=None, **kwargs):
+        folder = osp.join(out_dir, filename)
+        os.makedirs(folder)
+        torch.save(dict(meta=meta), osp.join(folder, 'mp_rank_00_model_states.pt'))
+
+
+def test_rotation_removes_checkpoint_folders(tmp_path):
+    runner = FolderRunner(str(tmp_path))
+    hook = make_hook(runner, max_keep_ckpts=2)
+    for step in (1, 2, 3):
+        save(hook, runner, step)
+    hook.after_run(runner)
+    assert sorted(os.listdir(tmp_path)) == ['iter_2.pth', 'iter_3.pth', 'last_checkpoint']
+    assert os.listdir(tmp_path / 'iter_3.pth') == ['mp_rank_00_model_states.pt']
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'iter_3.pth')
