@@ -12,18 +12,25 @@ one-to-one matching within ``max_dist`` of the diagonal).
 ``--compare`` evaluates the same predictions under each protocol and with one setting of the
 SEISM protocol changed at a time, and prints the effect of each on odsF, oisF and AP.
 
+``--stages`` then evaluates the first images again in this process and splits the CPU time of
+the main setting into suppression, thinning and matching; it also thins every map a second time
+with ``skimage.morphology.thin`` (the reference algorithm) and reports the ratio and whether the
+outputs are identical.
+
 Examples::
 
     python tools/analysis_tools/benchmark_edge_eval.py --num 100 --size 448 576 --nproc 2
     python tools/analysis_tools/benchmark_edge_eval.py --num 30 --compare --nproc 2
+    python tools/analysis_tools/benchmark_edge_eval.py --num 10 --stages
 """
 import argparse
+import contextlib
 import multiprocessing
 import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
-from typing import List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 from mmmt.utils.errors import run_main
 
@@ -50,6 +57,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--compare', action='store_true',
                         help='also evaluate the same images under the other settings')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes')
+    parser.add_argument('--stages', action='store_true',
+                        help='also split the time of the first images (at most 10, in this '
+                        'process) into suppression, thinning and matching, and compare the '
+                        'thinning with skimage.morphology.thin')
     return parser.parse_args(argv)
 
 
@@ -133,6 +144,85 @@ def _evaluate(args) -> List[Tuple[np.ndarray, float, float]]:
     return out
 
 
+STAGE_IMAGES = 10
+
+
+@contextlib.contextmanager
+def stage_timers(totals: Dict[str, float]) -> Iterator[None]:
+    """Add the CPU time of each stage of ``boundary_pr_counts`` to ``totals`` while active.
+
+    The functions the evaluation calls are wrapped where it looks them up, so what is timed is
+    the shipped code path itself, not a copy of it. ``totals`` gets ``suppression``,
+    ``thinning`` (prediction and ground truth), ``matching``, and ``skimage_thinning`` with
+    ``thinning_differences`` for the same maps thinned by ``skimage.morphology.thin``.
+    """
+    from skimage.morphology import thin as skimage_thin
+
+    from mmmt.evaluation.functional import boundary
+
+    def timed(name, fn):
+
+        def wrapper(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[name] += time.process_time() - start
+
+        return wrapper
+
+    def thin_and_compare(mask: np.ndarray) -> np.ndarray:
+        start = time.process_time()
+        out = originals['thin_binary'](mask)
+        totals['thinning'] += time.process_time() - start
+        start = time.process_time()
+        reference = skimage_thin(mask)
+        totals['skimage_thinning'] += time.process_time() - start
+        totals['thinning_differences'] += int(np.count_nonzero(reference != out))
+        return out
+
+    originals = dict(seism_nms=boundary.seism_nms, edge_nms=boundary.edge_nms,
+                     thin_binary=boundary.thin_binary)
+    match = boundary.BoundaryMatcher.match
+    boundary.seism_nms = timed('suppression', boundary.seism_nms)
+    boundary.edge_nms = timed('suppression', boundary.edge_nms)
+    boundary.thin_binary = thin_and_compare
+    boundary.BoundaryMatcher.match = timed('matching', match)
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(boundary, name, fn)
+        boundary.BoundaryMatcher.match = match
+
+
+def time_stages(name: str, kwargs: dict, num: int, size: Tuple[int, int]) -> None:
+    """Print the stage split of one setting over the first ``num`` images."""
+    totals = dict.fromkeys(('suppression', 'thinning', 'matching', 'skimage_thinning',
+                            'thinning_differences'), 0.0)
+    whole = 0.0
+    for seed in range(num):
+        pred, gt = synthesize(seed, size)
+        with stage_timers(totals):
+            start = time.process_time()
+            boundary_pr_counts(pred, gt, **kwargs)
+            whole += time.process_time() - start
+    # the skimage comparison runs inside the timed call: leave it out of the evaluation's time
+    whole = max(whole - totals['skimage_thinning'], 1e-9)
+    other = whole - totals['suppression'] - totals['thinning'] - totals['matching']
+    parts = ', '.join(f'{stage} {1000 * totals[stage] / num:.0f} ms '
+                      f'({100 * totals[stage] / whole:.0f} %)'
+                      for stage in ('suppression', 'thinning', 'matching'))
+    print(f'[{name}] stages, CPU per image over {num} image(s) in this process: {parts}, '
+          f'the rest {1000 * other / num:.0f} ms, in all {1000 * whole / num:.0f} ms')
+    differences = int(totals['thinning_differences'])
+    print(f'[{name}] thinning of the same maps: mmmt {totals["thinning"]:.2f} s CPU, '
+          f'skimage.morphology.thin {totals["skimage_thinning"]:.2f} s CPU '
+          f'({totals["skimage_thinning"] / max(totals["thinning"], 1e-9):.1f}x); '
+          + ('identical output' if differences == 0 else
+             f'{differences} pixel(s) differ'))
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
 
@@ -175,6 +265,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'measured wall clock: {wall:.1f} s ({args.num / wall:.2f} images/s) including '
           'synthesis, process start-up, every setting evaluated and any other load on the '
           'machine')
+    if args.stages:
+        time_stages(*runs[0], min(args.num, STAGE_IMAGES), size)
 
 
 if __name__ == '__main__':
