@@ -11,6 +11,11 @@ what it changed and loads as a normal checkpoint. A safe loader must refuse both
 - ``globals``: ``getattr(_rebuild_parameter, '__globals__')`` is the dict of ``torch._utils``;
   its ``torch`` is replaced by ``OrderedDict`` objects whose attributes lead to ``eval``, which
   ``_rebuild_parameter`` then calls.
+
+:data:`OPCODE_PAYLOADS` are files whose opcodes torch's weights-only unpickler refuses for what
+they act on (no ``marker``): ``build`` sets the state of a plain dict, ``newobj`` and ``reduce``
+create an object with / call ``HistoryBuffer.min``, which a file can reach through the allowed
+``getattr`` but which is no allow-listed class or function.
 """
 import io
 import pickle
@@ -19,9 +24,10 @@ import zipfile
 
 import torch
 
-__all__ = ['PAYLOADS', 'write_payload']
+__all__ = ['PAYLOADS', 'OPCODE_PAYLOADS', 'write_payload']
 
 PAYLOADS = ('builtins', 'globals')
+OPCODE_PAYLOADS = ('build', 'newobj', 'reduce')
 
 
 class _Ops:
@@ -109,12 +115,28 @@ def _globals_payload(marker: str) -> bytes:
     return bytes(p.op(pickle.STOP).out)
 
 
-def write_payload(kind: str, path: str, marker: str) -> str:
-    """Write the ``kind`` payload as a torch zip checkpoint at ``path``; returns ``path``.
+def _opcode_payload(kind: str) -> bytes:
+    p = _Ops()
+    p.glob('builtins', 'getattr', 0).glob('mmengine.logging.history_buffer', 'HistoryBuffer', 1)
+    p.getattr_(1, 'min', 2)
+    p.op(pickle.EMPTY_DICT).text('state_dict').op(pickle.EMPTY_DICT, pickle.SETITEM).text('x')
+    if kind == 'build':  # {}.__setstate__({}): torch builds only allow-listed types
+        p.op(pickle.EMPTY_DICT, pickle.EMPTY_DICT, pickle.BUILD)
+    else:  # HistoryBuffer.min.__new__(HistoryBuffer.min) / HistoryBuffer.min()
+        p.get(2).op(pickle.EMPTY_TUPLE, pickle.NEWOBJ if kind == 'newobj' else pickle.REDUCE)
+    return bytes(p.op(pickle.SETITEM, pickle.STOP).out)
+
+
+def write_payload(kind: str, path: str, marker: str = '') -> str:
+    """Write the ``kind`` payload (of :data:`PAYLOADS` or :data:`OPCODE_PAYLOADS`) as a torch
+    zip checkpoint at ``path``; returns ``path``.
 
     The archive is a real ``torch.save`` file whose ``data.pkl`` is replaced.
     """
-    data = {'builtins': _builtins_payload, 'globals': _globals_payload}[kind](str(marker))
+    if kind in OPCODE_PAYLOADS:
+        data = _opcode_payload(kind)
+    else:
+        data = {'builtins': _builtins_payload, 'globals': _globals_payload}[kind](str(marker))
     buf = io.BytesIO()
     torch.save({}, buf)
     buf.seek(0)

@@ -277,12 +277,23 @@ def _empty_bytes(*args: Any) -> bytes:
     return b''
 
 
+#: Why a HistoryBuffer's table of statistics from a file is refused.
+_REFUSED_STATISTICS = (
+    'refused a HistoryBuffer state that changes the statistics (min, max, current, mean) '
+    'HistoryBuffers compute: genuine checkpoints hold only their defaults, a crafted one could '
+    'make every later mean a max')
+
+
 def _plain_numpy(obj: Any, done: dict) -> Any:
     """``obj`` with the unpickling stand-ins replaced by numpy arrays and dtypes.
 
     Containers are changed in place (tuples and sets are rebuilt); the ``__dict__`` of an
     allow-listed object (``HistoryBuffer``) is walked as a dict. ``done`` maps the id of each
     object seen to its result, so that shared and self-referencing objects stay so.
+
+    Raises:
+        UntrustedCheckpointError: An object has a ``_statistics_methods`` of its own (which
+            hides HistoryBuffer's table of statistics, see :func:`_keep_history_statistics`).
     """
     if isinstance(obj, (torch.Tensor, str, bytes, int, float)) or obj is None:
         return obj
@@ -301,6 +312,8 @@ def _plain_numpy(obj: Any, done: dict) -> Any:
     elif type(obj) in (tuple, set, frozenset):
         done[id(obj)] = type(obj)(_plain_numpy(value, done) for value in obj)
     elif isinstance(getattr(obj, '__dict__', None), dict):
+        if '_statistics_methods' in obj.__dict__:
+            raise UntrustedCheckpointError(_REFUSED_STATISTICS)
         _plain_numpy(obj.__dict__, done)
     return done[id(obj)]
 
@@ -462,6 +475,35 @@ def _only_these_safe_globals(allowed: List[Any]) -> Iterator[None]:
             serialization.add_safe_globals(previous)
 
 
+@contextlib.contextmanager
+def _keep_history_statistics() -> Iterator[None]:
+    """Refuse a load that changes ``HistoryBuffer``'s class-wide table of statistics.
+
+    ``HistoryBuffer.__setstate__`` adds the file's ``statistics_methods`` to the table that
+    every HistoryBuffer of the process uses; through the allowed ``getattr(HistoryBuffer,
+    'max')`` a crafted file could map ``mean`` to ``max`` for the rest of the run. Genuine
+    files only add the four defaults (min, max, current, mean) where they are missing.
+
+    Raises:
+        UntrustedCheckpointError: The table changed otherwise; it is restored first.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    table = HistoryBuffer._statistics_methods
+    before = dict(table)
+    defaults = {name: getattr(HistoryBuffer, name) for name in ('min', 'max', 'current', 'mean')}
+    allowed = {**defaults, **before}
+    missing = object()
+    try:
+        yield
+    finally:
+        changed = [k for k, v in table.items() if allowed.get(k, missing) is not v]
+        if changed:
+            table.clear()
+            table.update(before)
+    if changed:
+        raise UntrustedCheckpointError(_REFUSED_STATISTICS)
+
+
 def load_checkpoint_file(filename: str,
                          map_location: Optional[Any] = None,
                          trust: Optional[bool] = None,
@@ -496,7 +538,7 @@ def load_checkpoint_file(filename: str,
         if full:
             return torch.load(filename, map_location=map_location, weights_only=False,
                               mmap=mmap)
-        with _only_these_safe_globals(checkpoint_allowlist()):
+        with _only_these_safe_globals(checkpoint_allowlist()), _keep_history_statistics():
             checkpoint = torch.load(filename, map_location=map_location, weights_only=True,
                                     mmap=mmap)
         return plain_numpy(checkpoint)

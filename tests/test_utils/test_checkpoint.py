@@ -67,6 +67,7 @@ def test_mismatches_are_named():
     assert '1 weights of the model are not in it (1.bias)' in message
     assert '1 of its weights are not in the model (2.weight)' in message
     assert '0.weight (5, 3) vs (4, 3)' in message
+    assert 'another dataset' not in message  # names differ too: not just other heads
     # only shapes differ: probably another dataset's heads
     shapes_only = dict(model.state_dict(), **{'0.weight': torch.zeros(5, 3)})
     with pytest.raises(CheckpointMismatchError, match='another dataset'):
@@ -78,10 +79,30 @@ def test_reference_checkpoints_point_to_the_converter():
     reference = {'model': {'module.decoder.expand_layers.semseg_0.expand.weight': torch.zeros(1)}}
     with pytest.raises(CheckpointMismatchError, match='mtmamba2mmmt.py'):
         check_model_weights(small_model(), reference, 'checkpoint.pth.tar')
+    # its nested 'model' dict alone gives it away, whatever the names in it
+    with pytest.raises(CheckpointMismatchError, match='mtmamba2mmmt.py'):
+        check_model_weights(small_model(), {'model': {'w': torch.zeros(1)}}, 'x.pth.tar')
+
+
+def test_a_checkpoint_that_is_no_dict_is_named():
+    from mmmt.utils import CheckpointMismatchError, check_model_weights
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'^l\.pth: expected a checkpoint dict, got list$'):
+        check_model_weights(small_model(), [torch.zeros(1)], 'l.pth')
+
+
+def test_non_finite_tensors_counts_nan_and_inf_of_every_float_type():
+    from mmmt.utils import non_finite_tensors
+    nan, inf = float('nan'), float('inf')
+    state = {'half': torch.tensor([1., nan, inf], dtype=torch.float16),
+             'double': torch.tensor([-inf], dtype=torch.float64),
+             'bf16': torch.tensor([nan, 0.], dtype=torch.bfloat16), 'fine': torch.ones(2),
+             'ints': torch.arange(3), 'text': 'nan'}
+    assert non_finite_tensors(state) == ['half (2 of 3)', 'double (1 of 1)', 'bf16 (1 of 2)']
 
 
 # ----------------------------------------------------------------- crafted and damaged files
-from tests.checkpoint_payloads import PAYLOADS, write_payload  # noqa: E402
+from tests.checkpoint_payloads import OPCODE_PAYLOADS, PAYLOADS, write_payload  # noqa: E402
 
 
 @pytest.mark.parametrize('kind', PAYLOADS)
@@ -110,6 +131,69 @@ def test_payloads_are_real_with_the_builtin_getattr(tmp_path, monkeypatch, kind)
     load_checkpoint_file(write_payload(kind, tmp_path / 'x.pth', marker))
     assert marker.exists()
     assert torch._utils.torch is torch and not hasattr(builtins, 'update')
+
+
+@pytest.mark.parametrize('kind', OPCODE_PAYLOADS)
+def test_refused_opcodes_name_the_file_and_the_opt_in(tmp_path, monkeypatch, kind):
+    """Each of torch's refusals of an opcode (not only of a GLOBAL) is an untrusted file, not a
+    damaged one: the message says how to trust it."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path = write_payload(kind, tmp_path / f'{kind}.pth')
+    with pytest.raises(UntrustedCheckpointError) as info:
+        load_checkpoint_file(path)
+    message = str(info.value)
+    assert message.startswith(f'{path}: refused to unpickle objects that are not tensors')
+    assert '--trust-checkpoint' in message and f'{TRUST_ENV}=1' in message
+
+
+def test_bytes_is_allowed_only_for_an_empty_bytes_object(tmp_path, monkeypatch):
+    """``bytes(n)`` would allocate n bytes on the file's say."""
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    path = tmp_path / 'bytes.pth'
+    torch.save(dict(state_dict={}, x=Reduce(bytes, (5, ))), path)
+    with pytest.raises(UntrustedCheckpointError, match=r'bytes\.pth: refused bytes\(5,\): '):
+        load_checkpoint_file(str(path))
+    torch.save(dict(state_dict={}, x=Reduce(bytes, ())), path)
+    assert load_checkpoint_file(str(path))['x'] == b''
+
+
+class Reduce:
+    """Pickles as ``func(*args)``, optionally followed by ``__setstate__(state)``."""
+
+    def __init__(self, func, args, state=None):
+        self.value = (func, args) if state is None else (func, args, state)
+
+    def __reduce__(self):
+        return self.value
+
+
+def test_history_buffer_statistics_cannot_be_rebound_by_a_file(tmp_path, monkeypatch):
+    """``HistoryBuffer.__setstate__`` adds the pickled ``statistics_methods`` to the table that
+    every HistoryBuffer of the process uses, and a state may give one buffer a table of its
+    own: either made every later ``mean`` a ``max`` (``getattr(HistoryBuffer, 'max')`` is
+    allowed), silently."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    table = dict(HistoryBuffer._statistics_methods)
+    history = dict(max_length=10, _log_history=np.array([1., 3.]),
+                   _count_history=np.array([1, 1]))
+    for name, key in (('shared', 'statistics_methods'), ('own', '_statistics_methods')):
+        path = tmp_path / f'{name}.pth'
+        state = dict(history, **{key: dict(mean=HistoryBuffer.max, other=None)})
+        torch.save(dict(state_dict={}, x=Reduce(HistoryBuffer, (), state)), path)
+        with pytest.raises(UntrustedCheckpointError,
+                           match=rf'{name}\.pth: refused a HistoryBuffer .*statistics'):
+            load_checkpoint_file(str(path))
+        assert HistoryBuffer._statistics_methods == table
+        buffer = HistoryBuffer([1., 3.], [1, 1])
+        assert buffer.statistics('mean') == 2.0 and buffer.max() == 3.0
+    # genuine buffers still load, in a process that made none before or did
+    genuine = HistoryBuffer([1., 3.], [1, 1])
+    torch.save(dict(state_dict={}, x=genuine), tmp_path / 'genuine.pth')
+    monkeypatch.setattr(HistoryBuffer, '_statistics_methods', {})
+    assert load_checkpoint_file(str(tmp_path / 'genuine.pth'))['x'].statistics('mean') == 2.0
+    assert HistoryBuffer._statistics_methods == {
+        name: getattr(HistoryBuffer, name) for name in ('min', 'max', 'current', 'mean')}
 
 
 def test_narrow_getattr_allows_only_history_buffer_statistics():
@@ -165,6 +249,39 @@ def test_damaged_files_are_named_and_never_answered_with_trust(tmp_path, monkeyp
             with pytest.raises(CorruptCheckpointError) as info:
                 load_checkpoint_file(path)
             assert str(info.value).startswith(path) and '--trust' not in str(info.value)
+
+
+def test_damaged_files_say_what_is_wrong(tmp_path, monkeypatch):
+    from mmmt.utils import CorruptCheckpointError
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    empty, truncated, text, _ = _damaged_files(tmp_path)
+    for path, words in (
+            (empty, 'is empty (0 bytes), not a checkpoint'),
+            (truncated, 'is a truncated or damaged checkpoint ('),
+            (text, "is not a PyTorch checkpoint (expected a torch.save zip archive or a pickle; "
+             "it starts with b'hell')")):
+        with pytest.raises(CorruptCheckpointError) as info:
+            load_checkpoint_file(path)
+        assert str(info.value).startswith(f'{path} {words}')
+
+
+def test_an_explicit_trust_argument_overrides_the_environment(tmp_path, monkeypatch):
+    bad = tmp_path / 'bad.pth'
+    torch.save(dict(state_dict={}, obj=NotAllowed()), bad)
+    monkeypatch.setenv(TRUST_ENV, '1')
+    with pytest.raises(UntrustedCheckpointError, match=r'bad\.pth: refused to unpickle'):
+        load_checkpoint_file(str(bad), trust=False)
+    monkeypatch.setenv(TRUST_ENV, '0')
+    assert isinstance(load_checkpoint_file(str(bad), trust=True)['obj'], NotAllowed)
+
+
+def test_a_trusted_files_own_error_is_raised_as_it_is(tmp_path):
+    """Its traceback is what helps; it is no damaged file."""
+    path = tmp_path / 'fails.pth'
+    torch.save(dict(state_dict={}, x=Reduce(int, ('seven', ))), path)
+    with pytest.raises(ValueError, match="invalid literal for int") as info:
+        load_checkpoint_file(str(path), trust=True)
+    assert type(info.value) is ValueError
 
 
 def _flip_a_weight_byte(src, dst):
@@ -365,7 +482,9 @@ def test_mmap_maps_the_weights_instead_of_reading_them(tmp_path, monkeypatch):
     weights = torch.arange(4096, dtype=torch.float32)
     path = tmp_path / 'iter_2.pth'
     torch.save(dict(state_dict=dict(w=weights), meta=dict(seed=7)), path)
+    records = _records_read(monkeypatch)
     mapped = load_checkpoint_file(str(path), map_location='cpu', mmap=True)
+    assert records == []  # nor are its records read to check their CRC-32
     w = mapped['state_dict']['w']
     assert mapped['meta'] == dict(seed=7) and torch.equal(w, weights)
     assert any(lo <= w.data_ptr() < hi for lo, hi in _mapped_from(path))

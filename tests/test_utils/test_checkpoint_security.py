@@ -65,6 +65,19 @@ CRAFTED = {
     'array of other length': array(dtype('f8', (3, '<', None, None, None, -1, -1, 0)),
                                    POINTER, shape=(2, )),
     'scalar of short data': Reduce(scalar, (np.dtype('f8'), b'\0' * 4)),
+    # numpy refuses these itself, but as a damaged file, not as one needing trust
+    'negative dimensions': array(dtype('f8', (3, '<', None, None, None, -1, -1, 0)), POINTER,
+                                 shape=(-1, -1)),
+    'array of longer data': array(dtype('f8', (3, '<', None, None, None, -1, -1, 0)),
+                                  POINTER * 2),
+    # a byte order numpy never writes ('!' and 'S' would be ignored, leaving native order)
+    'unknown byte order': array(dtype('f8', (3, '!', None, None, None, -1, -1, 0)), POINTER),
+    'swapped byte order': array(dtype('f8', (3, 'S', None, None, None, -1, -1, 0)), POINTER),
+    # a dtype (of no array) that claims 4 bytes for a float64
+    'item size lie of a lone dtype': dtype('f8', (3, '<', None, None, None, 4, 1, 0)),
+    'dtype state of another version': dtype('f8', (2, '<', None, None, None, -1, -1, 0)),
+    # a torch dtype (allow-listed by torch) where the array's numpy dtype belongs
+    'array of a torch dtype': array(torch.float64, POINTER),
 }
 
 
@@ -105,6 +118,7 @@ def test_genuine_numpy_content_loads_as_plain_numpy(tmp_path, untrusted):
                 np.array([b'xyz']), np.zeros((0, 2)), np.asfortranarray(np.eye(2))],
         scalars=(np.int64(3), np.float32(0.25), np.bool_(True), np.str_('s')),
         dtypes=collections.OrderedDict(f=np.dtype('f4'), big=np.dtype('>i8')),
+        dtype_set={np.dtype('f4'), np.dtype('>i8')},
         shared=(shared, shared), rng=np.random.RandomState(0).get_state(),
         hub=hub.state_dict())
     path = tmp_path / 'genuine.pth'
@@ -119,6 +133,7 @@ def test_genuine_numpy_content_loads_as_plain_numpy(tmp_path, untrusted):
     assert [type(s) for s in loaded['scalars']] == [type(s) for s in full['scalars']]
     assert loaded['dtypes'] == full['dtypes'] and type(loaded['dtypes']['f']) is type(
         np.dtype('f4'))
+    assert loaded['dtype_set'] == full['dtype_set'] == {np.dtype('f4'), np.dtype('>i8')}
     assert loaded['shared'][0] is loaded['shared'][1]
     assert type(loaded['shared'][0]) is np.ndarray
     assert loaded['rng'][0] == 'MT19937' and type(loaded['rng'][1]) is np.ndarray
@@ -225,11 +240,13 @@ def test_downloads_are_cached_per_url_and_hand_placed_files_are_used(
     assert downloads.urls == [first, second]
 
 
-def test_genuine_but_unsupported_numpy_content_names_the_opt_in(tmp_path, monkeypatch):
-    """A datetime array is genuine numpy that the safe loader does not take: the one-line error
-    names the file and the way to trust it, and trusting loads it."""
+@pytest.mark.parametrize('stamp', [np.array(['2024-01-02'], dtype='M8[D]'),
+                                   np.array([3], dtype='m8[s]'), np.zeros(2, dtype='V4')],
+                         ids=['datetime', 'timedelta', 'void'])
+def test_genuine_but_unsupported_numpy_content_names_the_opt_in(tmp_path, monkeypatch, stamp):
+    """Datetime and raw-bytes (void) arrays are genuine numpy that the safe loader does not
+    take: the one-line error names the file and the way to trust it, and trusting loads it."""
     path = tmp_path / 'dated.pth'
-    stamp = np.array(['2024-01-02'], dtype='M8[D]')
     torch.save(dict(state_dict={}, meta=dict(time=stamp)), path)
     monkeypatch.delenv(TRUST_ENV, raising=False)
     with pytest.raises(UntrustedCheckpointError) as info:
@@ -257,6 +274,14 @@ def test_prediction_files_refuse_crafted_numpy_states(tmp_path, protocol):
         path = tmp_path / f'{name}.pkl'
         path.write_bytes(pickle.dumps([dict(pred=dict(semseg=bad))], protocol=protocol))
         with pytest.raises(UserInputError, match=rf'{name}\.pkl: refused numpy\.dtype'):
+            load_predictions(str(path))
+    # a plain dtype, but bytes of another length or an axis order that is no permutation
+    for name, args in (('short', (POINTER, np.dtype('f8'), (2, ), 'C')),
+                       ('axes', (POINTER * 4, np.dtype('f8'), (2, 2), 'K', (0, 0)))):
+        path = tmp_path / f'{name}.pkl'
+        bad = Reduce(np._core.numeric._frombuffer, args)
+        path.write_bytes(pickle.dumps([dict(pred=dict(semseg=bad))], protocol=protocol))
+        with pytest.raises(UserInputError, match=rf'{name}\.pkl: refused numpy _frombuffer'):
             load_predictions(str(path))
     # what DumpMultiTaskPredictions writes (protocol 5 and, from older writers, 2) still loads
     genuine = [dict(img_id=0, pred=dict(semseg=np.arange(6, dtype=np.uint8).reshape(2, 3),
